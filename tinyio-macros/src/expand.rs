@@ -1,0 +1,240 @@
+use crate::args::Args;
+use crate::{valid, visit};
+use proc_macro2::{Ident, Span, TokenStream, TokenTree};
+use quote::{ToTokens, quote, quote_spanned};
+use syn::ext::IdentExt;
+use syn::visit_mut::{self, VisitMut};
+use syn::{
+    Block, Expr, FnArg, GenericParam, ItemFn, Lifetime, ParenthesizedGenericArguments,
+    ReceiverKind, Result, ReturnType, Signature, Stmt, TraitBound, Type, TypeFnPtr, TypeImplTrait,
+    TypeReference, parse_quote,
+};
+
+// Input:
+//     #[coroutine]
+//     pub fn add(x: &u64) -> u64 {
+//         let y = yield_!(other(*x));
+//         if y > 10 {
+//             return y;
+//         }
+//         y + 1
+//     }
+//
+// Output:
+//     pub fn add<'__tinyio, '__tinyio0>(x: &'__tinyio0 u64) -> ::tinyio::Coroutine<'__tinyio, u64>
+//     where
+//         '__tinyio0: '__tinyio,
+//     {
+//         ::tinyio::__private::coroutine(
+//             &::tinyio::__private::Site { name: "add", file: ::core::file!(), line: ::core::line!() },
+//             move |__tinyio_co| async move {
+//                 let __tinyio_out: u64 = '__tinyio_body: {
+//                     let y = (::tinyio::__private::suspend(&__tinyio_co, other(*x), ::core::line!()).await?);
+//                     if y > 10 {
+//                         break '__tinyio_body y;
+//                     }
+//                     y + 1
+//                 };
+//                 #[allow(unreachable_code)]
+//                 ::core::result::Result::Ok(__tinyio_out)
+//             },
+//         )
+//     }
+//
+// `try_yield!` is the same call without the `?`. With no borrowed, generic or `impl Trait`
+// argument and no `self`, the coroutine is `'static` and the signature keeps its generics. The
+// typed `let` makes rustc report a wrong tail or `return` value on the user's expression.
+pub(crate) fn coroutine(_: Args, mut item: ItemFn) -> Result<TokenStream> {
+    let co = Ident::new("__tinyio_co", Span::mixed_site());
+    let label = Lifetime::new("'__tinyio_body", Span::mixed_site());
+    let mut errors = valid::signature(&item.sig);
+    errors.extend(visit::rewrite(&mut item.block, &co, &label));
+    valid::combine(errors)?;
+    let body = transform_block(&item.sig, &item.block, &co, &label);
+    transform_sig(&mut item.sig);
+    replace_body(&mut item, body);
+    Ok(item.into_token_stream())
+}
+
+pub(crate) fn replace_body(item: &mut ItemFn, body: TokenStream) {
+    item.block.stmts = vec![Stmt::Expr(Expr::Verbatim(body), None)];
+}
+
+fn transform_block(sig: &Signature, block: &Block, co: &Ident, label: &Lifetime) -> TokenStream {
+    let out = Ident::new("__tinyio_out", Span::mixed_site());
+    let ty = match &sig.output {
+        ReturnType::Default => Some(quote_spanned!(sig.paren_token.span.close()=> ())),
+        ReturnType::Type(_, ty) if mentions_impl(ty.to_token_stream()) => None,
+        ReturnType::Type(_, ty) => Some(ty.to_token_stream()),
+    };
+    let annotation = ty.map(|ty| quote!(: #ty));
+    let name = sig.ident.unraw().to_string();
+    let line = quote_spanned!(sig.ident.span()=> ::core::line!());
+    quote! {
+        ::tinyio::__private::coroutine(
+            &::tinyio::__private::Site { name: #name, file: ::core::file!(), line: #line },
+            move |#co| async move {
+                let #out #annotation = #label: #block;
+                #[allow(unreachable_code)]
+                ::core::result::Result::Ok(#out)
+            },
+        )
+    }
+}
+
+fn mentions_impl(tokens: TokenStream) -> bool {
+    tokens.into_iter().any(|token| match token {
+        TokenTree::Ident(ident) => ident == "impl",
+        TokenTree::Group(group) => mentions_impl(group.stream()),
+        _ => false,
+    })
+}
+
+pub(crate) fn transform_sig(sig: &mut Signature) {
+    let mut lifetimes = Lifetimes::default();
+    for arg in &mut sig.inputs {
+        lifetimes.visit_fn_arg_mut(arg);
+    }
+    if let Some(lifetime) = lifetimes.output_lifetime(sig)
+        && let ReturnType::Type(_, ty) = &mut sig.output
+    {
+        let mut output = Lifetimes {
+            output: Some(lifetime),
+            ..Lifetimes::default()
+        };
+        output.visit_type_mut(ty);
+    }
+    let has_self = sig.receiver().is_some();
+    let lifetime = if lifetimes.mentioned || has_self || !sig.generics.params.is_empty() {
+        bound_captures(sig, lifetimes, has_self)
+    } else {
+        Lifetime::new("'static", Span::call_site())
+    };
+    let ret = match &sig.output {
+        ReturnType::Default => quote!(()),
+        ReturnType::Type(_, ty) => ty.to_token_stream(),
+    };
+    sig.output = parse_quote!(-> ::tinyio::Coroutine<#lifetime, #ret>);
+}
+
+fn bound_captures(sig: &mut Signature, lifetimes: Lifetimes, has_self: bool) -> Lifetime {
+    let bound = Lifetime::new("'__tinyio", Span::call_site());
+    let generics = &mut sig.generics;
+    let mut outlive: Vec<TokenStream> = Vec::new();
+    for param in &generics.params {
+        match param {
+            GenericParam::Lifetime(param) => outlive.push(param.lifetime.to_token_stream()),
+            GenericParam::Type(param) => outlive.push(param.ident.to_token_stream()),
+            GenericParam::Const(_) => {}
+        }
+    }
+    for lifetime in lifetimes.explicit {
+        let declared = generics.lifetimes().any(|param| param.lifetime == lifetime);
+        if !declared {
+            outlive.push(lifetime.into_token_stream());
+        }
+    }
+    for lifetime in lifetimes.elided {
+        outlive.push(lifetime.to_token_stream());
+        generics.params.push(parse_quote!(#lifetime));
+    }
+    if has_self {
+        outlive.push(quote!(Self));
+    }
+    generics.params.insert(0, parse_quote!(#bound));
+    let where_clause = generics.make_where_clause();
+    // Spanned at the attribute, so that clippy doesn't blame the user's `T: Trait` for a second
+    // bound location.
+    for captured in outlive {
+        let captured = captured.into_iter().map(|mut token| {
+            token.set_span(Span::call_site());
+            token
+        });
+        where_clause
+            .predicates
+            .push(parse_quote!(#(#captured)*: #bound));
+    }
+    bound
+}
+
+/// Names the elided lifetimes of the arguments and bounds their `impl Trait` types; with
+/// `output`, gives the return type's elided lifetimes the one that elision would pick.
+#[derive(Default)]
+struct Lifetimes {
+    mentioned: bool,
+    elided: Vec<Lifetime>,
+    explicit: Vec<Lifetime>,
+    output: Option<Lifetime>,
+}
+
+impl Lifetimes {
+    fn fresh(&mut self, span: Span) -> Lifetime {
+        if let Some(output) = &self.output {
+            return output.clone();
+        }
+        let lifetime = Lifetime::new(&format!("'__tinyio{}", self.elided.len()), span);
+        self.elided.push(lifetime.clone());
+        lifetime
+    }
+
+    fn output_lifetime(&self, sig: &Signature) -> Option<Lifetime> {
+        match sig.receiver().map(|receiver| &receiver.kind) {
+            Some(ReceiverKind::Reference(_, lifetime, _)) => lifetime.clone(),
+            Some(ReceiverKind::Typed(_, ty)) => match &**ty {
+                Type::Reference(ty) => ty.lifetime.clone(),
+                _ => None,
+            },
+            _ if self.elided.len() == 1 && self.explicit.is_empty() => self.elided.first().cloned(),
+            _ => None,
+        }
+    }
+}
+
+impl VisitMut for Lifetimes {
+    fn visit_fn_arg_mut(&mut self, arg: &mut FnArg) {
+        visit_mut::visit_fn_arg_mut(self, arg);
+        if let FnArg::Receiver(receiver) = arg
+            && let ReceiverKind::Reference(and, lifetime @ None, _) = &mut receiver.kind
+        {
+            *lifetime = Some(self.fresh(and.span));
+        }
+    }
+
+    fn visit_type_reference_mut(&mut self, ty: &mut TypeReference) {
+        self.mentioned = true;
+        match &mut ty.lifetime {
+            Some(lifetime) => self.visit_lifetime_mut(lifetime),
+            None => ty.lifetime = Some(self.fresh(ty.and_token.span)),
+        }
+        self.visit_type_mut(&mut ty.elem);
+    }
+
+    fn visit_lifetime_mut(&mut self, lifetime: &mut Lifetime) {
+        self.mentioned = true;
+        if lifetime.ident == "_" {
+            *lifetime = self.fresh(lifetime.apostrophe);
+        } else if lifetime.ident != "static" && !self.explicit.contains(lifetime) {
+            self.explicit.push(lifetime.clone());
+        }
+    }
+
+    fn visit_type_impl_trait_mut(&mut self, ty: &mut TypeImplTrait) {
+        visit_mut::visit_type_impl_trait_mut(self, ty);
+        self.mentioned = true;
+        if self.output.is_none() {
+            ty.bounds.push(parse_quote!('__tinyio));
+        }
+    }
+
+    // Lifetimes elided or bound in `fn(&T)`, `Fn(&T)` and `for<'a>` belong to those types.
+    fn visit_type_fn_ptr_mut(&mut self, _: &mut TypeFnPtr) {}
+
+    fn visit_parenthesized_generic_arguments_mut(&mut self, _: &mut ParenthesizedGenericArguments) {
+    }
+
+    fn visit_trait_bound_mut(&mut self, bound: &mut TraitBound) {
+        if bound.lifetimes.is_none() {
+            visit_mut::visit_trait_bound_mut(self, bound);
+        }
+    }
+}

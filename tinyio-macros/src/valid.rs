@@ -1,0 +1,66 @@
+use proc_macro2::Span;
+use syn::{Error, Result, Signature, Token, TraitItemFn};
+
+pub(crate) fn signature(sig: &Signature) -> Vec<Error> {
+    let mut errors = Vec::new();
+    if let Some(token) = &sig.asyncness {
+        errors.push(Error::new(
+            token.span,
+            "`#[coroutine]` cannot be applied to an `async fn`; remove `async` and suspend with \
+             `yield_!(...)`, or wrap a future with `tinyio::from_future`",
+        ));
+    }
+    if let Some(token) = &sig.constness {
+        errors.push(Error::new(
+            token.span,
+            "`#[coroutine]` cannot be applied to a `const fn`; remove `const`",
+        ));
+    }
+    if let Some(abi) = &sig.abi {
+        errors.push(Error::new_spanned(
+            abi,
+            "`#[coroutine]` cannot be applied to an `extern` function; remove the ABI",
+        ));
+    }
+    if let Some(variadic) = &sig.variadic {
+        errors.push(Error::new_spanned(
+            variadic.dots,
+            "`#[coroutine]` cannot be applied to a C-variadic function; remove `...`",
+        ));
+    }
+    errors
+}
+
+pub(crate) fn await_in_body(token: &Token![await]) -> Error {
+    Error::new(
+        token.span,
+        "`.await` cannot be used in a `#[coroutine]`; wrap the future with \
+         `tinyio::from_future(fut)` and `yield_!` it",
+    )
+}
+
+pub(crate) fn not_a_function() -> Error {
+    Error::new(
+        Span::call_site(),
+        "`#[coroutine]` can only be applied to a function",
+    )
+}
+
+pub(crate) fn no_body(method: &TraitItemFn) -> Error {
+    Error::new_spanned(
+        method.semi_token,
+        "`#[coroutine]` needs a function body; declare the method as returning \
+         `tinyio::Coroutine<'_, T>` instead",
+    )
+}
+
+pub(crate) fn combine(errors: Vec<Error>) -> Result<()> {
+    let mut errors = errors.into_iter();
+    match errors.next() {
+        None => Ok(()),
+        Some(mut first) => {
+            first.extend(errors);
+            Err(first)
+        }
+    }
+}

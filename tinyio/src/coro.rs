@@ -1,0 +1,445 @@
+//! Coroutines as the loop sees them.
+//!
+//! A coroutine is one `Rc` allocation, a [`NodeCell`], holding its body (a generator, or a leaf
+//! such as a timer or a thread) until it finishes and its output afterwards. The loop holds it
+//! type-erased as `Rc<dyn Task>`; whoever awaits it holds the same allocation as
+//! `Rc<dyn Node<T>>` and reads the typed output from it once resumed. No output is ever boxed.
+
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::future::Future;
+use std::mem;
+use std::rc::Rc;
+use std::task::Poll;
+use std::time::Instant;
+
+use genawaiter::GeneratorState;
+use genawaiter::rc::{Co as GenCo, Gen};
+
+use crate::error::{Error, Frame, Raise};
+use crate::yieldable::{Submission, Yieldable};
+
+/// A coroutine producing `T`, made by calling a [`#[coroutine]`](crate::coroutine) function
+/// (or [`sleep`](crate::sleep), [`run_in_thread`](crate::run_in_thread), ...). Nothing runs until a
+/// loop schedules it: `yield_!` it inside another coroutine, or pass it to
+/// [`Loop::run`](crate::Loop::run).
+///
+/// `'a` is what the coroutine borrows, as for an `async fn`'s future; most coroutines borrow
+/// nothing and are written [`Coro<T>`]. To await one coroutine from several places, turn it into a
+/// [`Shared`] with [`share`](Coroutine::share).
+///
+/// ```
+/// use tinyio::{Coro, Loop};
+///
+/// #[tinyio::coroutine]
+/// fn double(x: u32) -> u32 {
+///     yield_!();
+///     2 * x
+/// }
+///
+/// let c: Coro<u32> = double(21);
+/// assert_eq!(c.name(), "double");
+/// assert_eq!(Loop::new().run(c).unwrap(), 42);
+/// ```
+#[must_use = "a coroutine does nothing until it is yielded (`yield_!(c)`) or run (`Loop::new().run(c)`)"]
+pub struct Coroutine<'a, T> {
+    pub(crate) node: Rc<dyn Node<T> + 'a>,
+}
+
+/// A coroutine that borrows nothing: the type most signatures name.
+///
+/// ```
+/// use tinyio::{Coro, Loop};
+/// use std::time::Duration;
+///
+/// let nap: Coro<()> = tinyio::sleep(Duration::from_millis(1));
+/// Loop::new().run(nap).unwrap();
+/// ```
+pub type Coro<T> = Coroutine<'static, T>;
+
+/// A coroutine that many may await: it is scheduled once, however many hold it, and each waiter
+/// gets a clone of its output. Once finished it keeps its output, so yielding it again, in the
+/// same run or a later one, returns at once.
+///
+/// ```
+/// use tinyio::{Loop, Shared};
+///
+/// #[tinyio::coroutine]
+/// fn expensive() -> String {
+///     yield_!();
+///     "result".to_string()
+/// }
+///
+/// #[tinyio::coroutine]
+/// fn use_twice(s: Shared<String>) -> usize {
+///     let (a, b) = yield_!((s.clone(), s));
+///     a.len() + b.len()
+/// }
+///
+/// let s = expensive().share();
+/// let lp = Loop::new();
+/// assert_eq!(lp.run(use_twice(s.clone())).unwrap(), 12);
+/// assert_eq!(lp.run(s).unwrap(), "result"); // already finished: not run again
+/// ```
+#[must_use = "a coroutine does nothing until it is yielded (`yield_!(c)`) or run (`Loop::new().run(c)`)"]
+pub struct SharedCoroutine<'a, T> {
+    pub(crate) node: Rc<dyn Node<T> + 'a>,
+}
+
+/// A [`SharedCoroutine`] that borrows nothing.
+pub type Shared<T> = SharedCoroutine<'static, T>;
+
+impl<'a, T> Coroutine<'a, T> {
+    /// Makes this coroutine awaitable from many places (diamonds), at the price of cloning its
+    /// output for each waiter.
+    pub fn share(self) -> SharedCoroutine<'a, T>
+    where
+        T: Clone,
+    {
+        SharedCoroutine { node: self.node }
+    }
+
+    /// The name of the function that made this coroutine.
+    pub fn name(&self) -> &'static str {
+        self.node.site().name
+    }
+
+    pub(crate) fn from_body<B: Body<Output = T> + 'a>(site: &'static Site, body: B) -> Self {
+        Coroutine { node: Rc::new(NodeCell::new(site, body)) }
+    }
+}
+
+impl<T> SharedCoroutine<'_, T> {
+    /// The name of the function that made this coroutine.
+    pub fn name(&self) -> &'static str {
+        self.node.site().name
+    }
+
+    /// Whether both handles point at the same coroutine.
+    ///
+    /// ```
+
+    /// #[tinyio::coroutine]
+    /// fn one() -> u8 { 1 }
+    /// let a = one().share();
+    /// assert!(a.ptr_eq(&a.clone()));
+    /// assert!(!a.ptr_eq(&one().share()));
+    /// ```
+    pub fn ptr_eq(&self, other: &Self) -> bool {
+        Rc::ptr_eq(&self.node, &other.node)
+    }
+}
+
+impl<T> Clone for SharedCoroutine<'_, T> {
+    fn clone(&self) -> Self {
+        SharedCoroutine { node: self.node.clone() }
+    }
+}
+
+impl<T> fmt::Debug for Coroutine<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Coroutine").field("name", &self.name()).finish_non_exhaustive()
+    }
+}
+
+impl<T> fmt::Debug for SharedCoroutine<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SharedCoroutine")
+            .field("name", &self.name())
+            .field("finished", &(self.node.owner().get() == Owner::Finished))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a coroutine comes from: its function's name, file and line.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct Site {
+    pub name: &'static str,
+    pub file: &'static str,
+    pub line: u32,
+}
+
+impl Site {
+    pub(crate) fn frame(&'static self, line: u32) -> Frame {
+        Frame { name: self.name, file: self.file, line }
+    }
+}
+
+/// Which run, if any, a coroutine belongs to. Kept in the coroutine so that the loop finds a
+/// shared coroutine's place in its run without hashing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Owner {
+    /// Never scheduled.
+    Fresh,
+    /// Scheduled by run `run`, at `key` in its table.
+    Scheduled { run: u64, key: u32 },
+    /// Finished; its output is kept.
+    Finished,
+    /// Failed or cancelled: it can never give an output.
+    Dead,
+}
+
+/// What the loop asks of a coroutine, whatever its output type.
+pub(crate) trait Task {
+    fn site(&self) -> &'static Site;
+    fn owner(&self) -> &Cell<Owner>;
+    /// Whether the coroutine has run at all; one that has not is dropped, not resumed, on
+    /// cancellation.
+    fn started(&self) -> bool;
+    /// Drops the body without running it further: for coroutines that never started, or that
+    /// misbehaved when cancelled.
+    fn discard(&self);
+    /// Runs the coroutine until it next suspends. `Err(e)` delivers `e` at its suspension point
+    /// (cancellation or timeout). Must not be called again once it returned `Done` or `Fail`, or
+    /// panicked.
+    fn resume<'s>(&self, input: Result<(), Error>, cx: &mut Cx<'_>) -> Step<'s>
+    where
+        Self: 's;
+}
+
+/// What the awaiting side asks of a coroutine: its output.
+pub(crate) trait Node<T>: Task {
+    /// Moves the output out. Called once, after the coroutine finished.
+    fn take(&self) -> T;
+    /// Lends the output, for shared coroutines.
+    fn with_output(&self, f: &mut dyn FnMut(&T));
+}
+
+/// What a suspended coroutine keeps of a coroutine it waits on: where to read the output.
+#[doc(hidden)]
+pub struct OutputOf<'a, T>(pub(crate) Rc<dyn Node<T> + 'a>);
+
+/// The outcome of one resume.
+pub(crate) enum Step<'s> {
+    /// A generator suspended, asking the loop for what it yielded.
+    Yield(Request<'s>),
+    /// A leaf is waiting to be woken through its waker, or until the deadline.
+    Park(Option<Instant>),
+    /// Finished; the output is in the node.
+    Done,
+    /// Finished with an error.
+    Fail(Error),
+}
+
+/// What a generator hands to the loop at a `yield_!`: the line it is suspended at, and the
+/// coroutines it waits on or starts in the background. Nothing submitted means a plain pause.
+pub(crate) struct Request<'a> {
+    pub(crate) line: u32,
+    pub(crate) submission: Submission<'a>,
+    /// For a timed wait: when to stop waiting, and stop what was waited on.
+    pub(crate) deadline: Option<Instant>,
+}
+
+/// What a leaf can reach while it is polled.
+pub(crate) struct Cx<'r> {
+    /// Makes the waker of the leaf being polled (created once per leaf, then reused).
+    pub(crate) waker: &'r mut dyn FnMut() -> std::task::Waker,
+    /// Threads to join once everything has been told to stop.
+    pub(crate) joins: &'r mut Vec<crate::event_loop::Join>,
+}
+
+/// The body of a coroutine: a generator, or a leaf polled like a future.
+pub(crate) trait Body {
+    type Output;
+    fn step<'s>(&mut self, input: Result<(), Error>, cx: &mut Cx<'_>) -> BodyStep<'s, Self::Output>
+    where
+        Self: 's;
+}
+
+pub(crate) enum BodyStep<'s, T> {
+    Yield(Request<'s>),
+    Park(Option<Instant>),
+    Done(T),
+    Fail(Error),
+}
+
+/// One coroutine: where it comes from, where it is scheduled, and its body or output.
+struct NodeCell<B: Body> {
+    site: &'static Site,
+    owner: Cell<Owner>,
+    state: RefCell<State<B, B::Output>>,
+}
+
+enum State<B, T> {
+    Fresh(B),
+    Running(B),
+    Finished(T),
+    /// Being resumed, failed, panicked, or its output was taken.
+    Empty,
+}
+
+impl<B: Body> NodeCell<B> {
+    fn new(site: &'static Site, body: B) -> Self {
+        NodeCell { site, owner: Cell::new(Owner::Fresh), state: RefCell::new(State::Fresh(body)) }
+    }
+}
+
+impl<B: Body> Task for NodeCell<B> {
+    fn site(&self) -> &'static Site {
+        self.site
+    }
+
+    fn owner(&self) -> &Cell<Owner> {
+        &self.owner
+    }
+
+    fn started(&self) -> bool {
+        !matches!(*self.state.borrow(), State::Fresh(_))
+    }
+
+    fn discard(&self) {
+        let body = mem::replace(&mut *self.state.borrow_mut(), State::Empty);
+        drop(body);
+    }
+
+    fn resume<'s>(&self, input: Result<(), Error>, cx: &mut Cx<'_>) -> Step<'s>
+    where
+        Self: 's,
+    {
+        // Take the body out while it runs, so that user code may touch this node (a shared
+        // coroutine awaiting itself is caught as a cycle) and so that a panic leaves it empty.
+        let mut body = match mem::replace(&mut *self.state.borrow_mut(), State::Empty) {
+            State::Fresh(body) | State::Running(body) => body,
+            State::Finished(_) | State::Empty => unreachable!("resumed a finished coroutine"),
+        };
+        let step = body.step(input, cx);
+        let mut state = self.state.borrow_mut();
+        match step {
+            BodyStep::Yield(request) => {
+                *state = State::Running(body);
+                Step::Yield(request)
+            }
+            BodyStep::Park(deadline) => {
+                *state = State::Running(body);
+                Step::Park(deadline)
+            }
+            BodyStep::Done(output) => {
+                *state = State::Finished(output);
+                drop(state);
+                drop(body);
+                Step::Done
+            }
+            BodyStep::Fail(error) => Step::Fail(error),
+        }
+    }
+}
+
+impl<B: Body> Node<B::Output> for NodeCell<B> {
+    fn take(&self) -> B::Output {
+        match mem::replace(&mut *self.state.borrow_mut(), State::Empty) {
+            State::Finished(output) => output,
+            _ => unreachable!("took the output of an unfinished coroutine"),
+        }
+    }
+
+    fn with_output(&self, f: &mut dyn FnMut(&B::Output)) {
+        match &*self.state.borrow() {
+            State::Finished(output) => f(output),
+            _ => unreachable!("read the output of an unfinished coroutine"),
+        }
+    }
+}
+
+/// The handle a coroutine body suspends through (the `__tinyio_co` of the expansion).
+#[doc(hidden)]
+pub struct Co<'a>(GenCo<Request<'a>, Result<(), Error>>);
+
+/// A generator body: a genawaiter `rc` generator around the `async` block the macro writes.
+struct Generator<'a, F: Future>(Gen<Request<'a>, Result<(), Error>, F>);
+
+impl<'a, T, F: Future<Output = Result<T, Raise>>> Body for Generator<'a, F> {
+    type Output = T;
+
+    fn step<'s>(&mut self, input: Result<(), Error>, _: &mut Cx<'_>) -> BodyStep<'s, T>
+    where
+        Self: 's,
+    {
+        match self.0.resume_with(input) {
+            GeneratorState::Yielded(request) => BodyStep::Yield(request),
+            GeneratorState::Complete(Ok(output)) => BodyStep::Done(output),
+            GeneratorState::Complete(Err(Raise(error))) => BodyStep::Fail(error),
+        }
+    }
+}
+
+/// Builds a coroutine from the body the macro writes.
+#[doc(hidden)]
+pub fn coroutine<'a, T, F>(site: &'static Site, body: impl FnOnce(Co<'a>) -> F) -> Coroutine<'a, T>
+where
+    T: 'a,
+    F: Future<Output = Result<T, Raise>> + 'a,
+{
+    // The first resume of a genawaiter generator drops its argument (upstream issue #35): that
+    // is fine here, as the first resume only starts the body, which reads no argument before
+    // its first `yield_!`.
+    Coroutine::from_body(site, Generator(Gen::new(|co| body(Co(co)))))
+}
+
+/// One suspension point: hands `value`'s coroutines to the loop, waits until they are done (or
+/// until the loop delivers an error), then collects their outputs.
+#[doc(hidden)]
+pub async fn suspend<'a, Y: Yieldable + 'a>(
+    co: &Co<'a>,
+    value: Y,
+    line: u32,
+) -> Result<Y::Output, Error> {
+    suspend_until(co, value, None, line).await
+}
+
+/// Like [`suspend`], but gives up at `deadline`: what was submitted is then stopped with a
+/// timeout error, and so is this suspension point.
+pub(crate) async fn suspend_until<'a, Y: Yieldable + 'a>(
+    co: &Co<'a>,
+    value: Y,
+    deadline: Option<Instant>,
+    line: u32,
+) -> Result<Y::Output, Error> {
+    let mut submission = Submission::default();
+    let pending = value.submit(&mut submission);
+    co.0.yield_(Request { line, submission, deadline }).await?;
+    Ok(Y::collect(pending))
+}
+
+/// A leaf: a coroutine polled like a future rather than resumed like a generator. Timers,
+/// threads, events and foreign futures are leaves.
+pub(crate) trait Leaf {
+    type Output;
+    /// `Ready` finishes the coroutine; `Pending(deadline)` parks it until its waker is woken or
+    /// the deadline passes.
+    fn poll(&mut self, cx: &mut Cx<'_>) -> Poll<Result<Self::Output, Error>>;
+    /// The deadline to wake at while pending, if any.
+    fn deadline(&self) -> Option<Instant> {
+        None
+    }
+    /// Told before the leaf is dropped by a cancellation: a thread is told to stop here, and
+    /// its join pushed to `cx.joins`.
+    fn cancel(&mut self, _cx: &mut Cx<'_>) {}
+}
+
+struct LeafBody<L>(L);
+
+impl<L: Leaf> Body for LeafBody<L> {
+    type Output = L::Output;
+
+    fn step<'s>(&mut self, input: Result<(), Error>, cx: &mut Cx<'_>) -> BodyStep<'s, L::Output>
+    where
+        Self: 's,
+    {
+        if let Err(error) = input {
+            self.0.cancel(cx);
+            return BodyStep::Fail(error);
+        }
+        match self.0.poll(cx) {
+            Poll::Ready(Ok(output)) => BodyStep::Done(output),
+            Poll::Ready(Err(error)) => BodyStep::Fail(error),
+            Poll::Pending => BodyStep::Park(self.0.deadline()),
+        }
+    }
+}
+
+impl<'a, T> Coroutine<'a, T> {
+    pub(crate) fn leaf<L: Leaf<Output = T> + 'a>(site: &'static Site, leaf: L) -> Self {
+        Coroutine::from_body(site, LeafBody(leaf))
+    }
+}

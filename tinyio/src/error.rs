@@ -1,0 +1,406 @@
+//! `tinyio::Error`: the original error, the chain of coroutines that led to it, and, when more went
+//! wrong while cancelling, the group of everything that did.
+
+use std::any::Any;
+use std::error::Error as StdError;
+use std::fmt;
+use std::panic::Location;
+
+/// The error returned by [`Loop::run`](crate::Loop::run) when anything in the loop fails.
+///
+/// It carries the original error (get it back with [`downcast_ref`](Error::downcast_ref)), the
+/// [trace](Error::trace) of coroutines that led to it, and, in the modes described at
+/// [`ErrorGroup`], the errors met while cancelling everything else.
+///
+/// `{}` prints the original message; `{:?}` and `{:#}` add the trace, outermost coroutine first.
+///
+/// ```
+/// use tinyio::{Error, Loop};
+///
+/// #[derive(Debug, thiserror::Error)]
+/// #[error("oh no")]
+/// struct OhNo;
+///
+/// #[tinyio::coroutine]
+/// fn inner() -> u32 {
+///     yield_!();
+///     Err(OhNo)?
+/// }
+///
+/// #[tinyio::coroutine]
+/// fn outer() -> u32 {
+///     yield_!(inner())
+/// }
+///
+/// let err: Error = Loop::new().run(outer()).unwrap_err();
+/// assert!(err.downcast_ref::<OhNo>().is_some());
+/// assert_eq!(err.to_string(), "oh no");
+/// let names: Vec<&str> = err.trace().iter().map(|f| f.name()).collect();
+/// assert_eq!(names, ["outer", "inner"]);
+/// ```
+pub struct Error(Box<Inner>);
+
+struct Inner {
+    kind: Kind,
+    /// The coroutines that led here, outermost first.
+    trace: Vec<Frame>,
+    /// Where the error was raised (`?` or `bail!`) inside the innermost coroutine, until a loop
+    /// has turned it into the innermost frame.
+    raised_at: Option<&'static Location<'static>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum Kind {
+    #[error("{0}")]
+    Cancelled(String),
+    #[error("timed out")]
+    Timeout,
+    /// Delivered to the coroutine whose own timed wait ran out (the `timeout` wrapper).
+    #[error("deadline passed")]
+    Deadline,
+    #[error("the loop was stopped")]
+    Stopped,
+    #[error("{0}")]
+    Message(String),
+    #[error(transparent)]
+    Other(Box<dyn StdError + Send + Sync>),
+    #[error(
+        "{} more error{} occurred while cancelling the other coroutines; the original error: {}",
+        .0.len() - 1,
+        if .0.len() == 2 { "" } else { "s" },
+        .0[0]
+    )]
+    Group(Vec<Error>),
+}
+
+impl Error {
+    /// Wraps any error. `?` inside a coroutine does this for you.
+    ///
+    /// ```
+    /// let err = tinyio::Error::new(std::io::Error::other("disk full"));
+    /// assert_eq!(err.to_string(), "disk full");
+    /// assert!(err.downcast_ref::<std::io::Error>().is_some());
+    /// ```
+    pub fn new<E: StdError + Send + Sync + 'static>(error: E) -> Self {
+        let mut slot = Some(error);
+        if let Some(error) = (&mut slot as &mut dyn Any).downcast_mut::<Option<Error>>() {
+            return error.take().expect("just filled");
+        }
+        Self::from_kind(Kind::Other(Box::new(slot.expect("not taken"))))
+    }
+
+    /// An error with a message and no other payload. See also [`bail!`](crate::bail).
+    ///
+    /// ```
+    /// let err = tinyio::Error::msg(format_args!("bad input {}", 3));
+    /// assert_eq!(err.to_string(), "bad input 3");
+    /// ```
+    pub fn msg(message: impl fmt::Display) -> Self {
+        Self::from_kind(Kind::Message(message.to_string()))
+    }
+
+    /// The error a coroutine receives at its suspension point when the loop cancels it.
+    ///
+    /// A coroutine that catches its cancellation with `try_yield!` should clean up and propagate
+    /// this (or the one it received).
+    ///
+    /// ```
+    /// assert!(tinyio::Error::cancelled().is_cancelled());
+    /// ```
+    pub fn cancelled() -> Self {
+        Self::cancelled_because("cancelled")
+    }
+
+    pub(crate) fn cancelled_because(why: impl Into<String>) -> Self {
+        Self::from_kind(Kind::Cancelled(why.into()))
+    }
+
+    pub(crate) fn timeout() -> Self {
+        Self::from_kind(Kind::Timeout)
+    }
+
+    pub(crate) fn deadline() -> Self {
+        Self::from_kind(Kind::Deadline)
+    }
+
+    pub(crate) fn is_deadline(&self) -> bool {
+        matches!(self.0.kind, Kind::Deadline)
+    }
+
+    pub(crate) fn stopped() -> Self {
+        Self::from_kind(Kind::Stopped)
+    }
+
+    pub(crate) fn from_group(errors: Vec<Error>) -> Self {
+        debug_assert!(!errors.is_empty());
+        Self::from_kind(Kind::Group(errors))
+    }
+
+    fn from_kind(kind: Kind) -> Self {
+        Error(Box::new(Inner { kind, trace: Vec::new(), raised_at: None }))
+    }
+
+    /// The original error: itself, or the first member of a group.
+    fn original(&self) -> &Error {
+        match &self.0.kind {
+            Kind::Group(errors) => errors[0].original(),
+            _ => self,
+        }
+    }
+
+    /// Returns the original error as `E`, if it is one. On a group, looks at the original error
+    /// (the group's first member).
+    ///
+    /// ```
+    /// let err = tinyio::Error::new(std::fmt::Error);
+    /// assert!(err.downcast_ref::<std::fmt::Error>().is_some());
+    /// assert!(err.downcast_ref::<std::io::Error>().is_none());
+    /// ```
+    pub fn downcast_ref<E: StdError + 'static>(&self) -> Option<&E> {
+        match &self.original().0.kind {
+            Kind::Other(error) => error.downcast_ref(),
+            _ => None,
+        }
+    }
+
+    /// Whether the original error is a cancellation: the loop cancelled a coroutine because of an
+    /// error elsewhere, or found a cycle, or a coroutine that had already started elsewhere.
+    ///
+    /// ```
+    /// assert!(tinyio::Error::cancelled().is_cancelled());
+    /// assert!(!tinyio::Error::msg("x").is_cancelled());
+    /// ```
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self.original().0.kind, Kind::Cancelled(_))
+    }
+
+    /// Whether the original error is a timeout, as delivered by [`timeout`](crate::timeout) to
+    /// the work it stops.
+    ///
+    /// ```
+    /// assert!(!tinyio::Error::cancelled().is_timeout());
+    /// ```
+    pub fn is_timeout(&self) -> bool {
+        matches!(self.original().0.kind, Kind::Timeout)
+    }
+
+    /// Whether the loop was stopped from outside by a [`StopHandle`](crate::StopHandle).
+    ///
+    /// ```
+    /// assert!(!tinyio::Error::cancelled().is_stopped());
+    /// ```
+    pub fn is_stopped(&self) -> bool {
+        matches!(self.original().0.kind, Kind::Stopped)
+    }
+
+    /// The members of an error group, the original error first, or `None` if this is a single
+    /// error. See [`ErrorGroup`] for when a loop returns a group.
+    ///
+    /// ```
+    /// assert!(tinyio::Error::msg("alone").group().is_none());
+    /// ```
+    pub fn group(&self) -> Option<&[Error]> {
+        match &self.0.kind {
+            Kind::Group(errors) => Some(errors),
+            _ => None,
+        }
+    }
+
+    /// The chain of coroutines that led to the original error, outermost first, ending at the
+    /// coroutine (or thread) where it was raised. Empty for an error that never went through a
+    /// loop.
+    ///
+    /// ```
+    /// assert!(tinyio::Error::msg("fresh").trace().is_empty());
+    /// ```
+    pub fn trace(&self) -> &[Frame] {
+        &self.original().0.trace
+    }
+
+    /// Records where the error was raised, unless already known.
+    pub(crate) fn raised_at(mut self, at: &'static Location<'static>) -> Self {
+        if self.0.trace.is_empty() && self.0.raised_at.is_none() {
+            self.0.raised_at = Some(at);
+        }
+        self
+    }
+
+    /// Adds the frame of the coroutine the error came out of, and the chain of its waiters
+    /// (`outer`, outermost first), in front of the trace it already has.
+    pub(crate) fn traced(mut self, innermost: Frame, outer: Vec<Frame>) -> Self {
+        let innermost = match self.0.raised_at.take() {
+            Some(at) => Frame { line: at.line(), file: at.file(), ..innermost },
+            None => innermost,
+        };
+        let mut trace = outer;
+        trace.push(innermost);
+        trace.append(&mut self.0.trace);
+        self.0.trace = trace;
+        self
+    }
+}
+
+impl StdError for Error {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        match &self.original().0.kind {
+            Kind::Other(error) => error.source(),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0.kind, f)?;
+        if f.alternate() {
+            self.write_trace(f)?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0.kind {
+            Kind::Group(errors) => {
+                write!(f, "{}", self.0.kind)?;
+                for (i, error) in errors.iter().enumerate() {
+                    let role = if i == 0 { "original error" } else { "while cancelling" };
+                    write!(f, "\n\n[{i}] {role}: {error:?}")?;
+                }
+                Ok(())
+            }
+            kind => {
+                write!(f, "{kind}")?;
+                self.write_trace(f)
+            }
+        }
+    }
+}
+
+impl Error {
+    fn write_trace(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let trace = self.trace();
+        if !trace.is_empty() {
+            write!(f, "\ncoroutine trace, outermost first:")?;
+            for frame in trace {
+                write!(f, "\n    {frame}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One coroutine (or thread) in an error's [trace](Error::trace): its name and where it was
+/// suspended, or, for the last frame, where the error was raised.
+///
+/// ```
+/// use tinyio::{Loop};
+///
+/// #[tinyio::coroutine]
+/// fn fails() -> () {
+///     tinyio::bail!("nope");
+/// }
+///
+/// let err = Loop::new().run(fails()).unwrap_err();
+/// let frame = &err.trace()[0];
+/// assert_eq!(frame.name(), "fails");
+/// assert!(frame.file().ends_with(".rs"));
+/// assert!(frame.line() > 0);
+/// assert_eq!(frame.to_string(), format!("fails at {}:{}", frame.file(), frame.line()));
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Frame {
+    pub(crate) name: &'static str,
+    pub(crate) file: &'static str,
+    pub(crate) line: u32,
+}
+
+impl Frame {
+    /// The coroutine's function name (`run_in_thread` and similar for built-in leaves).
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The source file of the suspension point.
+    pub fn file(&self) -> &'static str {
+        self.file
+    }
+
+    /// The line of the suspension point.
+    pub fn line(&self) -> u32 {
+        self.line
+    }
+}
+
+impl fmt::Display for Frame {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} at {}:{}", self.name, self.file, self.line)
+    }
+}
+
+impl fmt::Debug for Frame {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// What [`Loop::run`](crate::Loop::run) returns when something fails and cancelling the rest
+/// meets more errors. Set it with [`Loop::error_group`](crate::Loop::error_group).
+///
+/// ```
+/// use tinyio::{ErrorGroup, Loop};
+///
+/// let lp = Loop::new().error_group(ErrorGroup::Always);
+/// # let _ = lp;
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ErrorGroup {
+    /// The original error alone if every other coroutine cancelled cleanly; otherwise a group
+    /// whose first member is the original error, followed by the errors met while cancelling.
+    #[default]
+    Auto,
+    /// Always the original error alone; errors met while cancelling are dropped.
+    Never,
+    /// Always a group: the original error, the errors met while cancelling, then one
+    /// cancellation for every coroutine that was cancelled cleanly.
+    Always,
+}
+
+/// Raises an error with a message from inside a coroutine (or any function returning
+/// `Result<_, tinyio::Error>`).
+///
+/// ```
+/// use tinyio::{Loop};
+///
+/// #[tinyio::coroutine]
+/// fn check(x: u32) -> u32 {
+///     if x > 3 {
+///         tinyio::bail!("{x} is too big");
+///     }
+///     x
+/// }
+///
+/// assert_eq!(Loop::new().run(check(2)).unwrap(), 2);
+/// assert_eq!(Loop::new().run(check(5)).unwrap_err().to_string(), "5 is too big");
+/// ```
+#[macro_export]
+macro_rules! bail {
+    ($($message:tt)*) => {
+        return ::core::result::Result::Err(::core::convert::From::from(
+            $crate::Error::msg(::core::format_args!($($message)*)),
+        ))
+    };
+}
+
+/// What a coroutine body returns on `?`. Any `std::error::Error + Send + Sync + 'static`
+/// converts into it, `tinyio::Error` included (unwrapped, not nested).
+#[doc(hidden)]
+pub struct Raise(pub(crate) Error);
+
+impl<E: StdError + Send + Sync + 'static> From<E> for Raise {
+    #[track_caller]
+    fn from(error: E) -> Self {
+        Raise(Error::new(error).raised_at(Location::caller()))
+    }
+}

@@ -1,0 +1,831 @@
+//! The loop.
+//
+// How it works. Every coroutine of a run has an entry in a table, found by its key. An entry
+// counts what its coroutine still waits on (`pending`) and lists who waits on it (`waiters`).
+// Two things bring a count down: a coroutine it waits on finishes, or (for a leaf: a timer, a
+// thread, an event wait, a foreign future) its waker or deadline fires. At zero the coroutine
+// goes to the back of the ready queue. The loop works in rounds: it takes in wake-ups from
+// outside (other threads, due timers), then resumes each coroutine that was ready at the start of
+// the round, in order, and files what each one yielded. With nothing ready it blocks until a
+// wake-up or the next deadline. The loop resumes every coroutine itself, so nothing recurses.
+//
+// When anything fails, every coroutine still in the table is resumed with a cancellation error
+// (or dropped, if it never started), threads are told to stop and joined, and the original error
+// comes out with the chain of coroutines that waited on the one that failed.
+
+use std::any::Any;
+use std::cell::Cell;
+use std::cmp::Reverse;
+use std::fmt;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::panic::{self, AssertUnwindSafe};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Wake, Waker};
+use std::time::Instant;
+
+use crate::coro::{Cx, Owner, Step, Task};
+use crate::error::{Error, ErrorGroup, Frame};
+use crate::yieldable::{Submission, Yieldable};
+
+/// A single-threaded event loop for coroutines.
+///
+/// [`run`](Loop::run) schedules what it is given, and everything that yields, until all of it
+/// has finished, and returns the output. A loop keeps nothing between runs but its settings;
+/// loops nest freely (a coroutine may run a fresh loop to completion), and there is no global
+/// runtime.
+///
+/// ```
+/// use tinyio::{Loop};
+///
+/// #[tinyio::coroutine]
+/// fn add_one(x: u64) -> u64 {
+///     yield_!();
+///     x + 1
+/// }
+///
+/// #[tinyio::coroutine]
+/// fn add_two(x: u64) -> u64 {
+///     let y = yield_!(add_one(x));
+///     yield_!(add_one(y))
+/// }
+///
+/// let lp = Loop::new();
+/// assert_eq!(lp.run(add_two(4)).unwrap(), 6);
+/// assert_eq!(lp.run((add_one(1), add_one(2))).unwrap(), (2, 3));
+/// ```
+pub struct Loop {
+    running: Cell<bool>,
+    error_group: ErrorGroup,
+    /// Where other threads reach the loop; lives as long as the loop, for [`StopHandle`]s.
+    remote: Arc<Remote>,
+}
+
+impl Default for Loop {
+    fn default() -> Self {
+        Loop { running: Cell::new(false), error_group: ErrorGroup::default(), remote: Arc::new(Remote::new()) }
+    }
+}
+
+impl fmt::Debug for Loop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Loop")
+            .field("running", &self.running.get())
+            .field("error_group", &self.error_group)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Loop {
+    /// A loop with default settings.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A handle that stops this loop from any thread; see [`StopHandle`].
+    pub fn stop_handle(&self) -> StopHandle {
+        StopHandle(self.remote.clone())
+    }
+
+    /// Sets what [`run`](Loop::run) returns when cancelling after a failure meets more errors.
+    ///
+    /// ```
+    /// use tinyio::{ErrorGroup, Loop};
+    ///
+    /// #[tinyio::coroutine]
+    /// fn fails() -> () {
+    ///     tinyio::bail!("oh no");
+    /// }
+    ///
+    /// let err = Loop::new().error_group(ErrorGroup::Always).run(fails()).unwrap_err();
+    /// assert_eq!(err.group().unwrap().len(), 1);
+    /// assert_eq!(err.group().unwrap()[0].to_string(), "oh no");
+    /// ```
+    pub fn error_group(mut self, mode: ErrorGroup) -> Self {
+        self.error_group = mode;
+        self
+    }
+
+    /// Runs `y` (a coroutine, a gather, anything [`Yieldable`]) and everything it starts, until
+    /// all of it has finished, and returns `y`'s output.
+    ///
+    /// If anything fails, everything else is cancelled, threads are joined, and the original
+    /// error is returned (see [`ErrorGroup`] for the errors met while cancelling). If anything
+    /// panics, the same happens and then the panic resumes out of `run`.
+    ///
+    /// Calling `run` on a loop that is already running returns an error.
+    ///
+    /// ```
+    /// use tinyio::{Loop};
+    ///
+    /// #[tinyio::coroutine]
+    /// fn reenter(lp: &Loop) -> bool {
+    ///     let err = lp.run(()).unwrap_err();
+    ///     err.to_string().contains("currently running")
+    /// }
+    ///
+    /// let lp = Loop::new();
+    /// assert!(lp.run(reenter(&lp)).unwrap());
+    /// ```
+    pub fn run<Y: Yieldable>(&self, y: Y) -> Result<Y::Output, Error> {
+        if self.running.replace(true) {
+            return Err(Error::msg(
+                "cannot call `Loop::run` whilst the loop is currently running; \
+                 yield the coroutine instead, or run it on a new `Loop`",
+            ));
+        }
+        let _running = Reset(&self.running);
+        let remote = &self.remote;
+        *remote.driver.lock().expect("poisoned") = Some(Waker::from(Arc::new(Unpark(std::thread::current()))));
+        let mut run = Run::new(remote.clone(), self.error_group);
+        let mut submission = Submission::default();
+        let pending = y.submit(&mut submission);
+        let outcome = run.start(submission).and_then(|()| {
+            loop {
+                match run.advance()? {
+                    Progress::Finished => return run.finish_threads(),
+                    Progress::Blocked(deadline) => remote.park(deadline),
+                }
+            }
+        });
+        match outcome {
+            Ok(()) => Ok(Y::collect(pending)),
+            Err(Failure::Error(error)) => Err(error),
+            Err(Failure::Panic(payload)) => panic::resume_unwind(payload),
+        }
+    }
+}
+
+struct Reset<'a>(&'a Cell<bool>);
+
+impl Drop for Reset<'_> {
+    fn drop(&mut self) {
+        self.0.set(false);
+    }
+}
+
+/// The key of the run itself, as a waiter: whoever called [`Loop::run`].
+const ROOT: u32 = u32::MAX;
+
+static NEXT_RUN: AtomicU64 = AtomicU64::new(1);
+
+/// Why a run ended early. A panic resumes out of `run` once everything is cleaned up.
+pub(crate) enum Failure {
+    Error(Error),
+    Panic(Box<dyn Any + Send>),
+}
+
+/// The coroutine a failure came from.
+#[derive(Clone, Copy)]
+pub(crate) enum Origin {
+    /// None: the loop was stopped, or the root yielded something invalid.
+    Outside,
+    /// It failed or panicked, and has finished.
+    Failed(u32),
+    /// It is suspended: what it yielded was invalid (a cycle, say). It is cancelled with the rest.
+    Suspended(u32),
+}
+
+pub(crate) enum Progress {
+    Finished,
+    Blocked(Option<Instant>),
+}
+
+/// The state of one run: everything here is dropped when `run` returns.
+pub(crate) struct Run<'s> {
+    /// Unique among all runs, so that a coroutine knows which run it belongs to.
+    id: u64,
+    error_group: ErrorGroup,
+    /// The table of coroutines, indexed by key.
+    slots: Vec<Slot<'s>>,
+    /// Keys of empty slots, for reuse.
+    free: Vec<u32>,
+    /// Tokens of coroutines ready to be resumed, in order. A coroutine removed meanwhile (stopped
+    /// by a timeout) leaves a stale token, skipped.
+    ready: VecDeque<u64>,
+    /// Deadlines, soonest first, with the wake token of the leaf (or timed wait) they end.
+    timers: BinaryHeap<Reverse<(Instant, u64)>>,
+    /// Where wake-ups from other threads (and wakers) arrive.
+    remote: Arc<Remote>,
+    /// Wake tokens taken from `remote`, kept to reuse the allocation.
+    woken: Vec<u64>,
+    /// How many of the coroutines the root waits on have not finished.
+    root_pending: u32,
+    /// Threads told to stop, to join before the run returns.
+    joins: Vec<Join>,
+}
+
+/// Waits for a thread that was told to stop; gives what it failed with, if anything.
+pub(crate) type Join = Box<dyn FnOnce() -> Option<Failure>>;
+
+struct Slot<'s> {
+    /// Bumped each time the slot is reused, so that a stale wake token is ignored.
+    generation: u32,
+    entry: Option<Entry<'s>>,
+}
+
+struct Entry<'s> {
+    task: Rc<dyn Task + 's>,
+    /// Who waits on this coroutine.
+    waiters: Keys,
+    /// What this coroutine waits on, until it is resumed.
+    children: Keys,
+    /// How many of `children` have not finished; for a parked leaf, 1 (its wake-up).
+    pending: u32,
+    /// The line this coroutine is suspended at.
+    line: u32,
+}
+
+/// Keys of coroutines: usually one, sometimes many.
+#[derive(Default)]
+enum Keys {
+    #[default]
+    None,
+    One(u32),
+    Many(Vec<u32>),
+}
+
+impl Keys {
+    fn push(&mut self, key: u32) {
+        *self = match std::mem::take(self) {
+            Keys::None => Keys::One(key),
+            Keys::One(first) => Keys::Many(vec![first, key]),
+            Keys::Many(mut keys) => {
+                keys.push(key);
+                Keys::Many(keys)
+            }
+        }
+    }
+
+    fn remove(&mut self, key: u32) {
+        match self {
+            Keys::One(k) if *k == key => *self = Keys::None,
+            Keys::Many(keys) => keys.retain(|&k| k != key),
+            _ => {}
+        }
+    }
+
+    fn as_slice(&self) -> &[u32] {
+        match self {
+            Keys::None => &[],
+            Keys::One(key) => std::slice::from_ref(key),
+            Keys::Many(keys) => keys,
+        }
+    }
+}
+
+/// Names one use of a slot: a key and the slot's generation. The top bit marks the deadline of a
+/// timed wait (see [`timeout`](crate::timeout)) rather than of a leaf.
+fn token(key: u32, generation: u32) -> u64 {
+    (u64::from(generation & !(1 << 31)) << 32) | u64::from(key)
+}
+
+const DEADLINE: u64 = 1 << 63;
+
+impl<'s> Run<'s> {
+    /// Schedules what the run was given.
+    pub(crate) fn start(&mut self, submission: Submission<'s>) -> Result<(), Failure> {
+        self.root_pending = self.submit(ROOT, submission)?;
+        Ok(())
+    }
+
+    /// Joins the threads of leaves stopped by a timeout, once everything else has finished.
+    pub(crate) fn finish_threads(&mut self) -> Result<(), Failure> {
+        let joins = std::mem::take(&mut self.joins);
+        match joins.into_iter().filter_map(|join| join()).next() {
+            Some(failure) => Err(self.crash(Origin::Outside, failure)),
+            None => Ok(()),
+        }
+    }
+
+    pub(crate) fn new(remote: Arc<Remote>, error_group: ErrorGroup) -> Self {
+        Run {
+            id: NEXT_RUN.fetch_add(1, Ordering::Relaxed),
+            error_group,
+            slots: Vec::new(),
+            free: Vec::new(),
+            ready: VecDeque::new(),
+            timers: BinaryHeap::new(),
+            remote,
+            woken: Vec::new(),
+            root_pending: 0,
+            joins: Vec::new(),
+        }
+    }
+
+    /// Runs rounds until everything has finished, or nothing is ready.
+    pub(crate) fn advance(&mut self) -> Result<Progress, Failure> {
+        loop {
+            if self.remote.stopped.swap(false, Ordering::Relaxed) {
+                return Err(self.crash(Origin::Outside, Failure::Error(Error::stopped())));
+            }
+            self.take_wakeups()?;
+            let round = self.ready.len();
+            if round == 0 {
+                if self.slots.len() == self.free.len() {
+                    debug_assert_eq!(self.root_pending, 0);
+                    return Ok(Progress::Finished);
+                }
+                return Ok(Progress::Blocked(self.timers.peek().map(|t| t.0.0)));
+            }
+            for _ in 0..round {
+                let ready = self.ready.pop_front().expect("counted");
+                let key = ready as u32;
+                if self.slots[key as usize].entry.is_some() && self.token(key) == ready {
+                    self.step(key, Ok(()))?;
+                }
+            }
+        }
+    }
+
+    /// Moves leaves woken from outside, and leaves whose deadline passed, to the ready queue.
+    fn take_wakeups(&mut self) -> Result<(), Failure> {
+        if self.remote.any.swap(false, Ordering::Acquire) {
+            std::mem::swap(&mut self.woken, &mut self.remote.woken.lock().expect("poisoned"));
+            for i in 0..self.woken.len() {
+                self.wake(self.woken[i])?;
+            }
+            self.woken.clear();
+        }
+        if !self.timers.is_empty() {
+            let now = Instant::now();
+            while let Some(&Reverse((deadline, token))) = self.timers.peek() {
+                if deadline > now {
+                    break;
+                }
+                self.timers.pop();
+                self.wake(token)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Readies a parked leaf, or ends a timed wait; ignores tokens of coroutines that have moved
+    /// on.
+    fn wake(&mut self, woken: u64) -> Result<(), Failure> {
+        let key = woken as u32;
+        let Some(slot) = self.slots.get_mut(key as usize) else { return Ok(()) };
+        let Some(entry) = &mut slot.entry else { return Ok(()) };
+        if token(key, slot.generation) != woken & !DEADLINE {
+            return Ok(());
+        }
+        if woken & DEADLINE != 0 {
+            if entry.pending > 0 {
+                return self.expire(key);
+            }
+        } else if entry.pending == 1 && entry.children.as_slice().is_empty() {
+            entry.pending = 0;
+            self.schedule(key);
+        }
+        Ok(())
+    }
+
+    /// A timed wait ran out: stop what `key` waits on (and what only that waits on, and so on)
+    /// by resuming it with a timeout error, then resume `key` with one.
+    fn expire(&mut self, key: u32) -> Result<(), Failure> {
+        let mut todo = vec![(key, std::mem::take(&mut self.entry(key).children))];
+        while let Some((parent, children)) = todo.pop() {
+            for &child in children.as_slice() {
+                let entry = self.entry(child);
+                entry.waiters.remove(parent);
+                if !matches!(entry.waiters, Keys::None) {
+                    continue; // someone outside still waits on it
+                }
+                let task = entry.task.clone();
+                let frame = task.site().frame(entry.line);
+                if task.started() {
+                    let step = self.resume(child, Err(Error::timeout()));
+                    let failure = match step {
+                        Ok(Step::Fail(error)) if error.is_timeout() || error.is_cancelled() => None,
+                        Ok(Step::Fail(error)) => Some(Failure::Error(error)),
+                        Ok(Step::Done) => Some(Failure::Error(misbehaved(frame, "returned a value"))),
+                        Ok(Step::Yield(_) | Step::Park(_)) => {
+                            task.discard();
+                            Some(Failure::Error(misbehaved(frame, "yielded again")))
+                        }
+                        Err(payload) => Some(Failure::Panic(payload)),
+                    };
+                    if let Some(failure) = failure {
+                        return Err(self.crash(Origin::Failed(child), failure));
+                    }
+                } else {
+                    task.discard();
+                }
+                let entry = self.remove(child);
+                entry.task.owner().set(Owner::Dead);
+                todo.push((child, entry.children));
+            }
+        }
+        self.entry(key).pending = 0;
+        self.step(key, Err(Error::deadline()))
+    }
+
+    /// Resumes one coroutine, catching a panic.
+    fn resume(&mut self, key: u32, input: Result<(), Error>) -> std::thread::Result<Step<'s>> {
+        let Run { slots, remote, joins, .. } = self;
+        let slot = &slots[key as usize];
+        let entry = slot.entry.as_ref().expect("resumed coroutines are in the table");
+        let wake_token = token(key, slot.generation);
+        let mut make_waker = || Waker::from(Arc::new(LeafWaker { remote: remote.clone(), token: wake_token }));
+        let mut cx = Cx { waker: &mut make_waker, joins };
+        panic::catch_unwind(AssertUnwindSafe(|| entry.task.resume(input, &mut cx)))
+    }
+
+    /// Resumes one coroutine and files what it asks for.
+    fn step(&mut self, key: u32, input: Result<(), Error>) -> Result<(), Failure> {
+        match self.resume(key, input) {
+            Ok(Step::Yield(request)) => {
+                let entry = self.entry(key);
+                entry.line = request.line;
+                entry.children = Keys::None;
+                let pending = if request.submission.is_empty() {
+                    0
+                } else {
+                    self.submit(key, request.submission)?
+                };
+                self.entry(key).pending = pending;
+                match request.deadline {
+                    _ if pending == 0 => self.schedule(key),
+                    Some(deadline) => self.timers.push(Reverse((deadline, self.token(key) | DEADLINE))),
+                    None => {}
+                }
+            }
+            Ok(Step::Park(deadline)) => {
+                self.entry(key).pending = 1;
+                if let Some(deadline) = deadline {
+                    self.timers.push(Reverse((deadline, self.token(key))));
+                }
+            }
+            Ok(Step::Done) => self.finish(key),
+            Ok(Step::Fail(error)) => return Err(self.crash(Origin::Failed(key), Failure::Error(error))),
+            Err(payload) => return Err(self.crash(Origin::Failed(key), Failure::Panic(payload))),
+        }
+        Ok(())
+    }
+
+    fn token(&self, key: u32) -> u64 {
+        token(key, self.slots[key as usize].generation)
+    }
+
+    /// Puts a coroutine at the back of the ready queue.
+    fn schedule(&mut self, key: u32) {
+        let token = self.token(key);
+        self.ready.push_back(token);
+    }
+
+    fn entry(&mut self, key: u32) -> &mut Entry<'s> {
+        self.slots[key as usize].entry.as_mut().expect("live key")
+    }
+
+    /// Files what `waiter` yielded: schedules new coroutines, and returns how many it must wait
+    /// for.
+    pub(crate) fn submit(&mut self, waiter: u32, submission: Submission<'s>) -> Result<u32, Failure> {
+        let mut pending = 0;
+        for submitted in submission.into_iter() {
+            let key = match submitted.task.owner().get() {
+                Owner::Finished => continue,
+                Owner::Fresh => self.insert(submitted.task),
+                Owner::Scheduled { run, key } if run == self.id => {
+                    if submitted.wait
+                        && let Some(cycle) = self.find_cycle(waiter, key)
+                    {
+                        let error = Error::cancelled_because(format!("cycle detected: {cycle}"));
+                        return Err(self.crash(Origin::Suspended(waiter), Failure::Error(error)));
+                    }
+                    key
+                }
+                Owner::Scheduled { .. } | Owner::Dead => {
+                    let error = Error::cancelled_because(format!(
+                        "coroutine `{}` has already started in another loop run and has not \
+                         finished there, so it has no output to give; to use one result in \
+                         several loops, pass it through `tinyio::copy`",
+                        submitted.task.site().name
+                    ));
+                    let origin = if waiter == ROOT { Origin::Outside } else { Origin::Suspended(waiter) };
+                    return Err(self.crash(origin, Failure::Error(error)));
+                }
+            };
+            if submitted.wait {
+                self.entry(key).waiters.push(waiter);
+                if waiter != ROOT {
+                    self.entry(waiter).children.push(key);
+                }
+                pending += 1;
+            }
+        }
+        Ok(pending)
+    }
+
+    fn insert(&mut self, task: Rc<dyn Task + 's>) -> u32 {
+        let entry = Entry { task, waiters: Keys::None, children: Keys::None, pending: 0, line: 0 };
+        let key = match self.free.pop() {
+            Some(key) => {
+                let slot = &mut self.slots[key as usize];
+                slot.generation = slot.generation.wrapping_add(1);
+                slot.entry = Some(entry);
+                key
+            }
+            None => {
+                let key = u32::try_from(self.slots.len()).ok().filter(|&k| k != ROOT);
+                let key = key.expect("more than 4 billion coroutines at once");
+                self.slots.push(Slot { generation: 0, entry: Some(entry) });
+                key
+            }
+        };
+        let run = self.id;
+        self.entry(key).task.owner().set(Owner::Scheduled { run, key });
+        self.schedule(key);
+        key
+    }
+
+    fn remove(&mut self, key: u32) -> Entry<'s> {
+        self.free.push(key);
+        self.slots[key as usize].entry.take().expect("live key")
+    }
+
+    /// A coroutine finished: wake whoever waited on it.
+    fn finish(&mut self, key: u32) {
+        let entry = self.remove(key);
+        entry.task.owner().set(Owner::Finished);
+        for &waiter in entry.waiters.as_slice() {
+            if waiter == ROOT {
+                self.root_pending -= 1;
+                continue;
+            }
+            let waiting = self.entry(waiter);
+            waiting.pending -= 1;
+            if waiting.pending == 0 {
+                self.schedule(waiter);
+            }
+        }
+    }
+
+    /// If `child` already waits, directly or not, on `waiter`, the cycle that waiting on it
+    /// would close, by name.
+    fn find_cycle(&self, waiter: u32, child: u32) -> Option<String> {
+        if waiter == ROOT {
+            return None;
+        }
+        // Walk up from `waiter` through everything that waits on it, looking for `child`.
+        let mut came_from = HashMap::from([(waiter, waiter)]);
+        let mut todo = VecDeque::from([waiter]);
+        while let Some(key) = todo.pop_front() {
+            if key == child {
+                let name = |key: u32| format!("`{}`", self.slots[key as usize].entry.as_ref().unwrap().task.site().name);
+                let mut names = vec![name(waiter)];
+                let mut key = child;
+                while key != waiter {
+                    names.push(name(key));
+                    key = came_from[&key];
+                }
+                names.push(name(waiter));
+                return Some(format!("{} (each waits on the next)", names.join(" -> ")));
+            }
+            let Some(entry) = &self.slots[key as usize].entry else { continue };
+            for &up in entry.waiters.as_slice() {
+                if up != ROOT && !came_from.contains_key(&up) {
+                    came_from.insert(up, key);
+                    todo.push_back(up);
+                }
+            }
+        }
+        None
+    }
+
+    /// The frame of `key`, and the frames of the chain of single waiters above it, outermost
+    /// first. The chain stops where no one, or more than one, waits.
+    fn frames(&self, key: u32) -> (Frame, Vec<Frame>) {
+        let frame = |key: u32| {
+            let entry = self.slots[key as usize].entry.as_ref().expect("live key");
+            entry.task.site().frame(entry.line)
+        };
+        let mut outer = Vec::new();
+        let mut up = key;
+        while let Some(entry) = &self.slots[up as usize].entry {
+            match entry.waiters {
+                Keys::One(waiter) if waiter != ROOT => {
+                    outer.push(frame(waiter));
+                    up = waiter;
+                }
+                _ => break,
+            }
+        }
+        outer.reverse();
+        (frame(key), outer)
+    }
+
+    /// Something failed: cancel everything, join the threads, and return the error to raise.
+    pub(crate) fn crash(&mut self, origin: Origin, failure: Failure) -> Failure {
+        let mut failure = failure;
+        if let Origin::Failed(key) | Origin::Suspended(key) = origin
+            && let Failure::Error(error) = failure
+        {
+            let (frame, outer) = self.frames(key);
+            failure = Failure::Error(error.traced(frame, outer));
+        }
+        if let Origin::Failed(key) = origin {
+            self.remove(key).task.owner().set(Owner::Dead);
+        }
+        let mut cancelled = self.cancel_all();
+        for join in std::mem::take(&mut self.joins) {
+            match join() {
+                Some(Failure::Error(error)) => cancelled.others.push(error),
+                Some(Failure::Panic(payload)) => {
+                    cancelled.panic.get_or_insert(payload);
+                }
+                None => {}
+            }
+        }
+        self.ready.clear();
+        self.timers.clear();
+        let original = match (failure, cancelled.panic) {
+            (Failure::Panic(payload), _) | (_, Some(payload)) => return Failure::Panic(payload),
+            (Failure::Error(error), None) => error,
+        };
+        let mut errors = vec![original];
+        match self.error_group {
+            ErrorGroup::Never => return Failure::Error(errors.remove(0)),
+            ErrorGroup::Auto if cancelled.others.is_empty() => return Failure::Error(errors.remove(0)),
+            ErrorGroup::Auto => errors.extend(cancelled.others),
+            ErrorGroup::Always => {
+                errors.extend(cancelled.others);
+                errors.extend(cancelled.clean);
+            }
+        }
+        Failure::Error(Error::from_group(errors))
+    }
+
+    /// Cancels every coroutine in the table.
+    fn cancel_all(&mut self) -> Cancelled {
+        let mut cancelled = Cancelled { others: Vec::new(), clean: Vec::new(), panic: None };
+        for key in 0..self.slots.len() {
+            let Some(entry) = self.slots[key].entry.take() else { continue };
+            let task = entry.task;
+            let frame = task.site().frame(entry.line);
+            task.owner().set(Owner::Dead);
+            if !task.started() {
+                task.discard();
+                cancelled.clean.push(Error::cancelled().traced(frame, Vec::new()));
+                continue;
+            }
+            let remote = &self.remote;
+            let mut make_waker = || Waker::from(Arc::new(LeafWaker { remote: remote.clone(), token: u64::MAX }));
+            let mut cx = Cx { waker: &mut make_waker, joins: &mut self.joins };
+            let step = panic::catch_unwind(AssertUnwindSafe(|| task.resume(Err(Error::cancelled()), &mut cx)));
+            match step {
+                Ok(Step::Fail(error)) if error.is_cancelled() => {
+                    cancelled.clean.push(error.traced(frame, Vec::new()));
+                }
+                Ok(Step::Fail(error)) => cancelled.others.push(error.traced(frame, Vec::new())),
+                Ok(Step::Done) => cancelled.others.push(misbehaved(frame, "returned a value")),
+                Ok(Step::Yield(_) | Step::Park(_)) => {
+                    task.discard();
+                    cancelled.others.push(misbehaved(frame, "yielded again"));
+                }
+                Err(payload) => {
+                    cancelled.panic.get_or_insert(payload);
+                }
+            }
+        }
+        self.free.clear();
+        self.slots.clear();
+        cancelled
+    }
+}
+
+/// The error for a coroutine that answered its cancellation by doing `what` instead.
+fn misbehaved(frame: Frame, what: &str) -> Error {
+    Error::msg(format_args!(
+        "coroutine `{}` did not respond properly to cancellation: it {what} instead of \
+         propagating the cancellation error, so it may have leaked resources",
+        frame.name
+    ))
+    .traced(frame, Vec::new())
+}
+
+struct Cancelled {
+    /// Errors other than clean cancellations.
+    others: Vec<Error>,
+    /// One cancellation per coroutine that cancelled cleanly.
+    clean: Vec<Error>,
+    /// The first panic met while cancelling.
+    panic: Option<Box<dyn Any + Send>>,
+}
+
+/// Where wake-ups from outside the loop's thread arrive: woken leaves' tokens, a stop request,
+/// and the waker of whoever drives the loop (its thread, or a foreign executor's task).
+pub(crate) struct Remote {
+    woken: Mutex<Vec<u64>>,
+    any: AtomicBool,
+    stopped: AtomicBool,
+    pub(crate) driver: Mutex<Option<Waker>>,
+}
+
+impl Remote {
+    pub(crate) fn new() -> Self {
+        Remote {
+            woken: Mutex::new(Vec::new()),
+            any: AtomicBool::new(false),
+            stopped: AtomicBool::new(false),
+            driver: Mutex::new(None),
+        }
+    }
+
+    fn wake(&self, token: u64) {
+        self.woken.lock().expect("poisoned").push(token);
+        self.any.store(true, Ordering::Release);
+        self.wake_driver();
+    }
+
+    fn wake_driver(&self) {
+        if let Some(driver) = &*self.driver.lock().expect("poisoned") {
+            driver.wake_by_ref();
+        }
+    }
+
+    /// Blocks the loop's thread until woken or until the deadline.
+    fn park(&self, deadline: Option<Instant>) {
+        if self.any.load(Ordering::Acquire) || self.stopped.load(Ordering::Relaxed) {
+            return;
+        }
+        match deadline {
+            Some(deadline) => {
+                let now = Instant::now();
+                if deadline > now {
+                    std::thread::park_timeout(deadline - now);
+                }
+            }
+            None => std::thread::park(),
+        }
+    }
+}
+
+/// Stops a [`Loop`] from any thread: the run in progress (or, if none, the next one) cancels
+/// everything, joins its threads, and returns an error for which
+/// [`is_stopped`](Error::is_stopped) is true. The analogue of an interrupt: wire it to Ctrl-C.
+///
+/// ```
+/// use std::time::Duration;
+/// use tinyio::{Loop};
+///
+/// #[tinyio::coroutine]
+/// fn forever() -> () {
+///     loop {
+///         yield_!(tinyio::sleep(Duration::from_secs(1)));
+///     }
+/// }
+///
+/// let lp = Loop::new();
+/// let stop = lp.stop_handle();
+/// std::thread::spawn(move || {
+///     std::thread::sleep(Duration::from_millis(10));
+///     stop.stop();
+/// });
+/// assert!(lp.run(forever()).unwrap_err().is_stopped());
+/// ```
+#[derive(Clone)]
+pub struct StopHandle(Arc<Remote>);
+
+impl StopHandle {
+    /// Asks the loop to stop.
+    pub fn stop(&self) {
+        self.0.stopped.store(true, Ordering::Relaxed);
+        self.0.wake_driver();
+    }
+}
+
+impl fmt::Debug for StopHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StopHandle").finish_non_exhaustive()
+    }
+}
+
+/// Wakes the thread blocked in [`Loop::run`].
+struct Unpark(std::thread::Thread);
+
+impl Wake for Unpark {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+/// The waker of one leaf.
+struct LeafWaker {
+    remote: Arc<Remote>,
+    token: u64,
+}
+
+impl Wake for LeafWaker {
+    fn wake(self: Arc<Self>) {
+        self.remote.wake(self.token);
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.remote.wake(self.token);
+    }
+}

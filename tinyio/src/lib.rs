@@ -1,0 +1,107 @@
+#![doc = include_str!("../../README.md")]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![doc(test(attr(deny(warnings))))]
+
+// Lets `#[tinyio::coroutine]` (which names `::tinyio`) work inside this crate too.
+extern crate self as tinyio;
+
+mod combinators;
+mod coro;
+mod error;
+mod event_loop;
+mod sync;
+pub mod thread;
+mod time;
+mod yieldable;
+
+pub use crate::combinators::{AsCompleted, as_completed};
+pub use crate::coro::{Coro, Coroutine, Shared, SharedCoroutine};
+pub use crate::error::{Error, ErrorGroup, Frame};
+pub use crate::event_loop::{Loop, StopHandle};
+pub use crate::sync::{Barrier, Event, Lock, LockGuard, Semaphore, SemaphoreGuard};
+pub use crate::thread::{ThreadPool, run_in_thread, try_run_in_thread};
+pub use crate::time::{sleep, sleep_until, timeout};
+pub use crate::yieldable::{Background, Yieldable, background};
+
+/// Turns a function into a coroutine: `#[coroutine] fn f(args) -> T` becomes
+/// `fn f(args) -> Coroutine<T>`, whose body runs when a loop schedules it.
+///
+/// Inside, `yield_!(x)` suspends until `x` (anything [`Yieldable`]) is done and evaluates to its
+/// output; `yield_!()` just lets the others run. `?` raises any error (the loop then cancels
+/// everything); `try_yield!(x)` gives a `Result` instead, so a coroutine can see its own
+/// cancellation and clean up before propagating it.
+///
+/// ```
+/// use tinyio::{Loop};
+///
+/// #[tinyio::coroutine]
+/// fn add_one(x: u64) -> u64 {
+///     yield_!();
+///     x + 1
+/// }
+///
+/// assert_eq!(Loop::new().run(add_one(1)).unwrap(), 2);
+/// ```
+///
+/// It is equivalent to writing the coroutine by hand through the hidden entry points that the
+/// attribute calls (shown for reading, not as API):
+///
+/// ```
+/// fn add_one(x: u64) -> tinyio::Coroutine<'static, u64> {
+///     tinyio::__private::coroutine(
+///         &tinyio::__private::Site { name: "add_one", file: file!(), line: line!() },
+///         move |co| async move {
+///             tinyio::__private::suspend(&co, (), line!()).await?;
+///             Ok(x + 1)
+///         },
+///     )
+/// }
+///
+/// assert_eq!(tinyio::Loop::new().run(add_one(1)).unwrap(), 2);
+/// ```
+pub use tinyio_macros::coroutine;
+
+/// Suspends the coroutine until the value is done, and evaluates to its output. Only valid
+/// directly inside a [`#[coroutine]`](coroutine) function, which rewrites it.
+///
+/// ```compile_fail
+/// fn not_a_coroutine() {
+///     tinyio::yield_!();
+/// }
+/// ```
+#[macro_export]
+macro_rules! yield_ {
+    ($($tokens:tt)*) => {
+        ::core::compile_error!(
+            "`yield_!` can only be used directly in a `#[tinyio::coroutine]` function, not in a closure, async block or nested function"
+        )
+    };
+}
+
+/// Like `yield_!`, but evaluates to `Result<Output, tinyio::Error>`: `Err` when the loop
+/// cancels this coroutine (or a [`timeout`] expires), so that it can clean up first. It must then
+/// propagate the error; a coroutine that yields again or returns a value instead is reported.
+///
+/// ```compile_fail
+/// fn not_a_coroutine() {
+///     let _ = tinyio::try_yield!();
+/// }
+/// ```
+#[macro_export]
+macro_rules! try_yield {
+    ($($tokens:tt)*) => {
+        ::core::compile_error!(
+            "`try_yield!` can only be used directly in a `#[tinyio::coroutine]` function, not in a closure, async block or nested function"
+        )
+    };
+}
+
+// Not public API: what `#[coroutine]` expands to.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::combinators::{AsCompleted, as_completed};
+pub use crate::coro::{Co, Site, coroutine, suspend};
+    pub use crate::error::Raise;
+    pub use crate::yieldable::Submission;
+}

@@ -1,0 +1,489 @@
+//! Synchronisation between coroutines: [`Event`] (also from other threads), [`Semaphore`],
+//! [`Lock`], [`Barrier`].
+
+use std::collections::VecDeque;
+use std::ops::{Deref, DerefMut};
+use std::panic::Location;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Poll, Waker};
+use std::time::{Duration, Instant};
+use std::{fmt, mem};
+
+use crate::Coro;
+use crate::coro::{Coroutine, Cx, Leaf, Site, coroutine, suspend};
+use crate::error::Error;
+
+static EVENT_WAIT: Site = Site { name: "Event::wait", file: file!(), line: line!() };
+static ACQUIRE: Site = Site { name: "Semaphore::acquire", file: file!(), line: line!() };
+static LOCK: Site = Site { name: "Lock::lock", file: file!(), line: line!() };
+static BARRIER: Site = Site { name: "Barrier::wait", file: file!(), line: line!() };
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// One registered waiter: set once it has been woken.
+struct Waiting {
+    woken: AtomicBool,
+    waker: Waker,
+}
+
+impl Waiting {
+    fn new(cx: &mut Cx<'_>) -> Arc<Self> {
+        Arc::new(Waiting { woken: AtomicBool::new(false), waker: (cx.waker)() })
+    }
+
+    fn wake(&self) {
+        self.woken.store(true, Ordering::Release);
+        self.waker.wake_by_ref();
+    }
+
+    fn is_woken(&self) -> bool {
+        self.woken.load(Ordering::Acquire)
+    }
+}
+
+/// A flag that coroutines can wait on, set from a coroutine or from any thread.
+///
+/// `clear` is not strict: a waiter already woken by `set` stays woken, even if the event is
+/// cleared before it runs.
+///
+/// ```
+/// use std::time::Duration;
+/// use tinyio::{Event, Loop};
+///
+/// #[tinyio::coroutine]
+/// fn waiter(event: Event) -> &'static str {
+///     yield_!(event.wait());
+///     "woken"
+/// }
+///
+/// let event = Event::new();
+/// let setter = event.clone();
+/// std::thread::spawn(move || {
+///     std::thread::sleep(Duration::from_millis(10));
+///     setter.set();
+/// });
+/// assert_eq!(Loop::new().run(waiter(event.clone())).unwrap(), "woken");
+/// assert!(event.is_set());
+/// ```
+#[derive(Clone, Default)]
+pub struct Event(Arc<Mutex<EventState>>);
+
+#[derive(Default)]
+struct EventState {
+    set: bool,
+    waiting: Vec<Arc<Waiting>>,
+}
+
+impl Event {
+    /// A new event, not set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the flag and wakes every waiter.
+    pub fn set(&self) {
+        let waiting = {
+            let mut state = lock(&self.0);
+            state.set = true;
+            mem::take(&mut state.waiting)
+        };
+        for waiting in waiting {
+            waiting.wake();
+        }
+    }
+
+    /// Clears the flag. Waiters already woken stay woken.
+    ///
+    /// ```
+    /// let event = tinyio::Event::new();
+    /// event.set();
+    /// event.clear();
+    /// assert!(!event.is_set());
+    /// ```
+    pub fn clear(&self) {
+        lock(&self.0).set = false;
+    }
+
+    /// Whether the flag is set.
+    pub fn is_set(&self) -> bool {
+        lock(&self.0).set
+    }
+
+    /// A coroutine that finishes once the flag is set (at once if it is).
+    pub fn wait(&self) -> Coro<()> {
+        let wait = EventWait { event: self.clone(), waiting: None, deadline: None };
+        Coroutine::leaf(&EVENT_WAIT, Ignore(wait))
+    }
+
+    /// Like [`wait`](Event::wait), for at most `timeout`: `true` if the flag was set, `false` if
+    /// time ran out first.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let event = tinyio::Event::new();
+    /// let waited = event.wait_timeout(Duration::from_millis(5));
+    /// assert!(!tinyio::Loop::new().run(waited).unwrap());
+    /// event.set();
+    /// assert!(tinyio::Loop::new().run(event.wait_timeout(Duration::ZERO)).unwrap());
+    /// ```
+    pub fn wait_timeout(&self, timeout: Duration) -> Coro<bool> {
+        let deadline = Some(crate::time::after(timeout));
+        Coroutine::leaf(&EVENT_WAIT, EventWait { event: self.clone(), waiting: None, deadline })
+    }
+}
+
+impl fmt::Debug for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Event").field("set", &self.is_set()).finish_non_exhaustive()
+    }
+}
+
+struct EventWait {
+    event: Event,
+    waiting: Option<Arc<Waiting>>,
+    deadline: Option<Instant>,
+}
+
+impl Leaf for EventWait {
+    type Output = bool;
+
+    fn poll(&mut self, cx: &mut Cx<'_>) -> Poll<Result<bool, Error>> {
+        if self.waiting.as_ref().is_some_and(|w| w.is_woken()) {
+            return Poll::Ready(Ok(true));
+        }
+        let mut state = lock(&self.event.0);
+        if self.waiting.is_none() {
+            if state.set {
+                return Poll::Ready(Ok(true));
+            }
+            let waiting = Waiting::new(cx);
+            state.waiting.push(waiting.clone());
+            self.waiting = Some(waiting);
+        }
+        drop(state);
+        match self.deadline {
+            Some(deadline) if Instant::now() >= deadline => {
+                self.deregister();
+                Poll::Ready(Ok(false))
+            }
+            _ => Poll::Pending,
+        }
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+}
+
+impl EventWait {
+    fn deregister(&mut self) {
+        if let Some(waiting) = self.waiting.take() {
+            lock(&self.event.0).waiting.retain(|w| !Arc::ptr_eq(w, &waiting));
+        }
+    }
+}
+
+impl Drop for EventWait {
+    fn drop(&mut self) {
+        self.deregister();
+    }
+}
+
+/// At most `n` coroutines at once past [`acquire`](Semaphore::acquire); the others wait their
+/// turn, first come first served. The permit is given back when the guard drops.
+///
+/// ```
+/// use std::cell::Cell;
+/// use tinyio::{Loop, Semaphore};
+///
+/// #[tinyio::coroutine]
+/// fn guarded<'a>(semaphore: &'a Semaphore, inside: &'a Cell<usize>, most: &'a Cell<usize>) -> () {
+///     let _permit = yield_!(semaphore.acquire());
+///     inside.set(inside.get() + 1);
+///     most.set(most.get().max(inside.get()));
+///     yield_!();
+///     inside.set(inside.get() - 1);
+/// }
+///
+/// let (semaphore, inside, most) = (Semaphore::new(2), Cell::new(0), Cell::new(0));
+/// let all: Vec<_> = (0..10).map(|_| guarded(&semaphore, &inside, &most)).collect();
+/// Loop::new().run(all).unwrap();
+/// assert_eq!(most.get(), 2);
+/// ```
+#[derive(Clone)]
+pub struct Semaphore(Arc<Mutex<SemaphoreState>>);
+
+struct SemaphoreState {
+    permits: usize,
+    queue: VecDeque<Arc<Waiting>>,
+}
+
+impl Semaphore {
+    /// A semaphore with `permits` permits. Panics if `permits` is zero: nobody could ever pass.
+    pub fn new(permits: usize) -> Self {
+        assert!(permits > 0, "`Semaphore::new(0)` would block every `acquire` forever; use at least 1");
+        Semaphore(Arc::new(Mutex::new(SemaphoreState { permits, queue: VecDeque::new() })))
+    }
+
+    /// A coroutine that finishes with a permit once one is free.
+    pub fn acquire(&self) -> Coro<SemaphoreGuard> {
+        Coroutine::leaf(&ACQUIRE, Acquire { semaphore: self.clone(), waiting: None })
+    }
+
+    /// How many permits are free now.
+    ///
+    /// ```
+    /// assert_eq!(tinyio::Semaphore::new(3).available(), 3);
+    /// ```
+    pub fn available(&self) -> usize {
+        lock(&self.0).permits
+    }
+
+    /// Gives a permit back: to the first in the queue, or to the pool.
+    fn release(&self) {
+        let mut state = lock(&self.0);
+        match state.queue.pop_front() {
+            Some(next) => next.wake(),
+            None => state.permits += 1,
+        }
+    }
+}
+
+impl fmt::Debug for Semaphore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Semaphore").field("available", &self.available()).finish_non_exhaustive()
+    }
+}
+
+struct Acquire {
+    semaphore: Semaphore,
+    /// Our place in the queue; woken means a permit was handed to us.
+    waiting: Option<Arc<Waiting>>,
+}
+
+impl Leaf for Acquire {
+    type Output = SemaphoreGuard;
+
+    fn poll(&mut self, cx: &mut Cx<'_>) -> Poll<Result<SemaphoreGuard, Error>> {
+        let guard = || SemaphoreGuard(self.semaphore.clone());
+        match &self.waiting {
+            Some(waiting) if waiting.is_woken() => {
+                self.waiting = None;
+                Poll::Ready(Ok(guard()))
+            }
+            Some(_) => Poll::Pending,
+            None => {
+                let mut state = lock(&self.semaphore.0);
+                if state.permits > 0 && state.queue.is_empty() {
+                    state.permits -= 1;
+                    return Poll::Ready(Ok(guard()));
+                }
+                let waiting = Waiting::new(cx);
+                state.queue.push_back(waiting.clone());
+                drop(state);
+                self.waiting = Some(waiting);
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl Drop for Acquire {
+    fn drop(&mut self) {
+        // Cancelled while queued: leave the queue, or pass on a permit handed over meanwhile.
+        if let Some(waiting) = self.waiting.take() {
+            let mut state = lock(&self.semaphore.0);
+            let before = state.queue.len();
+            state.queue.retain(|w| !Arc::ptr_eq(w, &waiting));
+            if state.queue.len() == before {
+                drop(state);
+                self.semaphore.release();
+            }
+        }
+    }
+}
+
+/// A permit of a [`Semaphore`], given back on drop.
+#[must_use = "the permit is given back as soon as the guard drops"]
+pub struct SemaphoreGuard(Semaphore);
+
+impl Drop for SemaphoreGuard {
+    fn drop(&mut self) {
+        self.0.release();
+    }
+}
+
+impl fmt::Debug for SemaphoreGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SemaphoreGuard").finish_non_exhaustive()
+    }
+}
+
+/// A lock for coroutines, guarding `T` (nothing by default): one holder at a time, first come
+/// first served. The holder may yield while holding it.
+///
+/// ```
+/// use tinyio::{Lock, Loop};
+///
+/// #[tinyio::coroutine]
+/// fn push(log: &Lock<Vec<u32>>, x: u32) -> () {
+///     let mut log = yield_!(log.lock());
+///     yield_!(); // others run, but cannot take the lock
+///     log.push(x);
+/// }
+///
+/// let log = Lock::new(Vec::new());
+/// Loop::new().run((push(&log, 1), push(&log, 2))).unwrap();
+/// assert_eq!(log.into_inner(), [1, 2]);
+/// ```
+pub struct Lock<T = ()> {
+    permit: Semaphore,
+    data: Mutex<T>,
+}
+
+impl<T> Lock<T> {
+    /// A lock around `data`.
+    pub fn new(data: T) -> Self {
+        Lock { permit: Semaphore::new(1), data: Mutex::new(data) }
+    }
+
+    /// A coroutine that finishes with the guard once the lock is free.
+    #[track_caller]
+    pub fn lock(&self) -> Coroutine<'_, LockGuard<'_, T>> {
+        let line = Location::caller().line();
+        coroutine(&LOCK, move |co| async move {
+            let permit = suspend(&co, self.permit.acquire(), line).await?;
+            let data = self.data.try_lock().unwrap_or_else(|e| match e {
+                std::sync::TryLockError::Poisoned(p) => p.into_inner(),
+                std::sync::TryLockError::WouldBlock => unreachable!("the permit is exclusive"),
+            });
+            Ok(LockGuard { data, _permit: permit })
+        })
+    }
+
+    /// The data, once nobody can lock it any more.
+    pub fn into_inner(self) -> T {
+        self.data.into_inner().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Default for Lock<()> {
+    fn default() -> Self {
+        Lock::new(())
+    }
+}
+
+impl<T> fmt::Debug for Lock<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Lock").field("locked", &(self.permit.available() == 0)).finish_non_exhaustive()
+    }
+}
+
+/// Access to the data of a [`Lock`]; unlocks on drop.
+#[must_use = "the lock is released as soon as the guard drops"]
+pub struct LockGuard<'a, T> {
+    data: MutexGuard<'a, T>,
+    _permit: SemaphoreGuard,
+}
+
+impl<T> Deref for LockGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.data
+    }
+}
+
+impl<T> DerefMut for LockGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.data
+    }
+}
+
+impl<T: fmt::Debug> fmt::Debug for LockGuard<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.data, f)
+    }
+}
+
+/// Holds coroutines back until `n` of them wait; then all of them go on. Each generation of
+/// `n` arrivals goes through together; [`wait`](Barrier::wait) gives the arrival index within
+/// its generation.
+///
+/// ```
+/// use tinyio::{Barrier, Loop};
+///
+/// let barrier = Barrier::new(3);
+/// let mut indices = Loop::new().run([barrier.wait(), barrier.wait(), barrier.wait()]).unwrap();
+/// indices.sort();
+/// assert_eq!(indices, [0, 1, 2]);
+/// ```
+#[derive(Clone)]
+pub struct Barrier(Arc<Mutex<BarrierState>>);
+
+struct BarrierState {
+    n: usize,
+    arrived: usize,
+    released: Event,
+}
+
+impl Barrier {
+    /// A barrier for `n` coroutines. Panics if `n` is zero.
+    pub fn new(n: usize) -> Self {
+        assert!(n > 0, "`Barrier::new(0)` has nobody to wait for; use at least 1");
+        Barrier(Arc::new(Mutex::new(BarrierState { n, arrived: 0, released: Event::new() })))
+    }
+
+    /// A coroutine that arrives at the barrier, waits for the others, and finishes with its
+    /// arrival index, from 0 to `n - 1`.
+    #[track_caller]
+    pub fn wait(&self) -> Coro<usize> {
+        let barrier = self.clone();
+        let line = Location::caller().line();
+        coroutine(&BARRIER, move |co| async move {
+            let (index, released) = {
+                let mut state = lock(&barrier.0);
+                let index = state.arrived;
+                let released = state.released.clone();
+                state.arrived += 1;
+                if state.arrived == state.n {
+                    state.arrived = 0;
+                    state.released = Event::new();
+                    released.set();
+                }
+                (index, released)
+            };
+            suspend(&co, released.wait(), line).await?;
+            Ok(index)
+        })
+    }
+}
+
+impl fmt::Debug for Barrier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = lock(&self.0);
+        f.debug_struct("Barrier").field("n", &state.n).field("arrived", &state.arrived).finish()
+    }
+}
+
+/// A leaf whose output is dropped.
+struct Ignore<L>(L);
+
+impl<L: Leaf> Leaf for Ignore<L> {
+    type Output = ();
+
+    fn poll(&mut self, cx: &mut Cx<'_>) -> Poll<Result<(), Error>> {
+        self.0.poll(cx).map(|output| output.map(drop))
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        self.0.deadline()
+    }
+
+    fn cancel(&mut self, cx: &mut Cx<'_>) {
+        self.0.cancel(cx)
+    }
+}

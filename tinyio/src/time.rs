@@ -1,0 +1,93 @@
+//! Timers: `sleep`, `sleep_until`, `timeout`. Deadlines live in the loop's timer heap; no thread
+//! sleeps for a coroutine.
+
+use std::panic::Location;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use crate::coro::{Coroutine, Cx, Leaf, Site, coroutine, suspend_until};
+use crate::error::{Error, Raise};
+use crate::{Coro, Yieldable};
+
+static SLEEP: Site = Site { name: "sleep", file: file!(), line: line!() };
+static TIMEOUT: Site = Site { name: "timeout", file: file!(), line: line!() };
+
+/// A coroutine that finishes after `duration`, without blocking the loop.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use tinyio::Loop;
+///
+/// let start = Instant::now();
+/// let naps: Vec<_> = (0..100).map(|_| tinyio::sleep(Duration::from_millis(20))).collect();
+/// Loop::new().run(naps).unwrap(); // a hundred sleeps at once, on one thread
+/// assert!(start.elapsed() >= Duration::from_millis(20));
+/// ```
+pub fn sleep(duration: Duration) -> Coro<()> {
+    sleep_until(after(duration))
+}
+
+/// A coroutine that finishes at `deadline` (at once if it has passed).
+///
+/// ```
+/// use std::time::{Duration, Instant};
+///
+/// let deadline = Instant::now() + Duration::from_millis(5);
+/// tinyio::Loop::new().run(tinyio::sleep_until(deadline)).unwrap();
+/// assert!(Instant::now() >= deadline);
+/// ```
+pub fn sleep_until(deadline: Instant) -> Coro<()> {
+    Coroutine::leaf(&SLEEP, Sleep(deadline))
+}
+
+/// `duration` from now, saturating far in the future.
+pub(crate) fn after(duration: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(duration).unwrap_or_else(|| now + Duration::from_secs(60 * 60 * 24 * 365 * 100))
+}
+
+struct Sleep(Instant);
+
+impl Leaf for Sleep {
+    type Output = ();
+
+    fn poll(&mut self, _: &mut Cx<'_>) -> Poll<Result<(), Error>> {
+        if Instant::now() >= self.0 { Poll::Ready(Ok(())) } else { Poll::Pending }
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        Some(self.0)
+    }
+}
+
+/// Runs `y` for at most `duration`: `Some(output)` if it finished in time, else `None`.
+///
+/// When time runs out, the work is stopped: each coroutine that only `y` was waiting on is
+/// resumed with a timeout error at its suspension point (for which
+/// [`Error::is_timeout`] is true), so its destructors run, as with a cancellation. Nothing
+/// else is cancelled, and a coroutine someone else also waits on goes on. A thread it started
+/// is told to stop, and joined before the run ends.
+///
+/// ```
+/// use std::time::Duration;
+/// use tinyio::{Loop, sleep, timeout};
+///
+/// let fast = timeout(sleep(Duration::from_millis(1)), Duration::from_secs(5));
+/// let slow = timeout(sleep(Duration::from_secs(5)), Duration::from_millis(1));
+/// assert_eq!(Loop::new().run((fast, slow)).unwrap(), (Some(()), None));
+/// ```
+#[track_caller]
+pub fn timeout<'a, Y>(y: Y, duration: Duration) -> Coroutine<'a, Option<Y::Output>>
+where
+    Y: Yieldable + 'a,
+    Y::Output: 'a,
+{
+    let line = Location::caller().line();
+    coroutine(&TIMEOUT, move |co| async move {
+        match suspend_until(&co, y, Some(after(duration)), line).await {
+            Ok(output) => Ok(Some(output)),
+            Err(error) if error.is_deadline() => Ok(None),
+            Err(error) => Err(Raise(error)),
+        }
+    })
+}

@@ -1,0 +1,252 @@
+//! What `yield_!` accepts, and what it evaluates to.
+
+use std::rc::Rc;
+
+use crate::coro::{Coroutine, OutputOf, SharedCoroutine, Task};
+
+/// A value that `yield_!` accepts and [`Loop::run`](crate::Loop::run) runs.
+///
+/// | yielded | waits for | evaluates to |
+/// |---|---|---|
+/// | `()` | nothing: lets the others run | `()` |
+/// | [`Coroutine<T>`](crate::Coroutine) | that coroutine | `T` |
+/// | [`SharedCoroutine<T>`](crate::SharedCoroutine) | that coroutine, run once however many wait | `T` (a clone) |
+/// | `Vec<Y>`, `[Y; N]` | all of them, concurrently | `Vec<Y::Output>`, `[Y::Output; N]` |
+/// | `(A, B, ...)`, up to 12 | all of them, concurrently | `(A::Output, B::Output, ...)` |
+/// | [`background(y)`](crate::background) | nothing: starts `y` and goes on | `()` |
+///
+/// ```
+/// use tinyio::{Loop};
+///
+/// #[tinyio::coroutine]
+/// fn id(x: u32) -> u32 { x }
+///
+/// #[tinyio::coroutine]
+/// fn all() -> (u32, Vec<u32>, [u32; 2]) {
+///     yield_!();
+///     yield_!((id(1), vec![id(2), id(3)], [id(4), id(5)]))
+/// }
+///
+/// assert_eq!(Loop::new().run(all()).unwrap(), (1, vec![2, 3], [4, 5]));
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be yielded to a tinyio loop",
+    label = "not a coroutine, nor a gather of coroutines",
+    note = "`yield_!` accepts `()`, a `tinyio::Coro`, a `tinyio::Shared`, `tinyio::background(...)`, and `Vec`s, arrays and tuples of those",
+    note = "to wait on a future, wrap it: `tinyio::from_future(fut)`; to run blocking code, `tinyio::run_in_thread(|| ...)`"
+)]
+pub trait Yieldable {
+    /// What `yield_!` evaluates to once everything yielded has finished.
+    type Output;
+    /// What the suspended coroutine keeps to collect the output with.
+    #[doc(hidden)]
+    type Pending;
+    /// Hands the coroutines inside to the loop.
+    #[doc(hidden)]
+    fn submit<'s>(self, submission: &mut Submission<'s>) -> Self::Pending
+    where
+        Self: 's;
+    /// Collects the output once every submitted coroutine has finished.
+    #[doc(hidden)]
+    fn collect(pending: Self::Pending) -> Self::Output;
+}
+
+/// The coroutines one `yield_!` hands to the loop. The first is kept inline: yielding a single
+/// coroutine allocates nothing here.
+#[doc(hidden)]
+#[derive(Default)]
+pub struct Submission<'s> {
+    first: Option<Submitted<'s>>,
+    rest: Vec<Submitted<'s>>,
+    background: bool,
+}
+
+/// A submitted coroutine, and whether the yielding coroutine waits for it.
+pub(crate) struct Submitted<'s> {
+    pub(crate) task: Rc<dyn Task + 's>,
+    pub(crate) wait: bool,
+}
+
+impl<'s> Submission<'s> {
+    pub(crate) fn push(&mut self, task: Rc<dyn Task + 's>) {
+        let submitted = Submitted { task, wait: !self.background };
+        match self.first {
+            None => self.first = Some(submitted),
+            Some(_) => self.rest.push(submitted),
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.first.is_none()
+    }
+
+    pub(crate) fn into_iter(self) -> impl Iterator<Item = Submitted<'s>> {
+        self.first.into_iter().chain(self.rest)
+    }
+}
+
+impl Yieldable for () {
+    type Output = ();
+    type Pending = ();
+    fn submit<'s>(self, _: &mut Submission<'s>)
+    where
+        Self: 's,
+    {
+    }
+    fn collect(_: ()) {}
+}
+
+impl<'a, T> Yieldable for Coroutine<'a, T> {
+    type Output = T;
+    type Pending = OutputOf<'a, T>;
+
+    fn submit<'s>(self, submission: &mut Submission<'s>) -> Self::Pending
+    where
+        Self: 's,
+    {
+        submission.push(self.node.clone());
+        OutputOf(self.node)
+    }
+
+    fn collect(node: Self::Pending) -> T {
+        node.0.take()
+    }
+}
+
+impl<'a, T: Clone> Yieldable for SharedCoroutine<'a, T> {
+    type Output = T;
+    type Pending = OutputOf<'a, T>;
+
+    fn submit<'s>(self, submission: &mut Submission<'s>) -> Self::Pending
+    where
+        Self: 's,
+    {
+        submission.push(self.node.clone());
+        OutputOf(self.node)
+    }
+
+    fn collect(node: Self::Pending) -> T {
+        let mut output = None;
+        node.0.with_output(&mut |out| output = Some(out.clone()));
+        output.expect("a finished coroutine has an output")
+    }
+}
+
+/// Starts `y` without waiting for it: `yield_!(background(y))` returns at once. The loop still
+/// runs `y` to completion before [`Loop::run`](crate::Loop::run) returns, and an error in it
+/// crashes the loop as any other. To read its output later, make it [`Shared`](crate::Shared)
+/// and yield a clone.
+///
+/// ```
+/// use tinyio::{background, Loop};
+/// use std::cell::Cell;
+///
+/// #[tinyio::coroutine]
+/// fn mark(cell: &Cell<u32>) -> () {
+///     yield_!();
+///     cell.set(cell.get() + 1);
+/// }
+///
+/// #[tinyio::coroutine]
+/// fn start<'a>(cell: &'a Cell<u32>) -> u32 {
+///     yield_!(background(vec![mark(cell), mark(cell)]));
+///     cell.get() // the background coroutines have not run yet
+/// }
+///
+/// let cell = Cell::new(0);
+/// assert_eq!(Loop::new().run(start(&cell)).unwrap(), 0);
+/// assert_eq!(cell.get(), 2); // but `run` waited for them
+/// ```
+pub fn background<Y: Yieldable>(y: Y) -> Background<Y> {
+    Background(y)
+}
+
+/// See [`background`].
+#[must_use = "yield it: `yield_!(background(...))`"]
+#[derive(Debug)]
+pub struct Background<Y>(Y);
+
+impl<Y: Yieldable> Yieldable for Background<Y> {
+    type Output = ();
+    type Pending = ();
+
+    fn submit<'s>(self, submission: &mut Submission<'s>)
+    where
+        Self: 's,
+    {
+        let outer = std::mem::replace(&mut submission.background, true);
+        drop(self.0.submit(submission));
+        submission.background = outer;
+    }
+
+    fn collect(_: ()) {}
+}
+
+impl<Y: Yieldable> Yieldable for Vec<Y> {
+    type Output = Vec<Y::Output>;
+    type Pending = Vec<Y::Pending>;
+
+    fn submit<'s>(self, submission: &mut Submission<'s>) -> Self::Pending
+    where
+        Self: 's,
+    {
+        self.into_iter().map(|y| y.submit(submission)).collect()
+    }
+
+    fn collect(pending: Self::Pending) -> Self::Output {
+        pending.into_iter().map(Y::collect).collect()
+    }
+}
+
+impl<Y: Yieldable, const N: usize> Yieldable for [Y; N] {
+    type Output = [Y::Output; N];
+    type Pending = [Y::Pending; N];
+
+    fn submit<'s>(self, submission: &mut Submission<'s>) -> Self::Pending
+    where
+        Self: 's,
+    {
+        self.map(|y| y.submit(submission))
+    }
+
+    fn collect(pending: Self::Pending) -> Self::Output {
+        pending.map(Y::collect)
+    }
+}
+
+macro_rules! tuple {
+    ($($name:ident)+) => {
+        impl<$($name: Yieldable),+> Yieldable for ($($name,)+) {
+            type Output = ($($name::Output,)+);
+            type Pending = ($($name::Pending,)+);
+
+            #[allow(non_snake_case)]
+            fn submit<'s>(self, submission: &mut Submission<'s>) -> Self::Pending
+            where
+                Self: 's,
+            {
+                let ($($name,)+) = self;
+                ($($name.submit(submission),)+)
+            }
+
+            #[allow(non_snake_case)]
+            fn collect(pending: Self::Pending) -> Self::Output {
+                let ($($name,)+) = pending;
+                ($($name::collect($name),)+)
+            }
+        }
+    };
+}
+
+tuple!(A);
+tuple!(A B);
+tuple!(A B C);
+tuple!(A B C D);
+tuple!(A B C D E);
+tuple!(A B C D E F);
+tuple!(A B C D E F G);
+tuple!(A B C D E F G H);
+tuple!(A B C D E F G H I);
+tuple!(A B C D E F G H I J);
+tuple!(A B C D E F G H I J K);
+tuple!(A B C D E F G H I J K L);
