@@ -1,12 +1,16 @@
-//! Combinators over coroutines: [`as_completed`].
+//! Combinators over coroutines: [`as_completed`], [`isolate`], [`copy`].
 
 use std::cell::RefCell;
-use std::panic::Location;
+use std::panic::{self, Location};
 use std::rc::Rc;
+use std::sync::Arc;
 use std::task::{Poll, Waker};
+use std::time::Instant;
 
 use crate::coro::{Coroutine, Cx, Leaf, Site, coroutine, suspend};
-use crate::error::Error;
+use crate::error::{Error, ErrorGroup};
+use crate::event_loop::{Failure, Progress, Remote, Session};
+use crate::sync::Event;
 use crate::yieldable::{Yieldable, background};
 
 static AS_COMPLETED: Site = Site { name: "as_completed", file: file!(), line: line!() };
@@ -128,4 +132,146 @@ impl<T> Leaf for Completion<T> {
             }
         }
     }
+}
+
+static ISOLATE: Site = Site { name: "isolate", file: file!(), line: line!() };
+static COPY: Site = Site { name: "copy", file: file!(), line: line!() };
+static COPIED: Site = Site { name: "copy::receive", file: file!(), line: line!() };
+
+/// Runs `y`, and everything it yields, in a loop of its own nested in this one: both make
+/// progress, one round of the inner loop per turn of the outer one. An error inside cancels only
+/// the inner loop and comes back as `Err`; the outer loop goes on. A panic is still fatal, and a
+/// cancellation of the outer loop reaches inside.
+///
+/// Coroutines already scheduled by the outer loop cannot be yielded inside (they belong to
+/// another run): hand their results over with [`copy`].
+///
+/// ```
+/// use tinyio::{Loop, isolate};
+///
+/// #[tinyio::coroutine]
+/// fn flaky(fail: bool) -> u32 {
+///     yield_!();
+///     if fail {
+///         tinyio::bail!("flaked");
+///     }
+///     7
+/// }
+///
+/// #[tinyio::coroutine]
+/// fn robust() -> (u32, String) {
+///     let ok = yield_!(isolate(flaky(false)))?;
+///     let err = yield_!(isolate(flaky(true))).unwrap_err();
+///     (ok, err.to_string())
+/// }
+///
+/// assert_eq!(Loop::new().run(robust()).unwrap(), (7, "flaked".to_string()));
+/// ```
+pub fn isolate<'a, Y>(y: Y) -> Coroutine<'a, Result<Y::Output, Error>>
+where
+    Y: Yieldable + 'a,
+    Y::Output: 'a,
+{
+    Coroutine::leaf(&ISOLATE, Isolated { y: Some(y), session: None, waker: None, deadline: None })
+}
+
+struct Isolated<'a, Y: Yieldable> {
+    y: Option<Y>,
+    session: Option<Session<'a, Y>>,
+    waker: Option<Waker>,
+    deadline: Option<Instant>,
+}
+
+impl<'a, Y: Yieldable + 'a> Leaf for Isolated<'a, Y> {
+    type Output = Result<Y::Output, Error>;
+
+    fn poll(&mut self, cx: &mut Cx<'_>) -> Poll<Result<Self::Output, Error>> {
+        let waker = self.waker.get_or_insert_with(|| (cx.waker)());
+        let session = self.session.get_or_insert_with(|| {
+            let remote = Arc::new(Remote::new());
+            remote.set_driver(waker.clone());
+            Session::new(self.y.take().expect("started once"), remote, ErrorGroup::Auto)
+        });
+        self.deadline = None;
+        match session.advance(1) {
+            Ok(Progress::Finished(output)) => Poll::Ready(Ok(Ok(output))),
+            Ok(Progress::Ready) => {
+                waker.wake_by_ref();
+                Poll::Pending
+            }
+            Ok(Progress::Blocked(deadline)) => {
+                self.deadline = deadline;
+                Poll::Pending
+            }
+            Err(Failure::Error(error)) => Poll::Ready(Ok(Err(error))),
+            Err(Failure::Panic(payload)) => panic::resume_unwind(payload),
+        }
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    fn cancel(&mut self, _: &mut Cx<'_>) {
+        if let Some(mut session) = self.session.take()
+            && let Failure::Panic(payload) = session.cancel(Error::cancelled())
+        {
+            panic::resume_unwind(payload);
+        }
+    }
+}
+
+/// Runs `y` on this loop, in the background, and gives a fresh coroutine that finishes with the
+/// very same output (moved, not cloned) once `y` has: a way to hand a result to another loop,
+/// such as an [`isolate`]d one. If `y` fails, the fresh coroutine raises a cancellation.
+///
+/// ```
+/// use std::rc::Rc;
+/// use tinyio::{Loop, copy, isolate};
+///
+/// #[tinyio::coroutine]
+/// fn make() -> Rc<u32> {
+///     yield_!();
+///     Rc::new(5)
+/// }
+///
+/// #[tinyio::coroutine]
+/// fn main_coro() -> bool {
+///     let original = make().share();
+///     let copied = yield_!(copy(original.clone()));
+///     let inside = yield_!(isolate(copied)).unwrap();
+///     let outside = yield_!(original);
+///     Rc::ptr_eq(&inside, &outside)
+/// }
+///
+/// assert!(Loop::new().run(main_coro()).unwrap());
+/// ```
+#[track_caller]
+pub fn copy<'a, Y>(y: Y) -> Coroutine<'a, Coroutine<'a, Y::Output>>
+where
+    Y: Yieldable + 'a,
+    Y::Output: 'a,
+{
+    let line = Location::caller().line();
+    let slot = Rc::new(RefCell::new(None));
+    let done = Event::new();
+    let send = {
+        let (slot, done) = (slot.clone(), done.clone());
+        coroutine(&COPY, move |co| async move {
+            let output = suspend(&co, y, line).await;
+            let failed = output.as_ref().err().map(|e| Error::cancelled_because(format!("the copied coroutine failed: {e}")));
+            *slot.borrow_mut() = Some(output.map_err(|_| failed.expect("an error")));
+            done.set();
+            Ok(())
+        })
+    };
+    let receive = coroutine(&COPIED, move |co| async move {
+        suspend(&co, done.wait(), line).await?;
+        let output = slot.borrow_mut().take().expect("delivered once");
+        Ok(output?)
+    });
+    coroutine(&COPY, move |co| async move {
+        suspend(&co, background(send), line).await?;
+        Ok(receive)
+    })
 }

@@ -187,6 +187,8 @@ pub(crate) trait Task {
     /// Whether the coroutine has run at all; one that has not is dropped, not resumed, on
     /// cancellation.
     fn started(&self) -> bool;
+    /// Whether this is a leaf (polled like a future) rather than a generator.
+    fn is_leaf(&self) -> bool;
     /// Drops the body without running it further: for coroutines that never started, or that
     /// misbehaved when cancelled.
     fn discard(&self);
@@ -242,6 +244,7 @@ pub(crate) struct Cx<'r> {
 /// The body of a coroutine: a generator, or a leaf polled like a future.
 pub(crate) trait Body {
     type Output;
+    const LEAF: bool;
     fn step<'s>(&mut self, input: Result<(), Error>, cx: &mut Cx<'_>) -> BodyStep<'s, Self::Output>
     where
         Self: 's;
@@ -286,6 +289,10 @@ impl<B: Body> Task for NodeCell<B> {
 
     fn started(&self) -> bool {
         !matches!(*self.state.borrow(), State::Fresh(_))
+    }
+
+    fn is_leaf(&self) -> bool {
+        B::LEAF
     }
 
     fn discard(&self) {
@@ -350,6 +357,7 @@ struct Generator<'a, F: Future>(Gen<Request<'a>, Result<(), Error>, F>);
 
 impl<'a, T, F: Future<Output = Result<T, Raise>>> Body for Generator<'a, F> {
     type Output = T;
+    const LEAF: bool = false;
 
     fn step<'s>(&mut self, input: Result<(), Error>, _: &mut Cx<'_>) -> BodyStep<'s, T>
     where
@@ -421,6 +429,7 @@ struct LeafBody<L>(L);
 
 impl<L: Leaf> Body for LeafBody<L> {
     type Output = L::Output;
+    const LEAF: bool = true;
 
     fn step<'s>(&mut self, input: Result<(), Error>, cx: &mut Cx<'_>) -> BodyStep<'s, L::Output>
     where

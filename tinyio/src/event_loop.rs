@@ -23,11 +23,12 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Wake, Waker};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::coro::{Cx, Owner, Step, Task};
 use crate::error::{Error, ErrorGroup, Frame};
 use crate::yieldable::{Submission, Yieldable};
+use crate::stall::{Stall, Suspended};
 
 /// A single-threaded event loop for coroutines.
 ///
@@ -60,11 +61,20 @@ pub struct Loop {
     error_group: ErrorGroup,
     /// Where other threads reach the loop; lives as long as the loop, for [`StopHandle`]s.
     remote: Arc<Remote>,
+    /// After how long without progress to report, and to whom.
+    stall: Option<(Duration, StallCallback)>,
 }
+
+type StallCallback = Box<dyn Fn(&Stall) + Send>;
 
 impl Default for Loop {
     fn default() -> Self {
-        Loop { running: Cell::new(false), error_group: ErrorGroup::default(), remote: Arc::new(Remote::new()) }
+        Loop {
+            running: Cell::new(false),
+            error_group: ErrorGroup::default(),
+            remote: Arc::new(Remote::new()),
+            stall: None,
+        }
     }
 }
 
@@ -137,22 +147,133 @@ impl Loop {
         }
         let _running = Reset(&self.running);
         let remote = &self.remote;
-        *remote.driver.lock().expect("poisoned") = Some(Waker::from(Arc::new(Unpark(std::thread::current()))));
-        let mut run = Run::new(remote.clone(), self.error_group);
-        let mut submission = Submission::default();
-        let pending = y.submit(&mut submission);
-        let outcome = run.start(submission).and_then(|()| {
-            loop {
-                match run.advance()? {
-                    Progress::Finished => return run.finish_threads(),
-                    Progress::Blocked(deadline) => remote.park(deadline),
+        remote.set_driver(Waker::from(Arc::new(Unpark(std::thread::current()))));
+        let mut session = Session::new(y, remote.clone(), self.error_group);
+        // For the stall report: when the loop last made progress, and whether it has reported.
+        let (mut steps, mut idle_since, mut reported) = (0, Instant::now(), false);
+        loop {
+            match session.advance(usize::MAX) {
+                Ok(Progress::Finished(output)) => return Ok(output),
+                Ok(Progress::Ready) => {}
+                Ok(Progress::Blocked(deadline)) => {
+                    let now = Instant::now();
+                    if session.run.steps != steps {
+                        (steps, idle_since, reported) = (session.run.steps, now, false);
+                    }
+                    let mut park_until = deadline;
+                    if let Some((threshold, report)) = &self.stall
+                        && !reported
+                    {
+                        let due = idle_since + *threshold;
+                        if now >= due {
+                            report(&session.run.stall(now - idle_since));
+                            reported = true;
+                        } else {
+                            park_until = Some(deadline.map_or(due, |d| d.min(due)));
+                        }
+                    }
+                    remote.park(park_until);
                 }
+                Err(Failure::Error(error)) => return Err(error),
+                Err(Failure::Panic(payload)) => panic::resume_unwind(payload),
             }
+        }
+    }
+
+    /// Calls `report` when the loop has had nothing to run for `threshold` while coroutines are
+    /// still suspended: a forgotten [`Event::set`](crate::Event::set), a thread that never
+    /// returns, a deadlock through events. The report lists every suspended coroutine, where it
+    /// is suspended, and what it waits on. It is made once per stall.
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use std::time::Duration;
+    /// use tinyio::{Event, Loop};
+    ///
+    /// #[tinyio::coroutine]
+    /// fn waits(event: Event) -> () {
+    ///     yield_!(event.wait());
+    /// }
+    ///
+    /// let seen = Arc::new(Mutex::new(String::new()));
+    /// let event = Event::new();
+    /// let lp = Loop::new().stall_report(Duration::from_millis(20), {
+    ///     let (seen, event) = (seen.clone(), event.clone());
+    ///     move |stall| {
+    ///         *seen.lock().unwrap() = stall.to_string();
+    ///         event.set(); // the forgotten set, supplied by the report
+    ///     }
+    /// });
+    /// lp.run(waits(event)).unwrap();
+    /// let report = seen.lock().unwrap();
+    /// assert!(report.contains("waits"), "{report}");
+    /// assert!(report.contains("Event::wait"), "{report}");
+    /// ```
+    pub fn stall_report(mut self, threshold: Duration, report: impl Fn(&Stall) + Send + 'static) -> Self {
+        self.stall = Some((threshold, Box::new(report)));
+        self
+    }
+}
+
+/// A run being driven: by [`Loop::run`], by an [`isolate`](crate::isolate) inside another loop,
+/// or by an async executor through [`to_future`](crate::to_future).
+pub(crate) struct Session<'a, Y: Yieldable> {
+    pub(crate) run: Run<'a>,
+    /// What the root collects its output from; `None` once given out.
+    pending: Option<Y::Pending>,
+    /// Set once the run has ended, so that dropping the session does not cancel.
+    ended: bool,
+}
+
+impl<'a, Y: Yieldable + 'a> Session<'a, Y> {
+    pub(crate) fn new(y: Y, remote: Arc<Remote>, error_group: ErrorGroup) -> Self {
+        let mut run = Run::new(remote, error_group);
+        let mut submission = Submission::default();
+        let pending = Some(y.submit(&mut submission));
+        run.submission = Some(submission);
+        Session { run, pending, ended: false }
+    }
+
+    /// Runs up to `rounds` rounds: until everything has finished, nothing is ready, or the
+    /// rounds are used up.
+    pub(crate) fn advance(&mut self, rounds: usize) -> Result<Progress<Y::Output>, Failure> {
+        let progress = self.run.advance(rounds).and_then(|progress| match progress {
+            Progress::Finished(()) => self.run.finish_threads().map(Progress::Finished),
+            Progress::Ready => Ok(Progress::Ready),
+            Progress::Blocked(deadline) => Ok(Progress::Blocked(deadline)),
         });
-        match outcome {
-            Ok(()) => Ok(Y::collect(pending)),
-            Err(Failure::Error(error)) => Err(error),
-            Err(Failure::Panic(payload)) => panic::resume_unwind(payload),
+        match progress {
+            Ok(Progress::Finished(())) => {
+                self.ended = true;
+                let pending = self.pending.take().expect("finished once");
+                Ok(Progress::Finished(Y::collect(pending)))
+            }
+            Ok(Progress::Ready) => Ok(Progress::Ready),
+            Ok(Progress::Blocked(deadline)) => Ok(Progress::Blocked(deadline)),
+            Err(failure) => {
+                self.ended = true;
+                Err(failure)
+            }
+        }
+    }
+
+    /// Cancels everything, as a failure from outside the run would.
+    pub(crate) fn cancel(&mut self, error: Error) -> Failure {
+        self.ended = true;
+        self.run.crash(Origin::Outside, Failure::Error(error))
+    }
+}
+
+impl<Y: Yieldable> Drop for Session<'_, Y> {
+    fn drop(&mut self) {
+        if !self.ended {
+            // Abandoned half-way (a dropped future): cancel and join, as a crash would. A panic
+            // met meanwhile resumes, unless one is already unwinding.
+            if let Failure::Panic(payload) = self.run.crash(Origin::Outside, Failure::Error(Error::cancelled()))
+                && !std::thread::panicking()
+            {
+                panic::resume_unwind(payload);
+            }
         }
     }
 }
@@ -187,8 +308,11 @@ pub(crate) enum Origin {
     Suspended(u32),
 }
 
-pub(crate) enum Progress {
-    Finished,
+pub(crate) enum Progress<T> {
+    Finished(T),
+    /// Rounds ran out with coroutines still ready.
+    Ready,
+    /// Nothing is ready: wait for a wake-up, or until the deadline.
     Blocked(Option<Instant>),
 }
 
@@ -214,6 +338,10 @@ pub(crate) struct Run<'s> {
     root_pending: u32,
     /// Threads told to stop, to join before the run returns.
     joins: Vec<Join>,
+    /// What the run was given, until its first round schedules it.
+    submission: Option<Submission<'s>>,
+    /// How many times a coroutine was resumed: progress, for the stall report.
+    steps: u64,
 }
 
 /// Waits for a thread that was told to stop; gives what it failed with, if anything.
@@ -284,12 +412,6 @@ fn token(key: u32, generation: u32) -> u64 {
 const DEADLINE: u64 = 1 << 63;
 
 impl<'s> Run<'s> {
-    /// Schedules what the run was given.
-    pub(crate) fn start(&mut self, submission: Submission<'s>) -> Result<(), Failure> {
-        self.root_pending = self.submit(ROOT, submission)?;
-        Ok(())
-    }
-
     /// Joins the threads of leaves stopped by a timeout, once everything else has finished.
     pub(crate) fn finish_threads(&mut self) -> Result<(), Failure> {
         let joins = std::mem::take(&mut self.joins);
@@ -311,11 +433,20 @@ impl<'s> Run<'s> {
             woken: Vec::new(),
             root_pending: 0,
             joins: Vec::new(),
+            submission: None,
+            steps: 0,
         }
     }
 
+    pub(crate) fn remote(&self) -> &Remote {
+        &self.remote
+    }
+
     /// Runs rounds until everything has finished, or nothing is ready.
-    pub(crate) fn advance(&mut self) -> Result<Progress, Failure> {
+    pub(crate) fn advance(&mut self, mut rounds: usize) -> Result<Progress<()>, Failure> {
+        if let Some(submission) = self.submission.take() {
+            self.root_pending = self.submit(ROOT, submission)?;
+        }
         loop {
             if self.remote.stopped.swap(false, Ordering::Relaxed) {
                 return Err(self.crash(Origin::Outside, Failure::Error(Error::stopped())));
@@ -325,10 +456,14 @@ impl<'s> Run<'s> {
             if round == 0 {
                 if self.slots.len() == self.free.len() {
                     debug_assert_eq!(self.root_pending, 0);
-                    return Ok(Progress::Finished);
+                    return Ok(Progress::Finished(()));
                 }
                 return Ok(Progress::Blocked(self.timers.peek().map(|t| t.0.0)));
             }
+            if rounds == 0 {
+                return Ok(Progress::Ready);
+            }
+            rounds -= 1;
             for _ in 0..round {
                 let ready = self.ready.pop_front().expect("counted");
                 let key = ready as u32;
@@ -423,6 +558,7 @@ impl<'s> Run<'s> {
 
     /// Resumes one coroutine, catching a panic.
     fn resume(&mut self, key: u32, input: Result<(), Error>) -> std::thread::Result<Step<'s>> {
+        self.steps += 1;
         let Run { slots, remote, joins, .. } = self;
         let slot = &slots[key as usize];
         let entry = slot.entry.as_ref().expect("resumed coroutines are in the table");
@@ -656,6 +792,20 @@ impl<'s> Run<'s> {
         Failure::Error(Error::from_group(errors))
     }
 
+    /// What every suspended coroutine waits on, for the stall report.
+    fn stall(&self, idle: Duration) -> Stall {
+        let name = |key: &u32| self.slots[*key as usize].entry.as_ref().map_or("?", |e| e.task.site().name);
+        let entries = self.slots.iter().filter_map(|slot| slot.entry.as_ref());
+        let suspended = entries.filter(|e| e.task.started() && !e.task.is_leaf());
+        let coroutines = suspended
+            .map(|entry| Suspended {
+                frame: entry.task.site().frame(entry.line),
+                waits_on: entry.children.as_slice().iter().map(name).collect(),
+            })
+            .collect();
+        Stall { idle, coroutines }
+    }
+
     /// Cancels every coroutine in the table.
     fn cancel_all(&mut self) -> Cancelled {
         let mut cancelled = Cancelled { others: Vec::new(), clean: Vec::new(), panic: None };
@@ -736,6 +886,13 @@ impl Remote {
         self.woken.lock().expect("poisoned").push(token);
         self.any.store(true, Ordering::Release);
         self.wake_driver();
+    }
+
+    pub(crate) fn set_driver(&self, driver: Waker) {
+        let mut current = self.driver.lock().expect("poisoned");
+        if !current.as_ref().is_some_and(|c| c.will_wake(&driver)) {
+            *current = Some(driver);
+        }
     }
 
     fn wake_driver(&self) {

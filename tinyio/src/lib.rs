@@ -10,15 +10,21 @@ mod combinators;
 mod coro;
 mod error;
 mod event_loop;
+mod interop;
+mod stall;
 mod sync;
 pub mod thread;
 mod time;
 mod yieldable;
 
-pub use crate::combinators::{AsCompleted, as_completed};
+pub use crate::combinators::{AsCompleted, as_completed, copy, isolate};
 pub use crate::coro::{Coro, Coroutine, Shared, SharedCoroutine};
 pub use crate::error::{Error, ErrorGroup, Frame};
 pub use crate::event_loop::{Loop, StopHandle};
+#[cfg(feature = "tokio")]
+pub use crate::interop::from_tokio;
+pub use crate::interop::{ToFuture, from_future, to_future};
+pub use crate::stall::{Stall, Suspended};
 pub use crate::sync::{Barrier, Event, Lock, LockGuard, Semaphore, SemaphoreGuard};
 pub use crate::thread::{ThreadPool, run_in_thread, try_run_in_thread};
 pub use crate::time::{sleep, sleep_until, timeout};
@@ -100,7 +106,7 @@ macro_rules! try_yield {
 // Not public API: what `#[coroutine]` expands to.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::combinators::{AsCompleted, as_completed};
+    pub use crate::combinators::{AsCompleted, as_completed, copy, isolate};
 pub use crate::coro::{Co, Site, coroutine, suspend};
     pub use crate::error::Raise;
     pub use crate::yieldable::Submission;
