@@ -8,7 +8,7 @@ use std::task::{Poll, Waker};
 use std::time::Instant;
 
 use crate::coro::{Coroutine, Cx, Leaf, Site, coroutine, suspend};
-use crate::error::{Error, ErrorGroup};
+use crate::error::{Error, ErrorGroup, Raise};
 use crate::event_loop::{Failure, Progress, Remote, Session};
 use crate::sync::Event;
 use crate::yieldable::{Yieldable, background};
@@ -259,10 +259,16 @@ where
         let (slot, done) = (slot.clone(), done.clone());
         coroutine(&COPY, move |co| async move {
             let output = suspend(&co, y, line).await;
-            let failed = output.as_ref().err().map(|e| Error::cancelled_because(format!("the copied coroutine failed: {e}")));
-            *slot.borrow_mut() = Some(output.map_err(|_| failed.expect("an error")));
+            let (delivered, outcome) = match output {
+                Ok(output) => (Ok(output), Ok(())),
+                Err(error) => {
+                    let why = format!("the copied coroutine did not finish: {error}");
+                    (Err(Error::cancelled_because(why)), Err(Raise(error)))
+                }
+            };
+            *slot.borrow_mut() = Some(delivered);
             done.set();
-            Ok(())
+            outcome
         })
     };
     let receive = coroutine(&COPIED, move |co| async move {

@@ -192,10 +192,9 @@ pub(crate) trait Task {
     /// Drops the body without running it further: for coroutines that never started, or that
     /// misbehaved when cancelled.
     fn discard(&self);
-    /// Runs the coroutine until it next suspends. `Err(e)` delivers `e` at its suspension point
-    /// (cancellation or timeout). Must not be called again once it returned `Done` or `Fail`, or
+    /// Runs the coroutine until it next suspends, delivering `input` at its suspension point. Must not be called again once it returned `Done` or `Fail`, or
     /// panicked.
-    fn resume<'s>(&self, input: Result<(), Error>, cx: &mut Cx<'_>) -> Step<'s>
+    fn resume<'s>(&self, input: Input, cx: &mut Cx<'_>) -> Step<'s>
     where
         Self: 's;
 }
@@ -211,6 +210,31 @@ pub(crate) trait Node<T>: Task {
 /// What a suspended coroutine keeps of a coroutine it waits on: where to read the output.
 #[doc(hidden)]
 pub struct OutputOf<'a, T>(pub(crate) Rc<dyn Node<T> + 'a>);
+
+/// What the loop delivers at a suspension point: go on, or the error to return there. A plain
+/// byte rather than a `Result`: it travels through the generator at every resume.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Input {
+    Go,
+    /// The loop is cancelling everything.
+    Cancel,
+    /// A `timeout` around this coroutine expired.
+    Timeout,
+    /// This coroutine's own timed wait expired (it is the `timeout` wrapper).
+    Deadline,
+}
+
+impl Input {
+    #[inline]
+    pub(crate) fn error(self) -> Option<Error> {
+        match self {
+            Input::Go => None,
+            Input::Cancel => Some(Error::cancelled()),
+            Input::Timeout => Some(Error::timeout()),
+            Input::Deadline => Some(Error::deadline()),
+        }
+    }
+}
 
 /// The outcome of one resume.
 pub(crate) enum Step<'s> {
@@ -229,8 +253,6 @@ pub(crate) enum Step<'s> {
 pub(crate) struct Request<'a> {
     pub(crate) line: u32,
     pub(crate) submission: Submission<'a>,
-    /// For a timed wait: when to stop waiting, and stop what was waited on.
-    pub(crate) deadline: Option<Instant>,
 }
 
 /// What a leaf can reach while it is polled.
@@ -245,7 +267,7 @@ pub(crate) struct Cx<'r> {
 pub(crate) trait Body {
     type Output;
     const LEAF: bool;
-    fn step<'s>(&mut self, input: Result<(), Error>, cx: &mut Cx<'_>) -> BodyStep<'s, Self::Output>
+    fn step<'s>(&mut self, input: Input, cx: &mut Cx<'_>) -> BodyStep<'s, Self::Output>
     where
         Self: 's;
 }
@@ -300,34 +322,35 @@ impl<B: Body> Task for NodeCell<B> {
         drop(body);
     }
 
-    fn resume<'s>(&self, input: Result<(), Error>, cx: &mut Cx<'_>) -> Step<'s>
+    fn resume<'s>(&self, input: Input, cx: &mut Cx<'_>) -> Step<'s>
     where
         Self: 's,
     {
-        // Take the body out while it runs, so that user code may touch this node (a shared
-        // coroutine awaiting itself is caught as a cycle) and so that a panic leaves it empty.
-        let mut body = match mem::replace(&mut *self.state.borrow_mut(), State::Empty) {
-            State::Fresh(body) | State::Running(body) => body,
-            State::Finished(_) | State::Empty => unreachable!("resumed a finished coroutine"),
-        };
-        let step = body.step(input, cx);
+        // The body runs in place, with the state borrowed: nothing else reads this node's state
+        // while it runs (a shared coroutine awaiting itself is caught as a cycle before any
+        // output is read). After a panic the loop never resumes it again.
         let mut state = self.state.borrow_mut();
-        match step {
-            BodyStep::Yield(request) => {
-                *state = State::Running(body);
-                Step::Yield(request)
-            }
-            BodyStep::Park(deadline) => {
-                *state = State::Running(body);
-                Step::Park(deadline)
-            }
+        if let State::Fresh(_) = &*state
+            && let State::Fresh(body) = mem::replace(&mut *state, State::Empty)
+        {
+            *state = State::Running(body);
+        }
+        let State::Running(body) = &mut *state else { unreachable!("resumed a finished coroutine") };
+        match body.step(input, cx) {
+            BodyStep::Yield(request) => Step::Yield(request),
+            BodyStep::Park(deadline) => Step::Park(deadline),
             BodyStep::Done(output) => {
-                *state = State::Finished(output);
+                let body = mem::replace(&mut *state, State::Finished(output));
                 drop(state);
                 drop(body);
                 Step::Done
             }
-            BodyStep::Fail(error) => Step::Fail(error),
+            BodyStep::Fail(error) => {
+                let body = mem::replace(&mut *state, State::Empty);
+                drop(state);
+                drop(body);
+                Step::Fail(error)
+            }
         }
     }
 }
@@ -350,16 +373,16 @@ impl<B: Body> Node<B::Output> for NodeCell<B> {
 
 /// The handle a coroutine body suspends through (the `__tinyio_co` of the expansion).
 #[doc(hidden)]
-pub struct Co<'a>(GenCo<Request<'a>, Result<(), Error>>);
+pub struct Co<'a>(GenCo<Request<'a>, Input>);
 
 /// A generator body: a genawaiter `rc` generator around the `async` block the macro writes.
-struct Generator<'a, F: Future>(Gen<Request<'a>, Result<(), Error>, F>);
+struct Generator<'a, F: Future>(Gen<Request<'a>, Input, F>);
 
 impl<'a, T, F: Future<Output = Result<T, Raise>>> Body for Generator<'a, F> {
     type Output = T;
     const LEAF: bool = false;
 
-    fn step<'s>(&mut self, input: Result<(), Error>, _: &mut Cx<'_>) -> BodyStep<'s, T>
+    fn step<'s>(&mut self, input: Input, _: &mut Cx<'_>) -> BodyStep<'s, T>
     where
         Self: 's,
     {
@@ -392,7 +415,12 @@ pub async fn suspend<'a, Y: Yieldable + 'a>(
     value: Y,
     line: u32,
 ) -> Result<Y::Output, Error> {
-    suspend_until(co, value, None, line).await
+    let mut submission = Submission::default();
+    let pending = value.submit(&mut submission);
+    match co.0.yield_(Request { line, submission }).await.error() {
+        None => Ok(Y::collect(pending)),
+        Some(error) => Err(error),
+    }
 }
 
 /// Like [`suspend`], but gives up at `deadline`: what was submitted is then stopped with a
@@ -405,8 +433,11 @@ pub(crate) async fn suspend_until<'a, Y: Yieldable + 'a>(
 ) -> Result<Y::Output, Error> {
     let mut submission = Submission::default();
     let pending = value.submit(&mut submission);
-    co.0.yield_(Request { line, submission, deadline }).await?;
-    Ok(Y::collect(pending))
+    submission.set_deadline(deadline);
+    match co.0.yield_(Request { line, submission }).await.error() {
+        None => Ok(Y::collect(pending)),
+        Some(error) => Err(error),
+    }
 }
 
 /// A leaf: a coroutine polled like a future rather than resumed like a generator. Timers,
@@ -431,11 +462,11 @@ impl<L: Leaf> Body for LeafBody<L> {
     type Output = L::Output;
     const LEAF: bool = true;
 
-    fn step<'s>(&mut self, input: Result<(), Error>, cx: &mut Cx<'_>) -> BodyStep<'s, L::Output>
+    fn step<'s>(&mut self, input: Input, cx: &mut Cx<'_>) -> BodyStep<'s, L::Output>
     where
         Self: 's,
     {
-        if let Err(error) = input {
+        if let Some(error) = input.error() {
             self.0.cancel(cx);
             return BodyStep::Fail(error);
         }

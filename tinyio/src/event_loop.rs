@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Wake, Waker};
 use std::time::{Duration, Instant};
 
-use crate::coro::{Cx, Owner, Step, Task};
+use crate::coro::{Cx, Input, Owner, Step, Task};
 use crate::error::{Error, ErrorGroup, Frame};
 use crate::yieldable::{Submission, Yieldable};
 use crate::stall::{Stall, Suspended};
@@ -355,27 +355,28 @@ struct Slot<'s> {
 
 struct Entry<'s> {
     task: Rc<dyn Task + 's>,
-    /// Who waits on this coroutine.
-    waiters: Keys,
-    /// What this coroutine waits on, until it is resumed.
-    children: Keys,
+    /// Who waits on this coroutine (keys: a waiter outlives what it waits on).
+    waiters: Keys<u32>,
+    /// What this coroutine waits on, until it is resumed (tokens: a child may finish and its
+    /// slot be reused meanwhile).
+    children: Keys<u64>,
     /// How many of `children` have not finished; for a parked leaf, 1 (its wake-up).
     pending: u32,
     /// The line this coroutine is suspended at.
     line: u32,
 }
 
-/// Keys of coroutines: usually one, sometimes many.
+/// Keys (or tokens) of coroutines: usually one, sometimes many.
 #[derive(Default)]
-enum Keys {
+enum Keys<K> {
     #[default]
     None,
-    One(u32),
-    Many(Vec<u32>),
+    One(K),
+    Many(Vec<K>),
 }
 
-impl Keys {
-    fn push(&mut self, key: u32) {
+impl<K: Copy + PartialEq> Keys<K> {
+    fn push(&mut self, key: K) {
         *self = match std::mem::take(self) {
             Keys::None => Keys::One(key),
             Keys::One(first) => Keys::Many(vec![first, key]),
@@ -386,7 +387,7 @@ impl Keys {
         }
     }
 
-    fn remove(&mut self, key: u32) {
+    fn remove(&mut self, key: K) {
         match self {
             Keys::One(k) if *k == key => *self = Keys::None,
             Keys::Many(keys) => keys.retain(|&k| k != key),
@@ -394,7 +395,7 @@ impl Keys {
         }
     }
 
-    fn as_slice(&self) -> &[u32] {
+    fn as_slice(&self) -> &[K] {
         match self {
             Keys::None => &[],
             Keys::One(key) => std::slice::from_ref(key),
@@ -448,7 +449,7 @@ impl<'s> Run<'s> {
             self.root_pending = self.submit(ROOT, submission)?;
         }
         loop {
-            if self.remote.stopped.swap(false, Ordering::Relaxed) {
+            if self.remote.stopped.load(Ordering::Relaxed) && self.remote.stopped.swap(false, Ordering::Relaxed) {
                 return Err(self.crash(Origin::Outside, Failure::Error(Error::stopped())));
             }
             self.take_wakeups()?;
@@ -466,9 +467,8 @@ impl<'s> Run<'s> {
             rounds -= 1;
             for _ in 0..round {
                 let ready = self.ready.pop_front().expect("counted");
-                let key = ready as u32;
-                if self.slots[key as usize].entry.is_some() && self.token(key) == ready {
-                    self.step(key, Ok(()))?;
+                if let Some(key) = self.live(ready) {
+                    self.step(key, Input::Go)?;
                 }
             }
         }
@@ -476,7 +476,7 @@ impl<'s> Run<'s> {
 
     /// Moves leaves woken from outside, and leaves whose deadline passed, to the ready queue.
     fn take_wakeups(&mut self) -> Result<(), Failure> {
-        if self.remote.any.swap(false, Ordering::Acquire) {
+        if self.remote.any.load(Ordering::Relaxed) && self.remote.any.swap(false, Ordering::Acquire) {
             std::mem::swap(&mut self.woken, &mut self.remote.woken.lock().expect("poisoned"));
             for i in 0..self.woken.len() {
                 self.wake(self.woken[i])?;
@@ -499,12 +499,8 @@ impl<'s> Run<'s> {
     /// Readies a parked leaf, or ends a timed wait; ignores tokens of coroutines that have moved
     /// on.
     fn wake(&mut self, woken: u64) -> Result<(), Failure> {
-        let key = woken as u32;
-        let Some(slot) = self.slots.get_mut(key as usize) else { return Ok(()) };
-        let Some(entry) = &mut slot.entry else { return Ok(()) };
-        if token(key, slot.generation) != woken & !DEADLINE {
-            return Ok(());
-        }
+        let Some(key) = self.live(woken) else { return Ok(()) };
+        let entry = self.entry(key);
         if woken & DEADLINE != 0 {
             if entry.pending > 0 {
                 return self.expire(key);
@@ -522,15 +518,16 @@ impl<'s> Run<'s> {
         let mut todo = vec![(key, std::mem::take(&mut self.entry(key).children))];
         while let Some((parent, children)) = todo.pop() {
             for &child in children.as_slice() {
+                let Some(child) = self.live(child) else { continue }; // finished meanwhile
                 let entry = self.entry(child);
                 entry.waiters.remove(parent);
-                if !matches!(entry.waiters, Keys::None) {
+                if !entry.waiters.as_slice().is_empty() {
                     continue; // someone outside still waits on it
                 }
                 let task = entry.task.clone();
                 let frame = task.site().frame(entry.line);
                 if task.started() {
-                    let step = self.resume(child, Err(Error::timeout()));
+                    let step = self.resume(child, Input::Timeout);
                     let failure = match step {
                         Ok(Step::Fail(error)) if error.is_timeout() || error.is_cancelled() => None,
                         Ok(Step::Fail(error)) => Some(Failure::Error(error)),
@@ -553,11 +550,11 @@ impl<'s> Run<'s> {
             }
         }
         self.entry(key).pending = 0;
-        self.step(key, Err(Error::deadline()))
+        self.step(key, Input::Deadline)
     }
 
     /// Resumes one coroutine, catching a panic.
-    fn resume(&mut self, key: u32, input: Result<(), Error>) -> std::thread::Result<Step<'s>> {
+    fn resume(&mut self, key: u32, input: Input) -> std::thread::Result<Step<'s>> {
         self.steps += 1;
         let Run { slots, remote, joins, .. } = self;
         let slot = &slots[key as usize];
@@ -569,19 +566,20 @@ impl<'s> Run<'s> {
     }
 
     /// Resumes one coroutine and files what it asks for.
-    fn step(&mut self, key: u32, input: Result<(), Error>) -> Result<(), Failure> {
+    fn step(&mut self, key: u32, input: Input) -> Result<(), Failure> {
         match self.resume(key, input) {
             Ok(Step::Yield(request)) => {
                 let entry = self.entry(key);
                 entry.line = request.line;
                 entry.children = Keys::None;
-                let pending = if request.submission.is_empty() {
-                    0
-                } else {
-                    self.submit(key, request.submission)?
+                let Some(submission) = request.submission.non_empty() else {
+                    self.schedule(key);
+                    return Ok(());
                 };
+                let deadline = submission.deadline();
+                let pending = self.submit(key, submission)?;
                 self.entry(key).pending = pending;
-                match request.deadline {
+                match deadline {
                     _ if pending == 0 => self.schedule(key),
                     Some(deadline) => self.timers.push(Reverse((deadline, self.token(key) | DEADLINE))),
                     None => {}
@@ -598,6 +596,13 @@ impl<'s> Run<'s> {
             Err(payload) => return Err(self.crash(Origin::Failed(key), Failure::Panic(payload))),
         }
         Ok(())
+    }
+
+    /// The key a token names, if that coroutine is still in the table.
+    fn live(&self, token: u64) -> Option<u32> {
+        let key = token as u32;
+        let slot = self.slots.get(key as usize)?;
+        (slot.entry.is_some() && self.token(key) == token & !DEADLINE).then_some(key)
     }
 
     fn token(&self, key: u32) -> u64 {
@@ -645,7 +650,8 @@ impl<'s> Run<'s> {
             if submitted.wait {
                 self.entry(key).waiters.push(waiter);
                 if waiter != ROOT {
-                    self.entry(waiter).children.push(key);
+                    let child = self.token(key);
+                    self.entry(waiter).children.push(child);
                 }
                 pending += 1;
             }
@@ -794,13 +800,13 @@ impl<'s> Run<'s> {
 
     /// What every suspended coroutine waits on, for the stall report.
     fn stall(&self, idle: Duration) -> Stall {
-        let name = |key: &u32| self.slots[*key as usize].entry.as_ref().map_or("?", |e| e.task.site().name);
+        let name = |key: u32| self.slots[key as usize].entry.as_ref().expect("live key").task.site().name;
         let entries = self.slots.iter().filter_map(|slot| slot.entry.as_ref());
         let suspended = entries.filter(|e| e.task.started() && !e.task.is_leaf());
         let coroutines = suspended
             .map(|entry| Suspended {
                 frame: entry.task.site().frame(entry.line),
-                waits_on: entry.children.as_slice().iter().map(name).collect(),
+                waits_on: entry.children.as_slice().iter().filter_map(|&t| self.live(t)).map(name).collect(),
             })
             .collect();
         Stall { idle, coroutines }
@@ -822,7 +828,7 @@ impl<'s> Run<'s> {
             let remote = &self.remote;
             let mut make_waker = || Waker::from(Arc::new(LeafWaker { remote: remote.clone(), token: u64::MAX }));
             let mut cx = Cx { waker: &mut make_waker, joins: &mut self.joins };
-            let step = panic::catch_unwind(AssertUnwindSafe(|| task.resume(Err(Error::cancelled()), &mut cx)));
+            let step = panic::catch_unwind(AssertUnwindSafe(|| task.resume(Input::Cancel, &mut cx)));
             match step {
                 Ok(Step::Fail(error)) if error.is_cancelled() => {
                     cancelled.clean.push(error.traced(frame, Vec::new()));

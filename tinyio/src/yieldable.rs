@@ -1,6 +1,7 @@
 //! What `yield_!` accepts, and what it evaluates to.
 
 use std::rc::Rc;
+use std::time::Instant;
 
 use crate::coro::{Coroutine, OutputOf, SharedCoroutine, Task};
 
@@ -51,14 +52,23 @@ pub trait Yieldable {
     fn collect(pending: Self::Pending) -> Self::Output;
 }
 
-/// The coroutines one `yield_!` hands to the loop. The first is kept inline: yielding a single
-/// coroutine allocates nothing here.
+/// The coroutines one `yield_!` hands to the loop. Kept small, as it travels through the
+/// generator at every suspension: the first coroutine waited on is inline, so that yielding
+/// one coroutine (or nothing) allocates nothing; the rest is boxed.
 #[doc(hidden)]
 #[derive(Default)]
 pub struct Submission<'s> {
-    first: Option<Submitted<'s>>,
+    first: Option<Rc<dyn Task + 's>>,
+    more: Option<Box<More<'s>>>,
+}
+
+#[derive(Default)]
+struct More<'s> {
     rest: Vec<Submitted<'s>>,
+    /// Whether coroutines pushed now start in the background.
     background: bool,
+    /// For a timed wait (see `timeout`): when to give up.
+    deadline: Option<Instant>,
 }
 
 /// A submitted coroutine, and whether the yielding coroutine waits for it.
@@ -68,20 +78,49 @@ pub(crate) struct Submitted<'s> {
 }
 
 impl<'s> Submission<'s> {
+    #[inline]
     pub(crate) fn push(&mut self, task: Rc<dyn Task + 's>) {
-        let submitted = Submitted { task, wait: !self.background };
-        match self.first {
-            None => self.first = Some(submitted),
-            Some(_) => self.rest.push(submitted),
+        let background = self.more.as_ref().is_some_and(|more| more.background);
+        if self.first.is_none() && !background {
+            self.first = Some(task);
+        } else {
+            self.more().rest.push(Submitted { task, wait: !background });
         }
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
-        self.first.is_none()
+    fn more(&mut self) -> &mut More<'s> {
+        self.more.get_or_insert_with(Default::default)
+    }
+
+    /// Pushes what `submit` pushes in the background, and returns what it returns.
+    fn background<R>(&mut self, submit: impl FnOnce(&mut Self) -> R) -> R {
+        let outer = std::mem::replace(&mut self.more().background, true);
+        let pending = submit(self);
+        self.more().background = outer;
+        pending
+    }
+
+    pub(crate) fn set_deadline(&mut self, deadline: Option<Instant>) {
+        if deadline.is_some() {
+            self.more().deadline = deadline;
+        }
+    }
+
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        self.more.as_ref().and_then(|more| more.deadline)
+    }
+
+    /// `None` for a plain pause (without running drop glue: this is on every pause's path).
+    pub(crate) fn non_empty(self) -> Option<Self> {
+        match self {
+            Submission { first: None, more: None } => None,
+            submission => Some(submission),
+        }
     }
 
     pub(crate) fn into_iter(self) -> impl Iterator<Item = Submitted<'s>> {
-        self.first.into_iter().chain(self.rest)
+        let first = self.first.map(|task| Submitted { task, wait: true });
+        first.into_iter().chain(self.more.into_iter().flat_map(|more| more.rest))
     }
 }
 
@@ -174,9 +213,7 @@ impl<Y: Yieldable> Yieldable for Background<Y> {
     where
         Self: 's,
     {
-        let outer = std::mem::replace(&mut submission.background, true);
-        drop(self.0.submit(submission));
-        submission.background = outer;
+        drop(submission.background(|submission| self.0.submit(submission)));
     }
 
     fn collect(_: ()) {}
