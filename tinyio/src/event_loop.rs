@@ -342,6 +342,9 @@ pub(crate) struct Run<'s> {
     submission: Option<Submission<'s>>,
     /// How many times a coroutine was resumed: progress, for the stall report.
     steps: u64,
+    /// Leaves just scheduled, to start as soon as what yielded them is filed: an event wait is
+    /// registered, a timer set, a thread started, at the `yield_!` (as in the original).
+    fresh_leaves: Vec<u32>,
 }
 
 /// Waits for a thread that was told to stop; gives what it failed with, if anything.
@@ -436,6 +439,7 @@ impl<'s> Run<'s> {
             joins: Vec::new(),
             submission: None,
             steps: 0,
+            fresh_leaves: Vec::new(),
         }
     }
 
@@ -447,6 +451,7 @@ impl<'s> Run<'s> {
     pub(crate) fn advance(&mut self, mut rounds: usize) -> Result<Progress<()>, Failure> {
         if let Some(submission) = self.submission.take() {
             self.root_pending = self.submit(ROOT, submission)?;
+            self.start_leaves()?;
         }
         loop {
             if self.remote.stopped.load(Ordering::Relaxed) && self.remote.stopped.swap(false, Ordering::Relaxed) {
@@ -584,6 +589,7 @@ impl<'s> Run<'s> {
                     Some(deadline) => self.timers.push(Reverse((deadline, self.token(key) | DEADLINE))),
                     None => {}
                 }
+                self.start_leaves()?;
             }
             Ok(Step::Park(deadline)) => {
                 self.entry(key).pending = 1;
@@ -659,6 +665,15 @@ impl<'s> Run<'s> {
         Ok(pending)
     }
 
+    /// Starts the leaves scheduled by the request just filed.
+    fn start_leaves(&mut self) -> Result<(), Failure> {
+        for i in 0..self.fresh_leaves.len() {
+            self.step(self.fresh_leaves[i], Input::Go)?;
+        }
+        self.fresh_leaves.clear();
+        Ok(())
+    }
+
     fn insert(&mut self, task: Rc<dyn Task + 's>) -> u32 {
         let entry = Entry { task, waiters: Keys::None, children: Keys::None, pending: 0, line: 0 };
         let key = match self.free.pop() {
@@ -676,8 +691,13 @@ impl<'s> Run<'s> {
             }
         };
         let run = self.id;
-        self.entry(key).task.owner().set(Owner::Scheduled { run, key });
-        self.schedule(key);
+        let task = &self.entry(key).task;
+        task.owner().set(Owner::Scheduled { run, key });
+        if task.is_leaf() {
+            self.fresh_leaves.push(key);
+        } else {
+            self.schedule(key);
+        }
         key
     }
 
@@ -781,6 +801,7 @@ impl<'s> Run<'s> {
         }
         self.ready.clear();
         self.timers.clear();
+        self.fresh_leaves.clear();
         let original = match (failure, cancelled.panic) {
             (Failure::Panic(payload), _) | (_, Some(payload)) => return Failure::Panic(payload),
             (Failure::Error(error), None) => error,

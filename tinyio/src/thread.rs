@@ -188,7 +188,7 @@ where
             match result.take().expect("checked") {
                 Ok(Ok(_)) => None,
                 Ok(Err(error)) if error.is_cancelled() => None,
-                Ok(Err(error)) => Some(Failure::Error(error.raised_at(at))),
+                Ok(Err(error)) => Some(Failure::Error(error.raised_at(at).traced(RUN_IN_THREAD.frame(0), Vec::new()))),
                 Err(payload) => Some(Failure::Panic(payload)),
             }
         }));

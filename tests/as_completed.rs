@@ -1,0 +1,101 @@
+//! `as_completed`: outputs in the order they complete, whatever order the handles are awaited in.
+
+use std::time::{Duration, Instant};
+
+use tinyio::{Coro, Loop, as_completed, sleep};
+
+#[tinyio::coroutine]
+fn nap(millis: u64) -> u64 {
+    yield_!(sleep(Duration::from_millis(millis)));
+    millis
+}
+
+#[tinyio::coroutine]
+fn in_completion_order(millis: Vec<u64>) -> Vec<u64> {
+    let mut seen = Vec::new();
+    for next in yield_!(as_completed(millis.into_iter().map(nap))) {
+        seen.push(yield_!(next));
+    }
+    seen
+}
+
+#[test]
+fn test_as_completed() {
+    let start = Instant::now();
+    let out = Loop::new()
+        .run(in_completion_order(vec![300, 100, 200]))
+        .unwrap();
+    let elapsed = start.elapsed();
+    // In completion order; one after the other would have given the order asked.
+    assert_eq!(out, [100, 200, 300]);
+    assert!(elapsed >= Duration::from_millis(300), "{elapsed:?}");
+    assert!(
+        elapsed < Duration::from_secs(5),
+        "about 0.3 s expected, took {elapsed:?}"
+    );
+}
+
+/// Takes every handle first, then awaits them last to first.
+#[tinyio::coroutine]
+fn awaited_in_reverse(millis: Vec<u64>) -> Vec<u64> {
+    let handles: Vec<Coro<u64>> = yield_!(as_completed(millis.into_iter().map(nap))).collect();
+    let mut seen = Vec::new();
+    for handle in handles.into_iter().rev() {
+        seen.push(yield_!(handle));
+    }
+    seen
+}
+
+#[test]
+fn test_as_completed_out_of_order() {
+    let out = Loop::new()
+        .run(awaited_in_reverse(vec![300, 100, 200]))
+        .unwrap();
+    // The last handle is the last to complete, whenever it is awaited.
+    assert_eq!(out, [300, 200, 100]);
+}
+
+#[tinyio::coroutine]
+fn awaited_together(millis: Vec<u64>) -> Vec<u64> {
+    let handles: Vec<_> = yield_!(as_completed(millis.into_iter().map(nap))).collect();
+    yield_!(handles)
+}
+
+#[test]
+fn as_completed_handles_gathered() {
+    let out = Loop::new().run(awaited_together(vec![30, 10, 20])).unwrap();
+    assert_eq!(out, [10, 20, 30]);
+}
+
+#[tinyio::coroutine]
+fn count_empty() -> usize {
+    let completions = yield_!(as_completed(Vec::<Coro<u64>>::new()));
+    assert_eq!(completions.len(), 0);
+    completions.count()
+}
+
+#[test]
+fn as_completed_of_nothing() {
+    assert_eq!(Loop::new().run(count_empty()).unwrap(), 0);
+}
+
+#[tinyio::coroutine]
+fn first_only(millis: Vec<u64>) -> u64 {
+    let mut completions = yield_!(as_completed(millis.into_iter().map(nap)));
+    assert_eq!(completions.len(), 3);
+    let first = yield_!(completions.next().unwrap());
+    assert_eq!(completions.len(), 2);
+    first
+}
+
+#[test]
+fn as_completed_runs_the_rest_even_if_only_the_first_is_awaited() {
+    let start = Instant::now();
+    assert_eq!(Loop::new().run(first_only(vec![150, 10, 100])).unwrap(), 10);
+    // The others were started in the background: the run still waits for them.
+    assert!(
+        start.elapsed() >= Duration::from_millis(150),
+        "{:?}",
+        start.elapsed()
+    );
+}

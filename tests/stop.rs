@@ -1,0 +1,185 @@
+//! `StopHandle`: stopping a loop from outside (the analogue of Python's KeyboardInterrupt).
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::time::{Duration, Instant};
+
+use tinyio::{Coro, ErrorGroup, Loop, StopHandle, ThreadPool, run_in_thread, sleep};
+
+fn ms(millis: u64) -> Duration {
+    Duration::from_millis(millis)
+}
+
+/// Counts its drops, to see that a cancelled coroutine's clean-up ran.
+struct DropGuard(Rc<Cell<usize>>);
+
+impl Drop for DropGuard {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() + 1);
+    }
+}
+
+/// What the threads report: started, told to stop, ended.
+#[derive(Default)]
+struct ThreadState {
+    started: AtomicUsize,
+    saw_cancel: AtomicUsize,
+    ended: AtomicUsize,
+}
+
+impl ThreadState {
+    /// Blocks until told to stop (or, should that never come, for 10 s), then takes a while to
+    /// clean up.
+    fn blocking_loop(&self) {
+        self.started.fetch_add(1, SeqCst);
+        let start = Instant::now();
+        while !tinyio::thread::is_cancelled() && start.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(ms(1));
+        }
+        if tinyio::thread::is_cancelled() {
+            self.saw_cancel.fetch_add(1, SeqCst);
+        }
+        std::thread::sleep(ms(30));
+        self.ended.fetch_add(1, SeqCst);
+    }
+
+    fn counts(&self) -> (usize, usize, usize) {
+        (
+            self.started.load(SeqCst),
+            self.saw_cancel.load(SeqCst),
+            self.ended.load(SeqCst),
+        )
+    }
+}
+
+fn blocking_loop(state: &Arc<ThreadState>) -> Coro<()> {
+    let state = state.clone();
+    run_in_thread(move || state.blocking_loop())
+}
+
+fn stop_later(stop: StopHandle, millis: u64) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        std::thread::sleep(ms(millis));
+        stop.stop();
+    })
+}
+
+#[test]
+fn stop_a_loop_blocked_on_a_thread() {
+    let state = Arc::new(ThreadState::default());
+    let lp = Loop::new();
+    let stopper = stop_later(lp.stop_handle(), 100);
+    let start = Instant::now();
+    // Nothing but the thread: the loop sleeps with no deadline until the stop wakes it.
+    let err = lp.run(blocking_loop(&state)).unwrap_err();
+    let elapsed = start.elapsed();
+    stopper.join().unwrap();
+    assert!(err.is_stopped(), "{err:?}");
+    assert!(!err.is_cancelled());
+    assert_eq!(err.to_string(), "the loop was stopped");
+    assert_eq!(
+        state.counts(),
+        (1, 1, 1),
+        "told to stop, and joined before `run` returned"
+    );
+    assert!(elapsed < Duration::from_secs(5), "took {elapsed:?}");
+}
+
+#[tinyio::coroutine]
+fn sleeps_forever(drops: Rc<Cell<usize>>) -> () {
+    let _guard = DropGuard(drops);
+    loop {
+        yield_!(sleep(Duration::from_secs(1)));
+    }
+}
+
+#[tinyio::coroutine]
+fn workers(state: Arc<ThreadState>, drops: Rc<Cell<usize>>) -> () {
+    let pool = ThreadPool::new(2);
+    let pooled = {
+        let state = state.clone();
+        pool.map(move |_| state.blocking_loop(), 0..4)
+    };
+    let plain: Vec<_> = (0..3).map(|_| blocking_loop(&state)).collect();
+    yield_!((pooled, plain, sleeps_forever(drops)));
+}
+
+#[test]
+fn stop_cancels_coroutines_and_joins_every_thread() {
+    let state = Arc::new(ThreadState::default());
+    let drops = Rc::new(Cell::new(0));
+    let lp = Loop::new();
+    let stopper = stop_later(lp.stop_handle(), 100);
+    let err = lp.run(workers(state.clone(), drops.clone())).unwrap_err();
+    stopper.join().unwrap();
+    assert!(err.is_stopped(), "{err:?}");
+    assert!(err.group().is_none(), "everything stopped cleanly: {err:?}");
+    // Three plain calls and the two the pool let in; the other two pooled calls never started.
+    assert_eq!(state.counts(), (5, 5, 5));
+    assert_eq!(drops.get(), 1);
+}
+
+#[test]
+fn stop_in_always_group_mode_lists_the_stop_first() {
+    let state = Arc::new(ThreadState::default());
+    let drops = Rc::new(Cell::new(0));
+    let lp = Loop::new().error_group(ErrorGroup::Always);
+    let stopper = stop_later(lp.stop_handle(), 50);
+    let err = lp
+        .run((blocking_loop(&state), sleeps_forever(drops.clone())))
+        .unwrap_err();
+    stopper.join().unwrap();
+    assert!(err.is_stopped());
+    let group = err.group().expect("always a group");
+    assert!(group[0].is_stopped());
+    assert!(group.len() >= 2, "{err:?}");
+    assert!(group[1..].iter().all(|e| e.is_cancelled()), "{err:?}");
+    assert_eq!(state.counts(), (1, 1, 1));
+}
+
+#[test]
+fn stop_before_run_stops_the_next_run() {
+    let lp = Loop::new();
+    lp.stop_handle().stop();
+    let start = Instant::now();
+    let err = lp.run(sleep(Duration::from_secs(30))).unwrap_err();
+    assert!(err.is_stopped(), "{err:?}");
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        start.elapsed()
+    );
+    // The stop was used up: the run after it goes through.
+    lp.run(sleep(ms(1))).unwrap();
+}
+
+#[test]
+fn stop_reaches_only_its_own_loop() {
+    let (stopped, other) = (Loop::new(), Loop::new());
+    stopped.stop_handle().stop();
+    assert_eq!(other.run(run_in_thread(|| 5)).unwrap(), 5);
+    assert!(stopped.run(()).unwrap_err().is_stopped());
+}
+
+#[tinyio::coroutine]
+fn stops_its_own_loop(stop: StopHandle, drops: Rc<Cell<usize>>) -> () {
+    let _guard = DropGuard(drops);
+    yield_!(sleep(ms(10)));
+    stop.stop();
+    loop {
+        yield_!();
+    }
+}
+
+#[test]
+fn stop_from_inside_the_loop() {
+    let drops = Rc::new(Cell::new(0));
+    let lp = Loop::new();
+    let err = lp
+        .run(stops_its_own_loop(lp.stop_handle(), drops.clone()))
+        .unwrap_err();
+    assert!(err.is_stopped(), "{err:?}");
+    assert_eq!(drops.get(), 1);
+}

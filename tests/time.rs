@@ -1,0 +1,377 @@
+//! Timers: `sleep`, `sleep_until` and `timeout`, alone, nested, and around threads.
+//!
+//! Timing is checked only with generous bounds; precision belongs to the benchmarks.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::time::{Duration, Instant};
+
+use tinyio::{Loop, Shared, run_in_thread, sleep, sleep_until, timeout};
+
+fn ms(millis: u64) -> Duration {
+    Duration::from_millis(millis)
+}
+
+type Log = Rc<RefCell<Vec<String>>>;
+
+fn log(log: &Log, line: impl Into<String>) {
+    log.borrow_mut().push(line.into());
+}
+
+/// Counts its drops, to see that a stopped coroutine's clean-up ran.
+struct DropGuard(Rc<Cell<usize>>);
+
+impl Drop for DropGuard {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() + 1);
+    }
+}
+
+#[tinyio::coroutine]
+fn nap(millis: u64, log: Log) -> u64 {
+    self::log(&log, format!("start {millis}"));
+    yield_!(sleep(ms(millis)));
+    self::log(&log, format!("end {millis}"));
+    millis
+}
+
+#[test]
+fn test_sleep() {
+    let events = Log::default();
+    let start = Instant::now();
+    let out = Loop::new()
+        .run((nap(100, events.clone()), nap(50, events.clone())))
+        .unwrap();
+    let elapsed = start.elapsed();
+    assert_eq!(out, (100, 50));
+    // Both sleep at once: each starts before either ends, and the shorter ends first.
+    assert_eq!(
+        *events.borrow(),
+        ["start 100", "start 50", "end 50", "end 100"]
+    );
+    assert!(elapsed >= ms(100), "woke early: {elapsed:?}");
+    assert!(elapsed < ms(1000), "about 0.1 s expected, took {elapsed:?}");
+}
+
+#[test]
+fn sleep_until_a_past_instant_returns_at_once() {
+    let past = Instant::now();
+    std::thread::sleep(ms(5));
+    let start = Instant::now();
+    // The timeout turns "never woken" into a `None` instead of a hang.
+    let out = Loop::new()
+        .run(timeout(sleep_until(past), Duration::from_secs(5)))
+        .unwrap();
+    assert_eq!(out, Some(()));
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "took {:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
+fn sleep_until_a_future_instant_waits_for_it() {
+    let deadline = Instant::now() + ms(50);
+    Loop::new().run(sleep_until(deadline)).unwrap();
+    assert!(Instant::now() >= deadline);
+}
+
+/// Sleeps, and records whether it was stopped by a timeout; its guard counts its clean-up.
+#[tinyio::coroutine]
+fn guarded_sleep(millis: u64, drops: Rc<Cell<usize>>, saw_timeout: Rc<Cell<bool>>) -> u64 {
+    let _guard = DropGuard(drops);
+    let slept = try_yield!(sleep(ms(millis)));
+    if let Err(error) = &slept {
+        saw_timeout.set(error.is_timeout());
+    }
+    slept?;
+    millis
+}
+
+#[test]
+fn test_timeout_in_time() {
+    let (drops, saw_timeout) = (Rc::new(Cell::new(0)), Rc::new(Cell::new(false)));
+    let work = guarded_sleep(200, drops.clone(), saw_timeout.clone());
+    let out = Loop::new().run(timeout(work, ms(300))).unwrap();
+    assert_eq!(out, Some(200));
+    assert_eq!(drops.get(), 1);
+    assert!(!saw_timeout.get());
+}
+
+#[test]
+fn test_timeout_expired() {
+    let (drops, saw_timeout) = (Rc::new(Cell::new(0)), Rc::new(Cell::new(false)));
+    let work = guarded_sleep(200, drops.clone(), saw_timeout.clone());
+    let out = Loop::new().run(timeout(work, ms(100))).unwrap();
+    assert_eq!(out, None);
+    assert_eq!(drops.get(), 1, "the stopped coroutine's clean-up ran");
+    assert!(saw_timeout.get(), "`try_yield!` inside saw `is_timeout()`");
+}
+
+#[test]
+fn expired_timeout_does_not_wait_for_the_work_it_stopped() {
+    let (drops, saw_timeout) = (Rc::new(Cell::new(0)), Rc::new(Cell::new(false)));
+    let work = guarded_sleep(30_000, drops.clone(), saw_timeout.clone());
+    let start = Instant::now();
+    assert_eq!(Loop::new().run(timeout(work, ms(50))).unwrap(), None);
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        start.elapsed()
+    );
+    assert_eq!(drops.get(), 1);
+    assert!(saw_timeout.get());
+}
+
+#[test]
+fn timeout_not_reached_does_not_delay_the_run() {
+    // The timeout's deadline stays far in the future; the run ends when the work does.
+    let start = Instant::now();
+    let out = Loop::new()
+        .run(timeout(sleep(ms(10)), Duration::from_secs(30)))
+        .unwrap();
+    assert_eq!(out, Some(()));
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        start.elapsed()
+    );
+}
+
+#[tinyio::coroutine]
+fn slow_value(log: Log) -> u64 {
+    let slept = try_yield!(sleep(ms(200)));
+    if slept.is_err() {
+        self::log(&log, "shared stopped");
+    }
+    slept?;
+    self::log(&log, "shared finished");
+    7
+}
+
+/// Waits on a shared coroutine and on a sleep of its own.
+#[tinyio::coroutine]
+fn worker(shared: Shared<u64>, log: Log) -> u64 {
+    let waited = try_yield!((shared, sleep(Duration::from_secs(30))));
+    match &waited {
+        Ok(_) => self::log(&log, "worker finished"),
+        Err(error) => self::log(
+            &log,
+            format!("worker stopped, timeout: {}", error.is_timeout()),
+        ),
+    }
+    waited?.0
+}
+
+#[tinyio::coroutine]
+fn sibling(log: Log) -> u64 {
+    yield_!(sleep(ms(200)));
+    self::log(&log, "sibling finished");
+    3
+}
+
+#[tinyio::coroutine]
+fn also_waits(shared: Shared<u64>) -> u64 {
+    yield_!(shared) + 1
+}
+
+#[test]
+fn timeout_stops_only_its_own_subtree() {
+    let events = Log::default();
+    let shared = slow_value(events.clone()).share();
+    let run = (
+        timeout(worker(shared.clone(), events.clone()), ms(50)),
+        sibling(events.clone()),
+        also_waits(shared),
+    );
+    let out = Loop::new().run(run).unwrap();
+    assert_eq!(out, (None, 3, 8));
+    let events = events.borrow();
+    assert_eq!(events[0], "worker stopped, timeout: true");
+    assert!(
+        events.contains(&"shared finished".to_string()),
+        "{events:?}"
+    );
+    assert!(
+        events.contains(&"sibling finished".to_string()),
+        "{events:?}"
+    );
+    assert!(
+        !events.contains(&"shared stopped".to_string()),
+        "{events:?}"
+    );
+}
+
+#[test]
+fn nested_timeouts_inner_expires() {
+    let (drops, saw_timeout) = (Rc::new(Cell::new(0)), Rc::new(Cell::new(false)));
+    let work = guarded_sleep(30_000, drops.clone(), saw_timeout.clone());
+    let out = Loop::new()
+        .run(timeout(timeout(work, ms(50)), Duration::from_secs(20)))
+        .unwrap();
+    assert_eq!(out, Some(None));
+    assert_eq!(drops.get(), 1);
+    assert!(saw_timeout.get());
+}
+
+#[test]
+fn nested_timeouts_outer_expires() {
+    let (drops, saw_timeout) = (Rc::new(Cell::new(0)), Rc::new(Cell::new(false)));
+    let work = guarded_sleep(30_000, drops.clone(), saw_timeout.clone());
+    let start = Instant::now();
+    let out = Loop::new()
+        .run(timeout(timeout(work, Duration::from_secs(20)), ms(50)))
+        .unwrap();
+    assert_eq!(out, None);
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        start.elapsed()
+    );
+    assert_eq!(drops.get(), 1);
+    assert!(saw_timeout.get());
+}
+
+#[test]
+fn nested_timeouts_both_in_time() {
+    let (drops, saw_timeout) = (Rc::new(Cell::new(0)), Rc::new(Cell::new(false)));
+    let work = guarded_sleep(10, drops.clone(), saw_timeout.clone());
+    let start = Instant::now();
+    let out = Loop::new()
+        .run(timeout(
+            timeout(work, Duration::from_secs(20)),
+            Duration::from_secs(30),
+        ))
+        .unwrap();
+    assert_eq!(out, Some(Some(10)));
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        start.elapsed()
+    );
+    assert!(!saw_timeout.get());
+}
+
+/// Survives a timeout of its own, then is stopped by the one around it.
+#[tinyio::coroutine]
+fn two_stages(log: Log) -> () {
+    let first = yield_!(timeout(sleep(Duration::from_secs(30)), ms(30)));
+    self::log(&log, format!("first stage: {first:?}"));
+    let second = try_yield!(sleep(Duration::from_secs(30)));
+    if let Err(error) = &second {
+        self::log(
+            &log,
+            format!("second stage stopped, timeout: {}", error.is_timeout()),
+        );
+    }
+    second?;
+    self::log(&log, "second stage finished");
+}
+
+#[test]
+fn timeout_inside_a_timeout() {
+    let events = Log::default();
+    let out = Loop::new()
+        .run(timeout(two_stages(events.clone()), ms(150)))
+        .unwrap();
+    assert_eq!(out, None);
+    assert_eq!(
+        *events.borrow(),
+        ["first stage: None", "second stage stopped, timeout: true"]
+    );
+}
+
+#[derive(Default)]
+struct ThreadState {
+    saw_cancel: AtomicBool,
+    ended: AtomicBool,
+}
+
+/// A thread that loops until told to stop (or, should that never come, for 10 s), then takes a
+/// while to clean up.
+fn looping_thread(state: Arc<ThreadState>) -> tinyio::Coro<()> {
+    run_in_thread(move || {
+        let start = Instant::now();
+        while !tinyio::thread::is_cancelled() && start.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(ms(1));
+        }
+        state
+            .saw_cancel
+            .store(tinyio::thread::is_cancelled(), SeqCst);
+        std::thread::sleep(ms(50));
+        state.ended.store(true, SeqCst);
+    })
+}
+
+/// Like [`looping_thread`], through the cancellable `thread::sleep`.
+fn sleeping_thread(state: Arc<ThreadState>) -> tinyio::Coro<()> {
+    run_in_thread(move || {
+        let slept = tinyio::thread::sleep(Duration::from_secs(30));
+        state.saw_cancel.store(slept.is_err(), SeqCst);
+        std::thread::sleep(ms(50));
+        state.ended.store(true, SeqCst);
+    })
+}
+
+#[test]
+fn timeout_of_a_thread_call() {
+    let state = Arc::new(ThreadState::default());
+    let start = Instant::now();
+    let out = Loop::new()
+        .run(timeout(looping_thread(state.clone()), ms(50)))
+        .unwrap();
+    assert_eq!(out, None);
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        start.elapsed()
+    );
+    assert!(state.saw_cancel.load(SeqCst), "the thread was told to stop");
+    assert!(
+        state.ended.load(SeqCst),
+        "the thread was joined before `run` returned"
+    );
+}
+
+#[tinyio::coroutine]
+fn awaits_thread(state: Arc<ThreadState>) -> () {
+    yield_!(sleeping_thread(state));
+}
+
+#[test]
+fn timeout_of_a_coroutine_awaiting_a_thread_leaves_siblings_alone() {
+    let state = Arc::new(ThreadState::default());
+    let events = Log::default();
+    let out = Loop::new()
+        .run((
+            timeout(awaits_thread(state.clone()), ms(50)),
+            sibling(events.clone()),
+        ))
+        .unwrap();
+    assert_eq!(out, (None, 3));
+    assert_eq!(*events.borrow(), ["sibling finished"]);
+    assert!(state.saw_cancel.load(SeqCst));
+    assert!(state.ended.load(SeqCst));
+}
+
+#[tinyio::coroutine]
+fn numbered_nap(i: u32) -> u32 {
+    yield_!(sleep(ms(10)));
+    i
+}
+
+#[test]
+fn hundred_thousand_sleepers() {
+    const N: u32 = 100_000;
+    let naps: Vec<_> = (0..N).map(numbered_nap).collect();
+    let start = Instant::now();
+    let out = Loop::new().run(naps).unwrap();
+    let elapsed = start.elapsed();
+    assert_eq!(out.len(), N as usize);
+    assert!(out.iter().copied().eq(0..N));
+    assert!(elapsed >= ms(10));
+    eprintln!("{N} sleepers of 10 ms took {elapsed:?}");
+}
