@@ -17,7 +17,7 @@ use std::any::Any;
 use std::cell::Cell;
 use std::cmp::Reverse;
 use std::fmt;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -538,20 +538,26 @@ impl<'s> Run<'s> {
                         Ok(Step::Fail(error)) => Some(Failure::Error(error)),
                         Ok(Step::Done) => Some(Failure::Error(misbehaved(frame, "returned a value"))),
                         Ok(Step::Yield(_) | Step::Park(_)) => {
-                            task.discard();
-                            Some(Failure::Error(misbehaved(frame, "yielded again")))
+                            match panic::catch_unwind(AssertUnwindSafe(|| task.discard())) {
+                                Ok(()) => Some(Failure::Error(misbehaved(frame, "yielded again"))),
+                                Err(payload) => Some(Failure::Panic(payload)),
+                            }
                         }
                         Err(payload) => Some(Failure::Panic(payload)),
                     };
                     if let Some(failure) = failure {
                         return Err(self.crash(Origin::Failed(child), failure));
                     }
-                } else {
-                    task.discard();
+                } else if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| task.discard())) {
+                    return Err(self.crash(Origin::Outside, Failure::Panic(payload)));
                 }
-                let entry = self.remove(child);
-                entry.task.owner().set(Owner::Dead);
-                todo.push((child, entry.children));
+                let Entry { task: removed, children, .. } = self.remove(child);
+                removed.owner().set(Owner::Dead);
+                let dropped = panic::catch_unwind(AssertUnwindSafe(move || drop((task, removed))));
+                if let Err(payload) = dropped {
+                    return Err(self.crash(Origin::Outside, Failure::Panic(payload)));
+                }
+                todo.push((child, children));
             }
         }
         self.entry(key).pending = 0;
@@ -597,7 +603,7 @@ impl<'s> Run<'s> {
                     self.timers.push(Reverse((deadline, self.token(key))));
                 }
             }
-            Ok(Step::Done) => self.finish(key),
+            Ok(Step::Done) => self.finish(key)?,
             Ok(Step::Fail(error)) => return Err(self.crash(Origin::Failed(key), Failure::Error(error))),
             Err(payload) => return Err(self.crash(Origin::Failed(key), Failure::Panic(payload))),
         }
@@ -707,10 +713,14 @@ impl<'s> Run<'s> {
     }
 
     /// A coroutine finished: wake whoever waited on it.
-    fn finish(&mut self, key: u32) {
-        let entry = self.remove(key);
-        entry.task.owner().set(Owner::Finished);
-        for &waiter in entry.waiters.as_slice() {
+    fn finish(&mut self, key: u32) -> Result<(), Failure> {
+        let Entry { task, waiters, .. } = self.remove(key);
+        task.owner().set(Owner::Finished);
+        // The last handle may be the table's (a background coroutine): its output drops here.
+        if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| drop(task))) {
+            return Err(self.crash(Origin::Outside, Failure::Panic(payload)));
+        }
+        for &waiter in waiters.as_slice() {
             if waiter == ROOT {
                 self.root_pending -= 1;
                 continue;
@@ -721,6 +731,7 @@ impl<'s> Run<'s> {
                 self.schedule(waiter);
             }
         }
+        Ok(())
     }
 
     /// If `child` already waits, directly or not, on `waiter`, the cycle that waiting on it
@@ -757,39 +768,50 @@ impl<'s> Run<'s> {
 
     /// The frame of `key`, and the frames of the chain of single waiters above it, outermost
     /// first. The chain stops where no one, or more than one, waits.
-    fn frames(&self, key: u32) -> (Frame, Vec<Frame>) {
+    /// Also gives the keys of that chain.
+    fn frames(&self, key: u32) -> (Frame, Vec<Frame>, HashSet<u32>) {
         let frame = |key: u32| {
             let entry = self.slots[key as usize].entry.as_ref().expect("live key");
             entry.task.site().frame(entry.line)
         };
-        let mut outer = Vec::new();
+        let (mut outer, mut chain) = (Vec::new(), HashSet::from([key]));
         let mut up = key;
         while let Some(entry) = &self.slots[up as usize].entry {
             match entry.waiters {
                 Keys::One(waiter) if waiter != ROOT => {
                     outer.push(frame(waiter));
+                    chain.insert(waiter);
                     up = waiter;
                 }
                 _ => break,
             }
         }
         outer.reverse();
-        (frame(key), outer)
+        (frame(key), outer, chain)
     }
 
     /// Something failed: cancel everything, join the threads, and return the error to raise.
     pub(crate) fn crash(&mut self, origin: Origin, failure: Failure) -> Failure {
         let mut failure = failure;
+        // The coroutines on the error's trace: their cancellations are part of that story, so
+        // they are not listed again in a group (as the original's trace stitching does).
+        let mut on_trace = HashSet::new();
         if let Origin::Failed(key) | Origin::Suspended(key) = origin
             && let Failure::Error(error) = failure
         {
-            let (frame, outer) = self.frames(key);
+            let (frame, outer, chain) = self.frames(key);
             failure = Failure::Error(error.traced(frame, outer));
+            on_trace = chain;
         }
+        let mut cancelled = Cancelled { others: Vec::new(), clean: Vec::new(), panic: None };
         if let Origin::Failed(key) = origin {
-            self.remove(key).task.owner().set(Owner::Dead);
+            let task = self.remove(key).task;
+            task.owner().set(Owner::Dead);
+            if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| drop(task))) {
+                cancelled.panic = Some(payload);
+            }
         }
-        let mut cancelled = self.cancel_all();
+        self.cancel_all(&on_trace, &mut cancelled);
         for join in std::mem::take(&mut self.joins) {
             match join() {
                 Some(Failure::Error(error)) => cancelled.others.push(error),
@@ -833,33 +855,38 @@ impl<'s> Run<'s> {
         Stall { idle, coroutines }
     }
 
-    /// Cancels every coroutine in the table.
-    fn cancel_all(&mut self) -> Cancelled {
-        let mut cancelled = Cancelled { others: Vec::new(), clean: Vec::new(), panic: None };
+    /// Cancels every coroutine in the table: resumes it with a cancellation, or drops it if it
+    /// never started. User code runs here (clean-up, destructors): a panic in it is caught,
+    /// and the first one resumes once everything is cancelled.
+    fn cancel_all(&mut self, on_trace: &HashSet<u32>, cancelled: &mut Cancelled) {
         for key in 0..self.slots.len() {
             let Some(entry) = self.slots[key].entry.take() else { continue };
             let task = entry.task;
             let frame = task.site().frame(entry.line);
             task.owner().set(Owner::Dead);
-            if !task.started() {
-                task.discard();
-                cancelled.clean.push(Error::cancelled().traced(frame, Vec::new()));
-                continue;
-            }
             let remote = &self.remote;
             let mut make_waker = || Waker::from(Arc::new(LeafWaker { remote: remote.clone(), token: u64::MAX }));
             let mut cx = Cx { waker: &mut make_waker, joins: &mut self.joins };
-            let step = panic::catch_unwind(AssertUnwindSafe(|| task.resume(Input::Cancel, &mut cx)));
-            match step {
-                Ok(Step::Fail(error)) if error.is_cancelled() => {
-                    cancelled.clean.push(error.traced(frame, Vec::new()));
-                }
-                Ok(Step::Fail(error)) => cancelled.others.push(error.traced(frame, Vec::new())),
-                Ok(Step::Done) => cancelled.others.push(misbehaved(frame, "returned a value")),
-                Ok(Step::Yield(_) | Step::Park(_)) => {
+            let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
+                if !task.started() {
                     task.discard();
-                    cancelled.others.push(misbehaved(frame, "yielded again"));
+                    return Ok(Error::cancelled().traced(frame, Vec::new()));
                 }
+                match task.resume(Input::Cancel, &mut cx) {
+                    Step::Fail(error) if error.is_cancelled() => Ok(error.traced(frame, Vec::new())),
+                    Step::Fail(error) => Err(error.traced(frame, Vec::new())),
+                    Step::Done => Err(misbehaved(frame, "returned a value")),
+                    Step::Yield(_) | Step::Park(_) => {
+                        task.discard();
+                        Err(misbehaved(frame, "yielded again"))
+                    }
+                }
+            }))
+            .and_then(|outcome| panic::catch_unwind(AssertUnwindSafe(|| drop(task))).map(|()| outcome));
+            match outcome {
+                Ok(Ok(clean)) if !on_trace.contains(&(key as u32)) => cancelled.clean.push(clean),
+                Ok(Ok(_)) => {}
+                Ok(Err(other)) => cancelled.others.push(other),
                 Err(payload) => {
                     cancelled.panic.get_or_insert(payload);
                 }
@@ -867,7 +894,6 @@ impl<'s> Run<'s> {
         }
         self.free.clear();
         self.slots.clear();
-        cancelled
     }
 }
 
