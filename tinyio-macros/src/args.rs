@@ -7,7 +7,7 @@ impl Parse for Args {
         if input.is_empty() {
             Ok(Args)
         } else {
-            Err(input.error("`#[coroutine]` takes no arguments"))
+            Err(input.error("`#[tinyio::coroutine]` takes no arguments"))
         }
     }
 }

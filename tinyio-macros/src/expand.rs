@@ -5,35 +5,43 @@ use quote::{ToTokens, quote, quote_spanned};
 use syn::ext::IdentExt;
 use syn::visit_mut::{self, VisitMut};
 use syn::{
-    Block, Expr, FnArg, GenericParam, ItemFn, Lifetime, ParenthesizedGenericArguments,
-    ReceiverKind, Result, ReturnType, Signature, Stmt, TraitBound, Type, TypeFnPtr, TypeImplTrait,
-    TypeReference, parse_quote,
+    Block, Expr, FnArg, GenericParam, ItemFn, Lifetime, ParenthesizedGenericArguments, Pat,
+    PatIdent, ReceiverKind, Result, ReturnType, Signature, Stmt, TraitBound, Type, TypeFnPtr,
+    TypeImplTrait, TypeReference, parse_quote,
 };
 
 // Input:
-//     #[coroutine]
-//     pub fn add(x: &u64) -> u64 {
+//     #[tinyio::coroutine]
+//     pub fn add(x: &u64, mut n: u64, (a, _): (u64, Guard)) -> u64 {
 //         let y = yield_!(other(*x));
 //         if y > 10 {
 //             return y;
 //         }
-//         y + 1
+//         n += a;
+//         y + n
 //     }
 //
 // Output:
-//     pub fn add<'__tinyio, '__tinyio0>(x: &'__tinyio0 u64) -> ::tinyio::Coroutine<'__tinyio, u64>
+//     pub fn add<'__tinyio, '__tinyio0>(x: &'__tinyio0 u64, n: u64, __tinyio_arg2: (u64, Guard))
+//         -> ::tinyio::Coroutine<'__tinyio, u64>
 //     where
 //         '__tinyio0: '__tinyio,
 //     {
 //         ::tinyio::__private::coroutine(
 //             &::tinyio::__private::Site { name: "add", file: ::core::file!(), line: ::core::line!() },
 //             move |__tinyio_co| async move {
+//                 let x = x;
+//                 let mut n = n;
+//                 let __tinyio_arg2 = __tinyio_arg2;
+//                 let (a, _) = __tinyio_arg2;
+//                 #[allow(clippy::diverging_sub_expression)] // for a tail like `tinyio::bail!(..)`
 //                 let __tinyio_out: u64 = '__tinyio_body: {
 //                     let y = (::tinyio::__private::suspend(&__tinyio_co, other(*x), ::core::line!()).await?);
 //                     if y > 10 {
-//                         break '__tinyio_body y;
+//                         { let __tinyio_ret: u64 = y; break '__tinyio_body __tinyio_ret }
 //                     }
-//                     y + 1
+//                     n += a;
+//                     y + n
 //                 };
 //                 #[allow(unreachable_code)]
 //                 ::core::result::Result::Ok(__tinyio_out)
@@ -41,39 +49,110 @@ use syn::{
 //         )
 //     }
 //
-// `try_yield!` is the same call without the `?`. With no borrowed, generic or `impl Trait`
-// argument and no `self`, the coroutine is `'static` and the signature keeps its generics. The
-// typed `let` makes rustc report a wrong tail or `return` value on the user's expression.
+// `try_yield!` is the same call without the `?`; `yield_!`s that are not rewritten (in a closure,
+// say) reach the runtime's `macro_rules!`, a `compile_error!` that says where they may be used. The arguments are moved into the body, as an `async fn` does, so that they live
+// as long as the coroutine (a `self` receiver is captured by `let _ = &self;`). With no borrowed,
+// generic or `impl Trait` argument and no `self`, the coroutine is `'static` and the signature
+// keeps its generics. The typed `let`s make rustc report a wrong tail or `return` value on the
+// user's expression, each on its own.
 pub(crate) fn coroutine(_: Args, mut item: ItemFn) -> Result<TokenStream> {
     let co = Ident::new("__tinyio_co", Span::mixed_site());
     let label = Lifetime::new("'__tinyio_body", Span::mixed_site());
+    let output = output_type(&item.sig);
     let mut errors = valid::signature(&item.sig);
-    errors.extend(visit::rewrite(&mut item.block, &co, &label));
+    errors.extend(visit::rewrite(
+        &mut item.block,
+        &co,
+        &label,
+        output.as_ref(),
+    ));
     valid::combine(errors)?;
-    let body = transform_block(&item.sig, &item.block, &co, &label);
+    let captures = capture_args(&mut item.sig);
+    let body = transform_block(&item.sig, output, captures, &item.block, &co, &label);
     transform_sig(&mut item.sig);
     replace_body(&mut item, body);
     Ok(item.into_token_stream())
+}
+
+/// Moves every argument into the body: `let x = x;`, with the `mut` of `mut x` moved to the
+/// `let`. Other patterns are bound to a hidden argument, then destructured inside.
+fn capture_args(sig: &mut Signature) -> TokenStream {
+    let mut captures = TokenStream::new();
+    for (i, arg) in sig.inputs.iter_mut().enumerate() {
+        let arg = match arg {
+            FnArg::Receiver(receiver) => {
+                let self_token = receiver.self_token;
+                captures.extend(quote!(let _ = &#self_token;));
+                continue;
+            }
+            FnArg::Typed(arg) => arg,
+        };
+        let attrs = &arg.attrs;
+        match &mut *arg.pat {
+            Pat::Ident(PatIdent {
+                by_ref: None,
+                mutability,
+                ident,
+                subpat: None,
+                ..
+            }) => {
+                let mutability = mutability.take();
+                // Unused-variable warnings point at the user's name; clippy's underscore lints
+                // see a generated use.
+                let mut arg = ident.clone();
+                arg.set_span(Span::call_site());
+                let name = if ident.unraw().to_string().starts_with('_') {
+                    &arg
+                } else {
+                    &*ident
+                };
+                captures.extend(quote!(#(#attrs)* let #mutability #name = #arg;));
+            }
+            pat => {
+                let hidden = Ident::new(&format!("__tinyio_arg{i}"), Span::mixed_site());
+                captures.extend(quote!(#(#attrs)* let #hidden = #hidden;));
+                if !matches!(pat, Pat::Wild(_)) {
+                    captures.extend(quote!(#(#attrs)* let #pat = #hidden;));
+                }
+                *pat = parse_quote!(#hidden);
+            }
+        }
+    }
+    captures
 }
 
 pub(crate) fn replace_body(item: &mut ItemFn, body: TokenStream) {
     item.block.stmts = vec![Stmt::Expr(Expr::Verbatim(body), None)];
 }
 
-fn transform_block(sig: &Signature, block: &Block, co: &Ident, label: &Lifetime) -> TokenStream {
-    let out = Ident::new("__tinyio_out", Span::mixed_site());
-    let ty = match &sig.output {
+/// The type that the body's value and each `return` value are checked against: none for an
+/// `impl Trait` output, which a `let` cannot name.
+fn output_type(sig: &Signature) -> Option<TokenStream> {
+    match &sig.output {
         ReturnType::Default => Some(quote_spanned!(sig.paren_token.span.close()=> ())),
         ReturnType::Type(_, ty) if mentions_impl(ty.to_token_stream()) => None,
         ReturnType::Type(_, ty) => Some(ty.to_token_stream()),
-    };
-    let annotation = ty.map(|ty| quote!(: #ty));
+    }
+}
+
+fn transform_block(
+    sig: &Signature,
+    output: Option<TokenStream>,
+    captures: TokenStream,
+    block: &Block,
+    co: &Ident,
+    label: &Lifetime,
+) -> TokenStream {
+    let out = Ident::new("__tinyio_out", Span::mixed_site());
+    let annotation = output.map(|ty| quote!(: #ty));
     let name = sig.ident.unraw().to_string();
     let line = quote_spanned!(sig.ident.span()=> ::core::line!());
     quote! {
         ::tinyio::__private::coroutine(
             &::tinyio::__private::Site { name: #name, file: ::core::file!(), line: #line },
             move |#co| async move {
+                #captures
+                #[allow(clippy::diverging_sub_expression)]
                 let #out #annotation = #label: #block;
                 #[allow(unreachable_code)]
                 ::core::result::Result::Ok(#out)
@@ -121,8 +200,12 @@ fn bound_captures(sig: &mut Signature, lifetimes: Lifetimes, has_self: bool) -> 
     let bound = Lifetime::new("'__tinyio", Span::call_site());
     let generics = &mut sig.generics;
     let mut outlive: Vec<TokenStream> = Vec::new();
-    for param in &generics.params {
+    for param in &mut generics.params {
         match param {
+            // Next to the user's bounds, so that clippy sees one bound location.
+            GenericParam::Lifetime(param) if !param.bounds.is_empty() => {
+                param.bounds.push(bound.clone());
+            }
             GenericParam::Lifetime(param) => outlive.push(param.lifetime.to_token_stream()),
             GenericParam::Type(param) => outlive.push(param.ident.to_token_stream()),
             GenericParam::Const(_) => {}

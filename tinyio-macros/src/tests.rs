@@ -68,7 +68,7 @@ fn plain_arguments_give_a_static_coroutine() {
                 x
             }
         )),
-        "pub(crate) fn f(x: u64, mut s: String) -> ::tinyio::Coroutine<'static, u64>",
+        "pub(crate) fn f(x: u64, s: String) -> ::tinyio::Coroutine<'static, u64>",
     );
     assert_eq!(
         signature(quote!(
@@ -104,6 +104,13 @@ fn borrowed_arguments_are_named_and_bounded() {
         )),
         "fn f<'__tinyio, 'a>(x: &'a str, y: &'static str) -> ::tinyio::Coroutine<'__tinyio, &'a \
          str> where 'a: '__tinyio,",
+    );
+    assert_eq!(
+        signature(quote!(
+            fn f<'a, 'b: 'a>(x: &'a str, y: &'b str) {}
+        )),
+        "fn f<'__tinyio, 'a, 'b: 'a + '__tinyio>(x: &'a str, y: &'b str) -> \
+         ::tinyio::Coroutine<'__tinyio, ()> where 'a: '__tinyio,",
     );
 }
 
@@ -217,44 +224,108 @@ fn yields_inside_other_macros_are_rewritten() {
         fn f() {
             assert_eq!(yield_!(c), 3);
             println!("{}", [tinyio::yield_!(a), ::tinyio::try_yield!()]);
-            let v = vec![yield_!(a), yield_!(b)];
+            let v = vec![yield_!(a), yield_!{b}];
             my_macro!(return x);
         }
     });
     let compact = expanded.replace(char::is_whitespace, "");
-    assert!(
-        !compact.contains("yield_!") && !compact.contains("try_yield!"),
-        "{expanded}"
-    );
-    assert_eq!(
-        compact
-            .matches("(::tinyio::__private::suspend(&__tinyio_co,")
-            .count(),
-        5,
-        "{expanded}"
-    );
-    assert!(
-        compact.contains("(::tinyio::__private::suspend(&__tinyio_co,(),::core::line!()).await)]"),
-        "{expanded}"
-    );
+    let suspend = "(::tinyio::__private::suspend(&__tinyio_co,";
+    assert_eq!(compact.matches(suspend).count(), 5, "{expanded}");
+    for call in [
+        "assert_eq!((::tinyio::__private::suspend(&__tinyio_co,c,",
+        "[(::tinyio::__private::suspend(&__tinyio_co,a,",
+        ",(::tinyio::__private::suspend(&__tinyio_co,(),::core::line!()).await)]",
+        "(::tinyio::__private::suspend(&__tinyio_co,b,",
+    ] {
+        assert!(compact.contains(call), "{call} in {expanded}");
+    }
+    assert!(!compact.contains("yield_!"), "{expanded}");
     assert!(compact.contains("my_macro!(returnx)"), "{expanded}");
+}
+
+#[test]
+fn suspension_points_are_plain_calls() {
+    let expanded = expansion(quote! {
+        fn f() {
+            yield_!();
+            yield_!(a);
+        }
+    });
+    assert!(!expanded.contains("use ::tinyio"), "{expanded}");
+    let compact = expanded.replace(char::is_whitespace, "");
+    assert_eq!(compact.matches("(::tinyio::__private::suspend(").count(), 2, "{expanded}");
 }
 
 #[test]
 fn nested_closures_async_blocks_and_items_are_left_alone() {
     let expanded = expansion(quote! {
         fn f() -> u32 {
-            let c = || { yield_!(a); return 1; };
-            let d = async { x.await; yield_!(b) };
+            let c = || { return 1; };
+            let d = async { x.await };
             let e = const { 1 };
-            fn inner() -> u32 { yield_!(c); return 2; }
-            impl S { fn m() { yield_!(d) } }
+            fn inner() -> u32 { return 2; }
+            #[tinyio::coroutine]
+            fn nested() -> u32 { yield_!(c); 3 }
             c()
         }
     });
-    assert_eq!(expanded.matches("yield_!").count(), 4, "{expanded}");
+    assert!(expanded.contains("yield_!(c)"), "{expanded}");
     assert_eq!(expanded.matches("return").count(), 2, "{expanded}");
     assert!(!expanded.contains("__private::suspend("), "{expanded}");
+}
+
+#[test]
+fn reports_suspensions_that_cannot_suspend() {
+    let message = |name: &str| {
+        format!(
+            "`{name}!` can only be used directly in a `#[tinyio::coroutine]` function, not in a \
+             closure, async block or nested function"
+        )
+    };
+    assert_eq!(
+        errors(quote! {
+            fn f() -> u32 {
+                let c = || { yield_!(a); };
+                let d = async { tinyio::try_yield!(b) };
+                fn inner() -> u32 { yield_!(c) }
+                impl S { fn m() { yield_!(d) } }
+                c()
+            }
+        }),
+        [message("yield_"), message("try_yield"), message("yield_"), message("yield_")],
+    );
+}
+
+#[test]
+fn arguments_are_moved_into_the_body() {
+    let item = quote! {
+        fn f(x: u8, mut y: u8, (a, mut b): (u8, u8), _: Guard, _g: Guard, r#type: u8) {}
+    };
+    assert_eq!(
+        signature(item.clone()),
+        "fn f(x: u8, y: u8, __tinyio_arg2: (u8, u8), __tinyio_arg3: Guard, _g: Guard, r#type: u8) \
+         -> ::tinyio::Coroutine<'static, ()>",
+    );
+    let compact = expansion(item).replace(char::is_whitespace, "");
+    assert!(
+        compact.contains(
+            "asyncmove{letx=x;letmuty=y;let__tinyio_arg2=__tinyio_arg2;let(a,mutb)=__tinyio_arg2;\
+             let__tinyio_arg3=__tinyio_arg3;let_g=_g;letr#type=r#type;#[allow("
+        ),
+        "{compact}"
+    );
+    let method = expansion(quote! {
+        fn m(mut self: Box<Self>, #[cfg(unix)] x: u8) {}
+    })
+    .replace(char::is_whitespace, "");
+    assert!(
+        method.contains("fnm<'__tinyio>(mutself:Box<Self>,#[cfg(unix)]x:u8,)"),
+        "{method}"
+    );
+    assert!(
+        method.contains("asyncmove{let_=&self;#[cfg(unix)]letx=x;#[allow("),
+        "{method}"
+    );
 }
 
 #[test]
@@ -269,8 +340,18 @@ fn returns_break_out_of_the_body() {
             }
         }
     ));
-    assert!(expanded.contains("break '__tinyio_body x;"), "{expanded}");
-    assert!(expanded.contains("break '__tinyio_body;"), "{expanded}");
+    let compact = expanded.replace(char::is_whitespace, "");
+    assert!(
+        compact.contains("{let__tinyio_ret:u32=x;break'__tinyio_body__tinyio_ret;}"),
+        "{expanded}"
+    );
+    assert!(compact.contains("break'__tinyio_body;"), "{expanded}");
+    let opaque = expansion(quote!(
+        fn f(x: u32) -> impl Display {
+            return x;
+        }
+    ));
+    assert!(opaque.contains("break '__tinyio_body x;"), "{opaque}");
 }
 
 #[test]
@@ -280,7 +361,7 @@ fn rejects_async_fn() {
             async fn f() {}
         )),
         [
-            "`#[coroutine]` cannot be applied to an `async fn`; remove `async` and suspend with \
+            "`#[tinyio::coroutine]` cannot be applied to an `async fn`; remove `async` and suspend with \
           `yield_!(...)`, or wrap a future with `tinyio::from_future`"
         ],
     );
@@ -293,17 +374,17 @@ fn rejects_const_extern_and_variadic_fn() {
             const unsafe extern "C" fn f(x: u32, ...) {}
         )),
         [
-            "`#[coroutine]` cannot be applied to a `const fn`; remove `const`",
-            "`#[coroutine]` cannot be applied to an `extern` function; remove the ABI",
-            "`#[coroutine]` cannot be applied to a C-variadic function; remove `...`",
+            "`#[tinyio::coroutine]` cannot be applied to a `const fn`; remove `const`",
+            "`#[tinyio::coroutine]` cannot be applied to an `extern` function; remove the ABI",
+            "`#[tinyio::coroutine]` cannot be applied to a C-variadic function; remove `...`",
         ],
     );
 }
 
 #[test]
 fn rejects_await_but_not_in_async_blocks() {
-    let message = "`.await` cannot be used in a `#[coroutine]`; wrap the future with \
-                   `tinyio::from_future(fut)` and `yield_!` it";
+    let message = "`.await` cannot be used in a `#[tinyio::coroutine]` function; wrap the future \
+                   with `tinyio::from_future(fut)` and `yield_!` it";
     assert_eq!(
         errors(quote!(
             fn f() {
@@ -340,7 +421,7 @@ fn rejects_arguments_and_still_emits_the_function() {
         ),
     ));
     assert!(
-        expanded.contains("compile_error! {\n    \"`#[coroutine]` takes no arguments\"\n}"),
+        expanded.contains("compile_error! {\n    \"`#[tinyio::coroutine]` takes no arguments\"\n}"),
         "{expanded}"
     );
     assert!(
@@ -371,7 +452,7 @@ fn rejects_what_is_not_a_function() {
         struct S;
     ));
     assert!(
-        expanded.contains("\"`#[coroutine]` can only be applied to a function\""),
+        expanded.contains("\"`#[tinyio::coroutine]` can only be applied to a function\""),
         "{expanded}"
     );
     assert!(expanded.contains("struct S;"), "{expanded}");
@@ -387,7 +468,7 @@ fn rejects_a_method_without_body() {
     )
     .to_string();
     assert!(
-        expanded.contains("`#[coroutine]` needs a function body"),
+        expanded.contains("`#[tinyio::coroutine]` needs a function body"),
         "{expanded}"
     );
     assert!(expanded.ends_with("fn f (& self) -> u32 ;"), "{expanded}");

@@ -1,3 +1,4 @@
+use proc_macro2::Ident;
 use proc_macro2::Span;
 use syn::{Error, Result, Signature, Token, TraitItemFn};
 
@@ -6,26 +7,26 @@ pub(crate) fn signature(sig: &Signature) -> Vec<Error> {
     if let Some(token) = &sig.asyncness {
         errors.push(Error::new(
             token.span,
-            "`#[coroutine]` cannot be applied to an `async fn`; remove `async` and suspend with \
+            "`#[tinyio::coroutine]` cannot be applied to an `async fn`; remove `async` and suspend with \
              `yield_!(...)`, or wrap a future with `tinyio::from_future`",
         ));
     }
     if let Some(token) = &sig.constness {
         errors.push(Error::new(
             token.span,
-            "`#[coroutine]` cannot be applied to a `const fn`; remove `const`",
+            "`#[tinyio::coroutine]` cannot be applied to a `const fn`; remove `const`",
         ));
     }
     if let Some(abi) = &sig.abi {
         errors.push(Error::new_spanned(
             abi,
-            "`#[coroutine]` cannot be applied to an `extern` function; remove the ABI",
+            "`#[tinyio::coroutine]` cannot be applied to an `extern` function; remove the ABI",
         ));
     }
     if let Some(variadic) = &sig.variadic {
         errors.push(Error::new_spanned(
             variadic.dots,
-            "`#[coroutine]` cannot be applied to a C-variadic function; remove `...`",
+            "`#[tinyio::coroutine]` cannot be applied to a C-variadic function; remove `...`",
         ));
     }
     errors
@@ -34,22 +35,30 @@ pub(crate) fn signature(sig: &Signature) -> Vec<Error> {
 pub(crate) fn await_in_body(token: &Token![await]) -> Error {
     Error::new(
         token.span,
-        "`.await` cannot be used in a `#[coroutine]`; wrap the future with \
+        "`.await` cannot be used in a `#[tinyio::coroutine]` function; wrap the future with \
          `tinyio::from_future(fut)` and `yield_!` it",
     )
+}
+
+pub(crate) fn stray_suspend(name: &Ident) -> Error {
+    let message = format!(
+        "`{name}!` can only be used directly in a `#[tinyio::coroutine]` function, not in a \
+         closure, async block or nested function"
+    );
+    Error::new(name.span(), message)
 }
 
 pub(crate) fn not_a_function() -> Error {
     Error::new(
         Span::call_site(),
-        "`#[coroutine]` can only be applied to a function",
+        "`#[tinyio::coroutine]` can only be applied to a function",
     )
 }
 
 pub(crate) fn no_body(method: &TraitItemFn) -> Error {
     Error::new_spanned(
         method.semi_token,
-        "`#[coroutine]` needs a function body; declare the method as returning \
+        "`#[tinyio::coroutine]` needs a function body; declare the method as returning \
          `tinyio::Coroutine<'_, T>` instead",
     )
 }

@@ -4,12 +4,19 @@ use quote::{ToTokens, quote, quote_spanned};
 use syn::visit_mut::{self, VisitMut};
 use syn::{Block, Error, Expr, Item, Lifetime, Macro, Stmt};
 
-/// Rewrites `yield_!` and `try_yield!` in a coroutine body, turns `return` into a `break` out of
-/// the `body` block, and reports `.await`.
-pub(crate) fn rewrite(block: &mut Block, co: &Ident, body: &Lifetime) -> Vec<Error> {
+/// Rewrites `yield_!` and `try_yield!` in a coroutine body into suspension calls, turns `return`
+/// into a `break` out of the `body` block, its value checked against `output` on its own, and
+/// reports `.await`.
+pub(crate) fn rewrite(
+    block: &mut Block,
+    co: &Ident,
+    body: &Lifetime,
+    output: Option<&TokenStream>,
+) -> Vec<Error> {
     let mut rewriter = Rewriter {
         co,
         body,
+        output,
         errors: Vec::new(),
     };
     rewriter.visit_block_mut(block);
@@ -19,6 +26,7 @@ pub(crate) fn rewrite(block: &mut Block, co: &Ident, body: &Lifetime) -> Vec<Err
 struct Rewriter<'a> {
     co: &'a Ident,
     body: &'a Lifetime,
+    output: Option<&'a TokenStream>,
     errors: Vec<Error>,
 }
 
@@ -36,13 +44,11 @@ fn suspend_kind(ident: &Ident) -> Option<Suspend> {
     }
 }
 
-fn macro_kind(mac: &Macro) -> Option<(Suspend, Span)> {
-    let ident = &mac.path.segments.last()?.ident;
-    Some((suspend_kind(ident)?, ident.span()))
-}
-
 impl Rewriter<'_> {
-    fn suspend(&mut self, kind: Suspend, span: Span, args: TokenStream) -> TokenStream {
+    /// What a `yield_!`/`try_yield!` named by `ident` becomes: one call into the runtime.
+    fn suspend(&mut self, ident: &Ident, args: TokenStream) -> Option<TokenStream> {
+        let kind = suspend_kind(ident)?;
+        let span = ident.span();
         let value = if args.is_empty() {
             quote_spanned!(span=> ())
         } else {
@@ -59,83 +65,113 @@ impl Rewriter<'_> {
         };
         let co = self.co;
         let question = matches!(kind, Suspend::Yield).then(|| quote_spanned!(span=> ?));
-        quote_spanned! {span=>
+        Some(quote_spanned! {span=>
             (::tinyio::__private::suspend(&#co, #value, ::core::line!()).await #question)
-        }
+        })
     }
 
     fn rewrite_tokens(&mut self, tokens: TokenStream) -> TokenStream {
-        let tokens: Vec<TokenTree> = tokens.into_iter().collect();
         let mut out = Vec::new();
-        let mut rest = tokens.as_slice();
-        while let [first, tail @ ..] = rest {
-            if let [
-                TokenTree::Ident(ident),
-                TokenTree::Punct(bang),
-                TokenTree::Group(args),
-                tail @ ..,
-            ] = rest
-                && bang.as_char() == '!'
-                && args.delimiter() != Delimiter::None
-                && let Some(kind) = suspend_kind(ident)
-            {
-                pop_path_prefix(&mut out);
-                out.extend(self.suspend(kind, ident.span(), args.stream()));
-                rest = tail;
-                continue;
-            }
-            out.push(match first {
+        let mut tokens = tokens.into_iter().peekable();
+        while let Some(token) = tokens.next() {
+            let token = match token {
                 TokenTree::Group(group) => {
                     let mut new =
                         Group::new(group.delimiter(), self.rewrite_tokens(group.stream()));
                     new.set_span(group.span());
                     new.into()
                 }
-                other => other.clone(),
-            });
-            rest = tail;
+                other => other,
+            };
+            let is_bang = matches!(&token, TokenTree::Punct(bang) if bang.as_char() == '!');
+            if let (true, Some(TokenTree::Ident(ident)), Some(TokenTree::Group(args))) =
+                (is_bang, out.last().cloned(), tokens.peek())
+                && args.delimiter() != Delimiter::None
+                && let Some(call) = self.suspend(&ident, args.stream())
+            {
+                // Drop the macro's name and any path before it (`tinyio::yield_`).
+                out.pop();
+                while matches!(out.last(), Some(TokenTree::Punct(p)) if p.as_char() == ':') {
+                    out.pop();
+                    if matches!(out.last(), Some(TokenTree::Punct(p)) if p.as_char() == ':') {
+                        out.pop();
+                    }
+                    if matches!(out.last(), Some(TokenTree::Ident(_))) {
+                        out.pop();
+                    }
+                }
+                out.extend(call);
+                tokens.next();
+                continue;
+            }
+            out.push(token);
         }
         out.into_iter().collect()
     }
 }
 
-/// Drops the `tinyio::` of `tinyio::yield_!(...)` found in a macro's tokens.
-fn pop_path_prefix(out: &mut Vec<TokenTree>) {
-    while let [.., TokenTree::Punct(a), TokenTree::Punct(b)] = out.as_slice() {
-        if a.as_char() != ':' || b.as_char() != ':' {
-            return;
-        }
-        out.truncate(out.len() - 2);
-        match out.last() {
-            Some(TokenTree::Ident(segment))
-                if syn::parse2::<Ident>(segment.to_token_stream()).is_ok() =>
-            {
-                out.pop();
+impl Rewriter<'_> {
+    /// Reports each `yield_!`/`try_yield!` in `tokens`: code the rewrite leaves alone (a
+    /// closure, an async block, a nested item) cannot suspend the coroutine.
+    fn stray(&mut self, tokens: TokenStream) {
+        let mut tokens = tokens.into_iter().peekable();
+        while let Some(token) = tokens.next() {
+            match token {
+                TokenTree::Group(group) => self.stray(group.stream()),
+                TokenTree::Ident(ident)
+                    if suspend_kind(&ident).is_some()
+                        && matches!(tokens.peek(), Some(TokenTree::Punct(p)) if p.as_char() == '!') =>
+                {
+                    self.errors.push(valid::stray_suspend(&ident));
+                }
+                _ => {}
             }
-            _ => return,
         }
+    }
+
+    /// The suspension call for a `yield_!(...)`/`try_yield!(...)` macro, if it is one.
+    fn suspend_macro(&mut self, mac: &Macro) -> Option<TokenStream> {
+        let ident = &mac.path.segments.last()?.ident;
+        self.suspend(ident, mac.tokens.clone())
     }
 }
 
 impl VisitMut for Rewriter<'_> {
+    fn visit_stmt_mut(&mut self, stmt: &mut Stmt) {
+        if let Stmt::Macro(node) = stmt
+            && let Some(call) = self.suspend_macro(&node.mac)
+        {
+            let attrs = &node.attrs;
+            *stmt = Stmt::Expr(Expr::Verbatim(quote!(#(#attrs)* #call)), Some(Default::default()));
+            return;
+        }
+        visit_mut::visit_stmt_mut(self, stmt);
+    }
+
     fn visit_expr_mut(&mut self, expr: &mut Expr) {
+        if let Expr::Macro(node) = expr
+            && let Some(call) = self.suspend_macro(&node.mac)
+        {
+            let attrs = &node.attrs;
+            *expr = Expr::Verbatim(quote!(#(#attrs)* #call));
+            return;
+        }
         match expr {
-            Expr::Closure(_) | Expr::Async(_) | Expr::Const(_) => {}
-            Expr::Macro(node) => match macro_kind(&node.mac) {
-                Some((kind, span)) => {
-                    let attrs = &node.attrs;
-                    let suspend = self.suspend(kind, span, node.mac.tokens.clone());
-                    *expr = Expr::Verbatim(quote!(#(#attrs)* #suspend));
-                }
-                None => self.visit_macro_mut(&mut node.mac),
-            },
+            Expr::Closure(_) | Expr::Async(_) | Expr::Const(_) => {
+                self.stray(expr.to_token_stream());
+            }
             Expr::Return(node) => {
                 if let Some(value) = &mut node.expr {
                     self.visit_expr_mut(value);
                 }
-                let (attrs, body, value) = (&node.attrs, self.body, &node.expr);
-                let span = node.return_token.span;
-                *expr = Expr::Verbatim(quote_spanned!(span=> #(#attrs)* break #body #value));
+                let (attrs, body, span) = (&node.attrs, self.body, node.return_token.span);
+                *expr = Expr::Verbatim(match (&node.expr, self.output) {
+                    (Some(value), Some(ty)) => {
+                        let ret = Ident::new("__tinyio_ret", Span::mixed_site());
+                        quote_spanned!(span=> #(#attrs)* { let #ret: #ty = #value; break #body #ret })
+                    }
+                    (value, _) => quote_spanned!(span=> #(#attrs)* break #body #value),
+                });
             }
             Expr::Await(node) => {
                 self.errors.push(valid::await_in_body(&node.await_token));
@@ -145,20 +181,14 @@ impl VisitMut for Rewriter<'_> {
         }
     }
 
-    fn visit_stmt_mut(&mut self, stmt: &mut Stmt) {
-        if let Stmt::Macro(node) = stmt
-            && let Some((kind, span)) = macro_kind(&node.mac)
-        {
-            let attrs = &node.attrs;
-            let suspend = self.suspend(kind, span, node.mac.tokens.clone());
-            *stmt = Stmt::Expr(Expr::Verbatim(quote!(#(#attrs)* #suspend)), node.semi_token);
-        } else {
-            visit_mut::visit_stmt_mut(self, stmt);
+    fn visit_item_mut(&mut self, item: &mut Item) {
+        let is_coroutine = |attr: &syn::Attribute| attr.path().segments.last().is_some_and(|s| s.ident == "coroutine");
+        if !matches!(item, Item::Fn(f) if f.attrs.iter().any(is_coroutine)) {
+            self.stray(item.to_token_stream());
         }
     }
 
-    fn visit_item_mut(&mut self, _: &mut Item) {}
-
+    // Other macros: their tokens may hold `yield_!`s (`assert_eq!(yield_!(c), 3)`).
     fn visit_macro_mut(&mut self, mac: &mut Macro) {
         mac.tokens = self.rewrite_tokens(std::mem::take(&mut mac.tokens));
     }

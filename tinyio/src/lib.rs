@@ -78,8 +78,6 @@ pub use tinyio_macros::coroutine;
 /// ```
 #[macro_export]
 macro_rules! yield_ {
-    // What `#[tinyio::coroutine]` rewrites it to; not public API.
-    (@__tinyio $($tokens:tt)*) => { $($tokens)* };
     ($($tokens:tt)*) => {
         ::core::compile_error!(
             "`yield_!` can only be used directly in a `#[tinyio::coroutine]` function, not in a closure, async block or nested function"
@@ -98,8 +96,6 @@ macro_rules! yield_ {
 /// ```
 #[macro_export]
 macro_rules! try_yield {
-    // What `#[tinyio::coroutine]` rewrites it to; not public API.
-    (@__tinyio $($tokens:tt)*) => { $($tokens)* };
     ($($tokens:tt)*) => {
         ::core::compile_error!(
             "`try_yield!` can only be used directly in a `#[tinyio::coroutine]` function, not in a closure, async block or nested function"

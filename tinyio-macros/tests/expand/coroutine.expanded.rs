@@ -1,5 +1,9 @@
 /// Adds one to what `other` answers.
-pub fn add(x: u64, mut text: String) -> ::tinyio::Coroutine<'static, u64> {
+pub fn add(
+    x: u64,
+    text: String,
+    __tinyio_arg2: (u64, u64),
+) -> ::tinyio::Coroutine<'static, u64> {
     ::tinyio::__private::coroutine(
         &::tinyio::__private::Site {
             name: "add",
@@ -7,6 +11,11 @@ pub fn add(x: u64, mut text: String) -> ::tinyio::Coroutine<'static, u64> {
             line: ::core::line!(),
         },
         move |__tinyio_co| async move {
+            let x = x;
+            let mut text = text;
+            let __tinyio_arg2 = __tinyio_arg2;
+            let (lo, _) = __tinyio_arg2;
+            #[allow(clippy::diverging_sub_expression)]
             let __tinyio_out: u64 = '__tinyio_body: {
                 let y = (::tinyio::__private::suspend(
                         &__tinyio_co,
@@ -21,7 +30,10 @@ pub fn add(x: u64, mut text: String) -> ::tinyio::Coroutine<'static, u64> {
                     )
                     .await);
                 if y > 10 {
-                    break '__tinyio_body y;
+                    {
+                        let __tinyio_ret: u64 = y;
+                        break '__tinyio_body __tinyio_ret;
+                    };
                 }
                 text.push('1');
                 let n: u64 = text.parse()?;
@@ -30,7 +42,7 @@ pub fn add(x: u64, mut text: String) -> ::tinyio::Coroutine<'static, u64> {
                     ::core::line!()). await ?), n * 2
                 );
                 (::tinyio::__private::suspend(&__tinyio_co, (), ::core::line!()).await?);
-                y + n + checked.unwrap_or(0)
+                y + n + lo + checked.unwrap_or(0)
             };
             #[allow(unreachable_code)] ::core::result::Result::Ok(__tinyio_out)
         },

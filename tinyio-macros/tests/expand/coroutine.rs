@@ -1,7 +1,7 @@
 // The input of the expansion snapshot in `coroutine.expanded.rs`; see `src/tests.rs`.
 /// Adds one to what `other` answers.
 #[tinyio::coroutine]
-pub fn add(x: u64, mut text: String) -> u64 {
+pub fn add(x: u64, mut text: String, (lo, _): (u64, u64)) -> u64 {
     let y = yield_!(other(x));
     let checked = try_yield!(other(y));
     if y > 10 {
@@ -11,5 +11,5 @@ pub fn add(x: u64, mut text: String) -> u64 {
     let n: u64 = text.parse()?;
     assert_eq!(tinyio::yield_!(other(n)), n * 2);
     yield_!();
-    y + n + checked.unwrap_or(0)
+    y + n + lo + checked.unwrap_or(0)
 }

@@ -1,0 +1,6 @@
+#[tinyio::coroutine]
+const fn one() -> u32 {
+    1
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+#[tinyio::coroutine]
+fn sneaky() -> () {
+    let _ = &__tinyio_co;
+}
+
+fn main() {}

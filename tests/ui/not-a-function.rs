@@ -1,0 +1,4 @@
+#[tinyio::coroutine]
+struct Worker;
+
+fn main() {}

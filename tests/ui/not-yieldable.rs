@@ -1,0 +1,6 @@
+#[tinyio::coroutine]
+fn wait() -> u32 {
+    yield_!(3u32)
+}
+
+fn main() {}

@@ -1,0 +1,9 @@
+#[tinyio::coroutine]
+fn count(early: bool) -> u32 {
+    if early {
+        return "early";
+    }
+    "late"
+}
+
+fn main() {}

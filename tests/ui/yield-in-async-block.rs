@@ -1,0 +1,8 @@
+#[tinyio::coroutine]
+fn outer() -> () {
+    let _pause = async {
+        yield_!();
+    };
+}
+
+fn main() {}

@@ -1,0 +1,7 @@
+#[tinyio::coroutine]
+fn outer() -> () {
+    let pause = || yield_!();
+    pause();
+}
+
+fn main() {}

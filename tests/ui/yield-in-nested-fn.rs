@@ -1,0 +1,9 @@
+#[tinyio::coroutine]
+fn outer() -> () {
+    fn pause() {
+        yield_!();
+    }
+    pause();
+}
+
+fn main() {}

@@ -1,0 +1,5 @@
+fn not_a_coroutine() {
+    tinyio::yield_!();
+}
+
+fn main() {}
