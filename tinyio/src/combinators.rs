@@ -9,12 +9,21 @@ use std::time::Instant;
 
 use crate::coro::{Coroutine, Cx, Leaf, Site, coroutine, suspend};
 use crate::error::{Error, ErrorGroup, Raise};
-use crate::event_loop::{Failure, Progress, Remote, Session};
+use crate::event_loop::{Remote, Session};
+use crate::run::{Failure, Progress};
 use crate::sync::Event;
 use crate::yieldable::{Yieldable, background};
 
-static AS_COMPLETED: Site = Site { name: "as_completed", file: file!(), line: line!() };
-static COMPLETED: Site = Site { name: "as_completed::next", file: file!(), line: line!() };
+static AS_COMPLETED: Site = Site {
+    name: "as_completed",
+    file: file!(),
+    line: line!(),
+};
+static COMPLETED: Site = Site {
+    name: "as_completed::next",
+    file: file!(),
+    line: line!(),
+};
 
 /// Starts every one of `ys` in the background and finishes at once with an iterator of
 /// coroutines that resolve to their outputs in the order they complete: the first yields the
@@ -42,19 +51,32 @@ static COMPLETED: Site = Site { name: "as_completed::next", file: file!(), line:
 /// assert_eq!(Loop::new().run(in_order()).unwrap(), [10, 20, 30]);
 /// ```
 #[track_caller]
-pub fn as_completed<'a, Y>(ys: impl IntoIterator<Item = Y>) -> Coroutine<'a, AsCompleted<'a, Y::Output>>
+pub fn as_completed<'a, Y>(
+    ys: impl IntoIterator<Item = Y>,
+) -> Coroutine<'a, AsCompleted<'a, Y::Output>>
 where
     Y: Yieldable + 'a,
     Y::Output: 'a,
 {
     let line = Location::caller().line();
-    let state = Rc::new(RefCell::new(Completions { outputs: Vec::new(), wakers: Vec::new() }));
-    let wrapped: Vec<_> = ys.into_iter().map(|y| deliver(y, state.clone(), line)).collect();
+    let state = Rc::new(RefCell::new(Completions {
+        outputs: Vec::new(),
+        wakers: Vec::new(),
+    }));
+    let wrapped: Vec<_> = ys
+        .into_iter()
+        .map(|y| deliver(y, state.clone(), line))
+        .collect();
     let total = wrapped.len();
     coroutine(&AS_COMPLETED, move |co| async move {
         state.borrow_mut().wakers.resize_with(total, || None);
         suspend(&co, background(wrapped), line).await?;
-        Ok(AsCompleted { state, next: 0, total, _borrow: std::marker::PhantomData })
+        Ok(AsCompleted {
+            state,
+            next: 0,
+            total,
+            _borrow: std::marker::PhantomData,
+        })
     })
 }
 
@@ -65,7 +87,11 @@ struct Completions<T> {
 }
 
 /// Runs `y`, then files its output as the next completion.
-fn deliver<'a, Y: Yieldable + 'a>(y: Y, state: Rc<RefCell<Completions<Y::Output>>>, line: u32) -> Coroutine<'a, ()>
+fn deliver<'a, Y: Yieldable + 'a>(
+    y: Y,
+    state: Rc<RefCell<Completions<Y::Output>>>,
+    line: u32,
+) -> Coroutine<'a, ()>
 where
     Y::Output: 'a,
 {
@@ -98,7 +124,13 @@ impl<'a, T: 'a> Iterator for AsCompleted<'a, T> {
             return None;
         }
         self.next += 1;
-        Some(Coroutine::leaf(&COMPLETED, Completion { state: self.state.clone(), index: self.next - 1 }))
+        Some(Coroutine::leaf(
+            &COMPLETED,
+            Completion {
+                state: self.state.clone(),
+                index: self.next - 1,
+            },
+        ))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -110,7 +142,9 @@ impl<'a, T: 'a> ExactSizeIterator for AsCompleted<'a, T> {}
 
 impl<T> std::fmt::Debug for AsCompleted<'_, T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AsCompleted").field("remaining", &(self.total - self.next)).finish_non_exhaustive()
+        f.debug_struct("AsCompleted")
+            .field("remaining", &(self.total - self.next))
+            .finish_non_exhaustive()
     }
 }
 
@@ -134,9 +168,21 @@ impl<T> Leaf for Completion<T> {
     }
 }
 
-static ISOLATE: Site = Site { name: "isolate", file: file!(), line: line!() };
-static COPY: Site = Site { name: "copy", file: file!(), line: line!() };
-static COPIED: Site = Site { name: "copy::receive", file: file!(), line: line!() };
+static ISOLATE: Site = Site {
+    name: "isolate",
+    file: file!(),
+    line: line!(),
+};
+static COPY: Site = Site {
+    name: "copy",
+    file: file!(),
+    line: line!(),
+};
+static COPIED: Site = Site {
+    name: "copy::receive",
+    file: file!(),
+    line: line!(),
+};
 
 /// Runs `y`, and everything it yields, in a loop of its own nested in this one: both make
 /// progress, one round of the inner loop per turn of the outer one. An error inside cancels only
@@ -172,7 +218,15 @@ where
     Y: Yieldable + 'a,
     Y::Output: 'a,
 {
-    Coroutine::leaf(&ISOLATE, Isolated { y: Some(y), session: None, waker: None, deadline: None })
+    Coroutine::leaf(
+        &ISOLATE,
+        Isolated {
+            y: Some(y),
+            session: None,
+            waker: None,
+            deadline: None,
+        },
+    )
 }
 
 struct Isolated<'a, Y: Yieldable> {
@@ -190,7 +244,11 @@ impl<'a, Y: Yieldable + 'a> Leaf for Isolated<'a, Y> {
         let session = self.session.get_or_insert_with(|| {
             let remote = Arc::new(Remote::new());
             remote.set_driver(waker.clone());
-            Session::new(self.y.take().expect("started once"), remote, ErrorGroup::Auto)
+            Session::new(
+                self.y.take().expect("started once"),
+                remote,
+                ErrorGroup::Auto,
+            )
         });
         self.deadline = None;
         match session.advance(1) {

@@ -105,7 +105,9 @@ impl<'a, T> Coroutine<'a, T> {
     }
 
     pub(crate) fn from_body<B: Body<Output = T> + 'a>(site: &'static Site, body: B) -> Self {
-        Coroutine { node: Rc::new(NodeCell::new(site, body)) }
+        Coroutine {
+            node: Rc::new(NodeCell::new(site, body)),
+        }
     }
 }
 
@@ -130,13 +132,17 @@ impl<T> SharedCoroutine<'_, T> {
 
 impl<T> Clone for SharedCoroutine<'_, T> {
     fn clone(&self) -> Self {
-        SharedCoroutine { node: self.node.clone() }
+        SharedCoroutine {
+            node: self.node.clone(),
+        }
     }
 }
 
 impl<T> fmt::Debug for Coroutine<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Coroutine").field("name", &self.name()).finish_non_exhaustive()
+        f.debug_struct("Coroutine")
+            .field("name", &self.name())
+            .finish_non_exhaustive()
     }
 }
 
@@ -160,7 +166,11 @@ pub struct Site {
 
 impl Site {
     pub(crate) fn frame(&'static self, line: u32) -> Frame {
-        Frame { name: self.name, file: self.file, line }
+        Frame {
+            name: self.name,
+            file: self.file,
+            line,
+        }
     }
 }
 
@@ -258,7 +268,7 @@ pub(crate) struct Cx<'r> {
     /// Makes the waker of the leaf being polled (created once per leaf, then reused).
     pub(crate) waker: &'r mut dyn FnMut() -> std::task::Waker,
     /// Threads to join once everything has been told to stop.
-    pub(crate) joins: &'r mut Vec<crate::event_loop::Join>,
+    pub(crate) joins: &'r mut Vec<crate::run::Join>,
 }
 
 /// The body of a coroutine: a generator, or a leaf polled like a future.
@@ -294,7 +304,11 @@ enum State<B, T> {
 
 impl<B: Body> NodeCell<B> {
     fn new(site: &'static Site, body: B) -> Self {
-        NodeCell { site, owner: Cell::new(Owner::Fresh), state: RefCell::new(State::Fresh(body)) }
+        NodeCell {
+            site,
+            owner: Cell::new(Owner::Fresh),
+            state: RefCell::new(State::Fresh(body)),
+        }
     }
 }
 
@@ -333,7 +347,9 @@ impl<B: Body> Task for NodeCell<B> {
         {
             *state = State::Running(body);
         }
-        let State::Running(body) = &mut *state else { unreachable!("resumed a finished coroutine") };
+        let State::Running(body) = &mut *state else {
+            unreachable!("resumed a finished coroutine")
+        };
         match body.step(input, cx) {
             BodyStep::Yield(request) => Step::Yield(request),
             BodyStep::Park(deadline) => Step::Park(deadline),

@@ -137,7 +137,11 @@ impl Error {
     }
 
     fn from_kind(kind: Kind) -> Self {
-        Error(Box::new(Inner { kind, trace: Vec::new(), raised_at: None }))
+        Error(Box::new(Inner {
+            kind,
+            trace: Vec::new(),
+            raised_at: None,
+        }))
     }
 
     /// The original error: itself, or the first member of a group.
@@ -229,7 +233,11 @@ impl Error {
     /// (`outer`, outermost first), in front of the trace it already has.
     pub(crate) fn traced(mut self, innermost: Frame, outer: Vec<Frame>) -> Self {
         let innermost = match self.0.raised_at.take() {
-            Some(at) => Frame { line: at.line(), file: at.file(), ..innermost },
+            Some(at) => Frame {
+                line: at.line(),
+                file: at.file(),
+                ..innermost
+            },
             None => innermost,
         };
         let mut trace = outer;
@@ -265,7 +273,11 @@ impl fmt::Debug for Error {
             Kind::Group(errors) => {
                 write!(f, "{}", self.0.kind)?;
                 for (i, error) in errors.iter().enumerate() {
-                    let role = if i == 0 { "original error" } else { "while cancelling" };
+                    let role = if i == 0 {
+                        "original error"
+                    } else {
+                        "while cancelling"
+                    };
                     write!(f, "\n\n[{i}] {role}: {error:?}")?;
                 }
                 Ok(())

@@ -1,34 +1,18 @@
-//! The loop.
-//
-// How it works. Every coroutine of a run has an entry in a table, found by its key. An entry
-// counts what its coroutine still waits on (`pending`) and lists who waits on it (`waiters`).
-// Two things bring a count down: a coroutine it waits on finishes, or (for a leaf: a timer, a
-// thread, an event wait, a foreign future) its waker or deadline fires. At zero the coroutine
-// goes to the back of the ready queue. The loop works in rounds: it takes in wake-ups from
-// outside (other threads, due timers), then resumes each coroutine that was ready at the start of
-// the round, in order, and files what each one yielded. With nothing ready it blocks until a
-// wake-up or the next deadline. The loop resumes every coroutine itself, so nothing recurses.
-//
-// When anything fails, every coroutine still in the table is resumed with a cancellation error
-// (or dropped, if it never started), threads are told to stop and joined, and the original error
-// comes out with the chain of coroutines that waited on the one that failed.
+//! `Loop`, and the sessions that drive a run: `Loop::run`, `isolate`, `to_future`; and where
+//! other threads reach a running loop.
 
-use std::any::Any;
 use std::cell::Cell;
-use std::cmp::Reverse;
 use std::fmt;
-use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
-use std::panic::{self, AssertUnwindSafe};
-use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::panic::{self};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Wake, Waker};
 use std::time::{Duration, Instant};
 
-use crate::coro::{Cx, Input, Owner, Step, Task};
-use crate::error::{Error, ErrorGroup, Frame};
+use crate::error::{Error, ErrorGroup};
+use crate::run::{Failure, Origin, Progress, Run};
+use crate::stall::Stall;
 use crate::yieldable::{Submission, Yieldable};
-use crate::stall::{Stall, Suspended};
 
 /// A single-threaded event loop for coroutines.
 ///
@@ -209,7 +193,11 @@ impl Loop {
     /// assert!(report.contains("waits"), "{report}");
     /// assert!(report.contains("Event::wait"), "{report}");
     /// ```
-    pub fn stall_report(mut self, threshold: Duration, report: impl Fn(&Stall) + Send + 'static) -> Self {
+    pub fn stall_report(
+        mut self,
+        threshold: Duration,
+        report: impl Fn(&Stall) + Send + 'static,
+    ) -> Self {
         self.stall = Some((threshold, Box::new(report)));
         self
     }
@@ -231,17 +219,24 @@ impl<'a, Y: Yieldable + 'a> Session<'a, Y> {
         let mut submission = Submission::default();
         let pending = Some(y.submit(&mut submission));
         run.submission = Some(submission);
-        Session { run, pending, ended: false }
+        Session {
+            run,
+            pending,
+            ended: false,
+        }
     }
 
     /// Runs up to `rounds` rounds: until everything has finished, nothing is ready, or the
     /// rounds are used up.
     pub(crate) fn advance(&mut self, rounds: usize) -> Result<Progress<Y::Output>, Failure> {
-        let progress = self.run.advance(rounds).and_then(|progress| match progress {
-            Progress::Finished(()) => self.run.finish_threads().map(Progress::Finished),
-            Progress::Ready => Ok(Progress::Ready),
-            Progress::Blocked(deadline) => Ok(Progress::Blocked(deadline)),
-        });
+        let progress = self
+            .run
+            .advance(rounds)
+            .and_then(|progress| match progress {
+                Progress::Finished(()) => self.run.finish_threads().map(Progress::Finished),
+                Progress::Ready => Ok(Progress::Ready),
+                Progress::Blocked(deadline) => Ok(Progress::Blocked(deadline)),
+            });
         match progress {
             Ok(Progress::Finished(())) => {
                 self.ended = true;
@@ -269,7 +264,9 @@ impl<Y: Yieldable> Drop for Session<'_, Y> {
         if !self.ended {
             // Abandoned half-way (a dropped future): cancel and join, as a crash would. A panic
             // met meanwhile resumes, unless one is already unwinding.
-            if let Failure::Panic(payload) = self.run.crash(Origin::Outside, Failure::Error(Error::cancelled()))
+            if let Failure::Panic(payload) = self
+                .run
+                .crash(Origin::Outside, Failure::Error(Error::cancelled()))
                 && !std::thread::panicking()
             {
                 panic::resume_unwind(payload);
@@ -286,642 +283,12 @@ impl Drop for Reset<'_> {
     }
 }
 
-/// The key of the run itself, as a waiter: whoever called [`Loop::run`].
-const ROOT: u32 = u32::MAX;
-
-static NEXT_RUN: AtomicU64 = AtomicU64::new(1);
-
-/// Why a run ended early. A panic resumes out of `run` once everything is cleaned up.
-pub(crate) enum Failure {
-    Error(Error),
-    Panic(Box<dyn Any + Send>),
-}
-
-/// The coroutine a failure came from.
-#[derive(Clone, Copy)]
-pub(crate) enum Origin {
-    /// None: the loop was stopped, or the root yielded something invalid.
-    Outside,
-    /// It failed or panicked, and has finished.
-    Failed(u32),
-    /// It is suspended: what it yielded was invalid (a cycle, say). It is cancelled with the rest.
-    Suspended(u32),
-}
-
-pub(crate) enum Progress<T> {
-    Finished(T),
-    /// Rounds ran out with coroutines still ready.
-    Ready,
-    /// Nothing is ready: wait for a wake-up, or until the deadline.
-    Blocked(Option<Instant>),
-}
-
-/// The state of one run: everything here is dropped when `run` returns.
-pub(crate) struct Run<'s> {
-    /// Unique among all runs, so that a coroutine knows which run it belongs to.
-    id: u64,
-    error_group: ErrorGroup,
-    /// The table of coroutines, indexed by key.
-    slots: Vec<Slot<'s>>,
-    /// Keys of empty slots, for reuse.
-    free: Vec<u32>,
-    /// Tokens of coroutines ready to be resumed, in order. A coroutine removed meanwhile (stopped
-    /// by a timeout) leaves a stale token, skipped.
-    ready: VecDeque<u64>,
-    /// Deadlines, soonest first, with the wake token of the leaf (or timed wait) they end.
-    timers: BinaryHeap<Reverse<(Instant, u64)>>,
-    /// Where wake-ups from other threads (and wakers) arrive.
-    remote: Arc<Remote>,
-    /// Wake tokens taken from `remote`, kept to reuse the allocation.
-    woken: Vec<u64>,
-    /// How many of the coroutines the root waits on have not finished.
-    root_pending: u32,
-    /// Threads told to stop, to join before the run returns.
-    joins: Vec<Join>,
-    /// What the run was given, until its first round schedules it.
-    submission: Option<Submission<'s>>,
-    /// How many times a coroutine was resumed: progress, for the stall report.
-    steps: u64,
-    /// Leaves just scheduled, to start as soon as what yielded them is filed: an event wait is
-    /// registered, a timer set, a thread started, at the `yield_!` (as in the original).
-    fresh_leaves: Vec<u32>,
-}
-
-/// Waits for a thread that was told to stop; gives what it failed with, if anything.
-pub(crate) type Join = Box<dyn FnOnce() -> Option<Failure>>;
-
-struct Slot<'s> {
-    /// Bumped each time the slot is reused, so that a stale wake token is ignored.
-    generation: u32,
-    entry: Option<Entry<'s>>,
-}
-
-struct Entry<'s> {
-    task: Rc<dyn Task + 's>,
-    /// Who waits on this coroutine (keys: a waiter outlives what it waits on).
-    waiters: Keys<u32>,
-    /// What this coroutine waits on, until it is resumed (tokens: a child may finish and its
-    /// slot be reused meanwhile).
-    children: Keys<u64>,
-    /// How many of `children` have not finished; for a parked leaf, 1 (its wake-up).
-    pending: u32,
-    /// The line this coroutine is suspended at.
-    line: u32,
-}
-
-/// Keys (or tokens) of coroutines: usually one, sometimes many.
-#[derive(Default)]
-enum Keys<K> {
-    #[default]
-    None,
-    One(K),
-    Many(Vec<K>),
-}
-
-impl<K: Copy + PartialEq> Keys<K> {
-    fn push(&mut self, key: K) {
-        *self = match std::mem::take(self) {
-            Keys::None => Keys::One(key),
-            Keys::One(first) => Keys::Many(vec![first, key]),
-            Keys::Many(mut keys) => {
-                keys.push(key);
-                Keys::Many(keys)
-            }
-        }
-    }
-
-    fn remove(&mut self, key: K) {
-        match self {
-            Keys::One(k) if *k == key => *self = Keys::None,
-            Keys::Many(keys) => keys.retain(|&k| k != key),
-            _ => {}
-        }
-    }
-
-    fn as_slice(&self) -> &[K] {
-        match self {
-            Keys::None => &[],
-            Keys::One(key) => std::slice::from_ref(key),
-            Keys::Many(keys) => keys,
-        }
-    }
-}
-
-/// Names one use of a slot: a key and the slot's generation. The top bit marks the deadline of a
-/// timed wait (see [`timeout`](crate::timeout)) rather than of a leaf.
-fn token(key: u32, generation: u32) -> u64 {
-    (u64::from(generation & !(1 << 31)) << 32) | u64::from(key)
-}
-
-const DEADLINE: u64 = 1 << 63;
-
-impl<'s> Run<'s> {
-    /// Joins the threads of leaves stopped by a timeout, once everything else has finished.
-    pub(crate) fn finish_threads(&mut self) -> Result<(), Failure> {
-        let joins = std::mem::take(&mut self.joins);
-        match joins.into_iter().filter_map(|join| join()).next() {
-            Some(failure) => Err(self.crash(Origin::Outside, failure)),
-            None => Ok(()),
-        }
-    }
-
-    pub(crate) fn new(remote: Arc<Remote>, error_group: ErrorGroup) -> Self {
-        Run {
-            id: NEXT_RUN.fetch_add(1, Ordering::Relaxed),
-            error_group,
-            slots: Vec::new(),
-            free: Vec::new(),
-            ready: VecDeque::new(),
-            timers: BinaryHeap::new(),
-            remote,
-            woken: Vec::new(),
-            root_pending: 0,
-            joins: Vec::new(),
-            submission: None,
-            steps: 0,
-            fresh_leaves: Vec::new(),
-        }
-    }
-
-    pub(crate) fn remote(&self) -> &Remote {
-        &self.remote
-    }
-
-    /// Runs rounds until everything has finished, or nothing is ready.
-    pub(crate) fn advance(&mut self, mut rounds: usize) -> Result<Progress<()>, Failure> {
-        if let Some(submission) = self.submission.take() {
-            self.root_pending = self.submit(ROOT, submission)?;
-            self.start_leaves()?;
-        }
-        loop {
-            if self.remote.stopped.load(Ordering::Relaxed) && self.remote.stopped.swap(false, Ordering::Relaxed) {
-                return Err(self.crash(Origin::Outside, Failure::Error(Error::stopped())));
-            }
-            self.take_wakeups()?;
-            let round = self.ready.len();
-            if round == 0 {
-                if self.slots.len() == self.free.len() {
-                    debug_assert_eq!(self.root_pending, 0);
-                    return Ok(Progress::Finished(()));
-                }
-                return Ok(Progress::Blocked(self.timers.peek().map(|t| t.0.0)));
-            }
-            if rounds == 0 {
-                return Ok(Progress::Ready);
-            }
-            rounds -= 1;
-            for _ in 0..round {
-                let ready = self.ready.pop_front().expect("counted");
-                if let Some(key) = self.live(ready) {
-                    self.step(key, Input::Go)?;
-                }
-            }
-        }
-    }
-
-    /// Moves leaves woken from outside, and leaves whose deadline passed, to the ready queue.
-    fn take_wakeups(&mut self) -> Result<(), Failure> {
-        if self.remote.any.load(Ordering::Relaxed) && self.remote.any.swap(false, Ordering::Acquire) {
-            std::mem::swap(&mut self.woken, &mut self.remote.woken.lock().expect("poisoned"));
-            for i in 0..self.woken.len() {
-                self.wake(self.woken[i])?;
-            }
-            self.woken.clear();
-        }
-        if !self.timers.is_empty() {
-            let now = Instant::now();
-            while let Some(&Reverse((deadline, token))) = self.timers.peek() {
-                if deadline > now {
-                    break;
-                }
-                self.timers.pop();
-                self.wake(token)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Readies a parked leaf, or ends a timed wait; ignores tokens of coroutines that have moved
-    /// on.
-    fn wake(&mut self, woken: u64) -> Result<(), Failure> {
-        let Some(key) = self.live(woken) else { return Ok(()) };
-        let entry = self.entry(key);
-        if woken & DEADLINE != 0 {
-            if entry.pending > 0 {
-                return self.expire(key);
-            }
-        } else if entry.pending == 1 && entry.children.as_slice().is_empty() {
-            entry.pending = 0;
-            self.schedule(key);
-        }
-        Ok(())
-    }
-
-    /// A timed wait ran out: stop what `key` waits on (and what only that waits on, and so on)
-    /// by resuming it with a timeout error, then resume `key` with one.
-    fn expire(&mut self, key: u32) -> Result<(), Failure> {
-        let mut todo = vec![(key, std::mem::take(&mut self.entry(key).children))];
-        while let Some((parent, children)) = todo.pop() {
-            for &child in children.as_slice() {
-                let Some(child) = self.live(child) else { continue }; // finished meanwhile
-                let entry = self.entry(child);
-                entry.waiters.remove(parent);
-                if !entry.waiters.as_slice().is_empty() {
-                    continue; // someone outside still waits on it
-                }
-                let task = entry.task.clone();
-                let frame = task.site().frame(entry.line);
-                if task.started() {
-                    let step = self.resume(child, Input::Timeout);
-                    let failure = match step {
-                        Ok(Step::Fail(error)) if error.is_timeout() || error.is_cancelled() => None,
-                        Ok(Step::Fail(error)) => Some(Failure::Error(error)),
-                        Ok(Step::Done) => Some(Failure::Error(misbehaved(frame, "returned a value"))),
-                        Ok(Step::Yield(_) | Step::Park(_)) => {
-                            match panic::catch_unwind(AssertUnwindSafe(|| task.discard())) {
-                                Ok(()) => Some(Failure::Error(misbehaved(frame, "yielded again"))),
-                                Err(payload) => Some(Failure::Panic(payload)),
-                            }
-                        }
-                        Err(payload) => Some(Failure::Panic(payload)),
-                    };
-                    if let Some(failure) = failure {
-                        return Err(self.crash(Origin::Failed(child), failure));
-                    }
-                } else if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| task.discard())) {
-                    return Err(self.crash(Origin::Outside, Failure::Panic(payload)));
-                }
-                let Entry { task: removed, children, .. } = self.remove(child);
-                removed.owner().set(Owner::Dead);
-                let dropped = panic::catch_unwind(AssertUnwindSafe(move || drop((task, removed))));
-                if let Err(payload) = dropped {
-                    return Err(self.crash(Origin::Outside, Failure::Panic(payload)));
-                }
-                todo.push((child, children));
-            }
-        }
-        self.entry(key).pending = 0;
-        self.step(key, Input::Deadline)
-    }
-
-    /// Resumes one coroutine, catching a panic.
-    fn resume(&mut self, key: u32, input: Input) -> std::thread::Result<Step<'s>> {
-        self.steps += 1;
-        let Run { slots, remote, joins, .. } = self;
-        let slot = &slots[key as usize];
-        let entry = slot.entry.as_ref().expect("resumed coroutines are in the table");
-        let wake_token = token(key, slot.generation);
-        let mut make_waker = || Waker::from(Arc::new(LeafWaker { remote: remote.clone(), token: wake_token }));
-        let mut cx = Cx { waker: &mut make_waker, joins };
-        panic::catch_unwind(AssertUnwindSafe(|| entry.task.resume(input, &mut cx)))
-    }
-
-    /// Resumes one coroutine and files what it asks for.
-    fn step(&mut self, key: u32, input: Input) -> Result<(), Failure> {
-        match self.resume(key, input) {
-            Ok(Step::Yield(request)) => {
-                let entry = self.entry(key);
-                entry.line = request.line;
-                entry.children = Keys::None;
-                let Some(submission) = request.submission.non_empty() else {
-                    self.schedule(key);
-                    return Ok(());
-                };
-                let deadline = submission.deadline();
-                let pending = self.submit(key, submission)?;
-                self.entry(key).pending = pending;
-                match deadline {
-                    _ if pending == 0 => self.schedule(key),
-                    Some(deadline) => self.timers.push(Reverse((deadline, self.token(key) | DEADLINE))),
-                    None => {}
-                }
-                self.start_leaves()?;
-            }
-            Ok(Step::Park(deadline)) => {
-                self.entry(key).pending = 1;
-                if let Some(deadline) = deadline {
-                    self.timers.push(Reverse((deadline, self.token(key))));
-                }
-            }
-            Ok(Step::Done) => self.finish(key)?,
-            Ok(Step::Fail(error)) => return Err(self.crash(Origin::Failed(key), Failure::Error(error))),
-            Err(payload) => return Err(self.crash(Origin::Failed(key), Failure::Panic(payload))),
-        }
-        Ok(())
-    }
-
-    /// The key a token names, if that coroutine is still in the table.
-    fn live(&self, token: u64) -> Option<u32> {
-        let key = token as u32;
-        let slot = self.slots.get(key as usize)?;
-        (slot.entry.is_some() && self.token(key) == token & !DEADLINE).then_some(key)
-    }
-
-    fn token(&self, key: u32) -> u64 {
-        token(key, self.slots[key as usize].generation)
-    }
-
-    /// Puts a coroutine at the back of the ready queue.
-    fn schedule(&mut self, key: u32) {
-        let token = self.token(key);
-        self.ready.push_back(token);
-    }
-
-    fn entry(&mut self, key: u32) -> &mut Entry<'s> {
-        self.slots[key as usize].entry.as_mut().expect("live key")
-    }
-
-    /// Files what `waiter` yielded: schedules new coroutines, and returns how many it must wait
-    /// for.
-    pub(crate) fn submit(&mut self, waiter: u32, submission: Submission<'s>) -> Result<u32, Failure> {
-        let mut pending = 0;
-        for submitted in submission.into_iter() {
-            let key = match submitted.task.owner().get() {
-                Owner::Finished => continue,
-                Owner::Fresh => self.insert(submitted.task),
-                Owner::Scheduled { run, key } if run == self.id => {
-                    if submitted.wait
-                        && let Some(cycle) = self.find_cycle(waiter, key)
-                    {
-                        let error = Error::cancelled_because(format!("cycle detected: {cycle}"));
-                        return Err(self.crash(Origin::Suspended(waiter), Failure::Error(error)));
-                    }
-                    key
-                }
-                Owner::Scheduled { .. } | Owner::Dead => {
-                    let error = Error::cancelled_because(format!(
-                        "coroutine `{}` has already started in another loop run and has not \
-                         finished there, so it has no output to give; to use one result in \
-                         several loops, pass it through `tinyio::copy`",
-                        submitted.task.site().name
-                    ));
-                    let origin = if waiter == ROOT { Origin::Outside } else { Origin::Suspended(waiter) };
-                    return Err(self.crash(origin, Failure::Error(error)));
-                }
-            };
-            if submitted.wait {
-                self.entry(key).waiters.push(waiter);
-                if waiter != ROOT {
-                    let child = self.token(key);
-                    self.entry(waiter).children.push(child);
-                }
-                pending += 1;
-            }
-        }
-        Ok(pending)
-    }
-
-    /// Starts the leaves scheduled by the request just filed.
-    fn start_leaves(&mut self) -> Result<(), Failure> {
-        for i in 0..self.fresh_leaves.len() {
-            self.step(self.fresh_leaves[i], Input::Go)?;
-        }
-        self.fresh_leaves.clear();
-        Ok(())
-    }
-
-    fn insert(&mut self, task: Rc<dyn Task + 's>) -> u32 {
-        let entry = Entry { task, waiters: Keys::None, children: Keys::None, pending: 0, line: 0 };
-        let key = match self.free.pop() {
-            Some(key) => {
-                let slot = &mut self.slots[key as usize];
-                slot.generation = slot.generation.wrapping_add(1);
-                slot.entry = Some(entry);
-                key
-            }
-            None => {
-                let key = u32::try_from(self.slots.len()).ok().filter(|&k| k != ROOT);
-                let key = key.expect("more than 4 billion coroutines at once");
-                self.slots.push(Slot { generation: 0, entry: Some(entry) });
-                key
-            }
-        };
-        let run = self.id;
-        let task = &self.entry(key).task;
-        task.owner().set(Owner::Scheduled { run, key });
-        if task.is_leaf() {
-            self.fresh_leaves.push(key);
-        } else {
-            self.schedule(key);
-        }
-        key
-    }
-
-    fn remove(&mut self, key: u32) -> Entry<'s> {
-        self.free.push(key);
-        self.slots[key as usize].entry.take().expect("live key")
-    }
-
-    /// A coroutine finished: wake whoever waited on it.
-    fn finish(&mut self, key: u32) -> Result<(), Failure> {
-        let Entry { task, waiters, .. } = self.remove(key);
-        task.owner().set(Owner::Finished);
-        // The last handle may be the table's (a background coroutine): its output drops here.
-        if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| drop(task))) {
-            return Err(self.crash(Origin::Outside, Failure::Panic(payload)));
-        }
-        for &waiter in waiters.as_slice() {
-            if waiter == ROOT {
-                self.root_pending -= 1;
-                continue;
-            }
-            let waiting = self.entry(waiter);
-            waiting.pending -= 1;
-            if waiting.pending == 0 {
-                self.schedule(waiter);
-            }
-        }
-        Ok(())
-    }
-
-    /// If `child` already waits, directly or not, on `waiter`, the cycle that waiting on it
-    /// would close, by name.
-    fn find_cycle(&self, waiter: u32, child: u32) -> Option<String> {
-        if waiter == ROOT {
-            return None;
-        }
-        // Walk up from `waiter` through everything that waits on it, looking for `child`.
-        let mut came_from = HashMap::from([(waiter, waiter)]);
-        let mut todo = VecDeque::from([waiter]);
-        while let Some(key) = todo.pop_front() {
-            if key == child {
-                let name = |key: u32| format!("`{}`", self.slots[key as usize].entry.as_ref().unwrap().task.site().name);
-                let mut names = vec![name(waiter)];
-                let mut key = child;
-                while key != waiter {
-                    names.push(name(key));
-                    key = came_from[&key];
-                }
-                names.push(name(waiter));
-                return Some(format!("{} (each waits on the next)", names.join(" -> ")));
-            }
-            let Some(entry) = &self.slots[key as usize].entry else { continue };
-            for &up in entry.waiters.as_slice() {
-                if up != ROOT && !came_from.contains_key(&up) {
-                    came_from.insert(up, key);
-                    todo.push_back(up);
-                }
-            }
-        }
-        None
-    }
-
-    /// The frame of `key`, and the frames of the chain of single waiters above it, outermost
-    /// first. The chain stops where no one, or more than one, waits.
-    /// Also gives the keys of that chain.
-    fn frames(&self, key: u32) -> (Frame, Vec<Frame>, HashSet<u32>) {
-        let frame = |key: u32| {
-            let entry = self.slots[key as usize].entry.as_ref().expect("live key");
-            entry.task.site().frame(entry.line)
-        };
-        let (mut outer, mut chain) = (Vec::new(), HashSet::from([key]));
-        let mut up = key;
-        while let Some(entry) = &self.slots[up as usize].entry {
-            match entry.waiters {
-                Keys::One(waiter) if waiter != ROOT => {
-                    outer.push(frame(waiter));
-                    chain.insert(waiter);
-                    up = waiter;
-                }
-                _ => break,
-            }
-        }
-        outer.reverse();
-        (frame(key), outer, chain)
-    }
-
-    /// Something failed: cancel everything, join the threads, and return the error to raise.
-    pub(crate) fn crash(&mut self, origin: Origin, failure: Failure) -> Failure {
-        let mut failure = failure;
-        // The coroutines on the error's trace: their cancellations are part of that story, so
-        // they are not listed again in a group (as the original's trace stitching does).
-        let mut on_trace = HashSet::new();
-        if let Origin::Failed(key) | Origin::Suspended(key) = origin
-            && let Failure::Error(error) = failure
-        {
-            let (frame, outer, chain) = self.frames(key);
-            failure = Failure::Error(error.traced(frame, outer));
-            on_trace = chain;
-        }
-        let mut cancelled = Cancelled { others: Vec::new(), clean: Vec::new(), panic: None };
-        if let Origin::Failed(key) = origin {
-            let task = self.remove(key).task;
-            task.owner().set(Owner::Dead);
-            if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| drop(task))) {
-                cancelled.panic = Some(payload);
-            }
-        }
-        self.cancel_all(&on_trace, &mut cancelled);
-        for join in std::mem::take(&mut self.joins) {
-            match join() {
-                Some(Failure::Error(error)) => cancelled.others.push(error),
-                Some(Failure::Panic(payload)) => {
-                    cancelled.panic.get_or_insert(payload);
-                }
-                None => {}
-            }
-        }
-        self.ready.clear();
-        self.timers.clear();
-        self.fresh_leaves.clear();
-        let original = match (failure, cancelled.panic) {
-            (Failure::Panic(payload), _) | (_, Some(payload)) => return Failure::Panic(payload),
-            (Failure::Error(error), None) => error,
-        };
-        let mut errors = vec![original];
-        match self.error_group {
-            ErrorGroup::Never => return Failure::Error(errors.remove(0)),
-            ErrorGroup::Auto if cancelled.others.is_empty() => return Failure::Error(errors.remove(0)),
-            ErrorGroup::Auto => errors.extend(cancelled.others),
-            ErrorGroup::Always => {
-                errors.extend(cancelled.others);
-                errors.extend(cancelled.clean);
-            }
-        }
-        Failure::Error(Error::from_group(errors))
-    }
-
-    /// What every suspended coroutine waits on, for the stall report.
-    fn stall(&self, idle: Duration) -> Stall {
-        let name = |key: u32| self.slots[key as usize].entry.as_ref().expect("live key").task.site().name;
-        let entries = self.slots.iter().filter_map(|slot| slot.entry.as_ref());
-        let suspended = entries.filter(|e| e.task.started() && !e.task.is_leaf());
-        let coroutines = suspended
-            .map(|entry| Suspended {
-                frame: entry.task.site().frame(entry.line),
-                waits_on: entry.children.as_slice().iter().filter_map(|&t| self.live(t)).map(name).collect(),
-            })
-            .collect();
-        Stall { idle, coroutines }
-    }
-
-    /// Cancels every coroutine in the table: resumes it with a cancellation, or drops it if it
-    /// never started. User code runs here (clean-up, destructors): a panic in it is caught,
-    /// and the first one resumes once everything is cancelled.
-    fn cancel_all(&mut self, on_trace: &HashSet<u32>, cancelled: &mut Cancelled) {
-        for key in 0..self.slots.len() {
-            let Some(entry) = self.slots[key].entry.take() else { continue };
-            let task = entry.task;
-            let frame = task.site().frame(entry.line);
-            task.owner().set(Owner::Dead);
-            let remote = &self.remote;
-            let mut make_waker = || Waker::from(Arc::new(LeafWaker { remote: remote.clone(), token: u64::MAX }));
-            let mut cx = Cx { waker: &mut make_waker, joins: &mut self.joins };
-            let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
-                if !task.started() {
-                    task.discard();
-                    return Ok(Error::cancelled().traced(frame, Vec::new()));
-                }
-                match task.resume(Input::Cancel, &mut cx) {
-                    Step::Fail(error) if error.is_cancelled() => Ok(error.traced(frame, Vec::new())),
-                    Step::Fail(error) => Err(error.traced(frame, Vec::new())),
-                    Step::Done => Err(misbehaved(frame, "returned a value")),
-                    Step::Yield(_) | Step::Park(_) => {
-                        task.discard();
-                        Err(misbehaved(frame, "yielded again"))
-                    }
-                }
-            }))
-            .and_then(|outcome| panic::catch_unwind(AssertUnwindSafe(|| drop(task))).map(|()| outcome));
-            match outcome {
-                Ok(Ok(clean)) if !on_trace.contains(&(key as u32)) => cancelled.clean.push(clean),
-                Ok(Ok(_)) => {}
-                Ok(Err(other)) => cancelled.others.push(other),
-                Err(payload) => {
-                    cancelled.panic.get_or_insert(payload);
-                }
-            }
-        }
-        self.free.clear();
-        self.slots.clear();
-    }
-}
-
-/// The error for a coroutine that answered its cancellation by doing `what` instead.
-fn misbehaved(frame: Frame, what: &str) -> Error {
-    Error::msg(format_args!(
-        "coroutine `{}` did not respond properly to cancellation: it {what} instead of \
-         propagating the cancellation error, so it may have leaked resources",
-        frame.name
-    ))
-    .traced(frame, Vec::new())
-}
-
-struct Cancelled {
-    /// Errors other than clean cancellations.
-    others: Vec<Error>,
-    /// One cancellation per coroutine that cancelled cleanly.
-    clean: Vec<Error>,
-    /// The first panic met while cancelling.
-    panic: Option<Box<dyn Any + Send>>,
-}
-
 /// Where wake-ups from outside the loop's thread arrive: woken leaves' tokens, a stop request,
 /// and the waker of whoever drives the loop (its thread, or a foreign executor's task).
 pub(crate) struct Remote {
-    woken: Mutex<Vec<u64>>,
-    any: AtomicBool,
-    stopped: AtomicBool,
+    pub(crate) woken: Mutex<Vec<u64>>,
+    pub(crate) any: AtomicBool,
+    pub(crate) stopped: AtomicBool,
     pub(crate) driver: Mutex<Option<Waker>>,
 }
 
@@ -1025,9 +392,9 @@ impl Wake for Unpark {
 }
 
 /// The waker of one leaf.
-struct LeafWaker {
-    remote: Arc<Remote>,
-    token: u64,
+pub(crate) struct LeafWaker {
+    pub(crate) remote: Arc<Remote>,
+    pub(crate) token: u64,
 }
 
 impl Wake for LeafWaker {

@@ -6,18 +6,23 @@ use std::collections::BinaryHeap;
 use std::future::{Future, IntoFuture};
 use std::panic;
 use std::pin::Pin;
-use std::sync::{Arc, Condvar, Mutex, Once};
 #[cfg(feature = "tokio")]
 use std::sync::OnceLock;
+use std::sync::{Arc, Condvar, Mutex, Once};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
-use crate::coro::{Coroutine, Cx, Leaf, Site, SharedCoroutine};
+use crate::coro::{Coroutine, Cx, Leaf, SharedCoroutine, Site};
 use crate::error::{Error, ErrorGroup};
-use crate::event_loop::{Failure, Progress, Remote, Session};
+use crate::event_loop::{Remote, Session};
+use crate::run::{Failure, Progress};
 use crate::yieldable::Yieldable;
 
-static FROM_FUTURE: Site = Site { name: "from_future", file: file!(), line: line!() };
+static FROM_FUTURE: Site = Site {
+    name: "from_future",
+    file: file!(),
+    line: line!(),
+};
 
 /// How many rounds of the loop one `poll` runs before handing the thread back to the executor.
 const ROUNDS_PER_POLL: usize = 64;
@@ -48,7 +53,11 @@ const ROUNDS_PER_POLL: usize = 64;
 /// assert_eq!(gathered.unwrap(), (2, 4));
 /// ```
 pub fn to_future<'a, Y: Yieldable + 'a>(y: Y) -> ToFuture<'a, Y> {
-    ToFuture { y: Some(y), session: None, registered: None }
+    ToFuture {
+        y: Some(y),
+        session: None,
+        registered: None,
+    }
 }
 
 /// The future of [`to_future`].
@@ -87,7 +96,9 @@ impl<'a, Y: Yieldable + 'a> Future for ToFuture<'a, Y> {
             }
             Ok(Progress::Blocked(deadline)) => {
                 if let Some(deadline) = deadline
-                    && this.registered.is_none_or(|r| deadline < r || r <= Instant::now())
+                    && this
+                        .registered
+                        .is_none_or(|r| deadline < r || r <= Instant::now())
                 {
                     this.registered = Some(deadline);
                     wake_at(deadline, cx.waker().clone());
@@ -160,10 +171,15 @@ fn wake_at(deadline: Instant, waker: Waker) {
                 };
             }
         };
-        std::thread::Builder::new().name("tinyio-timer".into()).spawn(timer).expect("failed to spawn tinyio's timer thread");
+        std::thread::Builder::new()
+            .name("tinyio-timer".into())
+            .spawn(timer)
+            .expect("failed to spawn tinyio's timer thread");
     });
     let (heap, changed) = (&HEAP, &CHANGED);
-    heap.lock().expect("poisoned").push(Reverse(Timer(deadline, waker)));
+    heap.lock()
+        .expect("poisoned")
+        .push(Reverse(Timer(deadline, waker)));
     changed.notify_one();
 }
 
@@ -184,7 +200,13 @@ fn wake_at(deadline: Instant, waker: Waker) {
 /// assert_eq!(Loop::new().run(mixed()).unwrap(), (3, 3));
 /// ```
 pub fn from_future<'a, F: Future + 'a>(future: F) -> Coroutine<'a, F::Output> {
-    Coroutine::leaf(&FROM_FUTURE, FromFuture { future: Box::pin(future), waker: None })
+    Coroutine::leaf(
+        &FROM_FUTURE,
+        FromFuture {
+            future: Box::pin(future),
+            waker: None,
+        },
+    )
 }
 
 struct FromFuture<F> {
@@ -197,7 +219,10 @@ impl<F: Future> Leaf for FromFuture<F> {
 
     fn poll(&mut self, cx: &mut Cx<'_>) -> Poll<Result<F::Output, Error>> {
         let waker = self.waker.get_or_insert_with(|| (cx.waker)());
-        self.future.as_mut().poll(&mut Context::from_waker(waker)).map(Ok)
+        self.future
+            .as_mut()
+            .poll(&mut Context::from_waker(waker))
+            .map(Ok)
     }
 }
 
@@ -210,7 +235,11 @@ mod tokio_support {
     use tokio::runtime::{Handle, Runtime, RuntimeFlavor};
     use tokio::task::JoinHandle;
 
-    static FROM_TOKIO: Site = Site { name: "from_tokio", file: file!(), line: line!() };
+    static FROM_TOKIO: Site = Site {
+        name: "from_tokio",
+        file: file!(),
+        line: line!(),
+    };
 
     /// A coroutine that runs `future` on a tokio runtime and finishes with its output: for
     /// futures that need tokio's timers or sockets.
@@ -240,7 +269,14 @@ mod tokio_support {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        Coroutine::leaf(&FROM_TOKIO, FromTokio { future: Some(future), task: None, waker: None })
+        Coroutine::leaf(
+            &FROM_TOKIO,
+            FromTokio {
+                future: Some(future),
+                task: None,
+                waker: None,
+            },
+        )
     }
 
     /// tinyio's own runtime, for when no driven runtime is at hand.
@@ -280,11 +316,15 @@ mod tokio_support {
         fn poll(&mut self, cx: &mut Cx<'_>) -> Poll<Result<F::Output, Error>> {
             let waker = self.waker.get_or_insert_with(|| (cx.waker)());
             let future = &mut self.future;
-            let task = self.task.get_or_insert_with(|| driven_handle().spawn(future.take().expect("spawned once")));
+            let task = self
+                .task
+                .get_or_insert_with(|| driven_handle().spawn(future.take().expect("spawned once")));
             match Pin::new(task).poll(&mut Context::from_waker(waker)) {
                 Poll::Pending => Poll::Pending,
                 Poll::Ready(Ok(output)) => Poll::Ready(Ok(output)),
-                Poll::Ready(Err(error)) if error.is_panic() => panic::resume_unwind(error.into_panic()),
+                Poll::Ready(Err(error)) if error.is_panic() => {
+                    panic::resume_unwind(error.into_panic())
+                }
                 Poll::Ready(Err(error)) => Poll::Ready(Err(Error::new(error))),
             }
         }

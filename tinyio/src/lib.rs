@@ -11,6 +11,7 @@ mod coro;
 mod error;
 mod event_loop;
 mod interop;
+mod run;
 mod stall;
 mod sync;
 pub mod thread;
@@ -107,7 +108,7 @@ macro_rules! try_yield {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::combinators::{AsCompleted, as_completed, copy, isolate};
-pub use crate::coro::{Co, Site, coroutine, suspend};
+    pub use crate::coro::{Co, Site, coroutine, suspend};
     pub use crate::error::Raise;
     pub use crate::yieldable::Submission;
 }

@@ -47,9 +47,18 @@ impl Suspended {
 
 impl fmt::Display for Stall {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "tinyio loop stalled: nothing has run for {:?}; suspended:", self.idle)?;
+        write!(
+            f,
+            "tinyio loop stalled: nothing has run for {:?}; suspended:",
+            self.idle
+        )?;
         for suspended in &self.coroutines {
-            write!(f, "\n    {} waits on {}", suspended.frame, suspended.waits_on.join(", "))?;
+            write!(
+                f,
+                "\n    {} waits on {}",
+                suspended.frame,
+                suspended.waits_on.join(", ")
+            )?;
         }
         Ok(())
     }

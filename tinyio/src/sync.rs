@@ -14,10 +14,26 @@ use crate::Coro;
 use crate::coro::{Coroutine, Cx, Leaf, Site, coroutine, suspend};
 use crate::error::Error;
 
-static EVENT_WAIT: Site = Site { name: "Event::wait", file: file!(), line: line!() };
-static ACQUIRE: Site = Site { name: "Semaphore::acquire", file: file!(), line: line!() };
-static LOCK: Site = Site { name: "Lock::lock", file: file!(), line: line!() };
-static BARRIER: Site = Site { name: "Barrier::wait", file: file!(), line: line!() };
+static EVENT_WAIT: Site = Site {
+    name: "Event::wait",
+    file: file!(),
+    line: line!(),
+};
+static ACQUIRE: Site = Site {
+    name: "Semaphore::acquire",
+    file: file!(),
+    line: line!(),
+};
+static LOCK: Site = Site {
+    name: "Lock::lock",
+    file: file!(),
+    line: line!(),
+};
+static BARRIER: Site = Site {
+    name: "Barrier::wait",
+    file: file!(),
+    line: line!(),
+};
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
@@ -31,7 +47,10 @@ struct Waiting {
 
 impl Waiting {
     fn new(cx: &mut Cx<'_>) -> Arc<Self> {
-        Arc::new(Waiting { woken: AtomicBool::new(false), waker: (cx.waker)() })
+        Arc::new(Waiting {
+            woken: AtomicBool::new(false),
+            waker: (cx.waker)(),
+        })
     }
 
     fn wake(&self) {
@@ -114,7 +133,11 @@ impl Event {
 
     /// A coroutine that finishes once the flag is set (at once if it is).
     pub fn wait(&self) -> Coro<()> {
-        let wait = EventWait { event: self.clone(), waiting: None, deadline: None };
+        let wait = EventWait {
+            event: self.clone(),
+            waiting: None,
+            deadline: None,
+        };
         Coroutine::leaf(&EVENT_WAIT, Ignore(wait))
     }
 
@@ -132,13 +155,22 @@ impl Event {
     /// ```
     pub fn wait_timeout(&self, timeout: Duration) -> Coro<bool> {
         let deadline = Some(crate::time::after(timeout));
-        Coroutine::leaf(&EVENT_WAIT, EventWait { event: self.clone(), waiting: None, deadline })
+        Coroutine::leaf(
+            &EVENT_WAIT,
+            EventWait {
+                event: self.clone(),
+                waiting: None,
+                deadline,
+            },
+        )
     }
 }
 
 impl fmt::Debug for Event {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Event").field("set", &self.is_set()).finish_non_exhaustive()
+        f.debug_struct("Event")
+            .field("set", &self.is_set())
+            .finish_non_exhaustive()
     }
 }
 
@@ -182,7 +214,9 @@ impl Leaf for EventWait {
 impl EventWait {
     fn deregister(&mut self) {
         if let Some(waiting) = self.waiting.take() {
-            lock(&self.event.0).waiting.retain(|w| !Arc::ptr_eq(w, &waiting));
+            lock(&self.event.0)
+                .waiting
+                .retain(|w| !Arc::ptr_eq(w, &waiting));
         }
     }
 }
@@ -225,13 +259,25 @@ struct SemaphoreState {
 impl Semaphore {
     /// A semaphore with `permits` permits. Panics if `permits` is zero: nobody could ever pass.
     pub fn new(permits: usize) -> Self {
-        assert!(permits > 0, "`Semaphore::new(0)` would block every `acquire` forever; use at least 1");
-        Semaphore(Arc::new(Mutex::new(SemaphoreState { permits, queue: VecDeque::new() })))
+        assert!(
+            permits > 0,
+            "`Semaphore::new(0)` would block every `acquire` forever; use at least 1"
+        );
+        Semaphore(Arc::new(Mutex::new(SemaphoreState {
+            permits,
+            queue: VecDeque::new(),
+        })))
     }
 
     /// A coroutine that finishes with a permit once one is free.
     pub fn acquire(&self) -> Coro<SemaphoreGuard> {
-        Coroutine::leaf(&ACQUIRE, Acquire { semaphore: self.clone(), waiting: None })
+        Coroutine::leaf(
+            &ACQUIRE,
+            Acquire {
+                semaphore: self.clone(),
+                waiting: None,
+            },
+        )
     }
 
     /// How many permits are free now.
@@ -255,7 +301,9 @@ impl Semaphore {
 
 impl fmt::Debug for Semaphore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Semaphore").field("available", &self.available()).finish_non_exhaustive()
+        f.debug_struct("Semaphore")
+            .field("available", &self.available())
+            .finish_non_exhaustive()
     }
 }
 
@@ -348,7 +396,10 @@ pub struct Lock<T = ()> {
 impl<T> Lock<T> {
     /// A lock around `data`.
     pub fn new(data: T) -> Self {
-        Lock { permit: Semaphore::new(1), data: Mutex::new(data) }
+        Lock {
+            permit: Semaphore::new(1),
+            data: Mutex::new(data),
+        }
     }
 
     /// A coroutine that finishes with the guard once the lock is free.
@@ -361,13 +412,18 @@ impl<T> Lock<T> {
                 std::sync::TryLockError::Poisoned(p) => p.into_inner(),
                 std::sync::TryLockError::WouldBlock => unreachable!("the permit is exclusive"),
             });
-            Ok(LockGuard { data, _permit: permit })
+            Ok(LockGuard {
+                data,
+                _permit: permit,
+            })
         })
     }
 
     /// The data, once nobody can lock it any more.
     pub fn into_inner(self) -> T {
-        self.data.into_inner().unwrap_or_else(PoisonError::into_inner)
+        self.data
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -379,7 +435,9 @@ impl Default for Lock<()> {
 
 impl<T> fmt::Debug for Lock<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Lock").field("locked", &(self.permit.available() == 0)).finish_non_exhaustive()
+        f.debug_struct("Lock")
+            .field("locked", &(self.permit.available() == 0))
+            .finish_non_exhaustive()
     }
 }
 
@@ -433,8 +491,15 @@ struct BarrierState {
 impl Barrier {
     /// A barrier for `n` coroutines. Panics if `n` is zero.
     pub fn new(n: usize) -> Self {
-        assert!(n > 0, "`Barrier::new(0)` has nobody to wait for; use at least 1");
-        Barrier(Arc::new(Mutex::new(BarrierState { n, arrived: 0, released: Event::new() })))
+        assert!(
+            n > 0,
+            "`Barrier::new(0)` has nobody to wait for; use at least 1"
+        );
+        Barrier(Arc::new(Mutex::new(BarrierState {
+            n,
+            arrived: 0,
+            released: Event::new(),
+        })))
     }
 
     /// A coroutine that arrives at the barrier, waits for the others, and finishes with its
@@ -465,7 +530,10 @@ impl Barrier {
 impl fmt::Debug for Barrier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = lock(&self.0);
-        f.debug_struct("Barrier").field("n", &state.n).field("arrived", &state.arrived).finish()
+        f.debug_struct("Barrier")
+            .field("n", &state.n)
+            .field("arrived", &state.arrived)
+            .finish()
     }
 }
 

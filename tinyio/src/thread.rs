@@ -14,14 +14,22 @@ use std::task::{Poll, Waker};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
 
+use crate::Coro;
 use crate::coro::{Coroutine, Cx, Leaf, Site, coroutine, suspend};
 use crate::error::Error;
-use crate::event_loop::Failure;
+use crate::run::Failure;
 use crate::sync::Semaphore;
-use crate::Coro;
 
-static RUN_IN_THREAD: Site = Site { name: "run_in_thread", file: file!(), line: line!() };
-static POOL_RUN: Site = Site { name: "ThreadPool::run_in_thread", file: file!(), line: line!() };
+static RUN_IN_THREAD: Site = Site {
+    name: "run_in_thread",
+    file: file!(),
+    line: line!(),
+};
+static POOL_RUN: Site = Site {
+    name: "ThreadPool::run_in_thread",
+    file: file!(),
+    line: line!(),
+};
 
 /// A coroutine that runs `f` on another thread and finishes with its output.
 ///
@@ -78,9 +86,23 @@ where
     E: std::error::Error + Send + Sync + 'static,
     F: FnOnce() -> Result<T, E> + Send + 'static,
 {
-    let call = Arc::new(Call { result: Mutex::new(None), done: Condvar::new(), ..Call::default() });
-    let job = Job { f: Some(f), call: call.clone() };
-    Coroutine::leaf(&RUN_IN_THREAD, ThreadCall { job: Some(job), call, at: Location::caller() })
+    let call = Arc::new(Call {
+        result: Mutex::new(None),
+        done: Condvar::new(),
+        ..Call::default()
+    });
+    let job = Job {
+        f: Some(f),
+        call: call.clone(),
+    };
+    Coroutine::leaf(
+        &RUN_IN_THREAD,
+        ThreadCall {
+            job: Some(job),
+            call,
+            at: Location::caller(),
+        },
+    )
 }
 
 type Outcome<T> = std::thread::Result<Result<T, Error>>;
@@ -94,7 +116,11 @@ struct Call<T> {
 
 impl<T> Default for Call<T> {
     fn default() -> Self {
-        Call { result: Mutex::new(None), done: Condvar::new(), control: Control::default() }
+        Call {
+            result: Mutex::new(None),
+            done: Condvar::new(),
+            control: Control::default(),
+        }
     }
 }
 
@@ -188,7 +214,11 @@ where
             match result.take().expect("checked") {
                 Ok(Ok(_)) => None,
                 Ok(Err(error)) if error.is_cancelled() => None,
-                Ok(Err(error)) => Some(Failure::Error(error.raised_at(at).traced(RUN_IN_THREAD.frame(0), Vec::new()))),
+                Ok(Err(error)) => Some(Failure::Error(
+                    error
+                        .raised_at(at)
+                        .traced(RUN_IN_THREAD.frame(0), Vec::new()),
+                )),
                 Err(payload) => Some(Failure::Panic(payload)),
             }
         }));
@@ -247,7 +277,11 @@ pub fn is_cancelled() -> bool {
 /// assert!(tinyio::thread::check().is_ok());
 /// ```
 pub fn check() -> Result<(), Error> {
-    if is_cancelled() { Err(Error::cancelled()) } else { Ok(()) }
+    if is_cancelled() {
+        Err(Error::cancelled())
+    } else {
+        Ok(())
+    }
 }
 
 /// Sleeps like [`std::thread::sleep`], but returns `Err` (a cancellation) as soon as this
@@ -301,8 +335,13 @@ pub struct ThreadPool {
 impl ThreadPool {
     /// A pool running at most `max_threads` calls at once. Panics if `max_threads` is zero.
     pub fn new(max_threads: usize) -> Self {
-        assert!(max_threads > 0, "`ThreadPool::new(0)` could never run anything; use at least 1");
-        ThreadPool { permits: Semaphore::new(max_threads) }
+        assert!(
+            max_threads > 0,
+            "`ThreadPool::new(0)` could never run anything; use at least 1"
+        );
+        ThreadPool {
+            permits: Semaphore::new(max_threads),
+        }
     }
 
     /// Like [`run_in_thread`], once a thread of this pool is free.
@@ -343,7 +382,9 @@ impl ThreadPool {
             })
             .collect();
         let line = Location::caller().line();
-        coroutine(&POOL_RUN, move |co| async move { Ok(suspend(&co, calls, line).await?) })
+        coroutine(&POOL_RUN, move |co| async move {
+            Ok(suspend(&co, calls, line).await?)
+        })
     }
 
     #[track_caller]
@@ -358,7 +399,10 @@ impl ThreadPool {
 }
 
 /// The cache of threads that run blocking calls for every loop in the process.
-static POOL: Pool = Pool { state: Mutex::new(PoolState::new()), wake: Condvar::new() };
+static POOL: Pool = Pool {
+    state: Mutex::new(PoolState::new()),
+    wake: Condvar::new(),
+};
 
 /// How long a thread with nothing to do waits for work before it exits.
 const KEEP_ALIVE: Duration = Duration::from_secs(10);
@@ -380,7 +424,11 @@ struct PoolState {
 
 impl PoolState {
     const fn new() -> Self {
-        PoolState { queue: VecDeque::new(), idle: 0, notified: 0 }
+        PoolState {
+            queue: VecDeque::new(),
+            idle: 0,
+            notified: 0,
+        }
     }
 }
 
@@ -425,4 +473,3 @@ impl Pool {
         }
     }
 }
-

@@ -9,8 +9,16 @@ use crate::coro::{Coroutine, Cx, Leaf, Site, coroutine, suspend_until};
 use crate::error::{Error, Raise};
 use crate::{Coro, Yieldable};
 
-static SLEEP: Site = Site { name: "sleep", file: file!(), line: line!() };
-static TIMEOUT: Site = Site { name: "timeout", file: file!(), line: line!() };
+static SLEEP: Site = Site {
+    name: "sleep",
+    file: file!(),
+    line: line!(),
+};
+static TIMEOUT: Site = Site {
+    name: "timeout",
+    file: file!(),
+    line: line!(),
+};
 
 /// A coroutine that finishes after `duration`, without blocking the loop.
 ///
@@ -43,7 +51,8 @@ pub fn sleep_until(deadline: Instant) -> Coro<()> {
 /// `duration` from now, saturating far in the future.
 pub(crate) fn after(duration: Duration) -> Instant {
     let now = Instant::now();
-    now.checked_add(duration).unwrap_or_else(|| now + Duration::from_secs(60 * 60 * 24 * 365 * 100))
+    now.checked_add(duration)
+        .unwrap_or_else(|| now + Duration::from_secs(60 * 60 * 24 * 365 * 100))
 }
 
 struct Sleep(Instant);
@@ -52,7 +61,11 @@ impl Leaf for Sleep {
     type Output = ();
 
     fn poll(&mut self, _: &mut Cx<'_>) -> Poll<Result<(), Error>> {
-        if Instant::now() >= self.0 { Poll::Ready(Ok(())) } else { Poll::Pending }
+        if Instant::now() >= self.0 {
+            Poll::Ready(Ok(()))
+        } else {
+            Poll::Pending
+        }
     }
 
     fn deadline(&self) -> Option<Instant> {

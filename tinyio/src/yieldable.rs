@@ -84,7 +84,10 @@ impl<'s> Submission<'s> {
         if self.first.is_none() && !background {
             self.first = Some(task);
         } else {
-            self.more().rest.push(Submitted { task, wait: !background });
+            self.more().rest.push(Submitted {
+                task,
+                wait: !background,
+            });
         }
     }
 
@@ -113,14 +116,19 @@ impl<'s> Submission<'s> {
     /// `None` for a plain pause (without running drop glue: this is on every pause's path).
     pub(crate) fn non_empty(self) -> Option<Self> {
         match self {
-            Submission { first: None, more: None } => None,
+            Submission {
+                first: None,
+                more: None,
+            } => None,
             submission => Some(submission),
         }
     }
 
     pub(crate) fn into_iter(self) -> impl Iterator<Item = Submitted<'s>> {
         let first = self.first.map(|task| Submitted { task, wait: true });
-        first.into_iter().chain(self.more.into_iter().flat_map(|more| more.rest))
+        first
+            .into_iter()
+            .chain(self.more.into_iter().flat_map(|more| more.rest))
     }
 }
 
