@@ -265,8 +265,10 @@ pub(crate) struct Request<'a> {
 
 /// What a leaf can reach while it is polled.
 pub(crate) struct Cx<'r> {
-    /// Makes the waker of the leaf being polled (created once per leaf, then reused).
-    pub(crate) waker: &'r mut dyn FnMut() -> std::task::Waker,
+    /// Makes a waker for the leaf being polled (a leaf makes one, then keeps it).
+    pub(crate) waker: &'r dyn Fn() -> std::task::Waker,
+    /// The same, as the loop's own waker type, which also records that it was woken.
+    pub(crate) notifier: &'r dyn Fn() -> std::sync::Arc<crate::event_loop::LeafWaker>,
     /// Threads to join once everything has been told to stop.
     pub(crate) joins: &'r mut Vec<crate::run::Join>,
 }

@@ -393,16 +393,29 @@ impl Wake for Unpark {
 
 /// The waker of one leaf.
 pub(crate) struct LeafWaker {
-    pub(crate) remote: Arc<Remote>,
-    pub(crate) token: u64,
+    remote: Arc<Remote>,
+    token: u64,
+    /// Set by the first wake: an event or semaphore wait reads it to know it was chosen.
+    woken: AtomicBool,
+}
+
+impl LeafWaker {
+    pub(crate) fn new(remote: &Arc<Remote>, token: u64) -> Arc<Self> {
+        Arc::new(LeafWaker { remote: remote.clone(), token, woken: AtomicBool::new(false) })
+    }
+
+    pub(crate) fn is_woken(&self) -> bool {
+        self.woken.load(Ordering::Acquire)
+    }
 }
 
 impl Wake for LeafWaker {
     fn wake(self: Arc<Self>) {
-        self.remote.wake(self.token);
+        self.wake_by_ref();
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::Release);
         self.remote.wake(self.token);
     }
 }

@@ -113,20 +113,20 @@ struct Entry<'s> {
     line: u32,
 }
 
-/// Keys (or tokens) of coroutines: usually one, sometimes many.
+/// Keys (or tokens) of coroutines: usually one, sometimes many (boxed, to keep entries small).
 #[derive(Default)]
 enum Keys<K> {
     #[default]
     None,
     One(K),
-    Many(Vec<K>),
+    Many(Box<Vec<K>>),
 }
 
 impl<K: Copy + PartialEq> Keys<K> {
     fn push(&mut self, key: K) {
         *self = match std::mem::take(self) {
             Keys::None => Keys::One(key),
-            Keys::One(first) => Keys::Many(vec![first, key]),
+            Keys::One(first) => Keys::Many(Box::new(vec![first, key])),
             Keys::Many(mut keys) => {
                 keys.push(key);
                 Keys::Many(keys)
@@ -218,8 +218,8 @@ impl<'s> Run<'s> {
             rounds -= 1;
             for _ in 0..round {
                 let ready = self.ready.pop_front().expect("counted");
-                if let Some(key) = self.live(ready) {
-                    self.step(key, Input::Go)?;
+                if self.live(ready).is_some() {
+                    self.step(ready, Input::Go)?;
                 }
             }
         }
@@ -286,7 +286,7 @@ impl<'s> Run<'s> {
                 let task = entry.task.clone();
                 let frame = task.site().frame(entry.line);
                 if task.started() {
-                    let step = self.resume(child, Input::Timeout);
+                    let step = self.resume(self.token(child), Input::Timeout);
                     let failure = match step {
                         Ok(Step::Fail(error)) if error.is_timeout() || error.is_cancelled() => None,
                         Ok(Step::Fail(error)) => Some(Failure::Error(error)),
@@ -323,56 +323,38 @@ impl<'s> Run<'s> {
             }
         }
         self.entry(key).pending = 0;
-        self.step(key, Input::Deadline)
+        self.step(self.token(key), Input::Deadline)
     }
 
     /// Resumes one coroutine, catching a panic.
-    fn resume(&mut self, key: u32, input: Input) -> std::thread::Result<Step<'s>> {
+    fn resume(&mut self, token: u64, input: Input) -> std::thread::Result<Step<'s>> {
         self.steps += 1;
-        let Run {
-            slots,
-            remote,
-            joins,
-            ..
-        } = self;
-        let slot = &slots[key as usize];
-        let entry = slot
-            .entry
-            .as_ref()
-            .expect("resumed coroutines are in the table");
-        let wake_token = token(key, slot.generation);
-        let mut make_waker = || {
-            Waker::from(Arc::new(LeafWaker {
-                remote: remote.clone(),
-                token: wake_token,
-            }))
-        };
-        let mut cx = Cx {
-            waker: &mut make_waker,
-            joins,
-        };
+        let Run { slots, remote, joins, .. } = self;
+        let entry = slots[token as u32 as usize].entry.as_ref();
+        let entry = entry.expect("resumed coroutines are in the table");
+        let notifier = || LeafWaker::new(remote, token);
+        let waker = || Waker::from(notifier());
+        let mut cx = Cx { waker: &waker, notifier: &notifier, joins };
         panic::catch_unwind(AssertUnwindSafe(|| entry.task.resume(input, &mut cx)))
     }
 
-    /// Resumes one coroutine and files what it asks for.
-    fn step(&mut self, key: u32, input: Input) -> Result<(), Failure> {
-        match self.resume(key, input) {
+    /// Resumes one coroutine (named by its token) and files what it asks for.
+    fn step(&mut self, token: u64, input: Input) -> Result<(), Failure> {
+        let key = token as u32;
+        match self.resume(token, input) {
             Ok(Step::Yield(request)) => {
-                let entry = self.entry(key);
-                entry.line = request.line;
-                entry.children = Keys::None;
+                self.entry(key).line = request.line;
                 let Some(submission) = request.submission.non_empty() else {
-                    self.schedule(key);
+                    self.ready.push_back(token); // a plain pause: to the back of the queue
                     return Ok(());
                 };
+                self.entry(key).children = Keys::None;
                 let deadline = submission.deadline();
                 let pending = self.submit(key, submission)?;
                 self.entry(key).pending = pending;
                 match deadline {
-                    _ if pending == 0 => self.schedule(key),
-                    Some(deadline) => self
-                        .timers
-                        .push(Reverse((deadline, self.token(key) | DEADLINE))),
+                    _ if pending == 0 => self.ready.push_back(token),
+                    Some(deadline) => self.timers.push(Reverse((deadline, token | DEADLINE))),
                     None => {}
                 }
                 self.start_leaves()?;
@@ -380,7 +362,7 @@ impl<'s> Run<'s> {
             Ok(Step::Park(deadline)) => {
                 self.entry(key).pending = 1;
                 if let Some(deadline) = deadline {
-                    self.timers.push(Reverse((deadline, self.token(key))));
+                    self.timers.push(Reverse((deadline, token)));
                 }
             }
             Ok(Step::Done) => self.finish(key)?,
@@ -393,6 +375,7 @@ impl<'s> Run<'s> {
     }
 
     /// The key a token names, if that coroutine is still in the table.
+    #[inline]
     fn live(&self, token: u64) -> Option<u32> {
         let key = token as u32;
         let slot = self.slots.get(key as usize)?;
@@ -464,7 +447,8 @@ impl<'s> Run<'s> {
     /// Starts the leaves scheduled by the request just filed.
     fn start_leaves(&mut self) -> Result<(), Failure> {
         for i in 0..self.fresh_leaves.len() {
-            self.step(self.fresh_leaves[i], Input::Go)?;
+            let token = self.token(self.fresh_leaves[i]);
+            self.step(token, Input::Go)?;
         }
         self.fresh_leaves.clear();
         Ok(())
@@ -699,16 +683,9 @@ impl<'s> Run<'s> {
             let frame = task.site().frame(entry.line);
             task.owner().set(Owner::Dead);
             let remote = &self.remote;
-            let mut make_waker = || {
-                Waker::from(Arc::new(LeafWaker {
-                    remote: remote.clone(),
-                    token: u64::MAX,
-                }))
-            };
-            let mut cx = Cx {
-                waker: &mut make_waker,
-                joins: &mut self.joins,
-            };
+            let notifier = || LeafWaker::new(remote, u64::MAX);
+            let waker = || Waker::from(notifier());
+            let mut cx = Cx { waker: &waker, notifier: &notifier, joins: &mut self.joins };
             let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
                 if !task.started() {
                     task.discard();

@@ -4,14 +4,14 @@
 use std::collections::VecDeque;
 use std::ops::{Deref, DerefMut};
 use std::panic::Location;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::{Poll, Waker};
+use std::task::{Poll, Wake};
 use std::time::{Duration, Instant};
-use std::{fmt, mem};
+use std::{fmt};
 
 use crate::Coro;
 use crate::coro::{Coroutine, Cx, Leaf, Site, coroutine, suspend};
+use crate::event_loop::LeafWaker;
 use crate::error::Error;
 
 static EVENT_WAIT: Site = Site {
@@ -39,28 +39,11 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// One registered waiter: set once it has been woken.
-struct Waiting {
-    woken: AtomicBool,
-    waker: Waker,
-}
+/// One registered waiter: the waker of its leaf, which records that it was woken.
+type Waiting = Arc<LeafWaker>;
 
-impl Waiting {
-    fn new(cx: &mut Cx<'_>) -> Arc<Self> {
-        Arc::new(Waiting {
-            woken: AtomicBool::new(false),
-            waker: (cx.waker)(),
-        })
-    }
-
-    fn wake(&self) {
-        self.woken.store(true, Ordering::Release);
-        self.waker.wake_by_ref();
-    }
-
-    fn is_woken(&self) -> bool {
-        self.woken.load(Ordering::Acquire)
-    }
+fn waiting(cx: &mut Cx<'_>) -> Waiting {
+    (cx.notifier)()
 }
 
 /// A flag that coroutines can wait on, set from a coroutine or from any thread.
@@ -93,7 +76,7 @@ pub struct Event(Arc<Mutex<EventState>>);
 #[derive(Default)]
 struct EventState {
     set: bool,
-    waiting: Vec<Arc<Waiting>>,
+    waiting: Vec<Waiting>,
 }
 
 impl Event {
@@ -104,13 +87,10 @@ impl Event {
 
     /// Sets the flag and wakes every waiter.
     pub fn set(&self) {
-        let waiting = {
-            let mut state = lock(&self.0);
-            state.set = true;
-            mem::take(&mut state.waiting)
-        };
-        for waiting in waiting {
-            waiting.wake();
+        let mut state = lock(&self.0);
+        state.set = true;
+        for waiting in state.waiting.drain(..) {
+            waiting.wake_by_ref();
         }
     }
 
@@ -176,7 +156,7 @@ impl fmt::Debug for Event {
 
 struct EventWait {
     event: Event,
-    waiting: Option<Arc<Waiting>>,
+    waiting: Option<Waiting>,
     deadline: Option<Instant>,
 }
 
@@ -192,7 +172,7 @@ impl Leaf for EventWait {
             if state.set {
                 return Poll::Ready(Ok(true));
             }
-            let waiting = Waiting::new(cx);
+            let waiting = waiting(cx);
             state.waiting.push(waiting.clone());
             self.waiting = Some(waiting);
         }
@@ -213,7 +193,9 @@ impl Leaf for EventWait {
 
 impl EventWait {
     fn deregister(&mut self) {
-        if let Some(waiting) = self.waiting.take() {
+        if let Some(waiting) = self.waiting.take()
+            && !waiting.is_woken()
+        {
             lock(&self.event.0)
                 .waiting
                 .retain(|w| !Arc::ptr_eq(w, &waiting));
@@ -253,7 +235,7 @@ pub struct Semaphore(Arc<Mutex<SemaphoreState>>);
 
 struct SemaphoreState {
     permits: usize,
-    queue: VecDeque<Arc<Waiting>>,
+    queue: VecDeque<Waiting>,
 }
 
 impl Semaphore {
@@ -293,7 +275,7 @@ impl Semaphore {
     fn release(&self) {
         let mut state = lock(&self.0);
         match state.queue.pop_front() {
-            Some(next) => next.wake(),
+            Some(next) => next.wake_by_ref(),
             None => state.permits += 1,
         }
     }
@@ -310,7 +292,7 @@ impl fmt::Debug for Semaphore {
 struct Acquire {
     semaphore: Semaphore,
     /// Our place in the queue; woken means a permit was handed to us.
-    waiting: Option<Arc<Waiting>>,
+    waiting: Option<Waiting>,
 }
 
 impl Leaf for Acquire {
@@ -330,7 +312,7 @@ impl Leaf for Acquire {
                     state.permits -= 1;
                     return Poll::Ready(Ok(guard()));
                 }
-                let waiting = Waiting::new(cx);
+                let waiting = waiting(cx);
                 state.queue.push_back(waiting.clone());
                 drop(state);
                 self.waiting = Some(waiting);
