@@ -119,6 +119,7 @@ enum Keys<K> {
     #[default]
     None,
     One(K),
+    #[allow(clippy::box_collection, reason = "one pointer, not three, in every entry")]
     Many(Box<Vec<K>>),
 }
 
