@@ -253,7 +253,11 @@ fn suspension_points_are_plain_calls() {
     });
     assert!(!expanded.contains("use ::tinyio"), "{expanded}");
     let compact = expanded.replace(char::is_whitespace, "");
-    assert_eq!(compact.matches("(::tinyio::__private::suspend(").count(), 2, "{expanded}");
+    assert_eq!(
+        compact.matches("(::tinyio::__private::suspend(").count(),
+        2,
+        "{expanded}"
+    );
 }
 
 #[test]
@@ -292,7 +296,12 @@ fn reports_suspensions_that_cannot_suspend() {
                 c()
             }
         }),
-        [message("yield_"), message("try_yield"), message("yield_"), message("yield_")],
+        [
+            message("yield_"),
+            message("try_yield"),
+            message("yield_"),
+            message("yield_")
+        ],
     );
 }
 

@@ -401,7 +401,11 @@ pub(crate) struct LeafWaker {
 
 impl LeafWaker {
     pub(crate) fn new(remote: &Arc<Remote>, token: u64) -> Arc<Self> {
-        Arc::new(LeafWaker { remote: remote.clone(), token, woken: AtomicBool::new(false) })
+        Arc::new(LeafWaker {
+            remote: remote.clone(),
+            token,
+            woken: AtomicBool::new(false),
+        })
     }
 
     pub(crate) fn is_woken(&self) -> bool {

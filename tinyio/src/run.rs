@@ -119,7 +119,10 @@ enum Keys<K> {
     #[default]
     None,
     One(K),
-    #[allow(clippy::box_collection, reason = "one pointer, not three, in every entry")]
+    #[allow(
+        clippy::box_collection,
+        reason = "one pointer, not three, in every entry"
+    )]
     Many(Box<Vec<K>>),
 }
 
@@ -330,12 +333,21 @@ impl<'s> Run<'s> {
     /// Resumes one coroutine, catching a panic.
     fn resume(&mut self, token: u64, input: Input) -> std::thread::Result<Step<'s>> {
         self.steps += 1;
-        let Run { slots, remote, joins, .. } = self;
+        let Run {
+            slots,
+            remote,
+            joins,
+            ..
+        } = self;
         let entry = slots[token as u32 as usize].entry.as_ref();
         let entry = entry.expect("resumed coroutines are in the table");
         let notifier = || LeafWaker::new(remote, token);
         let waker = || Waker::from(notifier());
-        let mut cx = Cx { waker: &waker, notifier: &notifier, joins };
+        let mut cx = Cx {
+            waker: &waker,
+            notifier: &notifier,
+            joins,
+        };
         panic::catch_unwind(AssertUnwindSafe(|| entry.task.resume(input, &mut cx)))
     }
 
@@ -686,7 +698,11 @@ impl<'s> Run<'s> {
             let remote = &self.remote;
             let notifier = || LeafWaker::new(remote, u64::MAX);
             let waker = || Waker::from(notifier());
-            let mut cx = Cx { waker: &waker, notifier: &notifier, joins: &mut self.joins };
+            let mut cx = Cx {
+                waker: &waker,
+                notifier: &notifier,
+                joins: &mut self.joins,
+            };
             let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
                 if !task.started() {
                     task.discard();

@@ -2,17 +2,17 @@
 //! [`Lock`], [`Barrier`].
 
 use std::collections::VecDeque;
+use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::panic::Location;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Poll, Wake};
 use std::time::{Duration, Instant};
-use std::{fmt};
 
 use crate::Coro;
 use crate::coro::{Coroutine, Cx, Leaf, Site, coroutine, suspend};
-use crate::event_loop::LeafWaker;
 use crate::error::Error;
+use crate::event_loop::LeafWaker;
 
 static EVENT_WAIT: Site = Site {
     name: "Event::wait",
