@@ -281,7 +281,8 @@ impl<'a, Y: Yieldable + 'a> Leaf for Isolated<'a, Y> {
 
 /// Runs `y` on this loop, in the background, and gives a fresh coroutine that finishes with the
 /// very same output (moved, not cloned) once `y` has: a way to hand a result to another loop,
-/// such as an [`isolate`]d one. If `y` fails, the fresh coroutine raises a cancellation.
+/// such as an [`isolate`]d one. If `y` fails, this loop crashes, as for any failure; if `y` is
+/// cancelled, the fresh coroutine raises a cancellation rather than wait forever.
 ///
 /// ```
 /// use std::rc::Rc;

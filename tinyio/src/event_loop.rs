@@ -130,6 +130,7 @@ impl Loop {
             ));
         }
         let _running = Reset(&self.running);
+        let _blocking = crate::interop::Blocking::enter();
         let remote = &self.remote;
         remote.set_driver(Waker::from(Arc::new(Unpark(std::thread::current()))));
         let mut session = Session::new(y, remote.clone(), self.error_group);

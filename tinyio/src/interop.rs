@@ -134,6 +134,22 @@ thread_local! {
     static DRIVEN: Cell<usize> = const { Cell::new(0) };
 }
 
+/// Marks this thread as blocked in `Loop::run` until dropped: whatever executor may be driving
+/// an outer loop on this thread is not driving anything meanwhile.
+pub(crate) struct Blocking(usize);
+
+impl Blocking {
+    pub(crate) fn enter() -> Self {
+        Blocking(DRIVEN.with(|driven| driven.replace(0)))
+    }
+}
+
+impl Drop for Blocking {
+    fn drop(&mut self) {
+        DRIVEN.with(|driven| driven.set(self.0));
+    }
+}
+
 /// Wakes `waker` at `deadline`, from one timer thread shared by every [`ToFuture`].
 fn wake_at(deadline: Instant, waker: Waker) {
     struct Timer(Instant, Waker);

@@ -1,0 +1,1071 @@
+//! Async Rust both ways: tinyio computations awaited from tokio and smol (`IntoFuture`,
+//! `to_future`), futures run inside tinyio (`from_future`, `from_tokio`), and errors, panics and
+//! cancellation crossing the boundary with the other side cleaned up.
+//!
+//! Most scenarios run twice, under a tokio current-thread runtime (with a `LocalSet`) and under a
+//! smol `LocalExecutor`: the `both!` macro makes a module per scenario with a `tokio` and a `smol`
+//! test. Every test runs under a watchdog thread, so that a hang (a blocked executor, a lost
+//! wake-up) fails the test instead of stalling the suite. Timing is only checked with generous
+//! bounds.
+
+use std::any::Any;
+use std::cell::Cell;
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, mpsc};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use futures::future::LocalBoxFuture;
+use tinyio::{Coro, Event, Loop, Shared, from_future, from_tokio, run_in_thread, sleep, to_future};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+fn ms(millis: u64) -> Duration {
+    Duration::from_millis(millis)
+}
+
+/// Runs `f` on a fresh thread and fails if it takes longer than `secs`; a panic in `f` resumes
+/// here with its payload.
+fn within<T: Send + 'static>(secs: u64, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (send, recv) = mpsc::channel();
+    let thread = std::thread::spawn(move || {
+        let _ = send.send(catch_unwind(AssertUnwindSafe(f)));
+    });
+    match recv.recv_timeout(Duration::from_secs(secs)) {
+        Ok(Ok(out)) => {
+            thread.join().unwrap();
+            out
+        }
+        Ok(Err(payload)) => std::panic::resume_unwind(payload),
+        Err(_) => panic!("did not finish within {secs} s (a blocked executor or a lost wake-up?)"),
+    }
+}
+
+fn payload_str(payload: &(dyn Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("<not a string>")
+}
+
+/// Counts its drops in a shared counter (each test has its own: the two runtimes' tests of a
+/// scenario run in parallel).
+struct Guard(Arc<AtomicUsize>);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+fn count(counter: &AtomicUsize) -> usize {
+    counter.load(Ordering::SeqCst)
+}
+
+#[derive(Debug, PartialEq, thiserror::Error)]
+#[error("typed error {0}")]
+struct Typed(u32);
+
+// ---------------------------------------------------------------------------------------------
+// The two runtimes.
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Kind {
+    Tokio,
+    Smol,
+}
+
+/// What a scenario can ask of the runtime it runs under.
+#[derive(Clone)]
+enum Rt {
+    /// A tokio current-thread runtime, inside a `LocalSet`.
+    Tokio,
+    Smol(Rc<smol::LocalExecutor<'static>>),
+}
+
+impl Rt {
+    fn kind(&self) -> Kind {
+        match self {
+            Rt::Tokio => Kind::Tokio,
+            Rt::Smol(_) => Kind::Smol,
+        }
+    }
+
+    /// Spawns a task on the runtime; await the result to get its output.
+    fn spawn<T: 'static>(
+        &self,
+        f: impl Future<Output = T> + 'static,
+    ) -> LocalBoxFuture<'static, T> {
+        match self {
+            Rt::Tokio => {
+                let handle = tokio::task::spawn_local(f);
+                Box::pin(async move { handle.await.unwrap() })
+            }
+            Rt::Smol(executor) => Box::pin(executor.spawn(f)),
+        }
+    }
+
+    /// Spawns a task on the runtime that runs on its own.
+    fn spawn_detached(&self, f: impl Future<Output = ()> + 'static) {
+        match self {
+            Rt::Tokio => drop(tokio::task::spawn_local(f)),
+            Rt::Smol(executor) => executor.spawn(f).detach(),
+        }
+    }
+
+    /// The runtime's own timer.
+    fn sleep(&self, d: Duration) -> LocalBoxFuture<'static, ()> {
+        match self {
+            Rt::Tokio => Box::pin(async move { tokio::time::sleep(d).await }),
+            Rt::Smol(_) => Box::pin(async move {
+                smol::Timer::after(d).await;
+            }),
+        }
+    }
+
+    /// `f`'s output, or `None` if `d` passes first; `f` is dropped then.
+    async fn timeout<T>(&self, d: Duration, f: impl Future<Output = T>) -> Option<T> {
+        match self {
+            Rt::Tokio => tokio::time::timeout(d, f).await.ok(),
+            Rt::Smol(_) => {
+                smol::future::or(async { Some(f.await) }, async {
+                    smol::Timer::after(d).await;
+                    None
+                })
+                .await
+            }
+        }
+    }
+
+    /// Waits (on the runtime) until `flag` becomes true, for at most 5 s.
+    async fn until(&self, what: &str, flag: impl Fn() -> bool) {
+        let start = Instant::now();
+        while !flag() {
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "{what}: not within 5 s"
+            );
+            self.sleep(ms(1)).await;
+        }
+    }
+}
+
+/// Runs the future made by `f` on a fresh runtime of the given kind, on this thread.
+fn block_on<F: Future>(kind: Kind, f: impl FnOnce(Rt) -> F) -> F::Output {
+    match kind {
+        Kind::Tokio => {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            tokio::task::LocalSet::new().block_on(&runtime, f(Rt::Tokio))
+        }
+        Kind::Smol => {
+            let executor = Rc::new(smol::LocalExecutor::new());
+            smol::block_on(executor.run(f(Rt::Smol(executor.clone()))))
+        }
+    }
+}
+
+/// A module per scenario, with one test per runtime, each under a watchdog.
+macro_rules! both {
+    ($($scenario:ident),* $(,)?) => {$(
+        mod $scenario {
+            #[test]
+            fn tokio() {
+                super::within(30, || super::$scenario(super::Kind::Tokio));
+            }
+
+            #[test]
+            fn smol() {
+                super::within(30, || super::$scenario(super::Kind::Smol));
+            }
+        }
+    )*};
+}
+
+both!(
+    future_inside_tinyio_basic,
+    future_gathered_with_coroutines,
+    future_awaited_twice_via_sharing,
+    diamond,
+    event_set_from_an_async_task,
+    two_tinyio_futures_at_once,
+    executor_is_never_blocked,
+    tinyio_error_surfaces_as_the_err_of_the_future,
+    future_err_raised_with_question_mark_crashes_the_loop,
+    panic_in_a_from_future_future_resumes_out_of_the_runtime,
+    panic_in_a_coroutine_resumes_out_of_block_on,
+    dropping_a_half_finished_future_cancels_it,
+    from_future_is_dropped_on_cancellation,
+    from_tokio_sleep_and_echo,
+    from_tokio_is_aborted_on_cancellation,
+    isolate_inside_a_future,
+);
+
+// ---------------------------------------------------------------------------------------------
+// Coroutines used below.
+
+#[tinyio::coroutine]
+fn add_one(x: u32) -> u32 {
+    yield_!();
+    x + 1
+}
+
+#[tinyio::coroutine]
+fn slow_add_one(x: u32, millis: u64) -> u32 {
+    yield_!(sleep(ms(millis)));
+    x + 1
+}
+
+/// Holds `guard` and never finishes on its own.
+#[tinyio::coroutine]
+fn forever(guard: Guard) -> () {
+    let _guard = guard;
+    loop {
+        yield_!(sleep(Duration::from_secs(3600)));
+    }
+}
+
+#[tinyio::coroutine]
+fn fail_after(millis: u64) -> () {
+    yield_!(sleep(ms(millis)));
+    tinyio::bail!("fail_after failed");
+}
+
+// ---------------------------------------------------------------------------------------------
+// A future inside tinyio.
+
+fn future_inside_tinyio_basic(kind: Kind) {
+    #[tinyio::coroutine]
+    fn uses_futures(rt: Rt) -> u32 {
+        // A plain future, the runtime's own timer, and the handle of a task spawned on it.
+        let two = yield_!(from_future(async { 2 }));
+        yield_!(from_future(rt.sleep(ms(10))));
+        let forty = yield_!(from_future(rt.spawn({
+            let rt = rt.clone();
+            async move {
+                rt.sleep(ms(10)).await;
+                40
+            }
+        })));
+        two + forty
+    }
+
+    let start = Instant::now();
+    let out = block_on(kind, |rt| async move { uses_futures(rt).await });
+    assert_eq!(out.unwrap(), 42);
+    assert!(start.elapsed() >= ms(20), "{:?}", start.elapsed());
+}
+
+#[test]
+fn future_inside_a_plain_loop() {
+    #[tinyio::coroutine]
+    fn uses_futures() -> (u32, String) {
+        let (send, recv) = futures::channel::oneshot::channel();
+        std::thread::spawn(move || {
+            std::thread::sleep(ms(30));
+            send.send("from a thread".to_string()).unwrap();
+        });
+        // smol's timer runs without an executor; the oneshot is woken from another thread.
+        yield_!(from_future(smol::Timer::after(ms(10))));
+        let x = yield_!(from_future(async { 41 }));
+        let message = yield_!(from_future(recv))?;
+        (x + 1, message)
+    }
+
+    let start = Instant::now();
+    let out = within(30, || Loop::new().run(uses_futures()).unwrap());
+    assert_eq!(out, (42, "from a thread".to_string()));
+    assert!(start.elapsed() >= ms(30), "{:?}", start.elapsed());
+}
+
+/// A future in tinyio is polled when its waker fires, not in a busy loop.
+#[test]
+fn from_future_is_woken_not_polled_in_a_loop() {
+    struct CountPolls<F> {
+        inner: Pin<Box<F>>,
+        polls: Rc<Cell<u32>>,
+    }
+    impl<F: Future> Future for CountPolls<F> {
+        type Output = F::Output;
+        fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+            self.polls.set(self.polls.get() + 1);
+            self.inner.as_mut().poll(cx)
+        }
+    }
+
+    #[tinyio::coroutine]
+    fn root(polls: Rc<Cell<u32>>) -> u32 {
+        let (send, recv) = futures::channel::oneshot::channel();
+        std::thread::spawn(move || {
+            std::thread::sleep(ms(100));
+            send.send(7).unwrap();
+        });
+        // Meanwhile, other coroutines keep the loop busy for a while.
+        let counted = from_future(CountPolls {
+            inner: Box::pin(recv),
+            polls,
+        });
+        let (x, _, _) = yield_!((counted, slow_add_one(0, 20), slow_add_one(0, 50)));
+        x?
+    }
+
+    let out = within(30, || {
+        let polls = Rc::new(Cell::new(0));
+        let out = Loop::new().run(root(polls.clone())).unwrap();
+        (out, polls.get())
+    });
+    assert_eq!(out.0, 7);
+    assert!(out.1 <= 3, "polled {} times for one wake-up", out.1);
+}
+
+fn future_gathered_with_coroutines(kind: Kind) {
+    #[tinyio::coroutine]
+    fn gather(rt: Rt) -> (u32, u32, u32, u32) {
+        let timer = {
+            let rt = rt.clone();
+            async move {
+                rt.sleep(ms(100)).await;
+                1
+            }
+        };
+        let task = rt.spawn({
+            let rt = rt.clone();
+            async move {
+                rt.sleep(ms(100)).await;
+                3
+            }
+        });
+        yield_!((
+            from_future(timer),
+            slow_add_one(1, 100),
+            from_future(task),
+            add_one(3)
+        ))
+    }
+
+    let start = Instant::now();
+    let out = block_on(kind, |rt| to_future(gather(rt)));
+    let elapsed = start.elapsed();
+    assert_eq!(out.unwrap(), (1, 2, 3, 4));
+    assert!(elapsed >= ms(100), "{elapsed:?}");
+    // One after the other would take 300 ms.
+    assert!(elapsed < ms(280), "ran one after the other? {elapsed:?}");
+}
+
+fn future_awaited_twice_via_sharing(kind: Kind) {
+    #[tinyio::coroutine]
+    fn twice(s: Shared<String>) -> (String, String, String) {
+        let (a, b) = yield_!((s.clone(), s.clone()));
+        let c = yield_!(s);
+        (a, b, c)
+    }
+
+    let runs = Rc::new(Cell::new(0));
+    let out = block_on(kind, |rt| {
+        let runs = runs.clone();
+        async move {
+            let shared = from_future(async move {
+                runs.set(runs.get() + 1);
+                rt.sleep(ms(5)).await;
+                "shared".to_string()
+            })
+            .share();
+            let first = twice(shared.clone()).await.unwrap();
+            // Finished: awaiting it again gives the kept output without running it again.
+            let again = shared.await.unwrap();
+            (first, again)
+        }
+    });
+    let s = "shared".to_string();
+    assert_eq!(out, ((s.clone(), s.clone(), s.clone()), s));
+    assert_eq!(runs.get(), 1, "the future ran once");
+}
+
+// ---------------------------------------------------------------------------------------------
+// tinyio inside an async runtime.
+
+fn diamond(kind: Kind) {
+    #[tinyio::coroutine]
+    fn base(runs: Rc<Cell<u32>>) -> u32 {
+        runs.set(runs.get() + 1);
+        yield_!(sleep(ms(5)));
+        3
+    }
+
+    #[tinyio::coroutine]
+    fn times(s: Shared<u32>, k: u32) -> u32 {
+        let x = yield_!(s);
+        yield_!();
+        x * k
+    }
+
+    #[tinyio::coroutine]
+    fn diamond_root(runs: Rc<Cell<u32>>) -> u32 {
+        let s = base(runs).share();
+        let (a, b) = yield_!((times(s.clone(), 1), times(s, 2)));
+        a + b
+    }
+
+    let runs = Rc::new(Cell::new(0));
+    let (out, gathered) = block_on(kind, |_| {
+        let runs = runs.clone();
+        async move {
+            let out = diamond_root(runs.clone()).await;
+            let s = base(runs).share();
+            let gathered = to_future((times(s.clone(), 1), times(s, 2))).await;
+            (out, gathered)
+        }
+    });
+    assert_eq!(out.unwrap(), 9, "3*1 + 3*2");
+    assert_eq!(gathered.unwrap(), (3, 6));
+    assert_eq!(runs.get(), 2, "the shared base ran once per diamond");
+}
+
+fn event_set_from_an_async_task(kind: Kind) {
+    #[tinyio::coroutine]
+    fn waiter(event: Event) -> &'static str {
+        yield_!(event.wait());
+        "woken"
+    }
+
+    let start = Instant::now();
+    let out = block_on(kind, |rt| async move {
+        let event = Event::new();
+        rt.spawn_detached({
+            let (rt, event) = (rt.clone(), event.clone());
+            async move {
+                rt.sleep(ms(30)).await;
+                event.set();
+            }
+        });
+        waiter(event).await
+    });
+    assert_eq!(out.unwrap(), "woken");
+    assert!(start.elapsed() >= ms(30), "{:?}", start.elapsed());
+}
+
+/// Two tinyio computations awaited concurrently on one thread, one setting an event the other
+/// waits on.
+fn two_tinyio_futures_at_once(kind: Kind) {
+    #[tinyio::coroutine]
+    fn setter(event: Event) -> u32 {
+        yield_!(sleep(ms(20)));
+        event.set();
+        1
+    }
+
+    #[tinyio::coroutine]
+    fn waiter(event: Event) -> u32 {
+        yield_!(event.wait());
+        2
+    }
+
+    let out = block_on(kind, |_| async {
+        let event = Event::new();
+        futures::join!(
+            waiter(event.clone()).into_future(),
+            setter(event).into_future()
+        )
+    });
+    assert_eq!((out.0.unwrap(), out.1.unwrap()), (2, 1));
+}
+
+/// While tinyio waits (a 100 ms sleep, then a 100 ms thread call), the executor's thread keeps
+/// running another task that ticks every millisecond.
+fn executor_is_never_blocked(kind: Kind) {
+    #[tinyio::coroutine]
+    fn waits() -> u32 {
+        yield_!(sleep(ms(100)));
+        yield_!(run_in_thread(|| {
+            std::thread::sleep(ms(100));
+            5
+        }))
+    }
+
+    let ticks = Rc::new(Cell::new(0u32));
+    let (out, during_sleep, total, elapsed) = block_on(kind, |rt| {
+        let ticks = ticks.clone();
+        async move {
+            rt.spawn_detached({
+                let (rt, ticks) = (rt.clone(), ticks.clone());
+                async move {
+                    match rt {
+                        Rt::Tokio => {
+                            let mut interval = tokio::time::interval(ms(1));
+                            loop {
+                                interval.tick().await;
+                                ticks.set(ticks.get() + 1);
+                            }
+                        }
+                        Rt::Smol(_) => {
+                            let mut timer = smol::Timer::interval(ms(1));
+                            loop {
+                                futures::StreamExt::next(&mut timer).await;
+                                ticks.set(ticks.get() + 1);
+                            }
+                        }
+                    }
+                }
+            });
+            let start = Instant::now();
+            let before = ticks.get();
+            let nap = sleep(ms(100)).await;
+            let during_sleep = ticks.get() - before;
+            let out = nap.and(waits().await);
+            (out, during_sleep, ticks.get() - before, start.elapsed())
+        }
+    });
+    assert_eq!(out.unwrap(), 5);
+    assert!(elapsed >= ms(300), "{elapsed:?}");
+    // About 100 ticks during the sleep and 300 in all; a blocked thread would give 0 or 1.
+    assert!(
+        during_sleep >= 20,
+        "only {during_sleep} ticks during a 100 ms tinyio sleep"
+    );
+    assert!(
+        total >= 60,
+        "only {total} ticks during 300 ms of tinyio work"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors, both ways.
+
+fn tinyio_error_surfaces_as_the_err_of_the_future(kind: Kind) {
+    #[tinyio::coroutine]
+    fn raises() -> u32 {
+        yield_!(sleep(ms(10)));
+        Err(Typed(3))?;
+        0
+    }
+
+    let drops = Arc::new(AtomicUsize::new(0));
+    let (error, drops_when_err) = block_on(kind, |_| {
+        let drops = drops.clone();
+        async move {
+            // A plain await...
+            let error = raises().await.unwrap_err();
+            assert_eq!(error.downcast_ref::<Typed>(), Some(&Typed(3)));
+            // ...and with a sibling, cancelled by the time the error comes out.
+            let error = to_future((raises(), forever(Guard(drops.clone()))))
+                .await
+                .unwrap_err();
+            (error, count(&drops))
+        }
+    });
+    assert_eq!(error.downcast_ref::<Typed>(), Some(&Typed(3)));
+    assert_eq!(error.to_string(), "typed error 3");
+    assert_eq!(error.trace().last().map(|f| f.name()), Some("raises"));
+    assert_eq!(
+        drops_when_err, 1,
+        "the sibling was cancelled before the future returned"
+    );
+}
+
+#[tinyio::coroutine]
+fn raises_from_future(rt: Option<Rt>) -> u32 {
+    let failing = async move {
+        match rt {
+            Some(rt) => rt.sleep(ms(10)).await,
+            None => {
+                smol::Timer::after(ms(10)).await;
+            }
+        }
+        Err::<u32, Typed>(Typed(1))
+    };
+    let x = yield_!(from_future(failing))?;
+    x + 1
+}
+
+#[tinyio::coroutine]
+fn guarded_pair(rt: Option<Rt>, drops: Arc<AtomicUsize>) -> (u32, ()) {
+    yield_!((raises_from_future(rt), forever(Guard(drops))))
+}
+
+fn future_err_raised_with_question_mark_crashes_the_loop(kind: Kind) {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let error = block_on(kind, |rt| {
+        guarded_pair(Some(rt), drops.clone()).into_future()
+    })
+    .unwrap_err();
+    assert_eq!(error.downcast_ref::<Typed>(), Some(&Typed(1)));
+    let names: Vec<_> = error.trace().iter().map(|f| f.name()).collect();
+    assert!(names.contains(&"raises_from_future"), "{names:?}");
+    assert_eq!(count(&drops), 1, "the sibling was cancelled");
+}
+
+#[test]
+fn future_err_raised_with_question_mark_crashes_a_plain_loop() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let error = within(30, {
+        let drops = drops.clone();
+        move || Loop::new().run(guarded_pair(None, drops)).unwrap_err()
+    });
+    assert_eq!(error.downcast_ref::<Typed>(), Some(&Typed(1)));
+    assert_eq!(count(&drops), 1, "the sibling was cancelled");
+}
+
+#[tinyio::coroutine]
+fn panicking_future_with_sibling(drops: Arc<AtomicUsize>) -> () {
+    let panics = from_future(async {
+        smol::Timer::after(ms(5)).await;
+        panic!("panic in a future");
+    });
+    yield_!((panics, forever(Guard(drops))));
+}
+
+#[test]
+fn panic_in_a_from_future_future_resumes_out_of_loop_run() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let payload = within(30, {
+        let drops = drops.clone();
+        move || {
+            let payload = catch_unwind(AssertUnwindSafe(|| {
+                Loop::new().run(panicking_future_with_sibling(drops))
+            }));
+            payload_str(&*payload.unwrap_err()).to_string()
+        }
+    });
+    assert_eq!(payload, "panic in a future");
+    assert_eq!(
+        count(&drops),
+        1,
+        "the sibling was cancelled before the panic resumed"
+    );
+}
+
+fn panic_in_a_from_future_future_resumes_out_of_the_runtime(kind: Kind) {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let payload = catch_unwind(AssertUnwindSafe(|| {
+        block_on(kind, |_| {
+            panicking_future_with_sibling(drops.clone()).into_future()
+        })
+    }))
+    .unwrap_err();
+    assert_eq!(payload_str(&*payload), "panic in a future");
+    assert_eq!(
+        count(&drops),
+        1,
+        "the sibling was cancelled before the panic resumed"
+    );
+}
+
+fn panic_in_a_coroutine_resumes_out_of_block_on(kind: Kind) {
+    #[tinyio::coroutine]
+    fn panics() -> u32 {
+        yield_!(sleep(ms(5)));
+        panic!("panic in a coroutine");
+    }
+
+    let drops = Arc::new(AtomicUsize::new(0));
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        block_on(kind, |_| {
+            to_future((panics(), forever(Guard(drops.clone()))))
+        })
+    }));
+    assert_eq!(payload_str(&*result.unwrap_err()), "panic in a coroutine");
+    assert_eq!(
+        count(&drops),
+        1,
+        "the sibling was cancelled before the panic resumed"
+    );
+}
+
+#[test]
+fn panic_in_a_from_tokio_task_resumes_out_of_loop_run() {
+    #[tinyio::coroutine]
+    fn root() -> () {
+        yield_!(from_tokio(async {
+            tokio::time::sleep(ms(5)).await;
+            panic!("panic in a tokio task");
+        }));
+    }
+
+    let payload = within(30, || {
+        let payload = catch_unwind(AssertUnwindSafe(|| Loop::new().run(root()))).unwrap_err();
+        payload_str(&*payload).to_string()
+    });
+    assert_eq!(payload, "panic in a tokio task");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cancellation across the boundary.
+
+/// Flags of the thread call in `half_finished`.
+#[derive(Clone, Default)]
+struct ThreadFlags {
+    started: Arc<AtomicBool>,
+    told_to_stop: Arc<AtomicBool>,
+    returned: Arc<AtomicBool>,
+}
+
+/// Work that never finishes on its own: guarded coroutines, one that sees its cancellation, and
+/// a thread call that runs until told to stop.
+#[tinyio::coroutine]
+fn half_finished(
+    drops: Arc<AtomicUsize>,
+    saw_cancellation: Arc<AtomicUsize>,
+    flags: ThreadFlags,
+) -> () {
+    #[tinyio::coroutine]
+    fn watches(guard: Guard, saw: Arc<AtomicUsize>) -> () {
+        let _guard = guard;
+        let result = try_yield!(sleep(Duration::from_secs(3600)));
+        if let Err(error) = &result {
+            assert!(error.is_cancelled(), "{error}");
+            saw.fetch_add(1, Ordering::SeqCst);
+        }
+        result?;
+    }
+
+    let thread = run_in_thread(move || {
+        flags.started.store(true, Ordering::SeqCst);
+        while !tinyio::thread::is_cancelled() {
+            std::thread::sleep(ms(1));
+        }
+        flags.told_to_stop.store(true, Ordering::SeqCst);
+        // Slow to stop: the loop must still wait for it.
+        std::thread::sleep(ms(30));
+        flags.returned.store(true, Ordering::SeqCst);
+    });
+    yield_!((
+        forever(Guard(drops.clone())),
+        forever(Guard(drops.clone())),
+        watches(Guard(drops), saw_cancellation),
+        thread
+    ));
+}
+
+fn dropping_a_half_finished_future_cancels_it(kind: Kind) {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let saw = Arc::new(AtomicUsize::new(0));
+    let flags = ThreadFlags::default();
+    let (timed_out, drops_after, returned_after) = block_on(kind, |rt| {
+        let (drops, saw, flags) = (drops.clone(), saw.clone(), flags.clone());
+        async move {
+            let work = half_finished(drops.clone(), saw, flags.clone());
+            let out = rt.timeout(ms(50), work.into_future()).await;
+            // The future has been dropped by now: everything inside was cancelled and joined.
+            (
+                out.is_none(),
+                count(&drops),
+                flags.returned.load(Ordering::SeqCst),
+            )
+        }
+    });
+    assert!(timed_out);
+    assert_eq!(
+        drops_after, 3,
+        "every coroutine's destructors ran when the future was dropped"
+    );
+    assert_eq!(
+        count(&saw),
+        1,
+        "the coroutine was resumed with a cancellation"
+    );
+    assert!(
+        flags.started.load(Ordering::SeqCst),
+        "the thread call had started"
+    );
+    assert!(
+        flags.told_to_stop.load(Ordering::SeqCst),
+        "the thread call was told to stop"
+    );
+    assert!(
+        returned_after,
+        "the thread call was joined before the drop returned"
+    );
+}
+
+#[test]
+fn dropping_a_half_finished_future_in_tokio_select() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let flags = ThreadFlags::default();
+    let (branch, drops_after, returned_after) = within(30, {
+        let (drops, flags) = (drops.clone(), flags.clone());
+        move || {
+            block_on(Kind::Tokio, |_| async move {
+                let work = half_finished(drops.clone(), Arc::default(), flags.clone());
+                let branch = tokio::select! {
+                    _ = work.into_future() => "work",
+                    _ = tokio::time::sleep(ms(50)) => "timer",
+                };
+                (branch, count(&drops), flags.returned.load(Ordering::SeqCst))
+            })
+        }
+    });
+    assert_eq!(branch, "timer");
+    assert_eq!(drops_after, 3);
+    assert!(
+        returned_after,
+        "the thread call was joined before select! returned"
+    );
+}
+
+/// Dropped before it was ever polled: nothing ran, nothing leaks.
+#[test]
+fn dropping_an_unpolled_future() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let flags = ThreadFlags::default();
+    let future = half_finished(drops.clone(), Arc::default(), flags.clone()).into_future();
+    drop(future);
+    assert_eq!(
+        count(&drops),
+        0,
+        "nothing ran: the guards are made by the body"
+    );
+    assert!(!flags.started.load(Ordering::SeqCst));
+}
+
+fn from_future_is_dropped_on_cancellation(kind: Kind) {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let error = block_on(kind, |_| {
+        let guard = Guard(drops.clone());
+        let pending = from_future(async move {
+            let _guard = guard;
+            std::future::pending::<()>().await;
+        });
+        to_future((pending, fail_after(20)))
+    })
+    .unwrap_err();
+    assert_eq!(error.to_string(), "fail_after failed");
+    assert_eq!(
+        count(&drops),
+        1,
+        "the future was dropped by the cancellation"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// from_tokio.
+
+/// Accepts one connection and echoes what it reads until the peer shuts down.
+async fn serve_once(listener: TcpListener) -> std::io::Result<usize> {
+    let (mut socket, _) = listener.accept().await?;
+    let mut buffer = Vec::new();
+    socket.read_to_end(&mut buffer).await?;
+    socket.write_all(&buffer).await?;
+    socket.shutdown().await?;
+    Ok(buffer.len())
+}
+
+async fn send_and_read(
+    addr: std::net::SocketAddr,
+    message: &'static [u8],
+) -> std::io::Result<Vec<u8>> {
+    let mut stream = TcpStream::connect(addr).await?;
+    stream.write_all(message).await?;
+    stream.shutdown().await?;
+    let mut echoed = Vec::new();
+    stream.read_to_end(&mut echoed).await?;
+    Ok(echoed)
+}
+
+/// Where the task of a `from_tokio` ran: on this thread (the ambient runtime) or on another.
+fn tokio_thread() -> Coro<std::thread::ThreadId> {
+    from_tokio(async {
+        tokio::time::sleep(ms(20)).await;
+        std::thread::current().id()
+    })
+}
+
+/// A tokio timer, then an echo over loopback TCP, each side a `from_tokio`, gathered by tinyio.
+#[tinyio::coroutine]
+fn echo() -> (std::thread::ThreadId, Vec<u8>, usize) {
+    let thread = yield_!(tokio_thread());
+    let listener = yield_!(from_tokio(async { TcpListener::bind("127.0.0.1:0").await }))?;
+    let addr = listener.local_addr()?;
+    let (served, echoed) = yield_!((
+        from_tokio(serve_once(listener)),
+        from_tokio(send_and_read(addr, b"hello tinyio"))
+    ));
+    (thread, echoed?, served?)
+}
+
+#[test]
+fn from_tokio_sleep_and_echo_from_a_plain_loop() {
+    let (start, caller) = (Instant::now(), std::thread::current().id());
+    let (thread, echoed, served) = within(30, || Loop::new().run(echo()).unwrap());
+    assert!(start.elapsed() >= ms(20));
+    assert_ne!(thread, caller, "no ambient runtime: runs on tinyio's own");
+    assert_eq!(echoed, b"hello tinyio");
+    assert_eq!(served, 12);
+}
+
+/// A plain `Loop::run` that blocks a current-thread runtime's thread: that runtime is not being
+/// driven, so `from_tokio` must not use it (that would hang).
+#[test]
+fn from_tokio_in_a_plain_loop_blocking_a_current_thread_runtime() {
+    let out = within(30, || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async { Loop::new().run(echo()) })
+    });
+    let (_, echoed, _) = out.unwrap();
+    assert_eq!(echoed, b"hello tinyio");
+}
+
+fn from_tokio_sleep_and_echo(kind: Kind) {
+    let caller = std::thread::current().id();
+    let (thread, echoed, served) = block_on(kind, |_| echo().into_future()).unwrap();
+    assert_eq!(echoed, b"hello tinyio");
+    assert_eq!(served, 12);
+    match kind {
+        // The ambient current-thread runtime, driven by the task awaiting the loop.
+        Kind::Tokio => assert_eq!(thread, caller, "ran on the ambient runtime"),
+        // No tokio runtime around: tinyio's own.
+        Kind::Smol => assert_ne!(thread, caller),
+    }
+}
+
+/// Inside a multi-thread tokio runtime too (the ambient one is used).
+#[test]
+fn from_tokio_inside_a_multi_thread_runtime() {
+    let out = within(30, || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let local = tokio::task::LocalSet::new();
+        local.block_on(&runtime, async { echo().await })
+    });
+    assert_eq!(out.unwrap().1, b"hello tinyio");
+}
+
+#[tinyio::coroutine]
+fn aborted(drop_guard: Guard, started: Arc<AtomicBool>) -> () {
+    let task = from_tokio(async move {
+        let _guard = drop_guard;
+        started.store(true, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+    });
+    yield_!((task, fail_after(50)));
+}
+
+#[test]
+fn from_tokio_is_aborted_on_cancellation_in_a_plain_loop() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let started = Arc::new(AtomicBool::new(false));
+    let error = within(30, {
+        let (drops, started) = (drops.clone(), started.clone());
+        move || Loop::new().run(aborted(Guard(drops), started)).unwrap_err()
+    });
+    assert_eq!(error.to_string(), "fail_after failed");
+    assert!(started.load(Ordering::SeqCst), "the tokio task had started");
+    // The abort is processed by tinyio's runtime thread: give it a moment.
+    let start = Instant::now();
+    while count(&drops) == 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "the tokio task was not aborted"
+        );
+        std::thread::sleep(ms(1));
+    }
+    assert_eq!(count(&drops), 1);
+}
+
+fn from_tokio_is_aborted_on_cancellation(kind: Kind) {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let started = Arc::new(AtomicBool::new(false));
+    let error = block_on(kind, |rt| {
+        let (drops, started) = (drops.clone(), started.clone());
+        async move {
+            let error = aborted(Guard(drops.clone()), started).await.unwrap_err();
+            // The abort is processed when the runtime next runs (tokio) or by tinyio's own.
+            rt.until("the tokio task's drop guard", || count(&drops) == 1)
+                .await;
+            error
+        }
+    });
+    assert_eq!(error.to_string(), "fail_after failed");
+    assert!(started.load(Ordering::SeqCst), "the tokio task had started");
+    assert_eq!(count(&drops), 1);
+}
+
+/// Smoke check of the helper itself: `Rt::kind` round-trips.
+#[test]
+fn runtimes_are_what_they_say() {
+    assert_eq!(
+        block_on(Kind::Tokio, |rt| async move { rt.kind() }),
+        Kind::Tokio
+    );
+    assert_eq!(
+        block_on(Kind::Smol, |rt| async move { rt.kind() }),
+        Kind::Smol
+    );
+}
+
+/// An isolated loop inside a tinyio computation awaited from the runtime: the inner loop's timer
+/// deadline reaches the executor through both layers, and an error inside stays inside.
+fn isolate_inside_a_future(kind: Kind) {
+    #[tinyio::coroutine]
+    fn inner(fail: bool) -> u32 {
+        yield_!(sleep(ms(50)));
+        if fail {
+            tinyio::bail!("inner failed");
+        }
+        1
+    }
+
+    #[tinyio::coroutine]
+    fn root() -> (u32, String) {
+        let (ok, err) = yield_!((tinyio::isolate(inner(false)), tinyio::isolate(inner(true))));
+        (ok?, err.unwrap_err().to_string())
+    }
+
+    let start = Instant::now();
+    let out = block_on(kind, |_| root().into_future()).unwrap();
+    assert_eq!(out, (1, "inner failed".to_string()));
+    assert!(start.elapsed() >= ms(50), "{:?}", start.elapsed());
+}
+
+/// A future that wakes itself and returns `Pending` (a cooperative yield) is polled again.
+#[test]
+fn from_future_that_wakes_itself_while_polled() {
+    #[tinyio::coroutine]
+    fn yields() -> u32 {
+        let mut n = 0;
+        for _ in 0..100 {
+            yield_!(from_future(smol::future::yield_now()));
+            n += 1;
+        }
+        n
+    }
+
+    assert_eq!(within(30, || Loop::new().run(yields())).unwrap(), 100);
+}
+
+/// A coroutine may run a nested, blocking `Loop::run`. When the outer computation is awaited
+/// from a tokio current-thread runtime, that runtime's only thread is blocked in the nested run,
+/// so a `from_tokio` inside must not be spawned on it.
+#[test]
+
+fn from_tokio_in_a_nested_loop_run_inside_a_tokio_task() {
+    #[tinyio::coroutine]
+    fn nested_run() -> u32 {
+        let nap = from_tokio(async {
+            tokio::time::sleep(ms(10)).await;
+            7
+        });
+        Loop::new().run(nap)?
+    }
+
+    let out = within(10, || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async { nested_run().await })
+    });
+    assert_eq!(out.unwrap(), 7);
+}

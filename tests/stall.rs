@@ -1,0 +1,403 @@
+//! `Loop::stall_report`: when the loop has had nothing to run for longer than the threshold
+//! while coroutines are still suspended, the callback gets every suspended coroutine, where it
+//! is suspended and what it waits on; once per stall.
+//!
+//! As documented, "nothing to run" is all that counts: a loop whose only work is a timer longer
+//! than the threshold is reported too (the report then names `sleep`).
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+use tinyio::{Event, Loop, Stall, run_in_thread, sleep};
+
+fn ms(millis: u64) -> Duration {
+    Duration::from_millis(millis)
+}
+
+/// Runs `f` on a fresh thread and fails if it takes longer than `secs`.
+fn within<T: Send + 'static>(secs: u64, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (send, recv) = mpsc::channel();
+    let thread = std::thread::spawn(move || {
+        let _ = send.send(std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)));
+    });
+    match recv.recv_timeout(Duration::from_secs(secs)) {
+        Ok(Ok(out)) => {
+            thread.join().unwrap();
+            out
+        }
+        Ok(Err(payload)) => std::panic::resume_unwind(payload),
+        Err(_) => panic!("did not finish within {secs} s"),
+    }
+}
+
+/// One suspended coroutine of a report, as plain data.
+#[derive(Clone, Debug, PartialEq)]
+struct Seen {
+    name: &'static str,
+    file: &'static str,
+    line: u32,
+    waits_on: Vec<&'static str>,
+}
+
+/// One report, as plain data.
+#[derive(Clone, Debug)]
+struct Report {
+    idle: Duration,
+    coroutines: Vec<Seen>,
+    text: String,
+}
+
+impl Report {
+    fn of(stall: &Stall) -> Self {
+        let coroutines = stall
+            .coroutines()
+            .iter()
+            .map(|s| Seen {
+                name: s.frame().name(),
+                file: s.frame().file(),
+                line: s.frame().line(),
+                waits_on: s.waits_on().to_vec(),
+            })
+            .collect();
+        Report {
+            idle: stall.idle(),
+            coroutines,
+            text: stall.to_string(),
+        }
+    }
+
+    fn find(&self, name: &str) -> &Seen {
+        self.coroutines
+            .iter()
+            .find(|s| s.name == name)
+            .unwrap_or_else(|| panic!("`{name}` is not in the report:\n{}", self.text))
+    }
+}
+
+/// A loop whose reports are collected.
+fn reporting(threshold: Duration) -> (Loop, Arc<Mutex<Vec<Report>>>) {
+    let reports = Arc::new(Mutex::new(Vec::new()));
+    let lp = Loop::new().stall_report(threshold, {
+        let reports = reports.clone();
+        move |stall| reports.lock().unwrap().push(Report::of(stall))
+    });
+    (lp, reports)
+}
+
+/// Sets `event` from a thread after `delay`: the set that was "forgotten" for a while.
+fn set_later(event: &Event, delay: Duration) -> std::thread::JoinHandle<()> {
+    let event = event.clone();
+    std::thread::spawn(move || {
+        std::thread::sleep(delay);
+        event.set();
+    })
+}
+
+static WAIT_LINE: AtomicU32 = AtomicU32::new(0);
+
+#[tinyio::coroutine]
+fn waits_for_event(event: Event) -> &'static str {
+    WAIT_LINE.store(line!() + 1, Ordering::SeqCst);
+    yield_!(event.wait());
+    "set at last"
+}
+
+#[test]
+fn a_forgotten_event_set_is_reported_once() {
+    let (out, reports, elapsed) = within(30, || {
+        let (lp, reports) = reporting(ms(30));
+        let event = Event::new();
+        // Set only after ten times the threshold: one stall, one report.
+        let setter = set_later(&event, ms(300));
+        let start = Instant::now();
+        let out = lp.run(waits_for_event(event)).unwrap();
+        setter.join().unwrap();
+        let reports = reports.lock().unwrap().clone();
+        (out, reports, start.elapsed())
+    });
+    assert_eq!(out, "set at last");
+    assert!(elapsed >= ms(300));
+    assert_eq!(reports.len(), 1, "one report per stall: {reports:#?}");
+    let report = &reports[0];
+    assert!(report.idle >= ms(30), "{:?}", report.idle);
+    assert!(
+        report.idle < ms(300),
+        "reported only when the stall ended? {:?}",
+        report.idle
+    );
+
+    let seen = report.find("waits_for_event");
+    assert!(seen.file.ends_with("stall.rs"), "{}", seen.file);
+    assert_eq!(
+        seen.line,
+        WAIT_LINE.load(Ordering::SeqCst),
+        "the line of the `yield_!`"
+    );
+    assert_eq!(seen.waits_on, ["Event::wait"]);
+    // Leaves appear through their waiters, not on their own.
+    assert_eq!(report.coroutines.len(), 1, "{}", report.text);
+
+    let location = format!("{}:{}", seen.file, seen.line);
+    assert!(report.text.contains("waits_for_event"), "{}", report.text);
+    assert!(
+        report.text.contains(&location),
+        "{} not in:\n{}",
+        location,
+        report.text
+    );
+    assert!(report.text.contains("Event::wait"), "{}", report.text);
+}
+
+#[test]
+fn the_callback_can_end_the_stall() {
+    let event = Event::new();
+    let calls = Arc::new(AtomicU32::new(0));
+    let lp = Loop::new().stall_report(ms(20), {
+        let (event, calls) = (event.clone(), calls.clone());
+        move |_| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            event.set();
+        }
+    });
+    let start = Instant::now();
+    assert_eq!(lp.run(waits_for_event(event)).unwrap(), "set at last");
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert!(start.elapsed() >= ms(20));
+    assert!(start.elapsed() < Duration::from_secs(5));
+}
+
+/// Every suspended coroutine is listed, each with what it waits on: other coroutines, a timer, a
+/// thread, an event.
+#[test]
+fn the_report_lists_every_suspended_coroutine() {
+    #[tinyio::coroutine]
+    fn inner(event: Event) -> () {
+        yield_!(event.wait());
+    }
+
+    #[tinyio::coroutine]
+    fn sleeper() -> () {
+        yield_!(sleep(Duration::from_secs(2)));
+    }
+
+    #[tinyio::coroutine]
+    fn threaded(event: Event) -> () {
+        yield_!(run_in_thread(move || {
+            while !event.is_set() && !tinyio::thread::is_cancelled() {
+                std::thread::sleep(ms(1));
+            }
+        }));
+    }
+
+    #[tinyio::coroutine]
+    fn outer(event: Event) -> () {
+        yield_!((inner(event.clone()), threaded(event)));
+    }
+
+    #[tinyio::coroutine]
+    fn root(event: Event) -> () {
+        yield_!((outer(event), tinyio::background(sleeper())));
+    }
+
+    let reports = within(30, || {
+        let (event, reported) = (Event::new(), Event::new());
+        let reports = Arc::new(Mutex::new(Vec::new()));
+        let lp = Loop::new().stall_report(ms(30), {
+            let (reports, reported) = (reports.clone(), reported.clone());
+            move |stall| {
+                reports.lock().unwrap().push(Report::of(stall));
+                reported.set();
+            }
+        });
+        // Once reported, release the event (which ends `inner` and the thread call), then stop
+        // the loop, which still has the sleeper.
+        let handle = lp.stop_handle();
+        let ender = {
+            let event = event.clone();
+            std::thread::spawn(move || {
+                while !reported.is_set() {
+                    std::thread::sleep(ms(1));
+                }
+                event.set();
+                std::thread::sleep(ms(20));
+                handle.stop();
+            })
+        };
+        let error = lp.run(root(event)).unwrap_err();
+        ender.join().unwrap();
+        assert!(error.is_stopped(), "{error}");
+        reports.lock().unwrap().clone()
+    });
+    assert_eq!(reports.len(), 1, "{reports:#?}");
+    let report = &reports[0];
+    assert_eq!(report.find("root").waits_on, ["outer"]);
+    assert_eq!(report.find("outer").waits_on, ["inner", "threaded"]);
+    assert_eq!(report.find("inner").waits_on, ["Event::wait"]);
+    assert_eq!(report.find("threaded").waits_on, ["run_in_thread"]);
+    assert_eq!(report.find("sleeper").waits_on, ["sleep"]);
+    assert_eq!(report.coroutines.len(), 5, "{}", report.text);
+    for seen in &report.coroutines {
+        assert!(seen.file.ends_with("stall.rs"), "{seen:?}");
+    }
+}
+
+#[test]
+fn a_busy_loop_is_not_a_stall() {
+    #[tinyio::coroutine]
+    fn busy(until: Instant) -> u32 {
+        let mut pauses = 0;
+        while Instant::now() < until {
+            yield_!();
+            pauses += 1;
+        }
+        pauses
+    }
+
+    let (lp, reports) = reporting(ms(20));
+    let until = Instant::now() + ms(200);
+    assert!(lp.run((busy(until), busy(until))).unwrap().0 > 0);
+    assert!(
+        reports.lock().unwrap().is_empty(),
+        "{:#?}",
+        reports.lock().unwrap()
+    );
+}
+
+#[test]
+fn short_waits_are_not_a_stall() {
+    #[tinyio::coroutine]
+    fn naps() -> () {
+        for _ in 0..20 {
+            yield_!(sleep(ms(5)));
+            yield_!(run_in_thread(|| std::thread::sleep(ms(5))));
+        }
+    }
+
+    let (lp, reports) = reporting(ms(100));
+    lp.run(naps()).unwrap();
+    assert!(
+        reports.lock().unwrap().is_empty(),
+        "{:#?}",
+        reports.lock().unwrap()
+    );
+}
+
+/// The threshold counts from the last progress, not from the start of the run: a loop that was
+/// busy for a while and then waits for less than the threshold is not reported.
+#[test]
+fn the_threshold_counts_from_the_last_progress() {
+    #[tinyio::coroutine]
+    fn busy_then_wait(until: Instant, event: Event) -> () {
+        while Instant::now() < until {
+            yield_!();
+        }
+        yield_!(event.wait());
+    }
+
+    let reports = within(30, || {
+        let (lp, reports) = reporting(ms(150));
+        let event = Event::new();
+        // Busy for 200 ms, then waits 60 ms: well under the threshold of 150 ms.
+        let setter = set_later(&event, ms(260));
+        lp.run(busy_then_wait(Instant::now() + ms(200), event))
+            .unwrap();
+        setter.join().unwrap();
+        reports.lock().unwrap().clone()
+    });
+    assert!(reports.is_empty(), "{reports:#?}");
+}
+
+/// As documented: nothing to run for longer than the threshold is a stall, even if a timer will
+/// end it. Each sleep longer than the threshold is one stall, reported once.
+#[test]
+fn a_sleep_longer_than_the_threshold_is_reported_once_per_sleep() {
+    #[tinyio::coroutine]
+    fn naps() -> () {
+        for _ in 0..3 {
+            yield_!(sleep(ms(120)));
+        }
+    }
+
+    let (lp, reports) = within(30, || {
+        let (lp, reports) = reporting(ms(30));
+        lp.run(naps()).unwrap();
+        (lp, reports)
+    });
+    drop(lp);
+    let reports = reports.lock().unwrap();
+    assert_eq!(reports.len(), 3, "{reports:#?}");
+    for report in reports.iter() {
+        assert_eq!(report.find("naps").waits_on, ["sleep"]);
+        assert!(
+            report.idle >= ms(30) && report.idle < ms(120),
+            "{:?}",
+            report.idle
+        );
+    }
+}
+
+/// Progress between two stalls makes them two stalls.
+#[test]
+fn each_stall_is_reported_once() {
+    #[tinyio::coroutine]
+    fn twice(first: Event, second: Event) -> () {
+        yield_!(first.wait());
+        yield_!(second.wait());
+    }
+
+    let reports = within(30, || {
+        let (lp, reports) = reporting(ms(30));
+        let (first, second) = (Event::new(), Event::new());
+        let setter = {
+            let (first, second) = (first.clone(), second.clone());
+            std::thread::spawn(move || {
+                std::thread::sleep(ms(200));
+                first.set();
+                std::thread::sleep(ms(200));
+                second.set();
+            })
+        };
+        lp.run(twice(first, second)).unwrap();
+        setter.join().unwrap();
+        reports.lock().unwrap().clone()
+    });
+    assert_eq!(reports.len(), 2, "{reports:#?}");
+    let (a, b) = (reports[0].find("twice"), reports[1].find("twice"));
+    assert_eq!(
+        b.line,
+        a.line + 1,
+        "the second report is at the second `yield_!`"
+    );
+}
+
+/// A deadlock through events: each waits on an event only the other would set.
+#[test]
+fn a_deadlock_through_events_is_reported() {
+    #[tinyio::coroutine]
+    fn left(mine: Event, theirs: Event) -> () {
+        yield_!(theirs.wait());
+        mine.set();
+    }
+
+    #[tinyio::coroutine]
+    fn right(mine: Event, theirs: Event) -> () {
+        yield_!(theirs.wait());
+        mine.set();
+    }
+
+    let (a, b) = (Event::new(), Event::new());
+    let lp = Loop::new().stall_report(ms(20), {
+        let reports_seen = (a.clone(), b.clone());
+        move |stall| {
+            let text = stall.to_string();
+            assert!(text.contains("left"), "{text}");
+            assert!(text.contains("right"), "{text}");
+            // Break the deadlock.
+            reports_seen.0.set();
+        }
+    });
+    within(30, move || {
+        lp.run((left(a.clone(), b.clone()), right(b, a))).unwrap()
+    });
+}
