@@ -416,6 +416,9 @@ impl<'s> Run<'s> {
         waiter: u32,
         submission: Submission<'s>,
     ) -> Result<u32, Failure> {
+        let (count, free) = (submission.len(), self.free.len());
+        self.slots.reserve(count.saturating_sub(free));
+        self.ready.reserve(count);
         let mut pending = 0;
         for submitted in submission.into_iter() {
             let key = match submitted.task.owner().get() {

@@ -103,6 +103,18 @@ impl<'s> Submission<'s> {
         pending
     }
 
+    /// Makes room for `additional` more coroutines (a gather knows how many it holds).
+    fn reserve(&mut self, additional: usize) {
+        if additional > 1 {
+            self.more().rest.reserve(additional);
+        }
+    }
+
+    /// How many coroutines were submitted.
+    pub(crate) fn len(&self) -> usize {
+        usize::from(self.first.is_some()) + self.more.as_ref().map_or(0, |more| more.rest.len())
+    }
+
     pub(crate) fn set_deadline(&mut self, deadline: Option<Instant>) {
         if deadline.is_some() {
             self.more().deadline = deadline;
@@ -235,6 +247,7 @@ impl<Y: Yieldable> Yieldable for Vec<Y> {
     where
         Self: 's,
     {
+        submission.reserve(self.len());
         self.into_iter().map(|y| y.submit(submission)).collect()
     }
 
