@@ -409,6 +409,19 @@ impl LeafWaker {
         })
     }
 
+    /// A waker for `token`: `old` made new again if nobody else holds it (so no stale holder
+    /// can ever wake the new owner), else a fresh one.
+    pub(crate) fn reuse(old: Option<Arc<Self>>, remote: &Arc<Remote>, token: u64) -> Arc<Self> {
+        if let Some(mut waker) = old
+            && let Some(reused) = Arc::get_mut(&mut waker)
+        {
+            reused.token = token;
+            *reused.woken.get_mut() = false;
+            return waker;
+        }
+        Self::new(remote, token)
+    }
+
     pub(crate) fn is_woken(&self) -> bool {
         self.woken.load(Ordering::Acquire)
     }

@@ -15,6 +15,7 @@
 // comes out with the chain of coroutines that waited on the one that failed.
 
 use std::any::Any;
+use std::cell::Cell;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::panic::{self, AssertUnwindSafe};
@@ -98,6 +99,8 @@ struct Slot<'s> {
     /// Bumped each time the slot is reused, so that a stale wake token is ignored.
     generation: u32,
     entry: Option<Entry<'s>>,
+    /// The last waker made for a leaf in this slot, reused when nobody else holds it any more.
+    waker: Cell<Option<Arc<LeafWaker>>>,
 }
 
 struct Entry<'s> {
@@ -339,9 +342,16 @@ impl<'s> Run<'s> {
             joins,
             ..
         } = self;
-        let entry = slots[token as u32 as usize].entry.as_ref();
-        let entry = entry.expect("resumed coroutines are in the table");
-        let notifier = || LeafWaker::new(remote, token);
+        let slot = &slots[token as u32 as usize];
+        let entry = slot
+            .entry
+            .as_ref()
+            .expect("resumed coroutines are in the table");
+        let notifier = || {
+            let waker = LeafWaker::reuse(slot.waker.take(), remote, token);
+            slot.waker.set(Some(waker.clone()));
+            waker
+        };
         let waker = || Waker::from(notifier());
         let mut cx = Cx {
             waker: &waker,
@@ -491,6 +501,7 @@ impl<'s> Run<'s> {
                 self.slots.push(Slot {
                     generation: 0,
                     entry: Some(entry),
+                    waker: Cell::new(None),
                 });
                 key
             }
