@@ -222,7 +222,7 @@ fn inside_lock(lock: &Lock, checker: &Checker, i: usize) -> usize {
 
 #[test]
 fn test_lock() {
-    let (lock, checker) = (Lock::new(()), Checker::default());
+    let (lock, checker) = (Lock::new(), Checker::default());
     let all: Vec<_> = (0..50).map(|i| inside_lock(&lock, &checker, i)).collect();
     let out = Loop::new().run(all).unwrap();
     assert!(out.iter().copied().eq(0..50));
@@ -240,10 +240,50 @@ fn increment(counter: &Lock<u64>) -> () {
 
 #[test]
 fn lock_guards_its_data() {
-    let counter = Lock::new(0u64);
+    let counter = Lock::with_data(0u64);
     let all: Vec<_> = (0..50).map(|_| increment(&counter)).collect();
     Loop::new().run(all).unwrap();
-    assert_eq!(counter.into_inner(), 50);
+    assert_eq!(counter.into_inner(), Some(50));
+}
+
+/// A coroutine may own its handle to the lock and yield `lock()` on it.
+#[tinyio::coroutine]
+fn owns_its_handle(lock: Lock, inside: Rc<Cell<usize>>, most: Rc<Cell<usize>>) -> () {
+    let _guard = yield_!(lock.acquire());
+    inside.set(inside.get() + 1);
+    most.set(most.get().max(inside.get()));
+    yield_!();
+    inside.set(inside.get() - 1);
+}
+
+#[test]
+fn lock_handles_are_clones_of_one_lock() {
+    let (lock, inside, most) = (Lock::new(), Rc::new(Cell::new(0)), Rc::new(Cell::new(0)));
+    let all: Vec<_> = (0..10)
+        .map(|_| owns_its_handle(lock.clone(), inside.clone(), most.clone()))
+        .collect();
+    Loop::new().run(all).unwrap();
+    assert_eq!(most.get(), 1);
+    assert_eq!(inside.get(), 0);
+    let other = lock.clone();
+    assert_eq!(lock.into_inner(), None); // `other` still holds the lock
+    assert_eq!(other.into_inner(), Some(()));
+}
+
+/// A guard dropped by a cancellation gives the data back.
+#[tinyio::coroutine]
+fn holds_then_fails(counter: Lock<u64>) -> () {
+    let mut guard = yield_!(counter.lock());
+    *guard += 1;
+    yield_!();
+    tinyio::bail!("failed while holding the lock");
+}
+
+#[test]
+fn data_survives_a_crash_while_locked() {
+    let counter = Lock::with_data(41u64);
+    assert!(Loop::new().run(holds_then_fails(counter.clone())).is_err());
+    assert_eq!(counter.into_inner(), Some(42));
 }
 
 // --- Barrier ---------------------------------------------------------------------------------

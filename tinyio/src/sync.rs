@@ -353,99 +353,150 @@ impl fmt::Debug for SemaphoreGuard {
     }
 }
 
-/// A lock for coroutines, guarding `T` (nothing by default): one holder at a time, first come
-/// first served. The holder may yield while holding it.
+/// A lock for coroutines: one holder at a time, first come first served. The holder may yield
+/// while holding it. A `Lock` is a semaphore of one; `Lock<T>` also guards data, like tokio's
+/// `Mutex<T>`: the guard holds the data while the lock is held. Cloning gives another handle to
+/// the same lock.
 ///
 /// ```
 /// use tinyio::{Lock, Loop};
 ///
 /// #[tinyio::coroutine]
-/// fn push(log: &Lock<Vec<u32>>, x: u32) -> () {
+/// fn push(log: Lock<Vec<u32>>, x: u32) -> () {
 ///     let mut log = yield_!(log.lock());
 ///     yield_!(); // others run, but cannot take the lock
 ///     log.push(x);
 /// }
 ///
-/// let log = Lock::new(Vec::new());
-/// Loop::new().run((push(&log, 1), push(&log, 2))).unwrap();
-/// assert_eq!(log.into_inner(), [1, 2]);
+/// let log = Lock::with_data(Vec::new());
+/// Loop::new().run((push(log.clone(), 1), push(log.clone(), 2))).unwrap();
+/// assert_eq!(log.into_inner(), Some(vec![1, 2]));
 /// ```
-pub struct Lock<T = ()> {
+pub struct Lock<T = ()>(Arc<Locked<T>>);
+
+struct Locked<T> {
     permit: Semaphore,
-    data: Mutex<T>,
+    /// The data, while nobody holds the lock; the holder's guard has it otherwise.
+    data: Mutex<Option<T>>,
+}
+
+impl Lock<()> {
+    /// A lock that guards nothing: a semaphore of one.
+    ///
+    /// ```
+    /// use tinyio::{Lock, Loop};
+    ///
+    /// let lock = Lock::new();
+    /// let guard = Loop::new().run(lock.acquire()).unwrap();
+    /// assert!(format!("{lock:?}").contains("locked: true"));
+    /// drop(guard); // given back
+    /// let _again = Loop::new().run(lock.acquire()).unwrap();
+    /// ```
+    pub fn new() -> Self {
+        Lock::with_data(())
+    }
 }
 
 impl<T> Lock<T> {
     /// A lock around `data`.
-    pub fn new(data: T) -> Self {
-        Lock {
+    pub fn with_data(data: T) -> Self {
+        Lock(Arc::new(Locked {
             permit: Semaphore::new(1),
-            data: Mutex::new(data),
-        }
+            data: Mutex::new(Some(data)),
+        }))
     }
 
-    /// A coroutine that finishes with the guard once the lock is free.
+    /// A coroutine that finishes with the guard once the lock is free. It does not borrow the
+    /// lock, so a coroutine may yield it for a lock it owns.
     #[track_caller]
-    pub fn lock(&self) -> Coroutine<'_, LockGuard<'_, T>> {
+    pub fn lock<'t>(&self) -> Coroutine<'t, LockGuard<T>>
+    where
+        T: 't,
+    {
         let line = Location::caller().line();
+        let locked = self.0.clone();
         coroutine(&LOCK, move |co| async move {
-            let permit = suspend(&co, self.permit.acquire(), line).await?;
-            let data = self.data.try_lock().unwrap_or_else(|e| match e {
-                std::sync::TryLockError::Poisoned(p) => p.into_inner(),
-                std::sync::TryLockError::WouldBlock => unreachable!("the permit is exclusive"),
-            });
+            let permit = suspend(&co, locked.permit.acquire(), line).await?;
+            let data = lock(&locked.data).take();
             Ok(LockGuard {
                 data,
+                locked,
                 _permit: permit,
             })
         })
     }
 
-    /// The data, once nobody can lock it any more.
-    pub fn into_inner(self) -> T {
-        self.data
-            .into_inner()
-            .unwrap_or_else(PoisonError::into_inner)
+    /// The same as [`lock`](Lock::lock), named as on [`Semaphore`].
+    #[track_caller]
+    pub fn acquire<'t>(&self) -> Coroutine<'t, LockGuard<T>>
+    where
+        T: 't,
+    {
+        self.lock()
+    }
+
+    /// The data, if this is the last handle to the lock (`None` otherwise).
+    pub fn into_inner(self) -> Option<T> {
+        Arc::into_inner(self.0).and_then(|locked| {
+            locked
+                .data
+                .into_inner()
+                .unwrap_or_else(PoisonError::into_inner)
+        })
+    }
+}
+
+impl<T> Clone for Lock<T> {
+    fn clone(&self) -> Self {
+        Lock(self.0.clone())
     }
 }
 
 impl Default for Lock<()> {
     fn default() -> Self {
-        Lock::new(())
+        Lock::new()
     }
 }
 
 impl<T> fmt::Debug for Lock<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Lock")
-            .field("locked", &(self.permit.available() == 0))
+            .field("locked", &(self.0.permit.available() == 0))
             .finish_non_exhaustive()
     }
 }
 
-/// Access to the data of a [`Lock`]; unlocks on drop.
+/// Holds a [`Lock`] and its data; gives both back on drop.
 #[must_use = "the lock is released as soon as the guard drops"]
-pub struct LockGuard<'a, T> {
-    data: MutexGuard<'a, T>,
+pub struct LockGuard<T> {
+    data: Option<T>,
+    locked: Arc<Locked<T>>,
     _permit: SemaphoreGuard,
 }
 
-impl<T> Deref for LockGuard<'_, T> {
+impl<T> Drop for LockGuard<T> {
+    fn drop(&mut self) {
+        // The data goes home before the permit (a field, dropped after this) lets the next in.
+        *lock(&self.locked.data) = self.data.take();
+    }
+}
+
+impl<T> Deref for LockGuard<T> {
     type Target = T;
     fn deref(&self) -> &T {
-        &self.data
+        self.data.as_ref().expect("a guard holds the data")
     }
 }
 
-impl<T> DerefMut for LockGuard<'_, T> {
+impl<T> DerefMut for LockGuard<T> {
     fn deref_mut(&mut self) -> &mut T {
-        &mut self.data
+        self.data.as_mut().expect("a guard holds the data")
     }
 }
 
-impl<T: fmt::Debug> fmt::Debug for LockGuard<'_, T> {
+impl<T: fmt::Debug> fmt::Debug for LockGuard<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&*self.data, f)
+        fmt::Debug::fmt(&**self, f)
     }
 }
 
