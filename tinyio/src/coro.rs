@@ -119,7 +119,8 @@ impl<T> SharedCoroutine<'_, T> {
 
     /// Whether both handles point at the same coroutine.
     ///
-    /// ```    /// #[tinyio::coroutine]
+    /// ```
+    /// #[tinyio::coroutine]
     /// fn one() -> u8 { 1 }
     /// let a = one().share();
     /// assert!(a.ptr_eq(&a.clone()));
