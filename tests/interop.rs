@@ -8,14 +8,17 @@
 //! wake-up) fails the test instead of stalling the suite. Timing is only checked with generous
 //! bounds.
 
+mod common;
+
+use common::{ms, within};
 use std::any::Any;
 use std::cell::Cell;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, mpsc};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -23,27 +26,6 @@ use futures::future::LocalBoxFuture;
 use tinyio::{Coro, Event, Loop, Shared, from_future, from_tokio, run_in_thread, sleep, to_future};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-
-fn ms(millis: u64) -> Duration {
-    Duration::from_millis(millis)
-}
-
-/// Runs `f` on a fresh thread and fails if it takes longer than `secs`; a panic in `f` resumes
-/// here with its payload.
-fn within<T: Send + 'static>(secs: u64, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (send, recv) = mpsc::channel();
-    let thread = std::thread::spawn(move || {
-        let _ = send.send(catch_unwind(AssertUnwindSafe(f)));
-    });
-    match recv.recv_timeout(Duration::from_secs(secs)) {
-        Ok(Ok(out)) => {
-            thread.join().unwrap();
-            out
-        }
-        Ok(Err(payload)) => std::panic::resume_unwind(payload),
-        Err(_) => panic!("did not finish within {secs} s (a blocked executor or a lost wake-up?)"),
-    }
-}
 
 fn payload_str(payload: &(dyn Any + Send)) -> &str {
     payload

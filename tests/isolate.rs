@@ -10,29 +10,11 @@ use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{DropGuard, dropped};
+use common::{DropGuard, dropped, within};
 use tinyio::{Coro, Event, Loop, Shared, background, copy, isolate, run_in_thread, sleep};
-
-/// Runs `f` on a fresh thread and fails if it takes longer than `secs` (a hang, here).
-fn within<T: Send + 'static>(secs: u64, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (send, recv) = mpsc::channel();
-    let thread = std::thread::spawn(move || {
-        let _ = send.send(catch_unwind(AssertUnwindSafe(f)));
-    });
-    match recv.recv_timeout(Duration::from_secs(secs)) {
-        Ok(Ok(out)) => {
-            thread.join().unwrap();
-            out
-        }
-        Ok(Err(payload)) => std::panic::resume_unwind(payload),
-        Err(_) => {
-            panic!("did not finish within {secs} s: the loops did not make progress together")
-        }
-    }
-}
 
 fn payload_str(payload: &(dyn Any + Send)) -> &str {
     payload

@@ -5,31 +5,14 @@
 //! As documented, "nothing to run" is all that counts: a loop whose only work is a timer longer
 //! than the threshold is reported too (the report then names `sleep`).
 
+mod common;
+
+use common::{ms, within};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tinyio::{Event, Loop, Stall, run_in_thread, sleep};
-
-fn ms(millis: u64) -> Duration {
-    Duration::from_millis(millis)
-}
-
-/// Runs `f` on a fresh thread and fails if it takes longer than `secs`.
-fn within<T: Send + 'static>(secs: u64, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (send, recv) = mpsc::channel();
-    let thread = std::thread::spawn(move || {
-        let _ = send.send(std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)));
-    });
-    match recv.recv_timeout(Duration::from_secs(secs)) {
-        Ok(Ok(out)) => {
-            thread.join().unwrap();
-            out
-        }
-        Ok(Err(payload)) => std::panic::resume_unwind(payload),
-        Err(_) => panic!("did not finish within {secs} s"),
-    }
-}
 
 /// One suspended coroutine of a report, as plain data.
 #[derive(Clone, Debug, PartialEq)]

@@ -1,5 +1,8 @@
 //! `StopHandle`: stopping a loop from outside (the analogue of Python's KeyboardInterrupt).
 
+mod common;
+
+use common::{CountDrops, ms};
 use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -7,19 +10,6 @@ use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::time::{Duration, Instant};
 
 use tinyio::{Coro, ErrorGroup, Loop, StopHandle, ThreadPool, run_in_thread, sleep};
-
-fn ms(millis: u64) -> Duration {
-    Duration::from_millis(millis)
-}
-
-/// Counts its drops, to see that a cancelled coroutine's clean-up ran.
-struct DropGuard(Rc<Cell<usize>>);
-
-impl Drop for DropGuard {
-    fn drop(&mut self) {
-        self.0.set(self.0.get() + 1);
-    }
-}
 
 /// What the threads report: started, told to stop, ended.
 #[derive(Default)]
@@ -89,7 +79,7 @@ fn stop_a_loop_blocked_on_a_thread() {
 
 #[tinyio::coroutine]
 fn sleeps_forever(drops: Rc<Cell<usize>>) -> () {
-    let _guard = DropGuard(drops);
+    let _guard = CountDrops(drops);
     loop {
         yield_!(sleep(Duration::from_secs(1)));
     }
@@ -165,7 +155,7 @@ fn stop_reaches_only_its_own_loop() {
 
 #[tinyio::coroutine]
 fn stops_its_own_loop(stop: StopHandle, drops: Rc<Cell<usize>>) -> () {
-    let _guard = DropGuard(drops);
+    let _guard = CountDrops(drops);
     yield_!(sleep(ms(10)));
     stop.stop();
     loop {

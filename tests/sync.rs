@@ -3,15 +3,14 @@
 //!
 //! Timing is checked only with generous bounds; precision belongs to the benchmarks.
 
+mod common;
+
+use common::ms;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use tinyio::{Barrier, Event, Lock, Loop, Semaphore, run_in_thread, sleep, timeout};
-
-fn ms(millis: u64) -> Duration {
-    Duration::from_millis(millis)
-}
 
 type Log<T = String> = Rc<RefCell<Vec<T>>>;
 

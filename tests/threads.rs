@@ -3,6 +3,9 @@
 //!
 //! Timing is checked only with generous bounds; precision belongs to the benchmarks.
 
+mod common;
+
+use common::{CountDrops, ms};
 use std::cell::Cell;
 use std::collections::BTreeSet;
 use std::error::Error as _;
@@ -13,19 +16,6 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use tinyio::{Coro, ErrorGroup, Loop, ThreadPool, run_in_thread, sleep, try_run_in_thread};
-
-fn ms(millis: u64) -> Duration {
-    Duration::from_millis(millis)
-}
-
-/// Counts its drops, to see that a cancelled coroutine's clean-up ran.
-struct DropGuard(Rc<Cell<usize>>);
-
-impl Drop for DropGuard {
-    fn drop(&mut self) {
-        self.0.set(self.0.get() + 1);
-    }
-}
 
 /// How many calls run at once, and the most seen.
 #[derive(Default)]
@@ -351,7 +341,7 @@ struct LoadError {
 
 #[tinyio::coroutine]
 fn load(drops: Rc<Cell<usize>>) -> u64 {
-    let _guard = DropGuard(drops);
+    let _guard = CountDrops(drops);
     yield_!(try_run_in_thread(|| {
         std::thread::sleep(ms(20));
         Err::<u64, _>(LoadError {
@@ -362,7 +352,7 @@ fn load(drops: Rc<Cell<usize>>) -> u64 {
 
 #[tinyio::coroutine]
 fn pauses_forever(drops: Rc<Cell<usize>>) -> () {
-    let _guard = DropGuard(drops);
+    let _guard = CountDrops(drops);
     loop {
         yield_!();
     }

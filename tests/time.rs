@@ -2,6 +2,9 @@
 //!
 //! Timing is checked only with generous bounds; precision belongs to the benchmarks.
 
+mod common;
+
+use common::{CountDrops, ms};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -10,23 +13,10 @@ use std::time::{Duration, Instant};
 
 use tinyio::{Loop, Shared, run_in_thread, sleep, sleep_until, timeout};
 
-fn ms(millis: u64) -> Duration {
-    Duration::from_millis(millis)
-}
-
 type Log = Rc<RefCell<Vec<String>>>;
 
 fn log(log: &Log, line: impl Into<String>) {
     log.borrow_mut().push(line.into());
-}
-
-/// Counts its drops, to see that a stopped coroutine's clean-up ran.
-struct DropGuard(Rc<Cell<usize>>);
-
-impl Drop for DropGuard {
-    fn drop(&mut self) {
-        self.0.set(self.0.get() + 1);
-    }
 }
 
 #[tinyio::coroutine]
@@ -82,7 +72,7 @@ fn sleep_until_a_future_instant_waits_for_it() {
 /// Sleeps, and records whether it was stopped by a timeout; its guard counts its clean-up.
 #[tinyio::coroutine]
 fn guarded_sleep(millis: u64, drops: Rc<Cell<usize>>, saw_timeout: Rc<Cell<bool>>) -> u64 {
-    let _guard = DropGuard(drops);
+    let _guard = CountDrops(drops);
     let slept = try_yield!(sleep(ms(millis)));
     if let Err(error) = &slept {
         saw_timeout.set(error.is_timeout());
