@@ -109,6 +109,28 @@ where
 
 /// The iterator [`as_completed`] gives: one coroutine per input, the `i`-th resolving to the
 /// `i`-th output to complete.
+///
+/// ```
+/// use tinyio::{Loop, as_completed};
+///
+/// #[tinyio::coroutine]
+/// fn id(x: u32) -> u32 {
+///     x
+/// }
+///
+/// #[tinyio::coroutine]
+/// fn total() -> u32 {
+///     let completions = yield_!(as_completed([id(1), id(2), id(3)]));
+///     assert_eq!(completions.len(), 3);
+///     let mut sum = 0;
+///     for next in completions {
+///         sum += yield_!(next);
+///     }
+///     sum
+/// }
+///
+/// assert_eq!(Loop::new().run(total()).unwrap(), 6);
+/// ```
 pub struct AsCompleted<'a, T> {
     state: Rc<RefCell<Completions<T>>>,
     next: usize,

@@ -87,11 +87,35 @@ pub struct SharedCoroutine<'a, T> {
 }
 
 /// A [`SharedCoroutine`] that borrows nothing.
+///
+/// ```
+/// use tinyio::{Loop, Shared};
+///
+/// #[tinyio::coroutine]
+/// fn seven() -> u8 {
+///     7
+/// }
+///
+/// let s: Shared<u8> = seven().share();
+/// assert_eq!(Loop::new().run((s.clone(), s)).unwrap(), (7, 7));
+/// ```
 pub type Shared<T> = SharedCoroutine<'static, T>;
 
 impl<'a, T> Coroutine<'a, T> {
     /// Makes this coroutine awaitable from many places (diamonds), at the price of cloning its
     /// output for each waiter.
+    ///
+    /// ```
+    /// #[tinyio::coroutine]
+    /// fn word() -> String {
+    ///     "hi".to_string()
+    /// }
+    ///
+    /// let shared = word().share();
+    /// let lp = tinyio::Loop::new();
+    /// assert_eq!(lp.run(shared.clone()).unwrap(), "hi");
+    /// assert_eq!(lp.run(shared).unwrap(), "hi"); // kept, not run again
+    /// ```
     pub fn share(self) -> SharedCoroutine<'a, T>
     where
         T: Clone,
@@ -100,6 +124,16 @@ impl<'a, T> Coroutine<'a, T> {
     }
 
     /// The name of the function that made this coroutine.
+    ///
+    /// ```
+    /// #[tinyio::coroutine]
+    /// fn fetch() -> u8 {
+    ///     0
+    /// }
+    ///
+    /// assert_eq!(fetch().name(), "fetch");
+    /// assert_eq!(tinyio::sleep(std::time::Duration::ZERO).name(), "sleep");
+    /// ```
     pub fn name(&self) -> &'static str {
         self.node.site().name
     }
@@ -113,6 +147,16 @@ impl<'a, T> Coroutine<'a, T> {
 
 impl<T> SharedCoroutine<'_, T> {
     /// The name of the function that made this coroutine.
+    ///
+    /// ```
+    /// #[tinyio::coroutine]
+    /// fn fetch() -> u8 {
+    ///     0
+    /// }
+    ///
+    /// let shared = fetch().share();
+    /// assert_eq!(shared.clone().name(), "fetch");
+    /// ```
     pub fn name(&self) -> &'static str {
         self.node.site().name
     }

@@ -330,16 +330,47 @@ pub struct Frame {
 
 impl Frame {
     /// The coroutine's function name (`run_in_thread` and similar for built-in leaves).
+    ///
+    /// ```
+    /// #[tinyio::coroutine]
+    /// fn fails() -> () {
+    ///     tinyio::bail!("nope");
+    /// }
+    ///
+    /// let err = tinyio::Loop::new().run(fails()).unwrap_err();
+    /// assert_eq!(err.trace()[0].name(), "fails");
+    /// ```
     pub fn name(&self) -> &'static str {
         self.name
     }
 
     /// The source file of the suspension point.
+    ///
+    /// ```
+    /// #[tinyio::coroutine]
+    /// fn fails() -> () {
+    ///     tinyio::bail!("nope");
+    /// }
+    ///
+    /// let err = tinyio::Loop::new().run(fails()).unwrap_err();
+    /// assert_eq!(err.trace()[0].file(), file!());
+    /// ```
     pub fn file(&self) -> &'static str {
         self.file
     }
 
     /// The line of the suspension point.
+    ///
+    /// ```
+    /// #[tinyio::coroutine]
+    /// fn fails() -> () {
+    ///     tinyio::bail!("nope");
+    /// }
+    /// let raised_at = line!() - 2;
+    ///
+    /// let err = tinyio::Loop::new().run(fails()).unwrap_err();
+    /// assert_eq!(err.trace()[0].line(), raised_at);
+    /// ```
     pub fn line(&self) -> u32 {
         self.line
     }

@@ -73,11 +73,28 @@ impl fmt::Debug for Loop {
 
 impl Loop {
     /// A loop with default settings.
+    ///
+    /// ```
+    /// #[tinyio::coroutine]
+    /// fn answer() -> u32 {
+    ///     42
+    /// }
+    ///
+    /// assert_eq!(tinyio::Loop::new().run(answer()).unwrap(), 42);
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }
 
     /// A handle that stops this loop from any thread; see [`StopHandle`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let lp = tinyio::Loop::new();
+    /// lp.stop_handle().stop(); // no run in progress: stops the next one
+    /// assert!(lp.run(tinyio::sleep(Duration::from_secs(60))).unwrap_err().is_stopped());
+    /// ```
     pub fn stop_handle(&self) -> StopHandle {
         StopHandle(self.remote.clone())
     }
@@ -367,6 +384,13 @@ pub struct StopHandle(Arc<Remote>);
 
 impl StopHandle {
     /// Asks the loop to stop.
+    ///
+    /// ```
+    /// let lp = tinyio::Loop::new();
+    /// let stop = lp.stop_handle();
+    /// std::thread::spawn(move || stop.stop()).join().unwrap();
+    /// assert!(lp.run(()).unwrap_err().is_stopped());
+    /// ```
     pub fn stop(&self) {
         self.0.stopped.store(true, Ordering::Relaxed);
         self.0.wake_driver();

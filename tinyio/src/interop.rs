@@ -61,6 +61,19 @@ pub fn to_future<'a, Y: Yieldable + 'a>(y: Y) -> ToFuture<'a, Y> {
 }
 
 /// The future of [`to_future`].
+///
+/// ```
+/// use tinyio::{Coro, ToFuture};
+///
+/// #[tinyio::coroutine]
+/// fn three() -> u8 {
+///     3
+/// }
+///
+/// let future: ToFuture<'static, Coro<u8>> = tinyio::to_future(three());
+/// let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+/// assert_eq!(runtime.block_on(future).unwrap(), 3);
+/// ```
 #[must_use = "futures do nothing unless polled"]
 pub struct ToFuture<'a, Y: Yieldable> {
     y: Option<Y>,

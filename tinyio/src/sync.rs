@@ -81,11 +81,23 @@ struct EventState {
 
 impl Event {
     /// A new event, not set.
+    ///
+    /// ```
+    /// let event = tinyio::Event::new();
+    /// assert!(!event.is_set());
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }
 
     /// Sets the flag and wakes every waiter.
+    ///
+    /// ```
+    /// let event = tinyio::Event::new();
+    /// event.set();
+    /// assert!(event.is_set());
+    /// tinyio::Loop::new().run(event.wait()).unwrap(); // finishes at once
+    /// ```
     pub fn set(&self) {
         let mut state = lock(&self.0);
         state.set = true;
@@ -107,11 +119,32 @@ impl Event {
     }
 
     /// Whether the flag is set.
+    ///
+    /// ```
+    /// let event = tinyio::Event::new();
+    /// assert!(!event.is_set());
+    /// event.clone().set(); // clones share the flag
+    /// assert!(event.is_set());
+    /// ```
     pub fn is_set(&self) -> bool {
         lock(&self.0).set
     }
 
     /// A coroutine that finishes once the flag is set (at once if it is).
+    ///
+    /// ```
+    /// use tinyio::{Event, Loop};
+    ///
+    /// #[tinyio::coroutine]
+    /// fn setter(event: Event) -> () {
+    ///     yield_!();
+    ///     event.set();
+    /// }
+    ///
+    /// let event = Event::new();
+    /// Loop::new().run((event.wait(), setter(event.clone()))).unwrap();
+    /// assert!(event.is_set());
+    /// ```
     pub fn wait(&self) -> Coro<()> {
         let wait = EventWait {
             event: self.clone(),
@@ -240,6 +273,11 @@ struct SemaphoreState {
 
 impl Semaphore {
     /// A semaphore with `permits` permits. Panics if `permits` is zero: nobody could ever pass.
+    ///
+    /// ```
+    /// let semaphore = tinyio::Semaphore::new(2);
+    /// assert_eq!(semaphore.available(), 2);
+    /// ```
     pub fn new(permits: usize) -> Self {
         assert!(
             permits > 0,
@@ -252,6 +290,16 @@ impl Semaphore {
     }
 
     /// A coroutine that finishes with a permit once one is free.
+    ///
+    /// ```
+    /// use tinyio::{Loop, Semaphore};
+    ///
+    /// let semaphore = Semaphore::new(1);
+    /// let permit = Loop::new().run(semaphore.acquire()).unwrap();
+    /// assert_eq!(semaphore.available(), 0);
+    /// drop(permit);
+    /// assert_eq!(semaphore.available(), 1);
+    /// ```
     pub fn acquire(&self) -> Coro<SemaphoreGuard> {
         Coroutine::leaf(
             &ACQUIRE,
@@ -338,6 +386,18 @@ impl Drop for Acquire {
 }
 
 /// A permit of a [`Semaphore`], given back on drop.
+///
+/// ```
+/// use tinyio::{Loop, Semaphore};
+///
+/// let semaphore = Semaphore::new(2);
+/// let (a, b) = Loop::new().run((semaphore.acquire(), semaphore.acquire())).unwrap();
+/// assert_eq!(semaphore.available(), 0);
+/// drop(a);
+/// assert_eq!(semaphore.available(), 1);
+/// drop(b);
+/// assert_eq!(semaphore.available(), 2);
+/// ```
 #[must_use = "the permit is given back as soon as the guard drops"]
 pub struct SemaphoreGuard(Semaphore);
 
@@ -399,6 +459,11 @@ impl Lock<()> {
 
 impl<T> Lock<T> {
     /// A lock around `data`.
+    ///
+    /// ```
+    /// let lock = tinyio::Lock::with_data(5);
+    /// assert_eq!(lock.into_inner(), Some(5));
+    /// ```
     pub fn with_data(data: T) -> Self {
         Lock(Arc::new(Locked {
             permit: Semaphore::new(1),
@@ -408,6 +473,16 @@ impl<T> Lock<T> {
 
     /// A coroutine that finishes with the guard once the lock is free. It does not borrow the
     /// lock, so a coroutine may yield it for a lock it owns.
+    ///
+    /// ```
+    /// use tinyio::{Lock, Loop};
+    ///
+    /// let lock = Lock::with_data(1);
+    /// let mut guard = Loop::new().run(lock.lock()).unwrap();
+    /// *guard += 1;
+    /// drop(guard);
+    /// assert_eq!(lock.into_inner(), Some(2));
+    /// ```
     #[track_caller]
     pub fn lock<'t>(&self) -> Coroutine<'t, LockGuard<T>>
     where
@@ -427,6 +502,12 @@ impl<T> Lock<T> {
     }
 
     /// The same as [`lock`](Lock::lock), named as on [`Semaphore`].
+    ///
+    /// ```
+    /// let lock = tinyio::Lock::with_data("data");
+    /// let guard = tinyio::Loop::new().run(lock.acquire()).unwrap();
+    /// assert_eq!(*guard, "data");
+    /// ```
     #[track_caller]
     pub fn acquire<'t>(&self) -> Coroutine<'t, LockGuard<T>>
     where
@@ -436,6 +517,13 @@ impl<T> Lock<T> {
     }
 
     /// The data, if this is the last handle to the lock (`None` otherwise).
+    ///
+    /// ```
+    /// let lock = tinyio::Lock::with_data(3);
+    /// let other = lock.clone();
+    /// assert_eq!(lock.into_inner(), None); // `other` is another handle
+    /// assert_eq!(other.into_inner(), Some(3));
+    /// ```
     pub fn into_inner(self) -> Option<T> {
         Arc::into_inner(self.0).and_then(|locked| {
             locked
@@ -467,6 +555,17 @@ impl<T> fmt::Debug for Lock<T> {
 }
 
 /// Holds a [`Lock`] and its data; gives both back on drop.
+///
+/// ```
+/// use tinyio::{Lock, Loop};
+///
+/// let lock = Lock::with_data(vec![1]);
+/// let mut guard = Loop::new().run(lock.lock()).unwrap();
+/// guard.push(2); // through `DerefMut`
+/// assert_eq!(format!("{guard:?}"), "[1, 2]");
+/// drop(guard); // the data goes back into the lock
+/// assert_eq!(lock.into_inner(), Some(vec![1, 2]));
+/// ```
 #[must_use = "the lock is released as soon as the guard drops"]
 pub struct LockGuard<T> {
     data: Option<T>,
@@ -523,6 +622,11 @@ struct BarrierState {
 
 impl Barrier {
     /// A barrier for `n` coroutines. Panics if `n` is zero.
+    ///
+    /// ```
+    /// let barrier = tinyio::Barrier::new(2);
+    /// assert_eq!(format!("{barrier:?}"), "Barrier { n: 2, arrived: 0 }");
+    /// ```
     pub fn new(n: usize) -> Self {
         assert!(
             n > 0,
@@ -537,6 +641,15 @@ impl Barrier {
 
     /// A coroutine that arrives at the barrier, waits for the others, and finishes with its
     /// arrival index, from 0 to `n - 1`.
+    ///
+    /// ```
+    /// let barrier = tinyio::Barrier::new(2);
+    /// let lp = tinyio::Loop::new();
+    /// let [a, b] = lp.run([barrier.wait(), barrier.wait()]).unwrap();
+    /// assert_eq!(a + b, 1); // indices 0 and 1
+    /// let [c, d] = lp.run([barrier.wait(), barrier.wait()]).unwrap();
+    /// assert_eq!(c + d, 1); // the next generation starts again at 0
+    /// ```
     #[track_caller]
     pub fn wait(&self) -> Coro<usize> {
         let barrier = self.clone();

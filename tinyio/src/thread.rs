@@ -420,6 +420,11 @@ impl fmt::Debug for ThreadPool {
 
 impl ThreadPool {
     /// A pool running at most `max_threads` calls at once. Panics if `max_threads` is zero.
+    ///
+    /// ```
+    /// let pool = tinyio::ThreadPool::new(4);
+    /// assert!(format!("{pool:?}").contains("max_threads: 4"));
+    /// ```
     pub fn new(max_threads: usize) -> Self {
         assert!(
             max_threads > 0,
@@ -439,6 +444,12 @@ impl ThreadPool {
     }
 
     /// Like [`run_in_thread`], once a thread of this pool is free.
+    ///
+    /// ```
+    /// let pool = tinyio::ThreadPool::new(1);
+    /// let id = pool.run_in_thread(|| std::thread::current().id());
+    /// assert_ne!(tinyio::Loop::new().run(id).unwrap(), std::thread::current().id());
+    /// ```
     #[track_caller]
     pub fn run_in_thread<T, F>(&self, f: F) -> Coro<T>
     where
@@ -449,6 +460,16 @@ impl ThreadPool {
     }
 
     /// Like [`try_run_in_thread`], once a thread of this pool is free.
+    ///
+    /// ```
+    /// use tinyio::{Loop, ThreadPool};
+    ///
+    /// let pool = ThreadPool::new(2);
+    /// let ok = pool.try_run_in_thread(|| "7".parse::<u32>());
+    /// assert_eq!(Loop::new().run(ok).unwrap(), 7);
+    /// let err = pool.try_run_in_thread(|| "x".parse::<u32>());
+    /// assert!(Loop::new().run(err).is_err());
+    /// ```
     #[track_caller]
     pub fn try_run_in_thread<T, E, F>(&self, f: F) -> Coro<T>
     where
@@ -461,6 +482,12 @@ impl ThreadPool {
     }
 
     /// Runs `f` on each of `xs` in this pool; the outputs come back in the order of `xs`.
+    ///
+    /// ```
+    /// let pool = tinyio::ThreadPool::new(2);
+    /// let lengths = pool.map(|s: &str| s.len(), ["a", "bb", "ccc"]);
+    /// assert_eq!(tinyio::Loop::new().run(lengths).unwrap(), [1, 2, 3]);
+    /// ```
     #[track_caller]
     pub fn map<X, T, F>(&self, f: F, xs: impl IntoIterator<Item = X>) -> Coro<Vec<T>>
     where

@@ -221,6 +221,25 @@ pub fn background<Y: Yieldable>(y: Y) -> Background<Y> {
 }
 
 /// See [`background`].
+///
+/// ```
+/// use tinyio::{Background, Loop, Shared, background};
+///
+/// #[tinyio::coroutine]
+/// fn work() -> u32 {
+///     1
+/// }
+///
+/// #[tinyio::coroutine]
+/// fn start() -> u32 {
+///     let work = work().share();
+///     let started: Background<Shared<u32>> = background(work.clone());
+///     yield_!(started); // returns at once
+///     yield_!(work) // the output, read later
+/// }
+///
+/// assert_eq!(Loop::new().run(start()).unwrap(), 1);
+/// ```
 #[must_use = "yield it: `yield_!(background(...))`"]
 #[derive(Debug)]
 pub struct Background<Y>(Y);
