@@ -12,7 +12,9 @@
 //
 // When anything fails, every coroutine still in the table is resumed with a cancellation error
 // (or dropped, if it never started), threads are told to stop and joined, and the original error
-// comes out with the chain of coroutines that waited on the one that failed.
+// comes out with the chain of coroutines that waited on the one that failed. When a timed wait
+// (`timeout`) runs out, only what nobody else waits on below it is stopped that way, with a
+// timeout error, and the waiter is resumed.
 
 use std::any::Any;
 use std::cell::Cell;
