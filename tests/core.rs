@@ -668,3 +668,18 @@ fn names() {
     let counter = Counter { base: 0 };
     assert_eq!(counter.add(1).name(), "add");
 }
+
+/// The handles meant to cross threads do; coroutines (which hold `Rc`s) stay on their loop.
+#[test]
+fn thread_safety_of_public_types() {
+    fn send<T: Send>() {}
+    fn send_sync_clone<T: Send + Sync + Clone>() {}
+    send::<Loop>();
+    send::<tinyio::Error>();
+    send_sync_clone::<tinyio::StopHandle>();
+    send_sync_clone::<tinyio::Event>();
+    send_sync_clone::<tinyio::Semaphore>();
+    send_sync_clone::<tinyio::Lock<Vec<u8>>>();
+    send_sync_clone::<tinyio::Barrier>();
+    send_sync_clone::<tinyio::ThreadPool>();
+}
