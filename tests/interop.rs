@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::{ms, within};
+use common::{forever, ms, within};
 use std::any::Any;
 use std::cell::Cell;
 use std::future::Future;
@@ -203,15 +203,6 @@ fn add_one(x: u32) -> u32 {
 fn slow_add_one(x: u32, millis: u64) -> u32 {
     yield_!(sleep(ms(millis)));
     x + 1
-}
-
-/// Holds `guard` and never finishes on its own.
-#[tinyio::coroutine]
-fn forever(guard: Guard) -> () {
-    let _guard = guard;
-    loop {
-        yield_!(sleep(Duration::from_secs(3600)));
-    }
 }
 
 #[tinyio::coroutine]

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{DropGuard, dropped, within};
+use common::{DropGuard, dropped, forever, within};
 use tinyio::{Coro, Event, Loop, Shared, background, copy, isolate, run_in_thread, sleep};
 
 fn payload_str(payload: &(dyn Any + Send)) -> &str {
@@ -175,15 +175,6 @@ fn fail_after(pauses: u32) -> () {
         yield_!();
     }
     tinyio::bail!("inner failure");
-}
-
-/// Holds `guard` and never finishes on its own.
-#[tinyio::coroutine]
-fn forever(guard: DropGuard) -> () {
-    let _guard = guard;
-    loop {
-        yield_!(sleep(Duration::from_secs(3600)));
-    }
 }
 
 /// Holds `guard` and pauses `n` times, then returns `n`.

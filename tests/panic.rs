@@ -8,7 +8,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::dropped;
+use common::{dropped, forever};
 use tinyio::{Loop, background, sleep};
 
 /// Counts its drop, and records whether a panic was unwinding through it then: a coroutine
@@ -25,14 +25,6 @@ impl Drop for Witness {
             self.dropped_while_unwinding.store(true, Ordering::SeqCst);
         }
         self.drops.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-#[tinyio::coroutine]
-fn sleeper(witness: Witness) -> () {
-    let _witness = witness;
-    loop {
-        yield_!(sleep(Duration::from_secs(3600)));
     }
 }
 
@@ -71,7 +63,7 @@ fn panic_resumes_with_the_original_payload_after_cancelling_the_rest() {
     #[tinyio::coroutine]
     fn outer(w1: Witness, w2: Witness) -> (u32, ()) {
         let _w1 = w1;
-        yield_!((panics_after(3), sleeper(w2)))
+        yield_!((panics_after(3), forever(w2)))
     }
     let run = (
         outer(witness(), witness()),
@@ -158,7 +150,7 @@ fn panic_in_a_destructor_during_cancellation() {
         tinyio::bail!("the original error");
     }
     let run = (
-        sleeper(witness()),
+        forever(witness()),
         bad_cleanup(),
         pauser(witness()),
         fails(),
@@ -192,10 +184,10 @@ fn panic_in_a_destructor_of_a_never_started_coroutine() {
     }
     // `fails` fails at its first resume: `holds` and the last `sleeper` never start.
     let run = (
-        sleeper(witness()),
+        forever(witness()),
         fails(),
         holds(PanicOnDrop("destructor panicked")),
-        sleeper(witness()),
+        forever(witness()),
     );
     let payload = catch_unwind(AssertUnwindSafe(|| Loop::new().run(run))).unwrap_err();
     assert_eq!(payload_str(&*payload), "destructor panicked");
@@ -209,7 +201,7 @@ fn panic_inside_a_nested_loop() {
     static UNWINDING: AtomicBool = AtomicBool::new(false);
     #[tinyio::coroutine]
     fn inner() -> () {
-        yield_!(background(sleeper(Witness {
+        yield_!(background(forever(Witness {
             drops: &DROPS,
             dropped_while_unwinding: &UNWINDING
         })));
@@ -280,7 +272,7 @@ fn panic_dropping_an_unread_output() {
     fn root() -> () {
         // Nobody reads the output: the loop drops it when the coroutine finishes.
         yield_!(background(output_bomb()));
-        yield_!(sleeper(Witness {
+        yield_!(forever(Witness {
             drops: &DROPS,
             dropped_while_unwinding: &UNWINDING
         }));

@@ -59,3 +59,12 @@ pub fn dropped(counter: &AtomicUsize) -> usize {
 pub fn names(err: &tinyio::Error) -> Vec<&'static str> {
     err.trace().iter().map(|frame| frame.name()).collect()
 }
+
+/// Holds `guard` and never finishes on its own: cancellation is its only way out.
+#[tinyio::coroutine]
+pub fn forever<G>(guard: G) -> () {
+    let _guard = guard;
+    loop {
+        yield_!(tinyio::sleep(Duration::from_secs(3600)));
+    }
+}
