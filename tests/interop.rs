@@ -10,8 +10,7 @@
 
 mod common;
 
-use common::{forever, ms, within};
-use std::any::Any;
+use common::{forever, ms, payload_str, within};
 use std::cell::Cell;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -26,14 +25,6 @@ use futures::future::LocalBoxFuture;
 use tinyio::{Coro, Event, Loop, Shared, from_future, from_tokio, run_in_thread, sleep, to_future};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-
-fn payload_str(payload: &(dyn Any + Send)) -> &str {
-    payload
-        .downcast_ref::<&str>()
-        .copied()
-        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
-        .unwrap_or("<not a string>")
-}
 
 /// Counts its drops in a shared counter (each test has its own: the two runtimes' tests of a
 /// scenario run in parallel).

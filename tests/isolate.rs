@@ -6,23 +6,14 @@
 
 mod common;
 
-use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{DropGuard, dropped, forever, within};
+use common::{DropGuard, dropped, forever, payload_str, within};
 use tinyio::{Coro, Event, Loop, Shared, background, copy, isolate, run_in_thread, sleep};
-
-fn payload_str(payload: &(dyn Any + Send)) -> &str {
-    payload
-        .downcast_ref::<&str>()
-        .copied()
-        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
-        .unwrap_or("<not a string>")
-}
 
 // ---------------------------------------------------------------------------------------------
 // Ping-pong through one-slot queues.

@@ -3,12 +3,11 @@
 
 mod common;
 
-use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::{dropped, forever};
+use common::{dropped, forever, payload_str};
 use tinyio::{Loop, background, sleep};
 
 /// Counts its drop, and records whether a panic was unwinding through it then: a coroutine
@@ -42,14 +41,6 @@ fn panics_after(pauses: u32) -> u32 {
         yield_!();
     }
     panic!("boom");
-}
-
-fn payload_str(payload: &(dyn Any + Send)) -> &str {
-    payload
-        .downcast_ref::<&str>()
-        .copied()
-        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
-        .unwrap_or("<not a string>")
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! Helpers shared by the behaviour tests. Each test file uses only some of them.
 #![allow(dead_code)]
 
+use std::any::Any;
 use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::Rc;
@@ -67,4 +68,13 @@ pub fn forever<G>(guard: G) -> () {
     loop {
         yield_!(tinyio::sleep(Duration::from_secs(3600)));
     }
+}
+
+/// A panic payload as text (`panic!` gives a `&str` or a `String`).
+pub fn payload_str(payload: &(dyn Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("<not a string>")
 }
