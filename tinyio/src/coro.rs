@@ -9,8 +9,9 @@ use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::future::Future;
 use std::mem;
+use std::pin::Pin;
 use std::rc::Rc;
-use std::task::Poll;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 use genawaiter::GeneratorState;
@@ -266,8 +267,10 @@ pub struct OutputOf<'a, T>(pub(crate) Rc<dyn Node<T> + 'a>);
 
 /// What the loop delivers at a suspension point: go on, or the error to return there. A plain
 /// byte rather than a `Result`: it travels through the generator at every resume.
+#[doc(hidden)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Input {
+pub enum Input {
+    /// Go on.
     Go,
     /// The loop is cancelling everything.
     Cancel,
@@ -302,7 +305,9 @@ pub(crate) enum Step<'s> {
 }
 
 /// What a generator hands to the loop at a `yield_!`: the line it is suspended at, and the
-/// coroutines it waits on or starts in the background. Nothing submitted means a plain pause.
+/// coroutines it waits on or starts in the background; none for a plain pause. Two words: the
+/// request travels through the generator at every resume, and a larger one costs a plain pause
+/// about twice as much.
 pub(crate) struct Request<'a> {
     pub(crate) line: u32,
     pub(crate) submission: Submission<'a>,
@@ -316,6 +321,23 @@ pub(crate) struct Cx<'r> {
     pub(crate) notifier: &'r dyn Fn() -> std::sync::Arc<crate::event_loop::LeafWaker>,
     /// Threads to join once everything has been told to stop.
     pub(crate) joins: &'r mut Vec<crate::run::Join>,
+    /// How many more rounds a generator may take in place by pausing again: the loop grants
+    /// them when nothing else is ready and no timer is set, as it would then resume the same
+    /// coroutine next anyway. Each pause taken so costs one.
+    pub(crate) spare: &'r mut usize,
+    /// Where wake-ups arrive: a wake-up (or a stop) ends the spare rounds.
+    pub(crate) remote: &'r crate::event_loop::Remote,
+}
+
+impl Cx<'_> {
+    /// Whether a generator that just paused may be resumed in place, rather than through the
+    /// ready queue; takes one spare round if so.
+    #[inline]
+    fn pause_in_place(&mut self) -> bool {
+        let go = *self.spare > 0 && !self.remote.interrupted();
+        *self.spare -= usize::from(go);
+        go
+    }
 }
 
 /// The body of a coroutine: a generator, or a leaf polled like a future.
@@ -443,14 +465,21 @@ impl<'a, T, F: Future<Output = Result<T, Raise>>> Body for Generator<'a, F> {
     type Output = T;
     const LEAF: bool = false;
 
-    fn step<'s>(&mut self, input: Input, _: &mut Cx<'_>) -> BodyStep<'s, T>
+    fn step<'s>(&mut self, mut input: Input, cx: &mut Cx<'_>) -> BodyStep<'s, T>
     where
         Self: 's,
     {
-        match self.0.resume_with(input) {
-            GeneratorState::Yielded(request) => BodyStep::Yield(request),
-            GeneratorState::Complete(Ok(output)) => BodyStep::Done(output),
-            GeneratorState::Complete(Err(Raise(error))) => BodyStep::Fail(error),
+        loop {
+            match self.0.resume_with(input) {
+                GeneratorState::Yielded(request)
+                    if request.submission.is_pause() && cx.pause_in_place() =>
+                {
+                    input = Input::Go;
+                }
+                GeneratorState::Yielded(request) => return BodyStep::Yield(request),
+                GeneratorState::Complete(Ok(output)) => return BodyStep::Done(output),
+                GeneratorState::Complete(Err(Raise(error))) => return BodyStep::Fail(error),
+            }
         }
     }
 }
@@ -468,36 +497,58 @@ where
     Coroutine::from_body(site, Generator(Gen::new(|co| body(Co(co)))))
 }
 
-/// One suspension point: hands `value`'s coroutines to the loop, waits until they are done (or
-/// until the loop delivers an error), then collects their outputs.
+/// One suspension point: hands `value`'s coroutines to the loop at once; the returned future,
+/// awaited right away, waits until they are done (or until the loop delivers an error), then
+/// collects their outputs.
 #[doc(hidden)]
-pub async fn suspend<'a, Y: Yieldable + 'a>(
-    co: &Co<'a>,
+pub fn suspend<'c, 'a, Y: Yieldable + 'a>(
+    co: &'c Co<'a>,
     value: Y,
     line: u32,
-) -> Result<Y::Output, Error> {
-    let mut submission = Submission::default();
-    let pending = value.submit(&mut submission);
-    match co.0.yield_(Request { line, submission }).await.error() {
-        None => Ok(Y::collect(pending)),
-        Some(error) => Err(error),
-    }
+) -> Suspend<Y, impl Future<Output = Input> + Unpin + 'c> {
+    suspend_until(co, value, None, line)
 }
 
 /// Like [`suspend`], but gives up at `deadline`: what was submitted is then stopped with a
 /// timeout error, and so is this suspension point.
-pub(crate) async fn suspend_until<'a, Y: Yieldable + 'a>(
-    co: &Co<'a>,
+pub(crate) fn suspend_until<'c, 'a, Y: Yieldable + 'a>(
+    co: &'c Co<'a>,
     value: Y,
     deadline: Option<Instant>,
     line: u32,
-) -> Result<Y::Output, Error> {
+) -> Suspend<Y, impl Future<Output = Input> + Unpin + 'c> {
     let mut submission = Submission::default();
     let pending = value.submit(&mut submission);
     submission.set_deadline(deadline);
-    match co.0.yield_(Request { line, submission }).await.error() {
-        None => Ok(Y::collect(pending)),
-        Some(error) => Err(error),
+    Suspend {
+        pending: Some(pending),
+        barrier: co.0.yield_(Request { line, submission }),
+    }
+}
+
+/// The future of one suspension point: written out rather than `async`, as it is on the path
+/// of every `yield_!` and a hand-written one has no states to switch between.
+#[doc(hidden)]
+pub struct Suspend<Y: Yieldable, B> {
+    pending: Option<Y::Pending>,
+    /// Ready with the loop's input once the loop resumes the generator.
+    barrier: B,
+}
+
+impl<Y: Yieldable, B: Unpin> Unpin for Suspend<Y, B> {}
+
+impl<Y: Yieldable, B: Future<Output = Input> + Unpin> Future for Suspend<Y, B> {
+    type Output = Result<Y::Output, Error>;
+
+    #[inline]
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        let input = std::task::ready!(Pin::new(&mut this.barrier).poll(cx));
+        let pending = this.pending.take().expect("polled after completion");
+        Poll::Ready(match input.error() {
+            None => Ok(Y::collect(pending)),
+            Some(error) => Err(error),
+        })
     }
 }
 

@@ -320,6 +320,12 @@ impl Remote {
         }
     }
 
+    /// Whether a wake-up or a stop is waiting for the loop to look.
+    #[inline]
+    pub(crate) fn interrupted(&self) -> bool {
+        self.any.load(Ordering::Relaxed) || self.stopped.load(Ordering::Relaxed)
+    }
+
     fn wake(&self, token: u64) {
         self.woken.lock().expect("poisoned").push(token);
         self.any.store(true, Ordering::Release);

@@ -92,6 +92,8 @@ pub(crate) struct Run<'s> {
     /// Leaves just scheduled, to start as soon as what yielded them is filed: an event wait is
     /// registered, a timer set, a thread started, at the `yield_!` (as in the original).
     fresh_leaves: Vec<u32>,
+    /// Rounds the coroutine being resumed may take in place (see `Cx::spare`).
+    spare: usize,
 }
 
 /// Waits for a thread that was told to stop; gives what it failed with, if anything.
@@ -193,6 +195,7 @@ impl<'s> Run<'s> {
             submission: None,
             steps: 0,
             fresh_leaves: Vec::new(),
+            spare: 0,
         }
     }
 
@@ -228,7 +231,19 @@ impl<'s> Run<'s> {
             for _ in 0..round {
                 let ready = self.ready.pop_front().expect("counted");
                 if self.live(ready).is_some() {
-                    self.step(ready, Input::Go)?;
+                    // Alone in the queue, with no timer to check: it may pause in place, as the
+                    // rounds it would otherwise take through the queue resume it alone.
+                    let spare = if self.ready.is_empty() && self.timers.is_empty() {
+                        rounds
+                    } else {
+                        0
+                    };
+                    self.spare = spare;
+                    let stepped = self.step(ready, Input::Go);
+                    let used = spare - std::mem::take(&mut self.spare);
+                    rounds -= used;
+                    self.steps += used as u64;
+                    stepped?;
                 }
             }
         }
@@ -342,6 +357,7 @@ impl<'s> Run<'s> {
             slots,
             remote,
             joins,
+            spare,
             ..
         } = self;
         let slot = &slots[token as u32 as usize];
@@ -359,6 +375,8 @@ impl<'s> Run<'s> {
             waker: &waker,
             notifier: &notifier,
             joins,
+            spare,
+            remote,
         };
         panic::catch_unwind(AssertUnwindSafe(|| entry.task.resume(input, &mut cx)))
     }
@@ -369,10 +387,11 @@ impl<'s> Run<'s> {
         match self.resume(token, input) {
             Ok(Step::Yield(request)) => {
                 self.entry(key).line = request.line;
-                let Some(submission) = request.submission.non_empty() else {
+                let submission = request.submission;
+                if submission.is_pause() {
                     self.ready.push_back(token); // a plain pause: to the back of the queue
                     return Ok(());
-                };
+                }
                 self.entry(key).children = Keys::None;
                 let deadline = submission.deadline();
                 let pending = self.submit(key, submission)?;
@@ -718,6 +737,8 @@ impl<'s> Run<'s> {
                 waker: &waker,
                 notifier: &notifier,
                 joins: &mut self.joins,
+                spare: &mut 0,
+                remote,
             };
             let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
                 if !task.started() {

@@ -52,18 +52,16 @@ pub trait Yieldable {
     fn collect(pending: Self::Pending) -> Self::Output;
 }
 
-/// The coroutines one `yield_!` hands to the loop. Kept small, as it travels through the
-/// generator at every suspension: the first coroutine waited on is inline, so that yielding
-/// one coroutine (or nothing) allocates nothing; the rest is boxed.
+/// The coroutines one `yield_!` hands to the loop: nothing for a plain pause, else a box made at
+/// the first push. One word, as it travels through the generator at every suspension.
 #[doc(hidden)]
 #[derive(Default)]
-pub struct Submission<'s> {
-    first: Option<Rc<dyn Task + 's>>,
-    more: Option<Box<More<'s>>>,
-}
+pub struct Submission<'s>(Option<Box<Contents<'s>>>);
 
 #[derive(Default)]
-struct More<'s> {
+struct Contents<'s> {
+    /// The first coroutine waited on, kept apart so that yielding one coroutine needs no `Vec`.
+    first: Option<Rc<dyn Task + 's>>,
     rest: Vec<Submitted<'s>>,
     /// Whether coroutines pushed now start in the background.
     background: bool,
@@ -78,69 +76,66 @@ pub(crate) struct Submitted<'s> {
 }
 
 impl<'s> Submission<'s> {
-    #[inline]
-    pub(crate) fn push(&mut self, task: Rc<dyn Task + 's>) {
-        let background = self.more.as_ref().is_some_and(|more| more.background);
-        if self.first.is_none() && !background {
-            self.first = Some(task);
-        } else {
-            self.more().rest.push(Submitted {
-                task,
-                wait: !background,
-            });
-        }
+    fn contents(&mut self) -> &mut Contents<'s> {
+        self.0.get_or_insert_with(Box::default)
     }
 
-    fn more(&mut self) -> &mut More<'s> {
-        self.more.get_or_insert_with(Default::default)
+    #[inline]
+    pub(crate) fn push(&mut self, task: Rc<dyn Task + 's>) {
+        let contents = self.contents();
+        if contents.first.is_none() && !contents.background {
+            contents.first = Some(task);
+        } else {
+            let wait = !contents.background;
+            contents.rest.push(Submitted { task, wait });
+        }
     }
 
     /// Pushes what `submit` pushes in the background, and returns what it returns.
     fn background<R>(&mut self, submit: impl FnOnce(&mut Self) -> R) -> R {
-        let outer = std::mem::replace(&mut self.more().background, true);
+        let outer = std::mem::replace(&mut self.contents().background, true);
         let pending = submit(self);
-        self.more().background = outer;
+        self.contents().background = outer;
         pending
     }
 
     /// Makes room for `additional` more coroutines (a gather knows how many it holds).
     fn reserve(&mut self, additional: usize) {
         if additional > 1 {
-            self.more().rest.reserve(additional);
+            self.contents().rest.reserve(additional);
         }
     }
 
     /// How many coroutines were submitted.
     pub(crate) fn len(&self) -> usize {
-        usize::from(self.first.is_some()) + self.more.as_ref().map_or(0, |more| more.rest.len())
+        self.0.as_ref().map_or(0, |contents| {
+            usize::from(contents.first.is_some()) + contents.rest.len()
+        })
     }
 
+    #[inline]
     pub(crate) fn set_deadline(&mut self, deadline: Option<Instant>) {
         if deadline.is_some() {
-            self.more().deadline = deadline;
+            self.contents().deadline = deadline;
         }
     }
 
     pub(crate) fn deadline(&self) -> Option<Instant> {
-        self.more.as_ref().and_then(|more| more.deadline)
+        self.0.as_ref().and_then(|contents| contents.deadline)
     }
 
-    /// `None` for a plain pause (without running drop glue: this is on every pause's path).
-    pub(crate) fn non_empty(self) -> Option<Self> {
-        match self {
-            Submission {
-                first: None,
-                more: None,
-            } => None,
-            submission => Some(submission),
-        }
+    /// Whether nothing was submitted: a plain pause.
+    #[inline]
+    pub(crate) fn is_pause(&self) -> bool {
+        self.0.is_none()
     }
 
     pub(crate) fn into_iter(self) -> impl Iterator<Item = Submitted<'s>> {
-        let first = self.first.map(|task| Submitted { task, wait: true });
-        first
-            .into_iter()
-            .chain(self.more.into_iter().flat_map(|more| more.rest))
+        self.0.into_iter().flat_map(|contents| {
+            let Contents { first, rest, .. } = *contents;
+            let first = first.map(|task| Submitted { task, wait: true });
+            first.into_iter().chain(rest)
+        })
     }
 }
 

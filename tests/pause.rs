@@ -1,0 +1,162 @@
+//! A coroutine that pauses with nothing else ready is resumed in place, without going through
+//! the ready queue. These check that everything that must interrupt such a run of pauses still
+//! does: a wake-up from a thread, a due timer, a stop, another coroutine made ready, and, under
+//! a foreign executor, the executor's other tasks.
+
+mod common;
+
+use common::{ms, within};
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+
+use tinyio::{Coro, Event, Loop, run_in_thread, sleep};
+
+/// Pauses until `flag` is set, at most `limit` times (a few seconds' worth at full speed), and
+/// says how many pauses it took.
+#[tinyio::coroutine]
+fn pause_until(flag: Rc<Cell<bool>>, limit: u64) -> u64 {
+    let mut pauses = 0;
+    while !flag.get() {
+        assert!(
+            pauses < limit,
+            "paused {limit} times: nothing interrupted it"
+        );
+        yield_!();
+        pauses += 1;
+    }
+    pauses
+}
+
+const LIMIT: u64 = 100_000_000;
+
+#[test]
+fn a_thread_wake_up_interrupts_a_coroutine_pausing_alone() {
+    #[tinyio::coroutine]
+    fn after_thread(flag: Rc<Cell<bool>>) -> () {
+        yield_!(run_in_thread(|| std::thread::sleep(ms(5))));
+        flag.set(true);
+    }
+
+    let flag = Rc::new(Cell::new(false));
+    let (pauses, ()) = Loop::new()
+        .run((pause_until(flag.clone(), LIMIT), after_thread(flag)))
+        .unwrap();
+    assert!(pauses > 0);
+}
+
+#[test]
+fn an_event_set_from_a_thread_interrupts_a_coroutine_pausing_alone() {
+    #[tinyio::coroutine]
+    fn after_event(event: Event, flag: Rc<Cell<bool>>) -> () {
+        yield_!(event.wait());
+        flag.set(true);
+    }
+
+    let (event, flag) = (Event::new(), Rc::new(Cell::new(false)));
+    let setter = event.clone();
+    let thread = std::thread::spawn(move || {
+        std::thread::sleep(ms(5));
+        setter.set();
+    });
+    Loop::new()
+        .run((pause_until(flag.clone(), LIMIT), after_event(event, flag)))
+        .unwrap();
+    thread.join().unwrap();
+}
+
+#[test]
+fn a_due_timer_interrupts_a_coroutine_pausing_alone() {
+    #[tinyio::coroutine]
+    fn after_sleep(flag: Rc<Cell<bool>>) -> () {
+        yield_!(sleep(ms(2)));
+        flag.set(true);
+    }
+
+    let flag = Rc::new(Cell::new(false));
+    Loop::new()
+        .run((pause_until(flag.clone(), LIMIT), after_sleep(flag)))
+        .unwrap();
+}
+
+#[test]
+fn a_stop_from_a_thread_interrupts_a_coroutine_pausing_forever() {
+    #[tinyio::coroutine]
+    fn forever() -> () {
+        loop {
+            yield_!();
+        }
+    }
+
+    let err = within(20, || {
+        let lp = Loop::new();
+        let stop = lp.stop_handle();
+        let thread = std::thread::spawn(move || {
+            std::thread::sleep(ms(10));
+            stop.stop();
+        });
+        let err = lp.run(forever()).unwrap_err();
+        thread.join().unwrap();
+        err.to_string()
+    });
+    assert!(err.contains("stopped"), "{err}");
+}
+
+#[test]
+fn pausing_coroutines_take_turns_in_order() {
+    #[tinyio::coroutine]
+    fn turns(name: char, n: usize, log: Rc<RefCell<String>>) -> () {
+        for _ in 0..n {
+            log.borrow_mut().push(name);
+            yield_!();
+        }
+    }
+
+    // They alternate while both are ready; `x` goes on alone once `y` is done.
+    let log = Rc::new(RefCell::new(String::new()));
+    Loop::new()
+        .run((turns('x', 4, log.clone()), turns('y', 2, log.clone())))
+        .unwrap();
+    assert_eq!(*log.borrow(), "xyxyxx");
+}
+
+#[test]
+fn a_coroutine_pausing_under_tokio_lets_the_other_tasks_run() {
+    let flag = Rc::new(Cell::new(false));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let pauses = tokio::task::LocalSet::new().block_on(&runtime, {
+        let flag = flag.clone();
+        async move {
+            let other = tokio::task::spawn_local({
+                let flag = flag.clone();
+                async move { flag.set(true) }
+            });
+            let pauses = pause_until(flag, LIMIT).await.unwrap();
+            other.await.unwrap();
+            pauses
+        }
+    });
+    assert!(pauses > 0);
+}
+
+/// The same inside `isolate`: the outer loop's other coroutines keep running.
+#[test]
+fn a_coroutine_pausing_in_isolation_lets_the_outer_loop_run() {
+    #[tinyio::coroutine]
+    fn set_later(flag: Rc<Cell<bool>>) -> () {
+        yield_!();
+        flag.set(true);
+    }
+
+    #[tinyio::coroutine]
+    fn outer(flag: Rc<Cell<bool>>) -> u64 {
+        let isolated: Coro<Result<u64, tinyio::Error>> =
+            tinyio::isolate(pause_until(flag.clone(), LIMIT));
+        let (pauses, ()) = yield_!((isolated, set_later(flag)));
+        pauses.unwrap()
+    }
+
+    let flag = Rc::new(Cell::new(false));
+    assert!(Loop::new().run(outer(flag)).unwrap() > 0);
+}
