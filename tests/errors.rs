@@ -283,6 +283,46 @@ fn misbehaving_cancellation_does_not_hang() {
     );
 }
 
+#[test]
+fn what_a_misbehaving_coroutine_yields_when_cancelled_is_dropped() {
+    static DROPS: AtomicUsize = AtomicUsize::new(0);
+
+    #[tinyio::coroutine]
+    fn holds(guard: DropGuard) -> () {
+        let _guard = guard;
+        yield_!();
+    }
+
+    #[tinyio::coroutine]
+    fn stubborn_yielder() -> () {
+        if try_yield!(sleep(Duration::from_secs(60))).is_err() {
+            yield_!(holds(DropGuard(&DROPS)));
+        }
+    }
+
+    // Cancelled because another coroutine failed.
+    let before = dropped(&DROPS);
+    let err = Loop::new()
+        .run((fails_after_a_pause(), stubborn_yielder()))
+        .unwrap_err();
+    assert!(err.downcast_ref::<Original>().is_some(), "{err:?}");
+    assert_eq!(dropped(&DROPS) - before, 1, "{err:?}");
+
+    // Stopped by a timeout.
+    let before = dropped(&DROPS);
+    let err = Loop::new()
+        .run(tinyio::timeout(
+            stubborn_yielder(),
+            Duration::from_millis(1),
+        ))
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("did not respond properly"),
+        "{err:?}"
+    );
+    assert_eq!(dropped(&DROPS) - before, 1, "{err:?}");
+}
+
 #[tinyio::coroutine]
 fn f() -> u32 {
     yield_!(g())

@@ -317,8 +317,12 @@ impl<'s> Run<'s> {
                         Ok(Step::Done) => {
                             Some(Failure::Error(misbehaved(frame, "returned a value")))
                         }
-                        Ok(Step::Yield(_) | Step::Park(_)) => {
-                            match panic::catch_unwind(AssertUnwindSafe(|| task.discard())) {
+                        Ok(step @ (Step::Yield(_) | Step::Park(_))) => {
+                            let discard = || {
+                                drop(step.into_submission());
+                                task.discard();
+                            };
+                            match panic::catch_unwind(AssertUnwindSafe(discard)) {
                                 Ok(()) => Some(Failure::Error(misbehaved(frame, "yielded again"))),
                                 Err(payload) => Some(Failure::Panic(payload)),
                             }
@@ -387,7 +391,7 @@ impl<'s> Run<'s> {
         match self.resume(token, input) {
             Ok(Step::Yield(request)) => {
                 self.entry(key).line = request.line;
-                let submission = request.submission;
+                let submission = request.into_submission();
                 if submission.is_pause() {
                     self.ready.push_back(token); // a plain pause: to the back of the queue
                     return Ok(());
@@ -751,7 +755,8 @@ impl<'s> Run<'s> {
                     }
                     Step::Fail(error) => Err(error.traced(frame, Vec::new())),
                     Step::Done => Err(misbehaved(frame, "returned a value")),
-                    Step::Yield(_) | Step::Park(_) => {
+                    step @ (Step::Yield(_) | Step::Park(_)) => {
+                        drop(step.into_submission());
                         task.discard();
                         Err(misbehaved(frame, "yielded again"))
                     }
