@@ -361,9 +361,20 @@ pub(crate) struct Cx<'r> {
     pub(crate) spare: &'r mut usize,
     /// Where wake-ups arrive: a wake-up (or a stop) ends the spare rounds.
     pub(crate) remote: &'r crate::event_loop::Remote,
+    /// The clock as the loop last read it: a timer it found due needs no second reading.
+    pub(crate) now: &'r mut Instant,
 }
 
 impl Cx<'_> {
+    /// Whether `deadline` has passed; reads the clock only if the loop's last reading is
+    /// earlier.
+    pub(crate) fn passed(&mut self, deadline: Instant) -> bool {
+        if *self.now < deadline {
+            *self.now = Instant::now();
+        }
+        *self.now >= deadline
+    }
+
     /// Whether a generator that just paused may be resumed in place, rather than through the
     /// ready queue; takes one spare round if so.
     #[inline]

@@ -329,7 +329,16 @@ impl Remote {
     fn wake(&self, token: u64) {
         self.woken.lock().expect("poisoned").push(token);
         self.any.store(true, Ordering::Release);
-        self.wake_driver();
+        // From inside the run itself (an event set by a coroutine, say), the run looks for
+        // wake-ups before it blocks or yields to its executor: nobody needs waking.
+        if ADVANCING.with(Cell::get) != std::ptr::from_ref(self).addr() {
+            self.wake_driver();
+        }
+    }
+
+    /// Marks this thread as advancing the run that this remote serves, until the guard drops.
+    pub(crate) fn advancing(&self) -> Advancing {
+        Advancing(ADVANCING.with(|a| a.replace(std::ptr::from_ref(self).addr())))
     }
 
     pub(crate) fn set_driver(&self, driver: Waker) {
@@ -406,6 +415,20 @@ impl StopHandle {
 impl fmt::Debug for StopHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StopHandle").finish_non_exhaustive()
+    }
+}
+
+thread_local! {
+    /// The address of the remote whose run this thread is advancing (0: none).
+    static ADVANCING: Cell<usize> = const { Cell::new(0) };
+}
+
+/// See [`Remote::advancing`]; restores the outer run's mark (a nested `isolate`) when dropped.
+pub(crate) struct Advancing(usize);
+
+impl Drop for Advancing {
+    fn drop(&mut self) {
+        ADVANCING.with(|a| a.set(self.0));
     }
 }
 

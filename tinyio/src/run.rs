@@ -94,6 +94,8 @@ pub(crate) struct Run<'s> {
     fresh_leaves: Vec<u32>,
     /// Rounds the coroutine being resumed may take in place (see `Cx::spare`).
     spare: usize,
+    /// The clock as last read (see `Cx::now`).
+    now: Instant,
 }
 
 /// Waits for a thread that was told to stop; gives what it failed with, if anything.
@@ -196,6 +198,7 @@ impl<'s> Run<'s> {
             steps: 0,
             fresh_leaves: Vec::new(),
             spare: 0,
+            now: Instant::now(),
         }
     }
 
@@ -205,6 +208,7 @@ impl<'s> Run<'s> {
 
     /// Runs rounds until everything has finished, or nothing is ready.
     pub(crate) fn advance(&mut self, mut rounds: usize) -> Result<Progress<()>, Failure> {
+        let _advancing = self.remote.advancing();
         if let Some(submission) = self.submission.take() {
             self.root_pending = self.submit(ROOT, submission)?;
             self.start_leaves()?;
@@ -264,6 +268,7 @@ impl<'s> Run<'s> {
         }
         if !self.timers.is_empty() {
             let now = Instant::now();
+            self.now = now;
             while let Some(&Reverse((deadline, token))) = self.timers.peek() {
                 if deadline > now {
                     break;
@@ -362,6 +367,7 @@ impl<'s> Run<'s> {
             remote,
             joins,
             spare,
+            now,
             ..
         } = self;
         let slot = &slots[token as u32 as usize];
@@ -381,6 +387,7 @@ impl<'s> Run<'s> {
             joins,
             spare,
             remote,
+            now,
         };
         panic::catch_unwind(AssertUnwindSafe(|| entry.task.resume(input, &mut cx)))
     }
@@ -743,6 +750,7 @@ impl<'s> Run<'s> {
                 joins: &mut self.joins,
                 spare: &mut 0,
                 remote,
+                now: &mut self.now,
             };
             let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
                 if !task.started() {

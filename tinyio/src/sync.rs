@@ -211,7 +211,7 @@ impl Leaf for EventWait {
         }
         drop(state);
         match self.deadline {
-            Some(deadline) if Instant::now() >= deadline => {
+            Some(deadline) if cx.passed(deadline) => {
                 self.deregister();
                 Poll::Ready(Ok(false))
             }

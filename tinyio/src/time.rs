@@ -60,8 +60,8 @@ struct Sleep(Instant);
 impl Leaf for Sleep {
     type Output = ();
 
-    fn poll(&mut self, _: &mut Cx<'_>) -> Poll<Result<(), Error>> {
-        if Instant::now() >= self.0 {
+    fn poll(&mut self, cx: &mut Cx<'_>) -> Poll<Result<(), Error>> {
+        if cx.passed(self.0) {
             Poll::Ready(Ok(()))
         } else {
             Poll::Pending
