@@ -405,14 +405,15 @@ pub(crate) enum BodyStep<'s, T> {
 struct NodeCell<B: Body> {
     site: &'static Site,
     owner: Cell<Owner>,
+    /// Whether the body has been resumed at least once.
+    started: Cell<bool>,
     state: RefCell<State<B, B::Output>>,
 }
 
 enum State<B, T> {
-    Fresh(B),
-    Running(B),
+    Body(B),
     Finished(T),
-    /// Being resumed, failed, panicked, or its output was taken.
+    /// Failed, panicked, or its output was taken.
     Empty,
 }
 
@@ -421,7 +422,8 @@ impl<B: Body> NodeCell<B> {
         NodeCell {
             site,
             owner: Cell::new(Owner::Fresh),
-            state: RefCell::new(State::Fresh(body)),
+            started: Cell::new(false),
+            state: RefCell::new(State::Body(body)),
         }
     }
 }
@@ -436,7 +438,7 @@ impl<B: Body> Task for NodeCell<B> {
     }
 
     fn started(&self) -> bool {
-        !matches!(*self.state.borrow(), State::Fresh(_))
+        self.started.get()
     }
 
     fn is_leaf(&self) -> bool {
@@ -455,13 +457,9 @@ impl<B: Body> Task for NodeCell<B> {
         // The body runs in place, with the state borrowed: nothing else reads this node's state
         // while it runs (a shared coroutine awaiting itself is caught as a cycle before any
         // output is read). After a panic the loop never resumes it again.
+        self.started.set(true);
         let mut state = self.state.borrow_mut();
-        if let State::Fresh(_) = &*state
-            && let State::Fresh(body) = mem::replace(&mut *state, State::Empty)
-        {
-            *state = State::Running(body);
-        }
-        let State::Running(body) = &mut *state else {
+        let State::Body(body) = &mut *state else {
             unreachable!("resumed a finished coroutine")
         };
         match body.step(input, cx) {
