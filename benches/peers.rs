@@ -352,8 +352,8 @@ mod tinyio_bench {
 
     pub fn w5pool(n: usize) -> Sample {
         let lp = Loop::new();
+        let pool = ThreadPool::new(2); // built outside the timed part, as futures' pool is
         let t = Instant::now();
-        let pool = ThreadPool::new(2);
         let calls: Vec<Coro<usize>> = (0..n)
             .map(|i| pool.run_in_thread(move || black_box(i)))
             .collect();

@@ -219,7 +219,7 @@ where
     type Output = T;
 
     fn poll(&mut self, cx: &mut Cx<'_>) -> Poll<Result<T, Error>> {
-        let call = match mem::replace(&mut self.state, CallState::Gone) {
+        let mut call = match mem::replace(&mut self.state, CallState::Gone) {
             CallState::Fresh(f) => {
                 let call = Arc::new(Call {
                     waker: (cx.waker)(),
@@ -237,16 +237,27 @@ where
             CallState::Started(call) => call,
             CallState::Gone => unreachable!("polled a finished thread call"),
         };
-        let mut stage = lock(&call.stage);
-        if !matches!(*stage, Stage::Done(_)) {
-            drop(stage);
-            self.state = CallState::Started(call);
-            return Poll::Pending;
-        }
-        let Stage::Done(outcome) = mem::replace(&mut *stage, Stage::Over) else {
-            unreachable!("checked")
+        let outcome = if let Some(ended) = Arc::get_mut(&mut call) {
+            // The thread let go of the call, which it does only once the call has ended: take
+            // the outcome without the lock.
+            let Stage::Done(outcome) =
+                mem::replace(ended.stage.get_mut().expect("poisoned"), Stage::Over)
+            else {
+                unreachable!("a thread let go of a call before its end")
+            };
+            outcome
+        } else {
+            let mut stage = lock(&call.stage);
+            if !matches!(*stage, Stage::Done(_)) {
+                drop(stage);
+                self.state = CallState::Started(call);
+                return Poll::Pending;
+            }
+            let Stage::Done(outcome) = mem::replace(&mut *stage, Stage::Over) else {
+                unreachable!("checked")
+            };
+            outcome
         };
-        drop(stage);
         match outcome {
             Ok(Ok(output)) => Poll::Ready(Ok(output)),
             Ok(Err(error)) => Poll::Ready(Err(error.raised_at(self.at))),
@@ -438,7 +449,7 @@ impl ThreadPool {
                     threads: 0,
                 }),
                 free: AtomicUsize::new(0),
-                queued: AtomicUsize::new(0),
+                queued: CacheLine(AtomicUsize::new(0)),
             }),
         }
     }
@@ -525,9 +536,16 @@ struct PoolQueue {
     max_threads: usize,
     state: Mutex<PoolState>,
     free: AtomicUsize,
-    /// `calls.len()`, for a lingering thread to watch without the lock.
-    queued: AtomicUsize,
+    /// `calls.len()`, for a lingering thread to watch without the lock. A hint only (a lingering
+    /// thread looks at the queue under the lock before it leaves), set by `push` after it unlocks
+    /// and kept off the lock's cache line: a thread watching it does not take the line from a
+    /// `push` in progress, nor contend for the lock while `push` holds it.
+    queued: CacheLine<AtomicUsize>,
 }
+
+/// A value alone on its cache lines (two, for the adjacent-line prefetch).
+#[repr(align(128))]
+struct CacheLine<T>(T);
 
 struct PoolState {
     calls: VecDeque<Arc<dyn Run>>,
@@ -539,8 +557,11 @@ impl PoolQueue {
     fn push(self: &Arc<Self>, call: Arc<dyn Run>) {
         let mut state = lock(&self.state);
         state.calls.push_back(call);
-        self.queued.store(state.calls.len(), Ordering::Relaxed);
+        let queued = state.calls.len();
         self.start(state).expect(SPAWN_FAILED);
+        // Possibly stale by now, but never zero where a call waits: a thread that took calls
+        // stored their count under the lock, before this `push` took it.
+        self.queued.0.store(queued, Ordering::Relaxed);
     }
 
     /// Starts one more thread if none is free and there is room. Releases the lock.
@@ -562,7 +583,7 @@ impl PoolQueue {
             let Some(call) = state.calls.pop_front() else {
                 if may_linger && !SPINNING.swap(true, Ordering::Acquire) {
                     drop(state);
-                    may_linger = spin(&self.queued);
+                    may_linger = spin(&self.queued.0);
                     SPINNING.store(false, Ordering::Release);
                     continue;
                 }
@@ -570,7 +591,7 @@ impl PoolQueue {
                 state.threads -= 1;
                 return;
             };
-            self.queued.store(state.calls.len(), Ordering::Relaxed);
+            self.queued.0.store(state.calls.len(), Ordering::Relaxed);
             self.free.fetch_sub(1, Ordering::SeqCst);
             if state.calls.is_empty() {
                 drop(state);
