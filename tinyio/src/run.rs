@@ -9,6 +9,8 @@
 // outside (other threads, due timers), then resumes each coroutine that was ready at the start of
 // the round, in order, and files what each one yielded. With nothing ready it blocks until a
 // wake-up or the next deadline. The loop resumes every coroutine itself, so nothing recurses.
+// One shortcut keeps the order: a coroutine that pauses while nothing else is ready, no timer is
+// set and no wake-up waits is resumed again at once, each pause counting as a round.
 //
 // When anything fails, every coroutine still in the table is resumed with a cancellation error
 // (or dropped, if it never started), threads are told to stop and joined, and the original error
