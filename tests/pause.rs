@@ -160,3 +160,41 @@ fn a_coroutine_pausing_in_isolation_lets_the_outer_loop_run() {
     let flag = Rc::new(Cell::new(false));
     assert!(Loop::new().run(outer(flag)).unwrap() > 0);
 }
+
+/// Coroutines started together and pausing different numbers of times take turns in rounds:
+/// in each round, every one that still runs logs once, in the order they were started. Pauses
+/// resumed in place must never reorder that.
+mod rounds {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[tinyio::coroutine]
+    fn logger(id: usize, pauses: usize, log: Rc<RefCell<Vec<usize>>>) -> () {
+        log.borrow_mut().push(id);
+        for _ in 0..pauses {
+            yield_!();
+            log.borrow_mut().push(id);
+        }
+    }
+
+    fn model(pauses: &[usize]) -> Vec<usize> {
+        let rounds = pauses.iter().copied().max().unwrap_or(0);
+        (0..=rounds)
+            .flat_map(|round| (0..pauses.len()).filter(move |&id| pauses[id] >= round))
+            .collect()
+    }
+
+    proptest! {
+        #[test]
+        fn pauses_interleave_in_rounds(pauses in proptest::collection::vec(0usize..6, 1..8)) {
+            let log = Rc::new(RefCell::new(Vec::new()));
+            let all: Vec<Coro<()>> = pauses
+                .iter()
+                .enumerate()
+                .map(|(id, &n)| logger(id, n, log.clone()))
+                .collect();
+            Loop::new().run(all).unwrap();
+            prop_assert_eq!(&*log.borrow(), &model(&pauses));
+        }
+    }
+}
