@@ -198,3 +198,52 @@ mod rounds {
         }
     }
 }
+
+/// A wake-up made while the loop takes in a timeout (here by a coroutine's clean-up, when the
+/// timeout stops it) must still be seen under a foreign executor: the loop makes no driver wake
+/// for wake-ups from inside itself, so it must look again before it reports itself blocked.
+#[test]
+fn a_wake_up_made_while_a_timeout_is_taken_in_is_not_lost() {
+    #[tinyio::coroutine]
+    fn cleans_up_by_setting(event: Event) -> () {
+        if let Err(stopped) = try_yield!(sleep(std::time::Duration::from_secs(60))) {
+            event.set();
+            Err(stopped)?
+        }
+    }
+
+    // Also waits on `done`, so that nothing is ready once the timeout has been taken in.
+    #[tinyio::coroutine]
+    fn times_out(event: Event, done: Event) -> bool {
+        let timeout = tinyio::timeout(cleans_up_by_setting(event), ms(5));
+        let (stopped, ()) = yield_!((timeout, done.wait()));
+        stopped.is_none()
+    }
+
+    #[tinyio::coroutine]
+    fn waits(event: Event, done: Event) -> &'static str {
+        yield_!(event.wait());
+        done.set();
+        "woken"
+    }
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let (event, done) = (Event::new(), Event::new());
+    let start = std::time::Instant::now();
+    let out = runtime.block_on(async {
+        let both = (times_out(event.clone(), done.clone()), waits(event, done));
+        tokio::time::timeout(std::time::Duration::from_secs(10), tinyio::to_future(both)).await
+    });
+    // A missed wake-up shows as a stall until something else polls the future: here only the
+    // 10 s guard would.
+    let elapsed = start.elapsed();
+    assert!(
+        elapsed < std::time::Duration::from_secs(5),
+        "stalled for {elapsed:?}"
+    );
+    let out = out.expect("the loop missed the wake-up and stalled");
+    assert_eq!(out.unwrap(), (true, "woken"));
+}

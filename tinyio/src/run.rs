@@ -228,6 +228,11 @@ impl<'s> Run<'s> {
                     debug_assert_eq!(self.root_pending, 0);
                     return Ok(Progress::Finished(()));
                 }
+                if self.remote.interrupted() {
+                    // Woken (or stopped) while taking the others in, from inside the run, which
+                    // wakes no driver: look again rather than report itself blocked.
+                    continue;
+                }
                 return Ok(Progress::Blocked(self.timers.peek().map(|t| t.0.0)));
             }
             if rounds == 0 {
