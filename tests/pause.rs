@@ -247,3 +247,46 @@ fn a_wake_up_made_while_a_timeout_is_taken_in_is_not_lost() {
     let out = out.expect("the loop missed the wake-up and stalled");
     assert_eq!(out.unwrap(), (true, "woken"));
 }
+
+/// Wake-ups across an `isolate` boundary, both ways, under a foreign executor: an outer
+/// coroutine wakes an isolated one, which then wakes the outer one back.
+#[test]
+fn wake_ups_cross_an_isolate_boundary_under_tokio() {
+    #[tinyio::coroutine]
+    fn inner(ping: Event, pong: Event) -> u32 {
+        yield_!(ping.wait());
+        pong.set();
+        7
+    }
+
+    #[tinyio::coroutine]
+    fn outer(ping: Event, pong: Event) -> u32 {
+        yield_!(sleep(ms(1)));
+        ping.set();
+        yield_!(pong.wait());
+        1
+    }
+
+    #[tinyio::coroutine]
+    fn both(ping: Event, pong: Event) -> u32 {
+        let isolated = tinyio::isolate(inner(ping.clone(), pong.clone()));
+        let (a, b) = yield_!((isolated, outer(ping, pong)));
+        a.unwrap() + b
+    }
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let start = std::time::Instant::now();
+    let out = runtime.block_on(async {
+        let run = tinyio::to_future(both(Event::new(), Event::new()));
+        tokio::time::timeout(std::time::Duration::from_secs(10), run).await
+    });
+    let elapsed = start.elapsed();
+    assert!(
+        elapsed < std::time::Duration::from_secs(5),
+        "stalled for {elapsed:?}"
+    );
+    assert_eq!(out.expect("stalled").unwrap(), 8);
+}
