@@ -122,6 +122,19 @@ enum Stage<F, T> {
     Over,
 }
 
+impl<F, T> Stage<F, T> {
+    /// The outcome, if the call has ended (the stage is then over); else nothing changes.
+    fn take_outcome(&mut self) -> Option<Outcome<T>> {
+        match mem::replace(self, Stage::Over) {
+            Stage::Done(outcome) => Some(outcome),
+            stage => {
+                *self = stage;
+                None
+            }
+        }
+    }
+}
+
 /// A job for the cache's threads.
 enum Job {
     Call(Arc<dyn Run>),
@@ -237,26 +250,19 @@ where
             CallState::Started(call) => call,
             CallState::Gone => unreachable!("polled a finished thread call"),
         };
-        let outcome = if let Some(ended) = Arc::get_mut(&mut call) {
+        let outcome = match Arc::get_mut(&mut call) {
             // The thread let go of the call, which it does only once the call has ended: take
             // the outcome without the lock.
-            let Stage::Done(outcome) =
-                mem::replace(ended.stage.get_mut().expect("poisoned"), Stage::Over)
-            else {
-                unreachable!("a thread let go of a call before its end")
-            };
-            outcome
-        } else {
-            let mut stage = lock(&call.stage);
-            if !matches!(*stage, Stage::Done(_)) {
-                drop(stage);
-                self.state = CallState::Started(call);
-                return Poll::Pending;
+            Some(ended) => {
+                let stage = ended.stage.get_mut().expect("poisoned");
+                let outcome = stage.take_outcome();
+                Some(outcome.expect("a thread let go of a call before its end"))
             }
-            let Stage::Done(outcome) = mem::replace(&mut *stage, Stage::Over) else {
-                unreachable!("checked")
-            };
-            outcome
+            None => lock(&call.stage).take_outcome(),
+        };
+        let Some(outcome) = outcome else {
+            self.state = CallState::Started(call);
+            return Poll::Pending;
         };
         match outcome {
             Ok(Ok(output)) => Poll::Ready(Ok(output)),
