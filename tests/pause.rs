@@ -227,25 +227,9 @@ fn a_wake_up_made_while_a_timeout_is_taken_in_is_not_lost() {
         "woken"
     }
 
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .unwrap();
     let (event, done) = (Event::new(), Event::new());
-    let start = std::time::Instant::now();
-    let out = runtime.block_on(async {
-        let both = (times_out(event.clone(), done.clone()), waits(event, done));
-        tokio::time::timeout(std::time::Duration::from_secs(10), tinyio::to_future(both)).await
-    });
-    // A missed wake-up shows as a stall until something else polls the future: here only the
-    // 10 s guard would.
-    let elapsed = start.elapsed();
-    assert!(
-        elapsed < std::time::Duration::from_secs(5),
-        "stalled for {elapsed:?}"
-    );
-    let out = out.expect("the loop missed the wake-up and stalled");
-    assert_eq!(out.unwrap(), (true, "woken"));
+    let both = (times_out(event.clone(), done.clone()), waits(event, done));
+    assert_eq!(on_tokio_without_stalling(both).unwrap(), (true, "woken"));
 }
 
 /// Wake-ups across an `isolate` boundary, both ways, under a foreign executor: an outer
@@ -274,19 +258,27 @@ fn wake_ups_cross_an_isolate_boundary_under_tokio() {
         a.unwrap() + b
     }
 
+    let out = on_tokio_without_stalling(both(Event::new(), Event::new()));
+    assert_eq!(out.unwrap(), 8);
+}
+
+/// Runs `y` as a future on a tokio current-thread runtime, failing if it stalls. A missed
+/// wake-up shows as a wait until something else polls the future, here only a 10 s guard: so
+/// anything over 5 s is one.
+fn on_tokio_without_stalling<Y: tinyio::Yieldable + 'static>(
+    y: Y,
+) -> Result<Y::Output, tinyio::Error> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
         .unwrap();
     let start = std::time::Instant::now();
-    let out = runtime.block_on(async {
-        let run = tinyio::to_future(both(Event::new(), Event::new()));
-        tokio::time::timeout(std::time::Duration::from_secs(10), run).await
-    });
+    let guard = std::time::Duration::from_secs(10);
+    let out = runtime.block_on(async { tokio::time::timeout(guard, tinyio::to_future(y)).await });
     let elapsed = start.elapsed();
     assert!(
         elapsed < std::time::Duration::from_secs(5),
         "stalled for {elapsed:?}"
     );
-    assert_eq!(out.expect("stalled").unwrap(), 8);
+    out.expect("the loop missed a wake-up and stalled")
 }
