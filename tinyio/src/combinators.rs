@@ -7,23 +7,15 @@ use std::sync::Arc;
 use std::task::{Poll, Waker};
 use std::time::Instant;
 
-use crate::coro::{Coroutine, Cx, Leaf, Site, coroutine, suspend};
+use crate::coro::{Coroutine, Cx, Leaf, Site, coroutine, site, suspend};
 use crate::error::{Error, ErrorGroup, Raise};
 use crate::event_loop::{Remote, Session};
 use crate::run::{Failure, Progress};
 use crate::sync::Event;
 use crate::yieldable::{Yieldable, background};
 
-static AS_COMPLETED: Site = Site {
-    name: "as_completed",
-    file: file!(),
-    line: line!(),
-};
-static COMPLETED: Site = Site {
-    name: "as_completed::next",
-    file: file!(),
-    line: line!(),
-};
+static AS_COMPLETED: Site = site!("as_completed");
+static COMPLETED: Site = site!("as_completed::next");
 
 /// Starts every one of `ys` in the background and finishes at once with an iterator of
 /// coroutines that resolve to their outputs in the order they complete: the first yields the
@@ -190,21 +182,9 @@ impl<T> Leaf for Completion<T> {
     }
 }
 
-static ISOLATE: Site = Site {
-    name: "isolate",
-    file: file!(),
-    line: line!(),
-};
-static COPY: Site = Site {
-    name: "copy",
-    file: file!(),
-    line: line!(),
-};
-static COPIED: Site = Site {
-    name: "copy::receive",
-    file: file!(),
-    line: line!(),
-};
+static ISOLATE: Site = site!("isolate");
+static COPY: Site = site!("copy");
+static COPIED: Site = site!("copy::receive");
 
 /// Runs `y`, and everything it yields, in a loop of its own nested in this one: both make
 /// progress, one round of the inner loop per turn of the outer one. An error inside cancels only

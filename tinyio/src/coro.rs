@@ -210,6 +210,19 @@ pub struct Site {
     pub line: u32,
 }
 
+/// The [`Site`] of a coroutine made by this crate: `name`, and the file and line of the `site!`
+/// itself.
+macro_rules! site {
+    ($name:literal) => {
+        $crate::coro::Site {
+            name: $name,
+            file: file!(),
+            line: line!(),
+        }
+    };
+}
+pub(crate) use site;
+
 impl Site {
     pub(crate) fn frame(&'static self, line: u32) -> Frame {
         Frame {

@@ -12,17 +12,13 @@ use std::sync::{Arc, Condvar, Mutex, Once};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
-use crate::coro::{Coroutine, Cx, Leaf, SharedCoroutine, Site};
+use crate::coro::{Coroutine, Cx, Leaf, SharedCoroutine, Site, site};
 use crate::error::{Error, ErrorGroup};
 use crate::event_loop::{Remote, Session};
 use crate::run::{Failure, Progress};
 use crate::yieldable::Yieldable;
 
-static FROM_FUTURE: Site = Site {
-    name: "from_future",
-    file: file!(),
-    line: line!(),
-};
+static FROM_FUTURE: Site = site!("from_future");
 
 /// How many rounds of the loop one `poll` runs before handing the thread back to the executor.
 const ROUNDS_PER_POLL: usize = 64;
@@ -264,11 +260,7 @@ mod tokio_support {
     use tokio::runtime::{Handle, Runtime, RuntimeFlavor};
     use tokio::task::JoinHandle;
 
-    static FROM_TOKIO: Site = Site {
-        name: "from_tokio",
-        file: file!(),
-        line: line!(),
-    };
+    static FROM_TOKIO: Site = site!("from_tokio");
 
     /// A coroutine that runs `future` on a tokio runtime and finishes with its output: for
     /// futures that need tokio's timers or sockets.

@@ -10,30 +10,14 @@ use std::task::{Poll, Wake};
 use std::time::{Duration, Instant};
 
 use crate::Coro;
-use crate::coro::{Coroutine, Cx, Leaf, Site, coroutine, suspend};
+use crate::coro::{Coroutine, Cx, Leaf, Site, coroutine, site, suspend};
 use crate::error::Error;
 use crate::event_loop::LeafWaker;
 
-static EVENT_WAIT: Site = Site {
-    name: "Event::wait",
-    file: file!(),
-    line: line!(),
-};
-static ACQUIRE: Site = Site {
-    name: "Semaphore::acquire",
-    file: file!(),
-    line: line!(),
-};
-static LOCK: Site = Site {
-    name: "Lock::lock",
-    file: file!(),
-    line: line!(),
-};
-static BARRIER: Site = Site {
-    name: "Barrier::wait",
-    file: file!(),
-    line: line!(),
-};
+static EVENT_WAIT: Site = site!("Event::wait");
+static ACQUIRE: Site = site!("Semaphore::acquire");
+static LOCK: Site = site!("Lock::lock");
+static BARRIER: Site = site!("Barrier::wait");
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)

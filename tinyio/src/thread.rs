@@ -23,20 +23,12 @@ use std::thread::Thread;
 use std::time::{Duration, Instant};
 
 use crate::Coro;
-use crate::coro::{Coroutine, Cx, Leaf, Site, coroutine, suspend};
+use crate::coro::{Coroutine, Cx, Leaf, Site, coroutine, site, suspend};
 use crate::error::Error;
 use crate::run::Failure;
 
-static RUN_IN_THREAD: Site = Site {
-    name: "run_in_thread",
-    file: file!(),
-    line: line!(),
-};
-static POOL_RUN: Site = Site {
-    name: "ThreadPool::run_in_thread",
-    file: file!(),
-    line: line!(),
-};
+static RUN_IN_THREAD: Site = site!("run_in_thread");
+static POOL_RUN: Site = site!("ThreadPool::run_in_thread");
 
 /// A coroutine that runs `f` on another thread and finishes with its output.
 ///

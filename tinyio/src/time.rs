@@ -5,20 +5,12 @@ use std::panic::Location;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use crate::coro::{Coroutine, Cx, Leaf, Site, coroutine, suspend_until};
+use crate::coro::{Coroutine, Cx, Leaf, Site, coroutine, site, suspend_until};
 use crate::error::{Error, Raise};
 use crate::{Coro, Yieldable};
 
-static SLEEP: Site = Site {
-    name: "sleep",
-    file: file!(),
-    line: line!(),
-};
-static TIMEOUT: Site = Site {
-    name: "timeout",
-    file: file!(),
-    line: line!(),
-};
+static SLEEP: Site = site!("sleep");
+static TIMEOUT: Site = site!("timeout");
 
 /// A coroutine that finishes after `duration`, without blocking the loop.
 ///
