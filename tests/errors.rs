@@ -675,3 +675,34 @@ fn question_mark_on_tinyio_error_is_not_nested() {
     // The trace of the inner loop is kept, after the coroutine of the outer loop.
     assert_eq!(names(&err), ["nested_run", "f", "g", "g2", "h", "i"]);
 }
+
+#[tinyio::coroutine]
+fn fails_at_once() -> u32 {
+    tinyio::bail!("at once")
+}
+
+const NEVER_STARTED_LINE: u32 = line!() + 2;
+#[tinyio::coroutine]
+fn never_started() -> u32 {
+    1
+}
+
+#[tinyio::coroutine]
+fn fails_before_its_sibling_starts() -> (u32, u32) {
+    yield_!((fails_at_once(), never_started()))
+}
+
+#[test]
+fn a_coroutine_cancelled_before_it_started_is_placed_at_its_definition() {
+    let err = Loop::new()
+        .error_group(ErrorGroup::Always)
+        .run(fails_before_its_sibling_starts())
+        .unwrap_err();
+    let group = err.group().expect("always a group");
+    let never = group[1..]
+        .iter()
+        .find(|e| names(e) == ["never_started"])
+        .unwrap_or_else(|| panic!("never_started is listed as cancelled: {err:?}"));
+    let frame = &never.trace()[0];
+    assert_eq!((frame.file(), frame.line()), (file!(), NEVER_STARTED_LINE));
+}

@@ -344,7 +344,7 @@ impl Frame {
         self.name
     }
 
-    /// The source file of the suspension point.
+    /// The source file of the suspension point (see [`line`](Frame::line)).
     ///
     /// ```
     /// #[tinyio::coroutine]
@@ -359,7 +359,10 @@ impl Frame {
         self.file
     }
 
-    /// The line of the suspension point.
+    /// The line of the suspension point: where the coroutine raised, or the `yield_!` it was
+    /// suspended at. A coroutine that never ran (cancelled before its first resume) is placed at
+    /// its function's definition, and a built-in leaf (`sleep`, `run_in_thread`, ...) at its
+    /// definition inside this crate.
     ///
     /// ```
     /// #[tinyio::coroutine]

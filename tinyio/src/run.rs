@@ -120,7 +120,7 @@ struct Entry<'s> {
     children: Keys<u64>,
     /// How many of `children` have not finished; for a parked leaf, 1 (its wake-up).
     pending: u32,
-    /// The line this coroutine is suspended at.
+    /// The line this coroutine is suspended at; its definition's line until it first suspends.
     line: u32,
 }
 
@@ -521,11 +521,12 @@ impl<'s> Run<'s> {
 
     fn insert(&mut self, task: Rc<dyn Task + 's>) -> u32 {
         let entry = Entry {
+            // Until it first suspends, a coroutine is placed at its definition.
+            line: task.site().line,
             task,
             waiters: Keys::None,
             children: Keys::None,
             pending: 0,
-            line: 0,
         };
         let key = match self.free.pop() {
             Some(key) => {
