@@ -585,6 +585,42 @@ fn panicking_future_with_sibling(drops: Arc<AtomicUsize>) -> () {
     yield_!((panics, forever(Guard(drops))));
 }
 
+/// Waits on the panicking future alone (so the loop keeps it in this coroutine's entry).
+#[tinyio::coroutine]
+fn awaits_a_panicking_future(guard: Guard) -> () {
+    let _guard = guard;
+    yield_!(from_future(async {
+        smol::Timer::after(ms(5)).await;
+        panic!("panic in a future");
+    }));
+}
+
+#[tinyio::coroutine]
+fn panicking_future_awaited_alone(drops: Arc<AtomicUsize>) -> ((), ()) {
+    let waiter = awaits_a_panicking_future(Guard(drops.clone()));
+    yield_!((waiter, forever(Guard(drops))))
+}
+
+#[test]
+fn panic_in_a_future_awaited_alone_resumes_out_of_loop_run() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let payload = within(30, {
+        let drops = drops.clone();
+        move || {
+            let payload = catch_unwind(AssertUnwindSafe(|| {
+                Loop::new().run(panicking_future_awaited_alone(drops))
+            }));
+            payload_str(&*payload.unwrap_err()).to_string()
+        }
+    });
+    assert_eq!(payload, "panic in a future");
+    assert_eq!(
+        count(&drops),
+        2,
+        "its waiter and the sibling were cancelled before the panic resumed"
+    );
+}
+
 #[test]
 fn panic_in_a_from_future_future_resumes_out_of_loop_run() {
     let drops = Arc::new(AtomicUsize::new(0));

@@ -505,3 +505,27 @@ fn is_cancelled_outside_a_thread_call_is_false() {
         .unwrap();
     assert!(!inside);
 }
+
+/// Waits on a thread alone; answers a timeout with an error of its own.
+#[tinyio::coroutine]
+fn answers_timeout_with_error(state: Arc<ThreadState>) -> bool {
+    match tinyio::try_yield!(blocking_loop(&state)) {
+        Ok(stopped) => stopped,
+        Err(error) => {
+            assert!(error.is_timeout(), "{error:?}");
+            Err::<bool, _>(CleanupFailed)?
+        }
+    }
+}
+
+/// The coroutine fails while it still holds the thread it waited on: the thread is told to
+/// stop and joined all the same, before `run` returns.
+#[test]
+fn thread_of_a_coroutine_failing_on_its_timeout_is_stopped_and_joined() {
+    let state = Arc::new(ThreadState::default());
+    let run = tinyio::timeout(answers_timeout_with_error(state.clone()), ms(50));
+    let err = Loop::new().run(run).unwrap_err();
+    assert!(err.downcast_ref::<CleanupFailed>().is_some(), "{err:?}");
+    assert_eq!(ThreadState::get(&state.saw_cancel), 1);
+    assert_eq!(ThreadState::get(&state.ended), 1);
+}

@@ -10,7 +10,10 @@
 // the round, in order, and files what each one yielded. With nothing ready it blocks until a
 // wake-up or the next deadline. The loop resumes every coroutine itself, so nothing recurses.
 // One shortcut keeps the order: a coroutine that pauses while nothing else is ready, no timer is
-// set and no wake-up waits is resumed again at once, each pause counting as a round.
+// set and no wake-up waits is resumed again at once, each pause counting as a round. And a
+// coroutine that waits on one leaf that nobody else can yield keeps it in its own entry: the leaf
+// wakes the coroutine's token, and is polled when the coroutine is resumed, which spares it a
+// table entry and a round.
 //
 // When anything fails, every coroutine still in the table is resumed with a cancellation error
 // (or dropped, if it never started), threads are told to stop and joined, and the original error
@@ -55,6 +58,8 @@ pub(crate) enum Origin {
     Failed(u32),
     /// It is suspended: what it yielded was invalid (a cycle, say). It is cancelled with the rest.
     Suspended(u32),
+    /// The leaf it waits on (in its entry) failed or panicked; it is cancelled with the rest.
+    Leaf(u32),
 }
 
 pub(crate) enum Progress<T> {
@@ -113,6 +118,9 @@ struct Slot<'s> {
 
 struct Entry<'s> {
     task: Rc<dyn Task + 's>,
+    /// The one leaf this coroutine waits on, when nobody else can: it is kept here rather than
+    /// in the table, wakes this coroutine's token, and is polled when this coroutine is resumed.
+    leaf: Option<Rc<dyn Task + 's>>,
     /// Who waits on this coroutine (keys: a waiter outlives what it waits on).
     waiters: Keys<u32>,
     /// What this coroutine waits on, until it is resumed (tokens: a child may finish and its
@@ -166,13 +174,15 @@ impl<K: Copy + PartialEq> Keys<K> {
     }
 }
 
-/// Names one use of a slot: a key and the slot's generation. The top bit marks the deadline of a
-/// timed wait (see [`timeout`](crate::timeout)) rather than of a leaf.
+/// Names one use of a slot: a key and the slot's generation. Two top bits are flags: one marks
+/// the deadline of a timed wait (see [`timeout`](crate::timeout)) rather than of a leaf, the
+/// other a coroutine readied by the leaf it holds, to poll before resuming it.
 fn token(key: u32, generation: u32) -> u64 {
-    (u64::from(generation & !(1 << 31)) << 32) | u64::from(key)
+    (u64::from(generation & ((1 << 30) - 1)) << 32) | u64::from(key)
 }
 
 const DEADLINE: u64 = 1 << 63;
+const LEAF: u64 = 1 << 62;
 
 impl<'s> Run<'s> {
     /// Joins the threads of leaves stopped by a timeout, once everything else has finished.
@@ -300,7 +310,8 @@ impl<'s> Run<'s> {
             }
         } else if entry.pending == 1 && entry.children.as_slice().is_empty() {
             entry.pending = 0;
-            self.schedule(key);
+            let flag = if entry.leaf.is_some() { LEAF } else { 0 };
+            self.ready.push_back(self.token(key) | flag);
         }
         Ok(())
     }
@@ -322,7 +333,7 @@ impl<'s> Run<'s> {
                 let task = entry.task.clone();
                 let frame = task.site().frame(entry.line);
                 if task.started() {
-                    let step = self.resume(self.token(child), Input::Timeout);
+                    let step = self.resume::<false>(self.token(child), Input::Timeout);
                     let failure = match step {
                         Ok(Step::Fail(error)) if error.is_timeout() || error.is_cancelled() => None,
                         Ok(Step::Fail(error)) => Some(Failure::Error(error)),
@@ -344,6 +355,7 @@ impl<'s> Run<'s> {
                     if let Some(failure) = failure {
                         return Err(self.crash(Origin::Failed(child), failure));
                     }
+                    self.stop_leaf(child)?;
                 } else if let Err(payload) =
                     panic::catch_unwind(AssertUnwindSafe(|| task.discard()))
                 {
@@ -366,8 +378,29 @@ impl<'s> Run<'s> {
         self.step(self.token(key), Input::Deadline)
     }
 
-    /// Resumes one coroutine, catching a panic.
-    fn resume(&mut self, token: u64, input: Input) -> std::thread::Result<Step<'s>> {
+    /// Stops the leaf `key` holds, if any, with a timeout error, as [`expire`](Run::expire)
+    /// stops a child in the table.
+    fn stop_leaf(&mut self, key: u32) -> Result<(), Failure> {
+        if self.entry(key).leaf.is_none() {
+            return Ok(());
+        }
+        // A leaf answers an error by failing with it: only a panic is news.
+        let stopped = self.resume::<true>(self.token(key), Input::Timeout);
+        let leaf = self.entry(key).leaf.take().expect("checked");
+        leaf.owner().set(Owner::Dead);
+        let dropped = panic::catch_unwind(AssertUnwindSafe(move || drop(leaf)));
+        match stopped.and(dropped) {
+            Ok(()) => Ok(()),
+            Err(payload) => Err(self.crash(Origin::Outside, Failure::Panic(payload))),
+        }
+    }
+
+    /// Resumes one coroutine, or (if `HELD`) the leaf it holds, catching a panic.
+    fn resume<const HELD: bool>(
+        &mut self,
+        token: u64,
+        input: Input,
+    ) -> std::thread::Result<Step<'s>> {
         self.steps += 1;
         let Run {
             slots,
@@ -396,13 +429,20 @@ impl<'s> Run<'s> {
             remote,
             now,
         };
-        panic::catch_unwind(AssertUnwindSafe(|| entry.task.resume(input, &mut cx)))
+        let task = match &entry.leaf {
+            Some(leaf) if HELD => leaf,
+            _ => &entry.task,
+        };
+        panic::catch_unwind(AssertUnwindSafe(|| task.resume(input, &mut cx)))
     }
 
     /// Resumes one coroutine (named by its token) and files what it asks for.
     fn step(&mut self, token: u64, input: Input) -> Result<(), Failure> {
-        let key = token as u32;
-        match self.resume(token, input) {
+        if token & LEAF != 0 && !self.poll_leaf(token & !LEAF)? {
+            return Ok(());
+        }
+        let (token, key) = (token & !LEAF, token as u32);
+        match self.resume::<false>(token, input) {
             Ok(Step::Yield(request)) => {
                 self.entry(key).line = request.line;
                 let submission = request.into_submission();
@@ -411,6 +451,15 @@ impl<'s> Run<'s> {
                     return Ok(());
                 }
                 self.entry(key).children = Keys::None;
+                if let Some(leaf) = submission.sole()
+                    && leaf.is_leaf()
+                    && leaf.owner().get() == Owner::Fresh
+                    // Two handles: the submission's, and the waiter's own to read the output
+                    // from. Nobody else can yield it.
+                    && Rc::strong_count(leaf) == 2
+                {
+                    return self.adopt(token, submission.into_sole());
+                }
                 let deadline = submission.deadline();
                 let pending = self.submit(key, submission)?;
                 self.entry(key).pending = pending;
@@ -419,7 +468,9 @@ impl<'s> Run<'s> {
                     Some(deadline) => self.timers.push(Reverse((deadline, token | DEADLINE))),
                     None => {}
                 }
-                self.start_leaves()?;
+                if !self.fresh_leaves.is_empty() {
+                    self.start_leaves()?;
+                }
             }
             Ok(Step::Park(deadline)) => {
                 self.entry(key).pending = 1;
@@ -436,12 +487,50 @@ impl<'s> Run<'s> {
         Ok(())
     }
 
+    /// `token`'s coroutine waits on `leaf` alone, and nobody else can: keep the leaf in the
+    /// coroutine's entry rather than in the table, and start it.
+    fn adopt(&mut self, token: u64, leaf: Rc<dyn Task + 's>) -> Result<(), Failure> {
+        let (run, key) = (self.id, token as u32);
+        leaf.owner().set(Owner::Scheduled { run, key });
+        self.entry(key).leaf = Some(leaf);
+        if self.poll_leaf(token)? {
+            // Done at once: to the back of the queue, as when a child finishes.
+            self.ready.push_back(token);
+        }
+        Ok(())
+    }
+
+    /// Polls the leaf `token`'s coroutine waits on: true if it is done (and dropped from the
+    /// entry), false if it is parked again.
+    fn poll_leaf(&mut self, token: u64) -> Result<bool, Failure> {
+        let key = token as u32;
+        match self.resume::<true>(token, Input::Go) {
+            Ok(Step::Park(deadline)) => {
+                self.entry(key).pending = 1;
+                if let Some(deadline) = deadline {
+                    self.timers.push(Reverse((deadline, token)));
+                }
+                Ok(false)
+            }
+            Ok(Step::Done) => {
+                let entry = self.entry(key);
+                entry.pending = 0;
+                let leaf = entry.leaf.take().expect("polled a leaf");
+                leaf.owner().set(Owner::Finished);
+                Ok(true) // the waiter holds the other handle: nothing is dropped here
+            }
+            Ok(Step::Fail(error)) => Err(self.crash(Origin::Leaf(key), Failure::Error(error))),
+            Ok(Step::Yield(_)) => unreachable!("a leaf does not yield"),
+            Err(payload) => Err(self.crash(Origin::Leaf(key), Failure::Panic(payload))),
+        }
+    }
+
     /// The key a token names, if that coroutine is still in the table.
     #[inline]
     fn live(&self, token: u64) -> Option<u32> {
         let key = token as u32;
         let slot = self.slots.get(key as usize)?;
-        (slot.entry.is_some() && self.token(key) == token & !DEADLINE).then_some(key)
+        (slot.entry.is_some() && self.token(key) == token & !(DEADLINE | LEAF)).then_some(key)
     }
 
     fn token(&self, key: u32) -> u64 {
@@ -465,48 +554,56 @@ impl<'s> Run<'s> {
         waiter: u32,
         submission: Submission<'s>,
     ) -> Result<u32, Failure> {
-        let (count, free) = (submission.len(), self.free.len());
-        self.slots.reserve(count.saturating_sub(free));
-        self.ready.reserve(count);
+        let (first, rest) = submission.into_parts();
+        if !rest.is_empty() {
+            let count = usize::from(first.is_some()) + rest.len();
+            self.slots.reserve(count.saturating_sub(self.free.len()));
+            self.ready.reserve(count);
+        }
         let mut pending = 0;
-        for submitted in submission.into_iter() {
-            let key = match submitted.task.owner().get() {
-                Owner::Finished => continue,
-                Owner::Fresh => self.insert(submitted.task),
-                Owner::Scheduled { run, key } if run == self.id => {
-                    if submitted.wait
-                        && let Some(cycle) = self.find_cycle(waiter, key)
-                    {
-                        let error = Error::cancelled_because(format!("cycle detected: {cycle}"));
-                        return Err(self.crash(Origin::Suspended(waiter), Failure::Error(error)));
-                    }
-                    key
-                }
-                Owner::Scheduled { .. } | Owner::Dead => {
-                    let error = Error::cancelled_because(format!(
-                        "coroutine `{}` has already started in another loop run and has not \
-                         finished there, so it has no output to give; to use one result in \
-                         several loops, pass it through `tinyio::copy`",
-                        submitted.task.site().name
-                    ));
-                    let origin = if waiter == ROOT {
-                        Origin::Outside
-                    } else {
-                        Origin::Suspended(waiter)
-                    };
-                    return Err(self.crash(origin, Failure::Error(error)));
-                }
-            };
-            if submitted.wait {
-                self.entry(key).waiters.push(waiter);
-                if waiter != ROOT {
-                    let child = self.token(key);
-                    self.entry(waiter).children.push(child);
-                }
-                pending += 1;
-            }
+        let rest = rest.into_iter().map(|s| (s.task, s.wait));
+        for (task, wait) in first.map(|task| (task, true)).into_iter().chain(rest) {
+            pending += self.file(waiter, task, wait)?;
         }
         Ok(pending)
+    }
+
+    /// Files one coroutine `waiter` yielded: returns 1 if `waiter` must wait for it.
+    fn file(&mut self, waiter: u32, task: Rc<dyn Task + 's>, wait: bool) -> Result<u32, Failure> {
+        let key = match task.owner().get() {
+            Owner::Finished => return Ok(0),
+            Owner::Fresh => self.insert(task),
+            Owner::Scheduled { run, key } if run == self.id => {
+                if wait && let Some(cycle) = self.find_cycle(waiter, key) {
+                    let error = Error::cancelled_because(format!("cycle detected: {cycle}"));
+                    return Err(self.crash(Origin::Suspended(waiter), Failure::Error(error)));
+                }
+                key
+            }
+            Owner::Scheduled { .. } | Owner::Dead => {
+                let error = Error::cancelled_because(format!(
+                    "coroutine `{}` has already started in another loop run and has not \
+                     finished there, so it has no output to give; to use one result in \
+                     several loops, pass it through `tinyio::copy`",
+                    task.site().name
+                ));
+                let origin = if waiter == ROOT {
+                    Origin::Outside
+                } else {
+                    Origin::Suspended(waiter)
+                };
+                return Err(self.crash(origin, Failure::Error(error)));
+            }
+        };
+        if !wait {
+            return Ok(0);
+        }
+        self.entry(key).waiters.push(waiter);
+        if waiter != ROOT {
+            let child = self.token(key);
+            self.entry(waiter).children.push(child);
+        }
+        Ok(1)
     }
 
     /// Starts the leaves scheduled by the request just filed.
@@ -524,6 +621,7 @@ impl<'s> Run<'s> {
             // Until it first suspends, a coroutine is placed at its definition.
             line: task.site().line,
             task,
+            leaf: None,
             waiters: Keys::None,
             children: Keys::None,
             pending: 0,
@@ -659,11 +757,17 @@ impl<'s> Run<'s> {
         // The coroutines on the error's trace: their cancellations are part of that story, so
         // they are not listed again in a group (as the original's trace stitching does).
         let mut on_trace = HashSet::new();
-        if let Origin::Failed(key) | Origin::Suspended(key) = origin
+        if let Origin::Failed(key) | Origin::Suspended(key) | Origin::Leaf(key) = origin
             && let Failure::Error(error) = failure
         {
-            let (frame, outer, chain) = self.frames(key);
-            failure = Failure::Error(error.traced(frame, outer));
+            let (frame, mut outer, chain) = self.frames(key);
+            failure = Failure::Error(match &self.entry(key).leaf {
+                Some(leaf) if matches!(origin, Origin::Leaf(_)) => {
+                    outer.push(frame);
+                    error.traced(leaf.site().frame(leaf.site().line), outer)
+                }
+                _ => error.traced(frame, outer),
+            });
             on_trace = chain;
         }
         let mut cancelled = Cancelled {
@@ -671,8 +775,20 @@ impl<'s> Run<'s> {
             clean: Vec::new(),
             panic: None,
         };
-        if let Origin::Failed(key) = origin {
-            let task = self.remove(key).task;
+        let failed = match origin {
+            Origin::Failed(key) => {
+                let Entry { task, leaf, .. } = self.remove(key);
+                // A leaf it held (when it failed answering a timeout) is cancelled as any other.
+                if let Some(leaf) = leaf {
+                    let frame = leaf.site().frame(leaf.site().line);
+                    cancelled.record(self.cancel(leaf, frame), true);
+                }
+                Some(task)
+            }
+            Origin::Leaf(key) => self.entry(key).leaf.take(),
+            Origin::Outside | Origin::Suspended(_) => None,
+        };
+        if let Some(task) = failed {
             task.owner().set(Owner::Dead);
             if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| drop(task))) {
                 cancelled.panic = Some(payload);
@@ -732,6 +848,7 @@ impl<'s> Run<'s> {
                     .iter()
                     .filter_map(|&t| self.live(t))
                     .map(name)
+                    .chain(entry.leaf.iter().map(|leaf| leaf.site().name))
                     .collect(),
             })
             .collect();
@@ -746,52 +863,57 @@ impl<'s> Run<'s> {
             let Some(entry) = self.slots[key].entry.take() else {
                 continue;
             };
-            let task = entry.task;
-            let frame = task.site().frame(entry.line);
-            task.owner().set(Owner::Dead);
-            let remote = &self.remote;
-            let notifier = || LeafWaker::new(remote, u64::MAX);
-            let waker = || Waker::from(notifier());
-            let mut cx = Cx {
-                waker: &waker,
-                notifier: &notifier,
-                joins: &mut self.joins,
-                spare: &mut 0,
-                remote,
-                now: &mut self.now,
-            };
-            let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
-                if !task.started() {
-                    task.discard();
-                    return Ok(Error::cancelled().traced(frame, Vec::new()));
-                }
-                match task.resume(Input::Cancel, &mut cx) {
-                    Step::Fail(error) if error.is_cancelled() => {
-                        Ok(error.traced(frame, Vec::new()))
-                    }
-                    Step::Fail(error) => Err(error.traced(frame, Vec::new())),
-                    Step::Done => Err(misbehaved(frame, "returned a value")),
-                    step @ (Step::Yield(_) | Step::Park(_)) => {
-                        drop(step.into_submission());
-                        task.discard();
-                        Err(misbehaved(frame, "yielded again"))
-                    }
-                }
-            }))
-            .and_then(|outcome| {
-                panic::catch_unwind(AssertUnwindSafe(|| drop(task))).map(|()| outcome)
+            // The coroutine, then the leaf it holds (told to stop once its waiter has let go).
+            let frame = entry.task.site().frame(entry.line);
+            let listed = !on_trace.contains(&(key as u32));
+            let leaf = entry.leaf.map(|leaf| {
+                let frame = leaf.site().frame(leaf.site().line);
+                (leaf, frame, true)
             });
-            match outcome {
-                Ok(Ok(clean)) if !on_trace.contains(&(key as u32)) => cancelled.clean.push(clean),
-                Ok(Ok(_)) => {}
-                Ok(Err(other)) => cancelled.others.push(other),
-                Err(payload) => {
-                    cancelled.panic.get_or_insert(payload);
-                }
+            for (task, frame, listed) in std::iter::once((entry.task, frame, listed)).chain(leaf) {
+                cancelled.record(self.cancel(task, frame), listed);
             }
         }
         self.free.clear();
         self.slots.clear();
+    }
+
+    /// Cancels one coroutine taken out of the table: its clean cancellation, or what it did
+    /// instead, or its panic.
+    fn cancel(
+        &mut self,
+        task: Rc<dyn Task + 's>,
+        frame: Frame,
+    ) -> std::thread::Result<Result<Error, Error>> {
+        task.owner().set(Owner::Dead);
+        let remote = &self.remote;
+        let notifier = || LeafWaker::new(remote, u64::MAX);
+        let waker = || Waker::from(notifier());
+        let mut cx = Cx {
+            waker: &waker,
+            notifier: &notifier,
+            joins: &mut self.joins,
+            spare: &mut 0,
+            remote,
+            now: &mut self.now,
+        };
+        panic::catch_unwind(AssertUnwindSafe(|| {
+            if !task.started() {
+                task.discard();
+                return Ok(Error::cancelled().traced(frame, Vec::new()));
+            }
+            match task.resume(Input::Cancel, &mut cx) {
+                Step::Fail(error) if error.is_cancelled() => Ok(error.traced(frame, Vec::new())),
+                Step::Fail(error) => Err(error.traced(frame, Vec::new())),
+                Step::Done => Err(misbehaved(frame, "returned a value")),
+                step @ (Step::Yield(_) | Step::Park(_)) => {
+                    drop(step.into_submission());
+                    task.discard();
+                    Err(misbehaved(frame, "yielded again"))
+                }
+            }
+        }))
+        .and_then(|outcome| panic::catch_unwind(AssertUnwindSafe(|| drop(task))).map(|()| outcome))
     }
 }
 
@@ -812,4 +934,18 @@ struct Cancelled {
     clean: Vec<Error>,
     /// The first panic met while cancelling.
     panic: Option<Box<dyn Any + Send>>,
+}
+
+impl Cancelled {
+    /// Files how one coroutine took its cancellation; a clean one is listed if `listed`.
+    fn record(&mut self, outcome: std::thread::Result<Result<Error, Error>>, listed: bool) {
+        match outcome {
+            Ok(Ok(clean)) if listed => self.clean.push(clean),
+            Ok(Ok(_)) => {}
+            Ok(Err(other)) => self.others.push(other),
+            Err(payload) => {
+                self.panic.get_or_insert(payload);
+            }
+        }
+    }
 }

@@ -106,13 +106,6 @@ impl<'s> Submission<'s> {
         }
     }
 
-    /// How many coroutines were submitted.
-    pub(crate) fn len(&self) -> usize {
-        self.0.as_ref().map_or(0, |contents| {
-            usize::from(contents.first.is_some()) + contents.rest.len()
-        })
-    }
-
     #[inline]
     pub(crate) fn set_deadline(&mut self, deadline: Option<Instant>) {
         if deadline.is_some() {
@@ -130,12 +123,24 @@ impl<'s> Submission<'s> {
         self.0.is_none()
     }
 
-    pub(crate) fn into_iter(self) -> impl Iterator<Item = Submitted<'s>> {
-        self.0.into_iter().flat_map(|contents| {
-            let Contents { first, rest, .. } = *contents;
-            let first = first.map(|task| Submitted { task, wait: true });
-            first.into_iter().chain(rest)
-        })
+    /// The one coroutine submitted, if that is all (waited on, with no deadline).
+    #[inline]
+    pub(crate) fn sole(&self) -> Option<&Rc<dyn Task + 's>> {
+        let contents = self.0.as_ref()?;
+        let single = contents.rest.is_empty() && contents.deadline.is_none();
+        contents.first.as_ref().filter(|_| single)
+    }
+
+    /// Takes the coroutine [`sole`](Submission::sole) gave.
+    pub(crate) fn into_sole(self) -> Rc<dyn Task + 's> {
+        let sole = self.0.and_then(|contents| contents.first);
+        sole.expect("a sole coroutine")
+    }
+
+    /// The first coroutine waited on, and the others (waited on or not, in order).
+    pub(crate) fn into_parts(self) -> (Option<Rc<dyn Task + 's>>, Vec<Submitted<'s>>) {
+        self.0
+            .map_or_else(Default::default, |contents| (contents.first, contents.rest))
     }
 }
 
