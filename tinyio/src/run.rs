@@ -23,8 +23,7 @@
 
 use std::any::Any;
 use std::cell::Cell;
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -36,6 +35,7 @@ use crate::coro::{Cx, Input, Owner, Step, Task};
 use crate::error::{Error, ErrorGroup, Frame};
 use crate::event_loop::{LeafWaker, Remote};
 use crate::stall::{Stall, Suspended};
+use crate::time::Timers;
 use crate::yieldable::Submission;
 
 /// The key of the run itself, as a waiter: whoever called [`Loop::run`](crate::Loop::run).
@@ -82,8 +82,8 @@ pub(crate) struct Run<'s> {
     /// Tokens of coroutines ready to be resumed, in order. A coroutine removed meanwhile (stopped
     /// by a timeout) leaves a stale token, skipped.
     ready: VecDeque<u64>,
-    /// Deadlines, soonest first, with the wake token of the leaf (or timed wait) they end.
-    timers: BinaryHeap<Reverse<(Instant, u64)>>,
+    /// Deadlines, with the wake token of the leaf (or timed wait) each ends.
+    timers: Timers,
     /// Where wake-ups from other threads (and wakers) arrive.
     remote: Arc<Remote>,
     /// Wake tokens taken from `remote`, kept to reuse the allocation.
@@ -201,7 +201,7 @@ impl<'s> Run<'s> {
             slots: Vec::new(),
             free: Vec::new(),
             ready: VecDeque::new(),
-            timers: BinaryHeap::new(),
+            timers: Timers::default(),
             remote,
             woken: Vec::new(),
             root_pending: 0,
@@ -243,7 +243,7 @@ impl<'s> Run<'s> {
                     // wakes no driver: look again rather than report itself blocked.
                     continue;
                 }
-                return Ok(Progress::Blocked(self.timers.peek().map(|t| t.0.0)));
+                return Ok(Progress::Blocked(self.timers.next()));
             }
             if rounds == 0 {
                 return Ok(Progress::Ready);
@@ -286,11 +286,7 @@ impl<'s> Run<'s> {
         if !self.timers.is_empty() {
             let now = Instant::now();
             self.now = now;
-            while let Some(&Reverse((deadline, token))) = self.timers.peek() {
-                if deadline > now {
-                    break;
-                }
-                self.timers.pop();
+            while let Some(token) = self.timers.pop_due(now) {
                 self.wake(token)?;
             }
         }
@@ -465,7 +461,7 @@ impl<'s> Run<'s> {
                 self.entry(key).pending = pending;
                 match deadline {
                     _ if pending == 0 => self.ready.push_back(token),
-                    Some(deadline) => self.timers.push(Reverse((deadline, token | DEADLINE))),
+                    Some(deadline) => self.timers.push(deadline, token | DEADLINE),
                     None => {}
                 }
                 if !self.fresh_leaves.is_empty() {
@@ -475,7 +471,7 @@ impl<'s> Run<'s> {
             Ok(Step::Park(deadline)) => {
                 self.entry(key).pending = 1;
                 if let Some(deadline) = deadline {
-                    self.timers.push(Reverse((deadline, token)));
+                    self.timers.push(deadline, token);
                 }
             }
             Ok(Step::Done) => self.finish(key)?,
@@ -508,7 +504,7 @@ impl<'s> Run<'s> {
             Ok(Step::Park(deadline)) => {
                 self.entry(key).pending = 1;
                 if let Some(deadline) = deadline {
-                    self.timers.push(Reverse((deadline, token)));
+                    self.timers.push(deadline, token);
                 }
                 Ok(false)
             }
