@@ -239,8 +239,9 @@ impl Site {
 pub(crate) enum Owner {
     /// Never scheduled.
     Fresh,
-    /// Scheduled by run `run`, at `key` in its table.
-    Scheduled { run: u64, key: u32 },
+    /// Scheduled by run `run`, at `key` in its table. Run ids wrap after 2^32 runs: the loop
+    /// checks that its table holds this very coroutine at `key` before it believes one.
+    Scheduled { run: u32, key: u32 },
     /// Finished; its output is kept.
     Finished,
     /// Failed or cancelled: it can never give an output.

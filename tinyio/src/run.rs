@@ -27,7 +27,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
@@ -41,7 +41,7 @@ use crate::yieldable::Submission;
 /// The key of the run itself, as a waiter: whoever called [`Loop::run`](crate::Loop::run).
 const ROOT: u32 = u32::MAX;
 
-static NEXT_RUN: AtomicU64 = AtomicU64::new(1);
+static NEXT_RUN: AtomicU32 = AtomicU32::new(1);
 
 /// Why a run ended early. A panic resumes out of `run` once everything is cleaned up.
 pub(crate) enum Failure {
@@ -72,8 +72,8 @@ pub(crate) enum Progress<T> {
 
 /// The state of one run: everything here is dropped when `run` returns.
 pub(crate) struct Run<'s> {
-    /// Unique among all runs, so that a coroutine knows which run it belongs to.
-    id: u64,
+    /// Tells runs apart, so that a coroutine knows which run it belongs to (see `Owner`).
+    id: u32,
     error_group: ErrorGroup,
     /// The table of coroutines, indexed by key.
     slots: Vec<Slot<'s>>,
@@ -523,6 +523,15 @@ impl<'s> Run<'s> {
         }
     }
 
+    /// Whether `key`'s entry is `task` itself (a run id alone may have wrapped around).
+    fn holds(&self, key: u32, task: &Rc<dyn Task + 's>) -> bool {
+        let entry = self
+            .slots
+            .get(key as usize)
+            .and_then(|slot| slot.entry.as_ref());
+        entry.is_some_and(|entry| Rc::ptr_eq(&entry.task, task))
+    }
+
     /// The key a token names, if that coroutine is still in the table.
     #[inline]
     fn live(&self, token: u64) -> Option<u32> {
@@ -571,7 +580,7 @@ impl<'s> Run<'s> {
         let key = match task.owner().get() {
             Owner::Finished => return Ok(0),
             Owner::Fresh => self.insert(task),
-            Owner::Scheduled { run, key } if run == self.id => {
+            Owner::Scheduled { run, key } if run == self.id && self.holds(key, &task) => {
                 if wait && let Some(cycle) = self.find_cycle(waiter, key) {
                     let error = Error::cancelled_because(format!("cycle detected: {cycle}"));
                     return Err(self.crash(Origin::Suspended(waiter), Failure::Error(error)));
