@@ -375,18 +375,16 @@ pub(crate) struct Cx<'r> {
     pub(crate) spare: &'r mut usize,
     /// Where wake-ups arrive: a wake-up (or a stop) ends the spare rounds.
     pub(crate) remote: &'r crate::event_loop::Remote,
-    /// The clock as the loop last read it: a timer it found due needs no second reading.
-    pub(crate) now: &'r mut Instant,
+    /// The clock as the loop last read it.
+    pub(crate) now: Instant,
 }
 
 impl Cx<'_> {
-    /// Whether `deadline` has passed; reads the clock only if the loop's last reading is
-    /// earlier.
-    pub(crate) fn passed(&mut self, deadline: Instant) -> bool {
-        if *self.now < deadline {
-            *self.now = Instant::now();
-        }
-        *self.now >= deadline
+    /// Whether `deadline` had passed at the loop's last reading of the clock. A leaf waiting
+    /// for it sets a timer, so the loop reads the clock again before it next resumes anything:
+    /// a deadline passed since is found then, and no leaf reads the clock itself.
+    pub(crate) fn passed(&self, deadline: Instant) -> bool {
+        self.now >= deadline
     }
 
     /// Whether a generator that just paused may be resumed in place, rather than through the

@@ -408,6 +408,7 @@ impl<'s> Run<'s> {
             now,
             ..
         } = self;
+        let now = *now;
         let slot = &slots[token as u32 as usize];
         let entry = slot
             .entry
@@ -906,7 +907,7 @@ impl<'s> Run<'s> {
             joins: &mut self.joins,
             spare: &mut 0,
             remote,
-            now: &mut self.now,
+            now: self.now,
         };
         panic::catch_unwind(AssertUnwindSafe(|| {
             if !task.started() {
