@@ -374,7 +374,9 @@ pub(crate) struct Cx<'r> {
     /// coroutine next anyway. Each pause taken so costs one.
     pub(crate) spare: &'r mut usize,
     /// Where wake-ups arrive: a wake-up (or a stop) ends the spare rounds.
-    pub(crate) remote: &'r crate::event_loop::Remote,
+    pub(crate) remote: &'r std::sync::Arc<crate::event_loop::Remote>,
+    /// The wake token of the leaf being polled (see [`notify`](Cx::notify)).
+    pub(crate) token: u64,
     /// The clock as the loop last read it.
     pub(crate) now: Instant,
 }
@@ -385,6 +387,12 @@ impl Cx<'_> {
     /// a deadline passed since is found then, and no leaf reads the clock itself.
     pub(crate) fn passed(&self, deadline: Instant) -> bool {
         self.now >= deadline
+    }
+
+    /// Wakes the leaf being polled from any thread, as its waker would, but without the
+    /// waker's allocation: for a leaf that needs nothing else (a thread call).
+    pub(crate) fn notify(&self) -> crate::event_loop::Notify {
+        crate::event_loop::Notify::new(self.remote, self.token)
     }
 
     /// Whether a generator that just paused may be resumed in place, rather than through the

@@ -445,6 +445,25 @@ impl Wake for Unpark {
     }
 }
 
+/// Wakes one leaf from any thread: what a [`LeafWaker`] does, for a leaf that needs no `Waker`.
+pub(crate) struct Notify {
+    remote: Arc<Remote>,
+    token: u64,
+}
+
+impl Notify {
+    pub(crate) fn new(remote: &Arc<Remote>, token: u64) -> Self {
+        Notify {
+            remote: remote.clone(),
+            token,
+        }
+    }
+
+    pub(crate) fn wake(&self) {
+        self.remote.wake(self.token);
+    }
+}
+
 /// The waker of one leaf.
 pub(crate) struct LeafWaker {
     remote: Arc<Remote>,

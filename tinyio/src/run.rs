@@ -426,6 +426,7 @@ impl<'s> Run<'s> {
             joins,
             spare,
             remote,
+            token,
             now,
         };
         let task = match &entry.leaf {
@@ -907,6 +908,7 @@ impl<'s> Run<'s> {
             joins: &mut self.joins,
             spare: &mut 0,
             remote,
+            token: u64::MAX,
             now: self.now,
         };
         panic::catch_unwind(AssertUnwindSafe(|| {

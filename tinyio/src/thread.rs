@@ -18,13 +18,14 @@ use std::mem;
 use std::panic::{self, AssertUnwindSafe, Location};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
-use std::task::{Poll, Waker};
+use std::task::Poll;
 use std::thread::Thread;
 use std::time::{Duration, Instant};
 
 use crate::Coro;
 use crate::coro::{Coroutine, Cx, Leaf, Site, coroutine, site, suspend};
 use crate::error::Error;
+use crate::event_loop::Notify;
 use crate::run::Failure;
 
 static RUN_IN_THREAD: Site = site!("run_in_thread");
@@ -92,9 +93,8 @@ type Outcome<T> = std::thread::Result<Result<T, Error>>;
 
 /// What the loop and the thread share for one call.
 struct Call<F, T> {
-    /// The leaf's waker. Kept here, not moved to the thread, so that the loop's thread frees it:
-    /// glibc's malloc is slow at freeing memory from another thread.
-    waker: Waker,
+    /// Wakes the leaf.
+    notify: Notify,
     stage: Mutex<Stage<F, T>>,
     /// Signalled when the call ends, only if a join waits for it (`Stage::Running::joined`).
     done: Condvar,
@@ -174,7 +174,7 @@ where
         if joined {
             self.done.notify_all();
         }
-        self.waker.wake_by_ref();
+        self.notify.wake();
     }
 }
 
@@ -227,7 +227,7 @@ where
         let mut call = match mem::replace(&mut self.state, CallState::Gone) {
             CallState::Fresh(f) => {
                 let call = Arc::new(Call {
-                    waker: (cx.waker)(),
+                    notify: cx.notify(),
                     stage: Mutex::new(Stage::Queued(f)),
                     done: Condvar::new(),
                     cancelled: AtomicBool::new(false),
