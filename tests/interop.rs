@@ -601,42 +601,38 @@ fn panicking_future_awaited_alone(drops: Arc<AtomicUsize>) -> ((), ()) {
     yield_!((waiter, forever(Guard(drops))))
 }
 
-#[test]
-fn panic_in_a_future_awaited_alone_resumes_out_of_loop_run() {
+/// Runs what `make` builds in a plain loop, which must panic: the panic's message, and how many
+/// guards were dropped by the time it resumed out of `run`.
+fn loop_run_panics<T: std::fmt::Debug + Send + 'static>(
+    make: fn(Arc<AtomicUsize>) -> Coro<T>,
+) -> (String, usize) {
     let drops = Arc::new(AtomicUsize::new(0));
     let payload = within(30, {
         let drops = drops.clone();
         move || {
-            let payload = catch_unwind(AssertUnwindSafe(|| {
-                Loop::new().run(panicking_future_awaited_alone(drops))
-            }));
+            let payload = catch_unwind(AssertUnwindSafe(|| Loop::new().run(make(drops))));
             payload_str(&*payload.unwrap_err()).to_string()
         }
     });
+    (payload, count(&drops))
+}
+
+#[test]
+fn panic_in_a_future_awaited_alone_resumes_out_of_loop_run() {
+    let (payload, drops) = loop_run_panics(panicking_future_awaited_alone);
     assert_eq!(payload, "panic in a future");
     assert_eq!(
-        count(&drops),
-        2,
+        drops, 2,
         "its waiter and the sibling were cancelled before the panic resumed"
     );
 }
 
 #[test]
 fn panic_in_a_from_future_future_resumes_out_of_loop_run() {
-    let drops = Arc::new(AtomicUsize::new(0));
-    let payload = within(30, {
-        let drops = drops.clone();
-        move || {
-            let payload = catch_unwind(AssertUnwindSafe(|| {
-                Loop::new().run(panicking_future_with_sibling(drops))
-            }));
-            payload_str(&*payload.unwrap_err()).to_string()
-        }
-    });
+    let (payload, drops) = loop_run_panics(panicking_future_with_sibling);
     assert_eq!(payload, "panic in a future");
     assert_eq!(
-        count(&drops),
-        1,
+        drops, 1,
         "the sibling was cancelled before the panic resumed"
     );
 }
