@@ -472,12 +472,7 @@ impl<'s> Run<'s> {
                     self.start_leaves()?;
                 }
             }
-            Ok(Step::Park(deadline)) => {
-                self.entry(key).pending = 1;
-                if let Some(deadline) = deadline {
-                    self.timers.push(deadline, token);
-                }
-            }
+            Ok(Step::Park(deadline)) => self.park(token, deadline),
             Ok(Step::Done) => self.finish(key)?,
             Ok(Step::Fail(error)) => {
                 return Err(self.crash(Origin::Failed(key), Failure::Error(error)));
@@ -485,6 +480,14 @@ impl<'s> Run<'s> {
             Err(payload) => return Err(self.crash(Origin::Failed(key), Failure::Panic(payload))),
         }
         Ok(())
+    }
+
+    /// A leaf (in the table or held) waits for its wake-up, or for `deadline`.
+    fn park(&mut self, token: u64, deadline: Option<Instant>) {
+        self.entry(token as u32).pending = 1;
+        if let Some(deadline) = deadline {
+            self.timers.push(deadline, token);
+        }
     }
 
     /// `token`'s coroutine waits on `leaf` alone, and nobody else can: keep the leaf in the
@@ -506,10 +509,7 @@ impl<'s> Run<'s> {
         let key = token as u32;
         match self.resume::<true>(token, Input::Go) {
             Ok(Step::Park(deadline)) => {
-                self.entry(key).pending = 1;
-                if let Some(deadline) = deadline {
-                    self.timers.push(deadline, token);
-                }
+                self.park(token, deadline);
                 Ok(false)
             }
             Ok(Step::Done) => {
