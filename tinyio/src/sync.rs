@@ -5,6 +5,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::panic::Location;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Poll, Wake};
 use std::time::{Duration, Instant};
@@ -55,12 +56,15 @@ fn waiting(cx: &mut Cx<'_>) -> Waiting {
 /// assert!(event.is_set());
 /// ```
 #[derive(Clone, Default)]
-pub struct Event(Arc<Mutex<EventState>>);
+pub struct Event(Arc<EventState>);
 
 #[derive(Default)]
 struct EventState {
-    set: bool,
-    waiting: Vec<Waiting>,
+    /// Outside the lock, so that `clear` and `is_set` take none. `set` stores it before it
+    /// takes the lock and a waiter reads it under the lock, so a waiter either sees it or is
+    /// registered in time to be woken.
+    set: AtomicBool,
+    waiting: Mutex<Vec<Waiting>>,
 }
 
 impl Event {
@@ -83,9 +87,8 @@ impl Event {
     /// tinyio::Loop::new().run(event.wait()).unwrap(); // finishes at once
     /// ```
     pub fn set(&self) {
-        let mut state = lock(&self.0);
-        state.set = true;
-        for waiting in state.waiting.drain(..) {
+        self.0.set.store(true, Ordering::Release);
+        for waiting in lock(&self.0.waiting).drain(..) {
             waiting.wake_by_ref();
         }
     }
@@ -99,7 +102,7 @@ impl Event {
     /// assert!(!event.is_set());
     /// ```
     pub fn clear(&self) {
-        lock(&self.0).set = false;
+        self.0.set.store(false, Ordering::Release);
     }
 
     /// Whether the flag is set.
@@ -111,7 +114,7 @@ impl Event {
     /// assert!(event.is_set());
     /// ```
     pub fn is_set(&self) -> bool {
-        lock(&self.0).set
+        self.0.set.load(Ordering::Acquire)
     }
 
     /// A coroutine that finishes once the flag is set (at once if it is).
@@ -184,16 +187,15 @@ impl Leaf for EventWait {
         if self.waiting.as_ref().is_some_and(|w| w.is_woken()) {
             return Poll::Ready(Ok(true));
         }
-        let mut state = lock(&self.event.0);
         if self.waiting.is_none() {
-            if state.set {
+            let mut waiting_list = lock(&self.event.0.waiting);
+            if self.event.0.set.load(Ordering::Acquire) {
                 return Poll::Ready(Ok(true));
             }
             let waiting = waiting(cx);
-            state.waiting.push(waiting.clone());
+            waiting_list.push(waiting.clone());
             self.waiting = Some(waiting);
         }
-        drop(state);
         match self.deadline {
             Some(deadline) if cx.passed(deadline) => {
                 self.deregister();
@@ -213,9 +215,7 @@ impl EventWait {
         if let Some(waiting) = self.waiting.take()
             && !waiting.is_woken()
         {
-            lock(&self.event.0)
-                .waiting
-                .retain(|w| !Arc::ptr_eq(w, &waiting));
+            lock(&self.event.0.waiting).retain(|w| !Arc::ptr_eq(w, &waiting));
         }
     }
 }
