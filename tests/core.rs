@@ -2,10 +2,13 @@
 //! (test names follow the Python ones, without the `test_` prefix), plus the Rust-only forms of
 //! coroutines (methods, generics, borrowed arguments, `return`, `try_yield!`).
 
+mod common;
+
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use common::within;
 use tinyio::{Coro, Loop, Shared, background, sleep, sleep_until};
 
 #[tinyio::coroutine]
@@ -534,6 +537,39 @@ fn nested_loop() {
     }
     let out = Loop::new().run((outer(1), add_two(10))).unwrap();
     assert_eq!(out, ((1 + 2) + (2 + 2) + (1 + 1), 12));
+}
+
+/// An event set by a coroutine wakes its waiter even when the setter then runs a nested loop
+/// in the same step: the nested run must not take the outer run's wake-ups as its own.
+#[test]
+fn nested_loop_after_setting_an_event() {
+    #[tinyio::coroutine]
+    fn waiter(event: tinyio::Event) -> &'static str {
+        yield_!(event.wait());
+        "woken"
+    }
+    #[tinyio::coroutine]
+    fn inner() -> () {
+        // The nested run's own event, set and waited on inside it.
+        let event = tinyio::Event::new();
+        let wait = event.wait();
+        event.set();
+        yield_!(wait);
+    }
+    #[tinyio::coroutine]
+    fn setter(event: tinyio::Event) -> () {
+        yield_!(); // the waiter waits by now
+        event.set();
+        Loop::new().run(inner())?;
+    }
+    let event = tinyio::Event::new();
+    let out = within(10, move || {
+        Loop::new()
+            .run((waiter(event.clone()), setter(event)))
+            .unwrap()
+            .0
+    });
+    assert_eq!(out, "woken");
 }
 
 struct Counter {

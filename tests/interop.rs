@@ -1065,3 +1065,51 @@ fn from_tokio_in_a_nested_loop_run_inside_a_tokio_task() {
     });
     assert_eq!(out.unwrap(), 7);
 }
+
+/// Wake-ups a run makes itself (events set by its own coroutines) need no one to wake its
+/// driver: the run takes them in before it hands back. Polled by hand with a waker that counts
+/// its wakes, a ping-pong of 200 events wakes its driver only when a poll runs out of rounds.
+#[test]
+fn wake_ups_inside_the_run_do_not_wake_its_driver() {
+    #[tinyio::coroutine]
+    fn ping(a: Event, b: Event, n: usize) -> () {
+        for _ in 0..n {
+            a.set();
+            yield_!(b.wait());
+            b.clear();
+        }
+    }
+    #[tinyio::coroutine]
+    fn pong(a: Event, b: Event, n: usize) -> () {
+        for _ in 0..n {
+            yield_!(a.wait());
+            a.clear();
+            b.set();
+        }
+    }
+    struct Counting(AtomicUsize);
+    impl std::task::Wake for Counting {
+        fn wake(self: Arc<Self>) {
+            self.wake_by_ref();
+        }
+        fn wake_by_ref(self: &Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let counting = Arc::new(Counting(AtomicUsize::new(0)));
+    let waker = std::task::Waker::from(counting.clone());
+    let mut cx = Context::from_waker(&waker);
+    let (a, b) = (Event::new(), Event::new());
+    let mut run = to_future((ping(a.clone(), b.clone(), 100), pong(a, b, 100)));
+    let mut pending = 0;
+    while Pin::new(&mut run).poll(&mut cx).is_pending() {
+        pending += 1;
+        assert!(pending < 1_000, "the run does not finish");
+    }
+    assert!(pending > 0, "the run took more than one poll's rounds");
+    assert_eq!(
+        count(&counting.0),
+        pending,
+        "one wake per poll that ran out of rounds"
+    );
+}
