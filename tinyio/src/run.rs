@@ -120,18 +120,59 @@ struct Slot<'s> {
 
 struct Entry<'s> {
     task: Rc<dyn Task + 's>,
-    /// The one leaf this coroutine waits on, when nobody else can: it is kept here rather than
-    /// in the table, wakes this coroutine's token, and is polled when this coroutine is resumed.
-    leaf: Option<Rc<dyn Task + 's>>,
     /// Who waits on this coroutine (keys: a waiter outlives what it waits on).
     waiters: Keys<u32>,
-    /// What this coroutine waits on, until it is resumed (tokens: a child may finish and its
-    /// slot be reused meanwhile).
-    children: Keys<u64>,
-    /// How many of `children` have not finished; for a parked leaf, 1 (its wake-up).
+    /// What this coroutine waits on, until it is resumed.
+    waits: Waits<'s>,
+    /// How many of the children it waits on have not finished; for a parked leaf, or a
+    /// coroutine whose held leaf is parked, 1 (the wake-up).
     pending: u32,
     /// The line this coroutine is suspended at; its definition's line until it first suspends.
     line: u32,
+}
+
+/// What a coroutine waits on, until it is resumed.
+enum Waits<'s> {
+    /// Coroutines in the table, by token (a child may finish and its slot be reused meanwhile).
+    Children(Keys<u64>),
+    /// The one leaf it waits on, when nobody else can: kept here rather than in the table, it
+    /// wakes this coroutine's token and is polled when this coroutine is resumed.
+    Leaf(Rc<dyn Task + 's>),
+}
+
+impl<'s> Waits<'s> {
+    const NOTHING: Self = Waits::Children(Keys::None);
+
+    fn children(&self) -> &[u64] {
+        match self {
+            Waits::Children(keys) => keys.as_slice(),
+            Waits::Leaf(_) => &[],
+        }
+    }
+
+    fn leaf(&self) -> Option<&Rc<dyn Task + 's>> {
+        match self {
+            Waits::Leaf(leaf) => Some(leaf),
+            Waits::Children(_) => None,
+        }
+    }
+
+    fn take_leaf(&mut self) -> Option<Rc<dyn Task + 's>> {
+        match std::mem::replace(self, Waits::NOTHING) {
+            Waits::Leaf(leaf) => Some(leaf),
+            children => {
+                *self = children;
+                None
+            }
+        }
+    }
+
+    fn push_child(&mut self, token: u64) {
+        match self {
+            Waits::Children(keys) => keys.push(token),
+            Waits::Leaf(_) => unreachable!("a coroutine holding a leaf waits on nothing else"),
+        }
+    }
 }
 
 /// Keys (or tokens) of coroutines: usually one, sometimes many (boxed, to keep entries small).
@@ -306,9 +347,13 @@ impl<'s> Run<'s> {
             if entry.pending > 0 {
                 return self.expire(key);
             }
-        } else if entry.pending == 1 && entry.children.as_slice().is_empty() {
+        } else if entry.pending == 1 && entry.waits.children().is_empty() {
             entry.pending = 0;
-            let flag = if entry.leaf.is_some() { LEAF } else { 0 };
+            let flag = if entry.waits.leaf().is_some() {
+                LEAF
+            } else {
+                0
+            };
             self.ready.push_back(self.token(key) | flag);
         }
         Ok(())
@@ -317,9 +362,12 @@ impl<'s> Run<'s> {
     /// A timed wait ran out: stop what `key` waits on (and what only that waits on, and so on)
     /// by resuming it with a timeout error, then resume `key` with one.
     fn expire(&mut self, key: u32) -> Result<(), Failure> {
-        let mut todo = vec![(key, std::mem::take(&mut self.entry(key).children))];
-        while let Some((parent, children)) = todo.pop() {
-            for &child in children.as_slice() {
+        let mut todo = vec![(
+            key,
+            std::mem::replace(&mut self.entry(key).waits, Waits::NOTHING),
+        )];
+        while let Some((parent, waits)) = todo.pop() {
+            for &child in waits.children() {
                 let Some(child) = self.live(child) else {
                     continue;
                 }; // finished meanwhile
@@ -361,7 +409,7 @@ impl<'s> Run<'s> {
                 }
                 let Entry {
                     task: removed,
-                    children,
+                    waits,
                     ..
                 } = self.remove(child);
                 removed.owner().set(Owner::Dead);
@@ -369,7 +417,7 @@ impl<'s> Run<'s> {
                 if let Err(payload) = dropped {
                     return Err(self.crash(Origin::Outside, Failure::Panic(payload)));
                 }
-                todo.push((child, children));
+                todo.push((child, waits));
             }
         }
         self.entry(key).pending = 0;
@@ -379,12 +427,12 @@ impl<'s> Run<'s> {
     /// Stops the leaf `key` holds, if any, with a timeout error, as [`expire`](Run::expire)
     /// stops a child in the table.
     fn stop_leaf(&mut self, key: u32) -> Result<(), Failure> {
-        if self.entry(key).leaf.is_none() {
+        if self.entry(key).waits.leaf().is_none() {
             return Ok(());
         }
         // A leaf answers an error by failing with it: only a panic is news.
         let stopped = self.resume::<true>(self.token(key), Input::Timeout);
-        let leaf = self.entry(key).leaf.take().expect("checked");
+        let leaf = self.entry(key).waits.take_leaf().expect("checked");
         leaf.owner().set(Owner::Dead);
         let dropped = panic::catch_unwind(AssertUnwindSafe(move || drop(leaf)));
         match stopped.and(dropped) {
@@ -429,7 +477,7 @@ impl<'s> Run<'s> {
             token,
             now,
         };
-        let task = match &entry.leaf {
+        let task = match entry.waits.leaf() {
             Some(leaf) if HELD => leaf,
             _ => &entry.task,
         };
@@ -450,7 +498,7 @@ impl<'s> Run<'s> {
                     self.ready.push_back(token); // a plain pause: to the back of the queue
                     return Ok(());
                 }
-                self.entry(key).children = Keys::None;
+                self.entry(key).waits = Waits::NOTHING;
                 if let Some(leaf) = submission.sole()
                     && leaf.is_leaf()
                     && leaf.owner().get() == Owner::Fresh
@@ -495,7 +543,7 @@ impl<'s> Run<'s> {
     fn adopt(&mut self, token: u64, leaf: Rc<dyn Task + 's>) -> Result<(), Failure> {
         let (run, key) = (self.id, token as u32);
         leaf.owner().set(Owner::Scheduled { run, key });
-        self.entry(key).leaf = Some(leaf);
+        self.entry(key).waits = Waits::Leaf(leaf);
         if self.poll_leaf(token)? {
             // Done at once: to the back of the queue, as when a child finishes.
             self.ready.push_back(token);
@@ -515,7 +563,7 @@ impl<'s> Run<'s> {
             Ok(Step::Done) => {
                 let entry = self.entry(key);
                 entry.pending = 0;
-                let leaf = entry.leaf.take().expect("polled a leaf");
+                let leaf = entry.waits.take_leaf().expect("polled a leaf");
                 leaf.owner().set(Owner::Finished);
                 Ok(true) // the waiter holds the other handle: nothing is dropped here
             }
@@ -610,7 +658,7 @@ impl<'s> Run<'s> {
         self.entry(key).waiters.push(waiter);
         if waiter != ROOT {
             let child = self.token(key);
-            self.entry(waiter).children.push(child);
+            self.entry(waiter).waits.push_child(child);
         }
         Ok(1)
     }
@@ -630,9 +678,8 @@ impl<'s> Run<'s> {
             // Until it first suspends, a coroutine is placed at its definition.
             line: task.site().line,
             task,
-            leaf: None,
             waiters: Keys::None,
-            children: Keys::None,
+            waits: Waits::NOTHING,
             pending: 0,
         };
         let key = match self.free.pop() {
@@ -774,7 +821,7 @@ impl<'s> Run<'s> {
             && let Failure::Error(error) = failure
         {
             let (frame, mut outer, chain) = self.frames(key);
-            failure = Failure::Error(match &self.entry(key).leaf {
+            failure = Failure::Error(match self.entry(key).waits.leaf() {
                 Some(leaf) if matches!(origin, Origin::Leaf(_)) => {
                     outer.push(frame);
                     error.traced(leaf.site().frame(leaf.site().line), outer)
@@ -790,15 +837,17 @@ impl<'s> Run<'s> {
         };
         let failed = match origin {
             Origin::Failed(key) => {
-                let Entry { task, leaf, .. } = self.remove(key);
+                let Entry {
+                    task, mut waits, ..
+                } = self.remove(key);
                 // A leaf it held (when it failed answering a timeout) is cancelled as any other.
-                if let Some(leaf) = leaf {
+                if let Some(leaf) = waits.take_leaf() {
                     let frame = leaf.site().frame(leaf.site().line);
                     cancelled.record(self.cancel(leaf, frame), true);
                 }
                 Some(task)
             }
-            Origin::Leaf(key) => self.entry(key).leaf.take(),
+            Origin::Leaf(key) => self.entry(key).waits.take_leaf(),
             Origin::Outside | Origin::Suspended(_) => None,
         };
         if let Some(task) = failed {
@@ -856,12 +905,12 @@ impl<'s> Run<'s> {
             .map(|entry| Suspended {
                 frame: entry.task.site().frame(entry.line),
                 waits_on: entry
-                    .children
-                    .as_slice()
+                    .waits
+                    .children()
                     .iter()
                     .filter_map(|&t| self.live(t))
                     .map(name)
-                    .chain(entry.leaf.iter().map(|leaf| leaf.site().name))
+                    .chain(entry.waits.leaf().map(|leaf| leaf.site().name))
                     .collect(),
             })
             .collect();
@@ -879,7 +928,8 @@ impl<'s> Run<'s> {
             // The coroutine, then the leaf it holds (told to stop once its waiter has let go).
             let frame = entry.task.site().frame(entry.line);
             let listed = !on_trace.contains(&(key as u32));
-            let leaf = entry.leaf.map(|leaf| {
+            let mut waits = entry.waits;
+            let leaf = waits.take_leaf().map(|leaf| {
                 let frame = leaf.site().frame(leaf.site().line);
                 (leaf, frame, true)
             });
