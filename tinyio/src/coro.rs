@@ -224,6 +224,11 @@ macro_rules! site {
 pub(crate) use site;
 
 impl Site {
+    /// The frame of a coroutine that never suspended (a leaf, say): at its definition.
+    pub(crate) fn definition(&'static self) -> Frame {
+        self.frame(self.line)
+    }
+
     pub(crate) fn frame(&'static self, line: u32) -> Frame {
         Frame {
             name: self.name,

@@ -824,7 +824,7 @@ impl<'s> Run<'s> {
             failure = Failure::Error(match self.entry(key).waits.leaf() {
                 Some(leaf) if matches!(origin, Origin::Leaf(_)) => {
                     outer.push(frame);
-                    error.traced(leaf.site().frame(leaf.site().line), outer)
+                    error.traced(leaf.site().definition(), outer)
                 }
                 _ => error.traced(frame, outer),
             });
@@ -842,7 +842,7 @@ impl<'s> Run<'s> {
                 } = self.remove(key);
                 // A leaf it held (when it failed answering a timeout) is cancelled as any other.
                 if let Some(leaf) = waits.take_leaf() {
-                    let frame = leaf.site().frame(leaf.site().line);
+                    let frame = leaf.site().definition();
                     cancelled.record(self.cancel(leaf, frame), true);
                 }
                 Some(task)
@@ -930,7 +930,7 @@ impl<'s> Run<'s> {
             let listed = !on_trace.contains(&(key as u32));
             let mut waits = entry.waits;
             let leaf = waits.take_leaf().map(|leaf| {
-                let frame = leaf.site().frame(leaf.site().line);
+                let frame = leaf.site().definition();
                 (leaf, frame, true)
             });
             for (task, frame, listed) in std::iter::once((entry.task, frame, listed)).chain(leaf) {

@@ -128,14 +128,13 @@ impl Timers {
 
     /// Takes the token of the soonest deadline, if it is `now` or earlier.
     pub(crate) fn pop_due(&mut self, now: Instant) -> Option<u64> {
-        let queued = self.in_order.front().map(|&(deadline, _)| deadline);
-        let heaped = self.heap.peek().map(|&Reverse((deadline, _))| deadline);
-        match (queued, heaped) {
-            (Some(q), h) if q <= now && h.is_none_or(|h| q <= h) => {
-                self.in_order.pop_front().map(|(_, token)| token)
+        let soonest = self.next().filter(|&deadline| deadline <= now)?;
+        match self.in_order.front() {
+            Some(&(deadline, token)) if deadline == soonest => {
+                self.in_order.pop_front();
+                Some(token)
             }
-            (_, Some(h)) if h <= now => self.heap.pop().map(|Reverse((_, token))| token),
-            _ => None,
+            _ => self.heap.pop().map(|Reverse((_, token))| token),
         }
     }
 
