@@ -719,3 +719,30 @@ fn thread_safety_of_public_types() {
     send_sync_clone::<tinyio::Barrier>();
     send_sync_clone::<tinyio::ThreadPool>();
 }
+
+#[tinyio::coroutine]
+fn fails_after_pause(x: u64) -> u64 {
+    yield_!();
+    tinyio::bail!("failed at {x}");
+}
+
+/// A loop keeps the room of its runs (its table of coroutines): runs after a large one, after a
+/// failed one, and on another thread, start from a clean table.
+#[test]
+fn a_loop_reused_after_large_and_failed_runs_and_moved_to_another_thread() {
+    let lp = Loop::new();
+    let many: Vec<Coro<u64>> = (0..10_000).map(add_one).collect();
+    let out = lp.run(many).unwrap();
+    assert_eq!(out.iter().sum::<u64>(), (1..=10_000).sum::<u64>());
+
+    let failing = (add_two(1), vec![add_one(1), fails_after_pause(7)]);
+    assert_eq!(lp.run(failing).unwrap_err().to_string(), "failed at 7");
+
+    let lp = std::thread::spawn(move || {
+        assert_eq!(lp.run((add_two(1), add_one(5))).unwrap(), (3, 6));
+        lp
+    })
+    .join()
+    .unwrap();
+    assert_eq!(lp.run(add_two(40)).unwrap(), 42);
+}

@@ -10,7 +10,7 @@ use std::time::Instant;
 use crate::coro::{Coroutine, Cx, Leaf, Site, coroutine, site, suspend};
 use crate::error::{Error, ErrorGroup, Raise};
 use crate::event_loop::{Remote, Session};
-use crate::run::{Failure, Progress};
+use crate::run::{Failure, Progress, Room};
 use crate::sync::Event;
 use crate::yieldable::{Yieldable, background};
 
@@ -250,6 +250,7 @@ impl<'a, Y: Yieldable + 'a> Leaf for Isolated<'a, Y> {
                 self.y.take().expect("started once"),
                 remote,
                 ErrorGroup::Auto,
+                Room::default(),
             )
         });
         self.deadline = None;

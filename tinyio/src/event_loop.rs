@@ -10,16 +10,18 @@ use std::task::{Wake, Waker};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, ErrorGroup};
-use crate::run::{Failure, Origin, Progress, Run};
+use crate::run::{Failure, Origin, Progress, Room, Run};
 use crate::stall::Stall;
 use crate::yieldable::{Submission, Yieldable};
 
 /// A single-threaded event loop for coroutines.
 ///
 /// [`run`](Loop::run) schedules what it is given, and everything that yields, until all of it
-/// has finished, and returns the output. A loop keeps nothing between runs but its settings;
-/// loops nest freely (a coroutine may run a fresh loop to completion), and there is no global
-/// runtime.
+/// has finished, and returns the output. A loop keeps nothing between runs but its settings and,
+/// like a `Vec`'s capacity, the room its largest run needed for its table of coroutines (given
+/// back when the loop is dropped); loops nest freely (a coroutine may run a fresh loop to
+/// completion), and there is no global runtime. A loop is `Send`: it can be made on one thread
+/// and run on another.
 ///
 /// ```
 /// use tinyio::{Loop};
@@ -47,6 +49,8 @@ pub struct Loop {
     remote: Arc<Remote>,
     /// After how long without progress to report, and to whom.
     stall: Option<(Duration, StallCallback)>,
+    /// The table and queues of the last run, empty, for the next one.
+    room: Cell<Room>,
 }
 
 type StallCallback = Box<dyn Fn(&Stall) + Send>;
@@ -58,6 +62,7 @@ impl Default for Loop {
             error_group: ErrorGroup::default(),
             remote: Arc::new(Remote::new()),
             stall: None,
+            room: Cell::default(),
         }
     }
 }
@@ -150,12 +155,11 @@ impl Loop {
         let _blocking = crate::interop::Blocking::enter();
         let remote = &self.remote;
         remote.set_driver(Waker::from(Arc::new(Unpark(std::thread::current()))));
-        let mut session = Session::new(y, remote.clone(), self.error_group);
+        let mut session = Session::new(y, remote.clone(), self.error_group, self.room.take());
         // For the stall report: when the loop last made progress, and whether it has reported.
         let (mut steps, mut idle_since, mut reported) = (0, Instant::now(), false);
-        loop {
+        let outcome = loop {
             match session.advance(usize::MAX) {
-                Ok(Progress::Finished(output)) => return Ok(output),
                 Ok(Progress::Ready) => {}
                 Ok(Progress::Blocked(deadline)) => {
                     let now = Instant::now();
@@ -176,9 +180,16 @@ impl Loop {
                     }
                     remote.park(park_until);
                 }
-                Err(Failure::Error(error)) => return Err(error),
-                Err(Failure::Panic(payload)) => panic::resume_unwind(payload),
+                Ok(Progress::Finished(output)) => break Ok(output),
+                Err(failure) => break Err(failure),
             }
+        };
+        // The run has ended, and cleaned up after itself if it failed: keep its room.
+        self.room.set(session.run.take_room());
+        match outcome {
+            Ok(output) => Ok(output),
+            Err(Failure::Error(error)) => Err(error),
+            Err(Failure::Panic(payload)) => panic::resume_unwind(payload),
         }
     }
 
@@ -232,8 +243,8 @@ pub(crate) struct Session<'a, Y: Yieldable> {
 }
 
 impl<'a, Y: Yieldable + 'a> Session<'a, Y> {
-    pub(crate) fn new(y: Y, remote: Arc<Remote>, error_group: ErrorGroup) -> Self {
-        let mut run = Run::new(remote, error_group);
+    pub(crate) fn new(y: Y, remote: Arc<Remote>, error_group: ErrorGroup, room: Room) -> Self {
+        let mut run = Run::new(remote, error_group, room);
         let mut submission = Submission::default();
         let pending = Some(y.submit(&mut submission));
         run.submission = Some(submission);

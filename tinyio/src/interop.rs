@@ -15,7 +15,7 @@ use std::time::Instant;
 use crate::coro::{Coroutine, Cx, Leaf, SharedCoroutine, Site, site};
 use crate::error::{Error, ErrorGroup};
 use crate::event_loop::{Remote, Session};
-use crate::run::{Failure, Progress};
+use crate::run::{Failure, Progress, Room};
 use crate::yieldable::Yieldable;
 
 static FROM_FUTURE: Site = site!("from_future");
@@ -88,7 +88,12 @@ impl<'a, Y: Yieldable + 'a> Future for ToFuture<'a, Y> {
         let this = self.get_mut();
         let session = this.session.get_or_insert_with(|| {
             let y = this.y.take().expect("polled after completion");
-            Session::new(y, Arc::new(Remote::new()), ErrorGroup::Auto)
+            Session::new(
+                y,
+                Arc::new(Remote::new()),
+                ErrorGroup::Auto,
+                Room::default(),
+            )
         });
         session.run.remote().set_driver(cx.waker().clone());
         let progress = DRIVEN.with(|driven| {

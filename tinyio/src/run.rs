@@ -107,6 +107,42 @@ pub(crate) struct Run<'s> {
     now: Instant,
 }
 
+/// The table and queues of a run, empty. A loop keeps them from one run to the next, like the
+/// capacity of a `Vec`: a run reuses the room an earlier one grew, and a large table goes back to
+/// the allocator when the loop is dropped rather than at the end of each run (where freeing it
+/// makes glibc consolidate every small chunk freed during the run: 7-8% of a run of many short
+/// coroutines).
+#[derive(Default)]
+pub(crate) struct Room {
+    slots: Vec<SlotRoom>,
+    free: Vec<u32>,
+    ready: VecDeque<u64>,
+    timers: Timers,
+    woken: Vec<u64>,
+}
+
+/// Room for one table slot: plain words of a slot's size and alignment, so that the table's
+/// buffer is kept as data without `Rc`s and without a lifetime, and the loop stays `Send`.
+#[derive(Clone, Copy)]
+#[allow(dead_code, reason = "never read: only its layout matters")]
+struct SlotRoom([usize; size_of::<Slot<'static>>() / size_of::<usize>()]);
+
+const _: () = assert!(
+    size_of::<SlotRoom>() == size_of::<Slot<'static>>()
+        && align_of::<SlotRoom>() == align_of::<Slot<'static>>(),
+    "a slot's room must have the slot's layout, or its buffer cannot be reused"
+);
+
+/// The same buffer, emptied, for elements of another type of the same layout: collecting an
+/// empty vector in place keeps its allocation.
+fn recycle<A, B>(mut buffer: Vec<A>) -> Vec<B> {
+    buffer.clear();
+    buffer
+        .into_iter()
+        .map(|_| unreachable!("cleared"))
+        .collect()
+}
+
 /// Waits for a thread that was told to stop; gives what it failed with, if anything.
 pub(crate) type Join = Box<dyn FnOnce() -> Option<Failure>>;
 
@@ -237,16 +273,16 @@ impl<'s> Run<'s> {
         }
     }
 
-    pub(crate) fn new(remote: Arc<Remote>, error_group: ErrorGroup) -> Self {
+    pub(crate) fn new(remote: Arc<Remote>, error_group: ErrorGroup, room: Room) -> Self {
         Run {
             id: NEXT_RUN.fetch_add(1, Ordering::Relaxed),
             error_group,
-            slots: Vec::new(),
-            free: Vec::new(),
-            ready: VecDeque::new(),
-            timers: Timers::default(),
+            slots: recycle(room.slots),
+            free: room.free,
+            ready: room.ready,
+            timers: room.timers,
             remote,
-            woken: Vec::new(),
+            woken: room.woken,
             root_pending: 0,
             joins: Vec::new(),
             submission: None,
@@ -255,6 +291,22 @@ impl<'s> Run<'s> {
             spare: 0,
             now: Instant::now(),
         }
+    }
+
+    /// Empties the table and queues of a run that has ended, for the next run to reuse.
+    pub(crate) fn take_room(&mut self) -> Room {
+        let mut room = Room {
+            slots: recycle(std::mem::take(&mut self.slots)),
+            free: std::mem::take(&mut self.free),
+            ready: std::mem::take(&mut self.ready),
+            timers: std::mem::take(&mut self.timers),
+            woken: std::mem::take(&mut self.woken),
+        };
+        room.free.clear();
+        room.ready.clear();
+        room.timers.clear();
+        room.woken.clear();
+        room
     }
 
     pub(crate) fn remote(&self) -> &Remote {
@@ -1011,5 +1063,30 @@ impl Cancelled {
                 self.panic.get_or_insert(payload);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_takes_over_the_room_of_the_last_and_gives_it_back() {
+        let mut run = Run::new(Arc::new(Remote::new()), ErrorGroup::Auto, Room::default());
+        run.slots.reserve(1000);
+        run.free.reserve(1000);
+        let (buffer, capacity) = (run.slots.as_ptr().addr(), run.slots.capacity());
+
+        let room = run.take_room();
+        assert_eq!(
+            room.slots.as_ptr().addr(),
+            buffer,
+            "the table's buffer was not kept"
+        );
+        assert!(room.slots.capacity() >= capacity && room.free.capacity() >= 1000);
+
+        let next = Run::new(Arc::new(Remote::new()), ErrorGroup::Auto, room);
+        assert_eq!(next.slots.as_ptr().addr(), buffer);
+        assert!(next.slots.is_empty() && next.slots.capacity() >= capacity);
     }
 }
