@@ -334,35 +334,42 @@ impl<'s> Step<'s> {
     }
 }
 
-/// What a generator hands to the loop at a `yield_!`: the line it is suspended at, and the
-/// coroutines it waits on or starts in the background; none for a plain pause.
+/// What a generator hands to the loop at a `yield_!`: the coroutines it waits on or starts in
+/// the background; none for a plain pause.
 ///
 /// It travels through genawaiter's airlock at every resume, so it is kept to two words and
 /// without drop glue (the submission is `ManuallyDrop`): the airlock then moves it with a few
 /// instructions instead of calling drop glue at each of its swaps, which halves the cost of a
 /// plain pause. Whoever receives a request takes the submission out with
 /// [`into_submission`](Request::into_submission); only a plain pause, which holds nothing, may be
-/// dropped as it is.
-pub(crate) struct Request<'a> {
-    pub(crate) line: u32,
-    submission: ManuallyDrop<Submission<'a>>,
+/// dropped as it is. The line of the `yield_!` travels beside it (see [`line`](Request::line)).
+pub(crate) struct Request<'a>(ManuallyDrop<Submission<'a>>);
+
+thread_local! {
+    /// The line of the `yield_!` a generator last suspended at on this thread: written as the
+    /// generator hands over its request, read by the loop as it receives it, before anything
+    /// else runs. A third word in the request would cost every pause (see [`Request`]).
+    static LINE: Cell<u32> = const { Cell::new(0) };
 }
 
 impl<'a> Request<'a> {
-    fn new(line: u32, submission: Submission<'a>) -> Self {
-        Request {
-            line,
-            submission: ManuallyDrop::new(submission),
-        }
+    fn new(submission: Submission<'a>) -> Self {
+        Request(ManuallyDrop::new(submission))
+    }
+
+    /// The line of the `yield_!` that made this request; read it as the request is received.
+    #[inline]
+    pub(crate) fn line(&self) -> u32 {
+        LINE.get()
     }
 
     #[inline]
     pub(crate) fn is_pause(&self) -> bool {
-        self.submission.is_pause()
+        self.0.is_pause()
     }
 
     pub(crate) fn into_submission(self) -> Submission<'a> {
-        ManuallyDrop::into_inner(self.submission)
+        ManuallyDrop::into_inner(self.0)
     }
 }
 
@@ -588,7 +595,8 @@ pub(crate) fn suspend_until<'c, 'a, Y: Yieldable + 'a>(
     submission.set_deadline(deadline);
     Suspend {
         pending: Some(pending),
-        barrier: co.0.yield_(Request::new(line, submission)),
+        barrier: co.0.yield_(Request::new(submission)),
+        line,
     }
 }
 
@@ -599,6 +607,7 @@ pub struct Suspend<Y: Yieldable, B> {
     pending: Option<Y::Pending>,
     /// Ready with the loop's input once the loop resumes the generator.
     barrier: B,
+    line: u32,
 }
 
 impl<Y: Yieldable, B: Unpin> Unpin for Suspend<Y, B> {}
@@ -609,6 +618,7 @@ impl<Y: Yieldable, B: Future<Output = Input> + Unpin> Future for Suspend<Y, B> {
     #[inline]
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
+        LINE.set(this.line); // the first poll hands the request over
         let input = std::task::ready!(Pin::new(&mut this.barrier).poll(cx));
         let pending = this.pending.take().expect("polled after completion");
         Poll::Ready(match input.error() {

@@ -544,7 +544,7 @@ impl<'s> Run<'s> {
         let (token, key) = (token & !LEAF, token as u32);
         match self.resume::<false>(token, input) {
             Ok(Step::Yield(request)) => {
-                self.entry(key).line = request.line;
+                self.entry(key).line = request.line();
                 let submission = request.into_submission();
                 if submission.is_pause() {
                     self.ready.push_back(token); // a plain pause: to the back of the queue

@@ -52,15 +52,29 @@ pub trait Yieldable {
     fn collect(pending: Self::Pending) -> Self::Output;
 }
 
-/// The coroutines one `yield_!` hands to the loop: nothing for a plain pause, else a box made at
-/// the first push. One word, as it travels through the generator at every suspension.
+/// The coroutines one `yield_!` hands to the loop: nothing for a plain pause, the coroutine
+/// itself when it is the one waited on, else a box made when a second coroutine (or a deadline,
+/// or a background start) comes. Two words, as it travels through the generator at every
+/// suspension; one coroutine, the commonest yield after a pause, needs no allocation.
 #[doc(hidden)]
-#[derive(Default)]
-pub struct Submission<'s>(Option<Box<Contents<'s>>>);
+pub struct Submission<'s>(Inner<'s>);
+
+enum Inner<'s> {
+    /// One coroutine, waited on.
+    One(Rc<dyn Task + 's>),
+    /// Nothing, or whatever is more than one coroutine waited on.
+    Other(Option<Box<Contents<'s>>>),
+}
+
+impl Default for Submission<'_> {
+    fn default() -> Self {
+        Submission(Inner::Other(None))
+    }
+}
 
 #[derive(Default)]
 struct Contents<'s> {
-    /// The first coroutine waited on, kept apart so that yielding one coroutine needs no `Vec`.
+    /// The first coroutine waited on, kept apart so that a gather need not shift the others.
     first: Option<Rc<dyn Task + 's>>,
     rest: Vec<Submitted<'s>>,
     /// Whether coroutines pushed now start in the background.
@@ -76,13 +90,34 @@ pub(crate) struct Submitted<'s> {
 }
 
 impl<'s> Submission<'s> {
+    /// The box, made now if need be (taking in the one coroutine held so far).
     fn contents(&mut self) -> &mut Contents<'s> {
-        self.0.get_or_insert_with(Box::default)
+        if let Inner::One(_) | Inner::Other(None) = self.0 {
+            let first = match std::mem::take(self).0 {
+                Inner::One(task) => Some(task),
+                Inner::Other(_) => None,
+            };
+            self.0 = Inner::Other(Some(Box::new(Contents {
+                first,
+                ..Contents::default()
+            })));
+        }
+        match &mut self.0 {
+            Inner::Other(Some(contents)) => contents,
+            _ => unreachable!("boxed above"),
+        }
     }
 
     #[inline]
     pub(crate) fn push(&mut self, task: Rc<dyn Task + 's>) {
-        let contents = self.contents();
+        let contents = match &mut self.0 {
+            Inner::Other(Some(contents)) => contents,
+            Inner::Other(None) => {
+                self.0 = Inner::One(task);
+                return;
+            }
+            Inner::One(_) => self.contents(),
+        };
         if contents.first.is_none() && !contents.background {
             contents.first = Some(task);
         } else {
@@ -114,33 +149,48 @@ impl<'s> Submission<'s> {
     }
 
     pub(crate) fn deadline(&self) -> Option<Instant> {
-        self.0.as_ref().and_then(|contents| contents.deadline)
+        match &self.0 {
+            Inner::Other(Some(contents)) => contents.deadline,
+            _ => None,
+        }
     }
 
     /// Whether nothing was submitted: a plain pause.
     #[inline]
     pub(crate) fn is_pause(&self) -> bool {
-        self.0.is_none()
+        matches!(self.0, Inner::Other(None))
     }
 
     /// The one coroutine submitted, if that is all (waited on, with no deadline).
     #[inline]
     pub(crate) fn sole(&self) -> Option<&Rc<dyn Task + 's>> {
-        let contents = self.0.as_ref()?;
-        let single = contents.rest.is_empty() && contents.deadline.is_none();
-        contents.first.as_ref().filter(|_| single)
+        match &self.0 {
+            Inner::One(task) => Some(task),
+            Inner::Other(Some(contents))
+                if contents.rest.is_empty() && contents.deadline.is_none() =>
+            {
+                contents.first.as_ref()
+            }
+            Inner::Other(_) => None,
+        }
     }
 
     /// Takes the coroutine [`sole`](Submission::sole) gave.
     pub(crate) fn into_sole(self) -> Rc<dyn Task + 's> {
-        let sole = self.0.and_then(|contents| contents.first);
+        let sole = match self.0 {
+            Inner::One(task) => Some(task),
+            Inner::Other(contents) => contents.and_then(|contents| contents.first),
+        };
         sole.expect("a sole coroutine")
     }
 
     /// The first coroutine waited on, and the others (waited on or not, in order).
     pub(crate) fn into_parts(self) -> (Option<Rc<dyn Task + 's>>, Vec<Submitted<'s>>) {
-        self.0
-            .map_or_else(Default::default, |contents| (contents.first, contents.rest))
+        match self.0 {
+            Inner::One(task) => (Some(task), Vec::new()),
+            Inner::Other(None) => Default::default(),
+            Inner::Other(Some(contents)) => (contents.first, contents.rest),
+        }
     }
 }
 
