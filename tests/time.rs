@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{CountDrops, ms};
+use common::{CountDrops, ms, names, within};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -364,4 +364,56 @@ fn hundred_thousand_sleepers() {
     assert!(out.iter().copied().eq(0..N));
     assert!(elapsed >= ms(10));
     eprintln!("{N} sleepers of 10 ms took {elapsed:?}");
+}
+
+#[tinyio::coroutine]
+fn keeps_going_after_a_timeout() -> () {
+    if tinyio::try_yield!(sleep(Duration::from_secs(60))).is_err() {
+        yield_!(); // misbehaves: it was told to stop
+    }
+}
+
+const TIMED_LINE: u32 = line!() + 4;
+
+#[tinyio::coroutine]
+fn times_a_stubborn_one() -> Option<()> {
+    yield_!(timeout(keeps_going_after_a_timeout(), ms(1)))
+}
+
+/// A coroutine that misbehaves when its timeout stops it fails the run with a trace through
+/// the coroutines that were waiting on it, each once: the `timeout` at its suspension point
+/// inside the crate, and the user's coroutine at its `yield_!`.
+#[test]
+fn misbehaving_on_a_timeout_is_traced_through_its_waiters() {
+    let err = Loop::new().run(times_a_stubborn_one()).unwrap_err();
+    assert!(err.to_string().contains("yielded again"), "{err}");
+    assert_eq!(
+        names(&err),
+        [
+            "times_a_stubborn_one",
+            "timeout",
+            "keeps_going_after_a_timeout"
+        ],
+        "{err:?}"
+    );
+    let trace = err.trace();
+    assert_eq!((trace[0].file(), trace[0].line()), (file!(), TIMED_LINE));
+    assert!(trace[1].file().ends_with("time.rs"), "{err:?}");
+    assert_ne!(trace[1].file(), file!(), "{err:?}");
+    assert_eq!(trace[2].file(), file!());
+}
+
+/// A coroutine yielded twice in one timed gather has one waiter, listed twice: when the time
+/// runs out it is stopped, not left running as if someone else waited on it.
+#[test]
+fn timeout_stops_a_shared_coroutine_it_gathered_twice() {
+    within(30, || {
+        let long = sleep(Duration::from_secs(60)).share();
+        let started = Instant::now();
+        let out = Loop::new()
+            .run(timeout((long.clone(), long), ms(5)))
+            .unwrap();
+        assert_eq!(out, None);
+        assert!(started.elapsed() < Duration::from_secs(30));
+    });
 }

@@ -1,7 +1,7 @@
 //! Combinators over coroutines: [`as_completed`], [`isolate`], [`copy`].
 
 use std::cell::RefCell;
-use std::panic::{self, Location};
+use std::panic;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{Poll, Waker};
@@ -42,7 +42,6 @@ static COMPLETED: Site = site!("as_completed::next");
 ///
 /// assert_eq!(Loop::new().run(in_order()).unwrap(), [10, 20, 30]);
 /// ```
-#[track_caller]
 pub fn as_completed<'a, Y>(
     ys: impl IntoIterator<Item = Y>,
 ) -> Coroutine<'a, AsCompleted<'a, Y::Output>>
@@ -50,19 +49,15 @@ where
     Y: Yieldable + 'a,
     Y::Output: 'a,
 {
-    let line = Location::caller().line();
     let state = Rc::new(RefCell::new(Completions {
         outputs: Vec::new(),
         wakers: Vec::new(),
     }));
-    let wrapped: Vec<_> = ys
-        .into_iter()
-        .map(|y| deliver(y, state.clone(), line))
-        .collect();
+    let wrapped: Vec<_> = ys.into_iter().map(|y| deliver(y, state.clone())).collect();
     let total = wrapped.len();
     coroutine(&AS_COMPLETED, move |co| async move {
         state.borrow_mut().wakers.resize_with(total, || None);
-        suspend(&co, background(wrapped), line).await?;
+        suspend(&co, background(wrapped), line!()).await?;
         Ok(AsCompleted {
             state,
             next: 0,
@@ -82,13 +77,12 @@ struct Completions<T> {
 fn deliver<'a, Y: Yieldable + 'a>(
     y: Y,
     state: Rc<RefCell<Completions<Y::Output>>>,
-    line: u32,
 ) -> Coroutine<'a, ()>
 where
     Y::Output: 'a,
 {
     coroutine(&AS_COMPLETED, move |co| async move {
-        let output = suspend(&co, y, line).await?;
+        let output = suspend(&co, y, line!()).await?;
         let mut state = state.borrow_mut();
         let index = state.outputs.len();
         state.outputs.push(Some(output));
@@ -308,19 +302,17 @@ impl<'a, Y: Yieldable + 'a> Leaf for Isolated<'a, Y> {
 ///
 /// assert!(Loop::new().run(main_coro()).unwrap());
 /// ```
-#[track_caller]
 pub fn copy<'a, Y>(y: Y) -> Coroutine<'a, Coroutine<'a, Y::Output>>
 where
     Y: Yieldable + 'a,
     Y::Output: 'a,
 {
-    let line = Location::caller().line();
     let slot = Rc::new(RefCell::new(None));
     let done = Event::new();
     let send = {
         let (slot, done) = (slot.clone(), done.clone());
         coroutine(&COPY, move |co| async move {
-            let output = suspend(&co, y, line).await;
+            let output = suspend(&co, y, line!()).await;
             let (delivered, outcome) = match output {
                 Ok(output) => (Ok(output), Ok(())),
                 Err(error) => {
@@ -334,12 +326,12 @@ where
         })
     };
     let receive = coroutine(&COPIED, move |co| async move {
-        suspend(&co, done.wait(), line).await?;
+        suspend(&co, done.wait(), line!()).await?;
         let output = slot.borrow_mut().take().expect("delivered once");
         Ok(output?)
     });
     coroutine(&COPY, move |co| async move {
-        suspend(&co, background(send), line).await?;
+        suspend(&co, background(send), line!()).await?;
         Ok(receive)
     })
 }

@@ -361,8 +361,10 @@ impl Frame {
 
     /// The line of the suspension point: where the coroutine raised, or the `yield_!` it was
     /// suspended at. A coroutine that never ran (cancelled before its first resume) is placed at
-    /// its function's definition, and a built-in leaf (`sleep`, `run_in_thread`, ...) at its
-    /// definition inside this crate.
+    /// its function's definition, a built-in leaf (`sleep`, `run_in_thread`, ...) at its
+    /// definition inside this crate, and a built-in coroutine (`timeout`, `as_completed`,
+    /// `Lock::lock`, ...) at its suspension point inside this crate; the coroutine that yielded
+    /// it gives the line in the caller's code.
     ///
     /// ```
     /// #[tinyio::coroutine]

@@ -424,30 +424,31 @@ impl<'s> Run<'s> {
                     continue;
                 }; // finished meanwhile
                 let entry = self.entry(child);
-                entry.waiters.remove(parent);
-                if !entry.waiters.as_slice().is_empty() {
+                if entry
+                    .waiters
+                    .as_slice()
+                    .iter()
+                    .any(|&waiter| waiter != parent)
+                {
+                    entry.waiters.remove(parent);
                     continue; // someone outside still waits on it
                 }
                 let task = entry.task.clone();
-                let frame = task.site().frame(entry.line);
                 if task.started() {
-                    let step = self.resume::<false>(self.token(child), Input::Timeout);
-                    let failure = match step {
-                        Ok(Step::Fail(error)) if error.is_timeout() || error.is_cancelled() => None,
-                        Ok(Step::Fail(error)) => Some(Failure::Error(error)),
-                        Ok(Step::Done) => {
-                            Some(Failure::Error(misbehaved(frame, "returned a value")))
-                        }
-                        Ok(step @ (Step::Yield(_) | Step::Park(_))) => {
-                            let discard = || {
-                                drop(step.into_submission());
-                                task.discard();
-                            };
-                            match panic::catch_unwind(AssertUnwindSafe(discard)) {
-                                Ok(()) => Some(Failure::Error(misbehaved(frame, "yielded again"))),
-                                Err(payload) => Some(Failure::Panic(payload)),
-                            }
-                        }
+                    // Judged while still linked to its waiter, so that a failure is traced
+                    // through the chain that was waiting on it.
+                    let answered = self
+                        .resume::<false>(self.token(child), Input::Timeout)
+                        .and_then(|step| {
+                            panic::catch_unwind(AssertUnwindSafe(|| {
+                                answer(step, &*task, |error| {
+                                    error.is_timeout() || error.is_cancelled()
+                                })
+                            }))
+                        });
+                    let failure = match answered {
+                        Ok(Ok(_)) => None,
+                        Ok(Err(error)) => Some(Failure::Error(error)),
                         Err(payload) => Some(Failure::Panic(payload)),
                     };
                     if let Some(failure) = failure {
@@ -1018,29 +1019,42 @@ impl<'s> Run<'s> {
                 task.discard();
                 return Ok(Error::cancelled().traced(frame, Vec::new()));
             }
-            match task.resume(Input::Cancel, &mut cx) {
-                Step::Fail(error) if error.is_cancelled() => Ok(error.traced(frame, Vec::new())),
-                Step::Fail(error) => Err(error.traced(frame, Vec::new())),
-                Step::Done => Err(misbehaved(frame, "returned a value")),
-                step @ (Step::Yield(_) | Step::Park(_)) => {
-                    drop(step.into_submission());
-                    task.discard();
-                    Err(misbehaved(frame, "yielded again"))
-                }
-            }
+            let step = task.resume(Input::Cancel, &mut cx);
+            let trace = |error: Error| error.traced(frame, Vec::new());
+            answer(step, &*task, Error::is_cancelled)
+                .map(trace)
+                .map_err(trace)
         }))
         .and_then(|outcome| panic::catch_unwind(AssertUnwindSafe(|| drop(task))).map(|()| outcome))
     }
 }
 
-/// The error for a coroutine that answered its cancellation by doing `what` instead.
-fn misbehaved(frame: Frame, what: &str) -> Error {
-    Error::msg(format_args!(
-        "coroutine `{}` did not respond properly to cancellation: it {what} instead of \
-         propagating the cancellation error, so it may have leaked resources",
-        frame.name
-    ))
-    .traced(frame, Vec::new())
+/// How a coroutine answered an error delivered at its suspension point (a cancellation, a
+/// timeout): `Ok` with the error it propagated if `clean` accepts it, else `Err` with what it
+/// did instead. One that yielded again is dropped without running further, with what it
+/// yielded.
+fn answer<'s>(
+    step: Step<'s>,
+    task: &(dyn Task + 's),
+    clean: impl Fn(&Error) -> bool,
+) -> Result<Error, Error> {
+    let misbehaved = |what: &str| {
+        Error::msg(format_args!(
+            "coroutine `{}` did not respond properly to cancellation: it {what} instead of \
+             propagating the cancellation error, so it may have leaked resources",
+            task.site().name
+        ))
+    };
+    match step {
+        Step::Fail(error) if clean(&error) => Ok(error),
+        Step::Fail(error) => Err(error),
+        Step::Done => Err(misbehaved("returned a value")),
+        step @ (Step::Yield(_) | Step::Park(_)) => {
+            drop(step.into_submission());
+            task.discard();
+            Err(misbehaved("yielded again"))
+        }
+    }
 }
 
 struct Cancelled {

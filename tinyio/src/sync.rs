@@ -4,7 +4,6 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::ops::{Deref, DerefMut};
-use std::panic::Location;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Poll, Wake};
@@ -467,15 +466,13 @@ impl<T> Lock<T> {
     /// drop(guard);
     /// assert_eq!(lock.into_inner(), Some(2));
     /// ```
-    #[track_caller]
     pub fn lock<'t>(&self) -> Coroutine<'t, LockGuard<T>>
     where
         T: 't,
     {
-        let line = Location::caller().line();
         let locked = self.0.clone();
         coroutine(&LOCK, move |co| async move {
-            let permit = suspend(&co, locked.permit.acquire(), line).await?;
+            let permit = suspend(&co, locked.permit.acquire(), line!()).await?;
             let data = lock(&locked.data).take();
             Ok(LockGuard {
                 data,
@@ -492,7 +489,6 @@ impl<T> Lock<T> {
     /// let guard = tinyio::Loop::new().run(lock.acquire()).unwrap();
     /// assert_eq!(*guard, "data");
     /// ```
-    #[track_caller]
     pub fn acquire<'t>(&self) -> Coroutine<'t, LockGuard<T>>
     where
         T: 't,
@@ -634,10 +630,8 @@ impl Barrier {
     /// let [c, d] = lp.run([barrier.wait(), barrier.wait()]).unwrap();
     /// assert_eq!(c + d, 1); // the next generation starts again at 0
     /// ```
-    #[track_caller]
     pub fn wait(&self) -> Coro<usize> {
         let barrier = self.clone();
-        let line = Location::caller().line();
         coroutine(&BARRIER, move |co| async move {
             let (index, released) = {
                 let mut state = lock(&barrier.0);
@@ -651,7 +645,7 @@ impl Barrier {
                 }
                 (index, released)
             };
-            suspend(&co, released.wait(), line).await?;
+            suspend(&co, released.wait(), line!()).await?;
             Ok(index)
         })
     }

@@ -512,9 +512,8 @@ impl ThreadPool {
                 self.run_in_thread(move || f(x))
             })
             .collect();
-        let line = Location::caller().line();
         coroutine(&POOL_RUN, move |co| async move {
-            Ok(suspend(&co, calls, line).await?)
+            Ok(suspend(&co, calls, line!()).await?)
         })
     }
 }

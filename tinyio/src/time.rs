@@ -3,7 +3,6 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
-use std::panic::Location;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
@@ -87,15 +86,13 @@ impl Leaf for Sleep {
 /// let slow = timeout(sleep(Duration::from_secs(5)), Duration::from_millis(1));
 /// assert_eq!(Loop::new().run((fast, slow)).unwrap(), (Some(()), None));
 /// ```
-#[track_caller]
 pub fn timeout<'a, Y>(y: Y, duration: Duration) -> Coroutine<'a, Option<Y::Output>>
 where
     Y: Yieldable + 'a,
     Y::Output: 'a,
 {
-    let line = Location::caller().line();
     coroutine(&TIMEOUT, move |co| async move {
-        match suspend_until(&co, y, Some(after(duration)), line).await {
+        match suspend_until(&co, y, Some(after(duration)), line!()).await {
             Ok(output) => Ok(Some(output)),
             Err(error) if error.is_deadline() => Ok(None),
             Err(error) => Err(Raise(error)),
