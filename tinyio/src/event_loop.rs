@@ -1,7 +1,7 @@
 //! `Loop`, and the sessions that drive a run: `Loop::run`, `isolate`, `to_future`; and where
 //! other threads reach a running loop.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::panic::{self};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -155,6 +155,7 @@ impl Loop {
         let _blocking = crate::interop::Blocking::enter();
         let remote = &self.remote;
         remote.set_driver(Waker::from(Arc::new(Unpark(std::thread::current()))));
+        remote.forget_posted();
         let mut session = Session::new(y, remote.clone(), self.error_group, self.room.take());
         // For the stall report: when the loop last made progress, and whether it has reported.
         let (mut steps, mut idle_since, mut reported) = (0, Instant::now(), false);
@@ -315,7 +316,10 @@ impl Drop for Reset<'_> {
 /// Where wake-ups from outside the loop's thread arrive: woken leaves' tokens, a stop request,
 /// and the waker of whoever drives the loop (its thread, or a foreign executor's task).
 pub(crate) struct Remote {
-    pub(crate) woken: Mutex<Vec<u64>>,
+    woken: Mutex<Vec<u64>>,
+    /// Whether `woken` may hold tokens.
+    posted: AtomicBool,
+    /// Whether a wake-up waits to be taken, from another thread or from the run itself.
     pub(crate) any: AtomicBool,
     pub(crate) stopped: AtomicBool,
     pub(crate) driver: Mutex<Option<Waker>>,
@@ -325,6 +329,7 @@ impl Remote {
     pub(crate) fn new() -> Self {
         Remote {
             woken: Mutex::new(Vec::new()),
+            posted: AtomicBool::new(false),
             any: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
             driver: Mutex::new(None),
@@ -338,18 +343,48 @@ impl Remote {
     }
 
     fn wake(&self, token: u64) {
-        self.woken.lock().expect("poisoned").push(token);
+        // From inside the run itself (an event set by a coroutine, say): a queue of the thread,
+        // without a lock, which the run reads before it blocks or yields to its executor, so
+        // that nobody needs waking.
+        if ADVANCING.with(Cell::get) == std::ptr::from_ref(self).addr() {
+            IN_RUN.with_borrow_mut(|woken| woken.push(token));
+            self.any.store(true, Ordering::Relaxed);
+            return;
+        }
+        self.post(std::iter::once(token));
+        self.wake_driver();
+    }
+
+    /// Files wake-ups for the run from outside it.
+    fn post(&self, tokens: impl IntoIterator<Item = u64>) {
+        self.woken.lock().expect("poisoned").extend(tokens);
+        self.posted.store(true, Ordering::Release);
         self.any.store(true, Ordering::Release);
-        // From inside the run itself (an event set by a coroutine, say), the run looks for
-        // wake-ups before it blocks or yields to its executor: nobody needs waking.
-        if ADVANCING.with(Cell::get) != std::ptr::from_ref(self).addr() {
-            self.wake_driver();
+    }
+
+    /// Drops wake-ups left from an earlier run of the loop (a thread call that finished while
+    /// its run was being cancelled, say): tokens name slots of that run, not of the next.
+    fn forget_posted(&self) {
+        if self.posted.swap(false, Ordering::Acquire) {
+            self.woken.lock().expect("poisoned").clear();
+        }
+    }
+
+    /// Moves the wake-ups that have arrived to `into`; called by the run this thread advances.
+    pub(crate) fn take_woken(&self, into: &mut Vec<u64>) {
+        IN_RUN.with_borrow_mut(|woken| into.append(woken));
+        if self.posted.load(Ordering::Relaxed) && self.posted.swap(false, Ordering::Acquire) {
+            into.append(&mut self.woken.lock().expect("poisoned"));
         }
     }
 
     /// Marks this thread as advancing the run that this remote serves, until the guard drops.
-    pub(crate) fn advancing(&self) -> Advancing {
-        Advancing(ADVANCING.with(|a| a.replace(std::ptr::from_ref(self).addr())))
+    pub(crate) fn advancing(self: &Arc<Self>) -> Advancing {
+        Advancing {
+            remote: self.clone(),
+            outer: ADVANCING.with(|a| a.replace(Arc::as_ptr(self).addr())),
+            outer_woken: IN_RUN.with_borrow_mut(std::mem::take),
+        }
     }
 
     pub(crate) fn set_driver(&self, driver: Waker) {
@@ -447,14 +482,28 @@ impl fmt::Debug for StopHandle {
 thread_local! {
     /// The address of the remote whose run this thread is advancing (0: none).
     static ADVANCING: Cell<usize> = const { Cell::new(0) };
+    /// Wake-ups the run being advanced on this thread made itself (see [`Remote::wake`]).
+    static IN_RUN: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
 }
 
-/// See [`Remote::advancing`]; restores the outer run's mark (a nested `isolate`) when dropped.
-pub(crate) struct Advancing(usize);
+/// See [`Remote::advancing`]. When dropped, files the wake-ups the run made and has not taken
+/// yet (it stopped half-way, to be advanced again) with those from outside, and restores the
+/// outer run's mark and queue (a nested run: `isolate`, a loop inside a coroutine).
+pub(crate) struct Advancing {
+    remote: Arc<Remote>,
+    outer: usize,
+    outer_woken: Vec<u64>,
+}
 
 impl Drop for Advancing {
     fn drop(&mut self) {
-        ADVANCING.with(|a| a.set(self.0));
+        let left = IN_RUN.with_borrow_mut(|woken| {
+            std::mem::replace(woken, std::mem::take(&mut self.outer_woken))
+        });
+        if !left.is_empty() {
+            self.remote.post(left);
+        }
+        ADVANCING.with(|a| a.set(self.outer));
     }
 }
 

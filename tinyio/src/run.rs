@@ -369,10 +369,7 @@ impl<'s> Run<'s> {
     fn take_wakeups(&mut self) -> Result<(), Failure> {
         if self.remote.any.load(Ordering::Relaxed) && self.remote.any.swap(false, Ordering::Acquire)
         {
-            std::mem::swap(
-                &mut self.woken,
-                &mut self.remote.woken.lock().expect("poisoned"),
-            );
+            self.remote.take_woken(&mut self.woken);
             for i in 0..self.woken.len() {
                 self.wake(self.woken[i])?;
             }
