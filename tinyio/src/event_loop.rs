@@ -486,9 +486,10 @@ thread_local! {
     static IN_RUN: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
 }
 
-/// See [`Remote::advancing`]. When dropped, files the wake-ups the run made and has not taken
-/// yet (it stopped half-way, to be advanced again) with those from outside, and restores the
-/// outer run's mark and queue (a nested run: `isolate`, a loop inside a coroutine).
+/// See [`Remote::advancing`]. When dropped, restores the outer run's mark and queue (a nested
+/// run: `isolate`, a loop inside a coroutine). A run takes in its own wake-ups before it hands
+/// back `Ready` or `Blocked`; any still queued (it left through an error) are filed with the
+/// wake-ups from outside, so that none is lost whatever the way out.
 pub(crate) struct Advancing {
     remote: Arc<Remote>,
     outer: usize,
