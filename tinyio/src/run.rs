@@ -521,6 +521,7 @@ impl<'s> Run<'s> {
         let mut cx = Cx {
             waker: &waker,
             notifier: &notifier,
+            kept: &slot.waker,
             joins,
             spare,
             remote,
@@ -1005,6 +1006,7 @@ impl<'s> Run<'s> {
         let mut cx = Cx {
             waker: &waker,
             notifier: &notifier,
+            kept: &Cell::new(None),
             joins: &mut self.joins,
             spare: &mut 0,
             remote,

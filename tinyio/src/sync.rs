@@ -134,7 +134,7 @@ impl Event {
     pub fn wait(&self) -> Coro<()> {
         let wait = EventWait {
             event: self.clone(),
-            waiting: None,
+            registered: None,
             deadline: None,
         };
         Coroutine::leaf(&EVENT_WAIT, Ignore(wait))
@@ -158,7 +158,7 @@ impl Event {
             &EVENT_WAIT,
             EventWait {
                 event: self.clone(),
-                waiting: None,
+                registered: None,
                 deadline,
             },
         )
@@ -175,7 +175,9 @@ impl fmt::Debug for Event {
 
 struct EventWait {
     event: Event,
-    waiting: Option<Waiting>,
+    /// Once registered on the event: the address of the waker registered, to find it again.
+    /// The loop keeps that waker for this leaf, and tells whether it was woken (`Cx::woken`).
+    registered: Option<usize>,
     deadline: Option<Instant>,
 }
 
@@ -183,17 +185,18 @@ impl Leaf for EventWait {
     type Output = bool;
 
     fn poll(&mut self, cx: &mut Cx<'_>) -> Poll<Result<bool, Error>> {
-        if self.waiting.as_ref().is_some_and(|w| w.is_woken()) {
+        if self.registered.is_some() && cx.woken() {
+            self.registered = None; // taken off the list by `set`
             return Poll::Ready(Ok(true));
         }
-        if self.waiting.is_none() {
+        if self.registered.is_none() {
             let mut waiting_list = lock(&self.event.0.waiting);
             if self.event.0.set.load(Ordering::Acquire) {
                 return Poll::Ready(Ok(true));
             }
             let waiting = waiting(cx);
-            waiting_list.push(waiting.clone());
-            self.waiting = Some(waiting);
+            self.registered = Some(Arc::as_ptr(&waiting).addr());
+            waiting_list.push(waiting);
         }
         match self.deadline {
             Some(deadline) if cx.passed(deadline) => {
@@ -210,11 +213,10 @@ impl Leaf for EventWait {
 }
 
 impl EventWait {
+    /// Takes this wait's waker off the event's list, if it is still there.
     fn deregister(&mut self) {
-        if let Some(waiting) = self.waiting.take()
-            && !waiting.is_woken()
-        {
-            lock(&self.event.0.waiting).retain(|w| !Arc::ptr_eq(w, &waiting));
+        if let Some(registered) = self.registered.take() {
+            lock(&self.event.0.waiting).retain(|w| Arc::as_ptr(w).addr() != registered);
         }
     }
 }
