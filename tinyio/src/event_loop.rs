@@ -4,7 +4,7 @@
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::panic::{self};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Wake, Waker};
 use std::time::{Duration, Instant};
@@ -543,7 +543,8 @@ impl Notify {
 /// The waker of one leaf.
 pub(crate) struct LeafWaker {
     remote: Arc<Remote>,
-    token: u64,
+    /// Atomic only so that [`reuse`](LeafWaker::reuse) can renew it without taking `&mut`.
+    token: AtomicU64,
     /// Set by the first wake: an event or semaphore wait reads it to know it was chosen.
     woken: AtomicBool,
 }
@@ -552,19 +553,23 @@ impl LeafWaker {
     pub(crate) fn new(remote: &Arc<Remote>, token: u64) -> Arc<Self> {
         Arc::new(LeafWaker {
             remote: remote.clone(),
-            token,
+            token: AtomicU64::new(token),
             woken: AtomicBool::new(false),
         })
     }
 
     /// A waker for `token`: `old` made new again if nobody else holds it (so no stale holder
-    /// can ever wake the new owner), else a fresh one.
+    /// can ever wake the new owner), else a fresh one. As `Arc::get_mut` would, but with plain
+    /// loads and stores: no `Weak` of a waker is ever made, so the only count to check is the
+    /// strong one, and the fence orders whatever its last other holder did before letting go
+    /// (a wake) before the renewal.
     pub(crate) fn reuse(old: Option<Arc<Self>>, remote: &Arc<Remote>, token: u64) -> Arc<Self> {
-        if let Some(mut waker) = old
-            && let Some(reused) = Arc::get_mut(&mut waker)
+        if let Some(waker) = old
+            && Arc::strong_count(&waker) == 1
         {
-            reused.token = token;
-            *reused.woken.get_mut() = false;
+            std::sync::atomic::fence(Ordering::Acquire);
+            waker.token.store(token, Ordering::Relaxed);
+            waker.woken.store(false, Ordering::Relaxed);
             return waker;
         }
         Self::new(remote, token)
@@ -582,6 +587,6 @@ impl Wake for LeafWaker {
 
     fn wake_by_ref(self: &Arc<Self>) {
         self.woken.store(true, Ordering::Release);
-        self.remote.wake(self.token);
+        self.remote.wake(self.token.load(Ordering::Relaxed));
     }
 }
