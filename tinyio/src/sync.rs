@@ -23,7 +23,9 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// One registered waiter: the waker of its leaf, which records that it was woken.
+/// One registered waiter: the waker of its leaf, which records that it was woken. The loop
+/// keeps it too, and tells the leaf whether it was woken (`Cx::woken`); the leaf keeps only its
+/// address, to find it again on the list if it stops waiting.
 type Waiting = Arc<LeafWaker>;
 
 fn waiting(cx: &mut Cx<'_>) -> Waiting {
@@ -290,7 +292,7 @@ impl Semaphore {
             &ACQUIRE,
             Acquire {
                 semaphore: self.clone(),
-                waiting: None,
+                queued: None,
             },
         )
     }
@@ -324,8 +326,9 @@ impl fmt::Debug for Semaphore {
 
 struct Acquire {
     semaphore: Semaphore,
-    /// Our place in the queue; woken means a permit was handed to us.
-    waiting: Option<Waiting>,
+    /// Once queued: the address of the waker queued, to find it again. The loop keeps that
+    /// waker for this leaf; woken (`Cx::woken`) means a permit was handed to us.
+    queued: Option<usize>,
 }
 
 impl Leaf for Acquire {
@@ -333,9 +336,9 @@ impl Leaf for Acquire {
 
     fn poll(&mut self, cx: &mut Cx<'_>) -> Poll<Result<SemaphoreGuard, Error>> {
         let guard = || SemaphoreGuard(self.semaphore.clone());
-        match &self.waiting {
-            Some(waiting) if waiting.is_woken() => {
-                self.waiting = None;
+        match self.queued {
+            Some(_) if cx.woken() => {
+                self.queued = None; // taken off the queue by `release`
                 Poll::Ready(Ok(guard()))
             }
             Some(_) => Poll::Pending,
@@ -346,9 +349,8 @@ impl Leaf for Acquire {
                     return Poll::Ready(Ok(guard()));
                 }
                 let waiting = waiting(cx);
-                state.queue.push_back(waiting.clone());
-                drop(state);
-                self.waiting = Some(waiting);
+                self.queued = Some(Arc::as_ptr(&waiting).addr());
+                state.queue.push_back(waiting);
                 Poll::Pending
             }
         }
@@ -358,10 +360,10 @@ impl Leaf for Acquire {
 impl Drop for Acquire {
     fn drop(&mut self) {
         // Cancelled while queued: leave the queue, or pass on a permit handed over meanwhile.
-        if let Some(waiting) = self.waiting.take() {
+        if let Some(queued) = self.queued.take() {
             let mut state = lock(&self.semaphore.0);
             let before = state.queue.len();
-            state.queue.retain(|w| !Arc::ptr_eq(w, &waiting));
+            state.queue.retain(|w| Arc::as_ptr(w).addr() != queued);
             if state.queue.len() == before {
                 drop(state);
                 self.semaphore.release();
