@@ -110,7 +110,7 @@ pub(crate) struct Run<'s> {
 /// The table and queues of a run, empty. A loop keeps them from one run to the next, like the
 /// capacity of a `Vec`: a run reuses the room an earlier one grew, and a large table goes back to
 /// the allocator when the loop is dropped rather than at the end of each run (where freeing it
-/// makes glibc consolidate every small chunk freed during the run: 7-8% of a run of many short
+/// makes glibc consolidate every small chunk freed during the run: 6-8% of a run of many short
 /// coroutines).
 #[derive(Default)]
 pub(crate) struct Room {

@@ -32,6 +32,11 @@ fn waiting(cx: &mut Cx<'_>) -> Waiting {
     (cx.notifier)()
 }
 
+/// Where a registered waiter's waker lives: what its leaf keeps, to find it on a list again.
+fn address(waiting: &Waiting) -> usize {
+    Arc::as_ptr(waiting).addr()
+}
+
 /// A flag that coroutines can wait on, set from a coroutine or from any thread.
 ///
 /// `clear` is not strict: a waiter already woken by `set` stays woken, even if the event is
@@ -197,7 +202,7 @@ impl Leaf for EventWait {
                 return Poll::Ready(Ok(true));
             }
             let waiting = waiting(cx);
-            self.registered = Some(Arc::as_ptr(&waiting).addr());
+            self.registered = Some(address(&waiting));
             waiting_list.push(waiting);
         }
         match self.deadline {
@@ -218,7 +223,7 @@ impl EventWait {
     /// Takes this wait's waker off the event's list, if it is still there.
     fn deregister(&mut self) {
         if let Some(registered) = self.registered.take() {
-            lock(&self.event.0.waiting).retain(|w| Arc::as_ptr(w).addr() != registered);
+            lock(&self.event.0.waiting).retain(|w| address(w) != registered);
         }
     }
 }
@@ -349,7 +354,7 @@ impl Leaf for Acquire {
                     return Poll::Ready(Ok(guard()));
                 }
                 let waiting = waiting(cx);
-                self.queued = Some(Arc::as_ptr(&waiting).addr());
+                self.queued = Some(address(&waiting));
                 state.queue.push_back(waiting);
                 Poll::Pending
             }
@@ -363,7 +368,7 @@ impl Drop for Acquire {
         if let Some(queued) = self.queued.take() {
             let mut state = lock(&self.semaphore.0);
             let before = state.queue.len();
-            state.queue.retain(|w| Arc::as_ptr(w).addr() != queued);
+            state.queue.retain(|w| address(w) != queued);
             if state.queue.len() == before {
                 drop(state);
                 self.semaphore.release();

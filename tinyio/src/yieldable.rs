@@ -74,7 +74,8 @@ impl Default for Submission<'_> {
 
 #[derive(Default)]
 struct Contents<'s> {
-    /// The first coroutine waited on, kept apart so that a gather need not shift the others.
+    /// The first coroutine waited on, filed before the others (even those started in the
+    /// background ahead of it).
     first: Option<Rc<dyn Task + 's>>,
     rest: Vec<Submitted<'s>>,
     /// Whether coroutines pushed now start in the background.
