@@ -665,3 +665,180 @@ fn zero_timeout_wait_and_a_set_from_run_in_thread() {
         start.elapsed()
     );
 }
+
+// --- How an event keeps its waiters -------------------------------------------------------------
+// The first waiter of the event's home loop (the first loop to wait on it) is kept apart, the
+// others on a list behind it; waiters of other loops always go on the list.
+
+/// Waits, then logs `name` and whether the wait saw the event set.
+#[tinyio::coroutine]
+fn wait_named(
+    event: Event,
+    within_ms: u64,
+    name: &'static str,
+    log: Log<(&'static str, bool)>,
+) -> () {
+    let woken = yield_!(event.wait_timeout(ms(within_ms)));
+    log.borrow_mut().push((name, woken));
+}
+
+/// Waits twice at once, in one gather, then logs `name`.
+#[tinyio::coroutine]
+fn wait_twice(event: Event, name: &'static str, log: Log<(&'static str, bool)>) -> () {
+    yield_!((event.wait(), event.wait()));
+    log.borrow_mut().push((name, true));
+}
+
+#[tinyio::coroutine]
+fn set_after(event: Event, after_ms: u64) -> () {
+    yield_!(sleep(ms(after_ms)));
+    event.set();
+}
+
+#[test]
+fn waiters_wake_in_the_order_they_came_and_one_that_left_is_not_woken() {
+    let event = Event::new();
+    let log = Log::default();
+    // `a` is kept apart, the others are listed behind it; `x` times out and leaves the list
+    // before the set; `twice` waits on two leaves of its own.
+    Loop::new()
+        .run((
+            wait_named(event.clone(), 5_000, "a", log.clone()),
+            wait_named(event.clone(), 5_000, "b", log.clone()),
+            wait_named(event.clone(), 20, "x", log.clone()),
+            wait_twice(event.clone(), "twice", log.clone()),
+            wait_named(event.clone(), 5_000, "c", log.clone()),
+            set_after(event.clone(), 200),
+        ))
+        .unwrap();
+    // All five leaves are woken in the order they came; `twice` waits for its two leaves to
+    // finish first, so it is resumed one round later.
+    assert_eq!(
+        *log.borrow(),
+        [
+            ("x", false),
+            ("a", true),
+            ("b", true),
+            ("c", true),
+            ("twice", true)
+        ]
+    );
+}
+
+#[test]
+fn a_waiter_that_left_gives_its_place_to_the_next() {
+    // `a` is kept apart and times out; `b` then waits alone, kept apart in turn, and is woken.
+    let event = Event::new();
+    let log = Log::default();
+    Loop::new()
+        .run((
+            wait_named(event.clone(), 10, "a", log.clone()),
+            sleep_then_wait(event.clone(), log.clone()),
+            set_after(event.clone(), 200),
+        ))
+        .unwrap();
+    assert_eq!(*log.borrow(), [("a", false), ("b", true)]);
+}
+
+#[tinyio::coroutine]
+fn sleep_then_wait(event: Event, log: Log<(&'static str, bool)>) -> () {
+    yield_!(sleep(ms(50)));
+    yield_!(wait_named(event, 5_000, "b", log));
+}
+
+#[test]
+fn one_event_waited_on_by_several_loops_at_once() {
+    common::within(20, || {
+        let event = Event::new();
+        let (ready_send, ready) = std::sync::mpsc::channel();
+        // Four loops on four threads wait on one event: the first becomes its home, the
+        // others are listed. Each also waits for a second, unset event with a timeout.
+        let loops: Vec<_> = (0..4)
+            .map(|_| {
+                let (event, ready_send) = (event.clone(), ready_send.clone());
+                std::thread::spawn(move || {
+                    let lp = Loop::new();
+                    ready_send.send(()).unwrap();
+                    lp.run((
+                        event.wait(),
+                        event.wait(),
+                        Event::new().wait_timeout(ms(10)),
+                    ))
+                    .unwrap()
+                })
+            })
+            .collect();
+        for _ in 0..4 {
+            ready.recv().unwrap();
+        }
+        std::thread::sleep(ms(100));
+        event.set();
+        for handle in loops {
+            assert_eq!(handle.join().unwrap(), ((), (), false));
+        }
+    });
+}
+
+#[test]
+fn an_event_outlives_its_home_loop() {
+    // The first loop to wait on the event is gone; later loops are all listed, and woken.
+    common::within(20, || {
+        let event = Event::new();
+        {
+            let first = Loop::new();
+            assert!(!first.run(event.wait_timeout(ms(1))).unwrap());
+        }
+        for _ in 0..3 {
+            event.clear();
+            let setter = event.clone();
+            let out = Loop::new()
+                .run((
+                    event.wait(),
+                    event.wait_timeout(ms(5_000)),
+                    run_in_thread(move || {
+                        std::thread::sleep(ms(20));
+                        setter.set();
+                    }),
+                ))
+                .unwrap();
+            assert_eq!(out, ((), true, ()));
+        }
+    });
+}
+
+/// Waits on `first` for at most `within`, then on `second` for at most 100 ms.
+#[tinyio::coroutine]
+fn wait_one_then_another(first: Event, second: Event, within: Duration) -> (bool, bool) {
+    let one = yield_!(first.wait_timeout(within));
+    let two = yield_!(second.wait_timeout(ms(100)));
+    (one, two)
+}
+
+/// Pauses until `at`, then sets `event` at once: in the same round as the waiter's timer
+/// fires, before the waiter is polled, when the two fall together.
+#[tinyio::coroutine]
+fn set_at(event: Event, at: Instant) -> () {
+    while Instant::now() < at {
+        yield_!();
+    }
+    event.set();
+}
+
+#[test]
+fn a_wake_up_meant_for_an_earlier_wait_does_not_end_the_next() {
+    // The waiter's first wait runs out, and in the same round, before it is polled, the event
+    // is set and takes it off: a wake-up for the waiter is then on its way while it already
+    // waits on the second event. That wake-up must not pass for the second event's `set`.
+    for _ in 0..20 {
+        let (first, second) = (Event::new(), Event::new());
+        let at = Instant::now() + ms(5);
+        let (out, ()) = Loop::new()
+            .run((
+                wait_one_then_another(first.clone(), second.clone(), ms(5)),
+                set_at(first.clone(), at),
+            ))
+            .unwrap();
+        assert!(out.0, "the first event was set");
+        assert!(!out.1, "the second event was never set");
+    }
+}

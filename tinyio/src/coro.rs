@@ -377,10 +377,6 @@ impl<'a> Request<'a> {
 pub(crate) struct Cx<'r> {
     /// Makes a waker for the leaf being polled (a leaf makes one, then keeps it).
     pub(crate) waker: &'r dyn Fn() -> std::task::Waker,
-    /// The same, as the loop's own waker type, which also records that it was woken.
-    pub(crate) notifier: &'r dyn Fn() -> std::sync::Arc<crate::event_loop::LeafWaker>,
-    /// The waker the loop keeps for the leaf being polled: the last one `notifier` gave.
-    pub(crate) kept: &'r Cell<Option<std::sync::Arc<crate::event_loop::LeafWaker>>>,
     /// Threads to join once everything has been told to stop.
     pub(crate) joins: &'r mut Vec<crate::run::Join>,
     /// How many more rounds a generator may take in place by pausing again: the loop grants
@@ -404,18 +400,10 @@ impl Cx<'_> {
     }
 
     /// Wakes the leaf being polled from any thread, as its waker would, but without the
-    /// waker's allocation: for a leaf that needs nothing else (a thread call).
+    /// waker's allocation: for a leaf that needs nothing else (a thread call, a semaphore's
+    /// queue).
     pub(crate) fn notify(&self) -> crate::event_loop::Notify {
         crate::event_loop::Notify::new(self.remote, self.token)
-    }
-
-    /// Whether the waker [`notifier`](Cx::notifier) last gave this leaf has been woken since:
-    /// read from the loop's own copy, so that the leaf need not keep one.
-    pub(crate) fn woken(&self) -> bool {
-        let kept = self.kept.take();
-        let woken = kept.as_ref().is_some_and(|waker| waker.is_woken());
-        self.kept.set(kept);
-        woken
     }
 
     /// Whether a generator that just paused may be resumed in place, rather than through the

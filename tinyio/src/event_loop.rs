@@ -317,10 +317,9 @@ impl Drop for Reset<'_> {
 /// and the waker of whoever drives the loop (its thread, or a foreign executor's task).
 pub(crate) struct Remote {
     woken: Mutex<Vec<u64>>,
-    /// Whether `woken` may hold tokens.
+    /// Whether `woken` may hold tokens: a wake-up from outside the run waits to be taken.
+    /// Wake-ups the run makes itself wait in the thread's own queue instead ([`IN_RUN`]).
     posted: AtomicBool,
-    /// Whether a wake-up waits to be taken, from another thread or from the run itself.
-    pub(crate) any: AtomicBool,
     pub(crate) stopped: AtomicBool,
     pub(crate) driver: Mutex<Option<Waker>>,
 }
@@ -330,25 +329,27 @@ impl Remote {
         Remote {
             woken: Mutex::new(Vec::new()),
             posted: AtomicBool::new(false),
-            any: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
             driver: Mutex::new(None),
         }
     }
 
-    /// Whether a wake-up or a stop is waiting for the loop to look.
+    /// Whether a wake-up or a stop is waiting for the run this thread advances to look.
     #[inline]
     pub(crate) fn interrupted(&self) -> bool {
-        self.any.load(Ordering::Relaxed) || self.stopped.load(Ordering::Relaxed)
+        self.posted.load(Ordering::Relaxed)
+            || self.stopped.load(Ordering::Relaxed)
+            || IN_RUN_ANY.with(Cell::get)
     }
 
-    fn wake(&self, token: u64) {
+    /// Wakes the leaf (or timed wait) `token` names, from any thread.
+    pub(crate) fn wake(&self, token: u64) {
         // From inside the run itself (an event set by a coroutine, say): a queue of the thread,
-        // without a lock, which the run reads before it blocks or yields to its executor, so
-        // that nobody needs waking.
+        // without a lock or an atomic, which the run reads before it blocks or yields to its
+        // executor, so that nobody needs waking.
         if ADVANCING.with(Cell::get) == std::ptr::from_ref(self).addr() {
             IN_RUN.with_borrow_mut(|woken| woken.push(token));
-            self.any.store(true, Ordering::Relaxed);
+            IN_RUN_ANY.with(|any| any.set(true));
             return;
         }
         self.post(std::iter::once(token));
@@ -359,7 +360,6 @@ impl Remote {
     fn post(&self, tokens: impl IntoIterator<Item = u64>) {
         self.woken.lock().expect("poisoned").extend(tokens);
         self.posted.store(true, Ordering::Release);
-        self.any.store(true, Ordering::Release);
     }
 
     /// Drops wake-ups left from an earlier run of the loop (a thread call that finished while
@@ -372,7 +372,15 @@ impl Remote {
 
     /// Moves the wake-ups that have arrived to `into`; called by the run this thread advances.
     pub(crate) fn take_woken(&self, into: &mut Vec<u64>) {
-        IN_RUN.with_borrow_mut(|woken| into.append(woken));
+        if IN_RUN_ANY.with(|any| any.replace(false)) {
+            IN_RUN.with_borrow_mut(|woken| {
+                if into.is_empty() {
+                    std::mem::swap(into, woken); // usually: trade buffers rather than copy
+                } else {
+                    into.append(woken);
+                }
+            });
+        }
         if self.posted.load(Ordering::Relaxed) && self.posted.swap(false, Ordering::Acquire) {
             into.append(&mut self.woken.lock().expect("poisoned"));
         }
@@ -383,7 +391,7 @@ impl Remote {
         Advancing {
             remote: self.clone(),
             outer: ADVANCING.with(|a| a.replace(Arc::as_ptr(self).addr())),
-            outer_woken: IN_RUN.with_borrow_mut(std::mem::take),
+            outer_woken: take_in_run(),
         }
     }
 
@@ -409,7 +417,7 @@ impl Remote {
     /// core's time per timed wake-up.
     fn park(&self, deadline: Option<Instant>) {
         let interrupted =
-            || self.any.load(Ordering::Acquire) || self.stopped.load(Ordering::Relaxed);
+            || self.posted.load(Ordering::Acquire) || self.stopped.load(Ordering::Relaxed);
         if interrupted() {
             return;
         }
@@ -484,6 +492,18 @@ thread_local! {
     static ADVANCING: Cell<usize> = const { Cell::new(0) };
     /// Wake-ups the run being advanced on this thread made itself (see [`Remote::wake`]).
     static IN_RUN: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
+    /// Whether `IN_RUN` may hold tokens: read at every pause, so kept where reading costs one
+    /// load.
+    static IN_RUN_ANY: Cell<bool> = const { Cell::new(false) };
+}
+
+/// The thread's in-run wake-ups, taken out (its queue keeps its buffer when it has none).
+fn take_in_run() -> Vec<u64> {
+    if IN_RUN_ANY.with(|any| any.replace(false)) {
+        IN_RUN.with_borrow_mut(std::mem::take)
+    } else {
+        Vec::new()
+    }
 }
 
 /// See [`Remote::advancing`]. When dropped, restores the outer run's mark and queue (a nested
@@ -498,11 +518,13 @@ pub(crate) struct Advancing {
 
 impl Drop for Advancing {
     fn drop(&mut self) {
-        let left = IN_RUN.with_borrow_mut(|woken| {
-            std::mem::replace(woken, std::mem::take(&mut self.outer_woken))
-        });
+        let left = take_in_run();
         if !left.is_empty() {
             self.remote.post(left);
+        }
+        if !self.outer_woken.is_empty() {
+            IN_RUN.with_borrow_mut(|woken| *woken = std::mem::take(&mut self.outer_woken));
+            IN_RUN_ANY.with(|any| any.set(true));
         }
         ADVANCING.with(|a| a.set(self.outer));
     }
@@ -538,6 +560,11 @@ impl Notify {
     pub(crate) fn wake(&self) {
         self.remote.wake(self.token);
     }
+
+    /// Whether this wakes `token` of the loop whose remote lives at `remote`.
+    pub(crate) fn wakes(&self, remote: usize, token: u64) -> bool {
+        self.token == token && Arc::as_ptr(&self.remote).addr() == remote
+    }
 }
 
 /// The waker of one leaf.
@@ -545,8 +572,6 @@ pub(crate) struct LeafWaker {
     remote: Arc<Remote>,
     /// Atomic only so that [`reuse`](LeafWaker::reuse) can renew it without taking `&mut`.
     token: AtomicU64,
-    /// Set by the first wake: an event or semaphore wait reads it to know it was chosen.
-    woken: AtomicBool,
 }
 
 impl LeafWaker {
@@ -554,7 +579,6 @@ impl LeafWaker {
         Arc::new(LeafWaker {
             remote: remote.clone(),
             token: AtomicU64::new(token),
-            woken: AtomicBool::new(false),
         })
     }
 
@@ -569,14 +593,9 @@ impl LeafWaker {
         {
             std::sync::atomic::fence(Ordering::Acquire);
             waker.token.store(token, Ordering::Relaxed);
-            waker.woken.store(false, Ordering::Relaxed);
             return waker;
         }
         Self::new(remote, token)
-    }
-
-    pub(crate) fn is_woken(&self) -> bool {
-        self.woken.load(Ordering::Acquire)
     }
 }
 
@@ -586,7 +605,6 @@ impl Wake for LeafWaker {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        self.woken.store(true, Ordering::Release);
         self.remote.wake(self.token.load(Ordering::Relaxed));
     }
 }

@@ -367,9 +367,8 @@ impl<'s> Run<'s> {
 
     /// Moves leaves woken from outside, and leaves whose deadline passed, to the ready queue.
     fn take_wakeups(&mut self) -> Result<(), Failure> {
-        if self.remote.any.load(Ordering::Relaxed) && self.remote.any.swap(false, Ordering::Acquire)
-        {
-            self.remote.take_woken(&mut self.woken);
+        self.remote.take_woken(&mut self.woken);
+        if !self.woken.is_empty() {
             for i in 0..self.woken.len() {
                 self.wake(self.woken[i])?;
             }
@@ -512,16 +511,13 @@ impl<'s> Run<'s> {
             .entry
             .as_ref()
             .expect("resumed coroutines are in the table");
-        let notifier = || {
+        let waker = || {
             let waker = LeafWaker::reuse(slot.waker.take(), remote, token);
             slot.waker.set(Some(waker.clone()));
-            waker
+            Waker::from(waker)
         };
-        let waker = || Waker::from(notifier());
         let mut cx = Cx {
             waker: &waker,
-            notifier: &notifier,
-            kept: &slot.waker,
             joins,
             spare,
             remote,
@@ -1001,12 +997,9 @@ impl<'s> Run<'s> {
     ) -> std::thread::Result<Result<Error, Error>> {
         task.owner().set(Owner::Dead);
         let remote = &self.remote;
-        let notifier = || LeafWaker::new(remote, u64::MAX);
-        let waker = || Waker::from(notifier());
+        let waker = || Waker::from(LeafWaker::new(remote, u64::MAX));
         let mut cx = Cx {
             waker: &waker,
-            notifier: &notifier,
-            kept: &Cell::new(None),
             joins: &mut self.joins,
             spare: &mut 0,
             remote,

@@ -4,15 +4,15 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::{Poll, Wake};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use crate::Coro;
 use crate::coro::{Coroutine, Cx, Leaf, Site, coroutine, site, suspend};
 use crate::error::Error;
-use crate::event_loop::LeafWaker;
+use crate::event_loop::{Notify, Remote};
 
 static EVENT_WAIT: Site = site!("Event::wait");
 static ACQUIRE: Site = site!("Semaphore::acquire");
@@ -21,20 +21,6 @@ static BARRIER: Site = site!("Barrier::wait");
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// One registered waiter: the waker of its leaf, which records that it was woken. The loop
-/// keeps it too, and tells the leaf whether it was woken (`Cx::woken`); the leaf keeps only its
-/// address, to find it again on the list if it stops waiting.
-type Waiting = Arc<LeafWaker>;
-
-fn waiting(cx: &mut Cx<'_>) -> Waiting {
-    (cx.notifier)()
-}
-
-/// Where a registered waiter's waker lives: what its leaf keeps, to find it on a list again.
-fn address(waiting: &Waiting) -> usize {
-    Arc::as_ptr(waiting).addr()
 }
 
 /// A flag that coroutines can wait on, set from a coroutine or from any thread.
@@ -64,13 +50,105 @@ fn address(waiting: &Waiting) -> usize {
 #[derive(Clone, Default)]
 pub struct Event(Arc<EventState>);
 
+/// Waiters are told apart by their loop and their wake token (a loop's coroutine waits on one
+/// leaf at a time, so no two waits of one loop share a token). The first waiter of the event's
+/// home loop (the first loop to wait on it) is kept in `first`, so that a wait and a `set`
+/// between two coroutines of one loop take no lock: one atomic operation each.
 #[derive(Default)]
 struct EventState {
     /// Outside the lock, so that `clear` and `is_set` take none. `set` stores it before it
-    /// takes the lock and a waiter reads it under the lock, so a waiter either sees it or is
-    /// registered in time to be woken.
+    /// empties `first`, and a waiter reads it after filling `first` (or marking it `LISTED`), so
+    /// a waiter either sees it or is found by `set` in time to be woken.
     set: AtomicBool,
-    waiting: Mutex<Vec<Waiting>>,
+    /// `EMPTY`, or a waiter of the home loop (its token with `WAITING` set), or `LISTED`: every
+    /// waiter is on `listed` instead, in the order they came.
+    first: AtomicU64,
+    home: OnceLock<Arc<Remote>>,
+    listed: Mutex<Vec<Notify>>,
+}
+
+const EMPTY: u64 = 0;
+/// Set in `first` when it holds a waiter. A token never has it: it is the flag of a readied
+/// leaf, which a wait is not given.
+const WAITING: u64 = 1 << 62;
+const LISTED: u64 = 1;
+
+/// A waiter registered with an event: what it needs to find itself there again.
+#[derive(Clone, Copy)]
+struct Registered {
+    token: u64,
+    /// The address of its loop's remote.
+    remote: usize,
+    /// Whether its loop is the event's home (so it may be in `first`).
+    home: bool,
+}
+
+impl EventState {
+    fn home(&self) -> &Arc<Remote> {
+        self.home.get().expect("a home waiter was registered")
+    }
+
+    fn register(&self, remote: &Arc<Remote>, token: u64) -> Registered {
+        let home = Arc::ptr_eq(self.home.get_or_init(|| remote.clone()), remote);
+        let registered = Registered {
+            token,
+            remote: Arc::as_ptr(remote).addr(),
+            home,
+        };
+        if home
+            && self
+                .first
+                .compare_exchange(EMPTY, token | WAITING, Ordering::SeqCst, Ordering::Relaxed)
+                .is_ok()
+        {
+            return registered;
+        }
+        let mut listed = lock(&self.listed);
+        let first = self.first.swap(LISTED, Ordering::SeqCst);
+        if first & WAITING != 0 {
+            listed.push(Notify::new(self.home(), first & !WAITING)); // it came first
+        }
+        listed.push(Notify::new(remote, token));
+        registered
+    }
+
+    /// Whether `waiter` is still registered: if not, `set` took it (only `set` and the waiter
+    /// itself take waiters off).
+    fn holds(&self, waiter: Registered) -> bool {
+        match self.first.load(Ordering::SeqCst) {
+            first if waiter.home && first == waiter.token | WAITING => true,
+            LISTED => lock(&self.listed)
+                .iter()
+                .any(|w| w.wakes(waiter.remote, waiter.token)),
+            _ => false,
+        }
+    }
+
+    fn deregister(&self, waiter: Registered) {
+        if waiter.home
+            && self
+                .first
+                .compare_exchange(
+                    waiter.token | WAITING,
+                    EMPTY,
+                    Ordering::SeqCst,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+        {
+            return;
+        }
+        if self.first.load(Ordering::SeqCst) == LISTED {
+            let mut listed = lock(&self.listed);
+            listed.retain(|w| !w.wakes(waiter.remote, waiter.token));
+            if listed.is_empty() {
+                // Nobody left: the next waiter may take `first` again.
+                let _ =
+                    self.first
+                        .compare_exchange(LISTED, EMPTY, Ordering::SeqCst, Ordering::Relaxed);
+            }
+        }
+    }
 }
 
 impl Event {
@@ -93,9 +171,16 @@ impl Event {
     /// tinyio::Loop::new().run(event.wait()).unwrap(); // finishes at once
     /// ```
     pub fn set(&self) {
-        self.0.set.store(true, Ordering::Release);
-        for waiting in lock(&self.0.waiting).drain(..) {
-            waiting.wake_by_ref();
+        let state = &*self.0;
+        state.set.store(true, Ordering::Release);
+        match state.first.swap(EMPTY, Ordering::SeqCst) {
+            EMPTY => {}
+            LISTED => {
+                for waiter in lock(&state.listed).drain(..) {
+                    waiter.wake();
+                }
+            }
+            first => state.home().wake(first & !WAITING),
         }
     }
 
@@ -182,9 +267,8 @@ impl fmt::Debug for Event {
 
 struct EventWait {
     event: Event,
-    /// Once registered on the event: the address of the waker registered, to find it again.
-    /// The loop keeps that waker for this leaf, and tells whether it was woken (`Cx::woken`).
-    registered: Option<usize>,
+    /// Once registered with the event, until it leaves: how to find itself there.
+    registered: Option<Registered>,
     deadline: Option<Instant>,
 }
 
@@ -192,18 +276,23 @@ impl Leaf for EventWait {
     type Output = bool;
 
     fn poll(&mut self, cx: &mut Cx<'_>) -> Poll<Result<bool, Error>> {
-        if self.registered.is_some() && cx.woken() {
-            self.registered = None; // taken off the list by `set`
-            return Poll::Ready(Ok(true));
-        }
-        if self.registered.is_none() {
-            let mut waiting_list = lock(&self.event.0.waiting);
-            if self.event.0.set.load(Ordering::Acquire) {
+        let state = &*self.event.0;
+        match self.registered {
+            Some(registered) if !state.holds(registered) => {
+                self.registered = None; // taken off by `set`
                 return Poll::Ready(Ok(true));
             }
-            let waiting = waiting(cx);
-            self.registered = Some(address(&waiting));
-            waiting_list.push(waiting);
+            Some(_) => {}
+            None => {
+                if state.set.load(Ordering::Acquire) {
+                    return Poll::Ready(Ok(true));
+                }
+                self.registered = Some(state.register(cx.remote, cx.token));
+                if state.set.load(Ordering::SeqCst) {
+                    self.deregister(); // set meanwhile: woken or not, this wait is over
+                    return Poll::Ready(Ok(true));
+                }
+            }
         }
         match self.deadline {
             Some(deadline) if cx.passed(deadline) => {
@@ -220,10 +309,10 @@ impl Leaf for EventWait {
 }
 
 impl EventWait {
-    /// Takes this wait's waker off the event's list, if it is still there.
+    /// Takes this wait off the event, if it is still there.
     fn deregister(&mut self) {
         if let Some(registered) = self.registered.take() {
-            lock(&self.event.0.waiting).retain(|w| address(w) != registered);
+            self.event.0.deregister(registered);
         }
     }
 }
@@ -258,9 +347,22 @@ impl Drop for EventWait {
 #[derive(Clone)]
 pub struct Semaphore(Arc<Mutex<SemaphoreState>>);
 
+/// Waiters queue with tickets in increasing order, and `release` hands permits over from the
+/// front: so a waiter still waiting was handed one exactly when its ticket is at most the last
+/// ticket served (the ones before it have all left the queue, served or cancelled).
 struct SemaphoreState {
     permits: usize,
-    queue: VecDeque<Waiting>,
+    queue: VecDeque<(u64, Notify)>,
+    /// The ticket the next waiter takes (from 1).
+    next: u64,
+    /// The ticket of the last waiter handed a permit (0: none yet).
+    served: u64,
+}
+
+impl SemaphoreState {
+    fn served(&self, ticket: u64) -> bool {
+        ticket <= self.served
+    }
 }
 
 impl Semaphore {
@@ -278,6 +380,8 @@ impl Semaphore {
         Semaphore(Arc::new(Mutex::new(SemaphoreState {
             permits,
             queue: VecDeque::new(),
+            next: 1,
+            served: 0,
         })))
     }
 
@@ -297,7 +401,7 @@ impl Semaphore {
             &ACQUIRE,
             Acquire {
                 semaphore: self.clone(),
-                queued: None,
+                ticket: None,
             },
         )
     }
@@ -315,7 +419,10 @@ impl Semaphore {
     fn release(&self) {
         let mut state = lock(&self.0);
         match state.queue.pop_front() {
-            Some(next) => next.wake_by_ref(),
+            Some((ticket, next)) => {
+                state.served = ticket;
+                next.wake();
+            }
             None => state.permits += 1,
         }
     }
@@ -331,47 +438,44 @@ impl fmt::Debug for Semaphore {
 
 struct Acquire {
     semaphore: Semaphore,
-    /// Once queued: the address of the waker queued, to find it again. The loop keeps that
-    /// waker for this leaf; woken (`Cx::woken`) means a permit was handed to us.
-    queued: Option<usize>,
+    /// Once queued: its ticket.
+    ticket: Option<u64>,
 }
 
 impl Leaf for Acquire {
     type Output = SemaphoreGuard;
 
     fn poll(&mut self, cx: &mut Cx<'_>) -> Poll<Result<SemaphoreGuard, Error>> {
-        let guard = || SemaphoreGuard(self.semaphore.clone());
-        match self.queued {
-            Some(_) if cx.woken() => {
-                self.queued = None; // taken off the queue by `release`
-                Poll::Ready(Ok(guard()))
+        let mut state = lock(&self.semaphore.0);
+        match self.ticket {
+            Some(ticket) if state.served(ticket) => {
+                self.ticket = None; // handed a permit by `release`
             }
-            Some(_) => Poll::Pending,
+            Some(_) => return Poll::Pending,
+            None if state.permits > 0 && state.queue.is_empty() => state.permits -= 1,
             None => {
-                let mut state = lock(&self.semaphore.0);
-                if state.permits > 0 && state.queue.is_empty() {
-                    state.permits -= 1;
-                    return Poll::Ready(Ok(guard()));
-                }
-                let waiting = waiting(cx);
-                self.queued = Some(address(&waiting));
-                state.queue.push_back(waiting);
-                Poll::Pending
+                let ticket = state.next;
+                state.next += 1;
+                state.queue.push_back((ticket, cx.notify()));
+                self.ticket = Some(ticket);
+                return Poll::Pending;
             }
         }
+        drop(state);
+        Poll::Ready(Ok(SemaphoreGuard(self.semaphore.clone())))
     }
 }
 
 impl Drop for Acquire {
     fn drop(&mut self) {
         // Cancelled while queued: leave the queue, or pass on a permit handed over meanwhile.
-        if let Some(queued) = self.queued.take() {
+        if let Some(ticket) = self.ticket.take() {
             let mut state = lock(&self.semaphore.0);
-            let before = state.queue.len();
-            state.queue.retain(|w| address(w) != queued);
-            if state.queue.len() == before {
+            if state.served(ticket) {
                 drop(state);
                 self.semaphore.release();
+            } else if let Ok(at) = state.queue.binary_search_by_key(&ticket, |(t, _)| *t) {
+                state.queue.remove(at);
             }
         }
     }
