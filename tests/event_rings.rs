@@ -219,3 +219,122 @@ fn every_kind_of_step_in_one_ring() {
         .unwrap();
     }
 }
+
+// --- Rings across loops on several threads -------------------------------------------------------
+// An event keeps the first waiter of its home loop apart and lists the others; waiters of
+// other loops are always listed, and woken from whichever thread sets the event.
+
+#[derive(Clone, Debug)]
+struct SpreadRing {
+    /// Member `i` runs on loop `loop_of[i]` (one loop per thread).
+    loop_of: Vec<usize>,
+    laps: usize,
+    /// Members that wait through `wait_timeout` (with a long timeout) rather than `wait`.
+    timed: Vec<bool>,
+    /// How many extra waiters wait on each event, on a loop of their own, until the end.
+    bystanders: usize,
+}
+
+fn spread_ring() -> impl Strategy<Value = SpreadRing> {
+    (2..6usize, 1..4usize, 1..10usize, 0..3usize).prop_flat_map(
+        |(members, loops, laps, bystanders)| {
+            (
+                prop::collection::vec(0..loops, members),
+                prop::collection::vec(any::<bool>(), members),
+            )
+                .prop_map(move |(loop_of, timed)| SpreadRing {
+                    loop_of,
+                    laps,
+                    timed,
+                    bystanders,
+                })
+        },
+    )
+}
+
+type SharedLog = Arc<std::sync::Mutex<Vec<usize>>>;
+
+#[tinyio::coroutine]
+fn spread_member(me: usize, events: Vec<Event>, laps: usize, timed: bool, log: SharedLog) -> () {
+    let next = (me + 1) % events.len();
+    for _ in 0..laps {
+        if timed {
+            assert!(yield_!(
+                events[me].wait_timeout(std::time::Duration::from_secs(60))
+            ));
+        } else {
+            yield_!(events[me].wait());
+        }
+        events[me].clear();
+        log.lock().unwrap().push(me);
+        events[next].set();
+    }
+}
+
+/// Waits on `event` again and again until `done` is set: woken by the batons too, it keeps
+/// joining and leaving the event's waiters while the rings run on other threads.
+#[tinyio::coroutine]
+fn bystander(event: Event, done: Event) -> () {
+    while !done.is_set() {
+        yield_!(event.wait());
+        yield_!();
+    }
+}
+
+fn check_spread(ring: SpreadRing) -> Result<(), TestCaseError> {
+    let description = format!("{ring:?}");
+    let members = ring.loop_of.len();
+    let log = within(20, move || {
+        let events: Vec<Event> = (0..members).map(|_| Event::new()).collect();
+        let log = SharedLog::default();
+        let loops = ring.loop_of.iter().copied().max().unwrap_or(0) + 1;
+        let threads: Vec<_> = (0..loops)
+            .map(|l| {
+                let mine: Vec<usize> = (0..members).filter(|&i| ring.loop_of[i] == l).collect();
+                let (events, log, timed) = (events.clone(), log.clone(), ring.timed.clone());
+                let laps = ring.laps;
+                std::thread::spawn(move || {
+                    let coros: Vec<Coro<()>> = mine
+                        .into_iter()
+                        .map(|me| spread_member(me, events.clone(), laps, timed[me], log.clone()))
+                        .collect();
+                    Loop::new().run(coros).unwrap();
+                })
+            })
+            .collect();
+        // Bystanders on a loop of their own, waiting on every event until the rings finish.
+        let done = Event::new();
+        let watchers = {
+            let (events, done) = (events.clone(), done.clone());
+            let bystanders = ring.bystanders;
+            std::thread::spawn(move || {
+                let coros: Vec<Coro<()>> = (0..bystanders)
+                    .flat_map(|_| events.iter().map(|e| bystander(e.clone(), done.clone())))
+                    .collect();
+                Loop::new().run((coros, done.wait())).unwrap();
+            })
+        };
+        events[0].set();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        done.set();
+        for event in &events {
+            event.set(); // lets the bystanders see `done`
+        }
+        watchers.join().unwrap();
+        Arc::try_unwrap(log).unwrap().into_inner().unwrap()
+    });
+    let expected: Vec<usize> = (0..members * ring.laps).map(|i| i % members).collect();
+    prop_assert_eq!(log, expected, "{}", description);
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn batons_go_round_in_order_across_loops_and_threads(ring in spread_ring()) {
+        check_spread(ring)?;
+    }
+}
