@@ -491,6 +491,10 @@ impl<'s> Run<'s> {
     }
 
     /// Resumes one coroutine, or (if `HELD`) the leaf it holds, catching a panic.
+    ///
+    /// Inlined, as are `adopt` and `poll_leaf`, into the few places that resume: a call here
+    /// cost 12% of W6's wall time and 5% of W3's (the context it builds went through memory).
+    #[inline(always)]
     fn resume<const HELD: bool>(
         &mut self,
         token: u64,
@@ -587,6 +591,7 @@ impl<'s> Run<'s> {
 
     /// `token`'s coroutine waits on `leaf` alone, and nobody else can: keep the leaf in the
     /// coroutine's entry rather than in the table, and start it.
+    #[inline(always)]
     fn adopt(&mut self, token: u64, leaf: Rc<dyn Task + 's>) -> Result<(), Failure> {
         let (run, key) = (self.id, token as u32);
         leaf.owner().set(Owner::Scheduled { run, key });
@@ -600,6 +605,7 @@ impl<'s> Run<'s> {
 
     /// Polls the leaf `token`'s coroutine waits on: true if it is done (and dropped from the
     /// entry), false if it is parked again.
+    #[inline(always)]
     fn poll_leaf(&mut self, token: u64) -> Result<bool, Failure> {
         let key = token as u32;
         match self.resume::<true>(token, Input::Go) {
