@@ -26,7 +26,11 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 /// A flag that coroutines can wait on, set from a coroutine or from any thread.
 ///
 /// `clear` is not strict: a waiter already woken by `set` stays woken, even if the event is
-/// cleared before it runs.
+/// cleared before it runs. Waiters are woken in the order they began to wait.
+///
+/// A wait and a `set` between coroutines of one loop take no lock: the event keeps the first
+/// waiter of the first loop to wait on it (its home) in an atomic word. Further waiters, and
+/// waiters of other loops, queue behind it under a lock.
 ///
 /// ```
 /// use std::time::Duration;
