@@ -1113,3 +1113,31 @@ fn wake_ups_inside_the_run_do_not_wake_its_driver() {
         "one wake per poll that ran out of rounds"
     );
 }
+
+/// Counts wake-ups; its `Arc`'s count tells who still holds a waker made from it.
+struct CountWakes(AtomicUsize);
+
+impl std::task::Wake for CountWakes {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn a_finished_future_leaves_no_waker_behind_with_an_event_it_waited_on() {
+    // The future's run is the event's home (the first to wait on it). The event outlives the
+    // future, and must not keep the executor's waker (and so the executor's task) alive.
+    let counter = Arc::new(CountWakes(AtomicUsize::new(0)));
+    let waker = std::task::Waker::from(counter.clone());
+    let mut cx = Context::from_waker(&waker);
+    let event = Event::new();
+    let mut future = Box::pin(to_future(event.wait()));
+    assert!(future.as_mut().poll(&mut cx).is_pending());
+    event.set(); // from outside the run: wakes the executor
+    assert_eq!(counter.0.load(Ordering::SeqCst), 1);
+    assert!(matches!(future.as_mut().poll(&mut cx), Poll::Ready(Ok(()))));
+    drop(future);
+    drop(waker);
+    assert_eq!(Arc::strong_count(&counter), 1, "a waker is still held");
+    drop(event);
+}

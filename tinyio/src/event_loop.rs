@@ -291,6 +291,9 @@ impl<'a, Y: Yieldable + 'a> Session<'a, Y> {
 
 impl<Y: Yieldable> Drop for Session<'_, Y> {
     fn drop(&mut self) {
+        // Whoever drove the run is not woken again: an event that outlives the run may keep
+        // its remote (see `Event`), but not, through it, a foreign executor's task.
+        self.run.remote().clear_driver();
         if !self.ended {
             // Abandoned half-way (a dropped future): cancel and join, as a crash would. A panic
             // met meanwhile resumes, unless one is already unwinding.
@@ -400,6 +403,10 @@ impl Remote {
         if !current.as_ref().is_some_and(|c| c.will_wake(&driver)) {
             *current = Some(driver);
         }
+    }
+
+    fn clear_driver(&self) {
+        self.driver.lock().expect("poisoned").take();
     }
 
     fn wake_driver(&self) {
