@@ -215,7 +215,8 @@ fn wake_at(deadline: Instant, waker: Waker) {
 
 /// A coroutine that polls `future` inside the loop, woken by its waker (no busy polling), and
 /// finishes with its output. Works with any future, `Send` or not; cancellation drops it. A
-/// future that needs a tokio runtime (timers, sockets) wants `from_tokio` (feature `tokio`) instead.
+/// future that needs a tokio runtime (timers, sockets) wants `from_tokio` (feature `tokio`)
+/// instead.
 ///
 /// ```
 /// use tinyio::{Loop, from_future};
