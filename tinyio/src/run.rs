@@ -368,12 +368,10 @@ impl<'s> Run<'s> {
     /// Moves leaves woken from outside, and leaves whose deadline passed, to the ready queue.
     fn take_wakeups(&mut self) -> Result<(), Failure> {
         self.remote.take_woken(&mut self.woken);
-        if !self.woken.is_empty() {
-            for i in 0..self.woken.len() {
-                self.wake(self.woken[i])?;
-            }
-            self.woken.clear();
+        for i in 0..self.woken.len() {
+            self.wake(self.woken[i])?;
         }
+        self.woken.clear();
         if !self.timers.is_empty() {
             let now = Instant::now();
             self.now = now;
