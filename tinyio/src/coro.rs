@@ -285,9 +285,15 @@ pub(crate) trait Node<T>: Task {
 pub struct OutputOf<'a, T>(pub(crate) Rc<dyn Node<T> + 'a>);
 
 /// What the loop delivers at a suspension point: go on, or the error to return there. A plain
-/// byte rather than a `Result`: it travels through the generator at every resume.
+/// word rather than a `Result`: it travels through the generator at every resume.
+///
+/// A word, not a byte: genawaiter's airlock holds this or a request (two words) in one enum.
+/// With a byte here the enum put its payloads at its second byte, and the hand-over of a
+/// request was copied in unaligned pieces that straddle the writes that made it, which the
+/// processor cannot forward and stalls on: W6 -11%, W4 -7% as a word.
 #[doc(hidden)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u64)]
 pub enum Input {
     /// Go on.
     Go,
@@ -497,9 +503,10 @@ impl<B: Body> Task for NodeCell<B> {
             BodyStep::Yield(request) => Step::Yield(request),
             BodyStep::Park(deadline) => Step::Park(deadline),
             BodyStep::Done(output) => {
-                let body = mem::replace(&mut *state, State::Finished(output));
-                drop(state);
-                drop(body);
+                // The body is dropped in place: moved out first, it was read back in pieces
+                // that straddle the writes its last step made (W6 -5%). Its drop cannot
+                // reach this node's state: only the loop reads it, never from inside a resume.
+                *state = State::Finished(output);
                 Step::Done
             }
             BodyStep::Fail(error) => {

@@ -109,15 +109,26 @@ impl<'s> Submission<'s> {
         }
     }
 
-    #[inline]
+    /// Adds a coroutine, waited on unless pushed in the background.
+    ///
+    /// The first push into an empty submission (one coroutine yielded alone, the usual case) is
+    /// inlined, as is `submit` for a coroutine, so that the submission is built in registers:
+    /// built in memory by a call, it was read back in one piece from two separate writes, which
+    /// the processor cannot forward to the read and stalls on (W6 and W3 -2 to -4% each).
+    #[inline(always)]
     pub(crate) fn push(&mut self, task: Rc<dyn Task + 's>) {
+        if let Inner::Other(None) = self.0 {
+            self.0 = Inner::One(task);
+        } else {
+            self.push_more(task);
+        }
+    }
+
+    #[inline(never)]
+    fn push_more(&mut self, task: Rc<dyn Task + 's>) {
         let contents = match &mut self.0 {
             Inner::Other(Some(contents)) => contents,
-            Inner::Other(None) => {
-                self.0 = Inner::One(task);
-                return;
-            }
-            Inner::One(_) => self.contents(),
+            Inner::Other(None) | Inner::One(_) => self.contents(),
         };
         if contents.first.is_none() && !contents.background {
             contents.first = Some(task);
@@ -210,6 +221,7 @@ impl<'a, T> Yieldable for Coroutine<'a, T> {
     type Output = T;
     type Pending = OutputOf<'a, T>;
 
+    #[inline(always)]
     fn submit<'s>(self, submission: &mut Submission<'s>) -> Self::Pending
     where
         Self: 's,
