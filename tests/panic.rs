@@ -274,3 +274,55 @@ fn panic_dropping_an_unread_output() {
     assert_eq!(dropped(&DROPS), 1);
     assert!(!UNWINDING.load(Ordering::SeqCst));
 }
+
+/// A future that is ready at once and panics when dropped.
+struct ReadyThenBomb;
+
+impl std::future::Future for ReadyThenBomb {
+    type Output = u32;
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<u32> {
+        std::task::Poll::Ready(7)
+    }
+}
+
+impl Drop for ReadyThenBomb {
+    fn drop(&mut self) {
+        panic!("finished leaf's destructor panicked");
+    }
+}
+
+#[test]
+fn panic_dropping_a_leaf_that_just_finished() {
+    // The leaf's body is dropped as it finishes, held by its waiter or alone in the table
+    // (beside a sibling in a gather); either way the panic resumes out of `run`, after the
+    // rest is cancelled, and the loop runs again afterwards.
+    static DROPS: AtomicUsize = AtomicUsize::new(0);
+    static UNWINDING: AtomicBool = AtomicBool::new(false);
+    #[tinyio::coroutine]
+    fn held() -> u32 {
+        yield_!(tinyio::from_future(ReadyThenBomb))
+    }
+    #[tinyio::coroutine]
+    fn in_a_gather() -> u32 {
+        let (x, ()) = yield_!((tinyio::from_future(ReadyThenBomb), sleep(Duration::ZERO)));
+        x
+    }
+    let lp = Loop::new();
+    for (i, root) in [held(), in_a_gather()].into_iter().enumerate() {
+        let witness = forever(Witness {
+            drops: &DROPS,
+            dropped_while_unwinding: &UNWINDING,
+        });
+        let payload = catch_unwind(AssertUnwindSafe(|| lp.run((root, witness)))).unwrap_err();
+        assert_eq!(
+            payload_str(&*payload),
+            "finished leaf's destructor panicked"
+        );
+        assert_eq!(dropped(&DROPS), i + 1, "the rest was cancelled");
+    }
+    assert!(!UNWINDING.load(Ordering::SeqCst));
+    assert_eq!(lp.run(sleep(Duration::ZERO)).unwrap(), ());
+}
