@@ -4,7 +4,7 @@
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::panic::{self};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Wake, Waker};
 use std::time::{Duration, Instant};
@@ -577,29 +577,24 @@ impl Notify {
 /// The waker of one leaf.
 pub(crate) struct LeafWaker {
     remote: Arc<Remote>,
-    /// Atomic only so that [`reuse`](LeafWaker::reuse) can renew it without taking `&mut`.
-    token: AtomicU64,
+    token: u64,
 }
 
 impl LeafWaker {
     pub(crate) fn new(remote: &Arc<Remote>, token: u64) -> Arc<Self> {
         Arc::new(LeafWaker {
             remote: remote.clone(),
-            token: AtomicU64::new(token),
+            token,
         })
     }
 
     /// A waker for `token`: `old` made new again if nobody else holds it (so no stale holder
-    /// can ever wake the new owner), else a fresh one. As `Arc::get_mut` would, but with plain
-    /// loads and stores: no `Weak` of a waker is ever made, so the only count to check is the
-    /// strong one, and the fence orders whatever its last other holder did before letting go
-    /// (a wake) before the renewal.
+    /// can ever wake the new owner), else a fresh one.
     pub(crate) fn reuse(old: Option<Arc<Self>>, remote: &Arc<Remote>, token: u64) -> Arc<Self> {
-        if let Some(waker) = old
-            && Arc::strong_count(&waker) == 1
+        if let Some(mut waker) = old
+            && let Some(reused) = Arc::get_mut(&mut waker)
         {
-            std::sync::atomic::fence(Ordering::Acquire);
-            waker.token.store(token, Ordering::Relaxed);
+            reused.token = token;
             return waker;
         }
         Self::new(remote, token)
@@ -612,6 +607,6 @@ impl Wake for LeafWaker {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        self.remote.wake(self.token.load(Ordering::Relaxed));
+        self.remote.wake(self.token);
     }
 }

@@ -93,6 +93,13 @@ impl EventState {
         self.home.get().expect("a home waiter was registered")
     }
 
+    /// Puts `new` in `first` if it holds `current`; whether it did.
+    fn replace_first(&self, current: u64, new: u64) -> bool {
+        self.first
+            .compare_exchange(current, new, Ordering::SeqCst, Ordering::Relaxed)
+            .is_ok()
+    }
+
     fn register(&self, remote: &Arc<Remote>, token: u64) -> Registered {
         let home = Arc::ptr_eq(self.home.get_or_init(|| remote.clone()), remote);
         let registered = Registered {
@@ -100,12 +107,7 @@ impl EventState {
             remote: Arc::as_ptr(remote).addr(),
             home,
         };
-        if home
-            && self
-                .first
-                .compare_exchange(EMPTY, token | WAITING, Ordering::SeqCst, Ordering::Relaxed)
-                .is_ok()
-        {
+        if home && self.replace_first(EMPTY, token | WAITING) {
             return registered;
         }
         let mut listed = lock(&self.listed);
@@ -130,17 +132,7 @@ impl EventState {
     }
 
     fn deregister(&self, waiter: Registered) {
-        if waiter.home
-            && self
-                .first
-                .compare_exchange(
-                    waiter.token | WAITING,
-                    EMPTY,
-                    Ordering::SeqCst,
-                    Ordering::Relaxed,
-                )
-                .is_ok()
-        {
+        if waiter.home && self.replace_first(waiter.token | WAITING, EMPTY) {
             return;
         }
         if self.first.load(Ordering::SeqCst) == LISTED {
@@ -148,9 +140,7 @@ impl EventState {
             listed.retain(|w| !w.wakes(waiter.remote, waiter.token));
             if listed.is_empty() {
                 // Nobody left: the next waiter may take `first` again.
-                let _ =
-                    self.first
-                        .compare_exchange(LISTED, EMPTY, Ordering::SeqCst, Ordering::Relaxed);
+                self.replace_first(LISTED, EMPTY);
             }
         }
     }
