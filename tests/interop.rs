@@ -1141,3 +1141,62 @@ fn a_finished_future_leaves_no_waker_behind_with_an_event_it_waited_on() {
     assert_eq!(Arc::strong_count(&counter), 1, "a waker is still held");
     drop(event);
 }
+
+/// A tokio future that is inside its poll when the loop fails: the poll blocks until the failing
+/// coroutine has raised, then stays busy a while longer. `run` must not return before the
+/// future has been dropped, whether the loop fails with an error or a panic.
+#[tinyio::coroutine]
+fn blocked_in_poll(drops: Arc<AtomicUsize>, panic: bool) -> () {
+    let (entered_tx, entered_rx) = std::sync::mpsc::channel::<()>();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let guard = Guard(drops);
+    let blocking = from_tokio(std::future::poll_fn(move |_| {
+        let _held = &guard;
+        let _ = entered_tx.send(());
+        let _ = release_rx.recv();
+        // Busy after the release, so that a run that did not wait would be long gone.
+        std::thread::sleep(ms(100));
+        Poll::<()>::Pending
+    }));
+    let entered = run_in_thread(move || entered_rx.recv().is_ok());
+    yield_!((blocking, fails_once(entered, release_tx, panic)));
+}
+
+#[tinyio::coroutine]
+fn fails_once(entered: Coro<bool>, release: std::sync::mpsc::Sender<()>, panic: bool) -> () {
+    assert!(yield_!(entered), "the tokio future entered its poll");
+    release.send(()).unwrap();
+    if panic {
+        panic!("failed by panic");
+    }
+    tinyio::bail!("failed by error");
+}
+
+#[test]
+fn no_from_tokio_future_outlives_a_failed_run() {
+    for panic in [false, true] {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let outcome = within(30, {
+            let drops = drops.clone();
+            move || {
+                let outcome = catch_unwind(AssertUnwindSafe(|| {
+                    Loop::new().run(blocked_in_poll(drops.clone(), panic))
+                }));
+                // Read before anything else can run: the future is gone when `run` returns.
+                (outcome.map(|r| r.map_err(|e| e.to_string())), count(&drops))
+            }
+        });
+        let (outcome, dropped_at_return) = outcome;
+        match outcome {
+            Ok(result) => {
+                assert!(!panic);
+                assert_eq!(result.unwrap_err(), "failed by error");
+            }
+            Err(payload) => {
+                assert!(panic);
+                assert_eq!(payload_str(&*payload), "failed by panic");
+            }
+        }
+        assert_eq!(dropped_at_return, 1, "the tokio future was dropped before `run` returned");
+    }
+}

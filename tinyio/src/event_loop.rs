@@ -538,7 +538,7 @@ impl Drop for Advancing {
 }
 
 /// Wakes the thread blocked in [`Loop::run`].
-struct Unpark(std::thread::Thread);
+pub(crate) struct Unpark(pub(crate) std::thread::Thread);
 
 impl Wake for Unpark {
     fn wake(self: Arc<Self>) {

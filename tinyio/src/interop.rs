@@ -274,7 +274,13 @@ mod tokio_support {
     /// It runs on the ambient runtime when that runtime is certainly being driven (a
     /// multi-thread runtime, or the current-thread runtime whose task is awaiting this loop
     /// through [`to_future`]); otherwise on a small runtime of tinyio's own, with one worker
-    /// thread. Cancelling the coroutine aborts the task. A panic in the task resumes in the loop.
+    /// thread. A panic in the task resumes in the loop.
+    ///
+    /// Cancelling the coroutine aborts the task and joins it like a thread call: `Loop::run`
+    /// returns only once the future has been dropped, even if it was inside a poll. A loop driven
+    /// through [`to_future`] from inside a tokio task cannot block that task's thread, which its
+    /// runtime may need to finish the abort; there the future is dropped when its runtime next
+    /// gets to it, possibly after the loop's future has resolved.
     ///
     /// Some tokio futures need the runtime already when they are created (`tokio::time::sleep`
     /// does): create them inside an `async` block, which runs on the runtime.
@@ -353,6 +359,35 @@ mod tokio_support {
                     panic::resume_unwind(error.into_panic())
                 }
                 Poll::Ready(Err(error)) => Poll::Ready(Err(Error::new(error))),
+            }
+        }
+
+        /// Aborts the task and, unless this thread is itself running a tokio task (a loop
+        /// driven through [`to_future`], whose runtime may need this very thread to finish the
+        /// abort), joins it with the loop's threads: the future is dropped before the run returns.
+        fn cancel(&mut self, cx: &mut Cx<'_>) {
+            let Some(task) = self.task.take() else {
+                return; // never spawned
+            };
+            task.abort();
+            if tokio::task::try_id().is_none() {
+                cx.joins.push(Box::new(move || join_aborted(task)));
+            }
+        }
+    }
+
+    /// Waits until an aborted task has ended (its future dropped); gives its panic, if it
+    /// panicked before it saw the abort.
+    fn join_aborted<T>(task: JoinHandle<T>) -> Option<Failure> {
+        let waker = Waker::from(Arc::new(crate::event_loop::Unpark(std::thread::current())));
+        let mut task = task;
+        loop {
+            match Pin::new(&mut task).poll(&mut Context::from_waker(&waker)) {
+                Poll::Ready(Err(error)) if error.is_panic() => {
+                    return Some(Failure::Panic(error.into_panic()));
+                }
+                Poll::Ready(_) => return None,
+                Poll::Pending => std::thread::park(),
             }
         }
     }
