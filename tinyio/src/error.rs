@@ -2,6 +2,7 @@
 //! wrong while cancelling, the group of everything that did.
 
 use std::any::Any;
+use std::borrow::Cow;
 use std::error::Error as StdError;
 use std::fmt;
 use std::panic::Location;
@@ -38,7 +39,19 @@ use std::panic::Location;
 /// let names: Vec<&str> = err.trace().iter().map(|f| f.name()).collect();
 /// assert_eq!(names, ["outer", "inner"]);
 /// ```
-pub struct Error(Box<Inner>);
+pub struct Error(Repr);
+
+/// The errors the loop delivers at a suspension point (a cancellation, a timeout) own no heap
+/// memory until they are traced: a destructor that panics while one is being returned through
+/// `?` makes rustc forget the value in flight, and a value with nothing on the heap leaks nothing.
+enum Repr {
+    Bare(&'static Inner),
+    Full(Box<Inner>),
+}
+
+static CANCELLED: Inner = Inner::bare(Kind::Cancelled(Cow::Borrowed("cancelled")));
+static TIMEOUT: Inner = Inner::bare(Kind::Timeout);
+static DEADLINE: Inner = Inner::bare(Kind::Deadline);
 
 struct Inner {
     kind: Kind,
@@ -49,10 +62,20 @@ struct Inner {
     raised_at: Option<&'static Location<'static>>,
 }
 
+impl Inner {
+    const fn bare(kind: Kind) -> Self {
+        Inner {
+            kind,
+            trace: Vec::new(),
+            raised_at: None,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 enum Kind {
     #[error("{0}")]
-    Cancelled(String),
+    Cancelled(Cow<'static, str>),
     #[error("timed out")]
     Timeout,
     /// Delivered to the coroutine whose own timed wait ran out (the `timeout` wrapper).
@@ -108,23 +131,23 @@ impl Error {
     /// assert!(tinyio::Error::cancelled().is_cancelled());
     /// ```
     pub fn cancelled() -> Self {
-        Self::cancelled_because("cancelled")
+        Error(Repr::Bare(&CANCELLED))
     }
 
     pub(crate) fn cancelled_because(why: impl Into<String>) -> Self {
-        Self::from_kind(Kind::Cancelled(why.into()))
+        Self::from_kind(Kind::Cancelled(Cow::Owned(why.into())))
     }
 
     pub(crate) fn timeout() -> Self {
-        Self::from_kind(Kind::Timeout)
+        Error(Repr::Bare(&TIMEOUT))
     }
 
     pub(crate) fn deadline() -> Self {
-        Self::from_kind(Kind::Deadline)
+        Error(Repr::Bare(&DEADLINE))
     }
 
     pub(crate) fn is_deadline(&self) -> bool {
-        matches!(self.0.kind, Kind::Deadline)
+        matches!(self.inner().kind, Kind::Deadline)
     }
 
     pub(crate) fn stopped() -> Self {
@@ -137,16 +160,36 @@ impl Error {
     }
 
     fn from_kind(kind: Kind) -> Self {
-        Error(Box::new(Inner {
-            kind,
-            trace: Vec::new(),
-            raised_at: None,
-        }))
+        Error(Repr::Full(Box::new(Inner::bare(kind))))
+    }
+
+    fn inner(&self) -> &Inner {
+        match &self.0 {
+            Repr::Bare(inner) => inner,
+            Repr::Full(inner) => inner,
+        }
+    }
+
+    /// The error's own state, moved to the heap first if it was bare.
+    fn inner_mut(&mut self) -> &mut Inner {
+        if let Repr::Bare(bare) = self.0 {
+            let kind = match &bare.kind {
+                Kind::Cancelled(why) => Kind::Cancelled(why.clone()),
+                Kind::Timeout => Kind::Timeout,
+                Kind::Deadline => Kind::Deadline,
+                _ => unreachable!("only cancellations and timeouts are bare"),
+            };
+            self.0 = Repr::Full(Box::new(Inner::bare(kind)));
+        }
+        match &mut self.0 {
+            Repr::Full(inner) => inner,
+            Repr::Bare(_) => unreachable!("moved to the heap above"),
+        }
     }
 
     /// The original error: itself, or the first member of a group.
     fn original(&self) -> &Error {
-        match &self.0.kind {
+        match &self.inner().kind {
             Kind::Group(errors) => errors[0].original(),
             _ => self,
         }
@@ -161,7 +204,7 @@ impl Error {
     /// assert!(err.downcast_ref::<std::io::Error>().is_none());
     /// ```
     pub fn downcast_ref<E: StdError + 'static>(&self) -> Option<&E> {
-        match &self.original().0.kind {
+        match &self.original().inner().kind {
             Kind::Other(error) => error.downcast_ref(),
             _ => None,
         }
@@ -175,7 +218,7 @@ impl Error {
     /// assert!(!tinyio::Error::msg("x").is_cancelled());
     /// ```
     pub fn is_cancelled(&self) -> bool {
-        matches!(self.original().0.kind, Kind::Cancelled(_))
+        matches!(self.original().inner().kind, Kind::Cancelled(_))
     }
 
     /// Whether the original error is a timeout, as delivered by [`timeout`](crate::timeout) to
@@ -185,7 +228,7 @@ impl Error {
     /// assert!(!tinyio::Error::cancelled().is_timeout());
     /// ```
     pub fn is_timeout(&self) -> bool {
-        matches!(self.original().0.kind, Kind::Timeout)
+        matches!(self.original().inner().kind, Kind::Timeout)
     }
 
     /// Whether the loop was stopped from outside by a [`StopHandle`](crate::StopHandle).
@@ -194,7 +237,7 @@ impl Error {
     /// assert!(!tinyio::Error::cancelled().is_stopped());
     /// ```
     pub fn is_stopped(&self) -> bool {
-        matches!(self.original().0.kind, Kind::Stopped)
+        matches!(self.original().inner().kind, Kind::Stopped)
     }
 
     /// The members of an error group, the original error first, or `None` if this is a single
@@ -204,7 +247,7 @@ impl Error {
     /// assert!(tinyio::Error::msg("alone").group().is_none());
     /// ```
     pub fn group(&self) -> Option<&[Error]> {
-        match &self.0.kind {
+        match &self.inner().kind {
             Kind::Group(errors) => Some(errors),
             _ => None,
         }
@@ -218,13 +261,18 @@ impl Error {
     /// assert!(tinyio::Error::msg("fresh").trace().is_empty());
     /// ```
     pub fn trace(&self) -> &[Frame] {
-        &self.original().0.trace
+        &self.original().inner().trace
     }
 
     /// Records where the error was raised, unless already known.
     pub(crate) fn raised_at(mut self, at: &'static Location<'static>) -> Self {
-        if self.0.trace.is_empty() && self.0.raised_at.is_none() {
-            self.0.raised_at = Some(at);
+        // A bare error stays bare: it was delivered at the suspension point, which its trace
+        // names already.
+        if let Repr::Full(inner) = &mut self.0
+            && inner.trace.is_empty()
+            && inner.raised_at.is_none()
+        {
+            inner.raised_at = Some(at);
         }
         self
     }
@@ -232,7 +280,8 @@ impl Error {
     /// Adds the frame of the coroutine the error came out of, and the chain of its waiters
     /// (`outer`, outermost first), in front of the trace it already has.
     pub(crate) fn traced(mut self, innermost: Frame, outer: Vec<Frame>) -> Self {
-        let innermost = match self.0.raised_at.take() {
+        let inner = self.inner_mut();
+        let innermost = match inner.raised_at.take() {
             Some(at) => Frame {
                 line: at.line(),
                 file: at.file(),
@@ -242,15 +291,15 @@ impl Error {
         };
         let mut trace = outer;
         trace.push(innermost);
-        trace.append(&mut self.0.trace);
-        self.0.trace = trace;
+        trace.append(&mut inner.trace);
+        inner.trace = trace;
         self
     }
 }
 
 impl StdError for Error {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        match &self.original().0.kind {
+        match &self.original().inner().kind {
             Kind::Other(error) => error.source(),
             _ => None,
         }
@@ -259,7 +308,7 @@ impl StdError for Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.0.kind, f)?;
+        fmt::Display::fmt(&self.inner().kind, f)?;
         if f.alternate() {
             self.write_trace(f)?;
         }
@@ -269,9 +318,9 @@ impl fmt::Display for Error {
 
 impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.0.kind {
+        match &self.inner().kind {
             Kind::Group(errors) => {
-                write!(f, "{}", self.0.kind)?;
+                write!(f, "{}", self.inner().kind)?;
                 for (i, error) in errors.iter().enumerate() {
                     let role = if i == 0 {
                         "original error"

@@ -1,0 +1,129 @@
+//! No byte leaks when things go wrong: live heap bytes, counted by this binary's own global
+//! allocator, are back to where they were after runs that fail while destructors panic.
+
+mod common;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::Duration;
+
+use common::forever;
+use tinyio::{Loop, sleep, timeout};
+
+/// Counts the bytes live on the heap, per thread: a test's loop runs on its own thread, so the
+/// tests of this binary running beside each other do not disturb each other's counts.
+struct Counting;
+
+thread_local! {
+    static LIVE: Cell<isize> = const { Cell::new(0) };
+}
+
+fn count(bytes: isize) {
+    // `try_with`: a thread being torn down has no counter left, and frees nothing we count.
+    let _ = LIVE.try_with(|live| live.set(live.get() + bytes));
+}
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        count(layout.size() as isize);
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        count(-(layout.size() as isize));
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        count(new_size as isize - layout.size() as isize);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static COUNTING: Counting = Counting;
+
+/// Live bytes on this thread after `scenario` ran `times` times, minus before; one run first
+/// warms up what is made once per thread (the panic machinery, thread-locals).
+fn leaked_by(times: usize, scenario: impl Fn()) -> isize {
+    scenario();
+    let before = LIVE.with(Cell::get);
+    for _ in 0..times {
+        scenario();
+    }
+    LIVE.with(Cell::get) - before
+}
+
+struct PanicOnDrop;
+
+impl Drop for PanicOnDrop {
+    fn drop(&mut self) {
+        panic!("destructor panicked");
+    }
+}
+
+#[tinyio::coroutine]
+fn bad_cleanup() -> () {
+    let _bomb = PanicOnDrop;
+    loop {
+        yield_!(sleep(Duration::from_secs(3600)));
+    }
+}
+
+#[tinyio::coroutine]
+fn fails() -> () {
+    yield_!();
+    tinyio::bail!("the original error");
+}
+
+/// Runs `f` with the panic messages of the scenario's expected panics silenced.
+fn quietly<T>(f: impl FnOnce() -> T) -> T {
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let out = catch_unwind(AssertUnwindSafe(f));
+    std::panic::set_hook(hook);
+    out.unwrap_or_else(|payload| panic!("{}", common::payload_str(&*payload)))
+}
+
+#[test]
+fn a_destructor_panicking_during_cancellation_leaks_nothing() {
+    let leaked = quietly(|| {
+        leaked_by(20, || {
+            let run = (forever(()), bad_cleanup(), bad_cleanup(), fails());
+            let outcome = catch_unwind(AssertUnwindSafe(|| Loop::new().run(run)));
+            assert!(outcome.is_err(), "the destructor's panic resumes out of `run`");
+        })
+    });
+    assert_eq!(leaked, 0, "bytes leaked by 20 runs");
+}
+
+/// Starts `bad_cleanup` in the background first, so that the timeout stops a coroutine that is
+/// suspended (and holds its bomb), not one that never started.
+#[tinyio::coroutine]
+fn times_out() -> Option<()> {
+    let started = bad_cleanup().share();
+    yield_!(tinyio::background(started.clone()));
+    yield_!();
+    yield_!(timeout(started, Duration::ZERO))
+}
+
+#[test]
+fn a_destructor_panicking_when_a_timeout_stops_it_leaks_nothing() {
+    let leaked = quietly(|| {
+        leaked_by(20, || {
+            let outcome = catch_unwind(AssertUnwindSafe(|| Loop::new().run(times_out())));
+            assert!(outcome.is_err(), "the destructor's panic resumes out of `run`");
+        })
+    });
+    assert_eq!(leaked, 0, "bytes leaked by 20 runs");
+}
+
+#[test]
+fn a_failed_run_leaks_nothing() {
+    let leaked = leaked_by(20, || {
+        let error = Loop::new().run((forever(()), forever(()), fails())).unwrap_err();
+        assert_eq!(error.to_string(), "the original error");
+    });
+    assert_eq!(leaked, 0, "bytes leaked by 20 runs");
+}
