@@ -706,3 +706,57 @@ fn a_coroutine_cancelled_before_it_started_is_placed_at_its_definition() {
     let frame = &never.trace()[0];
     assert_eq!((frame.file(), frame.line()), (file!(), NEVER_STARTED_LINE));
 }
+
+/// Ten thread calls that answer their cancellation with an error of their own, and one coroutine
+/// that fails once all ten are running: each thread is one member of the group, as its own
+/// error in every mode that lists errors, never again as a clean cancellation.
+#[test]
+fn a_thread_answering_cancellation_with_an_error_is_listed_once() {
+    #[derive(Debug, thiserror::Error)]
+    #[error("thread {0} gave up")]
+    struct GaveUp(usize);
+
+    #[tinyio::coroutine]
+    fn fails_when_all_run(running: Event) -> () {
+        yield_!(running.wait());
+        tinyio::bail!("the original error");
+    }
+
+    for mode in MODES {
+        let running = Event::new();
+        let started = std::sync::Arc::new(AtomicUsize::new(0));
+        let calls: Vec<_> = (0..10)
+            .map(|i| {
+                let (running, started) = (running.clone(), started.clone());
+                tinyio::try_run_in_thread(move || {
+                    if started.fetch_add(1, Ordering::SeqCst) == 9 {
+                        running.set();
+                    }
+                    while !tinyio::thread::is_cancelled() {
+                        std::thread::park();
+                    }
+                    Err::<(), _>(GaveUp(i))
+                })
+            })
+            .collect();
+        let err = Loop::new()
+            .error_group(mode)
+            .run((calls, fails_when_all_run(running)))
+            .unwrap_err();
+        assert!(err.to_string().contains("the original error"), "{err:?}");
+        match mode {
+            ErrorGroup::Never => assert!(err.group().is_none(), "{err:?}"),
+            ErrorGroup::Auto | ErrorGroup::Always => {
+                let group = err.group().expect("ten threads failed while cancelling");
+                assert_eq!(group[0].to_string(), "the original error");
+                assert_eq!(group.len(), 11, "{err:?}");
+                let mut gave_up: Vec<_> = group[1..]
+                    .iter()
+                    .map(|e| e.downcast_ref::<GaveUp>().expect("a thread's own error").0)
+                    .collect();
+                gave_up.sort();
+                assert_eq!(gave_up, (0..10).collect::<Vec<_>>());
+            }
+        }
+    }
+}

@@ -890,11 +890,7 @@ impl<'s> Run<'s> {
             });
             on_trace = chain;
         }
-        let mut cancelled = Cancelled {
-            others: Vec::new(),
-            clean: Vec::new(),
-            panic: None,
-        };
+        let mut cancelled = Cancelled::default();
         let failed = match origin {
             Origin::Failed(key) => {
                 let Entry {
@@ -903,7 +899,7 @@ impl<'s> Run<'s> {
                 // A leaf it held (when it failed answering a timeout) is cancelled as any other.
                 if let Some(leaf) = waits.take_leaf() {
                     let frame = leaf.site().definition();
-                    cancelled.record(self.cancel(leaf, frame), true);
+                    self.cancel_into(leaf, frame, true, &mut cancelled);
                 }
                 Some(task)
             }
@@ -917,13 +913,15 @@ impl<'s> Run<'s> {
             }
         }
         self.cancel_all(&on_trace, &mut cancelled);
-        for join in std::mem::take(&mut self.joins) {
+        let mut awaiting = std::mem::take(&mut cancelled.awaiting).into_iter().peekable();
+        for (i, join) in std::mem::take(&mut self.joins).into_iter().enumerate() {
+            let clean = awaiting.next_if(|(j, _)| *j == i).map(|(_, clean)| clean);
             match join() {
                 Some(Failure::Error(error)) => cancelled.others.push(error),
                 Some(Failure::Panic(payload)) => {
                     cancelled.panic.get_or_insert(payload);
                 }
-                None => {}
+                None => cancelled.clean.extend(clean),
             }
         }
         self.ready.clear();
@@ -994,11 +992,26 @@ impl<'s> Run<'s> {
                 (leaf, frame, true)
             });
             for (task, frame, listed) in std::iter::once((entry.task, frame, listed)).chain(leaf) {
-                cancelled.record(self.cancel(task, frame), listed);
+                self.cancel_into(task, frame, listed, cancelled);
             }
         }
         self.free.clear();
         self.slots.clear();
+    }
+
+    /// Cancels one coroutine taken out of the table and files how it answered. A thread call's
+    /// cancellation counts as clean only once its thread, joined, has not failed otherwise.
+    fn cancel_into(
+        &mut self,
+        task: Rc<dyn Task + 's>,
+        frame: Frame,
+        listed: bool,
+        cancelled: &mut Cancelled,
+    ) {
+        let joins = self.joins.len();
+        let outcome = self.cancel(task, frame);
+        let join = (self.joins.len() > joins).then_some(joins);
+        cancelled.record(outcome, listed, join);
     }
 
     /// Cancels one coroutine taken out of the table: its clean cancellation, or what it did
@@ -1062,20 +1075,33 @@ fn answer<'s>(
     }
 }
 
+#[derive(Default)]
 struct Cancelled {
     /// Errors other than clean cancellations.
     others: Vec<Error>,
     /// One cancellation per coroutine that cancelled cleanly.
     clean: Vec<Error>,
+    /// Clean cancellations of thread calls, by the index of their join, in order: listed once
+    /// the thread has been joined, unless it failed otherwise.
+    awaiting: Vec<(usize, Error)>,
     /// The first panic met while cancelling.
     panic: Option<Box<dyn Any + Send>>,
 }
 
 impl Cancelled {
-    /// Files how one coroutine took its cancellation; a clean one is listed if `listed`.
-    fn record(&mut self, outcome: std::thread::Result<Result<Error, Error>>, listed: bool) {
+    /// Files how one coroutine took its cancellation; a clean one is listed if `listed`, once
+    /// its thread is joined if it pushed the join numbered `join`.
+    fn record(
+        &mut self,
+        outcome: std::thread::Result<Result<Error, Error>>,
+        listed: bool,
+        join: Option<usize>,
+    ) {
         match outcome {
-            Ok(Ok(clean)) if listed => self.clean.push(clean),
+            Ok(Ok(clean)) if listed => match join {
+                Some(join) => self.awaiting.push((join, clean)),
+                None => self.clean.push(clean),
+            },
             Ok(Ok(_)) => {}
             Ok(Err(other)) => self.others.push(other),
             Err(payload) => {
