@@ -495,7 +495,43 @@ fn yield_shared_cancelled_in_an_earlier_run() {
     // `s` was cancelled: it has no output to give, and is not silently restarted.
     let err = lp.run(s).unwrap_err();
     assert!(err.is_cancelled(), "{err:?}");
-    assert!(err.to_string().contains("has already started"), "{err:?}");
+    assert!(
+        err.to_string().contains("`pauses` was cancelled when its run failed"),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn yield_shared_that_failed_or_timed_out_in_an_earlier_run() {
+    #[tinyio::coroutine]
+    fn fails() -> u32 {
+        yield_!();
+        tinyio::bail!("failed");
+    }
+    let lp = Loop::new();
+    let failed = fails().share();
+    assert_eq!(lp.run(failed.clone()).unwrap_err().to_string(), "failed");
+    let err = lp.run(failed).unwrap_err();
+    assert!(err.is_cancelled(), "{err:?}");
+    assert!(
+        err.to_string().contains("`fails` failed, so it has no output"),
+        "{err:?}"
+    );
+
+    #[tinyio::coroutine]
+    fn times_out(s: Shared<u32>) -> Option<u32> {
+        yield_!(background(s.clone()));
+        yield_!();
+        yield_!(tinyio::timeout(s, Duration::ZERO))
+    }
+    let slow = pauses(1000).share();
+    assert_eq!(lp.run(times_out(slow.clone())).unwrap(), None);
+    let err = lp.run(slow).unwrap_err();
+    assert!(err.is_cancelled(), "{err:?}");
+    assert!(
+        err.to_string().contains("`pauses` was stopped by a timeout"),
+        "{err:?}"
+    );
 }
 
 #[test]

@@ -62,6 +62,10 @@ pub type Coro<T> = Coroutine<'static, T>;
 /// gets a clone of its output. Once finished it keeps its output, so yielding it again, in the
 /// same run or a later one, returns at once.
 ///
+/// A shared coroutine that did not finish (it failed, was cancelled when its run failed, or was
+/// stopped by a [`timeout`](crate::timeout)) has no output and is never started again: yielding
+/// it afterwards raises a cancellation that says which of these happened.
+///
 /// ```
 /// use tinyio::{Loop, Shared};
 ///
@@ -249,8 +253,19 @@ pub(crate) enum Owner {
     Scheduled { run: u32, key: u32 },
     /// Finished; its output is kept.
     Finished,
-    /// Failed or cancelled: it can never give an output.
-    Dead,
+    /// Ended without an output, and never runs again.
+    Dead(Ended),
+}
+
+/// How a coroutine ended without an output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Ended {
+    /// It failed or panicked.
+    Failed,
+    /// It was cancelled, when its run failed or was stopped.
+    Cancelled,
+    /// A timeout stopped it.
+    TimedOut,
 }
 
 /// What the loop asks of a coroutine, whatever its output type.

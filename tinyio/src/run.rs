@@ -31,7 +31,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
-use crate::coro::{Cx, Input, Owner, Step, Task};
+use crate::coro::{Cx, Ended, Input, Owner, Step, Task};
 use crate::error::{Error, ErrorGroup, Frame};
 use crate::event_loop::{LeafWaker, Remote};
 use crate::stall::{Stall, Suspended};
@@ -459,7 +459,7 @@ impl<'s> Run<'s> {
                     waits,
                     ..
                 } = self.remove(child);
-                removed.owner().set(Owner::Dead);
+                removed.owner().set(Owner::Dead(Ended::TimedOut));
                 let dropped = panic::catch_unwind(AssertUnwindSafe(move || drop((task, removed))));
                 if let Err(payload) = dropped {
                     return Err(self.crash(Origin::Outside, Failure::Panic(payload)));
@@ -480,7 +480,7 @@ impl<'s> Run<'s> {
         // A leaf answers an error by failing with it: only a panic is news.
         let stopped = self.resume::<true>(self.token(key), Input::Timeout);
         let leaf = self.entry(key).waits.take_leaf().expect("checked");
-        leaf.owner().set(Owner::Dead);
+        leaf.owner().set(Owner::Dead(Ended::TimedOut));
         let dropped = panic::catch_unwind(AssertUnwindSafe(move || drop(leaf)));
         match stopped.and(dropped) {
             Ok(()) => Ok(()),
@@ -692,13 +692,26 @@ impl<'s> Run<'s> {
                 }
                 key
             }
-            Owner::Scheduled { .. } | Owner::Dead => {
-                let error = Error::cancelled_because(format!(
-                    "coroutine `{}` has already started in another loop run and has not \
-                     finished there, so it has no output to give; to use one result in \
-                     several loops, pass it through `tinyio::copy`",
-                    task.site().name
-                ));
+            owner @ (Owner::Scheduled { .. } | Owner::Dead(_)) => {
+                let name = task.site().name;
+                let error = Error::cancelled_because(match owner {
+                    Owner::Dead(Ended::Failed) => {
+                        format!("coroutine `{name}` failed, so it has no output to give")
+                    }
+                    Owner::Dead(Ended::Cancelled) => format!(
+                        "coroutine `{name}` was cancelled when its run failed, so it has no \
+                         output to give; it is never started again"
+                    ),
+                    Owner::Dead(Ended::TimedOut) => format!(
+                        "coroutine `{name}` was stopped by a timeout, so it has no output to \
+                         give; it is never started again"
+                    ),
+                    _ => format!(
+                        "coroutine `{name}` has already started in another loop run and has \
+                         not finished there, so it has no output to give; to use one result in \
+                         several loops, pass it through `tinyio::copy`"
+                    ),
+                });
                 let origin = if waiter == ROOT {
                     Origin::Outside
                 } else {
@@ -907,7 +920,7 @@ impl<'s> Run<'s> {
             Origin::Outside | Origin::Suspended(_) => None,
         };
         if let Some(task) = failed {
-            task.owner().set(Owner::Dead);
+            task.owner().set(Owner::Dead(Ended::Failed));
             if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| drop(task))) {
                 cancelled.panic = Some(payload);
             }
@@ -1021,7 +1034,7 @@ impl<'s> Run<'s> {
         task: Rc<dyn Task + 's>,
         frame: Frame,
     ) -> std::thread::Result<Result<Error, Error>> {
-        task.owner().set(Owner::Dead);
+        task.owner().set(Owner::Dead(Ended::Cancelled));
         let remote = &self.remote;
         let waker = || Waker::from(LeafWaker::new(remote, u64::MAX));
         let mut cx = Cx {
