@@ -496,7 +496,8 @@ fn yield_shared_cancelled_in_an_earlier_run() {
     let err = lp.run(s).unwrap_err();
     assert!(err.is_cancelled(), "{err:?}");
     assert!(
-        err.to_string().contains("`pauses` was cancelled when its run failed"),
+        err.to_string()
+            .contains("`pauses` was cancelled when its run failed"),
         "{err:?}"
     );
 }
@@ -514,7 +515,8 @@ fn yield_shared_that_failed_or_timed_out_in_an_earlier_run() {
     let err = lp.run(failed).unwrap_err();
     assert!(err.is_cancelled(), "{err:?}");
     assert!(
-        err.to_string().contains("`fails` failed, so it has no output"),
+        err.to_string()
+            .contains("`fails` failed, so it has no output"),
         "{err:?}"
     );
 
@@ -529,7 +531,8 @@ fn yield_shared_that_failed_or_timed_out_in_an_earlier_run() {
     let err = lp.run(slow).unwrap_err();
     assert!(err.is_cancelled(), "{err:?}");
     assert!(
-        err.to_string().contains("`pauses` was stopped by a timeout"),
+        err.to_string()
+            .contains("`pauses` was stopped by a timeout"),
         "{err:?}"
     );
 }

@@ -1197,6 +1197,9 @@ fn no_from_tokio_future_outlives_a_failed_run() {
                 assert_eq!(payload_str(&*payload), "failed by panic");
             }
         }
-        assert_eq!(dropped_at_return, 1, "the tokio future was dropped before `run` returned");
+        assert_eq!(
+            dropped_at_return, 1,
+            "the tokio future was dropped before `run` returned"
+        );
     }
 }

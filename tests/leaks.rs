@@ -92,7 +92,10 @@ fn a_destructor_panicking_during_cancellation_leaks_nothing() {
         leaked_by(20, || {
             let run = (forever(()), bad_cleanup(), bad_cleanup(), fails());
             let outcome = catch_unwind(AssertUnwindSafe(|| Loop::new().run(run)));
-            assert!(outcome.is_err(), "the destructor's panic resumes out of `run`");
+            assert!(
+                outcome.is_err(),
+                "the destructor's panic resumes out of `run`"
+            );
         })
     });
     assert_eq!(leaked, 0, "bytes leaked by 20 runs");
@@ -113,7 +116,10 @@ fn a_destructor_panicking_when_a_timeout_stops_it_leaks_nothing() {
     let leaked = quietly(|| {
         leaked_by(20, || {
             let outcome = catch_unwind(AssertUnwindSafe(|| Loop::new().run(times_out())));
-            assert!(outcome.is_err(), "the destructor's panic resumes out of `run`");
+            assert!(
+                outcome.is_err(),
+                "the destructor's panic resumes out of `run`"
+            );
         })
     });
     assert_eq!(leaked, 0, "bytes leaked by 20 runs");
@@ -122,7 +128,9 @@ fn a_destructor_panicking_when_a_timeout_stops_it_leaks_nothing() {
 #[test]
 fn a_failed_run_leaks_nothing() {
     let leaked = leaked_by(20, || {
-        let error = Loop::new().run((forever(()), forever(()), fails())).unwrap_err();
+        let error = Loop::new()
+            .run((forever(()), forever(()), fails()))
+            .unwrap_err();
         assert_eq!(error.to_string(), "the original error");
     });
     assert_eq!(leaked, 0, "bytes leaked by 20 runs");

@@ -384,3 +384,92 @@ fn a_deadlock_through_events_is_reported() {
         lp.run((left(a.clone(), b.clone()), right(b, a))).unwrap()
     });
 }
+
+/// A thread call that ignores its cancellation until released: the call, the event that
+/// releases it, and the line it was called at.
+fn stubborn_call(running: &Event) -> (tinyio::Coro<()>, Event, u32) {
+    let (running, release) = (running.clone(), Event::new());
+    let released = release.clone();
+    let called_at = line!() + 1;
+    let call = run_in_thread(move || {
+        running.set();
+        while !released.is_set() {
+            std::thread::park_timeout(ms(1));
+        }
+    });
+    (call, release, called_at)
+}
+
+/// What a report said of the thread calls it waits for: (name, file, line) each, and its text.
+type JoinReports = Arc<Mutex<Vec<(Vec<(&'static str, &'static str, u32)>, String)>>>;
+
+/// A loop whose stall report records the thread calls it waits for, then releases them.
+fn reporting_joins(release: Event) -> (Loop, JoinReports) {
+    let reports = Arc::new(Mutex::new(Vec::new()));
+    let lp = Loop::new().stall_report(ms(20), {
+        let reports = reports.clone();
+        move |stall: &Stall| {
+            let joining = stall
+                .joining()
+                .iter()
+                .map(|f| (f.name(), f.file(), f.line()))
+                .collect();
+            reports.lock().unwrap().push((joining, stall.to_string()));
+            release.set();
+        }
+    });
+    (lp, reports)
+}
+
+#[tinyio::coroutine]
+fn fails_once_set(running: Event) -> () {
+    yield_!(running.wait());
+    tinyio::bail!("failed");
+}
+
+/// A run that failed waits for its thread calls to return; one that ignores its cancellation
+/// holds `run` up, and the stall report names it by its call site.
+#[test]
+fn a_thread_ignoring_its_cancellation_is_reported_while_the_run_waits() {
+    let (err, reports, called_at) = within(30, || {
+        let running = Event::new();
+        let (call, release, called_at) = stubborn_call(&running);
+        let (lp, reports) = reporting_joins(release);
+        let err = lp.run((call, fails_once_set(running))).unwrap_err();
+        let reports = reports.lock().unwrap().clone();
+        (err.to_string(), reports, called_at)
+    });
+    assert_eq!(err, "failed");
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    let (joining, text) = &reports[0];
+    assert_eq!(*joining, [("run_in_thread", file!(), called_at)]);
+    let expected = format!(
+        "waiting for run_in_thread at {}:{called_at} to return",
+        file!()
+    );
+    assert!(text.contains(&expected), "{text}");
+}
+
+/// A thread call stopped by a timeout is joined once everything else has finished; if it
+/// ignores its cancellation, the report names it there too.
+#[test]
+fn a_thread_stopped_by_a_timeout_and_ignoring_it_is_reported() {
+    #[tinyio::coroutine]
+    fn stops(call: tinyio::Coro<()>, running: Event) -> Option<()> {
+        let started = call.share();
+        yield_!(tinyio::background(started.clone()));
+        yield_!(running.wait());
+        yield_!(tinyio::timeout(started, Duration::ZERO))
+    }
+    let (out, reports, called_at) = within(30, || {
+        let running = Event::new();
+        let (call, release, called_at) = stubborn_call(&running);
+        let (lp, reports) = reporting_joins(release);
+        let out = lp.run(stops(call, running)).unwrap();
+        let reports = reports.lock().unwrap().clone();
+        (out, reports, called_at)
+    });
+    assert_eq!(out, None);
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    assert_eq!(reports[0].0, [("run_in_thread", file!(), called_at)]);
+}

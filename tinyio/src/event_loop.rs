@@ -10,7 +10,7 @@ use std::task::{Wake, Waker};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, ErrorGroup};
-use crate::run::{Failure, Origin, Progress, Room, Run};
+use crate::run::{Failure, Origin, Progress, Room, Run, StallReport};
 use crate::stall::Stall;
 use crate::yieldable::{Submission, Yieldable};
 
@@ -47,13 +47,11 @@ pub struct Loop {
     error_group: ErrorGroup,
     /// Where other threads reach the loop; lives as long as the loop, for [`StopHandle`]s.
     remote: Arc<Remote>,
-    /// After how long without progress to report, and to whom.
-    stall: Option<(Duration, StallCallback)>,
+    /// After how long without progress to report, and to whom; lent to each run.
+    stall: Cell<Option<StallReport>>,
     /// The table and queues of the last run, empty, for the next one.
     room: Cell<Room>,
 }
-
-type StallCallback = Box<dyn Fn(&Stall) + Send>;
 
 impl Default for Loop {
     fn default() -> Self {
@@ -61,7 +59,7 @@ impl Default for Loop {
             running: Cell::new(false),
             error_group: ErrorGroup::default(),
             remote: Arc::new(Remote::new()),
-            stall: None,
+            stall: Cell::new(None),
             room: Cell::default(),
         }
     }
@@ -157,6 +155,7 @@ impl Loop {
         remote.set_driver(Waker::from(Arc::new(Unpark(std::thread::current()))));
         remote.forget_posted();
         let mut session = Session::new(y, remote.clone(), self.error_group, self.room.take());
+        session.run.stall = self.stall.take();
         // For the stall report: when the loop last made progress, and whether it has reported.
         let (mut steps, mut idle_since, mut reported) = (0, Instant::now(), false);
         let outcome = loop {
@@ -168,7 +167,7 @@ impl Loop {
                         (steps, idle_since, reported) = (session.run.steps, now, false);
                     }
                     let mut park_until = deadline;
-                    if let Some((threshold, report)) = &self.stall
+                    if let Some((threshold, report)) = &session.run.stall
                         && !reported
                     {
                         let due = idle_since + *threshold;
@@ -187,6 +186,7 @@ impl Loop {
         };
         // The run has ended, and cleaned up after itself if it failed: keep its room.
         self.room.set(session.run.take_room());
+        self.stall.set(session.run.stall.take());
         match outcome {
             Ok(output) => Ok(output),
             Err(Failure::Error(error)) => Err(error),
@@ -228,7 +228,7 @@ impl Loop {
         threshold: Duration,
         report: impl Fn(&Stall) + Send + 'static,
     ) -> Self {
-        self.stall = Some((threshold, Box::new(report)));
+        self.stall = Cell::new(Some((threshold, Box::new(report))));
         self
     }
 }

@@ -17,6 +17,8 @@ use crate::error::{Error, ErrorGroup};
 use crate::event_loop::{Remote, Session};
 use crate::run::{Failure, Progress, Room};
 use crate::yieldable::Yieldable;
+#[cfg(feature = "tokio")]
+use crate::{error::Frame, run::Join};
 
 static FROM_FUTURE: Site = site!("from_future");
 
@@ -278,9 +280,9 @@ mod tokio_support {
     ///
     /// Cancelling the coroutine aborts the task and joins it like a thread call: `Loop::run`
     /// returns only once the future has been dropped, even if it was inside a poll. A loop driven
-    /// through [`to_future`] from inside a tokio task cannot block that task's thread, which its
-    /// runtime may need to finish the abort; there the future is dropped when its runtime next
-    /// gets to it, possibly after the loop's future has resolved.
+    /// through [`to_future`] cannot block its executor's thread, which the runtime may need to
+    /// finish the abort; there the future is dropped when its runtime next gets to it, possibly
+    /// after the loop's future has resolved.
     ///
     /// Some tokio futures need the runtime already when they are created (`tokio::time::sleep`
     /// does): create them inside an `async` block, which runs on the runtime.
@@ -297,6 +299,7 @@ mod tokio_support {
     ///
     /// assert_eq!(Loop::new().run(uses_tokio()).unwrap(), "slept on tokio's timer");
     /// ```
+    #[track_caller]
     pub fn from_tokio<F>(future: F) -> Coroutine<'static, F::Output>
     where
         F: Future + Send + 'static,
@@ -308,6 +311,7 @@ mod tokio_support {
                 future: Some(future),
                 task: None,
                 waker: None,
+                at: std::panic::Location::caller(),
             },
         )
     }
@@ -337,6 +341,8 @@ mod tokio_support {
         future: Option<F>,
         task: Option<JoinHandle<F::Output>>,
         waker: Option<Waker>,
+        /// Where `from_tokio` was called, for the stall report.
+        at: &'static std::panic::Location<'static>,
     }
 
     impl<F> Leaf for FromTokio<F>
@@ -362,32 +368,48 @@ mod tokio_support {
             }
         }
 
-        /// Aborts the task and, unless this thread is itself running a tokio task (a loop
-        /// driven through [`to_future`], whose runtime may need this very thread to finish the
-        /// abort), joins it with the loop's threads: the future is dropped before the run returns.
+        /// Aborts the task and, unless the loop is driven through [`to_future`] (whose executor
+        /// may be the very runtime that must finish the abort, on this thread), joins it with the
+        /// loop's threads: the future is dropped before the run returns.
         fn cancel(&mut self, cx: &mut Cx<'_>) {
             let Some(task) = self.task.take() else {
                 return; // never spawned
             };
             task.abort();
-            if tokio::task::try_id().is_none() {
-                cx.joins.push(Box::new(move || join_aborted(task)));
+            if DRIVEN.with(Cell::get) == 0 {
+                let mut task = task;
+                cx.joins.push(Join {
+                    frame: Frame {
+                        name: FROM_TOKIO.name,
+                        file: self.at.file(),
+                        line: self.at.line(),
+                    },
+                    wait: Box::new(move |deadline| join_aborted(&mut task, deadline)),
+                });
             }
         }
     }
 
-    /// Waits until an aborted task has ended (its future dropped); gives its panic, if it
-    /// panicked before it saw the abort.
-    fn join_aborted<T>(task: JoinHandle<T>) -> Option<Failure> {
+    /// Waits until an aborted task has ended (its future dropped), or until `deadline`
+    /// passes (`Pending`); gives its panic, if it panicked before it saw the abort.
+    fn join_aborted<T>(
+        task: &mut JoinHandle<T>,
+        deadline: Option<Instant>,
+    ) -> Poll<Option<Failure>> {
         let waker = Waker::from(Arc::new(crate::event_loop::Unpark(std::thread::current())));
-        let mut task = task;
         loop {
-            match Pin::new(&mut task).poll(&mut Context::from_waker(&waker)) {
+            match Pin::new(&mut *task).poll(&mut Context::from_waker(&waker)) {
                 Poll::Ready(Err(error)) if error.is_panic() => {
-                    return Some(Failure::Panic(error.into_panic()));
+                    return Poll::Ready(Some(Failure::Panic(error.into_panic())));
                 }
-                Poll::Ready(_) => return None,
-                Poll::Pending => std::thread::park(),
+                Poll::Ready(_) => return Poll::Ready(None),
+                Poll::Pending => match deadline {
+                    None => std::thread::park(),
+                    Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
+                        Some(left) => std::thread::park_timeout(left),
+                        None => return Poll::Pending,
+                    },
+                },
             }
         }
     }

@@ -28,7 +28,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::task::Waker;
+use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
 use crate::coro::{Cx, Ended, Input, Owner, Step, Task};
@@ -103,6 +103,8 @@ pub(crate) struct Run<'s> {
     fresh_leaves: Vec<u32>,
     /// Rounds the coroutine being resumed may take in place (see `Cx::spare`).
     spare: usize,
+    /// The stall report of the loop that drives this run, if it has one.
+    pub(crate) stall: Option<StallReport>,
     /// The clock as last read (see `Cx::now`).
     now: Instant,
 }
@@ -143,8 +145,18 @@ fn recycle<A, B>(mut buffer: Vec<A>) -> Vec<B> {
         .collect()
 }
 
-/// Waits for a thread that was told to stop; gives what it failed with, if anything.
-pub(crate) type Join = Box<dyn FnOnce() -> Option<Failure>>;
+/// A thread call (or a foreign task) told to stop, which the run waits for before it returns.
+pub(crate) struct Join {
+    /// Where it was called, for the stall report.
+    pub(crate) frame: Frame,
+    /// Waits until it has ended, or until the deadline passes (`Pending`); once ended, gives
+    /// what it failed with, if anything but its cancellation.
+    pub(crate) wait: Box<dyn FnMut(Option<Instant>) -> Poll<Option<Failure>>>,
+}
+
+/// After how long without progress to report a stall, and to whom (see
+/// [`Loop::stall_report`](crate::Loop::stall_report)).
+pub(crate) type StallReport = (Duration, Box<dyn Fn(&Stall) + Send>);
 
 struct Slot<'s> {
     /// Bumped each time the slot is reused, so that a stale wake token is ignored.
@@ -266,10 +278,42 @@ const LEAF: u64 = 1 << 62;
 impl<'s> Run<'s> {
     /// Joins the threads of leaves stopped by a timeout, once everything else has finished.
     pub(crate) fn finish_threads(&mut self) -> Result<(), Failure> {
-        let joins = std::mem::take(&mut self.joins);
-        match joins.into_iter().filter_map(|join| join()).next() {
+        let mut first = None;
+        self.join_threads(|_, failure| {
+            if first.is_none() {
+                first = failure;
+            }
+        });
+        match first {
             Some(failure) => Err(self.crash(Origin::Outside, failure)),
             None => Ok(()),
+        }
+    }
+
+    /// Waits for every thread call told to stop, handing `joined` each one's index and failure.
+    /// A thread that ignores its cancellation blocks here; once the stall threshold passes, the
+    /// stall report names the calls still waited for.
+    fn join_threads(&mut self, mut joined: impl FnMut(usize, Option<Failure>)) {
+        let mut joins = std::mem::take(&mut self.joins);
+        let since = Instant::now();
+        let mut report_at = self.stall.as_ref().map(|(threshold, _)| since + *threshold);
+        let mut i = 0;
+        while let Some(join) = joins.get_mut(i) {
+            match (join.wait)(report_at) {
+                Poll::Ready(failure) => {
+                    joined(i, failure);
+                    i += 1;
+                }
+                Poll::Pending => {
+                    let (_, report) = self.stall.as_ref().expect("a deadline comes with a report");
+                    report(&Stall {
+                        idle: since.elapsed(),
+                        coroutines: Vec::new(),
+                        joining: joins[i..].iter().map(|join| join.frame).collect(),
+                    });
+                    report_at = None;
+                }
+            }
         }
     }
 
@@ -289,6 +333,7 @@ impl<'s> Run<'s> {
             steps: 0,
             fresh_leaves: Vec::new(),
             spare: 0,
+            stall: None,
             now: Instant::now(),
         }
     }
@@ -926,17 +971,19 @@ impl<'s> Run<'s> {
             }
         }
         self.cancel_all(&on_trace, &mut cancelled);
-        let mut awaiting = std::mem::take(&mut cancelled.awaiting).into_iter().peekable();
-        for (i, join) in std::mem::take(&mut self.joins).into_iter().enumerate() {
+        let mut awaiting = std::mem::take(&mut cancelled.awaiting)
+            .into_iter()
+            .peekable();
+        self.join_threads(|i, failure| {
             let clean = awaiting.next_if(|(j, _)| *j == i).map(|(_, clean)| clean);
-            match join() {
+            match failure {
                 Some(Failure::Error(error)) => cancelled.others.push(error),
                 Some(Failure::Panic(payload)) => {
                     cancelled.panic.get_or_insert(payload);
                 }
                 None => cancelled.clean.extend(clean),
             }
-        }
+        });
         self.ready.clear();
         self.timers.clear();
         self.fresh_leaves.clear();
@@ -985,7 +1032,11 @@ impl<'s> Run<'s> {
                     .collect(),
             })
             .collect();
-        Stall { idle, coroutines }
+        Stall {
+            idle,
+            coroutines,
+            joining: Vec::new(),
+        }
     }
 
     /// Cancels every coroutine in the table: resumes it with a cancellation, or drops it if it

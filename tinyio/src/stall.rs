@@ -36,6 +36,7 @@ use crate::error::Frame;
 pub struct Stall {
     pub(crate) idle: Duration,
     pub(crate) coroutines: Vec<Suspended>,
+    pub(crate) joining: Vec<Frame>,
 }
 
 impl Stall {
@@ -90,6 +91,47 @@ impl Stall {
     /// ```
     pub fn coroutines(&self) -> &[Suspended] {
         &self.coroutines
+    }
+
+    /// The thread calls that the loop has told to stop and is waiting for, each named by its
+    /// call site: a run that fails (or a [`timeout`](crate::timeout) that stopped a call) returns
+    /// only once they have returned, so a function that ignores its cancellation holds the run
+    /// up, and the report says where it was called.
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use std::time::Duration;
+    /// use tinyio::{Event, Loop, run_in_thread};
+    ///
+    /// #[tinyio::coroutine]
+    /// fn fails_once_running(running: Event) -> () {
+    ///     yield_!(running.wait());
+    ///     tinyio::bail!("failed");
+    /// }
+    ///
+    /// let (running, release) = (Event::new(), Event::new());
+    /// let (started, released) = (running.clone(), release.clone());
+    /// // Ignores `tinyio::thread::is_cancelled`: returns only once the report releases it.
+    /// let called_at = line!(); let stubborn = run_in_thread(move || {
+    ///     started.set();
+    ///     while !released.is_set() {
+    ///         std::thread::park_timeout(Duration::from_millis(1));
+    ///     }
+    /// });
+    /// let seen = Arc::new(Mutex::new(Vec::new()));
+    /// let lp = Loop::new().stall_report(Duration::from_millis(10), {
+    ///     let seen = seen.clone();
+    ///     move |stall| {
+    ///         seen.lock().unwrap().extend(stall.joining().iter().map(|f| (f.name(), f.line())));
+    ///         release.set();
+    ///     }
+    /// });
+    /// let err = lp.run((stubborn, fails_once_running(running))).unwrap_err();
+    /// assert_eq!(err.to_string(), "failed");
+    /// assert_eq!(*seen.lock().unwrap(), [("run_in_thread", called_at)]);
+    /// ```
+    pub fn joining(&self) -> &[Frame] {
+        &self.joining
     }
 }
 
@@ -184,15 +226,25 @@ impl fmt::Display for Stall {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "tinyio loop stalled: nothing has run for {:?}; suspended:",
+            "tinyio loop stalled: nothing has run for {:?}",
             self.idle
         )?;
+        if !self.coroutines.is_empty() {
+            write!(f, "; suspended:")?;
+        }
         for suspended in &self.coroutines {
             write!(
                 f,
                 "\n    {} waits on {}",
                 suspended.frame,
                 suspended.waits_on.join(", ")
+            )?;
+        }
+        for call in &self.joining {
+            write!(
+                f,
+                "\n    waiting for {call} to return: it was told to stop (see \
+                 `tinyio::thread::is_cancelled`)"
             )?;
         }
         Ok(())

@@ -24,9 +24,9 @@ use std::time::{Duration, Instant};
 
 use crate::Coro;
 use crate::coro::{Coroutine, Cx, Leaf, Site, coroutine, site, suspend};
-use crate::error::Error;
+use crate::error::{Error, Frame};
 use crate::event_loop::Notify;
-use crate::run::Failure;
+use crate::run::{Failure, Join};
 
 static RUN_IN_THREAD: Site = site!("run_in_thread");
 static POOL_RUN: Site = site!("ThreadPool::run_in_thread");
@@ -285,31 +285,47 @@ where
         }
         drop(stage);
         let (site, at) = (self.site, self.at);
-        cx.joins.push(Box::new(move || join(&call, site, at)));
+        cx.joins.push(Join {
+            frame: Frame {
+                name: site.name,
+                file: at.file(),
+                line: at.line(),
+            },
+            wait: Box::new(move |deadline| join(&call, site, at, deadline)),
+        });
     }
 }
 
-/// Waits until a cancelled call has returned, and gives what it failed with, if anything but
-/// its cancellation.
+/// Waits until a cancelled call has returned (or `deadline` passes: `Pending`), and gives what
+/// it failed with, if anything but its cancellation.
 fn join<F, T>(
     call: &Call<F, T>,
     site: &'static Site,
     at: &'static Location<'static>,
-) -> Option<Failure> {
+    deadline: Option<Instant>,
+) -> Poll<Option<Failure>> {
     let mut stage = lock(&call.stage);
     while let Stage::Running { joined, .. } = &mut *stage {
         *joined = true;
-        stage = call.done.wait(stage).expect("poisoned");
+        stage = match deadline {
+            None => call.done.wait(stage).expect("poisoned"),
+            Some(deadline) => {
+                let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+                    return Poll::Pending;
+                };
+                call.done.wait_timeout(stage, left).expect("poisoned").0
+            }
+        };
     }
     let end = mem::replace(&mut *stage, Stage::Over);
     drop(stage);
-    match end {
+    Poll::Ready(match end {
         Stage::Done(Ok(Err(error))) if !error.is_cancelled() => Some(Failure::Error(
             error.raised_at(at).traced(site.frame(0), Vec::new()),
         )),
         Stage::Done(Err(payload)) => Some(Failure::Panic(payload)),
         _ => None,
-    }
+    })
 }
 
 thread_local! {
