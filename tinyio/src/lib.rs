@@ -6,6 +6,7 @@
 // Lets `#[tinyio::coroutine]` (which names `::tinyio`) work inside this crate too.
 extern crate self as tinyio;
 
+mod channel;
 mod combinators;
 mod coro;
 mod error;
@@ -18,6 +19,7 @@ pub mod thread;
 mod time;
 mod yieldable;
 
+pub use crate::channel::{Receiver, SendError, Sender, TryRecvError, TrySendError, channel};
 pub use crate::combinators::{AsCompleted, as_completed, copy, isolate};
 pub use crate::coro::{Coro, Coroutine, Shared, SharedCoroutine};
 pub use crate::error::{Error, ErrorGroup, Frame};

@@ -1,0 +1,475 @@
+//! `channel`: bounded, multi-producer, multi-consumer, between coroutines and from threads.
+
+mod common;
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::rc::Rc;
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{DropGuard, dropped, forever, ms, within};
+use proptest::prelude::*;
+use tinyio::{
+    Event, Loop, Receiver, Sender, TryRecvError, TrySendError, channel, run_in_thread, timeout,
+};
+
+#[tinyio::coroutine]
+fn fails_after_pauses(pauses: usize) -> () {
+    for _ in 0..pauses {
+        yield_!();
+    }
+    tinyio::bail!("failed");
+}
+
+#[tinyio::coroutine]
+fn blocked_send(tx: Sender<u32>, value: u32, guard: DropGuard) -> () {
+    let _guard = guard;
+    yield_!(tx.send(value)).unwrap();
+}
+
+#[tinyio::coroutine]
+fn blocked_recv(rx: Receiver<u32>, guard: DropGuard) -> Option<u32> {
+    let _guard = guard;
+    yield_!(rx.recv())
+}
+
+#[test]
+fn coroutines_blocked_in_send_and_recv_are_cancelled_and_leave_their_queues() {
+    static DROPS: AtomicUsize = AtomicUsize::new(0);
+    let (full_tx, full_rx) = channel::<u32>(1);
+    full_tx.try_send(0).unwrap();
+    let (empty_tx, empty_rx) = channel::<u32>(1);
+    let senders: Vec<_> = (1..=3)
+        .map(|i| blocked_send(full_tx.clone(), i, DropGuard(&DROPS)))
+        .collect();
+    let receivers: Vec<_> = (0..3)
+        .map(|_| blocked_recv(empty_rx.clone(), DropGuard(&DROPS)))
+        .collect();
+    let err = Loop::new()
+        .run((senders, receivers, fails_after_pauses(3)))
+        .unwrap_err();
+    assert_eq!(err.to_string(), "failed");
+    assert_eq!(dropped(&DROPS), 6, "every blocked coroutine was cancelled");
+    // Nobody is left waiting: room and values go to whoever asks next.
+    assert_eq!(full_rx.try_recv(), Ok(0));
+    assert_eq!(full_tx.try_send(9), Ok(()));
+    assert_eq!(full_rx.try_recv(), Ok(9));
+    empty_tx.try_send(5).unwrap();
+    assert_eq!(Loop::new().run(empty_rx.recv()).unwrap(), Some(5));
+}
+
+#[test]
+fn receivers_see_the_end_once_every_sender_is_gone_and_senders_once_every_receiver_is() {
+    #[tinyio::coroutine]
+    fn drain(rx: Receiver<u32>) -> Vec<u32> {
+        let mut seen = Vec::new();
+        while let Some(x) = yield_!(rx.recv()) {
+            seen.push(x);
+        }
+        seen
+    }
+    #[tinyio::coroutine]
+    fn send_then_drop(tx: Sender<u32>, xs: Vec<u32>) -> () {
+        for x in xs {
+            yield_!(tx.send(x)).unwrap();
+        }
+    }
+    let (tx, rx) = channel(1);
+    let (seen, (), ()) = Loop::new()
+        .run((
+            drain(rx),
+            send_then_drop(tx.clone(), vec![1, 2]),
+            send_then_drop(tx, vec![3]),
+        ))
+        .unwrap();
+    let mut sorted = seen.clone();
+    sorted.sort();
+    assert_eq!(sorted, [1, 2, 3]);
+
+    #[tinyio::coroutine]
+    fn send_until_refused(tx: Sender<u32>) -> u32 {
+        let mut x = 0;
+        loop {
+            match yield_!(tx.send(x)) {
+                Ok(()) => x += 1,
+                Err(refused) => return refused.into_inner(),
+            }
+        }
+    }
+    #[tinyio::coroutine]
+    fn take_two_and_leave(rx: Receiver<u32>) -> () {
+        yield_!(rx.recv());
+        yield_!(rx.recv());
+    }
+    let (tx, rx) = channel(1);
+    let (refused, ()) = Loop::new()
+        .run((send_until_refused(tx), take_two_and_leave(rx)))
+        .unwrap();
+    assert_eq!(
+        refused, 3,
+        "values 0 and 1 taken, 2 queued when the receiver left"
+    );
+}
+
+#[test]
+fn a_pool_of_workers_shares_one_receiver() {
+    #[tinyio::coroutine]
+    fn worker(rx: Receiver<u64>, done: Rc<RefCell<Vec<u64>>>) -> usize {
+        let mut count = 0;
+        while let Some(job) = yield_!(rx.recv()) {
+            yield_!();
+            done.borrow_mut().push(job * job);
+            count += 1;
+        }
+        count
+    }
+    #[tinyio::coroutine]
+    fn feed(tx: Sender<u64>) -> () {
+        for job in 0..100 {
+            yield_!(tx.send(job)).unwrap();
+        }
+    }
+    let (tx, rx) = channel(4);
+    let done = Rc::new(RefCell::new(Vec::new()));
+    let workers: Vec<_> = (0..4).map(|_| worker(rx.clone(), done.clone())).collect();
+    drop(rx);
+    let (counts, ()) = Loop::new().run((workers, feed(tx))).unwrap();
+    assert_eq!(counts.iter().sum::<usize>(), 100);
+    assert!(
+        counts.iter().all(|&c| c > 0),
+        "every worker took jobs: {counts:?}"
+    );
+    let mut done = done.take();
+    done.sort();
+    assert_eq!(done, (0..100).map(|j| j * j).collect::<Vec<_>>());
+}
+
+/// A thread feeding a loop through `send_blocking`, and a thread call whose `send_blocking`
+/// returns as soon as the call is told to stop.
+#[test]
+fn threads_send_into_a_loop_and_stop_when_cancelled() {
+    let (tx, rx) = channel(2);
+    let producer = std::thread::spawn(move || {
+        for x in 0..1000u64 {
+            tx.send_blocking(x).unwrap();
+        }
+    });
+    #[tinyio::coroutine]
+    fn sum(rx: Receiver<u64>) -> u64 {
+        let mut total = 0;
+        while let Some(x) = yield_!(rx.recv()) {
+            total += x;
+        }
+        total
+    }
+    assert_eq!(Loop::new().run(sum(rx)).unwrap(), 999 * 1000 / 2);
+    producer.join().unwrap();
+
+    // The channel is full and nobody receives: the call blocks until the loop fails.
+    let (tx, _rx) = channel(1);
+    tx.try_send(0).unwrap();
+    let blocked = Event::new();
+    let outcome = Arc::new(Mutex::new(None));
+    #[tinyio::coroutine]
+    fn fails_once(blocked: Event) -> () {
+        yield_!(blocked.wait());
+        tinyio::bail!("stop");
+    }
+    let err = within(30, {
+        let outcome = outcome.clone();
+        move || {
+            let call = {
+                let blocked = blocked.clone();
+                run_in_thread(move || {
+                    blocked.set();
+                    let refused = tx.send_blocking(1).unwrap_err();
+                    *outcome.lock().unwrap() = Some((refused.is_cancelled(), refused.into_inner()));
+                })
+            };
+            Loop::new()
+                .run((call, fails_once(blocked)))
+                .unwrap_err()
+                .to_string()
+        }
+    });
+    assert_eq!(err, "stop");
+    assert_eq!(*outcome.lock().unwrap(), Some((true, 1)));
+}
+
+#[test]
+fn the_stall_report_names_channel_waits() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let (tx, rx) = channel::<u32>(1);
+    let lp = Loop::new().stall_report(ms(20), {
+        let (seen, tx) = (seen.clone(), tx.clone());
+        move |stall| {
+            for s in stall.coroutines() {
+                seen.lock().unwrap().extend(s.waits_on().iter().copied());
+            }
+            let _ = tx.try_send(1); // unstalls the loop
+        }
+    });
+    #[tinyio::coroutine]
+    fn waits(rx: Receiver<u32>) -> Option<u32> {
+        yield_!(rx.recv())
+    }
+    assert_eq!(lp.run(waits(rx)).unwrap(), Some(1));
+    assert_eq!(*seen.lock().unwrap(), ["Receiver::recv"]);
+    drop(tx);
+}
+
+/// Cancelling many waiters of one channel: each leaves its queue in O(log n), so ten times
+/// the waiters cost about ten times the work, not a hundred.
+#[test]
+fn cancelling_many_waiters_is_not_quadratic() {
+    fn cancel(n: usize) -> Duration {
+        let (_tx, rx) = channel::<u32>(1);
+        let waiters: Vec<_> = (0..n).map(|_| blocked_recv_forever(rx.clone())).collect();
+        let start = std::time::Instant::now();
+        let err = Loop::new()
+            .run((waiters, fails_after_pauses(1)))
+            .unwrap_err();
+        assert_eq!(err.to_string(), "failed");
+        start.elapsed()
+    }
+    #[tinyio::coroutine]
+    fn blocked_recv_forever(rx: Receiver<u32>) -> Option<u32> {
+        yield_!(rx.recv())
+    }
+    if std::env::var_os("TINYIO_UNDER_VALGRIND").is_some() {
+        cancel(1_000);
+        return;
+    }
+    cancel(2_000); // warm up
+    let small = cancel(2_000);
+    let large = cancel(20_000);
+    // Quadratic removal would make the large run 100x the small one; linear, about 10x. 40x
+    // leaves room for a busy machine.
+    assert!(
+        large < small * 40,
+        "{small:?} for 2,000 waiters, {large:?} for 20,000"
+    );
+}
+
+/// A channel driven by one coroutine's `try_send` and `try_recv` behaves as a bounded
+/// `VecDeque`.
+#[derive(Clone, Debug)]
+enum TryOp {
+    Send(u8),
+    Recv,
+    DropReceiver,
+}
+
+fn try_op() -> impl Strategy<Value = TryOp> {
+    prop_oneof![
+        6 => any::<u8>().prop_map(TryOp::Send),
+        6 => Just(TryOp::Recv),
+        1 => Just(TryOp::DropReceiver),
+    ]
+}
+
+/// One actor of a random crowd around one channel.
+#[derive(Clone, Debug)]
+enum Actor {
+    /// Sends its values in order; some sends give up at once if there is no room (a zero
+    /// timeout), and it pauses between sends.
+    Sender {
+        values: Vec<(bool, u8)>,
+        pause: bool,
+    },
+    /// Receives up to `count` values; some receives give up at once (a zero timeout).
+    Receiver { receives: Vec<bool>, pause: bool },
+}
+
+fn actor() -> impl Strategy<Value = Actor> {
+    prop_oneof![
+        prop::collection::vec((any::<bool>(), any::<u8>()), 0..8).prop_flat_map(|values| {
+            any::<bool>().prop_map(move |pause| Actor::Sender {
+                values: values.clone(),
+                pause,
+            })
+        }),
+        prop::collection::vec(any::<bool>(), 0..8).prop_flat_map(|receives| any::<bool>()
+            .prop_map(move |pause| Actor::Receiver {
+                receives: receives.clone(),
+                pause
+            })),
+    ]
+}
+
+#[tinyio::coroutine]
+fn send_all(tx: Sender<(usize, u8)>, me: usize, values: Vec<(bool, u8)>, pause: bool) -> Vec<u8> {
+    let mut sent = Vec::new();
+    for (impatient, value) in values {
+        let done = if impatient {
+            yield_!(timeout(tx.send((me, value)), Duration::ZERO)).is_some()
+        } else {
+            yield_!(tx.send((me, value))).unwrap();
+            true
+        };
+        if done {
+            sent.push(value);
+        }
+        if pause {
+            yield_!();
+        }
+    }
+    sent
+}
+
+#[tinyio::coroutine]
+fn receive_some(
+    rx: Receiver<(usize, u8)>,
+    receives: Vec<bool>,
+    pause: bool,
+    capacity: usize,
+) -> Vec<(usize, u8)> {
+    let mut got = Vec::new();
+    for impatient in receives {
+        let value = if impatient {
+            yield_!(timeout(rx.recv(), Duration::ZERO)).flatten()
+        } else {
+            match yield_!(timeout(rx.recv(), Duration::from_secs(30))) {
+                Some(value) => value,
+                None => panic!("a receive waited 30 s: a value or the end was lost"),
+            }
+        };
+        assert!(rx.len() <= capacity);
+        got.extend(value);
+        if pause {
+            yield_!();
+        }
+    }
+    got
+}
+
+/// What one receiver got: (sender, value) pairs, in the order received.
+type Seen = Vec<(usize, u8)>;
+
+/// Waits for the receivers, then takes what is left until every sender is gone: a sender
+/// blocked on a full channel is never stranded.
+#[tinyio::coroutine]
+fn then_drain(receivers: Vec<tinyio::Coro<Seen>>, rx: Receiver<(usize, u8)>) -> (Vec<Seen>, Seen) {
+    let received = yield_!(receivers);
+    let mut left = Vec::new();
+    while let Some(value) = yield_!(rx.recv()) {
+        left.push(value);
+    }
+    (received, left)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn try_send_and_try_recv_match_a_bounded_vecdeque(
+        capacity in 1..5usize,
+        ops in prop::collection::vec(try_op(), 0..40),
+    ) {
+        let (tx, rx) = channel::<u8>(capacity);
+        let mut rx = Some(rx);
+        let mut model = VecDeque::new();
+        for op in ops {
+            match op {
+                TryOp::Send(x) => {
+                    let got = tx.try_send(x);
+                    let expected = if rx.is_none() {
+                        Err(TrySendError::Closed(x))
+                    } else if model.len() == capacity {
+                        Err(TrySendError::Full(x))
+                    } else {
+                        model.push_back(x);
+                        Ok(())
+                    };
+                    prop_assert_eq!(got, expected);
+                }
+                TryOp::Recv => {
+                    if let Some(rx) = &rx {
+                        let expected = model.pop_front().ok_or(TryRecvError::Empty);
+                        prop_assert_eq!(rx.try_recv(), expected);
+                    }
+                }
+                TryOp::DropReceiver => rx = None,
+            }
+            prop_assert_eq!(tx.len(), model.len());
+        }
+    }
+
+    /// Random senders and receivers, some giving up: every value sent is received once or is
+    /// still queued at the end, none that was given up on arrives, each sender's values arrive
+    /// in its order, and the channel never holds more than its capacity.
+    #[test]
+    fn a_random_crowd_loses_nothing_and_keeps_each_senders_order(
+        capacity in 1..4usize,
+        actors in prop::collection::vec(actor(), 1..10),
+    ) {
+        let crowd = actors.clone();
+        let (sent, received, left) = within(60, move || {
+            let (tx, rx) = channel::<(usize, u8)>(capacity);
+            let mut senders = Vec::new();
+            let mut receivers = Vec::new();
+            for (me, actor) in crowd.into_iter().enumerate() {
+                match actor {
+                    Actor::Sender { values, pause } => {
+                        senders.push(send_all(tx.clone(), me, values, pause));
+                    }
+                    Actor::Receiver { receives, pause } => {
+                        receivers.push(receive_some(rx.clone(), receives, pause, capacity));
+                    }
+                }
+            }
+            // Receivers that never get a value must see the end, not wait forever.
+            drop(tx);
+            let (sent, (received, left)) = Loop::new()
+                .run((senders, then_drain(receivers, rx)))
+                .unwrap();
+            (sent, received, left)
+        });
+        let sender_ids: Vec<usize> = actors
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| matches!(a, Actor::Sender { .. }))
+            .map(|(i, _)| i)
+            .collect();
+        let got: Vec<(usize, u8)> = received.iter().flatten().chain(&left).copied().collect();
+        for (values, me) in sent.iter().zip(&sender_ids) {
+            let mut arrived: Vec<u8> = got.iter().filter(|(s, _)| s == me).map(|(_, v)| *v).collect();
+            arrived.sort();
+            let mut sent_sorted = values.clone();
+            sent_sorted.sort();
+            prop_assert_eq!(arrived, sent_sorted, "sender {}", me);
+            // What each receiver (and what is left) saw of this sender is in its order.
+            for seen in received.iter().chain([&left]) {
+                let mut rest = values.iter();
+                for (_, v) in seen.iter().filter(|(s, _)| s == me) {
+                    prop_assert!(rest.any(|x| x == v), "sender {}: {:?} out of order", me, seen);
+                }
+            }
+        }
+        prop_assert_eq!(got.len(), sent.iter().map(Vec::len).sum::<usize>());
+    }
+}
+
+#[test]
+fn a_loop_failing_while_a_coroutine_waits_to_send_drops_the_value() {
+    static DROPS: AtomicUsize = AtomicUsize::new(0);
+    #[tinyio::coroutine]
+    fn send_guard(tx: Sender<DropGuard>) -> () {
+        yield_!(tx.send(DropGuard(&DROPS))).unwrap();
+    }
+    let (tx, rx) = channel(1);
+    tx.try_send(DropGuard(&DROPS)).unwrap();
+    let err = Loop::new()
+        .run((send_guard(tx), forever(()), fails_after_pauses(2)))
+        .unwrap_err();
+    assert_eq!(err.to_string(), "failed");
+    assert_eq!(
+        dropped(&DROPS),
+        1,
+        "the value that was never sent was dropped"
+    );
+    drop(rx);
+    assert_eq!(dropped(&DROPS), 2);
+}
