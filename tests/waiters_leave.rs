@@ -5,7 +5,8 @@
 //! A run cancels coroutines in the order of its table, not in the order they began to wait, so
 //! the scenarios make those orders differ: a waiter then leaves from the middle of its queue.
 //!
-//! Setting `TINYIO_UNDER_VALGRIND` skips the timing: each scenario then runs once, at n.
+//! Setting `TINYIO_UNDER_VALGRIND` skips the timing: each scenario then runs once, at n / 10
+//! (it checks what the run leaves behind, not how long it takes).
 
 mod common;
 
@@ -37,7 +38,7 @@ fn scales_linearly(what: &str, n: usize, scenario: impl Fn(usize)) {
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     if std::env::var_os("TINYIO_UNDER_VALGRIND").is_some() {
-        scenario(n);
+        scenario(n / 10);
         return;
     }
     let best = |size: usize, times: usize| {
