@@ -29,11 +29,17 @@
 //!   tokio two `Notify`s, smol and futures two `async_channel::bounded(1)` channels (`smol::channel`).
 //! - W7 heap bytes per suspended trivial coroutine, 10^5 of them suspended at once, counted by the
 //!   counting global allocator below (requested bytes, net live, divided by 10^5).
+//! - W8 10^5 waiters on one event, all cancelled: tinyio `Event::wait`s gathered with a
+//!   coroutine that raises, so the run cancels them; tokio `JoinSet` tasks awaiting one `Notify`,
+//!   then `JoinSet::shutdown` (abort all, wait for them); smol tasks awaiting `recv` on one
+//!   channel (an event-listener `Event` inside), then dropped. ns_per_op = wall / waiters, from
+//!   the first spawn until the last waiter is gone.
 //!
 //! Flags (after `--`): `--quick`, `--reps N`, `--only W1,W6` (workload names, prefix match),
 //! `--systems tinyio,tokio`, `--allocs` (also count allocation calls per op: slower, for profiling).
 
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
 use std::future::Future;
 use std::hint::black_box;
 use std::pin::Pin;
@@ -372,6 +378,23 @@ mod tinyio_bench {
         Sample::timed(t.elapsed(), n)
     }
 
+    #[tinyio::coroutine]
+    fn raise() -> () {
+        tinyio::bail!("raised");
+    }
+
+    pub fn w8(n: usize) -> Sample {
+        let lp = Loop::new();
+        let event = Event::new();
+        let t = Instant::now();
+        // Each wait joins the event as it is filed; `raise` runs after all of them are.
+        let waits: Vec<Coro<()>> = (0..n).map(|_| event.wait()).collect();
+        let err = lp.run((waits, raise())).unwrap_err();
+        let wall = t.elapsed();
+        assert_eq!(err.to_string(), "raised");
+        Sample::timed(wall, n)
+    }
+
     pub fn w7(n: usize) -> Sample {
         let lp = Loop::new();
         POLLED.store(0, Relaxed);
@@ -396,7 +419,7 @@ mod tokio_bench {
     use super::*;
     use tokio::runtime::Runtime;
     use tokio::sync::Notify;
-    use tokio::task::{LocalSet, spawn_local};
+    use tokio::task::{JoinSet, LocalSet, spawn_local};
 
     pub fn runtime() -> Runtime {
         tokio::runtime::Builder::new_current_thread()
@@ -510,6 +533,25 @@ mod tokio_bench {
             });
             ping.await.unwrap();
             pong.await.unwrap();
+        });
+        Sample::timed(wall, n)
+    }
+
+    pub fn w8(rt: &Runtime, n: usize) -> Sample {
+        let (notify, waiting) = (Rc::new(Notify::new()), Rc::new(Cell::new(0)));
+        let (_, wall) = timed(rt, async move {
+            let mut tasks = JoinSet::new();
+            for _ in 0..n {
+                let (notify, waiting) = (notify.clone(), waiting.clone());
+                tasks.spawn_local(async move {
+                    waiting.set(waiting.get() + 1);
+                    notify.notified().await; // registers at this first poll
+                });
+            }
+            while waiting.get() < n {
+                tokio::task::yield_now().await;
+            }
+            tasks.shutdown().await;
         });
         Sample::timed(wall, n)
     }
@@ -659,6 +701,43 @@ mod smol_bench {
             });
             ping.await;
             pong.await;
+        });
+        Sample::timed(wall, n)
+    }
+
+    /// Counts its drop: a cancelled smol task's future is dropped when the executor next
+    /// reaches it.
+    struct Gone(Rc<Cell<usize>>);
+
+    impl Drop for Gone {
+        fn drop(&mut self) {
+            self.0.set(self.0.get() + 1);
+        }
+    }
+
+    pub fn w8(n: usize) -> Sample {
+        let ex = LocalExecutor::new();
+        let (waiting, gone) = (Rc::new(Cell::new(0)), Rc::new(Cell::new(0)));
+        let (_, wall) = timed(&ex, async {
+            let (_send, receive) = smol::channel::bounded::<()>(1);
+            let tasks: Vec<_> = (0..n)
+                .map(|_| {
+                    let (receive, waiting) = (receive.clone(), waiting.clone());
+                    let gone = Gone(gone.clone());
+                    ex.spawn(async move {
+                        let _gone = gone;
+                        waiting.set(waiting.get() + 1);
+                        let _ = receive.recv().await; // registers at this first poll
+                    })
+                })
+                .collect();
+            while waiting.get() < n {
+                smol::future::yield_now().await;
+            }
+            drop(tasks);
+            while gone.get() < n {
+                smol::future::yield_now().await;
+            }
         });
         Sample::timed(wall, n)
     }
@@ -1015,6 +1094,15 @@ fn w7(cx: &Ctx, system: &str, n: usize) -> Option<Sample> {
     })
 }
 
+fn w8(cx: &Ctx, system: &str, n: usize) -> Option<Sample> {
+    Some(match system {
+        "tinyio" => tinyio_bench::w8(n),
+        "tokio" => tokio_bench::w8(&cx.tokio, n),
+        "smol" => smol_bench::w8(n),
+        _ => return None,
+    })
+}
+
 fn workloads(scale: usize) -> Vec<Workload> {
     let s = |n: usize| (n / scale).max(1);
     vec![
@@ -1087,6 +1175,13 @@ fn workloads(scale: usize) -> Vec<Workload> {
             n: s(100_000),
             systems: &["tinyio", "tokio", "smol", "futures", "genawaiter"],
             run: w7,
+        },
+        Workload {
+            name: "W8",
+            what: "cancel waiters of one event",
+            n: s(100_000),
+            systems: &["tinyio", "tokio", "smol"],
+            run: w8,
         },
     ]
 }

@@ -567,11 +567,6 @@ impl Notify {
     pub(crate) fn wake(&self) {
         self.remote.wake(self.token);
     }
-
-    /// Whether this wakes `token` of the loop whose remote lives at `remote`.
-    pub(crate) fn wakes(&self, remote: usize, token: u64) -> bool {
-        self.token == token && Arc::as_ptr(&self.remote).addr() == remote
-    }
 }
 
 /// The waker of one leaf.

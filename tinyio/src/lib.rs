@@ -6,6 +6,7 @@
 // Lets `#[tinyio::coroutine]` (which names `::tinyio`) work inside this crate too.
 extern crate self as tinyio;
 
+mod arrivals;
 mod channel;
 mod combinators;
 mod coro;

@@ -31,6 +31,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
+use crate::arrivals::Arrivals;
 use crate::coro::{Cx, Ended, Input, Owner, Step, Task};
 use crate::error::{Error, ErrorGroup, Frame};
 use crate::event_loop::{LeafWaker, Remote};
@@ -169,7 +170,7 @@ struct Slot<'s> {
 struct Entry<'s> {
     task: Rc<dyn Task + 's>,
     /// Who waits on this coroutine (keys: a waiter outlives what it waits on).
-    waiters: Keys<u32>,
+    waiters: Waiters,
     /// What this coroutine waits on, until it is resumed.
     waits: Waits<'s>,
     /// How many of the children it waits on have not finished; for a parked leaf, or a
@@ -223,7 +224,7 @@ impl<'s> Waits<'s> {
     }
 }
 
-/// Keys (or tokens) of coroutines: usually one, sometimes many (boxed, to keep entries small).
+/// Tokens of coroutines: usually one, sometimes many (boxed, to keep entries small).
 #[derive(Default)]
 enum Keys<K> {
     #[default]
@@ -236,7 +237,7 @@ enum Keys<K> {
     Many(Box<Vec<K>>),
 }
 
-impl<K: Copy + PartialEq> Keys<K> {
+impl<K: Copy> Keys<K> {
     fn push(&mut self, key: K) {
         *self = match std::mem::take(self) {
             Keys::None => Keys::One(key),
@@ -248,20 +249,68 @@ impl<K: Copy + PartialEq> Keys<K> {
         }
     }
 
-    fn remove(&mut self, key: K) {
-        match self {
-            Keys::One(k) if *k == key => *self = Keys::None,
-            Keys::Many(keys) => keys.retain(|&k| k != key),
-            _ => {}
-        }
-    }
-
     fn as_slice(&self) -> &[K] {
         match self {
             Keys::None => &[],
             Keys::One(key) => std::slice::from_ref(key),
             Keys::Many(keys) => keys,
         }
+    }
+}
+
+/// Who waits on a coroutine, each once, in the order they came: usually one, sometimes many
+/// (boxed, to keep entries small). A waiter that stops waiting while the coroutine goes on (its
+/// timed wait ran out) leaves in O(log n).
+#[derive(Default)]
+enum Waiters {
+    #[default]
+    None,
+    One(u32),
+    Many(Box<Arrivals<u32, ()>>),
+}
+
+impl Waiters {
+    /// Adds `waiter` at the back; false if it waits here already (it counts once).
+    fn push(&mut self, waiter: u32) -> bool {
+        match self {
+            Waiters::None => *self = Waiters::One(waiter),
+            Waiters::One(first) if *first == waiter => return false,
+            Waiters::One(first) => {
+                let mut many = Arrivals::default();
+                many.push(*first, ());
+                many.push(waiter, ());
+                *self = Waiters::Many(Box::new(many));
+            }
+            Waiters::Many(many) => return many.push(waiter, ()),
+        }
+        true
+    }
+
+    fn remove(&mut self, waiter: u32) {
+        match self {
+            Waiters::One(one) if *one == waiter => *self = Waiters::None,
+            Waiters::Many(many) => drop(many.remove(waiter)),
+            _ => {}
+        }
+    }
+
+    /// Whether anyone but `waiter` waits here.
+    fn others_than(&self, waiter: u32) -> bool {
+        match self {
+            Waiters::None => false,
+            Waiters::One(one) => *one != waiter,
+            Waiters::Many(many) => many.len() > usize::from(many.contains(waiter)),
+        }
+    }
+
+    /// The waiters, first come first.
+    fn iter(&self) -> impl Iterator<Item = u32> {
+        let (one, many) = match self {
+            Waiters::None => (None, None),
+            Waiters::One(one) => (Some(*one), None),
+            Waiters::Many(many) => (None, Some(many.iter().map(|(waiter, ())| waiter))),
+        };
+        one.into_iter().chain(many.into_iter().flatten())
     }
 }
 
@@ -463,12 +512,7 @@ impl<'s> Run<'s> {
                     continue;
                 }; // finished meanwhile
                 let entry = self.entry(child);
-                if entry
-                    .waiters
-                    .as_slice()
-                    .iter()
-                    .any(|&waiter| waiter != parent)
-                {
+                if entry.waiters.others_than(parent) {
                     entry.waiters.remove(parent);
                     continue; // someone outside still waits on it
                 }
@@ -765,10 +809,9 @@ impl<'s> Run<'s> {
                 return Err(self.crash(origin, Failure::Error(error)));
             }
         };
-        if !wait {
-            return Ok(0);
+        if !wait || !self.entry(key).waiters.push(waiter) {
+            return Ok(0); // not waited for, or waited for already (a `Shared` yielded twice)
         }
-        self.entry(key).waiters.push(waiter);
         if waiter != ROOT {
             let child = self.token(key);
             self.entry(waiter).waits.push_child(child);
@@ -818,7 +861,7 @@ impl<'s> Run<'s> {
         *slot = Some(Entry {
             line,
             task,
-            waiters: Keys::None,
+            waiters: Waiters::None,
             waits: Waits::NOTHING,
             pending: 0,
         });
@@ -846,18 +889,29 @@ impl<'s> Run<'s> {
         if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| drop(task))) {
             return Err(self.crash(Origin::Outside, Failure::Panic(payload)));
         }
-        for &waiter in waiters.as_slice() {
-            if waiter == ROOT {
-                self.root_pending -= 1;
-                continue;
-            }
-            let waiting = self.entry(waiter);
-            waiting.pending -= 1;
-            if waiting.pending == 0 {
-                self.schedule(waiter);
+        match waiters {
+            Waiters::None => {}
+            Waiters::One(waiter) => self.done_waiting(waiter),
+            Waiters::Many(many) => {
+                for (waiter, ()) in many.iter() {
+                    self.done_waiting(waiter);
+                }
             }
         }
         Ok(())
+    }
+
+    /// One coroutine `waiter` waited on has finished.
+    fn done_waiting(&mut self, waiter: u32) {
+        if waiter == ROOT {
+            self.root_pending -= 1;
+            return;
+        }
+        let waiting = self.entry(waiter);
+        waiting.pending -= 1;
+        if waiting.pending == 0 {
+            self.schedule(waiter);
+        }
     }
 
     /// If `child` already waits, directly or not, on `waiter`, the cycle that waiting on it
@@ -895,7 +949,7 @@ impl<'s> Run<'s> {
             let Some(entry) = &self.slots[key as usize].entry else {
                 continue;
             };
-            for &up in entry.waiters.as_slice() {
+            for up in entry.waiters.iter() {
                 if up != ROOT && !came_from.contains_key(&up) {
                     came_from.insert(up, key);
                     todo.push_back(up);
@@ -917,7 +971,7 @@ impl<'s> Run<'s> {
         let mut up = key;
         while let Some(entry) = &self.slots[up as usize].entry {
             match entry.waiters {
-                Keys::One(waiter) if waiter != ROOT => {
+                Waiters::One(waiter) if waiter != ROOT => {
                     outer.push(frame(waiter));
                     chain.insert(waiter);
                     up = waiter;

@@ -1,7 +1,7 @@
 //! Synchronisation between coroutines: [`Event`] (also from other threads), [`Semaphore`],
 //! [`Lock`], [`Barrier`].
 
-use std::collections::VecDeque;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -10,6 +10,7 @@ use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use crate::Coro;
+use crate::arrivals::Arrivals;
 use crate::coro::{Coroutine, Cx, Leaf, Site, coroutine, site, suspend};
 use crate::error::Error;
 use crate::event_loop::{Notify, Remote};
@@ -58,7 +59,8 @@ pub struct Event(Arc<EventState>);
 /// Waiters are told apart by their loop and their wake token (a loop's coroutine waits on one
 /// leaf at a time, so no two waits of one loop share a token). The first waiter of the event's
 /// home loop (the first loop to wait on it) is kept in `first`, so that a wait and a `set`
-/// between two coroutines of one loop take no lock: one atomic operation each.
+/// between two coroutines of one loop take no lock: one atomic operation each. The others are
+/// listed by that identity, so that one leaves (cancelled, timed out) in O(log n).
 #[derive(Default)]
 struct EventState {
     /// Outside the lock, so that `clear` and `is_set` take none. `set` stores it before it
@@ -69,8 +71,11 @@ struct EventState {
     /// waiter is on `listed` instead, in the order they came.
     first: AtomicU64,
     home: OnceLock<Arc<Remote>>,
-    listed: Mutex<Vec<Notify>>,
+    listed: Mutex<Arrivals<Waiter, Notify>>,
 }
+
+/// A waiter's identity: the address of its loop's remote, and its wake token.
+type Waiter = (usize, u64);
 
 const EMPTY: u64 = 0;
 /// Set in `first` when it holds a waiter. A token never has it: it is the flag of a readied
@@ -86,6 +91,12 @@ struct Registered {
     remote: usize,
     /// Whether its loop is the event's home (so it may be in `first`).
     home: bool,
+}
+
+impl Registered {
+    fn id(self) -> Waiter {
+        (self.remote, self.token)
+    }
 }
 
 impl EventState {
@@ -113,9 +124,13 @@ impl EventState {
         let mut listed = lock(&self.listed);
         let first = self.first.swap(LISTED, Ordering::SeqCst);
         if first & WAITING != 0 {
-            listed.push(Notify::new(self.home(), first & !WAITING)); // it came first
+            // It came first. If its identity is listed already (only possible while a `set`
+            // that emptied `first` has yet to take the list), that entry is woken for it.
+            let (home, came_first) = (self.home(), first & !WAITING);
+            let id = (Arc::as_ptr(home).addr(), came_first);
+            listed.push(id, Notify::new(home, came_first));
         }
-        listed.push(Notify::new(remote, token));
+        listed.push(registered.id(), Notify::new(remote, token));
         registered
     }
 
@@ -124,9 +139,7 @@ impl EventState {
     fn holds(&self, waiter: Registered) -> bool {
         match self.first.load(Ordering::SeqCst) {
             first if waiter.home && first == waiter.token | WAITING => true,
-            LISTED => lock(&self.listed)
-                .iter()
-                .any(|w| w.wakes(waiter.remote, waiter.token)),
+            LISTED => lock(&self.listed).contains(waiter.id()),
             _ => false,
         }
     }
@@ -137,7 +150,7 @@ impl EventState {
         }
         if self.first.load(Ordering::SeqCst) == LISTED {
             let mut listed = lock(&self.listed);
-            listed.retain(|w| !w.wakes(waiter.remote, waiter.token));
+            listed.remove(waiter.id());
             if listed.is_empty() {
                 // Nobody left: the next waiter may take `first` again.
                 self.replace_first(LISTED, EMPTY);
@@ -171,7 +184,7 @@ impl Event {
         match state.first.swap(EMPTY, Ordering::SeqCst) {
             EMPTY => {}
             LISTED => {
-                for waiter in lock(&state.listed).drain(..) {
+                for (_, waiter) in lock(&state.listed).drain() {
                     waiter.wake();
                 }
             }
@@ -347,7 +360,8 @@ pub struct Semaphore(Arc<Mutex<SemaphoreState>>);
 /// ticket served (the ones before it have all left the queue, served or cancelled).
 struct SemaphoreState {
     permits: usize,
-    queue: VecDeque<(u64, Notify)>,
+    /// By ticket: a waiter that gives up leaves in O(log n).
+    queue: BTreeMap<u64, Notify>,
     /// The ticket the next waiter takes (from 1).
     next: u64,
     /// The ticket of the last waiter handed a permit (0: none yet).
@@ -374,7 +388,7 @@ impl Semaphore {
         );
         Semaphore(Arc::new(Mutex::new(SemaphoreState {
             permits,
-            queue: VecDeque::new(),
+            queue: BTreeMap::new(),
             next: 1,
             served: 0,
         })))
@@ -413,7 +427,7 @@ impl Semaphore {
     /// Gives a permit back: to the first in the queue, or to the pool.
     fn release(&self) {
         let mut state = lock(&self.0);
-        match state.queue.pop_front() {
+        match state.queue.pop_first() {
             Some((ticket, next)) => {
                 state.served = ticket;
                 next.wake();
@@ -451,7 +465,7 @@ impl Leaf for Acquire {
             None => {
                 let ticket = state.next;
                 state.next += 1;
-                state.queue.push_back((ticket, cx.notify()));
+                state.queue.insert(ticket, cx.notify());
                 self.ticket = Some(ticket);
                 return Poll::Pending;
             }
@@ -469,8 +483,8 @@ impl Drop for Acquire {
             if state.served(ticket) {
                 drop(state);
                 self.semaphore.release();
-            } else if let Ok(at) = state.queue.binary_search_by_key(&ticket, |(t, _)| *t) {
-                state.queue.remove(at);
+            } else {
+                state.queue.remove(&ticket);
             }
         }
     }

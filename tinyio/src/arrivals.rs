@@ -1,0 +1,143 @@
+//! A queue in order of arrival that any entry can leave: the waiters of an event, and of a
+//! coroutine in the run's table.
+
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasherDefault, Hash, Hasher};
+
+/// Entries in the order they arrived, each found by its key. Adding one, finding one and taking
+/// one out from anywhere cost O(log n), so n waiters that leave one by one (cancelled, timed
+/// out) cost O(n log n) in all, where a list scanned for each would cost O(n^2).
+///
+/// Each arrival takes the next ticket: `order` is sorted by ticket, so first come is first
+/// out, and `tickets` gives the ticket of a key. Both always hold the same keys.
+pub(crate) struct Arrivals<K, V> {
+    order: BTreeMap<u64, (K, V)>,
+    tickets: HashMap<K, u64, BuildHasherDefault<WordHasher>>,
+    next: u64,
+}
+
+/// Hashes the keys of [`Arrivals`]: table keys, wake tokens and loop addresses, which nobody
+/// picks to collide, so a multiply-and-rotate hash (rustc's FxHash) does, at a fraction of the
+/// cost of the default SipHash.
+#[derive(Default)]
+struct WordHasher(u64);
+
+impl WordHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+impl Hasher for WordHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.add(u64::from(byte));
+        }
+    }
+
+    fn write_u32(&mut self, word: u32) {
+        self.add(u64::from(word));
+    }
+
+    fn write_u64(&mut self, word: u64) {
+        self.add(word);
+    }
+
+    fn write_usize(&mut self, word: usize) {
+        self.add(word as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+impl<K, V> Default for Arrivals<K, V> {
+    fn default() -> Self {
+        Arrivals {
+            order: BTreeMap::new(),
+            tickets: HashMap::default(),
+            next: 0,
+        }
+    }
+}
+
+impl<K: Copy + Eq + Hash, V> Arrivals<K, V> {
+    /// Adds `value` at the back, under `key`. If `key` is already here, nothing changes (it
+    /// keeps its place) and the answer is false.
+    pub(crate) fn push(&mut self, key: K, value: V) -> bool {
+        match self.tickets.entry(key) {
+            Entry::Occupied(_) => false,
+            Entry::Vacant(vacant) => {
+                vacant.insert(self.next);
+                self.order.insert(self.next, (key, value));
+                self.next += 1;
+                true
+            }
+        }
+    }
+
+    /// Takes `key` out, wherever it is.
+    pub(crate) fn remove(&mut self, key: K) -> Option<V> {
+        let ticket = self.tickets.remove(&key)?;
+        let (_, value) = self.order.remove(&ticket).expect("a ticket names an entry");
+        Some(value)
+    }
+
+    pub(crate) fn contains(&self, key: K) -> bool {
+        self.tickets.contains_key(&key)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.tickets.len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.tickets.is_empty()
+    }
+
+    /// The keys and values, first come first.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (K, &V)> {
+        self.order.values().map(|(key, value)| (*key, value))
+    }
+
+    /// Takes every entry out, first come first.
+    pub(crate) fn drain(&mut self) -> impl Iterator<Item = (K, V)> + use<K, V> {
+        self.tickets.clear();
+        std::mem::take(&mut self.order).into_values()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(queue: &Arrivals<u32, char>) -> Vec<u32> {
+        queue.iter().map(|(key, _)| key).collect()
+    }
+
+    #[test]
+    fn entries_leave_from_anywhere_and_the_rest_keep_their_order() {
+        let mut queue = Arrivals::default();
+        for (key, value) in [(5, 'a'), (1, 'b'), (9, 'c'), (3, 'd')] {
+            assert!(queue.push(key, value));
+        }
+        assert!(
+            !queue.push(1, 'x'),
+            "a key already queued is not queued again"
+        );
+        assert_eq!(keys(&queue), [5, 1, 9, 3]);
+        assert_eq!(queue.remove(9), Some('c'));
+        assert_eq!(queue.remove(9), None);
+        assert!(!queue.contains(9) && queue.contains(1));
+        assert!(queue.push(9, 'e'), "a key that left comes back at the back");
+        assert_eq!(keys(&queue), [5, 1, 3, 9]);
+        assert_eq!(queue.len(), 4);
+        let drained: Vec<_> = queue.drain().collect();
+        assert_eq!(drained, [(5, 'a'), (1, 'b'), (3, 'd'), (9, 'e')]);
+        assert!(queue.is_empty() && queue.iter().next().is_none());
+        assert!(queue.push(1, 'f'));
+        assert_eq!(keys(&queue), [1]);
+    }
+}
