@@ -597,3 +597,193 @@ fn a_timeout_around_isolate_cancels_the_inner_loop() {
     let out = within(20, || Loop::new().run(root()).unwrap());
     assert_eq!(out, (true, 2, 2));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Nesting at depth: an isolated scope is an entry of the one run, not a loop stepped from
+// inside another loop's step, so no level recurses on the thread's stack.
+
+/// Runs `f` on a thread with a 2 MiB stack (what `std::thread::spawn` gives by default), and
+/// gives its result; a panic in `f` resumes here.
+fn on_a_small_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let thread = std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(f)
+        .unwrap();
+    thread
+        .join()
+        .unwrap_or_else(|payload| std::panic::resume_unwind(payload))
+}
+
+const DEEP: u32 = 100_000;
+
+/// `depth` isolates, each around the next; the innermost pauses and returns 0.
+#[tinyio::coroutine]
+fn nest(depth: u32) -> u32 {
+    if depth == 0 {
+        yield_!();
+        return 0;
+    }
+    yield_!(isolate(nest(depth - 1)))? + 1
+}
+
+#[test]
+fn isolate_nests_a_hundred_thousand_deep_on_a_small_stack() {
+    let out = on_a_small_stack(|| Loop::new().run(nest(DEEP)).unwrap());
+    assert_eq!(out, DEEP);
+}
+
+/// The innermost of `depth` nested isolates fails: the level above gets the error as `Err`,
+/// and every level above that counts itself.
+#[tinyio::coroutine]
+fn failing_nest(depth: u32) -> u32 {
+    if depth == 0 {
+        yield_!();
+        tinyio::bail!("deepest");
+    }
+    match yield_!(isolate(failing_nest(depth - 1))) {
+        Ok(levels) => levels + 1,
+        Err(error) => {
+            assert_eq!(depth, 1, "only the innermost isolate fails");
+            assert_eq!(error.to_string(), "deepest");
+            1
+        }
+    }
+}
+
+#[test]
+fn the_innermost_of_a_hundred_thousand_nested_isolates_fails_into_an_err() {
+    let out = on_a_small_stack(|| Loop::new().run(failing_nest(DEEP)).unwrap());
+    assert_eq!(out, DEEP);
+}
+
+/// Every level re-raises the error it gets: each isolate in turn catches it and gives it to the
+/// level above, up to the run.
+#[test]
+fn an_error_raised_again_at_every_level_reaches_the_top() {
+    const LEVELS: u32 = 1_000;
+
+    #[tinyio::coroutine]
+    fn raises_again(depth: u32) -> u32 {
+        if depth == 0 {
+            yield_!();
+            tinyio::bail!("deepest");
+        }
+        yield_!(isolate(raises_again(depth - 1)))? + 1
+    }
+
+    let error = on_a_small_stack(|| Loop::new().run(raises_again(LEVELS)).unwrap_err());
+    assert_eq!(error.to_string(), "deepest");
+    let names = common::names(&error);
+    let levels = names.iter().filter(|&&name| name == "raises_again").count();
+    assert_eq!(levels, LEVELS as usize + 1, "every level is on the trace");
+}
+
+/// Nested isolates, each starting a coroutine that never ends in the background: a failure of
+/// the whole run cancels every one of them, at every depth.
+#[test]
+fn a_failure_outside_cancels_a_hundred_thousand_nested_isolates() {
+    static GUARDS: AtomicUsize = AtomicUsize::new(0);
+
+    #[tinyio::coroutine]
+    fn nest_forever(depth: u32, started: Event) -> () {
+        yield_!(background(forever(DropGuard(&GUARDS))));
+        if depth == 0 {
+            started.set();
+            return;
+        }
+        yield_!(isolate(nest_forever(depth - 1, started)))?;
+    }
+
+    #[tinyio::coroutine]
+    fn root() -> () {
+        let started = Event::new();
+        yield_!(background(isolate(nest_forever(DEEP, started.clone()))));
+        yield_!(started.wait());
+        tinyio::bail!("outer failure");
+    }
+
+    let error = on_a_small_stack(|| Loop::new().run(root()).unwrap_err());
+    assert_eq!(error.to_string(), "outer failure");
+    assert_eq!(dropped(&GUARDS), DEEP as usize + 1);
+}
+
+/// The same, stopped by a timeout around the outermost isolate, once every level has started:
+/// only that work is stopped, background work at every depth included.
+#[test]
+fn a_timeout_stops_a_hundred_thousand_nested_isolates_and_their_background_work() {
+    static GUARDS: AtomicUsize = AtomicUsize::new(0);
+
+    #[tinyio::coroutine]
+    fn nest_forever(depth: u32, started: Event) -> () {
+        yield_!(background(forever(DropGuard(&GUARDS))));
+        if depth == 0 {
+            started.set();
+            return;
+        }
+        yield_!(isolate(nest_forever(depth - 1, started)))?;
+    }
+
+    #[tinyio::coroutine]
+    fn outermost(started: Event) -> bool {
+        yield_!(isolate(nest_forever(DEEP, started))).is_ok()
+    }
+
+    #[tinyio::coroutine]
+    fn root() -> (bool, usize, u32) {
+        let started = Event::new();
+        let isolated = outermost(started.clone()).share();
+        // Started in the background, which does not wait on it: the timeout alone will.
+        yield_!(background(isolated.clone()));
+        yield_!(started.wait());
+        let timed_out = yield_!(tinyio::timeout(isolated, Duration::from_millis(1))).is_none();
+        (timed_out, dropped(&GUARDS), yield_!(add_one(1)))
+    }
+
+    let out = on_a_small_stack(|| Loop::new().run(root()).unwrap());
+    assert_eq!(out, (true, DEEP as usize + 1, 2));
+}
+
+/// A coroutine inside that catches its cancellation and pauses again, instead of propagating
+/// it, is stopped and reported with the original error, never resumed further. The failure
+/// comes from a coroutine resumed alone (nothing else ready, no timer), which the loop lets
+/// pause in place: that licence must not pass to the coroutines being cancelled.
+#[test]
+fn a_coroutine_inside_that_pauses_after_its_cancellation_is_reported() {
+    static PAUSES: AtomicUsize = AtomicUsize::new(0);
+
+    #[tinyio::coroutine]
+    fn misbehaves(event: Event) -> () {
+        let _ = try_yield!(event.wait());
+        loop {
+            PAUSES.fetch_add(1, Ordering::SeqCst);
+            yield_!();
+        }
+    }
+
+    #[tinyio::coroutine]
+    fn group() -> () {
+        let event = Event::new();
+        yield_!((misbehaves(event.clone()), fail_after(2)));
+        event.set();
+    }
+
+    let error = within(20, || {
+        Loop::new().run(isolate(group())).unwrap().unwrap_err()
+    });
+    let group = error
+        .group()
+        .expect("the misbehaviour is grouped after the original");
+    assert_eq!(group[0].to_string(), "inner failure");
+    assert!(
+        group[1]
+            .to_string()
+            .contains("did not respond properly to cancellation"),
+        "{}",
+        group[1]
+    );
+    assert_eq!(
+        PAUSES.load(Ordering::SeqCst),
+        1,
+        "resumed once, with its cancellation"
+    );
+}
