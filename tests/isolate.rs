@@ -787,3 +787,168 @@ fn a_coroutine_inside_that_pauses_after_its_cancellation_is_reported() {
         "resumed once, with its cancellation"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// The scope of an isolate: everything started inside, background work included.
+
+#[test]
+fn isolate_waits_for_what_was_started_inside_in_the_background() {
+    #[tinyio::coroutine]
+    fn late(flag: Rc<std::cell::Cell<bool>>) -> () {
+        yield_!();
+        yield_!();
+        flag.set(true);
+    }
+
+    #[tinyio::coroutine]
+    fn starts(flag: Rc<std::cell::Cell<bool>>) -> u32 {
+        yield_!(background(late(flag)));
+        7
+    }
+
+    #[tinyio::coroutine]
+    fn root() -> (u32, bool) {
+        let flag = Rc::new(std::cell::Cell::new(false));
+        let out = yield_!(isolate(starts(flag.clone())))?;
+        (out, flag.get())
+    }
+
+    assert_eq!(Loop::new().run(root()).unwrap(), (7, true));
+}
+
+/// A coroutine started in the background inside fails: the rest inside is cancelled, its
+/// thread told to stop and joined, all before the error comes back.
+#[test]
+fn a_failure_in_the_background_inside_fails_the_isolate_after_joining_its_thread() {
+    static THREAD_ENDED: AtomicBool = AtomicBool::new(false);
+
+    #[tinyio::coroutine]
+    fn fails_once(running: Event) -> () {
+        yield_!(running.wait());
+        tinyio::bail!("background failure");
+    }
+
+    #[tinyio::coroutine]
+    fn group() -> () {
+        let running = Event::new();
+        yield_!(background(fails_once(running.clone())));
+        yield_!(run_in_thread(move || {
+            running.set();
+            let slept = tinyio::thread::sleep(Duration::from_secs(3600)); // until cancelled
+            THREAD_ENDED.store(true, Ordering::SeqCst);
+            slept
+        }))?;
+    }
+
+    #[tinyio::coroutine]
+    fn root() -> (String, bool) {
+        let error = yield_!(isolate(group())).unwrap_err();
+        (error.to_string(), THREAD_ENDED.load(Ordering::SeqCst))
+    }
+
+    let out = within(20, || Loop::new().run(root()).unwrap());
+    assert_eq!(out, ("background failure".to_string(), true));
+}
+
+/// A shared coroutine running inside an isolate cannot be yielded outside it, nor inside a
+/// sibling isolate: it is refused there, as one of another run is, and nothing hangs.
+#[test]
+fn a_shared_coroutine_running_inside_an_isolate_is_refused_elsewhere() {
+    #[tinyio::coroutine]
+    fn gated(gate: Event) -> u32 {
+        yield_!(gate.wait());
+        3
+    }
+
+    #[tinyio::coroutine]
+    fn starts(s: Shared<u32>, started: Event) -> u32 {
+        yield_!(background(s.clone()));
+        started.set();
+        yield_!(s)
+    }
+
+    #[tinyio::coroutine]
+    fn first_part(s: Shared<u32>, started: Event) -> u32 {
+        yield_!(isolate(starts(s, started))).unwrap()
+    }
+
+    #[tinyio::coroutine]
+    fn uses(s: Shared<u32>) -> u32 {
+        yield_!(s)
+    }
+
+    #[tinyio::coroutine]
+    fn sibling() -> (u32, String) {
+        let (gate, started) = (Event::new(), Event::new());
+        let s = gated(gate.clone()).share();
+        let first = first_part(s.clone(), started.clone()).share();
+        yield_!(background(first.clone()));
+        yield_!(started.wait());
+        let refused = yield_!(isolate(uses(s))).unwrap_err();
+        gate.set();
+        (yield_!(first), refused.to_string())
+    }
+
+    #[tinyio::coroutine]
+    fn outside() -> u32 {
+        let (gate, started) = (Event::new(), Event::new());
+        let s = gated(gate).share();
+        yield_!(background(first_part(s.clone(), started.clone())));
+        yield_!(started.wait());
+        yield_!(s) // refused: the run fails
+    }
+
+    let (out, message) = within(20, || Loop::new().run(sibling()).unwrap());
+    assert_eq!(out, 3, "the isolate that started it finishes it");
+    assert!(message.contains("has already started"), "{message}");
+    assert!(message.contains("gated"), "{message}");
+
+    let error = within(20, || Loop::new().run(outside()).unwrap_err());
+    assert!(error.to_string().contains("has already started"), "{error}");
+}
+
+/// A timeout inside an isolate stops its work, and a coroutine there answers with a value
+/// instead of propagating the timeout: that fails the isolate, which stops everything inside,
+/// including what the timeout had not stopped yet (a nested isolate's background work).
+#[test]
+fn misbehaviour_met_by_a_timeout_inside_fails_that_isolate_and_stops_all_of_it() {
+    static GUARDS: AtomicUsize = AtomicUsize::new(0);
+
+    #[tinyio::coroutine]
+    fn returns_instead(started: Event) -> u32 {
+        started.set();
+        let _ = try_yield!(sleep(Duration::from_secs(3600)));
+        5
+    }
+
+    #[tinyio::coroutine]
+    fn nested(started: Event) -> () {
+        yield_!(background(forever(DropGuard(&GUARDS))));
+        started.set();
+        yield_!(forever(DropGuard(&GUARDS)));
+    }
+
+    #[tinyio::coroutine]
+    fn work(a: Event, b: Event) -> () {
+        let (_, _) = yield_!((isolate(nested(a)), returns_instead(b)));
+    }
+
+    #[tinyio::coroutine]
+    fn group() -> () {
+        let (a, b) = (Event::new(), Event::new());
+        let work = work(a.clone(), b.clone()).share();
+        yield_!(background(work.clone()));
+        yield_!((a.wait(), b.wait()));
+        yield_!(tinyio::timeout(work, Duration::from_millis(1)));
+    }
+
+    #[tinyio::coroutine]
+    fn root() -> (String, usize, u32) {
+        let error = yield_!(isolate(group())).unwrap_err();
+        (error.to_string(), dropped(&GUARDS), yield_!(add_one(1)))
+    }
+
+    let (message, drops, after) = within(20, || Loop::new().run(root()).unwrap());
+    assert!(message.contains("did not respond properly"), "{message}");
+    assert_eq!((drops, after), (2, 2));
+}
