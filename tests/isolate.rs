@@ -1,5 +1,5 @@
-//! `isolate` and `copy`: a nested loop stepped by the outer one, whose errors stay inside it,
-//! and the hand-over of results between loops.
+//! `isolate` and `copy`: an isolated part of a run, whose errors stay inside it, and the
+//! hand-over of results into it.
 //!
 //! Tests that could hang if the loops did not make progress together run under a watchdog
 //! thread, so that a hang fails the test instead of stalling the suite.
@@ -951,4 +951,44 @@ fn misbehaviour_met_by_a_timeout_inside_fails_that_isolate_and_stops_all_of_it()
     let (message, drops, after) = within(20, || Loop::new().run(root()).unwrap());
     assert!(message.contains("did not respond properly"), "{message}");
     assert_eq!((drops, after), (2, 2));
+}
+
+/// A stall report lists the coroutines inside an isolate too, and the isolate as waiting on
+/// what it started.
+#[test]
+fn a_stall_report_shows_what_an_isolate_waits_on() {
+    #[tinyio::coroutine]
+    fn inside(event: Event) -> () {
+        yield_!(event.wait());
+    }
+
+    #[tinyio::coroutine]
+    fn starts(event: Event) -> () {
+        yield_!(background(inside(event.clone())));
+        yield_!(inside(event));
+    }
+
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let event = Event::new();
+    let lp = Loop::new().stall_report(Duration::from_millis(20), {
+        let (seen, event) = (seen.clone(), event.clone());
+        move |stall| {
+            let coroutines = stall.coroutines().iter();
+            let waits = coroutines.map(|c| (c.frame().name(), c.waits_on().to_vec()));
+            seen.lock().unwrap().extend(waits);
+            event.set();
+        }
+    });
+    within(20, move || lp.run(isolate(starts(event))).unwrap().unwrap());
+    let mut seen = seen.lock().unwrap().clone();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            ("inside", vec!["Event::wait"]),
+            ("inside", vec!["Event::wait"]),
+            ("isolate", vec!["starts", "inside", "inside"]),
+            ("starts", vec!["inside"]),
+        ]
+    );
 }

@@ -1221,15 +1221,15 @@ impl<'s> Run<'s> {
                 .site()
                 .name
         };
-        let entries = self.slots.iter().filter_map(|slot| slot.entry.as_ref());
-        let suspended = entries.filter(|e| e.task.started() && !e.task.is_leaf());
+        let entries = (self.slots.iter().enumerate())
+            .filter_map(|(key, slot)| Some((key as u32, slot.entry.as_ref()?)));
+        let suspended = entries.filter(|(_, e)| e.task.started() && !e.task.is_leaf());
         let coroutines = suspended
-            .map(|entry| Suspended {
+            .map(|(key, entry)| Suspended {
                 frame: entry.task.site().frame(entry.line),
-                waits_on: entry
-                    .waits
-                    .children()
-                    .iter()
+                // A boundary waits on the members of its scope.
+                waits_on: (entry.waits.children().iter())
+                    .chain(self.scopes.get(&key).map_or(&[][..], |s| &s.members))
                     .filter_map(|&t| self.live(t))
                     .map(name)
                     .chain(entry.waits.leaf().map(|leaf| leaf.site().name))
