@@ -173,6 +173,11 @@ pub(crate) type Join = Box<dyn FnOnce() -> Option<Failure>>;
 struct Slot<'s> {
     /// Bumped each time the slot is reused, so that a stale wake token is ignored.
     generation: u32,
+    /// While the slot holds an entry: the isolated scope of the coroutines it starts, which is
+    /// the boundary it belongs to (or `ROOT`), or its own key if it is a boundary. A boundary's
+    /// `pending` counts its members. Kept here rather than in the entry, where it would not fit
+    /// in the padding.
+    scope: u32,
     entry: Option<Entry<'s>>,
     /// The last waker made for a leaf in this slot, reused when nobody else holds it any more.
     waker: Cell<Option<Arc<LeafWaker>>>,
@@ -189,9 +194,6 @@ struct Entry<'s> {
     pending: u32,
     /// The line this coroutine is suspended at; its definition's line until it first suspends.
     line: u32,
-    /// The isolated scope of the coroutines this one starts: the boundary it belongs to (or
-    /// `ROOT`), or its own key if it is a boundary. A boundary's `pending` counts its members.
-    scope: u32,
 }
 
 /// What a coroutine waits on, until it is resumed.
@@ -450,7 +452,7 @@ impl<'s> Run<'s> {
         let mut todo = vec![(key, waits.into_children())];
         if let Some((origin, failure)) = self.stop(&mut todo, Input::Timeout, None) {
             // It fails the scope of the timed wait, which holds what was left to stop.
-            let scope = self.entry(key).scope;
+            let scope = self.slots[key as usize].scope;
             return match failure {
                 Failure::Error(error) if scope != ROOT => self.catch(scope, origin, error, todo),
                 failure => Err(self.crash(origin, failure)),
@@ -765,7 +767,7 @@ impl<'s> Run<'s> {
         let scope = if waiter == ROOT {
             ROOT
         } else {
-            self.entry(waiter).scope
+            self.slots[waiter as usize].scope
         };
         let mut pending = 0;
         let rest = rest.into_iter().map(|s| (s.task, s.wait));
@@ -844,6 +846,7 @@ impl<'s> Run<'s> {
                 let key = key.expect("more than 4 billion coroutines at once");
                 self.slots.resize_with(key as usize + 1, || Slot {
                     generation: 0,
+                    scope: ROOT,
                     entry: None,
                     waker: Cell::new(None),
                 });
@@ -857,16 +860,16 @@ impl<'s> Run<'s> {
         // Built in place, into a slot known to be empty (and a new slot made by `resize_with`
         // rather than `push`): built first and moved in, the entry and the slot were read back
         // in pieces spanning the writes that made them, which stalls the processor (W3 -4%).
-        let slot = &mut self.slots[key as usize].entry;
-        assert!(slot.is_none(), "a free slot is empty");
-        *slot = Some(Entry {
+        let slot = &mut self.slots[key as usize];
+        assert!(slot.entry.is_none(), "a free slot is empty");
+        slot.entry = Some(Entry {
             line,
             task,
             waiters: Keys::None,
             waits: Waits::NOTHING,
             pending: 0,
-            scope,
         });
+        slot.scope = scope;
         if scope != ROOT {
             self.join(scope, key);
         }
@@ -883,9 +886,10 @@ impl<'s> Run<'s> {
 
     fn remove(&mut self, key: u32) -> Entry<'s> {
         self.free.push(key);
-        let entry = self.slots[key as usize].entry.take().expect("live key");
-        if entry.scope != ROOT {
-            self.leave(key, entry.scope);
+        let slot = &mut self.slots[key as usize];
+        let (entry, scope) = (slot.entry.take().expect("live key"), slot.scope);
+        if scope != ROOT {
+            self.leave(key, scope);
         }
         entry
     }
@@ -893,7 +897,7 @@ impl<'s> Run<'s> {
     /// `key` yielded the work of an [`isolate`](crate::isolate): it becomes the boundary of a
     /// scope of its own, which what it yielded joins.
     fn open(&mut self, key: u32, caught: Rc<Caught>) {
-        let parent = std::mem::replace(&mut self.entry(key).scope, key);
+        let parent = std::mem::replace(&mut self.slots[key as usize].scope, key);
         let members = Vec::new();
         let scope = Scope {
             parent,
@@ -944,16 +948,16 @@ impl<'s> Run<'s> {
 
     /// The isolated scope `key` belongs to (`ROOT`: none).
     fn member_scope(&self, key: u32) -> u32 {
-        let entry = self.slots[key as usize].entry.as_ref().expect("live key");
-        if entry.scope != key {
-            return entry.scope;
+        let scope = self.slots[key as usize].scope;
+        if scope != key {
+            return scope;
         }
         self.scopes.get(&key).map_or(ROOT, |scope| scope.parent)
     }
 
     /// If `key` is a boundary, the members of its scope, taken for a stop to stop them too.
     fn take_members(&mut self, key: u32) -> Option<Vec<u64>> {
-        if self.entry(key).scope != key {
+        if self.slots[key as usize].scope != key {
             return None;
         }
         let scope = self.scopes.get_mut(&key)?;
@@ -1060,7 +1064,7 @@ impl<'s> Run<'s> {
         let scope = match origin {
             Origin::Failed(key) | Origin::Leaf(key) => self.member_scope(key),
             // The scope of what it yielded: its own, if it is a boundary refusing its work.
-            Origin::Suspended(key) => self.entry(key).scope,
+            Origin::Suspended(key) => self.slots[key as usize].scope,
             Origin::Outside => ROOT,
         };
         match failure {
@@ -1112,9 +1116,9 @@ impl<'s> Run<'s> {
             Error::from_group(std::iter::once(error).chain(cancelled.others).collect())
         };
         scope.caught.set(Some(error));
-        let entry = self.entry(boundary);
         // No longer a boundary: it finishes as a member of the scope it is in.
-        (entry.scope, entry.pending) = (scope.parent, 0);
+        self.slots[boundary as usize].scope = scope.parent;
+        self.entry(boundary).pending = 0;
         self.schedule(boundary);
         Ok(())
     }
