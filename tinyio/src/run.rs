@@ -884,6 +884,8 @@ impl<'s> Run<'s> {
         key
     }
 
+    /// Inlined: out of line, it costs every coroutine a copy of its entry on the way out.
+    #[inline(always)]
     fn remove(&mut self, key: u32) -> Entry<'s> {
         self.free.push(key);
         let slot = &mut self.slots[key as usize];
@@ -907,7 +909,8 @@ impl<'s> Run<'s> {
         self.scopes.insert(key, scope);
     }
 
-    /// `key`, just inserted, joins the scope of the boundary `scope`.
+    /// `key`, just inserted, joins the scope of the boundary `scope`. Out of line, as `leave`.
+    #[inline(never)]
     fn join(&mut self, scope: u32, key: u32) {
         let member = self.token(key);
         let boundary = self.entry(scope);
@@ -926,7 +929,9 @@ impl<'s> Run<'s> {
 
     /// `key`, taken out of the table, leaves `scope` (its own key if it is a boundary). The
     /// last member to leave readies the boundary. A scope being stopped has no record any more:
-    /// its members leave it quietly.
+    /// its members leave it quietly. Out of line: inlined, it kept `remove` from being inlined
+    /// into `finish`, which every coroutine pays.
+    #[inline(never)]
     fn leave(&mut self, key: u32, scope: u32) {
         let scope = if scope == key {
             match self.scopes.remove(&key) {
