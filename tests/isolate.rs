@@ -992,3 +992,43 @@ fn a_stall_report_shows_what_an_isolate_waits_on() {
         ]
     );
 }
+
+/// Twenty thousand coroutines inside an isolate wait on one shared coroutine, twenty times each,
+/// when another fails: cancelling them is linear in the waits (each coroutine is stopped once,
+/// without searching who else waits on it). The watchdog is a hang guard: a walk that searched
+/// would take hours here.
+#[test]
+fn a_failed_isolate_cancels_many_waits_on_one_shared_coroutine_in_linear_time() {
+    const WAITERS: usize = 20_000;
+    static GUARDS: AtomicUsize = AtomicUsize::new(0);
+
+    #[tinyio::coroutine]
+    fn waits(s: Shared<()>, guard: DropGuard) -> () {
+        let _guard = guard;
+        yield_!(vec![s; 20]);
+    }
+
+    #[tinyio::coroutine]
+    fn fails_when(ready: Event) -> () {
+        yield_!(ready.wait());
+        tinyio::bail!("inner failure");
+    }
+
+    #[tinyio::coroutine]
+    fn group() -> () {
+        let (ready, never) = (Event::new(), Event::new());
+        let s = never.wait().share();
+        let waiters: Vec<_> = (0..WAITERS)
+            .map(|_| waits(s.clone(), DropGuard(&GUARDS)))
+            .collect();
+        yield_!(background(fails_when(ready.clone())));
+        ready.set(); // after the waiters have all started: its wake-up queues behind them
+        yield_!(waiters);
+    }
+
+    let error = within(60, || {
+        Loop::new().run(isolate(group())).unwrap().unwrap_err()
+    });
+    assert_eq!(error.to_string(), "inner failure");
+    assert_eq!(dropped(&GUARDS), WAITERS);
+}

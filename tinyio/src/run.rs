@@ -463,14 +463,15 @@ impl<'s> Run<'s> {
     }
 
     /// Stops coroutines. Each `(waiter, tokens)` of `todo` names coroutines that `waiter` (being
-    /// stopped, or a boundary) waits on or has started. One that someone else still waits on goes
-    /// on; every other is resumed with `input` at its suspension point (or dropped if it never
-    /// started), then the leaf it holds is, and it leaves the table; then so is what it waited
-    /// on, and for a boundary, every member of its scope. A work list, so nothing recurses.
+    /// stopped, or a boundary) waits on or has started. Each is resumed with `input` at its
+    /// suspension point (or dropped if it never started), then the leaf it holds is, and it
+    /// leaves the table; then so is what it waited on, and for a boundary, every member of its
+    /// scope. A work list, so nothing recurses.
     ///
-    /// With `record`, how each one answered is filed there and the walk goes on. Without, the
-    /// walk ends at the first that answers with anything but that error, or panics: it gives
-    /// what happened and where, and leaves what it has not stopped yet in `todo`.
+    /// With `record` (a failed scope: all of it stops), how each one answered is filed there
+    /// and the walk goes on. Without (a timeout), one that someone else still waits on goes on,
+    /// and the walk ends at the first that answers with anything but that error, or panics: it
+    /// gives what happened and where, and leaves what it has not stopped yet in `todo`.
     fn stop(
         &mut self,
         todo: &mut Vec<(u32, Keys<u64>)>,
@@ -484,11 +485,14 @@ impl<'s> Run<'s> {
                     continue;
                 }; // finished meanwhile
                 let entry = self.entry(child);
-                if entry
-                    .waiters
-                    .as_slice()
-                    .iter()
-                    .any(|&waiter| waiter != parent)
+                // A timeout stops only what nobody else waits on. A failed scope stops every
+                // member, whoever waits on it (all of them inside), so it need not look.
+                if record.is_none()
+                    && entry
+                        .waiters
+                        .as_slice()
+                        .iter()
+                        .any(|&waiter| waiter != parent)
                 {
                     entry.waiters.remove(parent);
                     continue; // someone outside still waits on it
