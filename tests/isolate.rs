@@ -1032,3 +1032,117 @@ fn a_failed_isolate_cancels_many_waits_on_one_shared_coroutine_in_linear_time() 
     assert_eq!(error.to_string(), "inner failure");
     assert_eq!(dropped(&GUARDS), WAITERS);
 }
+
+/// A thread that a timeout inside an isolate told to stop answers with an error of its own: it
+/// is joined before the isolate finishes, and its error comes back from the isolate, as any
+/// error inside does, rather than failing the whole run when it ends.
+#[test]
+fn a_thread_stopped_by_a_timeout_inside_fails_that_isolate_only() {
+    #[tinyio::coroutine]
+    fn blocking(running: Event) -> () {
+        yield_!(tinyio::try_run_in_thread(move || {
+            running.set();
+            let _ = tinyio::thread::sleep(Duration::from_secs(3600)); // until told to stop
+            Err::<(), _>(tinyio::Error::msg("the thread's own error"))
+        }));
+    }
+
+    #[tinyio::coroutine]
+    fn group() -> bool {
+        let running = Event::new();
+        let work = blocking(running.clone()).share();
+        yield_!(background(work.clone()));
+        yield_!(running.wait());
+        yield_!(tinyio::timeout(work, Duration::from_millis(1))).is_none()
+    }
+
+    #[tinyio::coroutine]
+    fn root() -> (Result<bool, String>, u32) {
+        let result = yield_!(isolate(group())).map_err(|error| error.to_string());
+        (result, yield_!(add_one(1)))
+    }
+
+    let out = within(20, || Loop::new().run(root()).unwrap());
+    assert_eq!(out, (Err("the thread's own error".to_string()), 2));
+}
+
+/// A thread that a timeout inside an isolate told to stop, still running, is joined before an
+/// error comes back: the isolate's own failure (with the thread's error grouped after it), or
+/// the failure of the whole run.
+#[test]
+fn a_thread_stopped_by_a_timeout_inside_is_joined_before_any_failure_comes_back() {
+    static ENDED: AtomicUsize = AtomicUsize::new(0);
+
+    /// Runs until told to stop, then ends with an error of its own once `release` is set.
+    #[tinyio::coroutine]
+    fn blocking(running: Event, release: Event) -> () {
+        yield_!(tinyio::try_run_in_thread(move || {
+            running.set();
+            let _ = tinyio::thread::sleep(Duration::from_secs(3600)); // until told to stop
+            while !release.is_set() {
+                std::thread::yield_now();
+            }
+            ENDED.fetch_add(1, Ordering::SeqCst);
+            Err::<(), _>(tinyio::Error::msg("the thread's own error"))
+        }));
+    }
+
+    /// Times the thread call out, then fails while it still runs.
+    #[tinyio::coroutine]
+    fn group(release: Event) -> () {
+        let running = Event::new();
+        let work = blocking(running.clone(), release.clone()).share();
+        yield_!(background(work.clone()));
+        yield_!(running.wait());
+        assert!(yield_!(tinyio::timeout(work, Duration::from_millis(1))).is_none());
+        release.set();
+        tinyio::bail!("inner failure");
+    }
+
+    #[tinyio::coroutine]
+    fn isolated() -> (usize, String, String) {
+        let error = yield_!(isolate(group(Event::new()))).unwrap_err();
+        let group = error.group().expect("the thread's error is grouped");
+        let ended = ENDED.load(Ordering::SeqCst);
+        (ended, group[0].to_string(), group[1].to_string())
+    }
+
+    let out = within(20, || Loop::new().run(isolated()).unwrap());
+    let expected = ("inner failure", "the thread's own error");
+    assert_eq!(out, (1, expected.0.to_string(), expected.1.to_string()));
+
+    /// The whole run fails while the isolate has the stopped thread still to join.
+    #[tinyio::coroutine]
+    fn outer(release: Event, timed_out: Event) -> () {
+        yield_!(timed_out.wait());
+        release.set();
+        tinyio::bail!("outer failure");
+    }
+
+    #[tinyio::coroutine]
+    fn times_out(release: Event, timed_out: Event) -> () {
+        let running = Event::new();
+        let work = blocking(running.clone(), release).share();
+        yield_!(background(work.clone()));
+        yield_!(running.wait());
+        yield_!(tinyio::timeout(work, Duration::from_millis(1)));
+        timed_out.set();
+        yield_!(forever(()));
+    }
+
+    let error = within(20, || {
+        let (release, timed_out) = (Event::new(), Event::new());
+        let inner = isolate(times_out(release.clone(), timed_out.clone()));
+        Loop::new()
+            .run((inner, outer(release, timed_out)))
+            .unwrap_err()
+    });
+    assert_eq!(
+        ENDED.load(Ordering::SeqCst),
+        2,
+        "joined before run returned"
+    );
+    let group = error.group().expect("the thread's error is grouped");
+    assert_eq!(group[0].to_string(), "outer failure");
+    assert_eq!(group[1].to_string(), "the thread's own error");
+}

@@ -117,6 +117,9 @@ pub(crate) struct Run<'s> {
     now: Instant,
     /// The isolated scopes, by the key of their boundary.
     scopes: HashMap<u32, Scope>,
+    /// Tokens of boundaries whose members have all finished, with threads to join (see
+    /// [`settle`](Run::settle)) before they go on.
+    settling: Vec<u64>,
 }
 
 /// What the run keeps of an isolated scope while its boundary waits.
@@ -129,6 +132,9 @@ struct Scope {
     /// dropped once they outnumber the rest, so that the list stays within a constant factor
     /// of the members still in (the boundary's `pending`).
     members: Vec<u64>,
+    /// Threads a timeout inside told to stop: joined before the boundary goes on, as any error
+    /// they end with belongs to the scope.
+    joins: Vec<Join>,
 }
 
 /// The table and queues of a run, empty. A loop keeps them from one run to the next, like the
@@ -328,6 +334,7 @@ impl<'s> Run<'s> {
             spare: 0,
             now: Instant::now(),
             scopes: HashMap::new(),
+            settling: Vec::new(),
         }
     }
 
@@ -367,6 +374,9 @@ impl<'s> Run<'s> {
                 return Err(self.crash(Origin::Outside, Failure::Error(Error::stopped())));
             }
             self.take_wakeups()?;
+            if !self.settling.is_empty() {
+                self.settle()?;
+            }
             let round = self.ready.len();
             if round == 0 {
                 if self.slots.len() == self.free.len() {
@@ -450,9 +460,15 @@ impl<'s> Run<'s> {
     fn expire(&mut self, key: u32) -> Result<(), Failure> {
         let waits = std::mem::replace(&mut self.entry(key).waits, Waits::NOTHING);
         let mut todo = vec![(key, waits.into_children())];
-        if let Some((origin, failure)) = self.stop(&mut todo, Input::Timeout, None) {
+        let (joins, scope) = (self.joins.len(), self.slots[key as usize].scope);
+        let failed = self.stop(&mut todo, Input::Timeout, None);
+        if scope != ROOT {
+            // The threads it told to stop belong to the scope of the timed wait.
+            let stopped = self.joins.split_off(joins);
+            (self.scopes.get_mut(&scope).expect("open").joins).extend(stopped);
+        }
+        if let Some((origin, failure)) = failed {
             // It fails the scope of the timed wait, which holds what was left to stop.
-            let scope = self.slots[key as usize].scope;
             return match failure {
                 Failure::Error(error) if scope != ROOT => self.catch(scope, origin, error, todo),
                 failure => Err(self.crash(origin, failure)),
@@ -904,11 +920,12 @@ impl<'s> Run<'s> {
     /// scope of its own, which what it yielded joins.
     fn open(&mut self, key: u32, caught: Rc<Caught>) {
         let parent = std::mem::replace(&mut self.slots[key as usize].scope, key);
-        let members = Vec::new();
+        let (members, joins) = (Vec::new(), Vec::new());
         let scope = Scope {
             parent,
             caught,
             members,
+            joins,
         };
         self.scopes.insert(key, scope);
     }
@@ -951,8 +968,42 @@ impl<'s> Run<'s> {
         let boundary = self.entry(scope);
         boundary.pending -= 1;
         if boundary.pending == 0 {
-            self.schedule(scope);
+            if self.scopes[&scope].joins.is_empty() {
+                self.schedule(scope);
+            } else {
+                let token = self.token(scope);
+                self.settling.push(token);
+            }
         }
+    }
+
+    /// Joins the threads a timeout told to stop inside each scope whose members have all
+    /// finished, and readies its boundary: to give the error a thread ended with, if any, as
+    /// when a member fails.
+    fn settle(&mut self) -> Result<(), Failure> {
+        for token in std::mem::take(&mut self.settling) {
+            // Stopped since, with the scope around it: its threads were joined then.
+            let Some(boundary) = self.live(token) else {
+                continue;
+            };
+            let Some(scope) = self.scopes.get_mut(&boundary) else {
+                continue;
+            };
+            let mut cancelled = Cancelled::default();
+            for join in std::mem::take(&mut scope.joins) {
+                cancelled.joined(join());
+            }
+            if let Some(payload) = cancelled.panic {
+                return Err(self.crash(Origin::Outside, Failure::Panic(payload)));
+            }
+            if let Some(error) = group(cancelled.others) {
+                let scope = self.scopes.remove(&boundary).expect("open");
+                scope.caught.set(Some(error));
+                self.slots[boundary as usize].scope = scope.parent;
+            }
+            self.schedule(boundary);
+        }
+        Ok(())
     }
 
     /// The isolated scope `key` belongs to (`ROOT`: none).
@@ -964,12 +1015,14 @@ impl<'s> Run<'s> {
         self.scopes.get(&key).map_or(ROOT, |scope| scope.parent)
     }
 
-    /// If `key` is a boundary, the members of its scope, taken for a stop to stop them too.
+    /// If `key` is a boundary, the members of its scope, taken for a stop to stop them too;
+    /// the threads its timeouts told to stop join the stop's.
     fn take_members(&mut self, key: u32) -> Option<Vec<u64>> {
         if self.slots[key as usize].scope != key {
             return None;
         }
         let scope = self.scopes.get_mut(&key)?;
+        self.joins.append(&mut scope.joins);
         Some(std::mem::take(&mut scope.members))
     }
 
@@ -1104,6 +1157,7 @@ impl<'s> Run<'s> {
             .remove(&boundary)
             .expect("a waiting boundary is open");
         let (mut cancelled, joins) = (Cancelled::default(), self.joins.len());
+        self.joins.extend(scope.joins);
         todo.push((boundary, Keys::Many(Box::new(scope.members))));
         if let Some(children) = self.take_failed(origin, &mut cancelled) {
             todo.push(children);
@@ -1119,12 +1173,8 @@ impl<'s> Run<'s> {
         if let Some(payload) = cancelled.panic {
             return Err(self.crash(Origin::Outside, Failure::Panic(payload)));
         }
-        let error = if cancelled.others.is_empty() {
-            error
-        } else {
-            Error::from_group(std::iter::once(error).chain(cancelled.others).collect())
-        };
-        scope.caught.set(Some(error));
+        let errors = std::iter::once(error).chain(cancelled.others);
+        scope.caught.set(group(errors.collect()));
         // No longer a boundary: it finishes as a member of the scope it is in.
         self.slots[boundary as usize].scope = scope.parent;
         self.entry(boundary).pending = 0;
@@ -1197,10 +1247,11 @@ impl<'s> Run<'s> {
         let mut cancelled = Cancelled::default();
         self.take_failed(origin, &mut cancelled);
         self.cancel_all(&on_trace, &mut cancelled);
-        for join in std::mem::take(&mut self.joins) {
+        let scopes = self.scopes.drain().flat_map(|(_, scope)| scope.joins);
+        for join in std::mem::take(&mut self.joins).into_iter().chain(scopes) {
             cancelled.joined(join());
         }
-        self.scopes.clear();
+        self.settling.clear();
         self.ready.clear();
         self.timers.clear();
         self.fresh_leaves.clear();
@@ -1306,6 +1357,16 @@ impl<'s> Run<'s> {
                 .map_err(trace)
         }))
         .and_then(|outcome| panic::catch_unwind(AssertUnwindSafe(|| drop(task))).map(|()| outcome))
+    }
+}
+
+/// Errors as an isolated scope gives them, grouped as [`ErrorGroup::Auto`] does: the first
+/// alone, or a group if there are more; `None` if there are none.
+fn group(mut errors: Vec<Error>) -> Option<Error> {
+    match errors.len() {
+        0 => None,
+        1 => errors.pop(),
+        _ => Some(Error::from_group(errors)),
     }
 }
 
