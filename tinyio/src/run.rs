@@ -950,13 +950,16 @@ impl<'s> Run<'s> {
 
     /// `key`, taken out of the table, leaves `scope` (its own key if it is a boundary). The
     /// last member to leave readies the boundary. A scope being stopped has no record any more:
-    /// its members leave it quietly. Out of line: inlined, it kept `remove` from being inlined
-    /// into `finish`, which every coroutine pays.
+    /// its members leave it quietly. Out of line, so that `remove`, which every coroutine pays,
+    /// stays small enough to be inlined.
     #[inline(never)]
     fn leave(&mut self, key: u32, scope: u32) {
         let scope = if scope == key {
             match self.scopes.remove(&key) {
-                Some(closed) => closed.parent,
+                Some(mut closed) => {
+                    self.joins.append(&mut closed.joins); // none left, or joined with the run's
+                    closed.parent
+                }
                 None => return,
             }
         } else {
