@@ -224,8 +224,9 @@ where
 
 /// Runs `y` on this loop, in the background, and gives a fresh coroutine that finishes with the
 /// very same output (moved, not cloned) once `y` has: a way to hand a result to another loop,
-/// or into an [`isolate`]. If `y` fails, this loop crashes, as for any failure; if `y` is
-/// cancelled, the fresh coroutine raises a cancellation rather than wait forever.
+/// or into an [`isolate`]. If `y` fails, that is a failure where `copy` was yielded (the run,
+/// or the isolate it is in), as any other; if `y` is cancelled, the fresh coroutine raises a
+/// cancellation rather than wait forever.
 ///
 /// ```
 /// use std::rc::Rc;
