@@ -610,7 +610,8 @@ pub(crate) fn suspend_until<'c, 'a, Y: Yieldable + 'a>(
 /// The one suspension point of an [`isolate`](crate::isolate): starts `value` as the first
 /// members of an isolated scope whose boundary is this coroutine, and waits until every member
 /// has finished (what they started in the background too). Then gives `value`'s output, or the
-/// error that failed the scope, which the run has put in `caught` and cancelled the scope for.
+/// error that failed the scope, which the run has put in `caught` and cancelled the scope for,
+/// once it has joined the threads a timeout inside told to stop (see [`Caught`]).
 pub(crate) async fn suspend_isolated<'a, Y: Yieldable + 'a>(
     co: &Co<'a>,
     value: Y,
@@ -623,10 +624,13 @@ pub(crate) async fn suspend_isolated<'a, Y: Yieldable + 'a>(
     submission.set_boundary(caught.clone());
     LINE.set(line); // the yield below hands the request over at its first poll
     let input = co.0.yield_(Request::new(submission)).await;
+    let failed = caught.take(); // joins the threads a timeout inside stopped, whatever comes
     if let Some(error) = input.error() {
-        return Err(error); // stopped from outside: the run has stopped the members too
+        // Stopped from outside (the run has stopped the members too): an error a thread ended
+        // with is news, the stop is not.
+        return Err(failed.unwrap_or(error));
     }
-    Ok(match caught.take() {
+    Ok(match failed {
         Some(error) => Err(error),
         None => Ok(Y::collect(pending)),
     })

@@ -28,7 +28,7 @@
 // error. Nested isolates are entries like any other, so nothing recurses per level.
 
 use std::any::Any;
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
@@ -48,8 +48,43 @@ use crate::yieldable::Submission;
 /// a scope: the run's own, outside every isolate.
 const ROOT: u32 = u32::MAX;
 
-/// Where the run puts the error that failed an isolated scope, for its boundary to read.
-pub(crate) type Caught = Cell<Option<Error>>;
+/// What an isolate's boundary reads when it is resumed: the error that failed its scope, and
+/// threads a timeout inside told to stop, which it joins before it goes on (as any error they
+/// end with belongs to the scope).
+#[derive(Default)]
+pub(crate) struct Caught {
+    error: Cell<Option<Error>>,
+    joins: RefCell<Vec<Join>>,
+}
+
+impl Caught {
+    /// Joins the threads left, then gives the error that failed the scope, grouped with those
+    /// the threads ended with as [`ErrorGroup::Auto`] does, if any. A thread's panic resumes.
+    pub(crate) fn take(&self) -> Option<Error> {
+        let mut errors: Vec<Error> = self.error.take().into_iter().collect();
+        // One at a time: after a panic, those left are joined when this is dropped.
+        loop {
+            let Some(join) = self.joins.borrow_mut().pop() else {
+                break;
+            };
+            match join() {
+                Some(Failure::Error(error)) => errors.push(error),
+                Some(Failure::Panic(payload)) => panic::resume_unwind(payload),
+                None => {}
+            }
+        }
+        group(errors)
+    }
+}
+
+impl Drop for Caught {
+    /// No thread outlives its run, even if the boundary never read this (a panic elsewhere).
+    fn drop(&mut self) {
+        for join in self.joins.get_mut().drain(..) {
+            drop(join());
+        }
+    }
+}
 
 static NEXT_RUN: AtomicU32 = AtomicU32::new(1);
 
@@ -117,24 +152,18 @@ pub(crate) struct Run<'s> {
     now: Instant,
     /// The isolated scopes, by the key of their boundary.
     scopes: HashMap<u32, Scope>,
-    /// Tokens of boundaries whose members have all finished, with threads to join (see
-    /// [`settle`](Run::settle)) before they go on.
-    settling: Vec<u64>,
 }
 
 /// What the run keeps of an isolated scope while its boundary waits.
 struct Scope {
     /// The scope the boundary itself belongs to.
     parent: u32,
-    /// Where the boundary reads the error that failed the scope.
+    /// What the boundary reads when it is resumed.
     caught: Rc<Caught>,
     /// Tokens of its members, in the order they joined. Those that have left are skipped, and
     /// dropped once they outnumber the rest, so that the list stays within a constant factor
     /// of the members still in (the boundary's `pending`).
     members: Vec<u64>,
-    /// Threads a timeout inside told to stop: joined before the boundary goes on, as any error
-    /// they end with belongs to the scope.
-    joins: Vec<Join>,
 }
 
 /// The table and queues of a run, empty. A loop keeps them from one run to the next, like the
@@ -334,7 +363,6 @@ impl<'s> Run<'s> {
             spare: 0,
             now: Instant::now(),
             scopes: HashMap::new(),
-            settling: Vec::new(),
         }
     }
 
@@ -374,9 +402,6 @@ impl<'s> Run<'s> {
                 return Err(self.crash(Origin::Outside, Failure::Error(Error::stopped())));
             }
             self.take_wakeups()?;
-            if !self.settling.is_empty() {
-                self.settle()?;
-            }
             let round = self.ready.len();
             if round == 0 {
                 if self.slots.len() == self.free.len() {
@@ -465,7 +490,8 @@ impl<'s> Run<'s> {
         if scope != ROOT {
             // The threads it told to stop belong to the scope of the timed wait.
             let stopped = self.joins.split_off(joins);
-            (self.scopes.get_mut(&scope).expect("open").joins).extend(stopped);
+            let caught = &self.scopes.get_mut(&scope).expect("open").caught;
+            caught.joins.borrow_mut().extend(stopped);
         }
         if let Some((origin, failure)) = failed {
             // It fails the scope of the timed wait, which holds what was left to stop.
@@ -920,12 +946,11 @@ impl<'s> Run<'s> {
     /// scope of its own, which what it yielded joins.
     fn open(&mut self, key: u32, caught: Rc<Caught>) {
         let parent = std::mem::replace(&mut self.slots[key as usize].scope, key);
-        let (members, joins) = (Vec::new(), Vec::new());
+        let members = Vec::new();
         let scope = Scope {
             parent,
             caught,
             members,
-            joins,
         };
         self.scopes.insert(key, scope);
     }
@@ -956,10 +981,7 @@ impl<'s> Run<'s> {
     fn leave(&mut self, key: u32, scope: u32) {
         let scope = if scope == key {
             match self.scopes.remove(&key) {
-                Some(mut closed) => {
-                    self.joins.append(&mut closed.joins); // none left, or joined with the run's
-                    closed.parent
-                }
+                Some(closed) => closed.parent,
                 None => return,
             }
         } else {
@@ -971,42 +993,8 @@ impl<'s> Run<'s> {
         let boundary = self.entry(scope);
         boundary.pending -= 1;
         if boundary.pending == 0 {
-            if self.scopes[&scope].joins.is_empty() {
-                self.schedule(scope);
-            } else {
-                let token = self.token(scope);
-                self.settling.push(token);
-            }
+            self.schedule(scope);
         }
-    }
-
-    /// Joins the threads a timeout told to stop inside each scope whose members have all
-    /// finished, and readies its boundary: to give the error a thread ended with, if any, as
-    /// when a member fails.
-    fn settle(&mut self) -> Result<(), Failure> {
-        for token in std::mem::take(&mut self.settling) {
-            // Stopped since, with the scope around it: its threads were joined then.
-            let Some(boundary) = self.live(token) else {
-                continue;
-            };
-            let Some(scope) = self.scopes.get_mut(&boundary) else {
-                continue;
-            };
-            let mut cancelled = Cancelled::default();
-            for join in std::mem::take(&mut scope.joins) {
-                cancelled.joined(join());
-            }
-            if let Some(payload) = cancelled.panic {
-                return Err(self.crash(Origin::Outside, Failure::Panic(payload)));
-            }
-            if let Some(error) = group(cancelled.others) {
-                let scope = self.scopes.remove(&boundary).expect("open");
-                scope.caught.set(Some(error));
-                self.slots[boundary as usize].scope = scope.parent;
-            }
-            self.schedule(boundary);
-        }
-        Ok(())
     }
 
     /// The isolated scope `key` belongs to (`ROOT`: none).
@@ -1018,14 +1006,13 @@ impl<'s> Run<'s> {
         self.scopes.get(&key).map_or(ROOT, |scope| scope.parent)
     }
 
-    /// If `key` is a boundary, the members of its scope, taken for a stop to stop them too;
-    /// the threads its timeouts told to stop join the stop's.
+    /// If `key` is a boundary, the members of its scope, taken for a stop to stop them too.
+    /// (The boundary, stopped first, has joined the threads its timeouts told to stop.)
     fn take_members(&mut self, key: u32) -> Option<Vec<u64>> {
         if self.slots[key as usize].scope != key {
             return None;
         }
         let scope = self.scopes.get_mut(&key)?;
-        self.joins.append(&mut scope.joins);
         Some(std::mem::take(&mut scope.members))
     }
 
@@ -1140,8 +1127,9 @@ impl<'s> Run<'s> {
 
     /// An error failed the isolated scope of `boundary`. Every member is stopped, as a timeout
     /// stops its work but with a cancellation error; what `todo` holds too (what a timeout in
-    /// this scope was stopping when the error came). Threads told to stop are joined. The
-    /// boundary is then readied to give the error, grouped with any met while cancelling (as
+    /// this scope was stopping when the error came). Threads told to stop are joined (those a
+    /// timeout inside stopped earlier, by the boundary: see [`Caught`]). The boundary is then
+    /// readied to give the error, grouped with any met while cancelling (as
     /// [`ErrorGroup::Auto`] does); or, if anything panicked meanwhile, the run crashes.
     fn catch(
         &mut self,
@@ -1160,7 +1148,6 @@ impl<'s> Run<'s> {
             .remove(&boundary)
             .expect("a waiting boundary is open");
         let (mut cancelled, joins) = (Cancelled::default(), self.joins.len());
-        self.joins.extend(scope.joins);
         todo.push((boundary, Keys::Many(Box::new(scope.members))));
         if let Some(children) = self.take_failed(origin, &mut cancelled) {
             todo.push(children);
@@ -1177,7 +1164,7 @@ impl<'s> Run<'s> {
             return Err(self.crash(Origin::Outside, Failure::Panic(payload)));
         }
         let errors = std::iter::once(error).chain(cancelled.others);
-        scope.caught.set(group(errors.collect()));
+        scope.caught.error.set(group(errors.collect()));
         // No longer a boundary: it finishes as a member of the scope it is in.
         self.slots[boundary as usize].scope = scope.parent;
         self.entry(boundary).pending = 0;
@@ -1250,11 +1237,10 @@ impl<'s> Run<'s> {
         let mut cancelled = Cancelled::default();
         self.take_failed(origin, &mut cancelled);
         self.cancel_all(&on_trace, &mut cancelled);
-        let scopes = self.scopes.drain().flat_map(|(_, scope)| scope.joins);
-        for join in std::mem::take(&mut self.joins).into_iter().chain(scopes) {
+        for join in std::mem::take(&mut self.joins) {
             cancelled.joined(join());
         }
-        self.settling.clear();
+        self.scopes.clear();
         self.ready.clear();
         self.timers.clear();
         self.fresh_leaves.clear();
