@@ -508,9 +508,9 @@ fn take_in_run() -> Vec<u64> {
 }
 
 /// See [`Remote::advancing`]. When dropped, restores the outer run's mark and queue (a nested
-/// run: a loop run inside a coroutine, or a `to_future` polled there). A run takes in its own wake-ups before it hands
-/// back `Ready` or `Blocked`; any still queued (it left through an error) are filed with the
-/// wake-ups from outside, so that none is lost whatever the way out.
+/// run: a loop run inside a coroutine, or a `to_future` polled there). A run takes in its own
+/// wake-ups before it hands back `Ready` or `Blocked`; any still queued (it left through an
+/// error) are filed with the wake-ups from outside, so that none is lost whatever the way out.
 pub(crate) struct Advancing {
     remote: Arc<Remote>,
     outer: usize,

@@ -83,8 +83,8 @@ struct Contents<'s> {
     background: bool,
     /// For a timed wait (see `timeout`): when to give up.
     deadline: Option<Instant>,
-    /// For the yield of an [`isolate`](crate::isolate): where the run puts the error that
-    /// failed the isolated scope.
+    /// For the yield of an [`isolate`](crate::isolate): what the run leaves for the boundary
+    /// to read when it resumes it.
     boundary: Option<Rc<Caught>>,
 }
 
