@@ -1,9 +1,9 @@
 //! A flaky step retried in isolation while the rest of the work goes on.
 //!
-//! `isolate` runs a coroutine (and everything it yields) in a loop of its own, stepped by the
-//! outer one: when the flaky step fails, only its own group is cancelled (the other part's
-//! connection is closed) and the error comes back as an `Err`; the outer loop, and the report
-//! coroutine running beside it, carry on. `copy` hands the result of an outer coroutine (the
+//! `isolate` runs a coroutine (and everything it yields) as an isolated part of the run: when
+//! the flaky step fails, only its own group is cancelled (the other part's connection is
+//! closed) and the error comes back as an `Err`; the rest of the run, and the report coroutine
+//! running beside it, carry on. `copy` hands the result of an outer coroutine (the
 //! configuration, computed once) to each isolated attempt without cloning it.
 //!
 //! ```text
@@ -83,7 +83,7 @@ fn flaky_fetch(config: Coro<Rc<Config>>, attempt: u32) -> (u64, Rc<Config>) {
 fn fetch_with_retries(config: Shared<Rc<Config>>) -> u64 {
     let mut attempt = 1;
     loop {
-        // The config, handed to the isolated loop: the very same `Rc`, not a clone of `Config`.
+        // The config, handed into the isolate: the very same `Rc`, not a clone of `Config`.
         let input = yield_!(copy(config.clone()));
         match yield_!(isolate(flaky_fetch(input, attempt))) {
             Ok((value, used)) => {

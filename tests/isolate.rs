@@ -1,5 +1,5 @@
-//! `isolate` and `copy`: a nested loop stepped by the outer one, whose errors stay inside it,
-//! and the hand-over of results between loops.
+//! `isolate` and `copy`: an isolated part of a run, whose errors stay inside it, and the
+//! hand-over of results into it.
 //!
 //! Tests that could hang if the loops did not make progress together run under a watchdog
 //! thread, so that a hang fails the test instead of stalling the suite.
@@ -596,4 +596,553 @@ fn a_timeout_around_isolate_cancels_the_inner_loop() {
 
     let out = within(20, || Loop::new().run(root()).unwrap());
     assert_eq!(out, (true, 2, 2));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Nesting at depth: an isolated scope is an entry of the one run, not a loop stepped from
+// inside another loop's step, so no level recurses on the thread's stack.
+
+/// Runs `f` on a thread with a 2 MiB stack (what `std::thread::spawn` gives by default), and
+/// gives its result; a panic in `f` resumes here.
+fn on_a_small_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let thread = std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(f)
+        .unwrap();
+    thread
+        .join()
+        .unwrap_or_else(|payload| std::panic::resume_unwind(payload))
+}
+
+const DEEP: u32 = 100_000;
+
+/// `depth` isolates, each around the next; the innermost pauses and returns 0.
+#[tinyio::coroutine]
+fn nest(depth: u32) -> u32 {
+    if depth == 0 {
+        yield_!();
+        return 0;
+    }
+    yield_!(isolate(nest(depth - 1)))? + 1
+}
+
+#[test]
+fn isolate_nests_a_hundred_thousand_deep_on_a_small_stack() {
+    let out = on_a_small_stack(|| Loop::new().run(nest(DEEP)).unwrap());
+    assert_eq!(out, DEEP);
+}
+
+/// The innermost of `depth` nested isolates fails: the level above gets the error as `Err`,
+/// and every level above that counts itself.
+#[tinyio::coroutine]
+fn failing_nest(depth: u32) -> u32 {
+    if depth == 0 {
+        yield_!();
+        tinyio::bail!("deepest");
+    }
+    match yield_!(isolate(failing_nest(depth - 1))) {
+        Ok(levels) => levels + 1,
+        Err(error) => {
+            assert_eq!(depth, 1, "only the innermost isolate fails");
+            assert_eq!(error.to_string(), "deepest");
+            1
+        }
+    }
+}
+
+#[test]
+fn the_innermost_of_a_hundred_thousand_nested_isolates_fails_into_an_err() {
+    let out = on_a_small_stack(|| Loop::new().run(failing_nest(DEEP)).unwrap());
+    assert_eq!(out, DEEP);
+}
+
+/// Every level re-raises the error it gets: each isolate in turn catches it and gives it to the
+/// level above, up to the run.
+#[test]
+fn an_error_raised_again_at_every_level_reaches_the_top() {
+    const LEVELS: u32 = 1_000;
+
+    #[tinyio::coroutine]
+    fn raises_again(depth: u32) -> u32 {
+        if depth == 0 {
+            yield_!();
+            tinyio::bail!("deepest");
+        }
+        yield_!(isolate(raises_again(depth - 1)))? + 1
+    }
+
+    let error = on_a_small_stack(|| Loop::new().run(raises_again(LEVELS)).unwrap_err());
+    assert_eq!(error.to_string(), "deepest");
+    let names = common::names(&error);
+    let levels = names.iter().filter(|&&name| name == "raises_again").count();
+    assert_eq!(levels, LEVELS as usize + 1, "every level is on the trace");
+}
+
+/// Nested isolates, each starting a coroutine that never ends in the background: a failure of
+/// the whole run cancels every one of them, at every depth.
+#[test]
+fn a_failure_outside_cancels_a_hundred_thousand_nested_isolates() {
+    static GUARDS: AtomicUsize = AtomicUsize::new(0);
+
+    #[tinyio::coroutine]
+    fn nest_forever(depth: u32, started: Event) -> () {
+        yield_!(background(forever(DropGuard(&GUARDS))));
+        if depth == 0 {
+            started.set();
+            return;
+        }
+        yield_!(isolate(nest_forever(depth - 1, started)))?;
+    }
+
+    #[tinyio::coroutine]
+    fn root() -> () {
+        let started = Event::new();
+        yield_!(background(isolate(nest_forever(DEEP, started.clone()))));
+        yield_!(started.wait());
+        tinyio::bail!("outer failure");
+    }
+
+    let error = on_a_small_stack(|| Loop::new().run(root()).unwrap_err());
+    assert_eq!(error.to_string(), "outer failure");
+    assert_eq!(dropped(&GUARDS), DEEP as usize + 1);
+}
+
+/// The same, stopped by a timeout around the outermost isolate, once every level has started:
+/// only that work is stopped, background work at every depth included.
+#[test]
+fn a_timeout_stops_a_hundred_thousand_nested_isolates_and_their_background_work() {
+    static GUARDS: AtomicUsize = AtomicUsize::new(0);
+
+    #[tinyio::coroutine]
+    fn nest_forever(depth: u32, started: Event) -> () {
+        yield_!(background(forever(DropGuard(&GUARDS))));
+        if depth == 0 {
+            started.set();
+            return;
+        }
+        yield_!(isolate(nest_forever(depth - 1, started)))?;
+    }
+
+    #[tinyio::coroutine]
+    fn outermost(started: Event) -> bool {
+        yield_!(isolate(nest_forever(DEEP, started))).is_ok()
+    }
+
+    #[tinyio::coroutine]
+    fn root() -> (bool, usize, u32) {
+        let started = Event::new();
+        let isolated = outermost(started.clone()).share();
+        // Started in the background, which does not wait on it: the timeout alone will.
+        yield_!(background(isolated.clone()));
+        yield_!(started.wait());
+        let timed_out = yield_!(tinyio::timeout(isolated, Duration::from_millis(1))).is_none();
+        (timed_out, dropped(&GUARDS), yield_!(add_one(1)))
+    }
+
+    let out = on_a_small_stack(|| Loop::new().run(root()).unwrap());
+    assert_eq!(out, (true, DEEP as usize + 1, 2));
+}
+
+/// A coroutine inside that catches its cancellation and pauses again, instead of propagating
+/// it, is stopped and reported with the original error, never resumed further. The failure
+/// comes from a coroutine resumed alone (nothing else ready, no timer), which the loop lets
+/// pause in place: that licence must not pass to the coroutines being cancelled.
+#[test]
+fn a_coroutine_inside_that_pauses_after_its_cancellation_is_reported() {
+    static PAUSES: AtomicUsize = AtomicUsize::new(0);
+
+    #[tinyio::coroutine]
+    fn misbehaves(event: Event) -> () {
+        let _ = try_yield!(event.wait());
+        loop {
+            PAUSES.fetch_add(1, Ordering::SeqCst);
+            yield_!();
+        }
+    }
+
+    #[tinyio::coroutine]
+    fn group() -> () {
+        let event = Event::new();
+        yield_!((misbehaves(event.clone()), fail_after(2)));
+        event.set();
+    }
+
+    let error = within(20, || {
+        Loop::new().run(isolate(group())).unwrap().unwrap_err()
+    });
+    let group = error
+        .group()
+        .expect("the misbehaviour is grouped after the original");
+    assert_eq!(group[0].to_string(), "inner failure");
+    assert!(
+        group[1]
+            .to_string()
+            .contains("did not respond properly to cancellation"),
+        "{}",
+        group[1]
+    );
+    assert_eq!(
+        PAUSES.load(Ordering::SeqCst),
+        1,
+        "resumed once, with its cancellation"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The scope of an isolate: everything started inside, background work included.
+
+#[test]
+fn isolate_waits_for_what_was_started_inside_in_the_background() {
+    #[tinyio::coroutine]
+    fn late(flag: Rc<std::cell::Cell<bool>>) -> () {
+        yield_!();
+        yield_!();
+        flag.set(true);
+    }
+
+    #[tinyio::coroutine]
+    fn starts(flag: Rc<std::cell::Cell<bool>>) -> u32 {
+        yield_!(background(late(flag)));
+        7
+    }
+
+    #[tinyio::coroutine]
+    fn root() -> (u32, bool) {
+        let flag = Rc::new(std::cell::Cell::new(false));
+        let out = yield_!(isolate(starts(flag.clone())))?;
+        (out, flag.get())
+    }
+
+    assert_eq!(Loop::new().run(root()).unwrap(), (7, true));
+}
+
+/// A coroutine started in the background inside fails: the rest inside is cancelled, its
+/// thread told to stop and joined, all before the error comes back.
+#[test]
+fn a_failure_in_the_background_inside_fails_the_isolate_after_joining_its_thread() {
+    static THREAD_ENDED: AtomicBool = AtomicBool::new(false);
+
+    #[tinyio::coroutine]
+    fn fails_once(running: Event) -> () {
+        yield_!(running.wait());
+        tinyio::bail!("background failure");
+    }
+
+    #[tinyio::coroutine]
+    fn group() -> () {
+        let running = Event::new();
+        yield_!(background(fails_once(running.clone())));
+        yield_!(run_in_thread(move || {
+            running.set();
+            let slept = tinyio::thread::sleep(Duration::from_secs(3600)); // until cancelled
+            THREAD_ENDED.store(true, Ordering::SeqCst);
+            slept
+        }))?;
+    }
+
+    #[tinyio::coroutine]
+    fn root() -> (String, bool) {
+        let error = yield_!(isolate(group())).unwrap_err();
+        (error.to_string(), THREAD_ENDED.load(Ordering::SeqCst))
+    }
+
+    let out = within(20, || Loop::new().run(root()).unwrap());
+    assert_eq!(out, ("background failure".to_string(), true));
+}
+
+/// A shared coroutine running inside an isolate cannot be yielded outside it, nor inside a
+/// sibling isolate: it is refused there, as one of another run is, and nothing hangs.
+#[test]
+fn a_shared_coroutine_running_inside_an_isolate_is_refused_elsewhere() {
+    #[tinyio::coroutine]
+    fn gated(gate: Event) -> u32 {
+        yield_!(gate.wait());
+        3
+    }
+
+    #[tinyio::coroutine]
+    fn starts(s: Shared<u32>, started: Event) -> u32 {
+        yield_!(background(s.clone()));
+        started.set();
+        yield_!(s)
+    }
+
+    #[tinyio::coroutine]
+    fn first_part(s: Shared<u32>, started: Event) -> u32 {
+        yield_!(isolate(starts(s, started))).unwrap()
+    }
+
+    #[tinyio::coroutine]
+    fn uses(s: Shared<u32>) -> u32 {
+        yield_!(s)
+    }
+
+    #[tinyio::coroutine]
+    fn sibling() -> (u32, String) {
+        let (gate, started) = (Event::new(), Event::new());
+        let s = gated(gate.clone()).share();
+        let first = first_part(s.clone(), started.clone()).share();
+        yield_!(background(first.clone()));
+        yield_!(started.wait());
+        let refused = yield_!(isolate(uses(s))).unwrap_err();
+        gate.set();
+        (yield_!(first), refused.to_string())
+    }
+
+    #[tinyio::coroutine]
+    fn outside() -> u32 {
+        let (gate, started) = (Event::new(), Event::new());
+        let s = gated(gate).share();
+        yield_!(background(first_part(s.clone(), started.clone())));
+        yield_!(started.wait());
+        yield_!(s) // refused: the run fails
+    }
+
+    let (out, message) = within(20, || Loop::new().run(sibling()).unwrap());
+    assert_eq!(out, 3, "the isolate that started it finishes it");
+    assert!(message.contains("has already started"), "{message}");
+    assert!(message.contains("gated"), "{message}");
+
+    let error = within(20, || Loop::new().run(outside()).unwrap_err());
+    assert!(error.to_string().contains("has already started"), "{error}");
+}
+
+/// A timeout inside an isolate stops its work, and a coroutine there answers with a value
+/// instead of propagating the timeout: that fails the isolate, which stops everything inside,
+/// including what the timeout had not stopped yet (a nested isolate's background work).
+#[test]
+fn misbehaviour_met_by_a_timeout_inside_fails_that_isolate_and_stops_all_of_it() {
+    static GUARDS: AtomicUsize = AtomicUsize::new(0);
+
+    #[tinyio::coroutine]
+    fn returns_instead(started: Event) -> u32 {
+        started.set();
+        let _ = try_yield!(sleep(Duration::from_secs(3600)));
+        5
+    }
+
+    #[tinyio::coroutine]
+    fn nested(started: Event) -> () {
+        yield_!(background(forever(DropGuard(&GUARDS))));
+        started.set();
+        yield_!(forever(DropGuard(&GUARDS)));
+    }
+
+    #[tinyio::coroutine]
+    fn work(a: Event, b: Event) -> () {
+        let (_, _) = yield_!((isolate(nested(a)), returns_instead(b)));
+    }
+
+    #[tinyio::coroutine]
+    fn group() -> () {
+        let (a, b) = (Event::new(), Event::new());
+        let work = work(a.clone(), b.clone()).share();
+        yield_!(background(work.clone()));
+        yield_!((a.wait(), b.wait()));
+        yield_!(tinyio::timeout(work, Duration::from_millis(1)));
+    }
+
+    #[tinyio::coroutine]
+    fn root() -> (String, usize, u32) {
+        let error = yield_!(isolate(group())).unwrap_err();
+        (error.to_string(), dropped(&GUARDS), yield_!(add_one(1)))
+    }
+
+    let (message, drops, after) = within(20, || Loop::new().run(root()).unwrap());
+    assert!(message.contains("did not respond properly"), "{message}");
+    assert_eq!((drops, after), (2, 2));
+}
+
+/// A stall report lists the coroutines inside an isolate too, and the isolate as waiting on
+/// what it started.
+#[test]
+fn a_stall_report_shows_what_an_isolate_waits_on() {
+    #[tinyio::coroutine]
+    fn inside(event: Event) -> () {
+        yield_!(event.wait());
+    }
+
+    #[tinyio::coroutine]
+    fn starts(event: Event) -> () {
+        yield_!(background(inside(event.clone())));
+        yield_!(inside(event));
+    }
+
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let event = Event::new();
+    let lp = Loop::new().stall_report(Duration::from_millis(20), {
+        let (seen, event) = (seen.clone(), event.clone());
+        move |stall| {
+            let coroutines = stall.coroutines().iter();
+            let waits = coroutines.map(|c| (c.frame().name(), c.waits_on().to_vec()));
+            seen.lock().unwrap().extend(waits);
+            event.set();
+        }
+    });
+    within(20, move || lp.run(isolate(starts(event))).unwrap().unwrap());
+    let mut seen = seen.lock().unwrap().clone();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            ("inside", vec!["Event::wait"]),
+            ("inside", vec!["Event::wait"]),
+            ("isolate", vec!["starts", "inside", "inside"]),
+            ("starts", vec!["inside"]),
+        ]
+    );
+}
+
+/// Twenty thousand coroutines inside an isolate wait on one shared coroutine, twenty times each,
+/// when another fails: cancelling them is linear in the waits (each coroutine is stopped once,
+/// without searching who else waits on it). The watchdog is a hang guard: a walk that searched
+/// would take hours here.
+#[test]
+fn a_failed_isolate_cancels_many_waits_on_one_shared_coroutine_in_linear_time() {
+    const WAITERS: usize = 20_000;
+    static GUARDS: AtomicUsize = AtomicUsize::new(0);
+
+    #[tinyio::coroutine]
+    fn waits(s: Shared<()>, guard: DropGuard) -> () {
+        let _guard = guard;
+        yield_!(vec![s; 20]);
+    }
+
+    #[tinyio::coroutine]
+    fn fails_when(ready: Event) -> () {
+        yield_!(ready.wait());
+        tinyio::bail!("inner failure");
+    }
+
+    #[tinyio::coroutine]
+    fn group() -> () {
+        let (ready, never) = (Event::new(), Event::new());
+        let s = never.wait().share();
+        let waiters: Vec<_> = (0..WAITERS)
+            .map(|_| waits(s.clone(), DropGuard(&GUARDS)))
+            .collect();
+        yield_!(background(fails_when(ready.clone())));
+        ready.set(); // after the waiters have all started: its wake-up queues behind them
+        yield_!(waiters);
+    }
+
+    let error = within(60, || {
+        Loop::new().run(isolate(group())).unwrap().unwrap_err()
+    });
+    assert_eq!(error.to_string(), "inner failure");
+    assert_eq!(dropped(&GUARDS), WAITERS);
+}
+
+/// A thread that a timeout inside an isolate told to stop answers with an error of its own: it
+/// is joined before the isolate finishes, and its error comes back from the isolate, as any
+/// error inside does, rather than failing the whole run when it ends.
+#[test]
+fn a_thread_stopped_by_a_timeout_inside_fails_that_isolate_only() {
+    #[tinyio::coroutine]
+    fn blocking(running: Event) -> () {
+        yield_!(tinyio::try_run_in_thread(move || {
+            running.set();
+            let _ = tinyio::thread::sleep(Duration::from_secs(3600)); // until told to stop
+            Err::<(), _>(tinyio::Error::msg("the thread's own error"))
+        }));
+    }
+
+    #[tinyio::coroutine]
+    fn group() -> bool {
+        let running = Event::new();
+        let work = blocking(running.clone()).share();
+        yield_!(background(work.clone()));
+        yield_!(running.wait());
+        yield_!(tinyio::timeout(work, Duration::from_millis(1))).is_none()
+    }
+
+    #[tinyio::coroutine]
+    fn root() -> (Result<bool, String>, u32) {
+        let result = yield_!(isolate(group())).map_err(|error| error.to_string());
+        (result, yield_!(add_one(1)))
+    }
+
+    let out = within(20, || Loop::new().run(root()).unwrap());
+    assert_eq!(out, (Err("the thread's own error".to_string()), 2));
+}
+
+/// A thread that a timeout inside an isolate told to stop, still running, is joined before an
+/// error comes back: the isolate's own failure (with the thread's error grouped after it), or
+/// the failure of the whole run.
+#[test]
+fn a_thread_stopped_by_a_timeout_inside_is_joined_before_any_failure_comes_back() {
+    static ENDED: AtomicUsize = AtomicUsize::new(0);
+
+    /// Runs until told to stop, then ends with an error of its own once `release` is set.
+    #[tinyio::coroutine]
+    fn blocking(running: Event, release: Event) -> () {
+        yield_!(tinyio::try_run_in_thread(move || {
+            running.set();
+            let _ = tinyio::thread::sleep(Duration::from_secs(3600)); // until told to stop
+            while !release.is_set() {
+                std::thread::yield_now();
+            }
+            ENDED.fetch_add(1, Ordering::SeqCst);
+            Err::<(), _>(tinyio::Error::msg("the thread's own error"))
+        }));
+    }
+
+    /// Times the thread call out, then fails while it still runs.
+    #[tinyio::coroutine]
+    fn group(release: Event) -> () {
+        let running = Event::new();
+        let work = blocking(running.clone(), release.clone()).share();
+        yield_!(background(work.clone()));
+        yield_!(running.wait());
+        assert!(yield_!(tinyio::timeout(work, Duration::from_millis(1))).is_none());
+        release.set();
+        tinyio::bail!("inner failure");
+    }
+
+    #[tinyio::coroutine]
+    fn isolated() -> (usize, String, String) {
+        let error = yield_!(isolate(group(Event::new()))).unwrap_err();
+        let group = error.group().expect("the thread's error is grouped");
+        let ended = ENDED.load(Ordering::SeqCst);
+        (ended, group[0].to_string(), group[1].to_string())
+    }
+
+    let out = within(20, || Loop::new().run(isolated()).unwrap());
+    let expected = ("inner failure", "the thread's own error");
+    assert_eq!(out, (1, expected.0.to_string(), expected.1.to_string()));
+
+    /// The whole run fails while the isolate has the stopped thread still to join.
+    #[tinyio::coroutine]
+    fn outer(release: Event, timed_out: Event) -> () {
+        yield_!(timed_out.wait());
+        release.set();
+        tinyio::bail!("outer failure");
+    }
+
+    #[tinyio::coroutine]
+    fn times_out(release: Event, timed_out: Event) -> () {
+        let running = Event::new();
+        let work = blocking(running.clone(), release).share();
+        yield_!(background(work.clone()));
+        yield_!(running.wait());
+        yield_!(tinyio::timeout(work, Duration::from_millis(1)));
+        timed_out.set();
+        yield_!(forever(()));
+    }
+
+    let error = within(20, || {
+        let (release, timed_out) = (Event::new(), Event::new());
+        let inner = isolate(times_out(release.clone(), timed_out.clone()));
+        Loop::new()
+            .run((inner, outer(release, timed_out)))
+            .unwrap_err()
+    });
+    assert_eq!(
+        ENDED.load(Ordering::SeqCst),
+        2,
+        "joined before run returned"
+    );
+    let group = error.group().expect("the thread's error is grouped");
+    assert_eq!(group[0].to_string(), "outer failure");
+    assert_eq!(group[1].to_string(), "the thread's own error");
 }

@@ -417,3 +417,29 @@ fn timeout_stops_a_shared_coroutine_it_gathered_twice() {
         assert!(started.elapsed() < Duration::from_secs(30));
     });
 }
+
+/// A coroutine two levels below a timeout that returns a value when stopped, instead of
+/// propagating the timeout: the run fails with that misbehaviour, traced as far as the waiter
+/// that was still there, rather than panicking over the waiter the timeout had already stopped.
+#[test]
+fn misbehaving_below_a_stopped_waiter_is_reported() {
+    #[tinyio::coroutine]
+    fn returns_instead() -> u32 {
+        let _ = try_yield!(sleep(Duration::from_secs(3600)));
+        5
+    }
+
+    #[tinyio::coroutine]
+    fn waits_on_it() -> u32 {
+        yield_!(returns_instead())
+    }
+
+    let error = Loop::new().run(timeout(waits_on_it(), ms(1))).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("did not respond properly to cancellation"),
+        "{error:?}"
+    );
+    assert_eq!(names(&error).last(), Some(&"returns_instead"), "{error:?}");
+}

@@ -1,16 +1,11 @@
 //! Combinators over coroutines: [`as_completed`], [`isolate`], [`copy`].
 
 use std::cell::RefCell;
-use std::panic;
 use std::rc::Rc;
-use std::sync::Arc;
 use std::task::{Poll, Waker};
-use std::time::Instant;
 
-use crate::coro::{Coroutine, Cx, Leaf, Site, coroutine, site, suspend};
-use crate::error::{Error, ErrorGroup, Raise};
-use crate::event_loop::{Remote, Session};
-use crate::run::{Failure, Progress, Room};
+use crate::coro::{Coroutine, Cx, Leaf, Site, coroutine, site, suspend, suspend_isolated};
+use crate::error::{Error, Raise};
 use crate::sync::Event;
 use crate::yieldable::{Yieldable, background};
 
@@ -180,13 +175,21 @@ static ISOLATE: Site = site!("isolate");
 static COPY: Site = site!("copy");
 static COPIED: Site = site!("copy::receive");
 
-/// Runs `y`, and everything it yields, in a loop of its own nested in this one: both make
-/// progress, one round of the inner loop per turn of the outer one. An error inside cancels only
-/// the inner loop and comes back as `Err`; the outer loop goes on. A panic is still fatal, and a
-/// cancellation of the outer loop reaches inside.
+/// Runs `y`, and everything it yields or starts, as an isolated part of this run: an error
+/// inside cancels only that part and comes back as `Err`, while the rest of the run goes on.
+/// `isolate` finishes once everything inside has finished (what `y` started in the background
+/// too, as [`Loop::run`](crate::Loop::run) waits for it), with `Ok(output)`.
 ///
-/// Coroutines already scheduled by the outer loop cannot be yielded inside (they belong to
-/// another run): hand their results over with [`copy`].
+/// When something inside fails, every coroutine inside is resumed with a cancellation error
+/// (one that never started is dropped), threads started inside are told to stop and are joined,
+/// and then the original error comes back, traced from inside, with the errors met while
+/// cancelling grouped after it as [`ErrorGroup::Auto`](crate::ErrorGroup::Auto) does. A panic
+/// is still fatal to the whole run. A cancellation of the run, or a [`timeout`](crate::timeout)
+/// around the `isolate`, stops everything inside. Isolates nest freely, to any depth: each one
+/// is an entry of the run, like any coroutine, not a loop of its own.
+///
+/// Coroutines already scheduled outside cannot be yielded inside (nor the other way round):
+/// their failure would not be isolated. Hand their results over with [`copy`].
 ///
 /// ```
 /// use tinyio::{Loop, isolate};
@@ -214,72 +217,16 @@ where
     Y: Yieldable + 'a,
     Y::Output: 'a,
 {
-    Coroutine::leaf(
-        &ISOLATE,
-        Isolated {
-            y: Some(y),
-            session: None,
-            waker: None,
-            deadline: None,
-        },
-    )
-}
-
-struct Isolated<'a, Y: Yieldable> {
-    y: Option<Y>,
-    session: Option<Session<'a, Y>>,
-    waker: Option<Waker>,
-    deadline: Option<Instant>,
-}
-
-impl<'a, Y: Yieldable + 'a> Leaf for Isolated<'a, Y> {
-    type Output = Result<Y::Output, Error>;
-
-    fn poll(&mut self, cx: &mut Cx<'_>) -> Poll<Result<Self::Output, Error>> {
-        let waker = self.waker.get_or_insert_with(|| (cx.waker)());
-        let session = self.session.get_or_insert_with(|| {
-            let remote = Arc::new(Remote::new());
-            remote.set_driver(waker.clone());
-            Session::new(
-                self.y.take().expect("started once"),
-                remote,
-                ErrorGroup::Auto,
-                Room::default(),
-            )
-        });
-        self.deadline = None;
-        match session.advance(1) {
-            Ok(Progress::Finished(output)) => Poll::Ready(Ok(Ok(output))),
-            Ok(Progress::Ready) => {
-                waker.wake_by_ref();
-                Poll::Pending
-            }
-            Ok(Progress::Blocked(deadline)) => {
-                self.deadline = deadline;
-                Poll::Pending
-            }
-            Err(Failure::Error(error)) => Poll::Ready(Ok(Err(error))),
-            Err(Failure::Panic(payload)) => panic::resume_unwind(payload),
-        }
-    }
-
-    fn deadline(&self) -> Option<Instant> {
-        self.deadline
-    }
-
-    fn cancel(&mut self, _: &mut Cx<'_>) {
-        if let Some(mut session) = self.session.take()
-            && let Failure::Panic(payload) = session.cancel(Error::cancelled())
-        {
-            panic::resume_unwind(payload);
-        }
-    }
+    coroutine(&ISOLATE, move |co| async move {
+        suspend_isolated(&co, y, line!()).await.map_err(Raise)
+    })
 }
 
 /// Runs `y` on this loop, in the background, and gives a fresh coroutine that finishes with the
 /// very same output (moved, not cloned) once `y` has: a way to hand a result to another loop,
-/// such as an [`isolate`]d one. If `y` fails, this loop crashes, as for any failure; if `y` is
-/// cancelled, the fresh coroutine raises a cancellation rather than wait forever.
+/// or into an [`isolate`]. If `y` fails, that is a failure where `copy` was yielded (the run,
+/// or the isolate it is in), as any other; if `y` is cancelled, the fresh coroutine raises a
+/// cancellation rather than wait forever.
 ///
 /// ```
 /// use std::rc::Rc;

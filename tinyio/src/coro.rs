@@ -18,6 +18,7 @@ use genawaiter::GeneratorState;
 use genawaiter::rc::{Co as GenCo, Gen};
 
 use crate::error::{Error, Frame, Raise};
+use crate::run::Caught;
 use crate::yieldable::{Submission, Yieldable};
 
 /// A coroutine producing `T`, made by calling a [`#[coroutine]`](crate::coroutine) function
@@ -62,8 +63,8 @@ pub type Coro<T> = Coroutine<'static, T>;
 /// gets a clone of its output. Once finished it keeps its output, so yielding it again, in the
 /// same run or a later one, returns at once.
 ///
-/// A shared coroutine that did not finish (it failed, was cancelled when its run failed, or was
-/// stopped by a [`timeout`](crate::timeout)) has no output and is never started again: yielding
+/// A shared coroutine that did not finish (it failed, was cancelled when its run or its
+/// [`isolate`](crate::isolate) failed, or was stopped by a [`timeout`](crate::timeout)) has no output and is never started again: yielding
 /// it afterwards raises a cancellation that says which of these happened.
 ///
 /// ```
@@ -619,6 +620,35 @@ pub(crate) fn suspend_until<'c, 'a, Y: Yieldable + 'a>(
         barrier: co.0.yield_(Request::new(submission)),
         line,
     }
+}
+
+/// The one suspension point of an [`isolate`](crate::isolate): starts `value` as the first
+/// members of an isolated scope whose boundary is this coroutine, and waits until every member
+/// has finished (what they started in the background too). Then gives `value`'s output, or the
+/// error that failed the scope, which the run has put in `caught` and cancelled the scope for,
+/// once it has joined the threads a timeout inside told to stop (see [`Caught`]).
+pub(crate) async fn suspend_isolated<'a, Y: Yieldable + 'a>(
+    co: &Co<'a>,
+    value: Y,
+    line: u32,
+) -> Result<Result<Y::Output, Error>, Error> {
+    let caught = Rc::new(Caught::default());
+    let mut submission = Submission::default();
+    // Members, not children: the boundary waits for all of them, `value`'s ones among them.
+    let pending = submission.background(|submission| value.submit(submission));
+    submission.set_boundary(caught.clone());
+    LINE.set(line); // the yield below hands the request over at its first poll
+    let input = co.0.yield_(Request::new(submission)).await;
+    let failed = caught.take(); // joins the threads a timeout inside stopped, whatever comes
+    if let Some(error) = input.error() {
+        // Stopped from outside (the run has stopped the members too): an error a thread ended
+        // with is news, the stop is not.
+        return Err(failed.unwrap_or(error));
+    }
+    Ok(match failed {
+        Some(error) => Err(error),
+        None => Ok(Y::collect(pending)),
+    })
 }
 
 /// The future of one suspension point: written out rather than `async`, as it is on the path

@@ -1,5 +1,5 @@
-//! `Loop`, and the sessions that drive a run: `Loop::run`, `isolate`, `to_future`; and where
-//! other threads reach a running loop.
+//! `Loop`, and the sessions that drive a run: `Loop::run`, `to_future`; and where other threads
+//! reach a running loop.
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
@@ -233,8 +233,8 @@ impl Loop {
     }
 }
 
-/// A run being driven: by [`Loop::run`], by an [`isolate`](crate::isolate) inside another loop,
-/// or by an async executor through [`to_future`](crate::to_future).
+/// A run being driven: by [`Loop::run`], or by an async executor through
+/// [`to_future`](crate::to_future).
 pub(crate) struct Session<'a, Y: Yieldable> {
     pub(crate) run: Run<'a>,
     /// What the root collects its output from; `None` once given out.
@@ -280,12 +280,6 @@ impl<'a, Y: Yieldable + 'a> Session<'a, Y> {
                 Err(failure)
             }
         }
-    }
-
-    /// Cancels everything, as a failure from outside the run would.
-    pub(crate) fn cancel(&mut self, error: Error) -> Failure {
-        self.ended = true;
-        self.run.crash(Origin::Outside, Failure::Error(error))
     }
 }
 
@@ -514,9 +508,9 @@ fn take_in_run() -> Vec<u64> {
 }
 
 /// See [`Remote::advancing`]. When dropped, restores the outer run's mark and queue (a nested
-/// run: `isolate`, a loop inside a coroutine). A run takes in its own wake-ups before it hands
-/// back `Ready` or `Blocked`; any still queued (it left through an error) are filed with the
-/// wake-ups from outside, so that none is lost whatever the way out.
+/// run: a loop run inside a coroutine, or a `to_future` polled there). A run takes in its own
+/// wake-ups before it hands back `Ready` or `Blocked`; any still queued (it left through an
+/// error) are filed with the wake-ups from outside, so that none is lost whatever the way out.
 pub(crate) struct Advancing {
     remote: Arc<Remote>,
     outer: usize,

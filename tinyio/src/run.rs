@@ -20,9 +20,15 @@
 // comes out with the chain of coroutines that waited on the one that failed. When a timed wait
 // (`timeout`) runs out, only what nobody else waits on below it is stopped that way, with a
 // timeout error, and the waiter is resumed.
+//
+// An `isolate` is a boundary: an entry whose scope holds every coroutine started inside it, at
+// any depth (each entry names the boundary it belongs to). The boundary waits until all of its
+// members have finished. An error inside fails only that scope: its members are stopped as a
+// timeout stops its work, with a cancellation instead, and the boundary is resumed with the
+// error. Nested isolates are entries like any other, so nothing recurses per level.
 
 use std::any::Any;
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
@@ -39,8 +45,47 @@ use crate::stall::{Stall, Suspended};
 use crate::time::Timers;
 use crate::yieldable::Submission;
 
-/// The key of the run itself, as a waiter: whoever called [`Loop::run`](crate::Loop::run).
+/// The key of the run itself, as a waiter: whoever called [`Loop::run`](crate::Loop::run). As
+/// a scope: the run's own, outside every isolate.
 const ROOT: u32 = u32::MAX;
+
+/// What an isolate's boundary reads when it is resumed: the error that failed its scope, and
+/// threads a timeout inside told to stop, which it joins before it goes on (as any error they
+/// end with belongs to the scope).
+#[derive(Default)]
+pub(crate) struct Caught {
+    error: Cell<Option<Error>>,
+    joins: RefCell<Vec<Join>>,
+}
+
+impl Caught {
+    /// Joins the threads left, then gives the error that failed the scope, grouped with those
+    /// the threads ended with as [`ErrorGroup::Auto`] does, if any. A thread's panic resumes.
+    pub(crate) fn take(&self) -> Option<Error> {
+        let mut errors: Vec<Error> = self.error.take().into_iter().collect();
+        // One at a time: after a panic, those left are joined when this is dropped.
+        loop {
+            let Some(join) = self.joins.borrow_mut().pop() else {
+                break;
+            };
+            match join.finish() {
+                Some(Failure::Error(error)) => errors.push(error),
+                Some(Failure::Panic(payload)) => panic::resume_unwind(payload),
+                None => {}
+            }
+        }
+        group(errors)
+    }
+}
+
+impl Drop for Caught {
+    /// No thread outlives its run, even if the boundary never read this (a panic elsewhere).
+    fn drop(&mut self) {
+        for join in self.joins.get_mut().drain(..) {
+            drop(join.finish());
+        }
+    }
+}
 
 static NEXT_RUN: AtomicU32 = AtomicU32::new(1);
 
@@ -108,6 +153,20 @@ pub(crate) struct Run<'s> {
     pub(crate) stall: Option<StallReport>,
     /// The clock as last read (see `Cx::now`).
     now: Instant,
+    /// The isolated scopes, by the key of their boundary.
+    scopes: HashMap<u32, Scope>,
+}
+
+/// What the run keeps of an isolated scope while its boundary waits.
+struct Scope {
+    /// The scope the boundary itself belongs to.
+    parent: u32,
+    /// What the boundary reads when it is resumed.
+    caught: Rc<Caught>,
+    /// Tokens of its members, in the order they joined. Those that have left are skipped, and
+    /// dropped once they outnumber the rest, so that the list stays within a constant factor
+    /// of the members still in (the boundary's `pending`).
+    members: Vec<u64>,
 }
 
 /// The table and queues of a run, empty. A loop keeps them from one run to the next, like the
@@ -155,6 +214,16 @@ pub(crate) struct Join {
     pub(crate) wait: Box<dyn FnMut(Option<Instant>) -> Poll<Option<Failure>>>,
 }
 
+impl Join {
+    /// Waits until it has ended; gives what it failed with, if anything but its cancellation.
+    pub(crate) fn finish(mut self) -> Option<Failure> {
+        match (self.wait)(None) {
+            Poll::Ready(failure) => failure,
+            Poll::Pending => unreachable!("no deadline to pass"),
+        }
+    }
+}
+
 /// After how long without progress to report a stall, and to whom (see
 /// [`Loop::stall_report`](crate::Loop::stall_report)).
 pub(crate) type StallReport = (Duration, Box<dyn Fn(&Stall) + Send>);
@@ -162,6 +231,11 @@ pub(crate) type StallReport = (Duration, Box<dyn Fn(&Stall) + Send>);
 struct Slot<'s> {
     /// Bumped each time the slot is reused, so that a stale wake token is ignored.
     generation: u32,
+    /// While the slot holds an entry: the isolated scope of the coroutines it starts, which is
+    /// the boundary it belongs to (or `ROOT`), or its own key if it is a boundary. A boundary's
+    /// `pending` counts its members. Kept here rather than in the entry, where it would not fit
+    /// in the padding.
+    scope: u32,
     entry: Option<Entry<'s>>,
     /// The last waker made for a leaf in this slot, reused when nobody else holds it any more.
     waker: Cell<Option<Arc<LeafWaker>>>,
@@ -213,6 +287,14 @@ impl<'s> Waits<'s> {
                 *self = children;
                 None
             }
+        }
+    }
+
+    /// The coroutines it waits on, dropping the leaf if it holds one.
+    fn into_children(self) -> Keys<u64> {
+        match self {
+            Waits::Children(keys) => keys,
+            Waits::Leaf(_) => Keys::None,
         }
     }
 
@@ -328,7 +410,7 @@ impl<'s> Run<'s> {
     /// Joins the threads of leaves stopped by a timeout, once everything else has finished.
     pub(crate) fn finish_threads(&mut self) -> Result<(), Failure> {
         let mut first = None;
-        self.join_threads(|_, failure| {
+        self.join_threads(0, |_, failure| {
             if first.is_none() {
                 first = failure;
             }
@@ -339,18 +421,18 @@ impl<'s> Run<'s> {
         }
     }
 
-    /// Waits for every thread call told to stop, handing `joined` each one's index and failure.
-    /// A thread that ignores its cancellation blocks here; once the stall threshold passes, the
-    /// stall report names the calls still waited for.
-    fn join_threads(&mut self, mut joined: impl FnMut(usize, Option<Failure>)) {
-        let mut joins = std::mem::take(&mut self.joins);
+    /// Waits for the thread calls told to stop (the joins from index `from` on), handing
+    /// `joined` each one's index and failure. A thread that ignores its cancellation blocks
+    /// here; once the stall threshold passes, the stall report names the calls still waited for.
+    fn join_threads(&mut self, from: usize, mut joined: impl FnMut(usize, Option<Failure>)) {
+        let mut joins = self.joins.split_off(from);
         let since = Instant::now();
         let mut report_at = self.stall.as_ref().map(|(threshold, _)| since + *threshold);
         let mut i = 0;
         while let Some(join) = joins.get_mut(i) {
             match (join.wait)(report_at) {
                 Poll::Ready(failure) => {
-                    joined(i, failure);
+                    joined(from + i, failure);
                     i += 1;
                 }
                 Poll::Pending => {
@@ -384,6 +466,7 @@ impl<'s> Run<'s> {
             spare: 0,
             stall: None,
             now: Instant::now(),
+            scopes: HashMap::new(),
         }
     }
 
@@ -411,7 +494,9 @@ impl<'s> Run<'s> {
     pub(crate) fn advance(&mut self, mut rounds: usize) -> Result<Progress<()>, Failure> {
         let _advancing = self.remote.advancing();
         if let Some(submission) = self.submission.take() {
-            self.root_pending = self.submit(ROOT, submission)?;
+            self.root_pending = self
+                .submit(ROOT, submission)
+                .map_err(|refused| self.crash(Origin::Outside, Failure::Error(refused)))?;
             self.start_leaves()?;
         }
         loop {
@@ -502,79 +587,140 @@ impl<'s> Run<'s> {
     /// A timed wait ran out: stop what `key` waits on (and what only that waits on, and so on)
     /// by resuming it with a timeout error, then resume `key` with one.
     fn expire(&mut self, key: u32) -> Result<(), Failure> {
-        let mut todo = vec![(
-            key,
-            std::mem::replace(&mut self.entry(key).waits, Waits::NOTHING),
-        )];
-        while let Some((parent, waits)) = todo.pop() {
-            for &child in waits.children() {
-                let Some(child) = self.live(child) else {
-                    continue;
-                }; // finished meanwhile
-                let entry = self.entry(child);
-                if entry.waiters.others_than(parent) {
-                    entry.waiters.remove(parent);
-                    continue; // someone outside still waits on it
-                }
-                let task = entry.task.clone();
-                if task.started() {
-                    // Judged while still linked to its waiter, so that a failure is traced
-                    // through the chain that was waiting on it.
-                    let answered = self
-                        .resume::<false>(self.token(child), Input::Timeout)
-                        .and_then(|step| {
-                            panic::catch_unwind(AssertUnwindSafe(|| {
-                                answer(step, &*task, |error| {
-                                    error.is_timeout() || error.is_cancelled()
-                                })
-                            }))
-                        });
-                    let failure = match answered {
-                        Ok(Ok(_)) => None,
-                        Ok(Err(error)) => Some(Failure::Error(error)),
-                        Err(payload) => Some(Failure::Panic(payload)),
-                    };
-                    if let Some(failure) = failure {
-                        return Err(self.crash(Origin::Failed(child), failure));
-                    }
-                    self.stop_leaf(child)?;
-                } else if let Err(payload) =
-                    panic::catch_unwind(AssertUnwindSafe(|| task.discard()))
-                {
-                    return Err(self.crash(Origin::Outside, Failure::Panic(payload)));
-                }
-                let Entry {
-                    task: removed,
-                    waits,
-                    ..
-                } = self.remove(child);
-                removed.owner().set(Owner::Dead(Ended::TimedOut));
-                let dropped = panic::catch_unwind(AssertUnwindSafe(move || drop((task, removed))));
-                if let Err(payload) = dropped {
-                    return Err(self.crash(Origin::Outside, Failure::Panic(payload)));
-                }
-                todo.push((child, waits));
-            }
+        let waits = std::mem::replace(&mut self.entry(key).waits, Waits::NOTHING);
+        let mut todo = vec![(key, waits.into_children())];
+        let (joins, scope) = (self.joins.len(), self.slots[key as usize].scope);
+        let failed = self.stop(&mut todo, Input::Timeout, None);
+        if scope != ROOT {
+            // The threads it told to stop belong to the scope of the timed wait.
+            let stopped = self.joins.split_off(joins);
+            let caught = &self.scopes.get_mut(&scope).expect("open").caught;
+            caught.joins.borrow_mut().extend(stopped);
+        }
+        if let Some((origin, failure)) = failed {
+            // It fails the scope of the timed wait, which holds what was left to stop.
+            return match failure {
+                Failure::Error(error) if scope != ROOT => self.catch(scope, origin, error, todo),
+                failure => Err(self.crash(origin, failure)),
+            };
         }
         self.entry(key).pending = 0;
         self.step(self.token(key), Input::Deadline)
     }
 
-    /// Stops the leaf `key` holds, if any, with a timeout error, as [`expire`](Run::expire)
-    /// stops a child in the table.
-    fn stop_leaf(&mut self, key: u32) -> Result<(), Failure> {
-        if self.entry(key).waits.leaf().is_none() {
-            return Ok(());
+    /// Stops coroutines. Each `(waiter, tokens)` of `todo` names coroutines that `waiter` (being
+    /// stopped, or a boundary) waits on or has started. Each is resumed with `input` at its
+    /// suspension point (or dropped if it never started), then the leaf it holds is, and it
+    /// leaves the table; then so is what it waited on, and for a boundary, every member of its
+    /// scope. A work list, so nothing recurses.
+    ///
+    /// With `record` (a failed scope: all of it stops), how each one answered is filed there
+    /// and the walk goes on. Without (a timeout), one that someone else still waits on goes on,
+    /// and the walk ends at the first that answers with anything but that error, or panics: it
+    /// gives what happened and where, and leaves what it has not stopped yet in `todo`.
+    fn stop(
+        &mut self,
+        todo: &mut Vec<(u32, Keys<u64>)>,
+        input: Input,
+        mut record: Option<&mut Cancelled>,
+    ) -> Option<(Origin, Failure)> {
+        let ended = match input {
+            Input::Timeout => Ended::TimedOut,
+            _ => Ended::Cancelled,
+        };
+        while let Some((parent, tokens)) = todo.pop() {
+            let tokens = tokens.as_slice();
+            for (i, &child) in tokens.iter().enumerate() {
+                let Some(child) = self.live(child) else {
+                    continue;
+                }; // finished meanwhile
+                let entry = self.entry(child);
+                // A timeout stops only what nobody else waits on. A failed scope stops every
+                // member, whoever waits on it (all of them inside), so it need not look.
+                if record.is_none() && entry.waiters.others_than(parent) {
+                    entry.waiters.remove(parent);
+                    continue; // someone outside still waits on it
+                }
+                let (task, line) = (entry.task.clone(), entry.line);
+                let (token, frame) = (self.token(child), task.site().frame(line));
+                // Judged while still linked to its waiter, so that a failure is traced through
+                // the chain that was waiting on it.
+                let answered = if task.started() {
+                    self.resume::<false>(token, input).and_then(|step| {
+                        panic::catch_unwind(AssertUnwindSafe(|| {
+                            answer(step, &*task, |error| {
+                                error.is_timeout() || error.is_cancelled()
+                            })
+                        }))
+                    })
+                } else {
+                    panic::catch_unwind(AssertUnwindSafe(|| task.discard()))
+                        .map(|()| Ok(Error::cancelled()))
+                };
+                let mut failed = None;
+                match (answered, record.as_deref_mut()) {
+                    (answered, Some(cancelled)) => {
+                        let trace = |error: Error| error.traced(frame, Vec::new());
+                        let answered = answered.map(|a| a.map(trace).map_err(trace));
+                        cancelled.record(answered, true, None);
+                    }
+                    (Ok(Ok(_)), None) => {}
+                    (Ok(Err(error)), None) => {
+                        failed = Some((Origin::Failed(child), Failure::Error(error)));
+                    }
+                    (Err(payload), None) => {
+                        // A coroutine that never started is still in the table, to cancel.
+                        let origin = if task.started() {
+                            Origin::Failed(child)
+                        } else {
+                            Origin::Outside
+                        };
+                        failed = Some((origin, Failure::Panic(payload)));
+                    }
+                }
+                if failed.is_none() {
+                    // The leaf it holds, told to stop once its waiter has let go. A leaf
+                    // answers an error by failing with it: only a panic is news.
+                    if self.entry(child).waits.leaf().is_some() {
+                        let stopped = self.resume::<true>(token, input);
+                        let leaf = self.entry(child).waits.take_leaf().expect("checked");
+                        leaf.owner().set(Owner::Dead(ended));
+                        let dropped = panic::catch_unwind(AssertUnwindSafe(move || drop(leaf)));
+                        if let Err(payload) = stopped.and(dropped) {
+                            failed = Some((Origin::Outside, Failure::Panic(payload)));
+                        }
+                    }
+                    let members = self.take_members(child);
+                    let Entry {
+                        task: removed,
+                        waits,
+                        ..
+                    } = self.remove(child);
+                    removed.owner().set(Owner::Dead(ended));
+                    let dropped =
+                        panic::catch_unwind(AssertUnwindSafe(move || drop((task, removed))));
+                    if let Err(payload) = dropped {
+                        failed.get_or_insert((Origin::Outside, Failure::Panic(payload)));
+                    }
+                    todo.push((child, waits.into_children()));
+                    if let Some(members) = members {
+                        todo.push((child, Keys::Many(Box::new(members))));
+                    }
+                }
+                match (failed, record.as_deref_mut()) {
+                    (None, _) => {}
+                    (Some((_, Failure::Panic(payload))), Some(cancelled)) => {
+                        cancelled.panic.get_or_insert(payload);
+                    }
+                    (Some(failed), _) => {
+                        let rest = tokens[i + 1..].to_vec();
+                        todo.push((parent, Keys::Many(Box::new(rest))));
+                        return Some(failed);
+                    }
+                }
+            }
         }
-        // A leaf answers an error by failing with it: only a panic is news.
-        let stopped = self.resume::<true>(self.token(key), Input::Timeout);
-        let leaf = self.entry(key).waits.take_leaf().expect("checked");
-        leaf.owner().set(Owner::Dead(Ended::TimedOut));
-        let dropped = panic::catch_unwind(AssertUnwindSafe(move || drop(leaf)));
-        match stopped.and(dropped) {
-            Ok(()) => Ok(()),
-            Err(payload) => Err(self.crash(Origin::Outside, Failure::Panic(payload))),
-        }
+        None
     }
 
     /// Resumes one coroutine, or (if `HELD`) the leaf it holds, catching a panic.
@@ -631,7 +777,7 @@ impl<'s> Run<'s> {
         match self.resume::<false>(token, input) {
             Ok(Step::Yield(request)) => {
                 self.entry(key).line = request.line();
-                let submission = request.into_submission();
+                let mut submission = request.into_submission();
                 if submission.is_pause() {
                     self.ready.push_back(token); // a plain pause: to the back of the queue
                     return Ok(());
@@ -647,8 +793,18 @@ impl<'s> Run<'s> {
                 }
                 self.entry(key).waits = Waits::NOTHING;
                 let deadline = submission.deadline();
-                let pending = self.submit(key, submission)?;
-                self.entry(key).pending = pending;
+                if let Some(caught) = submission.take_boundary() {
+                    self.open(key, caught);
+                }
+                let pending = match self.submit(key, submission) {
+                    Ok(pending) => pending,
+                    Err(refused) => {
+                        return self.fail(Origin::Suspended(key), Failure::Error(refused));
+                    }
+                };
+                let entry = self.entry(key);
+                entry.pending += pending; // a boundary has counted its members as they joined
+                let pending = entry.pending;
                 match deadline {
                     _ if pending == 0 => self.ready.push_back(token),
                     Some(deadline) => self.timers.push(deadline, token | DEADLINE),
@@ -660,9 +816,7 @@ impl<'s> Run<'s> {
             }
             Ok(Step::Park(deadline)) => self.park(token, deadline),
             Ok(Step::Done) => self.finish(key)?,
-            Ok(Step::Fail(error)) => {
-                return Err(self.crash(Origin::Failed(key), Failure::Error(error)));
-            }
+            Ok(Step::Fail(error)) => return self.fail(Origin::Failed(key), Failure::Error(error)),
             Err(payload) => return Err(self.crash(Origin::Failed(key), Failure::Panic(payload))),
         }
         Ok(())
@@ -711,7 +865,9 @@ impl<'s> Run<'s> {
                 leaf.owner().set(Owner::Finished);
                 Ok(true) // the waiter holds the other handle: nothing is dropped here
             }
-            Ok(Step::Fail(error)) => Err(self.crash(Origin::Leaf(key), Failure::Error(error))),
+            Ok(Step::Fail(error)) => self
+                .fail(Origin::Leaf(key), Failure::Error(error))
+                .map(|()| false),
             Ok(Step::Yield(_)) => unreachable!("a leaf does not yield"),
             Err(payload) => Err(self.crash(Origin::Leaf(key), Failure::Panic(payload))),
         }
@@ -749,35 +905,46 @@ impl<'s> Run<'s> {
     }
 
     /// Files what `waiter` yielded: schedules new coroutines, and returns how many it must wait
-    /// for.
-    pub(crate) fn submit(
-        &mut self,
-        waiter: u32,
-        submission: Submission<'s>,
-    ) -> Result<u32, Failure> {
+    /// for; or the error that refuses what it yielded.
+    pub(crate) fn submit(&mut self, waiter: u32, submission: Submission<'s>) -> Result<u32, Error> {
         let (first, rest) = submission.into_parts();
         if !rest.is_empty() {
             let count = usize::from(first.is_some()) + rest.len();
             self.slots.reserve(count.saturating_sub(self.free.len()));
             self.ready.reserve(count);
         }
+        let scope = if waiter == ROOT {
+            ROOT
+        } else {
+            self.slots[waiter as usize].scope
+        };
         let mut pending = 0;
         let rest = rest.into_iter().map(|s| (s.task, s.wait));
         for (task, wait) in first.map(|task| (task, true)).into_iter().chain(rest) {
-            pending += self.file(waiter, task, wait)?;
+            pending += self.file(waiter, scope, task, wait)?;
         }
         Ok(pending)
     }
 
-    /// Files one coroutine `waiter` yielded: returns 1 if `waiter` must wait for it.
-    fn file(&mut self, waiter: u32, task: Rc<dyn Task + 's>, wait: bool) -> Result<u32, Failure> {
+    /// Files one coroutine `waiter` yielded, into `scope` if new: returns 1 if `waiter` must
+    /// wait for it. One scheduled in another isolated scope is refused, as one of another run
+    /// is: a failure there would not reach `waiter`, nor one here its waiters there.
+    fn file(
+        &mut self,
+        waiter: u32,
+        scope: u32,
+        task: Rc<dyn Task + 's>,
+        wait: bool,
+    ) -> Result<u32, Error> {
         let key = match task.owner().get() {
             Owner::Finished => return Ok(0),
-            Owner::Fresh => self.insert(task),
-            Owner::Scheduled { run, key } if run == self.id && self.holds(key, &task) => {
+            Owner::Fresh => self.insert(task, scope),
+            Owner::Scheduled { run, key }
+                if run == self.id && self.holds(key, &task) && self.member_scope(key) == scope =>
+            {
                 if wait && let Some(cycle) = self.find_cycle(waiter, key) {
                     let error = Error::cancelled_because(format!("cycle detected: {cycle}"));
-                    return Err(self.crash(Origin::Suspended(waiter), Failure::Error(error)));
+                    return Err(error);
                 }
                 key
             }
@@ -788,8 +955,8 @@ impl<'s> Run<'s> {
                         format!("coroutine `{name}` failed, so it has no output to give")
                     }
                     Owner::Dead(Ended::Cancelled) => format!(
-                        "coroutine `{name}` was cancelled when its run failed, so it has no \
-                         output to give; it is never started again"
+                        "coroutine `{name}` was cancelled when its run (or the isolate it \
+                         ran in) failed, so it has no output to give; it is never started again"
                     ),
                     Owner::Dead(Ended::TimedOut) => format!(
                         "coroutine `{name}` was stopped by a timeout, so it has no output to \
@@ -801,12 +968,7 @@ impl<'s> Run<'s> {
                          several loops, pass it through `tinyio::copy`"
                     ),
                 });
-                let origin = if waiter == ROOT {
-                    Origin::Outside
-                } else {
-                    Origin::Suspended(waiter)
-                };
-                return Err(self.crash(origin, Failure::Error(error)));
+                return Err(error);
             }
         };
         if !wait || !self.entry(key).waiters.push(waiter) {
@@ -821,15 +983,17 @@ impl<'s> Run<'s> {
 
     /// Starts the leaves scheduled by the request just filed.
     fn start_leaves(&mut self) -> Result<(), Failure> {
-        for i in 0..self.fresh_leaves.len() {
-            let token = self.token(self.fresh_leaves[i]);
-            self.step(token, Input::Go)?;
+        // A failure of an isolated scope empties the list: the leaves left were in that scope.
+        let mut i = 0;
+        while let Some(&key) = self.fresh_leaves.get(i) {
+            self.step(self.token(key), Input::Go)?;
+            i += 1;
         }
         self.fresh_leaves.clear();
         Ok(())
     }
 
-    fn insert(&mut self, task: Rc<dyn Task + 's>) -> u32 {
+    fn insert(&mut self, task: Rc<dyn Task + 's>, scope: u32) -> u32 {
         // Until it first suspends, a coroutine is placed at its definition.
         let line = task.site().line;
         let key = match self.free.pop() {
@@ -843,6 +1007,7 @@ impl<'s> Run<'s> {
                 let key = key.expect("more than 4 billion coroutines at once");
                 self.slots.resize_with(key as usize + 1, || Slot {
                     generation: 0,
+                    scope: ROOT,
                     entry: None,
                     waker: Cell::new(None),
                 });
@@ -856,15 +1021,19 @@ impl<'s> Run<'s> {
         // Built in place, into a slot known to be empty (and a new slot made by `resize_with`
         // rather than `push`): built first and moved in, the entry and the slot were read back
         // in pieces spanning the writes that made them, which stalls the processor (W3 -4%).
-        let slot = &mut self.slots[key as usize].entry;
-        assert!(slot.is_none(), "a free slot is empty");
-        *slot = Some(Entry {
+        let slot = &mut self.slots[key as usize];
+        assert!(slot.entry.is_none(), "a free slot is empty");
+        slot.entry = Some(Entry {
             line,
             task,
             waiters: Waiters::None,
             waits: Waits::NOTHING,
             pending: 0,
         });
+        slot.scope = scope;
+        if scope != ROOT {
+            self.join(scope, key);
+        }
         let run = self.id;
         let task = &self.entry(key).task;
         task.owner().set(Owner::Scheduled { run, key });
@@ -876,9 +1045,90 @@ impl<'s> Run<'s> {
         key
     }
 
+    /// Inlined: out of line, it costs every coroutine a copy of its entry on the way out.
+    #[inline(always)]
     fn remove(&mut self, key: u32) -> Entry<'s> {
         self.free.push(key);
-        self.slots[key as usize].entry.take().expect("live key")
+        let slot = &mut self.slots[key as usize];
+        let (entry, scope) = (slot.entry.take().expect("live key"), slot.scope);
+        if scope != ROOT {
+            self.leave(key, scope);
+        }
+        entry
+    }
+
+    /// `key` yielded the work of an [`isolate`](crate::isolate): it becomes the boundary of a
+    /// scope of its own, which what it yielded joins.
+    fn open(&mut self, key: u32, caught: Rc<Caught>) {
+        let parent = std::mem::replace(&mut self.slots[key as usize].scope, key);
+        let members = Vec::new();
+        let scope = Scope {
+            parent,
+            caught,
+            members,
+        };
+        self.scopes.insert(key, scope);
+    }
+
+    /// `key`, just inserted, joins the scope of the boundary `scope`. Out of line, as `leave`.
+    #[inline(never)]
+    fn join(&mut self, scope: u32, key: u32) {
+        let member = self.token(key);
+        let boundary = self.entry(scope);
+        boundary.pending += 1;
+        let live = boundary.pending as usize;
+        let members = &mut self.scopes.get_mut(&scope).expect("open").members;
+        members.push(member);
+        if members.len() >= 2 * live + 8 {
+            let slots = &self.slots;
+            members.retain(|&member| {
+                let slot = &slots[member as u32 as usize];
+                slot.entry.is_some() && token(member as u32, slot.generation) == member
+            });
+        }
+    }
+
+    /// `key`, taken out of the table, leaves `scope` (its own key if it is a boundary). The
+    /// last member to leave readies the boundary. A scope being stopped has no record any more:
+    /// its members leave it quietly. Out of line, so that `remove`, which every coroutine pays,
+    /// stays small enough to be inlined.
+    #[inline(never)]
+    fn leave(&mut self, key: u32, scope: u32) {
+        let scope = if scope == key {
+            match self.scopes.remove(&key) {
+                Some(closed) => closed.parent,
+                None => return,
+            }
+        } else {
+            scope
+        };
+        if scope == ROOT || !self.scopes.contains_key(&scope) {
+            return;
+        }
+        let boundary = self.entry(scope);
+        boundary.pending -= 1;
+        if boundary.pending == 0 {
+            self.schedule(scope);
+        }
+    }
+
+    /// The isolated scope `key` belongs to (`ROOT`: none).
+    fn member_scope(&self, key: u32) -> u32 {
+        let scope = self.slots[key as usize].scope;
+        if scope != key {
+            return scope;
+        }
+        self.scopes.get(&key).map_or(ROOT, |scope| scope.parent)
+    }
+
+    /// If `key` is a boundary, the members of its scope, taken for a stop to stop them too.
+    /// (The boundary, stopped first, has joined the threads its timeouts told to stop.)
+    fn take_members(&mut self, key: u32) -> Option<Vec<u64>> {
+        if self.slots[key as usize].scope != key {
+            return None;
+        }
+        let scope = self.scopes.get_mut(&key)?;
+        Some(std::mem::take(&mut scope.members))
     }
 
     /// A coroutine finished: wake whoever waited on it.
@@ -960,7 +1210,8 @@ impl<'s> Run<'s> {
     }
 
     /// The frame of `key`, and the frames of the chain of single waiters above it, outermost
-    /// first. The chain stops where no one, or more than one, waits.
+    /// first. The chain stops where no one, or more than one, waits, or where the waiter has
+    /// left the table (stopped by a timeout, above a coroutine being stopped).
     /// Also gives the keys of that chain.
     fn frames(&self, key: u32) -> (Frame, Vec<Frame>, HashSet<u32>) {
         let frame = |key: u32| {
@@ -971,7 +1222,9 @@ impl<'s> Run<'s> {
         let mut up = key;
         while let Some(entry) = &self.slots[up as usize].entry {
             match entry.waiters {
-                Waiters::One(waiter) if waiter != ROOT => {
+                Waiters::One(waiter)
+                    if waiter != ROOT && self.slots[waiter as usize].entry.is_some() =>
+                {
                     outer.push(frame(waiter));
                     chain.insert(waiter);
                     up = waiter;
@@ -983,36 +1236,103 @@ impl<'s> Run<'s> {
         (frame(key), outer, chain)
     }
 
-    /// Something failed: cancel everything, join the threads, and return the error to raise.
-    pub(crate) fn crash(&mut self, origin: Origin, failure: Failure) -> Failure {
-        let mut failure = failure;
-        // The coroutines on the error's trace: their cancellations are part of that story, so
-        // they are not listed again in a group (as the original's trace stitching does).
-        let mut on_trace = HashSet::new();
-        if let Origin::Failed(key) | Origin::Suspended(key) | Origin::Leaf(key) = origin
-            && let Failure::Error(error) = failure
-        {
-            let (frame, mut outer, chain) = self.frames(key);
-            failure = Failure::Error(match self.entry(key).waits.leaf() {
-                Some(leaf) if matches!(origin, Origin::Leaf(_)) => {
-                    outer.push(frame);
-                    error.traced(leaf.site().definition(), outer)
-                }
-                _ => error.traced(frame, outer),
-            });
-            on_trace = chain;
+    /// Something failed at `origin`. An error inside an isolated scope fails that scope alone
+    /// (see [`catch`](Run::catch)); anything else crashes the run.
+    fn fail(&mut self, origin: Origin, failure: Failure) -> Result<(), Failure> {
+        let scope = match origin {
+            Origin::Failed(key) | Origin::Leaf(key) => self.member_scope(key),
+            // The scope of what it yielded: its own, if it is a boundary refusing its work.
+            Origin::Suspended(key) => self.slots[key as usize].scope,
+            Origin::Outside => ROOT,
+        };
+        match failure {
+            Failure::Error(error) if scope != ROOT => self.catch(scope, origin, error, Vec::new()),
+            failure => Err(self.crash(origin, failure)),
         }
-        let mut cancelled = Cancelled::default();
+    }
+
+    /// An error failed the isolated scope of `boundary`. Every member is stopped, as a timeout
+    /// stops its work but with a cancellation error; what `todo` holds too (what a timeout in
+    /// this scope was stopping when the error came). Threads told to stop are joined (those a
+    /// timeout inside stopped earlier, by the boundary: see [`Caught`]). The boundary is then
+    /// readied to give the error, grouped with any met while cancelling (as
+    /// [`ErrorGroup::Auto`] does); or, if anything panicked meanwhile, the run crashes.
+    fn catch(
+        &mut self,
+        boundary: u32,
+        origin: Origin,
+        error: Error,
+        mut todo: Vec<(u32, Keys<u64>)>,
+    ) -> Result<(), Failure> {
+        let error = match origin {
+            // What the boundary yielded was refused: nothing inside ran, there is no chain.
+            Origin::Suspended(key) if key == boundary => error,
+            _ => self.trace(origin, error).0,
+        };
+        let scope = self
+            .scopes
+            .remove(&boundary)
+            .expect("a waiting boundary is open");
+        let (mut cancelled, joins) = (Cancelled::default(), self.joins.len());
+        todo.push((boundary, Keys::Many(Box::new(scope.members))));
+        if let Some(children) = self.take_failed(origin, &mut cancelled) {
+            todo.push(children);
+        }
+        // Caught inside a step that may pause in place: a member being cancelled may not.
+        let spare = std::mem::take(&mut self.spare);
+        self.stop(&mut todo, Input::Cancel, Some(&mut cancelled));
+        self.spare = spare;
+        self.join_threads(joins, |_, failure| cancelled.joined(failure));
+        self.fresh_leaves.clear();
+        if let Some(payload) = cancelled.panic {
+            return Err(self.crash(Origin::Outside, Failure::Panic(payload)));
+        }
+        let errors = std::iter::once(error).chain(cancelled.others);
+        scope.caught.error.set(group(errors.collect()));
+        // No longer a boundary: it finishes as a member of the scope it is in.
+        self.slots[boundary as usize].scope = scope.parent;
+        self.entry(boundary).pending = 0;
+        self.schedule(boundary);
+        Ok(())
+    }
+
+    /// The error of a failure at `origin`, traced through the chain of coroutines that waited
+    /// on it; and the keys of that chain.
+    fn trace(&self, origin: Origin, error: Error) -> (Error, HashSet<u32>) {
+        let (Origin::Failed(key) | Origin::Suspended(key) | Origin::Leaf(key)) = origin else {
+            return (error, HashSet::new());
+        };
+        let (frame, mut outer, chain) = self.frames(key);
+        let entry = self.slots[key as usize].entry.as_ref().expect("live key");
+        let error = match entry.waits.leaf() {
+            Some(leaf) if matches!(origin, Origin::Leaf(_)) => {
+                outer.push(frame);
+                error.traced(leaf.site().definition(), outer)
+            }
+            _ => error.traced(frame, outer),
+        };
+        (error, chain)
+    }
+
+    /// Takes what failed out of the run and drops it: the coroutine (whose held leaf, if it
+    /// failed answering a timeout, is cancelled as any other), or the leaf its holder waits on.
+    /// Gives what the failed coroutine was waiting on, if it was.
+    fn take_failed(
+        &mut self,
+        origin: Origin,
+        cancelled: &mut Cancelled,
+    ) -> Option<(u32, Keys<u64>)> {
+        let mut children = None;
         let failed = match origin {
             Origin::Failed(key) => {
                 let Entry {
                     task, mut waits, ..
                 } = self.remove(key);
-                // A leaf it held (when it failed answering a timeout) is cancelled as any other.
                 if let Some(leaf) = waits.take_leaf() {
                     let frame = leaf.site().definition();
-                    self.cancel_into(leaf, frame, true, &mut cancelled);
+                    self.cancel_into(leaf, frame, true, cancelled);
                 }
+                children = Some((key, waits.into_children()));
                 Some(task)
             }
             Origin::Leaf(key) => self.entry(key).waits.take_leaf(),
@@ -1021,23 +1341,37 @@ impl<'s> Run<'s> {
         if let Some(task) = failed {
             task.owner().set(Owner::Dead(Ended::Failed));
             if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| drop(task))) {
-                cancelled.panic = Some(payload);
+                cancelled.panic.get_or_insert(payload);
             }
         }
+        children
+    }
+
+    /// Something failed: cancel everything, join the threads, and return the error to raise.
+    pub(crate) fn crash(&mut self, origin: Origin, failure: Failure) -> Failure {
+        // The coroutines on the error's trace: their cancellations are part of that story, so
+        // they are not listed again in a group (as the original's trace stitching does).
+        let (failure, on_trace) = match failure {
+            Failure::Error(error) => {
+                let (error, chain) = self.trace(origin, error);
+                (Failure::Error(error), chain)
+            }
+            panic => (panic, HashSet::new()),
+        };
+        let mut cancelled = Cancelled::default();
+        self.take_failed(origin, &mut cancelled);
         self.cancel_all(&on_trace, &mut cancelled);
         let mut awaiting = std::mem::take(&mut cancelled.awaiting)
             .into_iter()
             .peekable();
-        self.join_threads(|i, failure| {
+        self.join_threads(0, |i, failure| {
             let clean = awaiting.next_if(|(j, _)| *j == i).map(|(_, clean)| clean);
             match failure {
-                Some(Failure::Error(error)) => cancelled.others.push(error),
-                Some(Failure::Panic(payload)) => {
-                    cancelled.panic.get_or_insert(payload);
-                }
                 None => cancelled.clean.extend(clean),
+                failure => cancelled.joined(failure),
             }
         });
+        self.scopes.clear();
         self.ready.clear();
         self.timers.clear();
         self.fresh_leaves.clear();
@@ -1071,15 +1405,15 @@ impl<'s> Run<'s> {
                 .site()
                 .name
         };
-        let entries = self.slots.iter().filter_map(|slot| slot.entry.as_ref());
-        let suspended = entries.filter(|e| e.task.started() && !e.task.is_leaf());
+        let entries = (self.slots.iter().enumerate())
+            .filter_map(|(key, slot)| Some((key as u32, slot.entry.as_ref()?)));
+        let suspended = entries.filter(|(_, e)| e.task.started() && !e.task.is_leaf());
         let coroutines = suspended
-            .map(|entry| Suspended {
+            .map(|(key, entry)| Suspended {
                 frame: entry.task.site().frame(entry.line),
-                waits_on: entry
-                    .waits
-                    .children()
-                    .iter()
+                // A boundary waits on the members of its scope.
+                waits_on: (entry.waits.children().iter())
+                    .chain(self.scopes.get(&key).map_or(&[][..], |s| &s.members))
                     .filter_map(|&t| self.live(t))
                     .map(name)
                     .chain(entry.waits.leaf().map(|leaf| leaf.site().name))
@@ -1165,6 +1499,16 @@ impl<'s> Run<'s> {
     }
 }
 
+/// Errors as an isolated scope gives them, grouped as [`ErrorGroup::Auto`] does: the first
+/// alone, or a group if there are more; `None` if there are none.
+fn group(mut errors: Vec<Error>) -> Option<Error> {
+    match errors.len() {
+        0 => None,
+        1 => errors.pop(),
+        _ => Some(Error::from_group(errors)),
+    }
+}
+
 /// How a coroutine answered an error delivered at its suspension point (a cancellation, a
 /// timeout): `Ok` with the error it propagated if `clean` accepts it, else `Err` with what it
 /// did instead. One that yielded again is dropped without running further, with what it
@@ -1207,6 +1551,17 @@ struct Cancelled {
 }
 
 impl Cancelled {
+    /// Files what a thread told to stop failed with, if anything.
+    fn joined(&mut self, failure: Option<Failure>) {
+        match failure {
+            Some(Failure::Error(error)) => self.others.push(error),
+            Some(Failure::Panic(payload)) => {
+                self.panic.get_or_insert(payload);
+            }
+            None => {}
+        }
+    }
+
     /// Files how one coroutine took its cancellation; a clean one is listed if `listed`, once
     /// its thread is joined if it pushed the join numbered `join`.
     fn record(

@@ -30,8 +30,8 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 /// cleared before it runs. Waiters are woken in the order they began to wait.
 ///
 /// A wait and a `set` between coroutines of one loop take no lock: the event keeps the first
-/// waiter of the first loop to wait on it (its home; a run of `isolate` or `to_future` counts
-/// as a loop of its own) in an atomic word. Further waiters, and waiters of other loops, queue
+/// waiter of the first loop to wait on it (its home; a run of `to_future` counts as a loop of
+/// its own) in an atomic word. Further waiters, and waiters of other loops, queue
 /// behind it under a lock.
 ///
 /// ```

@@ -4,6 +4,7 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use crate::coro::{Coroutine, OutputOf, SharedCoroutine, Task};
+use crate::run::Caught;
 
 /// A value that `yield_!` accepts and [`Loop::run`](crate::Loop::run) runs.
 ///
@@ -82,6 +83,9 @@ struct Contents<'s> {
     background: bool,
     /// For a timed wait (see `timeout`): when to give up.
     deadline: Option<Instant>,
+    /// For the yield of an [`isolate`](crate::isolate): what the run leaves for the boundary
+    /// to read when it resumes it.
+    boundary: Option<Rc<Caught>>,
 }
 
 /// A submitted coroutine, and whether the yielding coroutine waits for it.
@@ -139,7 +143,7 @@ impl<'s> Submission<'s> {
     }
 
     /// Pushes what `submit` pushes in the background, and returns what it returns.
-    fn background<R>(&mut self, submit: impl FnOnce(&mut Self) -> R) -> R {
+    pub(crate) fn background<R>(&mut self, submit: impl FnOnce(&mut Self) -> R) -> R {
         let outer = std::mem::replace(&mut self.contents().background, true);
         let pending = submit(self);
         self.contents().background = outer;
@@ -157,6 +161,20 @@ impl<'s> Submission<'s> {
     pub(crate) fn set_deadline(&mut self, deadline: Option<Instant>) {
         if deadline.is_some() {
             self.contents().deadline = deadline;
+        }
+    }
+
+    /// Makes this the yield of an isolated scope's boundary (see [`isolate`](crate::isolate)).
+    pub(crate) fn set_boundary(&mut self, caught: Rc<Caught>) {
+        self.contents().boundary = Some(caught);
+    }
+
+    /// Takes what [`set_boundary`](Submission::set_boundary) set.
+    #[inline]
+    pub(crate) fn take_boundary(&mut self) -> Option<Rc<Caught>> {
+        match &mut self.0 {
+            Inner::Other(Some(contents)) => contents.boundary.take(),
+            _ => None,
         }
     }
 
