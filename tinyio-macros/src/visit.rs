@@ -2,18 +2,20 @@ use crate::valid;
 use proc_macro2::{Delimiter, Group, Ident, Span, TokenStream, TokenTree};
 use quote::{ToTokens, quote, quote_spanned};
 use syn::visit_mut::{self, VisitMut};
-use syn::{Block, Error, Expr, Item, Lifetime, Macro, Stmt};
+use syn::{Block, Error, Expr, Item, Lifetime, Macro, Path, Stmt};
 
 /// Rewrites `yield_!` and `try_yield!` in a coroutine body into suspension calls, turns `return`
 /// into a `break` out of the `body` block, its value checked against `output` on its own, and
 /// reports `.await`.
 pub(crate) fn rewrite(
     block: &mut Block,
+    krate: &Path,
     co: &Ident,
     body: &Lifetime,
     output: Option<&TokenStream>,
 ) -> Vec<Error> {
     let mut rewriter = Rewriter {
+        krate,
         co,
         body,
         output,
@@ -24,6 +26,7 @@ pub(crate) fn rewrite(
 }
 
 struct Rewriter<'a> {
+    krate: &'a Path,
     co: &'a Ident,
     body: &'a Lifetime,
     output: Option<&'a TokenStream>,
@@ -64,9 +67,15 @@ impl Rewriter<'_> {
             }
         };
         let co = self.co;
+        // The whole call at the `yield_!`, so that rustc reports on it there.
+        let krate = self.krate.to_token_stream().into_iter().map(|mut token| {
+            token.set_span(span);
+            token
+        });
+        let krate: TokenStream = krate.collect();
         let question = matches!(kind, Suspend::Yield).then(|| quote_spanned!(span=> ?));
         Some(quote_spanned! {span=>
-            (::tinyio::__private::suspend(&#co, #value, ::core::line!()).await #question)
+            (#krate::__private::suspend(&#co, #value, ::core::line!()).await #question)
         })
     }
 

@@ -51,6 +51,25 @@ pub use crate::yieldable::{Background, Yieldable, background};
 /// assert_eq!(Loop::new().run(add_one(1)).unwrap(), 2);
 /// ```
 ///
+/// The expansion names the runtime crate as your Cargo.toml does, so a renamed dependency
+/// (`tio = { package = "tinyio-loop", version = "0.1" }`, then `#[tio::coroutine]`) works. Where
+/// the crate is reached some other way, such as a re-export, give its path (without quotes) with
+/// `crate = path`:
+///
+/// ```
+/// mod runtime {
+///     pub use tinyio::*;
+/// }
+///
+/// #[tinyio::coroutine(crate = runtime)]
+/// fn two() -> u8 {
+///     yield_!();
+///     2
+/// }
+///
+/// assert_eq!(tinyio::Loop::new().run(two()).unwrap(), 2);
+/// ```
+///
 /// It is equivalent to writing the coroutine by hand through the hidden entry points that the
 /// attribute calls (shown for reading, not as API):
 ///
