@@ -38,6 +38,89 @@ use std::panic::Location;
 /// let names: Vec<&str> = err.trace().iter().map(|f| f.name()).collect();
 /// assert_eq!(names, ["outer", "inner"]);
 /// ```
+///
+/// # With other error types
+///
+/// Inside a coroutine, `?` raises anything that converts into
+/// `Box<dyn std::error::Error + Send + Sync>`: an error type, an `anyhow::Error`, a boxed error, a
+/// `String`. [`downcast_ref`](Error::downcast_ref) gives an error type back; a `tinyio::Error`
+/// (from a nested loop, say) is raised as itself, its trace kept.
+///
+/// ```
+/// use tinyio::Loop;
+///
+/// #[tinyio::coroutine]
+/// fn parse(text: &'static str) -> u32 {
+///     yield_!();
+///     text.parse()?
+/// }
+///
+/// #[tinyio::coroutine]
+/// fn with_anyhow() -> u32 {
+///     Err(anyhow::anyhow!("from anyhow"))?
+/// }
+///
+/// #[tinyio::coroutine]
+/// fn with_box() -> u32 {
+///     let result: Result<u32, Box<dyn std::error::Error + Send + Sync>> = Err("boxed".into());
+///     result?
+/// }
+///
+/// #[tinyio::coroutine]
+/// fn with_string() -> u32 {
+///     Err(format!("{} out of range", 300))?
+/// }
+///
+/// #[tinyio::coroutine]
+/// fn nested() -> u32 {
+///     Loop::new().run(parse("x"))?
+/// }
+///
+/// let err = Loop::new().run(parse("x")).unwrap_err();
+/// assert!(err.downcast_ref::<std::num::ParseIntError>().is_some());
+/// assert_eq!(Loop::new().run(with_anyhow()).unwrap_err().to_string(), "from anyhow");
+/// assert_eq!(Loop::new().run(with_box()).unwrap_err().to_string(), "boxed");
+/// assert_eq!(Loop::new().run(with_string()).unwrap_err().to_string(), "300 out of range");
+///
+/// let err = Loop::new().run(nested()).unwrap_err();
+/// assert!(err.downcast_ref::<std::num::ParseIntError>().is_some());
+/// let names: Vec<&str> = err.trace().iter().map(|f| f.name()).collect();
+/// assert_eq!(names, ["nested", "parse"]);
+/// ```
+///
+/// The other way, a `tinyio::Error` is a `std::error::Error` and converts into `anyhow::Error`
+/// or a `Box<dyn Error>` with `?`. Its source chain starts with its trace, displayed on one line,
+/// followed by the original error's sources, so that a report such as `anyhow`'s `{:?}` shows
+/// where the error went. Its own `{:?}`, which `fn main() -> Result<(), tinyio::Error>` prints,
+/// shows the trace and then the causes.
+///
+/// ```
+/// use tinyio::Loop;
+///
+/// #[derive(Debug, thiserror::Error)]
+/// #[error("could not load the configuration")]
+/// struct LoadError(#[source] std::io::Error);
+///
+/// #[tinyio::coroutine]
+/// fn load() -> String {
+///     yield_!();
+///     Err(LoadError(std::io::Error::other("disk full")))?
+/// }
+///
+/// fn run() -> anyhow::Result<String> {
+///     Ok(Loop::new().run(load())?)
+/// }
+///
+/// let report = format!("{:?}", run().unwrap_err());
+/// assert!(report.starts_with("could not load the configuration\n\nCaused by:\n"), "{report}");
+/// assert!(report.contains("    0: in coroutine load at "), "{report}");
+/// assert!(report.contains("    1: disk full"), "{report}");
+///
+/// let err = Loop::new().run(load()).unwrap_err();
+/// let debug = format!("{err:?}");
+/// assert!(debug.starts_with("could not load the configuration\ncoroutine trace"), "{debug}");
+/// assert!(debug.ends_with("\n\nCaused by:\n    disk full"), "{debug}");
+/// ```
 pub struct Error(Box<Inner>);
 
 struct Inner {
@@ -74,19 +157,30 @@ enum Kind {
 }
 
 impl Error {
-    /// Wraps any error. `?` inside a coroutine does this for you.
+    /// Wraps any error: anything that converts into `Box<dyn std::error::Error + Send + Sync>`,
+    /// such as an error type, an `anyhow::Error`, a `String` or a `&'static str`. `?` inside a
+    /// coroutine does this for you. A `tinyio::Error` (boxed or not) comes back as itself, its
+    /// trace kept; an error type can be had back with [`downcast_ref`](Error::downcast_ref).
     ///
     /// ```
     /// let err = tinyio::Error::new(std::io::Error::other("disk full"));
     /// assert_eq!(err.to_string(), "disk full");
     /// assert!(err.downcast_ref::<std::io::Error>().is_some());
+    ///
+    /// let boxed: Box<dyn std::error::Error + Send + Sync> = Box::new(std::fmt::Error);
+    /// assert!(tinyio::Error::new(boxed).downcast_ref::<std::fmt::Error>().is_some());
+    /// assert_eq!(tinyio::Error::new(String::from("no luck")).to_string(), "no luck");
     /// ```
-    pub fn new<E: StdError + Send + Sync + 'static>(error: E) -> Self {
+    pub fn new<E: Into<Box<dyn StdError + Send + Sync>> + 'static>(error: E) -> Self {
         let mut slot = Some(error);
         if let Some(error) = (&mut slot as &mut dyn Any).downcast_mut::<Option<Error>>() {
             return error.take().expect("just filled");
         }
-        Self::from_kind(Kind::Other(Box::new(slot.expect("not taken"))))
+        let boxed: Box<dyn StdError + Send + Sync> = slot.expect("not taken").into();
+        match boxed.downcast::<Error>() {
+            Ok(error) => *error,
+            Err(other) => Self::from_kind(Kind::Other(other)),
+        }
     }
 
     /// An error with a message and no other payload. See also [`bail!`](crate::bail).
@@ -248,12 +342,40 @@ impl Error {
     }
 }
 
+/// The source of an error that went through a loop is its trace (the [`Inner`] of its original
+/// error, displayed as one line), whose source is the original error's: so reports that print a
+/// source chain, such as `anyhow`'s, show where the error went.
 impl StdError for Error {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        match &self.original().0.kind {
-            Kind::Other(error) => error.source(),
-            _ => None,
+        let original = &self.original().0;
+        if original.trace.is_empty() {
+            original.kind.source()
+        } else {
+            Some(&**original)
         }
+    }
+}
+
+impl StdError for Inner {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.kind.source()
+    }
+}
+
+impl fmt::Display for Inner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "in coroutine ")?;
+        for (i, frame) in self.trace.iter().enumerate() {
+            let arrow = if i == 0 { "" } else { " -> " };
+            write!(f, "{arrow}{frame}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Inner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
     }
 }
 
@@ -284,7 +406,21 @@ impl fmt::Debug for Error {
             }
             kind => {
                 write!(f, "{kind}")?;
-                self.write_trace(f)
+                self.write_trace(f)?;
+                // The causes, as `anyhow` prints them: numbered when there are several.
+                let mut causes = std::iter::successors(kind.source(), |&cause| cause.source());
+                if let Some(first) = causes.next() {
+                    write!(f, "\n\nCaused by:")?;
+                    let several = first.source().is_some();
+                    for (i, cause) in std::iter::once(first).chain(causes).enumerate() {
+                        let cause = cause.to_string().replace('\n', "\n       ");
+                        match several {
+                            true => write!(f, "\n    {i}: {cause}")?,
+                            false => write!(f, "\n    {cause}")?,
+                        }
+                    }
+                }
+                Ok(())
             }
         }
     }
@@ -441,12 +577,12 @@ macro_rules! bail {
     };
 }
 
-/// What a coroutine body returns on `?`. Any `std::error::Error + Send + Sync + 'static`
-/// converts into it, `tinyio::Error` included (unwrapped, not nested).
+/// What a coroutine body returns on `?`: anything [`Error::new`] takes converts into it,
+/// `tinyio::Error` included (unwrapped, not nested).
 #[doc(hidden)]
 pub struct Raise(pub(crate) Error);
 
-impl<E: StdError + Send + Sync + 'static> From<E> for Raise {
+impl<E: Into<Box<dyn StdError + Send + Sync>> + 'static> From<E> for Raise {
     #[track_caller]
     fn from(error: E) -> Self {
         Raise(Error::new(error).raised_at(Location::caller()))
