@@ -323,6 +323,13 @@ impl Error {
         self
     }
 
+    /// Forgets where the error was raised: for a built-in coroutine, whose frame says where it
+    /// is better than a line inside this crate.
+    pub(crate) fn placed(mut self) -> Self {
+        self.0.raised_at = None;
+        self
+    }
+
     /// Adds the frame of the coroutine the error came out of, and the chain of its waiters
     /// (`outer`, outermost first), in front of the trace it already has.
     pub(crate) fn traced(mut self, innermost: Frame, outer: Vec<Frame>) -> Self {
@@ -480,9 +487,12 @@ impl Frame {
         self.name
     }
 
-    /// The source file of the suspension point (see [`line`](Frame::line)).
+    /// The source file of the suspension point (see [`line`](Frame::line)), as `file!()`
+    /// gives it: for a built-in, the file that called it.
     ///
     /// ```
+    /// use std::time::Duration;
+    ///
     /// #[tinyio::coroutine]
     /// fn fails() -> () {
     ///     tinyio::bail!("nope");
@@ -490,6 +500,11 @@ impl Frame {
     ///
     /// let err = tinyio::Loop::new().run(fails()).unwrap_err();
     /// assert_eq!(err.trace()[0].file(), file!());
+    ///
+    /// let hour = Duration::from_secs(3600);
+    /// let err = tinyio::Loop::new().run(tinyio::timeout(fails(), hour)).unwrap_err();
+    /// let (timeout, line) = (&err.trace()[0], line!() - 1);
+    /// assert_eq!((timeout.name(), timeout.file(), timeout.line()), ("timeout", file!(), line));
     /// ```
     pub fn file(&self) -> &'static str {
         self.file
@@ -497,10 +512,8 @@ impl Frame {
 
     /// The line of the suspension point: where the coroutine raised, or the `yield_!` it was
     /// suspended at. A coroutine that never ran (cancelled before its first resume) is placed at
-    /// its function's definition, a built-in leaf (`sleep`, `run_in_thread`, ...) at its
-    /// definition inside this crate, and a built-in coroutine (`timeout`, `as_completed`,
-    /// `Lock::lock`, ...) at its suspension point inside this crate; the coroutine that yielded
-    /// it gives the line in the caller's code.
+    /// its function's definition. A built-in (`sleep`, `timeout`, `run_in_thread`,
+    /// `Lock::lock`, ...) is placed where your code called it, never inside this crate.
     ///
     /// ```
     /// #[tinyio::coroutine]

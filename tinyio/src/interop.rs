@@ -230,6 +230,7 @@ fn wake_at(deadline: Instant, waker: Waker) {
 ///
 /// assert_eq!(Loop::new().run(mixed()).unwrap(), (3, 3));
 /// ```
+#[track_caller]
 pub fn from_future<'a, F: Future + 'a>(future: F) -> Coroutine<'a, F::Output> {
     Coroutine::leaf(
         &FROM_FUTURE,
@@ -291,6 +292,7 @@ mod tokio_support {
     ///
     /// assert_eq!(Loop::new().run(uses_tokio()).unwrap(), "slept on tokio's timer");
     /// ```
+    #[track_caller]
     pub fn from_tokio<F>(future: F) -> Coroutine<'static, F::Output>
     where
         F: Future + Send + 'static,

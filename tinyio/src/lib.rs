@@ -127,7 +127,8 @@ macro_rules! try_yield {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::combinators::{AsCompleted, as_completed, copy, isolate};
-    pub use crate::coro::{Co, Site, coroutine, suspend};
+    pub use crate::coro::annotated as coroutine;
+    pub use crate::coro::{Co, Site, suspend};
     pub use crate::error::Raise;
     pub use crate::yieldable::Submission;
 }

@@ -218,6 +218,7 @@ impl Event {
     /// Loop::new().run((event.wait(), setter(event.clone()))).unwrap();
     /// assert!(event.is_set());
     /// ```
+    #[track_caller]
     pub fn wait(&self) -> Coro<()> {
         let wait = EventWait {
             event: self.clone(),
@@ -239,6 +240,7 @@ impl Event {
     /// event.set();
     /// assert!(tinyio::Loop::new().run(event.wait_timeout(Duration::ZERO)).unwrap());
     /// ```
+    #[track_caller]
     pub fn wait_timeout(&self, timeout: Duration) -> Coro<bool> {
         let deadline = Some(crate::time::after(timeout));
         Coroutine::leaf(
@@ -391,6 +393,7 @@ impl Semaphore {
     /// drop(permit);
     /// assert_eq!(semaphore.available(), 1);
     /// ```
+    #[track_caller]
     pub fn acquire(&self) -> Coro<SemaphoreGuard> {
         Coroutine::leaf(
             &ACQUIRE,
@@ -574,6 +577,7 @@ impl<T> Lock<T> {
     /// drop(guard);
     /// assert_eq!(lock.into_inner(), Some(2));
     /// ```
+    #[track_caller]
     pub fn lock<'t>(&self) -> Coroutine<'t, LockGuard<T>>
     where
         T: 't,
@@ -597,6 +601,7 @@ impl<T> Lock<T> {
     /// let guard = tinyio::Loop::new().run(lock.acquire()).unwrap();
     /// assert_eq!(*guard, "data");
     /// ```
+    #[track_caller]
     pub fn acquire<'t>(&self) -> Coroutine<'t, LockGuard<T>>
     where
         T: 't,
@@ -738,6 +743,7 @@ impl Barrier {
     /// let [c, d] = lp.run([barrier.wait(), barrier.wait()]).unwrap();
     /// assert_eq!(c + d, 1); // the next generation starts again at 0
     /// ```
+    #[track_caller]
     pub fn wait(&self) -> Coro<usize> {
         let barrier = self.clone();
         coroutine(&BARRIER, move |co| async move {
