@@ -54,7 +54,9 @@ use syn::{
 // as long as the coroutine (a `self` receiver is captured by `let _ = &self;`). With no borrowed,
 // generic or `impl Trait` argument and no `self`, the coroutine is `'static` and the signature
 // keeps its generics. The typed `let`s make rustc report a wrong tail or `return` value on the
-// user's expression, each on its own.
+// user's expression, each on its own. A function without `-> T` that ends in an expression has
+// it checked by `::tinyio::__private::unit`, whose error says to add the return type (rustc's
+// own hint only comes on a function's body).
 pub(crate) fn coroutine(krate: &Path, mut item: ItemFn) -> Result<TokenStream> {
     let co = Ident::new("__tinyio_co", Span::mixed_site());
     let label = Lifetime::new("'__tinyio_body", Span::mixed_site());
@@ -68,6 +70,18 @@ pub(crate) fn coroutine(krate: &Path, mut item: ItemFn) -> Result<TokenStream> {
         output.as_ref(),
     ));
     valid::combine(errors)?;
+    if let (ReturnType::Default, Some(Stmt::Expr(tail, None))) =
+        (&item.sig.output, item.block.stmts.last_mut())
+    {
+        let first = tail.to_token_stream().into_iter().next();
+        let span = first.map_or(Span::call_site(), |token| token.span());
+        let value = Ident::new("__tinyio_tail", Span::mixed_site().located_at(span));
+        *tail = Expr::Verbatim(quote! {{
+            let #value = #tail;
+            #[allow(unreachable_code)]
+            #krate::__private::unit(#value)
+        }});
+    }
     let captures = capture_args(&mut item.sig);
     let body = transform_block(&item.sig, krate, output, captures, &item.block, &co, &label);
     transform_sig(&mut item.sig, krate);

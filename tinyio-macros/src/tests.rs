@@ -558,3 +558,39 @@ fn crate_argument_is_a_path_and_alone() {
     assert!(error(quote!(krate = tio)).contains("takes no arguments but `crate = path`"));
     assert!(error(quote!(crate)).contains("expected `=`"));
 }
+
+#[test]
+fn a_tail_without_return_type_is_checked_for_unit() {
+    let expanded = expansion(quote!(
+        fn f(x: u32) {
+            x + 1
+        }
+    ));
+    let compact = expanded.replace(char::is_whitespace, "");
+    assert!(
+        compact.contains(
+            "{let__tinyio_tail=x+1;#[allow(unreachable_code)]::tinyio::__private::unit(__tinyio_tail)}"
+        ),
+        "{expanded}"
+    );
+    for item in [
+        quote!(
+            fn f(x: u32) -> () {
+                x;
+            }
+        ),
+        quote!(
+            fn f(x: u32) {
+                x;
+            }
+        ),
+        quote!(
+            fn f() -> u32 {
+                1
+            }
+        ),
+    ] {
+        let expanded = expansion(item);
+        assert!(!expanded.contains("unit("), "{expanded}");
+    }
+}

@@ -51,7 +51,7 @@ impl Rewriter<'_> {
     /// What a `yield_!`/`try_yield!` named by `ident` becomes: one call into the runtime.
     fn suspend(&mut self, ident: &Ident, args: TokenStream) -> Option<TokenStream> {
         let kind = suspend_kind(ident)?;
-        let span = ident.span();
+        let (krate, span) = (self.krate, ident.span());
         let value = if args.is_empty() {
             quote_spanned!(span=> ())
         } else {
@@ -66,17 +66,25 @@ impl Rewriter<'_> {
                 }
             }
         };
+        // The call spans the value, as its argument does: rustc reports a value that cannot be
+        // yielded once, on the value, rather than once more on the call.
+        let mut tokens = value.clone().into_iter().map(|token| token.span());
+        let first = tokens.next().unwrap_or(span);
+        let last = tokens.last().unwrap_or(first);
+        let suspend = respan(quote!(#krate::__private::suspend), first);
         let co = self.co;
-        // The whole call at the `yield_!`, so that rustc reports on it there.
-        let krate = self.krate.to_token_stream().into_iter().map(|mut token| {
-            token.set_span(span);
-            token
-        });
-        let krate: TokenStream = krate.collect();
-        let question = matches!(kind, Suspend::Yield).then(|| quote_spanned!(span=> ?));
-        Some(quote_spanned! {span=>
-            (#krate::__private::suspend(&#co, #value, ::core::line!()).await #question)
-        })
+        let mut args = Group::new(
+            Delimiter::Parenthesis,
+            quote_spanned!(span=> &#co, #value, ::core::line!()),
+        );
+        args.set_span(last);
+        // Clippy's `await_holding_lock` and `await_holding_refcell_ref` show the `.await`: on
+        // the value's first token.
+        let args = quote_spanned!(first=> #args .await);
+        let question = matches!(kind, Suspend::Yield).then(|| quote_spanned!(first=> ?));
+        let mut call = Group::new(Delimiter::Parenthesis, quote!(#suspend #args #question));
+        call.set_span(first);
+        Some(call.into_token_stream())
     }
 
     fn rewrite_tokens(&mut self, tokens: TokenStream) -> TokenStream {
@@ -117,6 +125,14 @@ impl Rewriter<'_> {
         }
         out.into_iter().collect()
     }
+}
+
+fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+    let respanned = tokens.into_iter().map(|mut token| {
+        token.set_span(span);
+        token
+    });
+    respanned.collect()
 }
 
 impl Rewriter<'_> {

@@ -683,6 +683,34 @@ where
     Coroutine::from_body(site, Generator(Gen::new(|co| body(Co(co)))))
 }
 
+/// The tail of a `#[coroutine]` function declared without `-> T`, which must be `()` (or
+/// diverge): rustc's own hint to add a return type is only given on a function's body.
+#[doc(hidden)]
+pub fn unit<T: NoReturnType>(_: T) {}
+
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "a `#[tinyio::coroutine]` function without `-> T` ends in `()`, not `{Self}`",
+    label = "add `-> {Self}` to its signature, or end this with `;`"
+)]
+pub trait NoReturnType {}
+
+impl NoReturnType for () {}
+
+/// A diverging tail (`todo!()`): `!`, named through a function pointer's output type, as
+/// `!` itself cannot be named in an impl on stable Rust.
+#[diagnostic::do_not_recommend]
+impl NoReturnType for <fn() -> ! as Returns>::Output {}
+
+#[doc(hidden)]
+pub trait Returns {
+    type Output;
+}
+
+impl<R> Returns for fn() -> R {
+    type Output = R;
+}
+
 /// Builds a built-in coroutine of this crate, placed where it was called (see [`Called`]).
 #[track_caller]
 pub(crate) fn coroutine<'a, T, F>(
@@ -704,7 +732,7 @@ pub fn suspend<'c, 'a, Y: Yieldable + 'a>(
     co: &'c Co<'a>,
     value: Y,
     line: u32,
-) -> Suspend<Y, impl Future<Output = Input> + Unpin + 'c> {
+) -> impl Future<Output = Result<Y::Output, Error>> + 'c {
     suspend_until(co, value, None, line)
 }
 

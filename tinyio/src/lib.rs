@@ -128,7 +128,7 @@ macro_rules! try_yield {
 pub mod __private {
     pub use crate::combinators::{AsCompleted, as_completed, copy, isolate};
     pub use crate::coro::annotated as coroutine;
-    pub use crate::coro::{Co, Site, suspend};
+    pub use crate::coro::{Co, NoReturnType, Site, suspend, unit};
     pub use crate::error::Raise;
     pub use crate::yieldable::Submission;
 }
