@@ -66,11 +66,13 @@ impl Rewriter<'_> {
                 }
             }
         };
-        // The call spans the value, as its argument does: rustc reports a value that cannot be
-        // yielded once, on the value, rather than once more on the call.
-        let mut tokens = value.clone().into_iter().map(|token| token.span());
-        let first = tokens.next().unwrap_or(span);
-        let last = tokens.last().unwrap_or(first);
+        // The call, its `.await`, `?` and parentheses span the value, as its argument does:
+        // rustc then reports a value that cannot be yielded once, on the value, rather than once
+        // more on the call; clippy's `await_holding_*` lints show the `.await` there; and the
+        // parentheses are not linted as unneeded. `line!()` stays at the `yield_!`.
+        let mut spans = value.clone().into_iter().map(|token| token.span());
+        let first = spans.next().unwrap_or(span);
+        let last = spans.last().unwrap_or(first);
         let suspend = respan(quote!(#krate::__private::suspend), first);
         let co = self.co;
         let mut args = Group::new(
@@ -78,11 +80,11 @@ impl Rewriter<'_> {
             quote_spanned!(span=> &#co, #value, ::core::line!()),
         );
         args.set_span(last);
-        // Clippy's `await_holding_lock` and `await_holding_refcell_ref` show the `.await`: on
-        // the value's first token.
-        let args = quote_spanned!(first=> #args .await);
         let question = matches!(kind, Suspend::Yield).then(|| quote_spanned!(first=> ?));
-        let mut call = Group::new(Delimiter::Parenthesis, quote!(#suspend #args #question));
+        let mut call = Group::new(
+            Delimiter::Parenthesis,
+            quote_spanned!(first=> #suspend #args .await #question),
+        );
         call.set_span(first);
         Some(call.into_token_stream())
     }

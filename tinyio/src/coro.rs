@@ -274,6 +274,7 @@ pub(crate) struct Called {
 impl Called {
     #[track_caller]
     fn here(site: &'static Site) -> Self {
+        // Called directly: `Location::caller` passed as a function would name `core`.
         let caller = Location::caller();
         let at = PLACING.get().unwrap_or(caller);
         Called { site, at }
@@ -617,9 +618,10 @@ impl<B: Body, O: Origin> Task for NodeCell<B, O> {
                 drop(state);
                 drop(body);
                 // Where a built-in's body raised is inside this crate: its frame says where.
-                Step::Fail(match O::KEEPS_RAISED_AT {
-                    true => error,
-                    false => error.placed(),
+                Step::Fail(if O::KEEPS_RAISED_AT {
+                    error
+                } else {
+                    error.placed()
                 })
             }
         }
@@ -726,7 +728,8 @@ where
 
 /// One suspension point: hands `value`'s coroutines to the loop at once; the returned future,
 /// awaited right away, waits until they are done (or until the loop delivers an error), then
-/// collects their outputs.
+/// collects their outputs. The future is opaque, not a `Suspend<Y, _>`, whose bound on `Y` would
+/// report a value that cannot be yielded a second time, naming `Suspend`.
 #[doc(hidden)]
 pub fn suspend<'c, 'a, Y: Yieldable + 'a>(
     co: &'c Co<'a>,
