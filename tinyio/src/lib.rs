@@ -35,9 +35,14 @@ pub use crate::yieldable::{Background, Yieldable, background};
 /// `fn f(args) -> Coroutine<T>`, whose body runs when a loop schedules it.
 ///
 /// Inside, `yield_!(x)` suspends until `x` (anything [`Yieldable`]) is done and evaluates to its
-/// output; `yield_!()` just lets the others run. `?` raises any error (the loop then cancels
-/// everything); `try_yield!(x)` gives a `Result` instead, so a coroutine can see its own
+/// output; `yield_!()` just lets the others run. `?` raises any error, anything that converts
+/// into `Box<dyn std::error::Error + Send + Sync>` (the loop then cancels everything; see
+/// [`Error`]); `try_yield!(x)` gives a `Result` instead, so a coroutine can see its own
 /// cancellation and clean up before propagating it.
+///
+/// Write it with its path, `#[tinyio::coroutine]`: a bare `#[coroutine]`, even after
+/// `use tinyio::coroutine`, names Rust's own unstable attribute (error E0659, then that
+/// attribute's errors), and this one never runs.
 ///
 /// ```
 /// use tinyio::{Loop};
