@@ -47,9 +47,16 @@ fn guards_held_across_a_yield_are_linted_at_the_yield() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let fixture = Path::new(env!("CARGO_TARGET_TMPDIR")).join("clippy-await-holding");
     std::fs::create_dir_all(fixture.join("src")).unwrap();
+    // The runtime under its package name, whatever it is, as `tinyio`.
+    let runtime = std::fs::read_to_string(root.join("tinyio/Cargo.toml")).unwrap();
+    let package = runtime
+        .lines()
+        .find_map(|line| line.strip_prefix("name = "))
+        .expect("the runtime's package name");
     let manifest = format!(
         "[package]\nname = \"clippy-await-holding\"\nversion = \"0.0.0\"\nedition = \"2024\"\n\
-         publish = false\n\n[dependencies]\ntinyio = {{ path = {:?} }}\n\n[workspace]\n",
+         publish = false\n\n[dependencies]\ntinyio = {{ package = {package}, path = {:?} }}\n\n\
+         [workspace]\n",
         root.join("tinyio")
     );
     std::fs::write(fixture.join("Cargo.toml"), manifest).unwrap();
