@@ -349,9 +349,9 @@ impl Error {
     }
 }
 
-/// The source of an error that went through a loop is its trace (the [`Inner`] of its original
-/// error, displayed as one line), whose source is the original error's: so reports that print a
-/// source chain, such as `anyhow`'s, show where the error went.
+// The source of an error that went through a loop is its trace (the `Inner` of its original
+// error, displayed as one line), whose source is the original error's: so reports that print a
+// source chain, such as `anyhow`'s, show where the error went.
 impl StdError for Error {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
         let original = &self.original().0;
