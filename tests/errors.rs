@@ -622,7 +622,13 @@ fn source_chain_kept() {
         assert!(err.to_string().contains("could not load"), "{err}");
         let load = err.downcast_ref::<LoadError>().expect("the original error");
         assert_eq!(load.source.kind(), std::io::ErrorKind::NotFound);
-        let source = err.source().expect("the original's source");
+        // The trace comes first in the chain, then the original's sources.
+        let trace = err.source().expect("the trace");
+        assert_eq!(
+            trace.to_string(),
+            format!("in coroutine {}", err.trace()[0])
+        );
+        let source = trace.source().expect("the original's source");
         let io = source
             .downcast_ref::<std::io::Error>()
             .expect("an io::Error");

@@ -368,8 +368,13 @@ fn test_error_from_thread() {
         at.file().ends_with("threads.rs"),
         "the thread's frame is the call site: {at}"
     );
-    // The source chain is kept.
-    let source = err.source().expect("the original's source");
+    // The source chain is kept, after the trace.
+    let trace = err.source().expect("the trace");
+    assert!(
+        trace.to_string().starts_with("in coroutine outer at "),
+        "{trace}"
+    );
+    let source = trace.source().expect("the original's source");
     assert_eq!(source.to_string(), "disk on fire");
     assert!(source.downcast_ref::<std::io::Error>().is_some());
     assert!(source.source().is_none());

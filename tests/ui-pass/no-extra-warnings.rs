@@ -36,8 +36,35 @@ fn count(mut n: u32, _unused: String, (a, _): (u32, u32), _: u8) -> u32 {
 #[tinyio::coroutine]
 fn nothing() {}
 
+// Tails of functions without `-> T`: `()`, a `yield_!` of `()`, and ones that diverge.
+#[tinyio::coroutine]
+fn ends_in_unit() {
+    yield_!(nothing())
+}
+
+#[tinyio::coroutine]
+fn unfinished(ready: bool) {
+    if ready { nothing_at_all() } else { todo!() }
+}
+
+fn nothing_at_all() {}
+
+#[tinyio::coroutine]
+fn stops() {
+    panic!("stop")
+}
+
+#[tinyio::coroutine(crate = tinyio)]
+fn named() -> u8 {
+    yield_!(ends_in_unit());
+    1
+}
+
 fn main() {
     let lp = Loop::new();
     assert_eq!(lp.run(count(1, String::new(), (2, 3), 4)).unwrap(), 8);
     lp.run(nothing()).unwrap();
+    lp.run(unfinished(true)).unwrap();
+    assert_eq!(lp.run(named()).unwrap(), 1);
+    let _ = stops;
 }

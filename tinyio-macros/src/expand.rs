@@ -1,4 +1,3 @@
-use crate::args::Args;
 use crate::{valid, visit};
 use proc_macro2::{Ident, Span, TokenStream, TokenTree};
 use quote::{ToTokens, quote, quote_spanned};
@@ -6,7 +5,7 @@ use syn::ext::IdentExt;
 use syn::visit_mut::{self, VisitMut};
 use syn::{
     Block, Expr, FnArg, GenericParam, ItemFn, Lifetime, ParenthesizedGenericArguments, Pat,
-    PatIdent, ReceiverKind, Result, ReturnType, Signature, Stmt, TraitBound, Type, TypeFnPtr,
+    PatIdent, Path, ReceiverKind, Result, ReturnType, Signature, Stmt, TraitBound, Type, TypeFnPtr,
     TypeImplTrait, TypeReference, parse_quote,
 };
 
@@ -49,27 +48,43 @@ use syn::{
 //         )
 //     }
 //
-// `try_yield!` is the same call without the `?`; `yield_!`s that are not rewritten (in a closure,
+// `::tinyio` stands for the runtime's path: `crate = path`, else the name the user's Cargo.toml
+// gives the package (see `args::runtime`). `try_yield!` is the same call without the `?`; `yield_!`s that are not rewritten (in a closure,
 // say) reach the runtime's `macro_rules!`, a `compile_error!` that says where they may be used. The arguments are moved into the body, as an `async fn` does, so that they live
 // as long as the coroutine (a `self` receiver is captured by `let _ = &self;`). With no borrowed,
 // generic or `impl Trait` argument and no `self`, the coroutine is `'static` and the signature
 // keeps its generics. The typed `let`s make rustc report a wrong tail or `return` value on the
-// user's expression, each on its own.
-pub(crate) fn coroutine(_: Args, mut item: ItemFn) -> Result<TokenStream> {
+// user's expression, each on its own. A function without `-> T` that ends in an expression has
+// it checked by `::tinyio::__private::unit`, whose error says to add the return type (rustc's
+// own hint only comes on a function's body).
+pub(crate) fn coroutine(krate: &Path, mut item: ItemFn) -> Result<TokenStream> {
     let co = Ident::new("__tinyio_co", Span::mixed_site());
     let label = Lifetime::new("'__tinyio_body", Span::mixed_site());
     let output = output_type(&item.sig);
     let mut errors = valid::signature(&item.sig);
     errors.extend(visit::rewrite(
         &mut item.block,
+        krate,
         &co,
         &label,
         output.as_ref(),
     ));
     valid::combine(errors)?;
+    if let (ReturnType::Default, Some(Stmt::Expr(tail, None))) =
+        (&item.sig.output, item.block.stmts.last_mut())
+    {
+        let first = tail.to_token_stream().into_iter().next();
+        let span = first.map_or(Span::call_site(), |token| token.span());
+        let value = Ident::new("__tinyio_tail", Span::mixed_site().located_at(span));
+        *tail = Expr::Verbatim(quote! {{
+            let #value = #tail;
+            #[allow(unreachable_code)]
+            #krate::__private::unit(#value)
+        }});
+    }
     let captures = capture_args(&mut item.sig);
-    let body = transform_block(&item.sig, output, captures, &item.block, &co, &label);
-    transform_sig(&mut item.sig);
+    let body = transform_block(&item.sig, krate, output, captures, &item.block, &co, &label);
+    transform_sig(&mut item.sig, krate);
     replace_body(&mut item, body);
     Ok(item.into_token_stream())
 }
@@ -137,6 +152,7 @@ fn output_type(sig: &Signature) -> Option<TokenStream> {
 
 fn transform_block(
     sig: &Signature,
+    krate: &Path,
     output: Option<TokenStream>,
     captures: TokenStream,
     block: &Block,
@@ -148,8 +164,8 @@ fn transform_block(
     let name = sig.ident.unraw().to_string();
     let line = quote_spanned!(sig.ident.span()=> ::core::line!());
     quote! {
-        ::tinyio::__private::coroutine(
-            &::tinyio::__private::Site { name: #name, file: ::core::file!(), line: #line },
+        #krate::__private::coroutine(
+            &#krate::__private::Site { name: #name, file: ::core::file!(), line: #line },
             move |#co| async move {
                 #captures
                 #[allow(clippy::diverging_sub_expression)]
@@ -169,7 +185,7 @@ fn mentions_impl(tokens: TokenStream) -> bool {
     })
 }
 
-pub(crate) fn transform_sig(sig: &mut Signature) {
+pub(crate) fn transform_sig(sig: &mut Signature, krate: &Path) {
     let mut lifetimes = Lifetimes::default();
     for arg in &mut sig.inputs {
         lifetimes.visit_fn_arg_mut(arg);
@@ -193,7 +209,7 @@ pub(crate) fn transform_sig(sig: &mut Signature) {
         ReturnType::Default => quote!(()),
         ReturnType::Type(_, ty) => ty.to_token_stream(),
     };
-    sig.output = parse_quote!(-> ::tinyio::Coroutine<#lifetime, #ret>);
+    sig.output = parse_quote!(-> #krate::Coroutine<#lifetime, #ret>);
 }
 
 fn bound_captures(sig: &mut Signature, lifetimes: Lifetimes, has_self: bool) -> Lifetime {

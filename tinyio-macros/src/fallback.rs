@@ -1,13 +1,13 @@
 use crate::{expand, valid};
 use proc_macro2::TokenStream;
 use quote::quote;
-use syn::{Error, ItemFn, parse_quote};
+use syn::{Error, ItemFn, Path, parse_quote};
 
 /// The errors, plus the function with its final signature, so that callers still type-check.
-pub(crate) fn coroutine(error: Error, mut item: ItemFn) -> TokenStream {
+pub(crate) fn coroutine(error: Error, krate: &Path, mut item: ItemFn) -> TokenStream {
     let sig = &mut item.sig;
     (sig.asyncness, sig.constness, sig.abi, sig.variadic) = (None, None, None, None);
-    expand::transform_sig(sig);
+    expand::transform_sig(sig, krate);
     expand::replace_body(&mut item, quote!(::core::unreachable!()));
     item.attrs.push(parse_quote!(#[allow(unused)]));
     let error = error.into_compile_error();

@@ -44,7 +44,9 @@ fn attribute(
     let Ok(item) = syn::parse2::<syn::ItemFn>(input.clone()) else {
         return fallback::not_a_function(input);
     };
-    let expanded =
-        syn::parse2::<args::Args>(args).and_then(|args| expand::coroutine(args, item.clone()));
-    expanded.unwrap_or_else(|error| fallback::coroutine(error, item))
+    match syn::parse2::<args::Args>(args) {
+        Ok(args) => expand::coroutine(&args.krate, item.clone())
+            .unwrap_or_else(|error| fallback::coroutine(error, &args.krate, item)),
+        Err(error) => fallback::coroutine(error, &args::runtime(), item),
+    }
 }

@@ -1,6 +1,6 @@
-use crate::{args::Args, attribute, expand};
+use crate::{attribute, expand};
 use proc_macro2::TokenStream;
-use quote::quote;
+use quote::{ToTokens, quote};
 use std::path::Path;
 
 fn pretty(tokens: TokenStream) -> String {
@@ -23,7 +23,8 @@ fn signature(item: TokenStream) -> String {
 
 fn errors(item: TokenStream) -> Vec<String> {
     let item = syn::parse2(item).unwrap();
-    let error = expand::coroutine(Args, item).expect_err("the input is rejected");
+    let error =
+        expand::coroutine(&syn::parse_quote!(::tinyio), item).expect_err("the input is rejected");
     error.into_iter().map(|error| error.to_string()).collect()
 }
 
@@ -430,7 +431,9 @@ fn rejects_arguments_and_still_emits_the_function() {
         ),
     ));
     assert!(
-        expanded.contains("compile_error! {\n    \"`#[tinyio::coroutine]` takes no arguments\"\n}"),
+        expanded.contains(
+            "compile_error! {\n    \"`#[tinyio::coroutine]` takes no arguments but `crate = path`"
+        ),
         "{expanded}"
     );
     assert!(
@@ -481,4 +484,113 @@ fn rejects_a_method_without_body() {
         "{expanded}"
     );
     assert!(expanded.ends_with("fn f (& self) -> u32 ;"), "{expanded}");
+}
+
+#[test]
+fn the_crate_is_found_under_the_name_the_manifest_gives() {
+    use crate::args::path_of;
+    use proc_macro_crate::FoundCrate;
+    let path = |found| path_of(found).to_token_stream().to_string();
+    assert_eq!(path(Some(FoundCrate::Name("tinyio".into()))), ":: tinyio");
+    assert_eq!(path(Some(FoundCrate::Name("tio".into()))), ":: tio");
+    // Inside the runtime crate, which is `extern crate self as tinyio`, and with no manifest.
+    assert_eq!(path(Some(FoundCrate::Itself)), ":: tinyio");
+    assert_eq!(path(None), ":: tinyio");
+}
+
+#[test]
+fn crate_argument_names_the_runtime_everywhere() {
+    let expanded = pretty(attribute(
+        quote!(crate = my::tio),
+        quote!(
+            fn f(x: &u8) -> u8 {
+                let y = yield_!(other());
+                let z = tinyio::try_yield!();
+                assert_eq!(yield_!(other()), 1);
+                *x
+            }
+        ),
+    ));
+    let compact = expanded.replace(char::is_whitespace, "");
+    assert!(
+        compact.contains("->my::tio::Coroutine<'__tinyio,u8>"),
+        "{expanded}"
+    );
+    assert!(
+        compact.contains("my::tio::__private::coroutine(&my::tio::__private::Site{"),
+        "{expanded}"
+    );
+    assert_eq!(
+        compact.matches("(my::tio::__private::suspend(").count(),
+        3,
+        "{expanded}"
+    );
+    assert!(!compact.contains("tinyio::"), "{expanded}");
+    // The fallback names it too, and a trailing comma is fine.
+    let fallback = pretty(attribute(
+        quote!(crate = tio,),
+        quote!(
+            async fn f() {}
+        ),
+    ));
+    assert!(
+        fallback.contains("-> tio::Coroutine<'static, ()>"),
+        "{fallback}"
+    );
+}
+
+#[test]
+fn crate_argument_is_a_path_and_alone() {
+    let error = |args: TokenStream| {
+        let expanded = pretty(attribute(
+            args,
+            quote!(
+                fn f() {}
+            ),
+        ));
+        assert_eq!(expanded.matches("compile_error!").count(), 1, "{expanded}");
+        expanded
+    };
+    assert!(error(quote!(crate = "tio")).contains("write the path without quotes: `crate = tio`"),);
+    assert!(
+        error(quote!(crate = tio, flavor = 1)).contains("unexpected argument after `crate = path`")
+    );
+    assert!(error(quote!(krate = tio)).contains("takes no arguments but `crate = path`"));
+    assert!(error(quote!(crate)).contains("expected `=`"));
+}
+
+#[test]
+fn a_tail_without_return_type_is_checked_for_unit() {
+    let expanded = expansion(quote!(
+        fn f(x: u32) {
+            x + 1
+        }
+    ));
+    let compact = expanded.replace(char::is_whitespace, "");
+    assert!(
+        compact.contains(
+            "{let__tinyio_tail=x+1;#[allow(unreachable_code)]::tinyio::__private::unit(__tinyio_tail)}"
+        ),
+        "{expanded}"
+    );
+    for item in [
+        quote!(
+            fn f(x: u32) -> () {
+                x;
+            }
+        ),
+        quote!(
+            fn f(x: u32) {
+                x;
+            }
+        ),
+        quote!(
+            fn f() -> u32 {
+                1
+            }
+        ),
+    ] {
+        let expanded = expansion(item);
+        assert!(!expanded.contains("unit("), "{expanded}");
+    }
 }

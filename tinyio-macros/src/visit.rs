@@ -2,18 +2,20 @@ use crate::valid;
 use proc_macro2::{Delimiter, Group, Ident, Span, TokenStream, TokenTree};
 use quote::{ToTokens, quote, quote_spanned};
 use syn::visit_mut::{self, VisitMut};
-use syn::{Block, Error, Expr, Item, Lifetime, Macro, Stmt};
+use syn::{Block, Error, Expr, Item, Lifetime, Macro, Path, Stmt};
 
 /// Rewrites `yield_!` and `try_yield!` in a coroutine body into suspension calls, turns `return`
 /// into a `break` out of the `body` block, its value checked against `output` on its own, and
 /// reports `.await`.
 pub(crate) fn rewrite(
     block: &mut Block,
+    krate: &Path,
     co: &Ident,
     body: &Lifetime,
     output: Option<&TokenStream>,
 ) -> Vec<Error> {
     let mut rewriter = Rewriter {
+        krate,
         co,
         body,
         output,
@@ -24,6 +26,7 @@ pub(crate) fn rewrite(
 }
 
 struct Rewriter<'a> {
+    krate: &'a Path,
     co: &'a Ident,
     body: &'a Lifetime,
     output: Option<&'a TokenStream>,
@@ -48,7 +51,7 @@ impl Rewriter<'_> {
     /// What a `yield_!`/`try_yield!` named by `ident` becomes: one call into the runtime.
     fn suspend(&mut self, ident: &Ident, args: TokenStream) -> Option<TokenStream> {
         let kind = suspend_kind(ident)?;
-        let span = ident.span();
+        let (krate, span) = (self.krate, ident.span());
         let value = if args.is_empty() {
             quote_spanned!(span=> ())
         } else {
@@ -63,11 +66,27 @@ impl Rewriter<'_> {
                 }
             }
         };
+        // The call, its `.await`, `?` and parentheses span the value, as its argument does:
+        // rustc then reports a value that cannot be yielded once, on the value, rather than once
+        // more on the call; clippy's `await_holding_*` lints show the `.await` there; and the
+        // parentheses are not linted as unneeded. `line!()` stays at the `yield_!`.
+        let mut spans = value.clone().into_iter().map(|token| token.span());
+        let first = spans.next().unwrap_or(span);
+        let last = spans.last().unwrap_or(first);
+        let suspend = respan(quote!(#krate::__private::suspend), first);
         let co = self.co;
-        let question = matches!(kind, Suspend::Yield).then(|| quote_spanned!(span=> ?));
-        Some(quote_spanned! {span=>
-            (::tinyio::__private::suspend(&#co, #value, ::core::line!()).await #question)
-        })
+        let mut args = Group::new(
+            Delimiter::Parenthesis,
+            quote_spanned!(span=> &#co, #value, ::core::line!()),
+        );
+        args.set_span(last);
+        let question = matches!(kind, Suspend::Yield).then(|| quote_spanned!(first=> ?));
+        let mut call = Group::new(
+            Delimiter::Parenthesis,
+            quote_spanned!(first=> #suspend #args .await #question),
+        );
+        call.set_span(first);
+        Some(call.into_token_stream())
     }
 
     fn rewrite_tokens(&mut self, tokens: TokenStream) -> TokenStream {
@@ -108,6 +127,14 @@ impl Rewriter<'_> {
         }
         out.into_iter().collect()
     }
+}
+
+fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+    let respanned = tokens.into_iter().map(|mut token| {
+        token.set_span(span);
+        token
+    });
+    respanned.collect()
 }
 
 impl Rewriter<'_> {

@@ -37,6 +37,7 @@ static COMPLETED: Site = site!("as_completed::next");
 ///
 /// assert_eq!(Loop::new().run(in_order()).unwrap(), [10, 20, 30]);
 /// ```
+#[track_caller]
 pub fn as_completed<'a, Y>(
     ys: impl IntoIterator<Item = Y>,
 ) -> Coroutine<'a, AsCompleted<'a, Y::Output>>
@@ -48,7 +49,11 @@ where
         outputs: Vec::new(),
         wakers: Vec::new(),
     }));
-    let wrapped: Vec<_> = ys.into_iter().map(|y| deliver(y, state.clone())).collect();
+    // A loop, not a closure: `#[track_caller]` does not reach into closures.
+    let mut wrapped = Vec::new();
+    for y in ys {
+        wrapped.push(deliver(y, state.clone()));
+    }
     let total = wrapped.len();
     coroutine(&AS_COMPLETED, move |co| async move {
         state.borrow_mut().wakers.resize_with(total, || None);
@@ -69,6 +74,7 @@ struct Completions<T> {
 }
 
 /// Runs `y`, then files its output as the next completion.
+#[track_caller]
 fn deliver<'a, Y: Yieldable + 'a>(
     y: Y,
     state: Rc<RefCell<Completions<Y::Output>>>,
@@ -122,6 +128,7 @@ pub struct AsCompleted<'a, T> {
 impl<'a, T: 'a> Iterator for AsCompleted<'a, T> {
     type Item = Coroutine<'a, T>;
 
+    #[track_caller]
     fn next(&mut self) -> Option<Coroutine<'a, T>> {
         if self.next == self.total {
             return None;
@@ -212,6 +219,7 @@ static COPIED: Site = site!("copy::receive");
 ///
 /// assert_eq!(Loop::new().run(robust()).unwrap(), (7, "flaked".to_string()));
 /// ```
+#[track_caller]
 pub fn isolate<'a, Y>(y: Y) -> Coroutine<'a, Result<Y::Output, Error>>
 where
     Y: Yieldable + 'a,
@@ -249,6 +257,7 @@ where
 ///
 /// assert!(Loop::new().run(main_coro()).unwrap());
 /// ```
+#[track_caller]
 pub fn copy<'a, Y>(y: Y) -> Coroutine<'a, Coroutine<'a, Y::Output>>
 where
     Y: Yieldable + 'a,

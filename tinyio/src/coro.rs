@@ -9,6 +9,7 @@ use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::future::Future;
 use std::mem::{self, ManuallyDrop};
+use std::panic::Location;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
@@ -144,9 +145,9 @@ impl<'a, T> Coroutine<'a, T> {
         self.node.site().name
     }
 
-    pub(crate) fn from_body<B: Body<Output = T> + 'a>(site: &'static Site, body: B) -> Self {
+    fn from_body<B: Body<Output = T> + 'a, O: Origin + 'static>(origin: O, body: B) -> Self {
         Coroutine {
-            node: Rc::new(NodeCell::new(site, body)),
+            node: Rc::new(NodeCell::new(origin, body)),
         }
     }
 }
@@ -216,7 +217,7 @@ pub struct Site {
 }
 
 /// The [`Site`] of a coroutine made by this crate: `name`, and the file and line of the `site!`
-/// itself.
+/// itself, which a built-in's frames never show (see [`Called`]).
 macro_rules! site {
     ($name:literal) => {
         $crate::coro::Site {
@@ -229,16 +230,116 @@ macro_rules! site {
 pub(crate) use site;
 
 impl Site {
-    /// The frame of a coroutine that never suspended (a leaf, say): at its definition.
-    pub(crate) fn definition(&'static self) -> Frame {
-        self.frame(self.line)
-    }
-
     pub(crate) fn frame(&'static self, line: u32) -> Frame {
         Frame {
             name: self.name,
             file: self.file,
             line,
+        }
+    }
+}
+
+/// Where a coroutine's frames are placed, in error traces and stall reports.
+pub(crate) trait Origin {
+    /// Whether a failure keeps where the body raised it (the `?` or `bail!`).
+    const KEEPS_RAISED_AT: bool = true;
+
+    fn place(&self) -> Place;
+
+    /// Held while the coroutine's generator body runs.
+    fn placing(&self) -> Option<Placing> {
+        None
+    }
+}
+
+/// A coroutine written with `#[coroutine]` is placed in its function: at its definition until it
+/// first suspends, then at the `yield_!` it is suspended at.
+impl Origin for &'static Site {
+    fn place(&self) -> Place {
+        Place {
+            name: self.name,
+            file: self.file,
+            line: self.line,
+            fixed: false,
+        }
+    }
+}
+
+/// A coroutine built by this crate (`sleep`, `timeout`, `Lock::lock`, ...) is placed where the
+/// user's code called the function that built it, found through `#[track_caller]` on that
+/// function and every one it calls on the way; never inside this crate, whose paths mean
+/// nothing to the user (and are absolute for a dependency). The coroutines a built-in's body
+/// builds for itself (a `Barrier::wait`'s event wait) are placed where the built-in is.
+#[derive(Clone, Copy)]
+pub(crate) struct Called {
+    site: &'static Site,
+    at: &'static Location<'static>,
+}
+
+impl Called {
+    #[track_caller]
+    fn here(site: &'static Site) -> Self {
+        // Called directly: `Location::caller` passed as a function would name `core`.
+        let caller = Location::caller();
+        let at = PLACING.get().unwrap_or(caller);
+        Called { site, at }
+    }
+}
+
+impl Origin for Called {
+    const KEEPS_RAISED_AT: bool = false;
+
+    fn place(&self) -> Place {
+        Place {
+            name: self.site.name,
+            file: self.at.file(),
+            line: self.at.line(),
+            fixed: true,
+        }
+    }
+
+    fn placing(&self) -> Option<Placing> {
+        Some(Placing(PLACING.replace(Some(self.at))))
+    }
+}
+
+thread_local! {
+    /// While a built-in's generator body runs: where it is placed.
+    static PLACING: Cell<Option<&'static Location<'static>>> = const { Cell::new(None) };
+}
+
+/// Restores [`PLACING`] when a built-in's body stops running, even by a panic.
+pub(crate) struct Placing(Option<&'static Location<'static>>);
+
+impl Drop for Placing {
+    fn drop(&mut self) {
+        PLACING.set(self.0);
+    }
+}
+
+/// A coroutine's name and where its frames are placed.
+#[derive(Clone, Copy)]
+pub(crate) struct Place {
+    pub(crate) name: &'static str,
+    file: &'static str,
+    /// Its definition's line, or where a built-in was called.
+    pub(crate) line: u32,
+    /// Whether every frame is at `line` (a built-in), rather than where it is suspended.
+    fixed: bool,
+}
+
+impl Place {
+    /// The frame of a coroutine that never suspended (a leaf, say).
+    pub(crate) fn definition(&self) -> Frame {
+        self.frame(self.line)
+    }
+
+    /// The frame of the coroutine suspended at `line`.
+    pub(crate) fn frame(&self, line: u32) -> Frame {
+        Frame {
+            name: self.name,
+            file: self.file,
+            line: if self.fixed { self.line } else { line },
         }
     }
 }
@@ -271,7 +372,7 @@ pub(crate) enum Ended {
 
 /// What the loop asks of a coroutine, whatever its output type.
 pub(crate) trait Task {
-    fn site(&self) -> &'static Site;
+    fn site(&self) -> Place;
     fn owner(&self) -> &Cell<Owner>;
     /// Whether the coroutine has run at all; one that has not is dropped, not resumed, on
     /// cancellation.
@@ -455,8 +556,8 @@ pub(crate) enum BodyStep<'s, T> {
 }
 
 /// One coroutine: where it comes from, where it is scheduled, and its body or output.
-struct NodeCell<B: Body> {
-    site: &'static Site,
+struct NodeCell<B: Body, O> {
+    origin: O,
     owner: Cell<Owner>,
     /// Whether the body has been resumed at least once.
     started: Cell<bool>,
@@ -470,10 +571,10 @@ enum State<B, T> {
     Empty,
 }
 
-impl<B: Body> NodeCell<B> {
-    fn new(site: &'static Site, body: B) -> Self {
+impl<B: Body, O> NodeCell<B, O> {
+    fn new(origin: O, body: B) -> Self {
         NodeCell {
-            site,
+            origin,
             owner: Cell::new(Owner::Fresh),
             started: Cell::new(false),
             state: RefCell::new(State::Body(body)),
@@ -481,9 +582,9 @@ impl<B: Body> NodeCell<B> {
     }
 }
 
-impl<B: Body> Task for NodeCell<B> {
-    fn site(&self) -> &'static Site {
-        self.site
+impl<B: Body, O: Origin> Task for NodeCell<B, O> {
+    fn site(&self) -> Place {
+        self.origin.place()
     }
 
     fn owner(&self) -> &Cell<Owner> {
@@ -515,7 +616,10 @@ impl<B: Body> Task for NodeCell<B> {
         let State::Body(body) = &mut *state else {
             unreachable!("resumed a finished coroutine")
         };
-        match body.step(input, cx) {
+        let placing = if B::LEAF { None } else { self.origin.placing() };
+        let step = body.step(input, cx);
+        drop(placing);
+        match step {
             BodyStep::Yield(request) => Step::Yield(request),
             BodyStep::Park(deadline) => Step::Park(deadline),
             BodyStep::Done(output) => {
@@ -529,13 +633,18 @@ impl<B: Body> Task for NodeCell<B> {
                 let body = mem::replace(&mut *state, State::Empty);
                 drop(state);
                 drop(body);
-                Step::Fail(error)
+                // Where a built-in's body raised is inside this crate: its frame says where.
+                Step::Fail(if O::KEEPS_RAISED_AT {
+                    error
+                } else {
+                    error.placed()
+                })
             }
         }
     }
 }
 
-impl<B: Body> Node<B::Output> for NodeCell<B> {
+impl<B: Body, O: Origin> Node<B::Output> for NodeCell<B, O> {
     fn take(&self) -> B::Output {
         match mem::replace(&mut *self.state.borrow_mut(), State::Empty) {
             State::Finished(output) => output,
@@ -579,9 +688,9 @@ impl<'a, T, F: Future<Output = Result<T, Raise>>> Body for Generator<'a, F> {
     }
 }
 
-/// Builds a coroutine from the body the macro writes.
+/// Builds a coroutine from the body the macro writes (`tinyio::__private::coroutine`).
 #[doc(hidden)]
-pub fn coroutine<'a, T, F>(site: &'static Site, body: impl FnOnce(Co<'a>) -> F) -> Coroutine<'a, T>
+pub fn annotated<'a, T, F>(site: &'static Site, body: impl FnOnce(Co<'a>) -> F) -> Coroutine<'a, T>
 where
     T: 'a,
     F: Future<Output = Result<T, Raise>> + 'a,
@@ -592,15 +701,57 @@ where
     Coroutine::from_body(site, Generator(Gen::new(|co| body(Co(co)))))
 }
 
+/// The tail of a `#[coroutine]` function declared without `-> T`, which must be `()` (or
+/// diverge): rustc's own hint to add a return type is only given on a function's body.
+#[doc(hidden)]
+pub fn unit<T: NoReturnType>(_: T) {}
+
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "a `#[tinyio::coroutine]` function without `-> T` ends in `()`, not `{Self}`",
+    label = "add `-> {Self}` to its signature, or end this with `;`"
+)]
+pub trait NoReturnType {}
+
+impl NoReturnType for () {}
+
+/// A diverging tail (`todo!()`): `!`, named through a function pointer's output type, as
+/// `!` itself cannot be named in an impl on stable Rust.
+#[diagnostic::do_not_recommend]
+impl NoReturnType for <fn() -> ! as Returns>::Output {}
+
+#[doc(hidden)]
+pub trait Returns {
+    type Output;
+}
+
+impl<R> Returns for fn() -> R {
+    type Output = R;
+}
+
+/// Builds a built-in coroutine of this crate, placed where it was called (see [`Called`]).
+#[track_caller]
+pub(crate) fn coroutine<'a, T, F>(
+    site: &'static Site,
+    body: impl FnOnce(Co<'a>) -> F,
+) -> Coroutine<'a, T>
+where
+    T: 'a,
+    F: Future<Output = Result<T, Raise>> + 'a,
+{
+    Coroutine::from_body(Called::here(site), Generator(Gen::new(|co| body(Co(co)))))
+}
+
 /// One suspension point: hands `value`'s coroutines to the loop at once; the returned future,
 /// awaited right away, waits until they are done (or until the loop delivers an error), then
-/// collects their outputs.
+/// collects their outputs. The future is opaque, not a `Suspend<Y, _>`, whose bound on `Y` would
+/// report a value that cannot be yielded a second time, naming `Suspend`.
 #[doc(hidden)]
 pub fn suspend<'c, 'a, Y: Yieldable + 'a>(
     co: &'c Co<'a>,
     value: Y,
     line: u32,
-) -> Suspend<Y, impl Future<Output = Input> + Unpin + 'c> {
+) -> impl Future<Output = Result<Y::Output, Error>> + 'c {
     suspend_until(co, value, None, line)
 }
 
@@ -718,7 +869,9 @@ impl<L: Leaf> Body for LeafBody<L> {
 }
 
 impl<'a, T> Coroutine<'a, T> {
+    /// A built-in leaf, placed where it was called (see [`Called`]).
+    #[track_caller]
     pub(crate) fn leaf<L: Leaf<Output = T> + 'a>(site: &'static Site, leaf: L) -> Self {
-        Coroutine::from_body(site, LeafBody(leaf))
+        Coroutine::from_body(Called::here(site), LeafBody(leaf))
     }
 }

@@ -39,6 +39,89 @@ use std::panic::Location;
 /// let names: Vec<&str> = err.trace().iter().map(|f| f.name()).collect();
 /// assert_eq!(names, ["outer", "inner"]);
 /// ```
+///
+/// # With other error types
+///
+/// Inside a coroutine, `?` raises anything that converts into
+/// `Box<dyn std::error::Error + Send + Sync>`: an error type, an `anyhow::Error`, a boxed error, a
+/// `String`. [`downcast_ref`](Error::downcast_ref) gives an error type back; a `tinyio::Error`
+/// (from a nested loop, say) is raised as itself, its trace kept.
+///
+/// ```
+/// use tinyio::Loop;
+///
+/// #[tinyio::coroutine]
+/// fn parse(text: &'static str) -> u32 {
+///     yield_!();
+///     text.parse()?
+/// }
+///
+/// #[tinyio::coroutine]
+/// fn with_anyhow() -> u32 {
+///     Err(anyhow::anyhow!("from anyhow"))?
+/// }
+///
+/// #[tinyio::coroutine]
+/// fn with_box() -> u32 {
+///     let result: Result<u32, Box<dyn std::error::Error + Send + Sync>> = Err("boxed".into());
+///     result?
+/// }
+///
+/// #[tinyio::coroutine]
+/// fn with_string() -> u32 {
+///     Err(format!("{} out of range", 300))?
+/// }
+///
+/// #[tinyio::coroutine]
+/// fn nested() -> u32 {
+///     Loop::new().run(parse("x"))?
+/// }
+///
+/// let err = Loop::new().run(parse("x")).unwrap_err();
+/// assert!(err.downcast_ref::<std::num::ParseIntError>().is_some());
+/// assert_eq!(Loop::new().run(with_anyhow()).unwrap_err().to_string(), "from anyhow");
+/// assert_eq!(Loop::new().run(with_box()).unwrap_err().to_string(), "boxed");
+/// assert_eq!(Loop::new().run(with_string()).unwrap_err().to_string(), "300 out of range");
+///
+/// let err = Loop::new().run(nested()).unwrap_err();
+/// assert!(err.downcast_ref::<std::num::ParseIntError>().is_some());
+/// let names: Vec<&str> = err.trace().iter().map(|f| f.name()).collect();
+/// assert_eq!(names, ["nested", "parse"]);
+/// ```
+///
+/// The other way, a `tinyio::Error` is a `std::error::Error` and converts into `anyhow::Error`
+/// or a `Box<dyn Error>` with `?`. Its source chain starts with its trace, displayed on one line,
+/// followed by the original error's sources, so that a report such as `anyhow`'s `{:?}` shows
+/// where the error went. Its own `{:?}`, which `fn main() -> Result<(), tinyio::Error>` prints,
+/// shows the trace and then the causes.
+///
+/// ```
+/// use tinyio::Loop;
+///
+/// #[derive(Debug, thiserror::Error)]
+/// #[error("could not load the configuration")]
+/// struct LoadError(#[source] std::io::Error);
+///
+/// #[tinyio::coroutine]
+/// fn load() -> String {
+///     yield_!();
+///     Err(LoadError(std::io::Error::other("disk full")))?
+/// }
+///
+/// fn run() -> anyhow::Result<String> {
+///     Ok(Loop::new().run(load())?)
+/// }
+///
+/// let report = format!("{:?}", run().unwrap_err());
+/// assert!(report.starts_with("could not load the configuration\n\nCaused by:\n"), "{report}");
+/// assert!(report.contains("    0: in coroutine load at "), "{report}");
+/// assert!(report.contains("    1: disk full"), "{report}");
+///
+/// let err = Loop::new().run(load()).unwrap_err();
+/// let debug = format!("{err:?}");
+/// assert!(debug.starts_with("could not load the configuration\ncoroutine trace"), "{debug}");
+/// assert!(debug.ends_with("\n\nCaused by:\n    disk full"), "{debug}");
+/// ```
 pub struct Error(Repr);
 
 /// The errors the loop delivers at a suspension point (a cancellation, a timeout) own no heap
@@ -97,19 +180,30 @@ enum Kind {
 }
 
 impl Error {
-    /// Wraps any error. `?` inside a coroutine does this for you.
+    /// Wraps any error: anything that converts into `Box<dyn std::error::Error + Send + Sync>`,
+    /// such as an error type, an `anyhow::Error`, a `String` or a `&'static str`. `?` inside a
+    /// coroutine does this for you. A `tinyio::Error` (boxed or not) comes back as itself, its
+    /// trace kept; an error type can be had back with [`downcast_ref`](Error::downcast_ref).
     ///
     /// ```
     /// let err = tinyio::Error::new(std::io::Error::other("disk full"));
     /// assert_eq!(err.to_string(), "disk full");
     /// assert!(err.downcast_ref::<std::io::Error>().is_some());
+    ///
+    /// let boxed: Box<dyn std::error::Error + Send + Sync> = Box::new(std::fmt::Error);
+    /// assert!(tinyio::Error::new(boxed).downcast_ref::<std::fmt::Error>().is_some());
+    /// assert_eq!(tinyio::Error::new(String::from("no luck")).to_string(), "no luck");
     /// ```
-    pub fn new<E: StdError + Send + Sync + 'static>(error: E) -> Self {
+    pub fn new<E: Into<Box<dyn StdError + Send + Sync>> + 'static>(error: E) -> Self {
         let mut slot = Some(error);
         if let Some(error) = (&mut slot as &mut dyn Any).downcast_mut::<Option<Error>>() {
             return error.take().expect("just filled");
         }
-        Self::from_kind(Kind::Other(Box::new(slot.expect("not taken"))))
+        let boxed: Box<dyn StdError + Send + Sync> = slot.expect("not taken").into();
+        match boxed.downcast::<Error>() {
+            Ok(error) => *error,
+            Err(other) => Self::from_kind(Kind::Other(other)),
+        }
     }
 
     /// An error with a message and no other payload. See also [`bail!`](crate::bail).
@@ -277,6 +371,15 @@ impl Error {
         self
     }
 
+    /// Forgets where the error was raised: for a built-in coroutine, whose frame says where it
+    /// is better than a line inside this crate.
+    pub(crate) fn placed(mut self) -> Self {
+        if let Repr::Full(inner) = &mut self.0 {
+            inner.raised_at = None;
+        }
+        self
+    }
+
     /// Adds the frame of the coroutine the error came out of, and the chain of its waiters
     /// (`outer`, outermost first), in front of the trace it already has.
     pub(crate) fn traced(mut self, innermost: Frame, outer: Vec<Frame>) -> Self {
@@ -297,12 +400,40 @@ impl Error {
     }
 }
 
+// The source of an error that went through a loop is its trace (the `Inner` of its original
+// error, displayed as one line), whose source is the original error's: so reports that print a
+// source chain, such as `anyhow`'s, show where the error went.
 impl StdError for Error {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        match &self.original().inner().kind {
-            Kind::Other(error) => error.source(),
-            _ => None,
+        let original = self.original().inner();
+        if original.trace.is_empty() {
+            original.kind.source()
+        } else {
+            Some(original)
         }
+    }
+}
+
+impl StdError for Inner {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.kind.source()
+    }
+}
+
+impl fmt::Display for Inner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "in coroutine ")?;
+        for (i, frame) in self.trace.iter().enumerate() {
+            let arrow = if i == 0 { "" } else { " -> " };
+            write!(f, "{arrow}{frame}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Inner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
     }
 }
 
@@ -333,7 +464,21 @@ impl fmt::Debug for Error {
             }
             kind => {
                 write!(f, "{kind}")?;
-                self.write_trace(f)
+                self.write_trace(f)?;
+                // The causes, as `anyhow` prints them: numbered when there are several.
+                let mut causes = std::iter::successors(kind.source(), |&cause| cause.source());
+                if let Some(first) = causes.next() {
+                    write!(f, "\n\nCaused by:")?;
+                    let several = first.source().is_some();
+                    for (i, cause) in std::iter::once(first).chain(causes).enumerate() {
+                        let cause = cause.to_string().replace('\n', "\n       ");
+                        match several {
+                            true => write!(f, "\n    {i}: {cause}")?,
+                            false => write!(f, "\n    {cause}")?,
+                        }
+                    }
+                }
+                Ok(())
             }
         }
     }
@@ -393,9 +538,12 @@ impl Frame {
         self.name
     }
 
-    /// The source file of the suspension point (see [`line`](Frame::line)).
+    /// The source file of the suspension point (see [`line`](Frame::line)), as `file!()`
+    /// gives it: for a built-in, the file that called it.
     ///
     /// ```
+    /// use std::time::Duration;
+    ///
     /// #[tinyio::coroutine]
     /// fn fails() -> () {
     ///     tinyio::bail!("nope");
@@ -403,6 +551,11 @@ impl Frame {
     ///
     /// let err = tinyio::Loop::new().run(fails()).unwrap_err();
     /// assert_eq!(err.trace()[0].file(), file!());
+    ///
+    /// let hour = Duration::from_secs(3600);
+    /// let err = tinyio::Loop::new().run(tinyio::timeout(fails(), hour)).unwrap_err();
+    /// let (timeout, line) = (&err.trace()[0], line!() - 1);
+    /// assert_eq!((timeout.name(), timeout.file(), timeout.line()), ("timeout", file!(), line));
     /// ```
     pub fn file(&self) -> &'static str {
         self.file
@@ -410,10 +563,8 @@ impl Frame {
 
     /// The line of the suspension point: where the coroutine raised, or the `yield_!` it was
     /// suspended at. A coroutine that never ran (cancelled before its first resume) is placed at
-    /// its function's definition, a built-in leaf (`sleep`, `run_in_thread`, ...) at its
-    /// definition inside this crate, and a built-in coroutine (`timeout`, `as_completed`,
-    /// `Lock::lock`, ...) at its suspension point inside this crate; the coroutine that yielded
-    /// it gives the line in the caller's code.
+    /// its function's definition. A built-in (`sleep`, `timeout`, `run_in_thread`,
+    /// `Lock::lock`, ...) is placed where your code called it, never inside this crate.
     ///
     /// ```
     /// #[tinyio::coroutine]
@@ -490,12 +641,12 @@ macro_rules! bail {
     };
 }
 
-/// What a coroutine body returns on `?`. Any `std::error::Error + Send + Sync + 'static`
-/// converts into it, `tinyio::Error` included (unwrapped, not nested).
+/// What a coroutine body returns on `?`: anything [`Error::new`] takes converts into it,
+/// `tinyio::Error` included (unwrapped, not nested).
 #[doc(hidden)]
 pub struct Raise(pub(crate) Error);
 
-impl<E: StdError + Send + Sync + 'static> From<E> for Raise {
+impl<E: Into<Box<dyn StdError + Send + Sync>> + 'static> From<E> for Raise {
     #[track_caller]
     fn from(error: E) -> Self {
         Raise(Error::new(error).raised_at(Location::caller()))

@@ -232,6 +232,7 @@ fn wake_at(deadline: Instant, waker: Waker) {
 ///
 /// assert_eq!(Loop::new().run(mixed()).unwrap(), (3, 3));
 /// ```
+#[track_caller]
 pub fn from_future<'a, F: Future + 'a>(future: F) -> Coroutine<'a, F::Output> {
     Coroutine::leaf(
         &FROM_FUTURE,

@@ -38,9 +38,14 @@ pub use crate::yieldable::{Background, Yieldable, background};
 /// `fn f(args) -> Coroutine<T>`, whose body runs when a loop schedules it.
 ///
 /// Inside, `yield_!(x)` suspends until `x` (anything [`Yieldable`]) is done and evaluates to its
-/// output; `yield_!()` just lets the others run. `?` raises any error (the loop then cancels
-/// everything); `try_yield!(x)` gives a `Result` instead, so a coroutine can see its own
+/// output; `yield_!()` just lets the others run. `?` raises any error, anything that converts
+/// into `Box<dyn std::error::Error + Send + Sync>` (the loop then cancels everything; see
+/// [`Error`]); `try_yield!(x)` gives a `Result` instead, so a coroutine can see its own
 /// cancellation and clean up before propagating it.
+///
+/// Write it with its path, `#[tinyio::coroutine]`: a bare `#[coroutine]`, even after
+/// `use tinyio::coroutine`, names Rust's own unstable attribute (error E0659, then that
+/// attribute's errors), and this one never runs.
 ///
 /// ```
 /// use tinyio::{Loop};
@@ -52,6 +57,25 @@ pub use crate::yieldable::{Background, Yieldable, background};
 /// }
 ///
 /// assert_eq!(Loop::new().run(add_one(1)).unwrap(), 2);
+/// ```
+///
+/// The expansion names the runtime crate as your Cargo.toml does, so a renamed dependency
+/// (`tio = { package = "tinyio-loop", version = "0.1" }`, then `#[tio::coroutine]`) works. Where
+/// the crate is reached some other way, such as a re-export, give its path (without quotes) with
+/// `crate = path`:
+///
+/// ```
+/// mod runtime {
+///     pub use tinyio::*;
+/// }
+///
+/// #[tinyio::coroutine(crate = runtime)]
+/// fn two() -> u8 {
+///     yield_!();
+///     2
+/// }
+///
+/// assert_eq!(tinyio::Loop::new().run(two()).unwrap(), 2);
 /// ```
 ///
 /// It is equivalent to writing the coroutine by hand through the hidden entry points that the
@@ -111,7 +135,8 @@ macro_rules! try_yield {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::combinators::{AsCompleted, as_completed, copy, isolate};
-    pub use crate::coro::{Co, Site, coroutine, suspend};
+    pub use crate::coro::annotated as coroutine;
+    pub use crate::coro::{Co, NoReturnType, Site, suspend, unit};
     pub use crate::error::Raise;
     pub use crate::yieldable::Submission;
 }

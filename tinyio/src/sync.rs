@@ -231,6 +231,7 @@ impl Event {
     /// Loop::new().run((event.wait(), setter(event.clone()))).unwrap();
     /// assert!(event.is_set());
     /// ```
+    #[track_caller]
     pub fn wait(&self) -> Coro<()> {
         let wait = EventWait {
             event: self.clone(),
@@ -252,6 +253,7 @@ impl Event {
     /// event.set();
     /// assert!(tinyio::Loop::new().run(event.wait_timeout(Duration::ZERO)).unwrap());
     /// ```
+    #[track_caller]
     pub fn wait_timeout(&self, timeout: Duration) -> Coro<bool> {
         let deadline = Some(crate::time::after(timeout));
         Coroutine::leaf(
@@ -405,6 +407,7 @@ impl Semaphore {
     /// drop(permit);
     /// assert_eq!(semaphore.available(), 1);
     /// ```
+    #[track_caller]
     pub fn acquire(&self) -> Coro<SemaphoreGuard> {
         Coroutine::leaf(
             &ACQUIRE,
@@ -588,6 +591,7 @@ impl<T> Lock<T> {
     /// drop(guard);
     /// assert_eq!(lock.into_inner(), Some(2));
     /// ```
+    #[track_caller]
     pub fn lock<'t>(&self) -> Coroutine<'t, LockGuard<T>>
     where
         T: 't,
@@ -611,6 +615,7 @@ impl<T> Lock<T> {
     /// let guard = tinyio::Loop::new().run(lock.acquire()).unwrap();
     /// assert_eq!(*guard, "data");
     /// ```
+    #[track_caller]
     pub fn acquire<'t>(&self) -> Coroutine<'t, LockGuard<T>>
     where
         T: 't,
@@ -752,6 +757,7 @@ impl Barrier {
     /// let [c, d] = lp.run([barrier.wait(), barrier.wait()]).unwrap();
     /// assert_eq!(c + d, 1); // the next generation starts again at 0
     /// ```
+    #[track_caller]
     pub fn wait(&self) -> Coro<usize> {
         let barrier = self.clone();
         coroutine(&BARRIER, move |co| async move {

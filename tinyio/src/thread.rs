@@ -519,13 +519,12 @@ impl ThreadPool {
         F: Fn(X) -> T + Send + Sync + 'static,
     {
         let f = Arc::new(f);
-        let calls: Vec<Coro<T>> = xs
-            .into_iter()
-            .map(|x| {
-                let f = f.clone();
-                self.run_in_thread(move || f(x))
-            })
-            .collect();
+        // A loop, not a closure: `#[track_caller]` does not reach into closures.
+        let mut calls: Vec<Coro<T>> = Vec::new();
+        for x in xs {
+            let f = f.clone();
+            calls.push(self.run_in_thread(move || f(x)));
+        }
         coroutine(&POOL_RUN, move |co| async move {
             Ok(suspend(&co, calls, line!()).await?)
         })

@@ -28,6 +28,7 @@ static TIMEOUT: Site = site!("timeout");
 /// Loop::new().run(naps).unwrap(); // a hundred sleeps at once, on one thread
 /// assert!(start.elapsed() >= Duration::from_millis(20));
 /// ```
+#[track_caller]
 pub fn sleep(duration: Duration) -> Coro<()> {
     sleep_until(after(duration))
 }
@@ -41,6 +42,7 @@ pub fn sleep(duration: Duration) -> Coro<()> {
 /// tinyio::Loop::new().run(tinyio::sleep_until(deadline)).unwrap();
 /// assert!(Instant::now() >= deadline);
 /// ```
+#[track_caller]
 pub fn sleep_until(deadline: Instant) -> Coro<()> {
     Coroutine::leaf(&SLEEP, Sleep(deadline))
 }
@@ -86,6 +88,7 @@ impl Leaf for Sleep {
 /// let slow = timeout(sleep(Duration::from_secs(5)), Duration::from_millis(1));
 /// assert_eq!(Loop::new().run((fast, slow)).unwrap(), (Some(()), None));
 /// ```
+#[track_caller]
 pub fn timeout<'a, Y>(y: Y, duration: Duration) -> Coroutine<'a, Option<Y::Output>>
 where
     Y: Yieldable + 'a,
