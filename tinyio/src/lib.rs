@@ -1,3 +1,7 @@
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![doc(test(attr(deny(warnings))))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 // The README is the crate page. Its links point to docs.rs, so that it renders on GitHub and
 // crates.io; these definitions of the same labels come first, and Markdown keeps the first
 // definition of a label, so rustdoc links to the items themselves (tests/readme.rs checks that
@@ -38,10 +42,6 @@
 //! [`from_future`]: fn@from_future
 //! [`to_future`]: fn@to_future
 #![doc = include_str!("../README.md")]
-#![forbid(unsafe_code)]
-#![deny(missing_docs)]
-#![doc(test(attr(deny(warnings))))]
-#![cfg_attr(docsrs, feature(doc_cfg))]
 
 // Lets `#[tinyio::coroutine]` (which names `::tinyio`) work inside this crate too.
 extern crate self as tinyio;
