@@ -1,4 +1,4 @@
-//! The `#[coroutine]` attribute of [tinyio].
+//! The `#[tinyio::coroutine]` attribute of [tinyio-loop].
 //!
 //! Use it through the runtime crate, as `tinyio::coroutine`; its documentation shows what an
 //! annotated function becomes. This crate only rewrites syntax:
@@ -13,7 +13,7 @@
 //!
 //! becomes a plain `fn add(x: u64) -> tinyio::Coroutine<'static, u64>`.
 //!
-//! [tinyio]: https://docs.rs/tinyio
+//! [tinyio-loop]: https://docs.rs/tinyio-loop
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]

@@ -1,7 +1,53 @@
-#![doc = include_str!("../../README.md")]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![doc(test(attr(deny(warnings))))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+// The README is the crate page. Its links point to docs.rs, so that it renders on GitHub and
+// crates.io; these definitions of the same labels come first, and Markdown keeps the first
+// definition of a label, so rustdoc links to the items themselves (tests/readme.rs checks that
+// both lists name the same items).
+//! [`Loop`]: struct@Loop
+//! [`Loop::run`]: method@Loop::run
+//! [`Loop::stall_report`]: method@Loop::stall_report
+//! [`StopHandle`]: struct@StopHandle
+//! [`Coroutine<T>`]: struct@Coroutine
+//! [`Coro<T>`]: tyalias@Coro
+//! [`Shared`]: tyalias@Shared
+//! [`Shared<T>`]: tyalias@Shared
+//! [`background`]: fn@background
+//! [`bail!`]: macro@bail
+//! [`Error`]: struct@Error
+//! [`Error::is_timeout`]: method@Error::is_timeout
+//! [`Error::is_stopped`]: method@Error::is_stopped
+//! [`ErrorGroup`]: enum@ErrorGroup
+//! [`ErrorGroup::Auto`]: variant@ErrorGroup::Auto
+//! [`ErrorGroup::Never`]: variant@ErrorGroup::Never
+//! [`ErrorGroup::Always`]: variant@ErrorGroup::Always
+//! [`sleep`]: fn@sleep
+//! [`sleep_until`]: fn@sleep_until
+//! [`timeout`]: fn@timeout
+//! [`run_in_thread`]: fn@run_in_thread
+//! [`try_run_in_thread`]: fn@try_run_in_thread
+//! [`ThreadPool`]: struct@ThreadPool
+//! [`thread::is_cancelled`]: fn@thread::is_cancelled
+//! [`thread::check`]: fn@thread::check
+//! [`thread::sleep`]: fn@thread::sleep
+//! [`Event`]: struct@Event
+//! [`Semaphore`]: struct@Semaphore
+//! [`Lock`]: struct@Lock
+//! [`Barrier`]: struct@Barrier
+//! [`as_completed`]: fn@as_completed
+//! [`isolate`]: fn@isolate
+//! [`copy`]: fn@copy
+//! [`from_future`]: fn@from_future
+//! [`to_future`]: fn@to_future
+//! [`from_tokio`]: fn@from_tokio
+//! [`Stall`]: struct@Stall
+//! [`Stall::joining`]: method@Stall::joining
+//! [`channel`]: fn@channel
+//! [`Sender`]: struct@Sender
+//! [`Receiver`]: struct@Receiver
+#![doc = include_str!("../README.md")]
 
 // Lets `#[tinyio::coroutine]` (which names `::tinyio`) work inside this crate too.
 extern crate self as tinyio;
@@ -26,10 +72,12 @@ pub use crate::coro::{Coro, Coroutine, Shared, SharedCoroutine};
 pub use crate::error::{Error, ErrorGroup, Frame};
 pub use crate::event_loop::{Loop, StopHandle};
 #[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub use crate::interop::from_tokio;
 pub use crate::interop::{ToFuture, from_future, to_future};
 pub use crate::stall::{Stall, Suspended};
 pub use crate::sync::{Barrier, Event, Lock, LockGuard, Semaphore, SemaphoreGuard};
+#[doc(inline)]
 pub use crate::thread::{ThreadPool, run_in_thread, try_run_in_thread};
 pub use crate::time::{sleep, sleep_until, timeout};
 pub use crate::yieldable::{Background, Yieldable, background};

@@ -1,6 +1,10 @@
 // The same from an integration test, which the attribute finds through this package's
-// Cargo.toml too.
+// Cargo.toml too. The library's coroutines are compiled here again (it is built only for its
+// own tests, as the runtime is a dev-dependency).
 use tio::{Coro, Loop};
+
+#[path = "../src/coroutines.rs"]
+mod tinyio_renamed;
 
 #[tio::coroutine]
 fn outer() -> (u64, u64, u64) {
