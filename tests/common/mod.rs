@@ -9,9 +9,71 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use tinyio::{Event, Loop};
+
 /// `millis` milliseconds.
 pub fn ms(millis: u64) -> Duration {
     Duration::from_millis(millis)
+}
+
+/// Whether the tests run under valgrind, as the environment variable `TINYIO_UNDER_VALGRIND`
+/// says (any value): a thread may then take longer to start than a short timer takes to expire,
+/// so the few checks that depend on how long things take are skipped.
+pub fn under_valgrind() -> bool {
+    std::env::var_os("TINYIO_UNDER_VALGRIND").is_some()
+}
+
+/// Counts arrivals (thread calls that have started, say) and sets an event once `expected` have
+/// arrived: a test acts on "they are all running" by waiting on that event, not by sleeping.
+#[derive(Debug)]
+pub struct Arrivals {
+    count: AtomicUsize,
+    expected: usize,
+    all: Event,
+}
+
+impl Arrivals {
+    pub fn new(expected: usize) -> Self {
+        Arrivals {
+            count: AtomicUsize::new(0),
+            expected,
+            all: Event::new(),
+        }
+    }
+
+    /// One more has arrived.
+    pub fn arrive(&self) {
+        if self.count.fetch_add(1, Ordering::SeqCst) + 1 >= self.expected {
+            self.all.set();
+        }
+    }
+
+    /// How many have arrived.
+    pub fn count(&self) -> usize {
+        self.count.load(Ordering::SeqCst)
+    }
+
+    /// Finishes once all have arrived: yield it from a coroutine, or await it.
+    pub fn all(&self) -> tinyio::Coro<()> {
+        self.all.wait()
+    }
+
+    /// Blocks this thread until all have arrived. Inside a coroutine it blocks the loop's thread
+    /// too (a nested run), so that no timer of that loop can fire meanwhile.
+    pub fn block_until_all(&self) {
+        Loop::new().run(self.all.wait()).unwrap();
+    }
+}
+
+/// `lp` with a stall report that signals the receiver each time the loop has had nothing to run
+/// for `threshold`: a thread that waits on it acts only once every coroutine of the loop is
+/// suspended, which no sleep can promise.
+pub fn on_stall(lp: Loop, threshold: Duration) -> (Loop, mpsc::Receiver<()>) {
+    let (send, recv) = mpsc::channel();
+    let lp = lp.stall_report(threshold, move |_| {
+        let _ = send.send(()); // no one listens any more once the test has what it needs
+    });
+    (lp, recv)
 }
 
 /// Runs `f` on a fresh thread and fails if it takes longer than `secs` (a hang: a blocked
