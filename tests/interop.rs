@@ -102,7 +102,6 @@ impl Rt {
             }),
         }
     }
-
 }
 
 /// Sets its event when dropped: says that a future was dropped, for a test to wait on.

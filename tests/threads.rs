@@ -247,7 +247,10 @@ fn answers_with_error(state: &Arc<ThreadState>) -> Coro<bool> {
 fn test_thread_answers_cancellation_with_another_error() {
     let state = ThreadState::expecting(1);
     let err = Loop::new()
-        .run((answers_with_error(&state), raises_once_started(state.clone())))
+        .run((
+            answers_with_error(&state),
+            raises_once_started(state.clone()),
+        ))
         .unwrap_err();
     assert!(err.to_string().contains("oh no"), "{err}");
     let group = err.group().expect("the thread's error joins the group");
@@ -267,7 +270,10 @@ fn test_thread_answers_cancellation_with_another_error() {
 fn thread_error_met_while_cancelling_has_a_trace() {
     let state = ThreadState::expecting(1);
     let err = Loop::new()
-        .run((answers_with_error(&state), raises_once_started(state.clone())))
+        .run((
+            answers_with_error(&state),
+            raises_once_started(state.clone()),
+        ))
         .unwrap_err();
     let group = err.group().expect("the thread's error joins the group");
     let cleanup = group
@@ -317,7 +323,10 @@ fn thread_answering_cancellation_with_another_error_never_group() {
     let state = ThreadState::expecting(1);
     let lp = Loop::new().error_group(ErrorGroup::Never);
     let err = lp
-        .run((answers_with_error(&state), raises_once_started(state.clone())))
+        .run((
+            answers_with_error(&state),
+            raises_once_started(state.clone()),
+        ))
         .unwrap_err();
     assert_eq!(err.to_string(), "oh no");
     assert!(err.group().is_none());
@@ -481,9 +490,7 @@ fn no_thread_call_outlives_a_successful_run() {
     };
     let pooled = tinyio::timeout(pooled, ms(50));
     let started = holds_the_loop_until_started(state.clone());
-    let (quick, stopped, pooled, ()) = Loop::new()
-        .run((quick, stopped, pooled, started))
-        .unwrap();
+    let (quick, stopped, pooled, ()) = Loop::new().run((quick, stopped, pooled, started)).unwrap();
     assert!(quick.iter().copied().eq(0..20));
     assert_eq!((stopped, pooled), (None, None));
     assert_eq!(state.started.count(), 3);
