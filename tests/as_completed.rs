@@ -1,5 +1,8 @@
 //! `as_completed`: outputs in the order they complete, whatever order the handles are awaited in.
 
+mod common;
+
+use common::under_valgrind;
 use std::time::{Duration, Instant};
 
 use tinyio::{Coro, Loop, as_completed, sleep};
@@ -29,10 +32,13 @@ fn test_as_completed() {
     // In completion order; one after the other would have given the order asked.
     assert_eq!(out, [100, 200, 300]);
     assert!(elapsed >= Duration::from_millis(300), "{elapsed:?}");
-    assert!(
-        elapsed < Duration::from_secs(5),
-        "about 0.3 s expected, took {elapsed:?}"
-    );
+    // A loop that slept past its timers would show here; under valgrind only the order counts.
+    if !under_valgrind() {
+        assert!(
+            elapsed < Duration::from_secs(5),
+            "about 0.3 s expected, took {elapsed:?}"
+        );
+    }
 }
 
 /// Takes every handle first, then awaits them last to first.
