@@ -269,7 +269,7 @@ fn short_waits_are_not_a_stall() {
     fn naps() -> () {
         for _ in 0..20 {
             yield_!(sleep(ms(5)));
-            yield_!(run_in_thread(|| std::thread::sleep(ms(5))));
+            yield_!(run_in_thread(|| std::thread::sleep(ms(5)))); // a short wait
         }
     }
 

@@ -44,16 +44,19 @@ static POOL_RUN: Site = site!("ThreadPool::run_in_thread");
 /// [`thread::is_cancelled`]: crate::thread::is_cancelled
 ///
 /// ```
-/// use std::time::{Duration, Instant};
+/// use std::sync::{Arc, Barrier};
 /// use tinyio::{Loop, run_in_thread};
 ///
-/// let start = Instant::now();
+/// // Each call waits until all 20 are inside at once: one by one, they would never finish.
+/// let all_inside = Arc::new(Barrier::new(20));
 /// let calls: Vec<_> = (0..20u64)
-///     .map(|i| run_in_thread(move || { std::thread::sleep(Duration::from_millis(50)); i * i }))
+///     .map(|i| {
+///         let all_inside = all_inside.clone();
+///         run_in_thread(move || { all_inside.wait(); i * i })
+///     })
 ///     .collect();
 /// let squares = Loop::new().run(calls).unwrap();
 /// assert_eq!(squares[3], 9);
-/// assert!(start.elapsed() < Duration::from_millis(50 * 20)); // concurrently, not one by one
 /// ```
 #[track_caller]
 pub fn run_in_thread<T, F>(f: F) -> Coro<T>
