@@ -825,6 +825,15 @@ mod tests {
         }
     }
 
+    /// Holds the loop's thread until `started` hears from a call, so that no timeout of the loop
+    /// can stop the call before it runs (a queued call is dropped unrun). Its first pause lets
+    /// the calls gathered before it start.
+    #[tinyio::coroutine]
+    fn holds_the_loop_until(started: std::sync::mpsc::Receiver<()>) -> () {
+        yield_!();
+        started.recv().expect("the call started");
+    }
+
     /// A job that counts how many times it ran.
     struct Tally(AtomicUsize);
 
@@ -943,9 +952,11 @@ mod tests {
             Arc::new(AtomicUsize::new(0)),
             Arc::new(AtomicBool::new(false)),
         );
+        let (started, running_now) = std::sync::mpsc::channel();
         let running = {
             let ended = ended.clone();
             pool.run_in_thread(move || {
+                started.send(()).unwrap();
                 let deadline = Instant::now() + Duration::from_secs(10);
                 while !is_cancelled() && Instant::now() < deadline {
                     std::thread::sleep(ms(1));
@@ -965,7 +976,10 @@ mod tests {
                 })
             })
             .collect();
-        let out = Loop::new().run(timeout((running, queued), ms(30))).unwrap();
+        let held = holds_the_loop_until(running_now);
+        let out = Loop::new()
+            .run(timeout((running, queued, held), ms(30)))
+            .unwrap();
         assert!(out.is_none(), "timed out");
         assert!(
             ended.load(SeqCst),
@@ -1014,13 +1028,16 @@ mod tests {
         #[derive(Debug, thiserror::Error)]
         #[error("clean-up failed")]
         struct CleanupFailed;
-        let call = try_run_in_thread(|| {
+        let (started, running) = std::sync::mpsc::channel();
+        let call = try_run_in_thread(move || {
+            started.send(()).unwrap();
             while !is_cancelled() {
                 std::thread::sleep(ms(1));
             }
             Err::<(), _>(CleanupFailed)
         });
-        let err = Loop::new().run(timeout(call, ms(10))).unwrap_err();
+        let held = holds_the_loop_until(running);
+        let err = Loop::new().run(timeout((call, held), ms(10))).unwrap_err();
         assert!(err.downcast_ref::<CleanupFailed>().is_some(), "{err:?}");
         assert_eq!(err.trace().last().map(|f| f.name()), Some("run_in_thread"));
     }
