@@ -312,14 +312,17 @@ fn from_future_is_woken_not_polled_in_a_loop() {
 /// by the time it ended: all three, if they ran at once; one after the other would give 1, 2, 3.
 fn future_gathered_with_coroutines(kind: Kind) {
     #[tinyio::coroutine]
-    fn counted_slow_add_one(x: u32, started: Rc<Cell<u32>>) -> (u32, u32) {
+    fn counted_slow_add_one(x: u32, started: Rc<Cell<u32>>) -> Seen {
         started.set(started.get() + 1);
         let y = yield_!(slow_add_one(x, 100));
         (y, started.get())
     }
 
+    /// A part's output, and how many parts had started when it ended.
+    type Seen = (u32, u32);
+
     #[tinyio::coroutine]
-    fn gather(rt: Rt) -> ((u32, u32), (u32, u32), (u32, u32), u32) {
+    fn gather(rt: Rt) -> (Seen, Seen, Seen, u32) {
         let started = Rc::new(Cell::new(0));
         let timer = {
             let (rt, started) = (rt.clone(), started.clone());
