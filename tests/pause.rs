@@ -237,7 +237,7 @@ fn a_wake_up_made_while_a_timeout_is_taken_in_is_not_lost() {
     // Also waits on `done`, so that nothing is ready once the timeout has been taken in.
     #[tinyio::coroutine]
     fn times_out(event: Event, done: Event) -> bool {
-        let timeout = tinyio::timeout(cleans_up_by_setting(event), ms(5));
+        let timeout = tinyio::timeout(cleans_up_by_setting(event), common::head_start());
         let (stopped, ()) = yield_!((timeout, done.wait()));
         stopped.is_none()
     }

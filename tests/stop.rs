@@ -116,7 +116,14 @@ fn stop_cancels_coroutines_and_joins_every_thread() {
     assert!(err.is_stopped(), "{err:?}");
     assert!(err.group().is_none(), "everything stopped cleanly: {err:?}");
     // Three plain calls and the two the pool let in; the other two pooled calls never started.
-    assert_eq!(state.counts(), (5, 5, 5));
+    // (Under valgrind, the loop may take longer to cancel them all than a pooled call takes to
+    // stop, and the pool then starts the next: only that each call started was stopped holds.)
+    if common::under_valgrind() {
+        let (started, saw_cancel, ended) = state.counts();
+        assert!(started >= 5 && saw_cancel == started && ended == started);
+    } else {
+        assert_eq!(state.counts(), (5, 5, 5));
+    }
     assert_eq!(drops.get(), 1);
 }
 

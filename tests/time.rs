@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Arrivals, CountDrops, ms, names, under_valgrind, within};
+use common::{Arrivals, CountDrops, head_start, ms, names, under_valgrind, within};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -90,7 +90,10 @@ fn guarded_sleep(millis: u64, drops: Rc<Cell<usize>>, saw_timeout: Rc<Cell<bool>
 fn test_timeout_in_time() {
     let (drops, saw_timeout) = (Rc::new(Cell::new(0)), Rc::new(Cell::new(false)));
     let work = guarded_sleep(200, drops.clone(), saw_timeout.clone());
-    let out = Loop::new().run(timeout(work, ms(300))).unwrap();
+    // Far longer than the work: however late the loop wakes, the work ends first.
+    let out = Loop::new()
+        .run(timeout(work, Duration::from_secs(10)))
+        .unwrap();
     assert_eq!(out, Some(200));
     assert_eq!(drops.get(), 1);
     assert!(!saw_timeout.get());
@@ -99,8 +102,9 @@ fn test_timeout_in_time() {
 #[test]
 fn test_timeout_expired() {
     let (drops, saw_timeout) = (Rc::new(Cell::new(0)), Rc::new(Cell::new(false)));
-    let work = guarded_sleep(200, drops.clone(), saw_timeout.clone());
-    let out = Loop::new().run(timeout(work, ms(100))).unwrap();
+    let millis = 10 * head_start().as_millis() as u64;
+    let work = guarded_sleep(millis, drops.clone(), saw_timeout.clone());
+    let out = Loop::new().run(timeout(work, head_start())).unwrap();
     assert_eq!(out, None);
     assert_eq!(drops.get(), 1, "the stopped coroutine's clean-up ran");
     assert!(saw_timeout.get(), "`try_yield!` inside saw `is_timeout()`");
@@ -111,7 +115,7 @@ fn expired_timeout_does_not_wait_for_the_work_it_stopped() {
     let (drops, saw_timeout) = (Rc::new(Cell::new(0)), Rc::new(Cell::new(false)));
     let work = guarded_sleep(30_000, drops.clone(), saw_timeout.clone());
     let start = Instant::now();
-    assert_eq!(Loop::new().run(timeout(work, ms(50))).unwrap(), None);
+    assert_eq!(Loop::new().run(timeout(work, head_start())).unwrap(), None);
     assert!(
         start.elapsed() < Duration::from_secs(10),
         "took {:?}",
@@ -138,7 +142,7 @@ fn timeout_not_reached_does_not_delay_the_run() {
 
 #[tinyio::coroutine]
 fn slow_value(log: Log) -> u64 {
-    let slept = try_yield!(sleep(ms(200)));
+    let slept = try_yield!(sleep(3 * head_start()));
     if slept.is_err() {
         self::log(&log, "shared stopped");
     }
@@ -163,7 +167,7 @@ fn worker(shared: Shared<u64>, log: Log) -> u64 {
 
 #[tinyio::coroutine]
 fn sibling(log: Log) -> u64 {
-    yield_!(sleep(ms(200)));
+    yield_!(sleep(3 * head_start()));
     self::log(&log, "sibling finished");
     3
 }
@@ -178,7 +182,7 @@ fn timeout_stops_only_its_own_subtree() {
     let events = Log::default();
     let shared = slow_value(events.clone()).share();
     let run = (
-        timeout(worker(shared.clone(), events.clone()), ms(50)),
+        timeout(worker(shared.clone(), events.clone()), head_start()),
         sibling(events.clone()),
         also_waits(shared),
     );
@@ -205,7 +209,10 @@ fn nested_timeouts_inner_expires() {
     let (drops, saw_timeout) = (Rc::new(Cell::new(0)), Rc::new(Cell::new(false)));
     let work = guarded_sleep(30_000, drops.clone(), saw_timeout.clone());
     let out = Loop::new()
-        .run(timeout(timeout(work, ms(50)), Duration::from_secs(20)))
+        .run(timeout(
+            timeout(work, head_start()),
+            Duration::from_secs(20),
+        ))
         .unwrap();
     assert_eq!(out, Some(None));
     assert_eq!(drops.get(), 1);
@@ -218,7 +225,10 @@ fn nested_timeouts_outer_expires() {
     let work = guarded_sleep(30_000, drops.clone(), saw_timeout.clone());
     let start = Instant::now();
     let out = Loop::new()
-        .run(timeout(timeout(work, Duration::from_secs(20)), ms(50)))
+        .run(timeout(
+            timeout(work, Duration::from_secs(20)),
+            head_start(),
+        ))
         .unwrap();
     assert_eq!(out, None);
     assert!(
@@ -270,7 +280,7 @@ fn two_stages(log: Log) -> () {
 fn timeout_inside_a_timeout() {
     let events = Log::default();
     let out = Loop::new()
-        .run(timeout(two_stages(events.clone()), ms(150)))
+        .run(timeout(two_stages(events.clone()), ms(30) + head_start()))
         .unwrap();
     assert_eq!(out, None);
     assert_eq!(
@@ -408,7 +418,7 @@ const TIMED_LINE: u32 = line!() + 4;
 
 #[tinyio::coroutine]
 fn times_a_stubborn_one() -> Option<()> {
-    yield_!(timeout(keeps_going_after_a_timeout(), ms(1)))
+    yield_!(timeout(keeps_going_after_a_timeout(), head_start()))
 }
 
 /// A coroutine that misbehaves when its timeout stops it fails the run with a trace through

@@ -23,6 +23,17 @@ pub fn under_valgrind() -> bool {
     std::env::var_os("TINYIO_UNDER_VALGRIND").is_some()
 }
 
+/// How long a timeout waits when the work it stops must have started, and suspended, before it
+/// fires. A coroutine starts within microseconds of its timeout, but a busy machine can hold
+/// the loop's thread for tens of milliseconds in between, and valgrind for far longer.
+pub fn head_start() -> Duration {
+    if under_valgrind() {
+        Duration::from_secs(1)
+    } else {
+        Duration::from_millis(100)
+    }
+}
+
 /// Counts arrivals (thread calls that have started, say) and sets an event once `expected` have
 /// arrived: a test acts on "they are all running" by waiting on that event, not by sleeping.
 #[derive(Debug)]
