@@ -70,9 +70,17 @@ impl Arrivals {
     }
 
     /// Blocks this thread until all have arrived. Inside a coroutine it blocks the loop's thread
-    /// too (a nested run), so that no timer of that loop can fire meanwhile.
+    /// too (a nested run), so that no timer of that loop can fire meanwhile. Panics after 30 s
+    /// rather than hang, should they never come.
     pub fn block_until_all(&self) {
-        Loop::new().run(self.all.wait()).unwrap();
+        let all = tinyio::timeout(self.all.wait(), Duration::from_secs(30));
+        let arrived = Loop::new().run(all).unwrap();
+        assert!(
+            arrived.is_some(),
+            "{} of {} arrived",
+            self.count(),
+            self.expected
+        );
     }
 }
 
