@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{Arrivals, CountDrops, ms, within};
+use common::{Arrivals, CountDrops, head_start, ms, within};
 use std::cell::Cell;
 use std::collections::BTreeSet;
 use std::error::Error as _;
@@ -135,18 +135,10 @@ fn raises_once_started(state: Arc<ThreadState>) -> u64 {
     tinyio::bail!("oh no");
 }
 
-/// Holds the loop's thread until every call of `state` has started, so that no timeout of the
-/// loop can stop a call before it runs. Its first pause lets the calls gathered before it start.
-#[tinyio::coroutine]
-fn holds_the_loop_until_started(state: Arc<ThreadState>) -> () {
-    yield_!();
-    state.started.block_until_all();
-}
-
 /// What a thread reports about itself: running now, started, told to stop, ended.
 struct ThreadState {
     running: AtomicUsize,
-    started: Arrivals,
+    started: Arc<Arrivals>,
     saw_cancel: AtomicUsize,
     ended: AtomicUsize,
 }
@@ -156,7 +148,7 @@ impl ThreadState {
     fn expecting(expected: usize) -> Arc<Self> {
         Arc::new(ThreadState {
             running: AtomicUsize::new(0),
-            started: Arrivals::new(expected),
+            started: Arc::new(Arrivals::new(expected)),
             saw_cancel: AtomicUsize::new(0),
             ended: AtomicUsize::new(0),
         })
@@ -291,10 +283,7 @@ fn thread_error_met_while_cancelling_has_a_trace() {
 #[test]
 fn thread_error_after_a_timeout_told_it_to_stop_fails_the_run() {
     let state = ThreadState::expecting(1);
-    let run = (
-        tinyio::timeout(answers_with_error(&state), ms(50)),
-        holds_the_loop_until_started(state.clone()),
-    );
+    let run = tinyio::timeout((answers_with_error(&state), state.started.hold()), ms(50));
     let err = Loop::new().run(run).unwrap_err();
     assert!(err.downcast_ref::<CleanupFailed>().is_some(), "{err:?}");
     assert_eq!(ThreadState::get(&state.saw_cancel), 1);
@@ -305,10 +294,7 @@ fn thread_error_after_a_timeout_told_it_to_stop_fails_the_run() {
 
 fn thread_error_after_a_timeout_told_it_to_stop_has_a_trace() {
     let state = ThreadState::expecting(1);
-    let run = (
-        tinyio::timeout(answers_with_error(&state), ms(50)),
-        holds_the_loop_until_started(state.clone()),
-    );
+    let run = tinyio::timeout((answers_with_error(&state), state.started.hold()), ms(50));
     let err = Loop::new().run(run).unwrap_err();
     let at = err
         .trace()
@@ -484,13 +470,16 @@ fn no_thread_call_outlives_a_successful_run() {
         })
         .collect();
     let stopped = tinyio::timeout(blocking_loop(&state), ms(50));
-    let pooled = {
-        let state = state.clone();
-        ThreadPool::new(2).map(move |_| state.blocking_loop(), 0..2)
-    };
-    let pooled = tinyio::timeout(pooled, ms(50));
-    let started = holds_the_loop_until_started(state.clone());
-    let (quick, stopped, pooled, ()) = Loop::new().run((quick, stopped, pooled, started)).unwrap();
+    let pool = ThreadPool::new(2);
+    let pooled: Vec<_> = (0..2)
+        .map(|_| {
+            let state = state.clone();
+            pool.run_in_thread(move || state.blocking_loop())
+        })
+        .collect();
+    // The hold starts after the pooled calls, once the plain one has been started too.
+    let pooled = tinyio::timeout((pooled, state.started.hold()), ms(50));
+    let (quick, stopped, pooled) = Loop::new().run((quick, stopped, pooled)).unwrap();
     assert!(quick.iter().copied().eq(0..20));
     assert_eq!((stopped, pooled), (None, None));
     assert_eq!(state.started.count(), 3);
@@ -545,11 +534,12 @@ fn is_cancelled_outside_a_thread_call_is_false() {
     assert!(!inside);
 }
 
-/// Waits on a thread alone; answers a timeout with an error of its own.
+/// Waits on a thread (and on the hold that keeps the loop until it runs); answers a timeout with
+/// an error of its own.
 #[tinyio::coroutine]
 fn answers_timeout_with_error(state: Arc<ThreadState>) -> bool {
-    match tinyio::try_yield!(blocking_loop(&state)) {
-        Ok(stopped) => stopped,
+    match tinyio::try_yield!((blocking_loop(&state), state.started.hold())) {
+        Ok((stopped, ())) => stopped,
         Err(error) => {
             assert!(error.is_timeout(), "{error:?}");
             Err::<bool, _>(CleanupFailed)?
@@ -562,10 +552,7 @@ fn answers_timeout_with_error(state: Arc<ThreadState>) -> bool {
 #[test]
 fn thread_of_a_coroutine_failing_on_its_timeout_is_stopped_and_joined() {
     let state = ThreadState::expecting(1);
-    let run = (
-        tinyio::timeout(answers_timeout_with_error(state.clone()), ms(50)),
-        holds_the_loop_until_started(state.clone()),
-    );
+    let run = tinyio::timeout(answers_timeout_with_error(state.clone()), head_start());
     let err = Loop::new().run(run).unwrap_err();
     assert!(err.downcast_ref::<CleanupFailed>().is_some(), "{err:?}");
     assert_eq!(ThreadState::get(&state.saw_cancel), 1);

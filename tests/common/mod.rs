@@ -5,6 +5,7 @@ use std::any::Any;
 use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::Rc;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -25,10 +26,11 @@ pub fn under_valgrind() -> bool {
 
 /// How long a timeout waits when the work it stops must have started, and suspended, before it
 /// fires. A coroutine starts within microseconds of its timeout, but a busy machine can hold
-/// the loop's thread for tens of milliseconds in between, and valgrind for far longer.
+/// the loop's thread for tens of milliseconds in between, and valgrind (which runs one thread at
+/// a time, not fairly) for seconds.
 pub fn head_start() -> Duration {
     if under_valgrind() {
-        Duration::from_secs(1)
+        Duration::from_secs(5)
     } else {
         Duration::from_millis(100)
     }
@@ -69,9 +71,17 @@ impl Arrivals {
         self.all.wait()
     }
 
-    /// Blocks this thread until all have arrived. Inside a coroutine it blocks the loop's thread
-    /// too (a nested run), so that no timer of that loop can fire meanwhile. Panics after 30 s
-    /// rather than hang, should they never come.
+    /// A leaf that, when started, holds the loop's thread until all have arrived. Leaves start
+    /// as they are yielded, in order: yielded together after thread calls (in one gather), it
+    /// starts right after them, before the loop looks at a timer again, so that no timeout can
+    /// stop a call still queued (which would drop it unrun).
+    pub fn hold(self: &Arc<Self>) -> tinyio::Coro<()> {
+        let arrivals = self.clone();
+        tinyio::from_future(async move { arrivals.block_until_all() })
+    }
+
+    /// Blocks this thread until all have arrived (a nested run). Panics after 30 s rather than
+    /// hang, should they never come.
     pub fn block_until_all(&self) {
         let all = tinyio::timeout(self.all.wait(), Duration::from_secs(30));
         let arrived = Loop::new().run(all).unwrap();

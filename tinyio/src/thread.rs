@@ -825,13 +825,15 @@ mod tests {
         }
     }
 
-    /// Holds the loop's thread until `started` hears from a call, so that no timeout of the loop
-    /// can stop the call before it runs (a queued call is dropped unrun). Its first pause lets
-    /// the calls gathered before it start.
-    #[tinyio::coroutine]
-    fn holds_the_loop_until(started: std::sync::mpsc::Receiver<()>) -> () {
-        yield_!();
-        started.recv().expect("the call started");
+    /// A leaf that, when started, holds the loop's thread until `started` hears from a call.
+    /// Leaves start as they are yielded, in order: gathered after the call, it starts right
+    /// after it, before the loop looks at a timer again, so that no timeout can stop the call
+    /// while it is still queued (which drops it unrun).
+    fn holds_the_loop_until(started: std::sync::mpsc::Receiver<()>) -> Coro<()> {
+        crate::from_future(async move {
+            let started = started.recv_timeout(Duration::from_secs(30));
+            started.expect("the call started");
+        })
     }
 
     /// A job that counts how many times it ran.
