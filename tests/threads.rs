@@ -19,17 +19,31 @@ use std::time::{Duration, Instant};
 
 use tinyio::{Coro, ErrorGroup, Loop, ThreadPool, run_in_thread, try_run_in_thread};
 
-/// How many calls run at once, and the most seen.
-#[derive(Default)]
+/// How many calls run at once, and the most seen. The first `meeting` calls wait inside until
+/// they are all in: that many at once, whatever the timing (and a pool that let fewer in would
+/// fail the wait).
 struct Checker {
     now: AtomicUsize,
     most: AtomicUsize,
+    meeting: Arrivals,
 }
 
 impl Checker {
+    fn meeting(calls: usize) -> Arc<Self> {
+        Arc::new(Checker {
+            now: AtomicUsize::new(0),
+            most: AtomicUsize::new(0),
+            meeting: Arrivals::new(calls),
+        })
+    }
+
     fn call(self: &Arc<Self>, i: u64) -> u64 {
         let inside = self.now.fetch_add(1, SeqCst) + 1;
         self.most.fetch_max(inside, SeqCst);
+        if (i as usize) < self.meeting.expected() {
+            self.meeting.arrive();
+            self.meeting.block_until_all();
+        }
         // Busy for a while, so that the calls a pool lets in overlap.
         std::thread::sleep(ms(5));
         self.now.fetch_sub(1, SeqCst);
@@ -75,7 +89,7 @@ fn pool_calls(pool: &ThreadPool, checker: &Arc<Checker>, n: u64) -> Vec<Coro<u64
 
 #[test]
 fn test_thread_pool() {
-    let checker = Arc::new(Checker::default());
+    let checker = Checker::meeting(2);
     let out = Loop::new()
         .run(pool_calls(&ThreadPool::new(2), &checker, 50))
         .unwrap();
@@ -86,7 +100,7 @@ fn test_thread_pool() {
 
 #[test]
 fn test_thread_pool_map() {
-    let checker = Arc::new(Checker::default());
+    let checker = Checker::meeting(2);
     let calls = {
         let checker = checker.clone();
         ThreadPool::new(2).map(move |i| checker.call(i), 0..50)
@@ -99,7 +113,7 @@ fn test_thread_pool_map() {
 
 #[test]
 fn test_thread_pool_of_three() {
-    let checker = Arc::new(Checker::default());
+    let checker = Checker::meeting(3);
     let out = Loop::new()
         .run(pool_calls(&ThreadPool::new(3), &checker, 50))
         .unwrap();
@@ -109,7 +123,7 @@ fn test_thread_pool_of_three() {
 
 #[test]
 fn thousand_calls_through_a_pool_of_eight() {
-    let checker = Arc::new(Checker::default());
+    let checker = Checker::meeting(0);
     let start = Instant::now();
     let out = Loop::new()
         .run(pool_calls(&ThreadPool::new(8), &checker, 1000))

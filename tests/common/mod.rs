@@ -61,6 +61,11 @@ impl Arrivals {
         }
     }
 
+    /// How many are expected.
+    pub fn expected(&self) -> usize {
+        self.expected
+    }
+
     /// How many have arrived.
     pub fn count(&self) -> usize {
         self.count.load(Ordering::SeqCst)
