@@ -238,7 +238,7 @@ fn cancelling_many_waiters_is_not_quadratic() {
     fn blocked_recv_forever(rx: Receiver<u32>) -> Option<u32> {
         yield_!(rx.recv())
     }
-    if std::env::var_os("TINYIO_UNDER_VALGRIND").is_some() {
+    if common::under_valgrind() {
         cancel(1_000);
         return;
     }

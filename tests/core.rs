@@ -8,7 +8,7 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use common::within;
+use common::{under_valgrind, within};
 use tinyio::{Coro, Loop, Shared, background, sleep, sleep_until};
 
 #[tinyio::coroutine]
@@ -166,7 +166,11 @@ fn sleep_gather() {
     let elapsed = start.elapsed();
     assert_eq!(out, vec![2; 100]);
     assert!(elapsed >= Duration::from_millis(100), "{elapsed:?}");
-    assert!(elapsed < Duration::from_millis(500), "{elapsed:?}");
+    // One after the other would take 10 s; ten times the sleep leaves room for a busy machine.
+    // Under valgrind, whose threads wake late, the output is all that is checked.
+    if !under_valgrind() {
+        assert!(elapsed < Duration::from_millis(1000), "{elapsed:?}");
+    }
 }
 
 #[test]

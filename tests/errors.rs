@@ -311,10 +311,7 @@ fn what_a_misbehaving_coroutine_yields_when_cancelled_is_dropped() {
     // Stopped by a timeout.
     let before = dropped(&DROPS);
     let err = Loop::new()
-        .run(tinyio::timeout(
-            stubborn_yielder(),
-            Duration::from_millis(1),
-        ))
+        .run(tinyio::timeout(stubborn_yielder(), common::head_start()))
         .unwrap_err();
     assert!(
         err.to_string().contains("did not respond properly"),

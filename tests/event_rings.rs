@@ -11,6 +11,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
 
 use common::within;
@@ -143,27 +144,27 @@ fn build(ring: &Ring) -> (Vec<Coro<()>>, Log) {
     (members, log)
 }
 
-/// Polls `future` to completion on this thread, polling again only when woken.
+/// Polls `future` to completion on this thread, polling again only when woken: the thread parks
+/// in between, so a lost wake-up hangs (and the watchdog fails the test).
 fn drive<F: Future>(future: F) -> F::Output {
-    struct Flag(std::sync::atomic::AtomicBool);
-    impl Wake for Flag {
+    struct Unpark(std::thread::Thread, AtomicBool);
+    impl Wake for Unpark {
         fn wake(self: Arc<Self>) {
-            self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+            self.1.store(true, Ordering::SeqCst);
+            self.0.unpark();
         }
     }
-    let flag = Arc::new(Flag(true.into()));
-    let waker = Waker::from(flag.clone());
+    let woken = Arc::new(Unpark(std::thread::current(), AtomicBool::new(true)));
+    let waker = Waker::from(woken.clone());
     let mut cx = Context::from_waker(&waker);
     let mut future = std::pin::pin!(future);
     loop {
-        if flag.0.swap(false, std::sync::atomic::Ordering::SeqCst) {
+        if woken.1.swap(false, Ordering::SeqCst) {
             if let Poll::Ready(out) = Pin::new(&mut future).poll(&mut cx) {
                 return out;
             }
         } else {
-            // Nothing woke it: a timer (a zero sleep) is due at once, so poll again shortly.
-            std::thread::sleep(std::time::Duration::from_micros(50));
-            flag.0.store(true, std::sync::atomic::Ordering::SeqCst);
+            std::thread::park();
         }
     }
 }

@@ -5,12 +5,13 @@
 //! Most scenarios run twice, under a tokio current-thread runtime (with a `LocalSet`) and under a
 //! smol `LocalExecutor`: the `both!` macro makes a module per scenario with a `tokio` and a `smol`
 //! test. Every test runs under a watchdog thread, so that a hang (a blocked executor, a lost
-//! wake-up) fails the test instead of stalling the suite. Timing is only checked with generous
-//! bounds.
+//! wake-up) fails the test instead of stalling the suite. Nothing waits on a sleep: what must
+//! have happened first is signalled (an `Event`, a channel), and time is only checked from
+//! below.
 
 mod common;
 
-use common::{forever, ms, payload_str, within};
+use common::{Arrivals, forever, ms, payload_str, within};
 use std::cell::Cell;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -18,10 +19,11 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use futures::future::LocalBoxFuture;
+use futures::future::{Either, LocalBoxFuture};
 use tinyio::{Coro, Event, Loop, Shared, from_future, from_tokio, run_in_thread, sleep, to_future};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -100,31 +102,33 @@ impl Rt {
             }),
         }
     }
+}
 
-    /// `f`'s output, or `None` if `d` passes first; `f` is dropped then.
-    async fn timeout<T>(&self, d: Duration, f: impl Future<Output = T>) -> Option<T> {
-        match self {
-            Rt::Tokio => tokio::time::timeout(d, f).await.ok(),
-            Rt::Smol(_) => {
-                smol::future::or(async { Some(f.await) }, async {
-                    smol::Timer::after(d).await;
-                    None
-                })
-                .await
-            }
-        }
+/// Sets its event when dropped: says that a future was dropped, for a test to wait on.
+struct SetOnDrop(Event);
+
+impl Drop for SetOnDrop {
+    fn drop(&mut self) {
+        self.0.set();
     }
+}
 
-    /// Waits (on the runtime) until `flag` becomes true, for at most 5 s.
-    async fn until(&self, what: &str, flag: impl Fn() -> bool) {
-        let start = Instant::now();
-        while !flag() {
-            assert!(
-                start.elapsed() < Duration::from_secs(5),
-                "{what}: not within 5 s"
-            );
-            self.sleep(ms(1)).await;
+/// Polls `inner`, then (once) tells `polled`: whoever waits on it knows `inner` has registered
+/// its waker by then.
+struct TellWhenPolled<F> {
+    inner: F,
+    polled: Option<mpsc::Sender<()>>,
+}
+
+impl<F: Future + Unpin> Future for TellWhenPolled<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let out = Pin::new(&mut self.inner).poll(cx);
+        if let Some(polled) = self.polled.take() {
+            let _ = polled.send(());
         }
+        out
     }
 }
 
@@ -232,13 +236,21 @@ fn future_inside_a_plain_loop() {
     #[tinyio::coroutine]
     fn uses_futures() -> (u32, String) {
         let (send, recv) = futures::channel::oneshot::channel();
+        let (polled, waiting) = mpsc::channel();
         std::thread::spawn(move || {
+            // Sends once the loop waits on the oneshot, and a while later (nothing waits on
+            // how long): the wake-up comes from this thread to a loop that sleeps.
+            waiting.recv().unwrap();
             std::thread::sleep(ms(30));
             send.send("from a thread".to_string()).unwrap();
         });
         // smol's timer runs without an executor; the oneshot is woken from another thread.
         yield_!(from_future(smol::Timer::after(ms(10))));
         let x = yield_!(from_future(async { 41 }));
+        let recv = TellWhenPolled {
+            inner: recv,
+            polled: Some(polled),
+        };
         let message = yield_!(from_future(recv))?;
         (x + 1, message)
     }
@@ -246,7 +258,7 @@ fn future_inside_a_plain_loop() {
     let start = Instant::now();
     let out = within(30, || Loop::new().run(uses_futures()).unwrap());
     assert_eq!(out, (42, "from a thread".to_string()));
-    assert!(start.elapsed() >= ms(30), "{:?}", start.elapsed());
+    assert!(start.elapsed() >= ms(40), "{:?}", start.elapsed());
 }
 
 /// A future in tinyio is polled when its waker fires, not in a busy loop.
@@ -264,19 +276,26 @@ fn from_future_is_woken_not_polled_in_a_loop() {
         }
     }
 
+    /// Keeps the loop busy for a while with other coroutines, then lets the thread send.
+    #[tinyio::coroutine]
+    fn meanwhile(then: mpsc::Sender<()>) -> () {
+        yield_!((slow_add_one(0, 20), slow_add_one(0, 50)));
+        then.send(()).unwrap();
+    }
+
     #[tinyio::coroutine]
     fn root(polls: Rc<Cell<u32>>) -> u32 {
         let (send, recv) = futures::channel::oneshot::channel();
+        let (go, wait) = mpsc::channel();
         std::thread::spawn(move || {
-            std::thread::sleep(ms(100));
+            wait.recv().unwrap();
             send.send(7).unwrap();
         });
-        // Meanwhile, other coroutines keep the loop busy for a while.
         let counted = from_future(CountPolls {
             inner: Box::pin(recv),
             polls,
         });
-        let (x, _, _) = yield_!((counted, slow_add_one(0, 20), slow_add_one(0, 50)));
+        let (x, ()) = yield_!((counted, meanwhile(go)));
         x?
     }
 
@@ -289,26 +308,42 @@ fn from_future_is_woken_not_polled_in_a_loop() {
     assert!(out.1 <= 3, "polled {} times for one wake-up", out.1);
 }
 
+/// Each of the three slow parts checks in when it starts and, before it ends, waits until all
+/// three have: run one after the other, the first would wait forever (and the watchdog would
+/// fail the test).
 fn future_gathered_with_coroutines(kind: Kind) {
     #[tinyio::coroutine]
+    fn checked_in_slow_add_one(x: u32, started: Arc<Arrivals>) -> u32 {
+        started.arrive();
+        let y = yield_!(slow_add_one(x, 100));
+        yield_!(started.all());
+        y
+    }
+
+    #[tinyio::coroutine]
     fn gather(rt: Rt) -> (u32, u32, u32, u32) {
+        let started = Arc::new(Arrivals::new(3));
         let timer = {
-            let rt = rt.clone();
+            let (rt, started) = (rt.clone(), started.clone());
             async move {
+                started.arrive();
                 rt.sleep(ms(100)).await;
+                started.all().await.unwrap();
                 1
             }
         };
         let task = rt.spawn({
-            let rt = rt.clone();
+            let (rt, started) = (rt.clone(), started.clone());
             async move {
+                started.arrive();
                 rt.sleep(ms(100)).await;
+                started.all().await.unwrap();
                 3
             }
         });
         yield_!((
             from_future(timer),
-            slow_add_one(1, 100),
+            checked_in_slow_add_one(1, started),
             from_future(task),
             add_one(3)
         ))
@@ -319,8 +354,6 @@ fn future_gathered_with_coroutines(kind: Kind) {
     let elapsed = start.elapsed();
     assert_eq!(out.unwrap(), (1, 2, 3, 4));
     assert!(elapsed >= ms(100), "{elapsed:?}");
-    // One after the other would take 300 ms.
-    assert!(elapsed < ms(280), "ran one after the other? {elapsed:?}");
 }
 
 fn future_awaited_twice_via_sharing(kind: Kind) {
@@ -442,13 +475,16 @@ fn two_tinyio_futures_at_once(kind: Kind) {
 }
 
 /// While tinyio waits (a 100 ms sleep, then a 100 ms thread call), the executor's thread keeps
-/// running another task that ticks every millisecond.
+/// running another task that ticks every millisecond. Each wait also lasts until the ticker has
+/// ticked enough (20 ticks, then 60 in all), which it tells through an event and a channel: a
+/// blocked executor would never get there, and the watchdog would fail the test.
 fn executor_is_never_blocked(kind: Kind) {
     #[tinyio::coroutine]
-    fn waits() -> u32 {
+    fn waits(sixty: mpsc::Receiver<()>) -> u32 {
         yield_!(sleep(ms(100)));
-        yield_!(run_in_thread(|| {
-            std::thread::sleep(ms(100));
+        yield_!(run_in_thread(move || {
+            std::thread::sleep(ms(100)); // busy for a while
+            sixty.recv().unwrap();
             5
         }))
     }
@@ -457,32 +493,43 @@ fn executor_is_never_blocked(kind: Kind) {
     let (out, during_sleep, total, elapsed) = block_on(kind, |rt| {
         let ticks = ticks.clone();
         async move {
+            let twenty = Event::new();
+            let (sixty_send, sixty) = mpsc::channel();
             rt.spawn_detached({
-                let (rt, ticks) = (rt.clone(), ticks.clone());
+                let (rt, ticks, twenty) = (rt.clone(), ticks.clone(), twenty.clone());
                 async move {
+                    let tick = || {
+                        ticks.set(ticks.get() + 1);
+                        match ticks.get() {
+                            20 => twenty.set(),
+                            60 => sixty_send.send(()).unwrap(),
+                            _ => {}
+                        }
+                    };
                     match rt {
                         Rt::Tokio => {
                             let mut interval = tokio::time::interval(ms(1));
                             loop {
                                 interval.tick().await;
-                                ticks.set(ticks.get() + 1);
+                                tick();
                             }
                         }
                         Rt::Smol(_) => {
                             let mut timer = smol::Timer::interval(ms(1));
                             loop {
                                 futures::StreamExt::next(&mut timer).await;
-                                ticks.set(ticks.get() + 1);
+                                tick();
                             }
                         }
                     }
                 }
             });
             let start = Instant::now();
+            // Spawned, not yet polled: the ticker has not ticked yet.
             let before = ticks.get();
-            let nap = sleep(ms(100)).await;
+            let nap = to_future((sleep(ms(100)), twenty.wait())).await;
             let during_sleep = ticks.get() - before;
-            let out = nap.and(waits().await);
+            let out = nap.and(waits(sixty).await);
             (out, during_sleep, ticks.get() - before, start.elapsed())
         }
     });
@@ -694,9 +741,10 @@ fn panic_in_a_from_tokio_task_resumes_out_of_loop_run() {
 // ---------------------------------------------------------------------------------------------
 // Cancellation across the boundary.
 
-/// Flags of the thread call in `half_finished`.
+/// Flags of the thread call in `half_finished`; `running` is set once it runs.
 #[derive(Clone, Default)]
 struct ThreadFlags {
+    running: Event,
     started: Arc<AtomicBool>,
     told_to_stop: Arc<AtomicBool>,
     returned: Arc<AtomicBool>,
@@ -723,11 +771,10 @@ fn half_finished(
 
     let thread = run_in_thread(move || {
         flags.started.store(true, Ordering::SeqCst);
-        while !tinyio::thread::is_cancelled() {
-            std::thread::sleep(ms(1));
-        }
+        flags.running.set();
+        while tinyio::thread::sleep(Duration::from_secs(3600)).is_ok() {}
         flags.told_to_stop.store(true, Ordering::SeqCst);
-        // Slow to stop: the loop must still wait for it.
+        // Slow to stop: the loop must still wait for it (nothing waits on how long it takes).
         std::thread::sleep(ms(30));
         flags.returned.store(true, Ordering::SeqCst);
     });
@@ -743,20 +790,28 @@ fn dropping_a_half_finished_future_cancels_it(kind: Kind) {
     let drops = Arc::new(AtomicUsize::new(0));
     let saw = Arc::new(AtomicUsize::new(0));
     let flags = ThreadFlags::default();
-    let (timed_out, drops_after, returned_after) = block_on(kind, |rt| {
+    let (dropped_unfinished, drops_after, returned_after) = block_on(kind, |_| {
         let (drops, saw, flags) = (drops.clone(), saw.clone(), flags.clone());
         async move {
-            let work = half_finished(drops.clone(), saw, flags.clone());
-            let out = rt.timeout(ms(50), work.into_future()).await;
+            // Dropped once its thread call runs.
+            let work = Box::pin(half_finished(drops.clone(), saw, flags.clone()).into_future());
+            let running = Box::pin(flags.running.wait().into_future());
+            let dropped_unfinished = match futures::future::select(work, running).await {
+                Either::Left(_) => false,
+                Either::Right((_, work)) => {
+                    drop(work);
+                    true
+                }
+            };
             // The future has been dropped by now: everything inside was cancelled and joined.
             (
-                out.is_none(),
+                dropped_unfinished,
                 count(&drops),
                 flags.returned.load(Ordering::SeqCst),
             )
         }
     });
-    assert!(timed_out);
+    assert!(dropped_unfinished);
     assert_eq!(
         drops_after, 3,
         "every coroutine's destructors ran when the future was dropped"
@@ -791,13 +846,13 @@ fn dropping_a_half_finished_future_in_tokio_select() {
                 let work = half_finished(drops.clone(), Arc::default(), flags.clone());
                 let branch = tokio::select! {
                     _ = work.into_future() => "work",
-                    _ = tokio::time::sleep(ms(50)) => "timer",
+                    _ = flags.running.wait().into_future() => "thread running",
                 };
                 (branch, count(&drops), flags.returned.load(Ordering::SeqCst))
             })
         }
     });
-    assert_eq!(branch, "timer");
+    assert_eq!(branch, "thread running");
     assert_eq!(drops_after, 3);
     assert!(
         returned_after,
@@ -938,53 +993,64 @@ fn from_tokio_inside_a_multi_thread_runtime() {
     assert_eq!(out.unwrap().1, b"hello tinyio");
 }
 
+/// Fails once `event` is set.
 #[tinyio::coroutine]
-fn aborted(drop_guard: Guard, started: Arc<AtomicBool>) -> () {
-    let task = from_tokio(async move {
-        let _guard = drop_guard;
-        started.store(true, Ordering::SeqCst);
-        tokio::time::sleep(Duration::from_secs(3600)).await;
+fn fail_when(event: Event) -> () {
+    yield_!(event.wait());
+    tinyio::bail!("fail_when failed");
+}
+
+/// A tokio task that never ends, and a sibling that fails once the task has started; `dropped`
+/// is set when the task's future is dropped.
+#[tinyio::coroutine]
+fn aborted(drop_guard: Guard, started: Event, dropped: Event) -> () {
+    let task = from_tokio({
+        let started = started.clone();
+        async move {
+            let _guards = (drop_guard, SetOnDrop(dropped));
+            started.set();
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+        }
     });
-    yield_!((task, fail_after(50)));
+    yield_!((task, fail_when(started)));
 }
 
 #[test]
 fn from_tokio_is_aborted_on_cancellation_in_a_plain_loop() {
     let drops = Arc::new(AtomicUsize::new(0));
-    let started = Arc::new(AtomicBool::new(false));
+    let (started, dropped) = (Event::new(), Event::new());
     let error = within(30, {
-        let (drops, started) = (drops.clone(), started.clone());
-        move || Loop::new().run(aborted(Guard(drops), started)).unwrap_err()
+        let (drops, started, dropped) = (drops.clone(), started.clone(), dropped.clone());
+        move || {
+            let error = Loop::new()
+                .run(aborted(Guard(drops), started, dropped.clone()))
+                .unwrap_err();
+            // The abort may be processed by tinyio's runtime thread after `run` returns.
+            Loop::new().run(dropped.wait()).unwrap();
+            error
+        }
     });
-    assert_eq!(error.to_string(), "fail_after failed");
-    assert!(started.load(Ordering::SeqCst), "the tokio task had started");
-    // The abort is processed by tinyio's runtime thread: give it a moment.
-    let start = Instant::now();
-    while count(&drops) == 0 {
-        assert!(
-            start.elapsed() < Duration::from_secs(5),
-            "the tokio task was not aborted"
-        );
-        std::thread::sleep(ms(1));
-    }
+    assert_eq!(error.to_string(), "fail_when failed");
+    assert!(started.is_set(), "the tokio task had started");
     assert_eq!(count(&drops), 1);
 }
 
 fn from_tokio_is_aborted_on_cancellation(kind: Kind) {
     let drops = Arc::new(AtomicUsize::new(0));
-    let started = Arc::new(AtomicBool::new(false));
-    let error = block_on(kind, |rt| {
-        let (drops, started) = (drops.clone(), started.clone());
+    let (started, dropped) = (Event::new(), Event::new());
+    let error = block_on(kind, |_| {
+        let (drops, started, dropped) = (drops.clone(), started.clone(), dropped.clone());
         async move {
-            let error = aborted(Guard(drops.clone()), started).await.unwrap_err();
+            let error = aborted(Guard(drops.clone()), started, dropped.clone())
+                .await
+                .unwrap_err();
             // The abort is processed when the runtime next runs (tokio) or by tinyio's own.
-            rt.until("the tokio task's drop guard", || count(&drops) == 1)
-                .await;
+            dropped.wait().await.unwrap();
             error
         }
     });
-    assert_eq!(error.to_string(), "fail_after failed");
-    assert!(started.load(Ordering::SeqCst), "the tokio task had started");
+    assert_eq!(error.to_string(), "fail_when failed");
+    assert!(started.is_set(), "the tokio task had started");
     assert_eq!(count(&drops), 1);
 }
 

@@ -311,30 +311,32 @@ fn outer_cancellation_reaches_an_isolated_loop_in_the_background() {
         result?;
     }
 
-    /// A thread inside the isolated loop, that runs until told to stop.
-    fn until_stopped() -> Coro<()> {
-        run_in_thread(|| {
-            while !tinyio::thread::is_cancelled() {
-                std::thread::sleep(Duration::from_millis(1));
-            }
+    /// A thread inside the isolated loop, that sets `running` and runs until told to stop.
+    fn until_stopped(running: Event) -> Coro<()> {
+        run_in_thread(move || {
+            running.set();
+            while tinyio::thread::sleep(Duration::from_secs(3600)).is_ok() {}
+            // Slow to stop: `run` must wait for it (nothing waits on how long it takes).
             std::thread::sleep(Duration::from_millis(20));
             THREAD_STOPPED.store(true, Ordering::SeqCst);
         })
     }
 
     #[tinyio::coroutine]
-    fn inner() -> () {
+    fn inner(running: Event) -> () {
         yield_!((
             watches(DropGuard(&INNER)),
             forever(DropGuard(&INNER)),
-            until_stopped()
+            until_stopped(running)
         ));
     }
 
+    /// Fails once the inner thread runs (a call still queued would be dropped unrun).
     #[tinyio::coroutine]
     fn root() -> () {
-        yield_!(background(isolate(inner())));
-        yield_!(sleep(Duration::from_millis(30)));
+        let running = Event::new();
+        yield_!(background(isolate(inner(running.clone()))));
+        yield_!(running.wait());
         tinyio::bail!("outer failure");
     }
 
@@ -356,22 +358,31 @@ fn outer_cancellation_reaches_an_isolated_loop_in_the_background() {
 fn stopping_the_outer_loop_reaches_inside() {
     static INNER: AtomicUsize = AtomicUsize::new(0);
 
+    /// Tells `inside` once it runs inside the isolated loop.
     #[tinyio::coroutine]
-    fn root() -> () {
+    fn tells(inside: std::sync::mpsc::Sender<()>) -> () {
+        inside.send(()).unwrap();
+    }
+
+    #[tinyio::coroutine]
+    fn root(inside: std::sync::mpsc::Sender<()>) -> () {
         yield_!(isolate((
             forever(DropGuard(&INNER)),
-            forever(DropGuard(&INNER))
+            forever(DropGuard(&INNER)),
+            tells(inside)
         )))?;
     }
 
     let error = within(20, || {
         let lp = Loop::new();
         let stop = lp.stop_handle();
+        let (inside, running) = std::sync::mpsc::channel();
+        // Stops the outer loop once the isolated one runs.
         let stopper = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(30));
+            running.recv().unwrap();
             stop.stop();
         });
-        let error = lp.run(root()).unwrap_err();
+        let error = lp.run(root(inside)).unwrap_err();
         stopper.join().unwrap();
         error
     });
@@ -505,9 +516,10 @@ fn copy_of_a_failing_coroutine_raises_inside() {
 /// isolated loop is an error, which stays inside the isolated loop.
 #[test]
 fn yielding_inside_isolate_a_shared_coroutine_the_outer_run_scheduled() {
+    /// Still running when the isolated loop yields it, however late that loop runs.
     #[tinyio::coroutine]
     fn slow() -> u32 {
-        yield_!(sleep(Duration::from_millis(20)));
+        yield_!(sleep(common::head_start()));
         11
     }
 
@@ -544,7 +556,7 @@ fn isolated_timers_and_threads_wake_the_outer_loop() {
     fn inner() -> u32 {
         yield_!(sleep(Duration::from_millis(50)));
         yield_!(run_in_thread(|| {
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(Duration::from_millis(50)); // busy for a while
             1
         }))
     }

@@ -7,12 +7,13 @@
 
 mod common;
 
-use common::{ms, within};
+use common::{ms, under_valgrind, within};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tinyio::{Event, Loop, Stall, run_in_thread, sleep};
+use tinyio::{Event, Loop, Stall, run_in_thread, sleep, sleep_until};
 
 /// One suspended coroutine of a report, as plain data.
 #[derive(Clone, Debug, PartialEq)]
@@ -58,22 +59,35 @@ impl Report {
     }
 }
 
-/// A loop whose reports are collected.
-fn reporting(threshold: Duration) -> (Loop, Arc<Mutex<Vec<Report>>>) {
+/// A loop whose reports are collected; the receiver hears of each report once it is collected.
+fn reporting(threshold: Duration) -> (Loop, Arc<Mutex<Vec<Report>>>, Receiver<()>) {
     let reports = Arc::new(Mutex::new(Vec::new()));
+    let (reported, stalls) = channel();
     let lp = Loop::new().stall_report(threshold, {
         let reports = reports.clone();
-        move |stall| reports.lock().unwrap().push(Report::of(stall))
+        move |stall| {
+            reports.lock().unwrap().push(Report::of(stall));
+            let _ = reported.send(());
+        }
     });
-    (lp, reports)
+    (lp, reports, stalls)
 }
 
-/// Sets `event` from a thread after `delay`: the set that was "forgotten" for a while.
-fn set_later(event: &Event, delay: Duration) -> std::thread::JoinHandle<()> {
+/// Sets `event` from a thread, the set that was "forgotten" for a while: once the loop has
+/// reported its stall, and `lasting` later, so that the stall goes on long after its report
+/// (long enough for a second report, if the loop wrongly made one). Gives when it set it.
+fn set_after_the_report(
+    event: &Event,
+    stalls: Receiver<()>,
+    lasting: Duration,
+) -> std::thread::JoinHandle<Instant> {
     let event = event.clone();
     std::thread::spawn(move || {
-        std::thread::sleep(delay);
+        stalls.recv().expect("a report");
+        std::thread::sleep(lasting); // the stall goes on; nothing waits on how long exactly
+        let at = Instant::now();
         event.set();
+        at
     })
 }
 
@@ -88,24 +102,24 @@ fn waits_for_event(event: Event) -> &'static str {
 
 #[test]
 fn a_forgotten_event_set_is_reported_once() {
-    let (out, reports, elapsed) = within(30, || {
-        let (lp, reports) = reporting(ms(30));
+    let (out, reports, elapsed, set_after) = within(30, || {
+        let (lp, reports, stalls) = reporting(ms(30));
         let event = Event::new();
-        // Set only after ten times the threshold: one stall, one report.
-        let setter = set_later(&event, ms(300));
+        // Set only after the report and ten times the threshold more: one stall, one report.
+        let setter = set_after_the_report(&event, stalls, ms(300));
         let start = Instant::now();
         let out = lp.run(waits_for_event(event)).unwrap();
-        setter.join().unwrap();
+        let set_at = setter.join().unwrap();
         let reports = reports.lock().unwrap().clone();
-        (out, reports, start.elapsed())
+        (out, reports, start.elapsed(), set_at - start)
     });
     assert_eq!(out, "set at last");
-    assert!(elapsed >= ms(300));
+    assert!(elapsed >= ms(330));
     assert_eq!(reports.len(), 1, "one report per stall: {reports:#?}");
     let report = &reports[0];
     assert!(report.idle >= ms(30), "{:?}", report.idle);
     assert!(
-        report.idle < ms(300),
+        report.idle < set_after,
         "reported only when the stall ended? {:?}",
         report.idle
     );
@@ -161,58 +175,60 @@ fn the_report_lists_every_suspended_coroutine() {
 
     #[tinyio::coroutine]
     fn sleeper() -> () {
-        yield_!(sleep(Duration::from_secs(2)));
+        yield_!(sleep(Duration::from_secs(3600)));
     }
 
+    /// A thread call that returns once released (or told to stop).
     #[tinyio::coroutine]
-    fn threaded(event: Event) -> () {
+    fn threaded(release: Receiver<()>) -> () {
         yield_!(run_in_thread(move || {
-            while !event.is_set() && !tinyio::thread::is_cancelled() {
-                std::thread::sleep(ms(1));
+            while let Err(RecvTimeoutError::Timeout) = release.recv_timeout(ms(1)) {
+                if tinyio::thread::is_cancelled() {
+                    break;
+                }
             }
         }));
     }
 
     #[tinyio::coroutine]
-    fn outer(event: Event) -> () {
-        yield_!((inner(event.clone()), threaded(event)));
+    fn outer(event: Event, release: Receiver<()>) -> () {
+        yield_!((inner(event), threaded(release)));
     }
 
     #[tinyio::coroutine]
-    fn root(event: Event) -> () {
-        yield_!((outer(event), tinyio::background(sleeper())));
+    fn root(event: Event, release: Receiver<()>) -> () {
+        yield_!((outer(event, release), tinyio::background(sleeper())));
     }
 
     let reports = within(30, || {
-        let (event, reported) = (Event::new(), Event::new());
-        let reports = Arc::new(Mutex::new(Vec::new()));
-        let lp = Loop::new().stall_report(ms(30), {
-            let (reports, reported) = (reports.clone(), reported.clone());
+        let event = Event::new();
+        let (release, released) = channel();
+        let reports = Arc::new(Mutex::new(Vec::<Report>::new()));
+        let lp = Loop::new();
+        let handle = lp.stop_handle();
+        // The first report releases the event and the thread call; once the sleeper is all that
+        // is left, the next stall stops the loop.
+        let lp = lp.stall_report(ms(30), {
+            let (reports, event) = (reports.clone(), event.clone());
             move |stall| {
-                reports.lock().unwrap().push(Report::of(stall));
-                reported.set();
+                let mut reports = reports.lock().unwrap();
+                reports.push(Report::of(stall));
+                if reports.len() == 1 {
+                    event.set();
+                    let _ = release.send(());
+                } else if reports.last().unwrap().coroutines.len() == 1 {
+                    handle.stop();
+                }
             }
         });
-        // Once reported, release the event (which ends `inner` and the thread call), then stop
-        // the loop, which still has the sleeper.
-        let handle = lp.stop_handle();
-        let ender = {
-            let event = event.clone();
-            std::thread::spawn(move || {
-                while !reported.is_set() {
-                    std::thread::sleep(ms(1));
-                }
-                event.set();
-                std::thread::sleep(ms(20));
-                handle.stop();
-            })
-        };
-        let error = lp.run(root(event)).unwrap_err();
-        ender.join().unwrap();
+        let error = lp.run(root(event, released)).unwrap_err();
         assert!(error.is_stopped(), "{error}");
         reports.lock().unwrap().clone()
     });
-    assert_eq!(reports.len(), 1, "{reports:#?}");
+    // The stall once the event was released lists the sleeper alone.
+    let last = reports.last().unwrap();
+    assert_eq!(last.find("sleeper").waits_on, ["sleep"]);
+    assert_eq!(last.coroutines.len(), 1, "{}", last.text);
     let report = &reports[0];
     assert_eq!(report.find("root").waits_on, ["outer"]);
     assert_eq!(report.find("outer").waits_on, ["inner", "threaded"]);
@@ -237,7 +253,7 @@ fn a_busy_loop_is_not_a_stall() {
         pauses
     }
 
-    let (lp, reports) = reporting(ms(20));
+    let (lp, reports, _) = reporting(ms(20));
     let until = Instant::now() + ms(200);
     assert!(lp.run((busy(until), busy(until))).unwrap().0 > 0);
     assert!(
@@ -253,11 +269,12 @@ fn short_waits_are_not_a_stall() {
     fn naps() -> () {
         for _ in 0..20 {
             yield_!(sleep(ms(5)));
-            yield_!(run_in_thread(|| std::thread::sleep(ms(5))));
+            yield_!(run_in_thread(|| std::thread::sleep(ms(5)))); // a short wait
         }
     }
 
-    let (lp, reports) = reporting(ms(100));
+    // A waker that is late on a busy machine is still far from the threshold.
+    let (lp, reports, _) = reporting(ms(1000));
     lp.run(naps()).unwrap();
     assert!(
         reports.lock().unwrap().is_empty(),
@@ -278,14 +295,24 @@ fn the_threshold_counts_from_the_last_progress() {
         yield_!(event.wait());
     }
 
+    /// Sets `event` at `at`, by a timer of the loop: the loop takes in a due timer before it
+    /// looks for a stall, so however late it wakes, the wait ends without a report.
+    #[tinyio::coroutine]
+    fn set_at(event: Event, at: Instant) -> () {
+        yield_!(sleep_until(at));
+        event.set();
+    }
+
     let reports = within(30, || {
-        let (lp, reports) = reporting(ms(150));
+        let (lp, reports, _) = reporting(ms(150));
         let event = Event::new();
         // Busy for 200 ms, then waits 60 ms: well under the threshold of 150 ms.
-        let setter = set_later(&event, ms(260));
-        lp.run(busy_then_wait(Instant::now() + ms(200), event))
-            .unwrap();
-        setter.join().unwrap();
+        let start = Instant::now();
+        lp.run((
+            busy_then_wait(start + ms(200), event.clone()),
+            set_at(event, start + ms(260)),
+        ))
+        .unwrap();
         reports.lock().unwrap().clone()
     });
     assert!(reports.is_empty(), "{reports:#?}");
@@ -295,16 +322,20 @@ fn the_threshold_counts_from_the_last_progress() {
 /// end it. Each sleep longer than the threshold is one stall, reported once.
 #[test]
 fn a_sleep_longer_than_the_threshold_is_reported_once_per_sleep() {
+    // Each sleep is ten times the threshold (more under valgrind, whose threads wake late): a
+    // loop that wakes late for its report must still find the sleep going on.
+    let nap = if under_valgrind() { ms(2000) } else { ms(200) };
+
     #[tinyio::coroutine]
-    fn naps() -> () {
+    fn naps(nap: Duration) -> () {
         for _ in 0..3 {
-            yield_!(sleep(ms(120)));
+            yield_!(sleep(nap));
         }
     }
 
-    let (lp, reports) = within(30, || {
-        let (lp, reports) = reporting(ms(30));
-        lp.run(naps()).unwrap();
+    let (lp, reports) = within(30, move || {
+        let (lp, reports, _) = reporting(ms(20));
+        lp.run(naps(nap)).unwrap();
         (lp, reports)
     });
     drop(lp);
@@ -313,7 +344,7 @@ fn a_sleep_longer_than_the_threshold_is_reported_once_per_sleep() {
     for report in reports.iter() {
         assert_eq!(report.find("naps").waits_on, ["sleep"]);
         assert!(
-            report.idle >= ms(30) && report.idle < ms(120),
+            report.idle >= ms(20) && report.idle < nap,
             "{:?}",
             report.idle
         );
@@ -330,13 +361,17 @@ fn each_stall_is_reported_once() {
     }
 
     let reports = within(30, || {
-        let (lp, reports) = reporting(ms(30));
+        let (lp, reports, stalls) = reporting(ms(30));
         let (first, second) = (Event::new(), Event::new());
+        // Each event is set once its stall has been reported, and some time later: the stall
+        // goes on long after its report (nothing waits on how long exactly).
         let setter = {
             let (first, second) = (first.clone(), second.clone());
             std::thread::spawn(move || {
+                stalls.recv().unwrap();
                 std::thread::sleep(ms(200));
                 first.set();
+                stalls.recv().unwrap();
                 std::thread::sleep(ms(200));
                 second.set();
             })

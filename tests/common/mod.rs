@@ -5,13 +5,109 @@ use std::any::Any;
 use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::Rc;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use tinyio::{Event, Loop};
+
 /// `millis` milliseconds.
 pub fn ms(millis: u64) -> Duration {
     Duration::from_millis(millis)
+}
+
+/// Whether the tests run under valgrind, as the environment variable `TINYIO_UNDER_VALGRIND`
+/// says (any value): a thread may then take longer to start than a short timer takes to expire,
+/// so the few checks that depend on how long things take are skipped.
+pub fn under_valgrind() -> bool {
+    std::env::var_os("TINYIO_UNDER_VALGRIND").is_some()
+}
+
+/// How long a timeout waits when the work it stops must have started, and suspended, before it
+/// fires. A coroutine starts within microseconds of its timeout, but a busy machine can hold
+/// the loop's thread for tens of milliseconds in between, and valgrind (which runs one thread at
+/// a time, not fairly) for seconds.
+pub fn head_start() -> Duration {
+    if under_valgrind() {
+        Duration::from_secs(5)
+    } else {
+        Duration::from_millis(100)
+    }
+}
+
+/// Counts arrivals (thread calls that have started, say) and sets an event once `expected` have
+/// arrived: a test acts on "they are all running" by waiting on that event, not by sleeping.
+#[derive(Debug)]
+pub struct Arrivals {
+    count: AtomicUsize,
+    expected: usize,
+    all: Event,
+}
+
+impl Arrivals {
+    pub fn new(expected: usize) -> Self {
+        Arrivals {
+            count: AtomicUsize::new(0),
+            expected,
+            all: Event::new(),
+        }
+    }
+
+    /// One more has arrived.
+    pub fn arrive(&self) {
+        if self.count.fetch_add(1, Ordering::SeqCst) + 1 >= self.expected {
+            self.all.set();
+        }
+    }
+
+    /// How many are expected.
+    pub fn expected(&self) -> usize {
+        self.expected
+    }
+
+    /// How many have arrived.
+    pub fn count(&self) -> usize {
+        self.count.load(Ordering::SeqCst)
+    }
+
+    /// Finishes once all have arrived: yield it from a coroutine, or await it.
+    pub fn all(&self) -> tinyio::Coro<()> {
+        self.all.wait()
+    }
+
+    /// A leaf that, when started, holds the loop's thread until all have arrived. Leaves start
+    /// as they are yielded, in order: yielded together after thread calls (in one gather), it
+    /// starts right after them, before the loop looks at a timer again, so that no timeout can
+    /// stop a call still queued (which would drop it unrun).
+    pub fn hold(self: &Arc<Self>) -> tinyio::Coro<()> {
+        let arrivals = self.clone();
+        tinyio::from_future(async move { arrivals.block_until_all() })
+    }
+
+    /// Blocks this thread until all have arrived (a nested run). Panics after 30 s rather than
+    /// hang, should they never come.
+    pub fn block_until_all(&self) {
+        let all = tinyio::timeout(self.all.wait(), Duration::from_secs(30));
+        let arrived = Loop::new().run(all).unwrap();
+        assert!(
+            arrived.is_some(),
+            "{} of {} arrived",
+            self.count(),
+            self.expected
+        );
+    }
+}
+
+/// `lp` with a stall report that signals the receiver each time the loop has had nothing to run
+/// for `threshold`: a thread that waits on it acts only once every coroutine of the loop is
+/// suspended, which no sleep can promise.
+pub fn on_stall(lp: Loop, threshold: Duration) -> (Loop, mpsc::Receiver<()>) {
+    let (send, recv) = mpsc::channel();
+    let lp = lp.stall_report(threshold, move |_| {
+        let _ = send.send(()); // no one listens any more once the test has what it needs
+    });
+    (lp, recv)
 }
 
 /// Runs `f` on a fresh thread and fails if it takes longer than `secs` (a hang: a blocked

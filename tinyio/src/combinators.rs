@@ -29,13 +29,13 @@ static COMPLETED: Site = site!("as_completed::next");
 /// #[tinyio::coroutine]
 /// fn in_order() -> Vec<u64> {
 ///     let mut seen = Vec::new();
-///     for next in yield_!(as_completed(vec![nap(30), nap(10), nap(20)])) {
+///     for next in yield_!(as_completed(vec![nap(300), nap(100), nap(200)])) {
 ///         seen.push(yield_!(next));
 ///     }
 ///     seen
 /// }
 ///
-/// assert_eq!(Loop::new().run(in_order()).unwrap(), [10, 20, 30]);
+/// assert_eq!(Loop::new().run(in_order()).unwrap(), [100, 200, 300]);
 /// ```
 #[track_caller]
 pub fn as_completed<'a, Y>(

@@ -458,10 +458,8 @@ const SLACK: Duration = Duration::from_micros(100);
 ///
 /// let lp = Loop::new();
 /// let stop = lp.stop_handle();
-/// std::thread::spawn(move || {
-///     std::thread::sleep(Duration::from_millis(10));
-///     stop.stop();
-/// });
+/// // Before or during the run: a stop made before `run` stops the next run.
+/// std::thread::spawn(move || stop.stop());
 /// assert!(lp.run(forever()).unwrap_err().is_stopped());
 /// ```
 #[derive(Clone)]

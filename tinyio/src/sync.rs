@@ -35,7 +35,6 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 /// behind it under a lock.
 ///
 /// ```
-/// use std::time::Duration;
 /// use tinyio::{Event, Loop};
 ///
 /// #[tinyio::coroutine]
@@ -46,10 +45,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 ///
 /// let event = Event::new();
 /// let setter = event.clone();
-/// std::thread::spawn(move || {
-///     std::thread::sleep(Duration::from_millis(10));
-///     setter.set();
-/// });
+/// std::thread::spawn(move || setter.set()); // before or during the wait: either way it ends
 /// assert_eq!(Loop::new().run(waiter(event.clone())).unwrap(), "woken");
 /// assert!(event.is_set());
 /// ```

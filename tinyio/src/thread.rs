@@ -44,16 +44,19 @@ static POOL_RUN: Site = site!("ThreadPool::run_in_thread");
 /// [`thread::is_cancelled`]: crate::thread::is_cancelled
 ///
 /// ```
-/// use std::time::{Duration, Instant};
+/// use std::sync::{Arc, Barrier};
 /// use tinyio::{Loop, run_in_thread};
 ///
-/// let start = Instant::now();
+/// // Each call waits until all 20 are inside at once: one by one, they would never finish.
+/// let all_inside = Arc::new(Barrier::new(20));
 /// let calls: Vec<_> = (0..20u64)
-///     .map(|i| run_in_thread(move || { std::thread::sleep(Duration::from_millis(50)); i * i }))
+///     .map(|i| {
+///         let all_inside = all_inside.clone();
+///         run_in_thread(move || { all_inside.wait(); i * i })
+///     })
 ///     .collect();
 /// let squares = Loop::new().run(calls).unwrap();
 /// assert_eq!(squares[3], 9);
-/// assert!(start.elapsed() < Duration::from_millis(50 * 20)); // concurrently, not one by one
 /// ```
 #[track_caller]
 pub fn run_in_thread<T, F>(f: F) -> Coro<T>
@@ -737,6 +740,17 @@ mod tests {
         }
     }
 
+    /// A leaf that, when started, holds the loop's thread until `started` hears from a call.
+    /// Leaves start as they are yielded, in order: gathered after the call, it starts right
+    /// after it, before the loop looks at a timer again, so that no timeout can stop the call
+    /// while it is still queued (which drops it unrun).
+    fn holds_the_loop_until(started: std::sync::mpsc::Receiver<()>) -> Coro<()> {
+        crate::from_future(async move {
+            let started = started.recv_timeout(Duration::from_secs(30));
+            started.expect("the call started");
+        })
+    }
+
     /// A job that counts how many times it ran.
     struct Tally(AtomicUsize);
 
@@ -858,9 +872,11 @@ mod tests {
             Arc::new(AtomicUsize::new(0)),
             Arc::new(AtomicBool::new(false)),
         );
+        let (started, running_now) = std::sync::mpsc::channel();
         let running = {
             let ended = ended.clone();
             pool.run_in_thread(move || {
+                started.send(()).unwrap();
                 let deadline = Instant::now() + Duration::from_secs(10);
                 while !is_cancelled() && Instant::now() < deadline {
                     std::thread::sleep(ms(1));
@@ -880,7 +896,10 @@ mod tests {
                 })
             })
             .collect();
-        let out = Loop::new().run(timeout((running, queued), ms(30))).unwrap();
+        let held = holds_the_loop_until(running_now);
+        let out = Loop::new()
+            .run(timeout((running, queued, held), ms(30)))
+            .unwrap();
         assert!(out.is_none(), "timed out");
         assert!(
             ended.load(SeqCst),
@@ -929,13 +948,16 @@ mod tests {
         #[derive(Debug, thiserror::Error)]
         #[error("clean-up failed")]
         struct CleanupFailed;
-        let call = try_run_in_thread(|| {
+        let (started, running) = std::sync::mpsc::channel();
+        let call = try_run_in_thread(move || {
+            started.send(()).unwrap();
             while !is_cancelled() {
                 std::thread::sleep(ms(1));
             }
             Err::<(), _>(CleanupFailed)
         });
-        let err = Loop::new().run(timeout(call, ms(10))).unwrap_err();
+        let held = holds_the_loop_until(running);
+        let err = Loop::new().run(timeout((call, held), ms(10))).unwrap_err();
         assert!(err.downcast_ref::<CleanupFailed>().is_some(), "{err:?}");
         assert_eq!(err.trace().last().map(|f| f.name()), Some("run_in_thread"));
     }
