@@ -260,21 +260,6 @@ fn a_thread_that_loses_is_told_to_stop_and_joined_before_race_returns() {
 }
 
 #[test]
-fn a_timeout_joins_the_threads_it_stopped_before_it_gives_none() {
-    #[tinyio::coroutine]
-    fn checks(returned: Arc<AtomicBool>) -> bool {
-        let started = Event::new();
-        let slow = slow_call(started.clone(), returned.clone()).share();
-        yield_!(tinyio::background(slow.clone()));
-        yield_!(started.wait());
-        assert_eq!(yield_!(timeout(slow, ms(1))), None);
-        returned.load(SeqCst)
-    }
-    let returned = Arc::new(AtomicBool::new(false));
-    assert!(within(30, move || Loop::new().run(checks(returned)).unwrap()));
-}
-
-#[test]
 fn an_error_before_any_winner_is_an_error_of_the_race() {
     static GUARDS: AtomicUsize = AtomicUsize::new(0);
     #[tinyio::coroutine]

@@ -590,14 +590,16 @@ impl<'s> Run<'s> {
 
     /// A timed wait ran out, or was cancelled: stop what `key` waits on (and what only that
     /// waits on, and so on) by resuming it with `input` (a timeout error, or a cancellation),
-    /// join the threads told to stop, then resume `key` with a deadline error. So when a
-    /// `timeout`, a `cancellable` or a `race` goes on, nothing of the work it gave up runs.
+    /// then resume `key` with a deadline error. A cancellation first joins the threads it told
+    /// to stop, so that nothing of the work runs once a `cancellable` or a `race` goes on; a
+    /// timeout gives up at its deadline, and leaves them to be joined when the run (or the
+    /// isolate it is in) ends.
     fn expire(&mut self, key: u32, input: Input) -> Result<(), Failure> {
         let waits = std::mem::replace(&mut self.entry(key).waits, Waits::NOTHING);
         let mut todo = vec![(key, waits.into_children())];
         let (joins, scope) = (self.joins.len(), self.slots[key as usize].scope);
         let mut failed = self.stop(&mut todo, input, None);
-        if failed.is_none() {
+        if failed.is_none() && input == Input::Cancel {
             // A thread that ends with an error of its own fails the scope of the timed wait.
             self.join_threads(joins, |_, failure| {
                 if failed.is_none() {

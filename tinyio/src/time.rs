@@ -79,7 +79,8 @@ impl Leaf for Sleep {
 /// resumed with a timeout error at its suspension point (for which
 /// [`Error::is_timeout`] is true), so its destructors run, as with a cancellation. Nothing
 /// else is cancelled, and a coroutine someone else also waits on goes on. A thread it started
-/// is told to stop, and joined before this gives `None`.
+/// is told to stop, and joined before the run ends (or the [`isolate`](crate::isolate) it is
+/// in), so that this gives `None` at the deadline even if the thread is slow to stop.
 ///
 /// It is the wait of [`cancellable`](crate::cancellable), ended by a deadline rather than by a
 /// [`CancelHandle`](crate::CancelHandle).
