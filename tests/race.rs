@@ -10,9 +10,7 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use common::{CountDrops, DropGuard, dropped, forever, ms, payload_str, within};
-use tinyio::{
-    CancelHandle, Event, Loop, cancellable, race, run_in_thread, sleep, thread, timeout,
-};
+use tinyio::{CancelHandle, Event, Loop, cancellable, race, run_in_thread, sleep, thread, timeout};
 
 #[tinyio::coroutine]
 fn value<T>(x: T) -> T {
@@ -195,7 +193,10 @@ fn a_stall_report_names_cancellable_and_race() {
     });
     within(30, move || lp.run(waits(event)).unwrap());
     let seen: Vec<(String, Vec<String>)> = seen.lock().unwrap().clone();
-    let waits = seen.iter().find(|(name, _)| name == "waits").expect("listed");
+    let waits = seen
+        .iter()
+        .find(|(name, _)| name == "waits")
+        .expect("listed");
     assert_eq!(waits.1, ["cancellable", "race"], "{seen:?}");
 }
 
@@ -210,11 +211,19 @@ fn mirror(name: &'static str, millis: u64) -> &'static str {
 #[test]
 fn the_winner_can_be_at_any_index() {
     let won = Loop::new()
-        .run(race(vec![mirror("a", 60_000), mirror("b", 60_000), mirror("c", 1)]))
+        .run(race(vec![
+            mirror("a", 60_000),
+            mirror("b", 60_000),
+            mirror("c", 1),
+        ]))
         .unwrap();
     assert_eq!(won, (2, "c"));
     let won = Loop::new().run(race([value(1), value(2)])).unwrap();
-    assert_eq!(won, (0, 1), "finished in the same round: the first in order wins");
+    assert_eq!(
+        won,
+        (0, 1),
+        "finished in the same round: the first in order wins"
+    );
 }
 
 #[test]
@@ -328,4 +337,42 @@ fn an_empty_race_panics_at_the_call() {
         "{}",
         payload_str(&*payload)
     );
+}
+
+#[test]
+fn a_coroutine_stopped_by_a_cancel_says_so_when_yielded_again() {
+    #[tinyio::coroutine]
+    fn again() -> String {
+        let work = forever(()).share();
+        let (cancelled, handle) = cancellable(work.clone());
+        handle.cancel();
+        assert_eq!(yield_!(cancelled), None);
+        let refused = try_yield!(work).expect_err("stopped");
+        refused.to_string()
+    }
+    let err = Loop::new().run(again()).unwrap_err().to_string();
+    assert!(
+        err.contains("`forever` was cancelled (by a `CancelHandle` or a `race`)"),
+        "{err}"
+    );
+}
+
+/// A thread told to stop by a cancellation that then fails with an error of its own fails the
+/// run, as one stopped by a crash or a timeout does.
+#[test]
+fn a_thread_failing_after_its_cancellation_fails_the_run() {
+    #[tinyio::coroutine]
+    fn checks() -> () {
+        let started = Event::new();
+        let call_started = started.clone();
+        let call = tinyio::try_run_in_thread(move || {
+            call_started.set();
+            let _ = thread::sleep(Duration::from_secs(60));
+            Err::<(), _>(tinyio::Error::msg("the thread's own error"))
+        });
+        let (index, ()) = yield_!(race([call, started.wait()]));
+        unreachable!("the race gave {index}");
+    }
+    let err = within(30, || Loop::new().run(checks()).unwrap_err().to_string());
+    assert_eq!(err, "the thread's own error");
 }

@@ -8,11 +8,11 @@ use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use crate::Yieldable;
 use crate::coro::{Coroutine, Site, coroutine, site, suspend_until};
 use crate::error::Raise;
 use crate::event_loop::Remote;
 use crate::run::CANCEL;
-use crate::Yieldable;
 
 static CANCELLABLE: Site = site!("cancellable");
 static RACE: Site = site!("race");
@@ -255,7 +255,11 @@ where
         if winner.is_none() {
             *winner = Some((index, output));
             drop(winner);
-            let others = field.handles.iter().enumerate().filter(|&(i, _)| i != index);
+            let others = field
+                .handles
+                .iter()
+                .enumerate()
+                .filter(|&(i, _)| i != index);
             others.for_each(|(_, handle)| handle.cancel());
         }
         Ok(())

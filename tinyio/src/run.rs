@@ -574,7 +574,14 @@ impl<'s> Run<'s> {
             // A wait that has ended already (its work finished first) ignores it.
             if entry.pending > 0 {
                 let cancelled = woken & CANCEL == CANCEL;
-                return self.expire(key, if cancelled { Input::Cancel } else { Input::Timeout });
+                return self.expire(
+                    key,
+                    if cancelled {
+                        Input::Cancel
+                    } else {
+                        Input::Timeout
+                    },
+                );
             }
         } else if entry.pending == 1 && entry.waits.children().is_empty() {
             entry.pending = 0;
