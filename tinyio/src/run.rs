@@ -38,6 +38,7 @@ use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
 use crate::arrivals::Arrivals;
+use crate::cancel::Cancel;
 use crate::coro::{Cx, Ended, Input, Owner, Step, Task};
 use crate::error::{Error, ErrorGroup, Frame};
 use crate::event_loop::{LeafWaker, Remote};
@@ -816,8 +817,7 @@ impl<'s> Run<'s> {
                     return self.adopt(token, submission.into_sole());
                 }
                 self.entry(key).waits = Waits::NOTHING;
-                let deadline = submission.deadline();
-                let cancel = submission.take_cancel();
+                let (deadline, cancel) = submission.take_limits();
                 if let Some(caught) = submission.take_boundary() {
                     self.open(key, caught);
                 }
@@ -835,10 +835,8 @@ impl<'s> Run<'s> {
                     Some(deadline) => self.timers.push(deadline, token | DEADLINE),
                     None => {}
                 }
-                if let Some(cancel) = cancel
-                    && pending > 0
-                {
-                    cancel.arm(&self.remote, token);
+                if let Some(cancel) = cancel {
+                    self.arm(&cancel, token);
                 }
                 if !self.fresh_leaves.is_empty() {
                     self.start_leaves()?;
@@ -850,6 +848,17 @@ impl<'s> Run<'s> {
             Err(payload) => return Err(self.crash(Origin::Failed(key), Failure::Panic(payload))),
         }
         Ok(())
+    }
+
+    /// `token`'s coroutine has filed a wait that `cancel` can end (see
+    /// [`cancellable`](crate::cancellable)); one over already (its work had finished) is not
+    /// armed. Out of line: only such a wait pays for it.
+    #[cold]
+    #[inline(never)]
+    fn arm(&mut self, cancel: &Cancel, token: u64) {
+        if self.entry(token as u32).pending > 0 {
+            cancel.arm(&self.remote, token);
+        }
     }
 
     /// A leaf (in the table or held) waits for its wake-up, or for `deadline`.

@@ -170,17 +170,10 @@ impl<'s> Submission<'s> {
 
     /// Makes this a wait that `cancel` ends as a passed deadline would (see
     /// [`cancellable`](crate::cancellable)).
+    #[inline]
     pub(crate) fn set_cancel(&mut self, cancel: Option<Arc<Cancel>>) {
         if cancel.is_some() {
             self.contents().cancel = cancel;
-        }
-    }
-
-    /// Takes what [`set_cancel`](Submission::set_cancel) set.
-    pub(crate) fn take_cancel(&mut self) -> Option<Arc<Cancel>> {
-        match &mut self.0 {
-            Inner::Other(Some(contents)) => contents.cancel.take(),
-            _ => None,
         }
     }
 
@@ -198,10 +191,13 @@ impl<'s> Submission<'s> {
         }
     }
 
-    pub(crate) fn deadline(&self) -> Option<Instant> {
-        match &self.0 {
-            Inner::Other(Some(contents)) => contents.deadline,
-            _ => None,
+    /// When to give up on a timed wait, and the handle to arm for one that can be cancelled
+    /// (which this takes).
+    #[inline]
+    pub(crate) fn take_limits(&mut self) -> (Option<Instant>, Option<Arc<Cancel>>) {
+        match &mut self.0 {
+            Inner::Other(Some(contents)) => (contents.deadline, contents.cancel.take()),
+            _ => (None, None),
         }
     }
 
