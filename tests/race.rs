@@ -376,3 +376,41 @@ fn a_thread_failing_after_its_cancellation_fails_the_run() {
     let err = within(30, || Loop::new().run(checks()).unwrap_err().to_string());
     assert_eq!(err, "the thread's own error");
 }
+
+#[test]
+fn a_tuple_race_gives_the_winner_as_the_variant_of_its_position() {
+    use tinyio::{Race2, Race12};
+    static GUARDS: AtomicUsize = AtomicUsize::new(0);
+    #[tinyio::coroutine]
+    fn guarded_forever() -> u32 {
+        yield_!(forever(DropGuard(&GUARDS)));
+        0
+    }
+    #[tinyio::coroutine]
+    fn checks() -> (Race2<u32, &'static str>, usize) {
+        let won = yield_!(race((guarded_forever(), mirror("b", 1))));
+        (won, dropped(&GUARDS))
+    }
+    let out = within(30, || Loop::new().run(checks()).unwrap());
+    assert_eq!(out, (Race2::Second("b"), 1));
+
+    let won = within(30, || {
+        let slow = || mirror("slow", 60_000);
+        let twelve = (
+            slow(),
+            slow(),
+            slow(),
+            value(3u8),
+            slow(),
+            slow(),
+            slow(),
+            slow(),
+            slow(),
+            slow(),
+            slow(),
+            value('l'),
+        );
+        Loop::new().run(race(twelve)).unwrap()
+    });
+    assert_eq!(won, Race12::Fourth(3u8));
+}

@@ -177,20 +177,23 @@ where
     })
 }
 
-/// Runs every one of `ys` at once, and gives `(index, output)` of the first to finish. The
-/// others are cancelled as [`CancelHandle::cancel`] cancels (each coroutine only they waited on
-/// resumed with a cancellation error, threads told to stop and joined) before the race gives
-/// its winner. If several finish in the same round, the first of them in `ys` wins. An error in
-/// any of them before a winner crashes the loop, as in a gather. Takes a `Vec` or an array.
+/// Runs every one of `runners` at once, and gives the output of the first to finish: for a
+/// `Vec` or an array, `(index, output)`; for a tuple of 2 to 12, an enum with one variant per
+/// position ([`Race2::First`], [`Race2::Second`], ...). The others are cancelled as
+/// [`CancelHandle::cancel`] cancels (each coroutine only they waited on resumed with a
+/// cancellation error, threads told to stop and joined) before the race gives its winner. If
+/// several finish in the same round, the first of them in order wins. An error in any of them
+/// before a winner crashes the loop, as in a gather. A stall report shows the waiter as waiting
+/// on `race`.
 ///
 /// # Panics
 ///
-/// If `ys` is empty: a race without runners has no winner to give, and an empty list is a bug
-/// of the caller rather than something to recover from at run time.
+/// If a `Vec` or an array is empty: a race without runners has no winner to give, and an
+/// empty list is a bug of the caller rather than something to recover from at run time.
 ///
 /// ```
 /// use std::time::Duration;
-/// use tinyio::{Loop, race, sleep};
+/// use tinyio::{Loop, Race2, race, sleep};
 ///
 /// #[tinyio::coroutine]
 /// fn mirror(name: &'static str, ms: u64) -> &'static str {
@@ -200,31 +203,100 @@ where
 ///
 /// let fastest = race([mirror("slow", 60_000), mirror("fast", 1)]);
 /// assert_eq!(Loop::new().run(fastest).unwrap(), (1, "fast")); // the slow one is stopped
+///
+/// let either = race((mirror("fast", 1), sleep(Duration::from_secs(60))));
+/// assert_eq!(Loop::new().run(either).unwrap(), Race2::First("fast"));
 /// ```
 #[track_caller]
-pub fn race<'a, Y>(ys: impl IntoIterator<Item = Y>) -> Coroutine<'a, (usize, Y::Output)>
+pub fn race<'a, R: Racers<'a>>(runners: R) -> Coroutine<'a, R::Output> {
+    runners.race()
+}
+
+/// What [`race`] accepts: a `Vec` or an array of yieldables of one type, or a tuple of 2 to 12
+/// yieldables of any types.
+///
+/// ```
+/// use tinyio::{Loop, Race3, race};
+///
+/// #[tinyio::coroutine]
+/// fn after(pauses: u32) -> u32 {
+///     for _ in 0..pauses {
+///         yield_!();
+///     }
+///     pauses
+/// }
+///
+/// assert_eq!(Loop::new().run(race(vec![after(3), after(1)])).unwrap(), (1, 1));
+/// let won = Loop::new().run(race((after(5), (), after(2)))).unwrap();
+/// assert_eq!(won, Race3::Second(())); // `()` finishes at once
+/// ```
+pub trait Racers<'a> {
+    /// What the race gives: the winner's output, and which one won.
+    type Output;
+    /// Builds the race.
+    #[doc(hidden)]
+    fn race(self) -> Coroutine<'a, Self::Output>;
+}
+
+impl<'a, Y> Racers<'a> for Vec<Y>
 where
     Y: Yieldable + 'a,
     Y::Output: 'a,
 {
-    let ys: Vec<Y> = ys.into_iter().collect();
-    assert!(
-        !ys.is_empty(),
-        "`tinyio::race` needs at least one yieldable: an empty race has no winner"
-    );
+    type Output = (usize, Y::Output);
+
+    #[track_caller]
+    fn race(self) -> Coroutine<'a, Self::Output> {
+        assert!(
+            !self.is_empty(),
+            "`tinyio::race` needs at least one yieldable: an empty race has no winner"
+        );
+        let count = self.len();
+        start(
+            count,
+            |index, won| (index, won),
+            |field| {
+                let ys = self.into_iter().enumerate();
+                ys.map(|(index, y)| runner(index, y, field.clone(), |out| out))
+                    .collect()
+            },
+        )
+    }
+}
+
+impl<'a, Y, const N: usize> Racers<'a> for [Y; N]
+where
+    Y: Yieldable + 'a,
+    Y::Output: 'a,
+{
+    type Output = (usize, Y::Output);
+
+    #[track_caller]
+    fn race(self) -> Coroutine<'a, Self::Output> {
+        Vec::from(self).race()
+    }
+}
+
+/// Starts a race of `count` runners, made by `runners` around the field they share; gives what
+/// `finish` makes of the winner's index and output.
+#[track_caller]
+fn start<'a, T: 'a, O: 'a>(
+    count: usize,
+    finish: fn(usize, T) -> O,
+    runners: impl FnOnce(&Rc<Field<T>>) -> Vec<Coroutine<'a, ()>>,
+) -> Coroutine<'a, O> {
     let field = Rc::new(Field {
-        handles: (0..ys.len()).map(|_| CancelHandle::default()).collect(),
+        handles: (0..count).map(|_| CancelHandle::default()).collect(),
         winner: RefCell::new(None),
     });
-    let runners: Vec<_> = (ys.into_iter().enumerate())
-        .map(|(index, y)| runner(index, y, field.clone()))
-        .collect();
+    let runners = runners(&field);
     coroutine(&RACE, move |co| async move {
         suspend_until(&co, runners, None, None, line!())
             .await
             .map_err(Raise)?;
         let winner = field.winner.borrow_mut().take();
-        Ok(winner.expect("a race ends when one of its runners has won"))
+        let (index, won) = winner.expect("a race ends when one of its runners has won");
+        Ok(finish(index, won))
     })
 }
 
@@ -236,12 +308,18 @@ struct Field<T> {
 }
 
 /// One runner of a race: the wait of a [`cancellable`] on `y` which, if it finishes first,
-/// records its output and cancels the others.
+/// records its output (through `wrap`) and cancels the others.
 #[track_caller]
-fn runner<'a, Y>(index: usize, y: Y, field: Rc<Field<Y::Output>>) -> Coroutine<'a, ()>
+fn runner<'a, Y, T>(
+    index: usize,
+    y: Y,
+    field: Rc<Field<T>>,
+    wrap: impl FnOnce(Y::Output) -> T + 'a,
+) -> Coroutine<'a, ()>
 where
     Y: Yieldable + 'a,
     Y::Output: 'a,
+    T: 'a,
 {
     let cancel = field.handles[index].0.clone();
     coroutine(&RACE, move |co| async move {
@@ -253,7 +331,7 @@ where
         };
         let mut winner = field.winner.borrow_mut();
         if winner.is_none() {
-            *winner = Some((index, output));
+            *winner = Some((index, wrap(output)));
             drop(winner);
             let others = field
                 .handles
@@ -265,3 +343,73 @@ where
         Ok(())
     })
 }
+
+macro_rules! race_tuple {
+    ($race:ident, $count:literal; $($name:ident $variant:ident $nth:literal $index:tt),+; $last:ident) => {
+        #[doc = concat!(
+            "The winner of a [`race`] of ", $count, " yieldables of any types: the output of the \
+             first to finish, as the variant of its position.\n\n",
+            "```\n",
+            "use tinyio::{Loop, ", stringify!($race), ", race};\n\n",
+            "#[tinyio::coroutine]\n",
+            "fn after(pauses: u32) -> u32 {\n",
+            "    for _ in 0..pauses {\n",
+            "        yield_!();\n",
+            "    }\n",
+            "    pauses\n",
+            "}\n\n",
+            "let runners = (", $( "after(", $count, " - ", stringify!($index), "), ", )+ ");\n",
+            "let won = Loop::new().run(race(runners)).unwrap();\n",
+            "assert_eq!(won, ", stringify!($race), "::", stringify!($last), "(1)); // the last pauses least\n",
+            "```"
+        )]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum $race<$($name),+> {
+            $(
+                #[doc = concat!("The ", $nth, " runner won, with this output.")]
+                $variant($name),
+            )+
+        }
+
+        impl<'a, $($name),+> Racers<'a> for ($($name,)+)
+        where
+            $($name: Yieldable + 'a, $name::Output: 'a,)+
+        {
+            type Output = $race<$($name::Output),+>;
+
+            #[track_caller]
+            fn race(self) -> Coroutine<'a, Self::Output> {
+                start($count, |_, won| won, |field| {
+                    vec![$(runner($index, self.$index, field.clone(), $race::$variant),)+]
+                })
+            }
+        }
+    };
+}
+
+race_tuple!(Race2, 2; A First "first" 0, B Second "second" 1; Second);
+race_tuple!(Race3, 3; A First "first" 0, B Second "second" 1, C Third "third" 2; Third);
+race_tuple!(Race4, 4; A First "first" 0, B Second "second" 1, C Third "third" 2,
+    D Fourth "fourth" 3; Fourth);
+race_tuple!(Race5, 5; A First "first" 0, B Second "second" 1, C Third "third" 2,
+    D Fourth "fourth" 3, E Fifth "fifth" 4; Fifth);
+race_tuple!(Race6, 6; A First "first" 0, B Second "second" 1, C Third "third" 2,
+    D Fourth "fourth" 3, E Fifth "fifth" 4, F Sixth "sixth" 5; Sixth);
+race_tuple!(Race7, 7; A First "first" 0, B Second "second" 1, C Third "third" 2,
+    D Fourth "fourth" 3, E Fifth "fifth" 4, F Sixth "sixth" 5, G Seventh "seventh" 6; Seventh);
+race_tuple!(Race8, 8; A First "first" 0, B Second "second" 1, C Third "third" 2,
+    D Fourth "fourth" 3, E Fifth "fifth" 4, F Sixth "sixth" 5, G Seventh "seventh" 6,
+    H Eighth "eighth" 7; Eighth);
+race_tuple!(Race9, 9; A First "first" 0, B Second "second" 1, C Third "third" 2,
+    D Fourth "fourth" 3, E Fifth "fifth" 4, F Sixth "sixth" 5, G Seventh "seventh" 6,
+    H Eighth "eighth" 7, I Ninth "ninth" 8; Ninth);
+race_tuple!(Race10, 10; A First "first" 0, B Second "second" 1, C Third "third" 2,
+    D Fourth "fourth" 3, E Fifth "fifth" 4, F Sixth "sixth" 5, G Seventh "seventh" 6,
+    H Eighth "eighth" 7, I Ninth "ninth" 8, J Tenth "tenth" 9; Tenth);
+race_tuple!(Race11, 11; A First "first" 0, B Second "second" 1, C Third "third" 2,
+    D Fourth "fourth" 3, E Fifth "fifth" 4, F Sixth "sixth" 5, G Seventh "seventh" 6,
+    H Eighth "eighth" 7, I Ninth "ninth" 8, J Tenth "tenth" 9, K Eleventh "eleventh" 10; Eleventh);
+race_tuple!(Race12, 12; A First "first" 0, B Second "second" 1, C Third "third" 2,
+    D Fourth "fourth" 3, E Fifth "fifth" 4, F Sixth "sixth" 5, G Seventh "seventh" 6,
+    H Eighth "eighth" 7, I Ninth "ninth" 8, J Tenth "tenth" 9, K Eleventh "eleventh" 10,
+    L Twelfth "twelfth" 11; Twelfth);
