@@ -230,6 +230,11 @@ pub fn race<'a, R: Racers<'a>>(runners: R) -> Coroutine<'a, R::Output> {
 /// let won = Loop::new().run(race((after(5), (), after(2)))).unwrap();
 /// assert_eq!(won, Race3::Second(())); // `()` finishes at once
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be raced",
+    label = "not a `Vec`, an array or a tuple of yieldables",
+    note = "`tinyio::race` takes a `Vec` or an array of yieldables of one type, or a tuple of 2 to 12 yieldables"
+)]
 pub trait Racers<'a> {
     /// What the race gives: the winner's output, and which one won.
     type Output;
