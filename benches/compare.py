@@ -23,7 +23,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 RUST_PEERS = ["tokio", "smol", "futures"]
 SYSTEMS = ["tinyio", "tokio", "smol", "futures", "genawaiter", "python-tinyio"]
-WORKLOADS = ["W1", "W2", "W2x10", "W3", "W4", "W4x10", "W5", "W5pool", "W6", "W7", "W8"]
+WORKLOADS = ["W1", "W2", "W2x10", "W3", "W4", "W4x10", "W5", "W5pool", "W6", "W7", "W8", "W9"]
 
 
 def parse(text):

@@ -34,6 +34,9 @@
 //!   then `JoinSet::shutdown` (abort all, wait for them); smol tasks awaiting `recv` on one
 //!   channel (an event-listener `Event` inside), then dropped. ns_per_op = wall / waiters, from
 //!   the first spawn until the last waiter is gone.
+//! - W9 a channel passing 10^6 integers from one coroutine to another, capacity 64 everywhere:
+//!   tinyio `channel`, tokio `mpsc::channel`, smol `smol::channel::bounded` (`async_channel`),
+//!   futures `futures::channel::mpsc::channel` on its `LocalPool`. ns_per_op = wall / integers.
 //!
 //! Flags (after `--`): `--quick`, `--reps N`, `--only W1,W6` (workload names, prefix match),
 //! `--systems tinyio,tokio`, `--allocs` (also count allocation calls per op: slower, for profiling).
@@ -52,7 +55,7 @@ use futures::executor::LocalPool;
 use futures::task::{LocalSpawnExt, SpawnExt};
 use genawaiter::GeneratorState;
 use genawaiter::rc::Gen;
-use tinyio::{Coro, Event, Loop, ThreadPool};
+use tinyio::{Coro, Event, Loop, Receiver, Sender, ThreadPool};
 
 // ---------------------------------------------------------------------------------------------
 // Counting allocator: counts only while `COUNTING` is on, so the timed runs pay one relaxed load.
@@ -229,6 +232,9 @@ const NAP: Duration = Duration::from_millis(10);
 // ---------------------------------------------------------------------------------------------
 // tinyio
 
+/// The capacity of every channel of W9.
+const W9_CAPACITY: usize = 64;
+
 mod tinyio_bench {
     use super::*;
 
@@ -395,6 +401,32 @@ mod tinyio_bench {
         Sample::timed(wall, n)
     }
 
+    #[tinyio::coroutine]
+    fn produce(tx: Sender<usize>, n: usize) -> () {
+        for i in 0..n {
+            yield_!(tx.send(i)).unwrap();
+        }
+    }
+
+    #[tinyio::coroutine]
+    fn consume(rx: Receiver<usize>) -> usize {
+        let mut sum = 0;
+        while let Some(i) = yield_!(rx.recv()) {
+            sum += i;
+        }
+        sum
+    }
+
+    pub fn w9(n: usize) -> Sample {
+        let lp = Loop::new();
+        let t = Instant::now();
+        let (tx, rx) = tinyio::channel(W9_CAPACITY);
+        let ((), sum) = lp.run((produce(tx, n), consume(rx))).unwrap();
+        let wall = t.elapsed();
+        assert_eq!(sum, n * (n - 1) / 2);
+        Sample::timed(wall, n)
+    }
+
     pub fn w7(n: usize) -> Sample {
         let lp = Loop::new();
         POLLED.store(0, Relaxed);
@@ -556,6 +588,28 @@ mod tokio_bench {
         Sample::timed(wall, n)
     }
 
+    pub fn w9(rt: &Runtime, n: usize) -> Sample {
+        let (sum, wall) = timed(rt, async move {
+            let (tx, mut rx) = tokio::sync::mpsc::channel(W9_CAPACITY);
+            let producer = spawn_local(async move {
+                for i in 0..n {
+                    tx.send(i).await.unwrap();
+                }
+            });
+            let consumer = spawn_local(async move {
+                let mut sum = 0;
+                while let Some(i) = rx.recv().await {
+                    sum += i;
+                }
+                sum
+            });
+            producer.await.unwrap();
+            consumer.await.unwrap()
+        });
+        assert_eq!(sum, n * (n - 1) / 2);
+        Sample::timed(wall, n)
+    }
+
     pub fn w7(rt: &Runtime, n: usize) -> Sample {
         let local = LocalSet::new();
         POLLED.store(0, Relaxed);
@@ -702,6 +756,29 @@ mod smol_bench {
             ping.await;
             pong.await;
         });
+        Sample::timed(wall, n)
+    }
+
+    pub fn w9(n: usize) -> Sample {
+        let ex = LocalExecutor::new();
+        let (sum, wall) = timed(&ex, async {
+            let (tx, rx) = smol::channel::bounded(W9_CAPACITY);
+            let producer = ex.spawn(async move {
+                for i in 0..n {
+                    tx.send(i).await.unwrap();
+                }
+            });
+            let consumer = ex.spawn(async move {
+                let mut sum = 0;
+                while let Ok(i) = rx.recv().await {
+                    sum += i;
+                }
+                sum
+            });
+            producer.await;
+            consumer.await
+        });
+        assert_eq!(sum, n * (n - 1) / 2);
         Sample::timed(wall, n)
     }
 
@@ -884,6 +961,36 @@ mod futures_bench {
                 pong.await;
             })
         });
+        Sample::timed(wall, n)
+    }
+
+    pub fn w9(n: usize) -> Sample {
+        use futures::{SinkExt, StreamExt};
+        let (sum, wall) = timed(|sp| {
+            Box::pin(async move {
+                // Room for `buffer` values plus one per sender: 64 in all, as the others.
+                let (mut tx, mut rx) = futures::channel::mpsc::channel(W9_CAPACITY - 1);
+                let producer = sp
+                    .spawn_local_with_handle(async move {
+                        for i in 0..n {
+                            tx.send(i).await.unwrap();
+                        }
+                    })
+                    .unwrap();
+                let consumer = sp
+                    .spawn_local_with_handle(async move {
+                        let mut sum = 0;
+                        while let Some(i) = rx.next().await {
+                            sum += i;
+                        }
+                        sum
+                    })
+                    .unwrap();
+                producer.await;
+                consumer.await
+            })
+        });
+        assert_eq!(sum, n * (n - 1) / 2);
         Sample::timed(wall, n)
     }
 
@@ -1103,6 +1210,16 @@ fn w8(cx: &Ctx, system: &str, n: usize) -> Option<Sample> {
     })
 }
 
+fn w9(cx: &Ctx, system: &str, n: usize) -> Option<Sample> {
+    Some(match system {
+        "tinyio" => tinyio_bench::w9(n),
+        "tokio" => tokio_bench::w9(&cx.tokio, n),
+        "smol" => smol_bench::w9(n),
+        "futures" => futures_bench::w9(n),
+        _ => return None,
+    })
+}
+
 fn workloads(scale: usize) -> Vec<Workload> {
     let s = |n: usize| (n / scale).max(1);
     vec![
@@ -1182,6 +1299,13 @@ fn workloads(scale: usize) -> Vec<Workload> {
             n: s(100_000),
             systems: &["tinyio", "tokio", "smol"],
             run: w8,
+        },
+        Workload {
+            name: "W9",
+            what: "channel, 10^6 integers",
+            n: s(1_000_000),
+            systems: &["tinyio", "tokio", "smol", "futures"],
+            run: w9,
         },
     ]
 }

@@ -12,12 +12,14 @@ use std::mem::{self, ManuallyDrop};
 use std::panic::Location;
 use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
 use genawaiter::GeneratorState;
 use genawaiter::rc::{Co as GenCo, Gen};
 
+use crate::cancel::Cancel;
 use crate::error::{Error, Frame, Raise};
 use crate::run::Caught;
 use crate::yieldable::{Submission, Yieldable};
@@ -368,6 +370,8 @@ pub(crate) enum Ended {
     Cancelled,
     /// A timeout stopped it.
     TimedOut,
+    /// A cancellation on demand stopped it (see [`cancellable`](crate::cancellable)).
+    Withdrawn,
 }
 
 /// What the loop asks of a coroutine, whatever its output type.
@@ -752,20 +756,23 @@ pub fn suspend<'c, 'a, Y: Yieldable + 'a>(
     value: Y,
     line: u32,
 ) -> impl Future<Output = Result<Y::Output, Error>> + 'c {
-    suspend_until(co, value, None, line)
+    suspend_until(co, value, None, None, line)
 }
 
-/// Like [`suspend`], but gives up at `deadline`: what was submitted is then stopped with a
-/// timeout error, and so is this suspension point.
+/// Like [`suspend`], but gives up at `deadline`, or once `cancel` is cancelled: what was
+/// submitted is then stopped (with a timeout error, or a cancellation), and this suspension
+/// point gets a deadline error.
 pub(crate) fn suspend_until<'c, 'a, Y: Yieldable + 'a>(
     co: &'c Co<'a>,
     value: Y,
     deadline: Option<Instant>,
+    cancel: Option<Arc<Cancel>>,
     line: u32,
 ) -> Suspend<Y, impl Future<Output = Input> + Unpin + 'c> {
     let mut submission = Submission::default();
     let pending = value.submit(&mut submission);
     submission.set_deadline(deadline);
+    submission.set_cancel(cancel);
     Suspend {
         pending: Some(pending),
         barrier: co.0.yield_(Request::new(submission)),

@@ -47,12 +47,16 @@
 //! [`channel`]: fn@channel
 //! [`Sender`]: struct@Sender
 //! [`Receiver`]: struct@Receiver
+//! [`cancellable`]: fn@cancellable
+//! [`CancelHandle`]: struct@CancelHandle
+//! [`race`]: fn@race
 #![doc = include_str!("../README.md")]
 
 // Lets `#[tinyio::coroutine]` (which names `::tinyio`) work inside this crate too.
 extern crate self as tinyio;
 
 mod arrivals;
+mod cancel;
 mod channel;
 mod combinators;
 mod coro;
@@ -66,6 +70,10 @@ pub mod thread;
 mod time;
 mod yieldable;
 
+pub use crate::cancel::{
+    CancelHandle, Race2, Race3, Race4, Race5, Race6, Race7, Race8, Race9, Race10, Race11, Race12,
+    Racers, cancellable, race,
+};
 pub use crate::channel::{Receiver, SendError, Sender, TryRecvError, TrySendError, channel};
 pub use crate::combinators::{AsCompleted, as_completed, copy, isolate};
 pub use crate::coro::{Coro, Coroutine, Shared, SharedCoroutine};

@@ -38,6 +38,7 @@ use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
 use crate::arrivals::Arrivals;
+use crate::cancel::Cancel;
 use crate::coro::{Cx, Ended, Input, Owner, Step, Task};
 use crate::error::{Error, ErrorGroup, Frame};
 use crate::event_loop::{LeafWaker, Remote};
@@ -396,15 +397,17 @@ impl Waiters {
     }
 }
 
-/// Names one use of a slot: a key and the slot's generation. Two top bits are flags: one marks
+/// Names one use of a slot: a key and the slot's generation. Three top bits are flags: one marks
 /// the deadline of a timed wait (see [`timeout`](crate::timeout)) rather than of a leaf, the
-/// other a coroutine readied by the leaf it holds, to poll before resuming it.
+/// next a coroutine readied by the leaf it holds, to poll before resuming it, and the third,
+/// with the first, a timed wait cancelled on demand (see [`cancellable`](crate::cancellable)).
 fn token(key: u32, generation: u32) -> u64 {
-    (u64::from(generation & ((1 << 30) - 1)) << 32) | u64::from(key)
+    (u64::from(generation & ((1 << 29) - 1)) << 32) | u64::from(key)
 }
 
 const DEADLINE: u64 = 1 << 63;
 const LEAF: u64 = 1 << 62;
+pub(crate) const CANCEL: u64 = DEADLINE | 1 << 61;
 
 impl<'s> Run<'s> {
     /// Joins the threads of leaves stopped by a timeout, once everything else has finished.
@@ -569,8 +572,17 @@ impl<'s> Run<'s> {
         };
         let entry = self.entry(key);
         if woken & DEADLINE != 0 {
+            // A wait that has ended already (its work finished first) ignores it.
             if entry.pending > 0 {
-                return self.expire(key);
+                let cancelled = woken & CANCEL == CANCEL;
+                return self.expire(
+                    key,
+                    if cancelled {
+                        Input::Cancel
+                    } else {
+                        Input::Timeout
+                    },
+                );
             }
         } else if entry.pending == 1 && entry.waits.children().is_empty() {
             entry.pending = 0;
@@ -584,13 +596,25 @@ impl<'s> Run<'s> {
         Ok(())
     }
 
-    /// A timed wait ran out: stop what `key` waits on (and what only that waits on, and so on)
-    /// by resuming it with a timeout error, then resume `key` with one.
-    fn expire(&mut self, key: u32) -> Result<(), Failure> {
+    /// A timed wait ran out, or was cancelled: stop what `key` waits on (and what only that
+    /// waits on, and so on) by resuming it with `input` (a timeout error, or a cancellation),
+    /// then resume `key` with a deadline error. A cancellation first joins the threads it told
+    /// to stop, so that nothing of the work runs once a `cancellable` or a `race` goes on; a
+    /// timeout gives up at its deadline, and leaves them to be joined when the run (or the
+    /// isolate it is in) ends.
+    fn expire(&mut self, key: u32, input: Input) -> Result<(), Failure> {
         let waits = std::mem::replace(&mut self.entry(key).waits, Waits::NOTHING);
         let mut todo = vec![(key, waits.into_children())];
         let (joins, scope) = (self.joins.len(), self.slots[key as usize].scope);
-        let failed = self.stop(&mut todo, Input::Timeout, None);
+        let mut failed = self.stop(&mut todo, input, None);
+        if failed.is_none() && input == Input::Cancel {
+            // A thread that ends with an error of its own fails the scope of the timed wait.
+            self.join_threads(joins, |_, failure| {
+                if failed.is_none() {
+                    failed = failure.map(|failure| (Origin::Outside, failure));
+                }
+            });
+        }
         if scope != ROOT {
             // The threads it told to stop belong to the scope of the timed wait.
             let stopped = self.joins.split_off(joins);
@@ -626,6 +650,7 @@ impl<'s> Run<'s> {
     ) -> Option<(Origin, Failure)> {
         let ended = match input {
             Input::Timeout => Ended::TimedOut,
+            Input::Cancel if record.is_none() => Ended::Withdrawn,
             _ => Ended::Cancelled,
         };
         while let Some((parent, tokens)) = todo.pop() {
@@ -792,7 +817,7 @@ impl<'s> Run<'s> {
                     return self.adopt(token, submission.into_sole());
                 }
                 self.entry(key).waits = Waits::NOTHING;
-                let deadline = submission.deadline();
+                let (deadline, cancel) = submission.take_limits();
                 if let Some(caught) = submission.take_boundary() {
                     self.open(key, caught);
                 }
@@ -810,6 +835,9 @@ impl<'s> Run<'s> {
                     Some(deadline) => self.timers.push(deadline, token | DEADLINE),
                     None => {}
                 }
+                if let Some(cancel) = cancel {
+                    self.arm(&cancel, token);
+                }
                 if !self.fresh_leaves.is_empty() {
                     self.start_leaves()?;
                 }
@@ -820,6 +848,17 @@ impl<'s> Run<'s> {
             Err(payload) => return Err(self.crash(Origin::Failed(key), Failure::Panic(payload))),
         }
         Ok(())
+    }
+
+    /// `token`'s coroutine has filed a wait that `cancel` can end (see
+    /// [`cancellable`](crate::cancellable)); one over already (its work had finished) is not
+    /// armed. Out of line: only such a wait pays for it.
+    #[cold]
+    #[inline(never)]
+    fn arm(&mut self, cancel: &Cancel, token: u64) {
+        if self.entry(token as u32).pending > 0 {
+            cancel.arm(&self.remote, token);
+        }
     }
 
     /// A leaf (in the table or held) waits for its wake-up, or for `deadline`.
@@ -887,7 +926,7 @@ impl<'s> Run<'s> {
     fn live(&self, token: u64) -> Option<u32> {
         let key = token as u32;
         let slot = self.slots.get(key as usize)?;
-        (slot.entry.is_some() && self.token(key) == token & !(DEADLINE | LEAF)).then_some(key)
+        (slot.entry.is_some() && self.token(key) == token & !(CANCEL | LEAF)).then_some(key)
     }
 
     fn token(&self, key: u32) -> u64 {
@@ -961,6 +1000,10 @@ impl<'s> Run<'s> {
                     Owner::Dead(Ended::TimedOut) => format!(
                         "coroutine `{name}` was stopped by a timeout, so it has no output to \
                          give; it is never started again"
+                    ),
+                    Owner::Dead(Ended::Withdrawn) => format!(
+                        "coroutine `{name}` was cancelled (by a `CancelHandle` or a `race`), so \
+                         it has no output to give; it is never started again"
                     ),
                     _ => format!(
                         "coroutine `{name}` has already started in another loop run and has \

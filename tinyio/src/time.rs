@@ -6,8 +6,9 @@ use std::collections::{BinaryHeap, VecDeque};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use crate::coro::{Coroutine, Cx, Leaf, Site, coroutine, site, suspend_until};
-use crate::error::{Error, Raise};
+use crate::cancel::give_up;
+use crate::coro::{Coroutine, Cx, Leaf, Site, site};
+use crate::error::Error;
 use crate::{Coro, Yieldable};
 
 static SLEEP: Site = site!("sleep");
@@ -78,7 +79,11 @@ impl Leaf for Sleep {
 /// resumed with a timeout error at its suspension point (for which
 /// [`Error::is_timeout`] is true), so its destructors run, as with a cancellation. Nothing
 /// else is cancelled, and a coroutine someone else also waits on goes on. A thread it started
-/// is told to stop, and joined before the run ends.
+/// is told to stop, and joined before the run ends (or the [`isolate`](crate::isolate) it is
+/// in), so that this gives `None` at the deadline even if the thread is slow to stop.
+///
+/// It is the wait of [`cancellable`](crate::cancellable), ended by a deadline rather than by a
+/// [`CancelHandle`](crate::CancelHandle).
 ///
 /// ```
 /// use std::time::Duration;
@@ -94,13 +99,7 @@ where
     Y: Yieldable + 'a,
     Y::Output: 'a,
 {
-    coroutine(&TIMEOUT, move |co| async move {
-        match suspend_until(&co, y, Some(after(duration)), line!()).await {
-            Ok(output) => Ok(Some(output)),
-            Err(error) if error.is_deadline() => Ok(None),
-            Err(error) => Err(Raise(error)),
-        }
-    })
+    give_up(&TIMEOUT, y, Some(after(duration)), None)
 }
 
 /// The deadlines of a run, each with the wake token it fires, taken soonest first. Deadlines

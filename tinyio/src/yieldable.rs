@@ -1,8 +1,10 @@
 //! What `yield_!` accepts, and what it evaluates to.
 
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Instant;
 
+use crate::cancel::Cancel;
 use crate::coro::{Coroutine, OutputOf, SharedCoroutine, Task};
 use crate::run::Caught;
 
@@ -83,6 +85,8 @@ struct Contents<'s> {
     background: bool,
     /// For a timed wait (see `timeout`): when to give up.
     deadline: Option<Instant>,
+    /// For a wait that can be cancelled on demand (see `cancellable`): the handle to arm.
+    cancel: Option<Arc<Cancel>>,
     /// For the yield of an [`isolate`](crate::isolate): what the run leaves for the boundary
     /// to read when it resumes it.
     boundary: Option<Rc<Caught>>,
@@ -164,6 +168,15 @@ impl<'s> Submission<'s> {
         }
     }
 
+    /// Makes this a wait that `cancel` ends as a passed deadline would (see
+    /// [`cancellable`](crate::cancellable)).
+    #[inline]
+    pub(crate) fn set_cancel(&mut self, cancel: Option<Arc<Cancel>>) {
+        if cancel.is_some() {
+            self.contents().cancel = cancel;
+        }
+    }
+
     /// Makes this the yield of an isolated scope's boundary (see [`isolate`](crate::isolate)).
     pub(crate) fn set_boundary(&mut self, caught: Rc<Caught>) {
         self.contents().boundary = Some(caught);
@@ -178,10 +191,13 @@ impl<'s> Submission<'s> {
         }
     }
 
-    pub(crate) fn deadline(&self) -> Option<Instant> {
-        match &self.0 {
-            Inner::Other(Some(contents)) => contents.deadline,
-            _ => None,
+    /// When to give up on a timed wait, and the handle to arm for one that can be cancelled
+    /// (which this takes).
+    #[inline]
+    pub(crate) fn take_limits(&mut self) -> (Option<Instant>, Option<Arc<Cancel>>) {
+        match &mut self.0 {
+            Inner::Other(Some(contents)) => (contents.deadline, contents.cancel.take()),
+            _ => (None, None),
         }
     }
 
@@ -191,13 +207,15 @@ impl<'s> Submission<'s> {
         matches!(self.0, Inner::Other(None))
     }
 
-    /// The one coroutine submitted, if that is all (waited on, with no deadline).
+    /// The one coroutine submitted, if that is all (waited on, with no deadline nor handle).
     #[inline]
     pub(crate) fn sole(&self) -> Option<&Rc<dyn Task + 's>> {
         match &self.0 {
             Inner::One(task) => Some(task),
             Inner::Other(Some(contents))
-                if contents.rest.is_empty() && contents.deadline.is_none() =>
+                if contents.rest.is_empty()
+                    && contents.deadline.is_none()
+                    && contents.cancel.is_none() =>
             {
                 contents.first.as_ref()
             }
