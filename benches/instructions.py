@@ -10,6 +10,9 @@ For each (workload, system) it runs the bench binary (quick sizes) under
 `valgrind --tool=callgrind` twice, with one and with two repetitions: the difference is exactly
 one repetition of n operations, without start-up, set-up or warm-up. It prints a table and one
 JSON line per pair: {"workload":"W2","system":"tinyio","instructions_per_op":1933.0}.
+Workloads with threads (W5, W5pool) count every thread's instructions, including threads that
+spin or park a varying amount: their figures vary from run to run and can even come out
+negative; read them as rough.
 Needs valgrind; builds the bench binary with `cargo bench --no-run` first.
 """
 
@@ -38,13 +41,24 @@ def bench_binary():
 
 
 def workloads(binary, only):
-    """(name, n at quick size) of the selected workloads, read from the table of a quick run."""
+    """(name, n at quick size, systems that run it) of the selected workloads, read from the
+    table of a quick run (a system that does not run a workload shows `-` there)."""
     out = subprocess.run([binary, "--quick", "--reps", "1", *(["--only", ",".join(only)] if only else [])],
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=True).stdout
-    found = re.findall(r"^(W\w+)\s+.*?\)\s+(\d+)\s", out, re.M)
+    header = next((line.split() for line in out.splitlines() if line.startswith("workload")), None)
+    if header is None:
+        sys.exit("instructions.py: no table in the bench's output")
+    columns = [c for c in header if c in SYSTEMS]
+    found = []
+    for line in out.splitlines():
+        m = re.match(r"^(W\w+)\s+.*?\)\s+(\d+)\s+(.*)$", line)
+        if m:
+            cells = m.group(3).split()[: len(columns)]
+            ran = [s for s, cell in zip(columns, cells) if cell != "-"]
+            found.append((m.group(1), int(m.group(2)), ran))
     if not found:
         sys.exit("instructions.py: no workload in the bench's table")
-    return [(name, int(n)) for name, n in found]
+    return found
 
 
 def instructions(binary, workload, system, reps):
@@ -70,14 +84,12 @@ def main():
     binary = bench_binary()
     only, systems = opt("--only"), opt("--systems") or SYSTEMS
     rows = []
-    for name, n in workloads(binary, only):
+    for name, n, ran in workloads(binary, only):
         if name == "W7":
             continue  # W7 measures bytes, not time
-        for system in systems:
+        for system in [s for s in systems if s in ran]:
             one = instructions(binary, name, system, 1)
             two = instructions(binary, name, system, 2)
-            if two == one:
-                continue  # this system does not run this workload
             rows.append({"workload": name, "system": system, "instructions_per_op": round((two - one) / n, 1)})
             print(f"  {name} {system}: {rows[-1]['instructions_per_op']}", file=sys.stderr)
     names = list(dict.fromkeys(r["workload"] for r in rows))
