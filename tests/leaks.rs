@@ -91,7 +91,9 @@ fn quietly<T>(f: impl FnOnce() -> T) -> T {
             }
         }));
     });
-    let _serial = SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     f()
 }
 
