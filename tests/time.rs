@@ -464,7 +464,10 @@ fn misbehaving_below_a_stopped_waiter_is_reported() {
         yield_!(returns_instead())
     }
 
-    let error = Loop::new().run(timeout(waits_on_it(), ms(1))).unwrap_err();
+    // The timeout must find `returns_instead` started: give it a head start.
+    let error = Loop::new()
+        .run(timeout(waits_on_it(), common::head_start()))
+        .unwrap_err();
     assert!(
         error
             .to_string()
