@@ -26,7 +26,11 @@ use tinyio::{Barrier, Coro, Event, Lock, Loop, Semaphore, timeout};
 
 /// The smaller size; the larger is ten times it. Larger in a release build, where 10^4 waiters
 /// take a few milliseconds: too short to time steadily on a busy machine.
-const N: usize = if cfg!(debug_assertions) { 10_000 } else { 30_000 };
+const N: usize = if cfg!(debug_assertions) {
+    10_000
+} else {
+    30_000
+};
 
 /// How many times as much the shared run may grow as the control grows, for ten times the
 /// waiters. Leaving in O(log n) gives about 1; a scan per waiter gives 4 to 10 and more.
