@@ -731,16 +731,16 @@ fn waiters_wake_in_the_order_they_came_and_one_that_left_is_not_woken() {
             set_after(event.clone(), 200),
         ))
         .unwrap();
-    // All five leaves are woken in the order they came; `twice` waits for its two leaves to
-    // finish first, so it is resumed one round later.
+    // All five leaves are woken in the order they came, and each waiter is resumed once its
+    // last leaf has finished: `twice` after its second, which came before `c`'s.
     assert_eq!(
         *log.borrow(),
         [
             ("x", false),
             ("a", true),
             ("b", true),
-            ("c", true),
-            ("twice", true)
+            ("twice", true),
+            ("c", true)
         ]
     );
 }

@@ -331,11 +331,6 @@ pub(crate) struct Place {
 }
 
 impl Place {
-    /// The frame of a coroutine that never suspended (a leaf, say).
-    pub(crate) fn definition(&self) -> Frame {
-        self.frame(self.line)
-    }
-
     /// The frame of the coroutine suspended at `line`.
     pub(crate) fn frame(&self, line: u32) -> Frame {
         Frame {

@@ -105,8 +105,6 @@ pub(crate) enum Origin {
     Failed(u32),
     /// It is suspended: what it yielded was invalid (a cycle, say). It is cancelled with the rest.
     Suspended(u32),
-    /// The leaf it waits on (in its entry) failed or panicked; it is cancelled with the rest.
-    Leaf(u32),
 }
 
 pub(crate) enum Progress<T> {
@@ -246,65 +244,14 @@ struct Entry<'s> {
     task: Rc<dyn Task + 's>,
     /// Who waits on this coroutine (keys: a waiter outlives what it waits on).
     waiters: Waiters,
-    /// What this coroutine waits on, until it is resumed.
-    waits: Waits<'s>,
-    /// How many of the children it waits on have not finished; for a parked leaf, or a
-    /// coroutine whose held leaf is parked, 1 (the wake-up).
+    /// The coroutines it waits on, by token (a child may finish and its slot be reused
+    /// meanwhile), until it is resumed.
+    waits: Keys<u64>,
+    /// How many of the children it waits on have not finished; for a parked leaf, 1 (the
+    /// wake-up).
     pending: u32,
     /// The line this coroutine is suspended at; its definition's line until it first suspends.
     line: u32,
-}
-
-/// What a coroutine waits on, until it is resumed.
-enum Waits<'s> {
-    /// Coroutines in the table, by token (a child may finish and its slot be reused meanwhile).
-    Children(Keys<u64>),
-    /// The one leaf it waits on, when nobody else can: kept here rather than in the table, it
-    /// wakes this coroutine's token and is polled when this coroutine is resumed.
-    Leaf(Rc<dyn Task + 's>),
-}
-
-impl<'s> Waits<'s> {
-    const NOTHING: Self = Waits::Children(Keys::None);
-
-    fn children(&self) -> &[u64] {
-        match self {
-            Waits::Children(keys) => keys.as_slice(),
-            Waits::Leaf(_) => &[],
-        }
-    }
-
-    fn leaf(&self) -> Option<&Rc<dyn Task + 's>> {
-        match self {
-            Waits::Leaf(leaf) => Some(leaf),
-            Waits::Children(_) => None,
-        }
-    }
-
-    fn take_leaf(&mut self) -> Option<Rc<dyn Task + 's>> {
-        match std::mem::replace(self, Waits::NOTHING) {
-            Waits::Leaf(leaf) => Some(leaf),
-            children => {
-                *self = children;
-                None
-            }
-        }
-    }
-
-    /// The coroutines it waits on, dropping the leaf if it holds one.
-    fn into_children(self) -> Keys<u64> {
-        match self {
-            Waits::Children(keys) => keys,
-            Waits::Leaf(_) => Keys::None,
-        }
-    }
-
-    fn push_child(&mut self, token: u64) {
-        match self {
-            Waits::Children(keys) => keys.push(token),
-            Waits::Leaf(_) => unreachable!("a coroutine holding a leaf waits on nothing else"),
-        }
-    }
 }
 
 /// Tokens of coroutines: usually one, sometimes many (boxed, to keep entries small).
@@ -397,16 +344,14 @@ impl Waiters {
     }
 }
 
-/// Names one use of a slot: a key and the slot's generation. Three top bits are flags: one marks
+/// Names one use of a slot: a key and the slot's generation. Two top bits are flags: one marks
 /// the deadline of a timed wait (see [`timeout`](crate::timeout)) rather than of a leaf, the
-/// next a coroutine readied by the leaf it holds, to poll before resuming it, and the third,
-/// with the first, a timed wait cancelled on demand (see [`cancellable`](crate::cancellable)).
+/// other, with the first, a timed wait cancelled on demand (see [`cancellable`](crate::cancellable)).
 fn token(key: u32, generation: u32) -> u64 {
     (u64::from(generation & ((1 << 29) - 1)) << 32) | u64::from(key)
 }
 
 const DEADLINE: u64 = 1 << 63;
-const LEAF: u64 = 1 << 62;
 pub(crate) const CANCEL: u64 = DEADLINE | 1 << 61;
 
 impl<'s> Run<'s> {
@@ -584,14 +529,9 @@ impl<'s> Run<'s> {
                     },
                 );
             }
-        } else if entry.pending == 1 && entry.waits.children().is_empty() {
+        } else if entry.pending == 1 && entry.waits.as_slice().is_empty() {
             entry.pending = 0;
-            let flag = if entry.waits.leaf().is_some() {
-                LEAF
-            } else {
-                0
-            };
-            self.ready.push_back(self.token(key) | flag);
+            self.schedule(key);
         }
         Ok(())
     }
@@ -603,8 +543,8 @@ impl<'s> Run<'s> {
     /// timeout gives up at its deadline, and leaves them to be joined when the run (or the
     /// isolate it is in) ends.
     fn expire(&mut self, key: u32, input: Input) -> Result<(), Failure> {
-        let waits = std::mem::replace(&mut self.entry(key).waits, Waits::NOTHING);
-        let mut todo = vec![(key, waits.into_children())];
+        let waits = std::mem::take(&mut self.entry(key).waits);
+        let mut todo = vec![(key, waits)];
         let (joins, scope) = (self.joins.len(), self.slots[key as usize].scope);
         let mut failed = self.stop(&mut todo, input, None);
         if failed.is_none() && input == Input::Cancel {
@@ -671,7 +611,7 @@ impl<'s> Run<'s> {
                 // Judged while still linked to its waiter, so that a failure is traced through
                 // the chain that was waiting on it.
                 let answered = if task.started() {
-                    self.resume::<false>(token, input).and_then(|step| {
+                    self.resume(token, input).and_then(|step| {
                         panic::catch_unwind(AssertUnwindSafe(|| {
                             answer(step, &*task, |error| {
                                 error.is_timeout() || error.is_cancelled()
@@ -704,17 +644,6 @@ impl<'s> Run<'s> {
                     }
                 }
                 if failed.is_none() {
-                    // The leaf it holds, told to stop once its waiter has let go. A leaf
-                    // answers an error by failing with it: only a panic is news.
-                    if self.entry(child).waits.leaf().is_some() {
-                        let stopped = self.resume::<true>(token, input);
-                        let leaf = self.entry(child).waits.take_leaf().expect("checked");
-                        leaf.owner().set(Owner::Dead(ended));
-                        let dropped = panic::catch_unwind(AssertUnwindSafe(move || drop(leaf)));
-                        if let Err(payload) = stopped.and(dropped) {
-                            failed = Some((Origin::Outside, Failure::Panic(payload)));
-                        }
-                    }
                     let members = self.take_members(child);
                     let Entry {
                         task: removed,
@@ -727,7 +656,7 @@ impl<'s> Run<'s> {
                     if let Err(payload) = dropped {
                         failed.get_or_insert((Origin::Outside, Failure::Panic(payload)));
                     }
-                    todo.push((child, waits.into_children()));
+                    todo.push((child, waits));
                     if let Some(members) = members {
                         todo.push((child, Keys::Many(Box::new(members))));
                     }
@@ -748,16 +677,11 @@ impl<'s> Run<'s> {
         None
     }
 
-    /// Resumes one coroutine, or (if `HELD`) the leaf it holds, catching a panic.
+    /// Resumes one coroutine, catching a panic.
     ///
-    /// Inlined, as are `adopt` and `poll_leaf`, into the few places that resume: a call here
-    /// cost 12% of W6's wall time and 5% of W3's (the context it builds went through memory).
+    /// Inlined into the few places that resume: the context it builds then stays in registers.
     #[inline(always)]
-    fn resume<const HELD: bool>(
-        &mut self,
-        token: u64,
-        input: Input,
-    ) -> std::thread::Result<Step<'s>> {
+    fn resume(&mut self, token: u64, input: Input) -> std::thread::Result<Step<'s>> {
         self.steps += 1;
         let Run {
             slots,
@@ -786,20 +710,13 @@ impl<'s> Run<'s> {
             token,
             now,
         };
-        let task = match entry.waits.leaf() {
-            Some(leaf) if HELD => leaf,
-            _ => &entry.task,
-        };
-        panic::catch_unwind(AssertUnwindSafe(|| task.resume(input, &mut cx)))
+        panic::catch_unwind(AssertUnwindSafe(|| entry.task.resume(input, &mut cx)))
     }
 
     /// Resumes one coroutine (named by its token) and files what it asks for.
     fn step(&mut self, token: u64, input: Input) -> Result<(), Failure> {
-        if token & LEAF != 0 && !self.poll_leaf(token & !LEAF)? {
-            return Ok(());
-        }
-        let (token, key) = (token & !LEAF, token as u32);
-        match self.resume::<false>(token, input) {
+        let key = token as u32;
+        match self.resume(token, input) {
             Ok(Step::Yield(request)) => {
                 self.entry(key).line = request.line();
                 let mut submission = request.into_submission();
@@ -807,16 +724,7 @@ impl<'s> Run<'s> {
                     self.ready.push_back(token); // a plain pause: to the back of the queue
                     return Ok(());
                 }
-                if let Some(leaf) = submission.sole()
-                    && leaf.is_leaf()
-                    && leaf.owner().get() == Owner::Fresh
-                    // Two handles: the submission's, and the waiter's own to read the output
-                    // from. Nobody else can yield it.
-                    && Rc::strong_count(leaf) == 2
-                {
-                    return self.adopt(token, submission.into_sole());
-                }
-                self.entry(key).waits = Waits::NOTHING;
+                self.entry(key).waits = Keys::None;
                 let (deadline, cancel) = submission.take_limits();
                 if let Some(caught) = submission.take_boundary() {
                     self.open(key, caught);
@@ -861,54 +769,11 @@ impl<'s> Run<'s> {
         }
     }
 
-    /// A leaf (in the table or held) waits for its wake-up, or for `deadline`.
+    /// A leaf waits for its wake-up, or for `deadline`.
     fn park(&mut self, token: u64, deadline: Option<Instant>) {
         self.entry(token as u32).pending = 1;
         if let Some(deadline) = deadline {
             self.timers.push(deadline, token);
-        }
-    }
-
-    /// `token`'s coroutine waits on `leaf` alone, and nobody else can: keep the leaf in the
-    /// coroutine's entry rather than in the table, and start it.
-    #[inline(always)]
-    fn adopt(&mut self, token: u64, leaf: Rc<dyn Task + 's>) -> Result<(), Failure> {
-        let (run, key) = (self.id, token as u32);
-        leaf.owner().set(Owner::Scheduled { run, key });
-        // Written whole before what it replaces is dropped (the children it waited on last):
-        // kept across the drop, the new value was read back in a piece spanning two writes,
-        // which the processor cannot forward and stalls on (W6 -8%).
-        let last = std::mem::replace(&mut self.entry(key).waits, Waits::Leaf(leaf));
-        drop(last);
-        if self.poll_leaf(token)? {
-            // Done at once: to the back of the queue, as when a child finishes.
-            self.ready.push_back(token);
-        }
-        Ok(())
-    }
-
-    /// Polls the leaf `token`'s coroutine waits on: true if it is done (and dropped from the
-    /// entry), false if it is parked again.
-    #[inline(always)]
-    fn poll_leaf(&mut self, token: u64) -> Result<bool, Failure> {
-        let key = token as u32;
-        match self.resume::<true>(token, Input::Go) {
-            Ok(Step::Park(deadline)) => {
-                self.park(token, deadline);
-                Ok(false)
-            }
-            Ok(Step::Done) => {
-                let entry = self.entry(key);
-                entry.pending = 0;
-                let leaf = entry.waits.take_leaf().expect("polled a leaf");
-                leaf.owner().set(Owner::Finished);
-                Ok(true) // the waiter holds the other handle: nothing is dropped here
-            }
-            Ok(Step::Fail(error)) => self
-                .fail(Origin::Leaf(key), Failure::Error(error))
-                .map(|()| false),
-            Ok(Step::Yield(_)) => unreachable!("a leaf does not yield"),
-            Err(payload) => Err(self.crash(Origin::Leaf(key), Failure::Panic(payload))),
         }
     }
 
@@ -926,7 +791,7 @@ impl<'s> Run<'s> {
     fn live(&self, token: u64) -> Option<u32> {
         let key = token as u32;
         let slot = self.slots.get(key as usize)?;
-        (slot.entry.is_some() && self.token(key) == token & !(CANCEL | LEAF)).then_some(key)
+        (slot.entry.is_some() && self.token(key) == token & !CANCEL).then_some(key)
     }
 
     fn token(&self, key: u32) -> u64 {
@@ -1019,7 +884,7 @@ impl<'s> Run<'s> {
         }
         if waiter != ROOT {
             let child = self.token(key);
-            self.entry(waiter).waits.push_child(child);
+            self.entry(waiter).waits.push(child);
         }
         Ok(1)
     }
@@ -1070,7 +935,7 @@ impl<'s> Run<'s> {
             line,
             task,
             waiters: Waiters::None,
-            waits: Waits::NOTHING,
+            waits: Keys::None,
             pending: 0,
         });
         slot.scope = scope;
@@ -1283,7 +1148,7 @@ impl<'s> Run<'s> {
     /// (see [`catch`](Run::catch)); anything else crashes the run.
     fn fail(&mut self, origin: Origin, failure: Failure) -> Result<(), Failure> {
         let scope = match origin {
-            Origin::Failed(key) | Origin::Leaf(key) => self.member_scope(key),
+            Origin::Failed(key) => self.member_scope(key),
             // The scope of what it yielded: its own, if it is a boundary refusing its work.
             Origin::Suspended(key) => self.slots[key as usize].scope,
             Origin::Outside => ROOT,
@@ -1342,24 +1207,15 @@ impl<'s> Run<'s> {
     /// The error of a failure at `origin`, traced through the chain of coroutines that waited
     /// on it; and the keys of that chain.
     fn trace(&self, origin: Origin, error: Error) -> (Error, HashSet<u32>) {
-        let (Origin::Failed(key) | Origin::Suspended(key) | Origin::Leaf(key)) = origin else {
+        let (Origin::Failed(key) | Origin::Suspended(key)) = origin else {
             return (error, HashSet::new());
         };
-        let (frame, mut outer, chain) = self.frames(key);
-        let entry = self.slots[key as usize].entry.as_ref().expect("live key");
-        let error = match entry.waits.leaf() {
-            Some(leaf) if matches!(origin, Origin::Leaf(_)) => {
-                outer.push(frame);
-                error.traced(leaf.site().definition(), outer)
-            }
-            _ => error.traced(frame, outer),
-        };
-        (error, chain)
+        let (frame, outer, chain) = self.frames(key);
+        (error.traced(frame, outer), chain)
     }
 
-    /// Takes what failed out of the run and drops it: the coroutine (whose held leaf, if it
-    /// failed answering a timeout, is cancelled as any other), or the leaf its holder waits on.
-    /// Gives what the failed coroutine was waiting on, if it was.
+    /// Takes what failed out of the run and drops it. Gives what the failed coroutine was
+    /// waiting on, if it was.
     fn take_failed(
         &mut self,
         origin: Origin,
@@ -1368,17 +1224,10 @@ impl<'s> Run<'s> {
         let mut children = None;
         let failed = match origin {
             Origin::Failed(key) => {
-                let Entry {
-                    task, mut waits, ..
-                } = self.remove(key);
-                if let Some(leaf) = waits.take_leaf() {
-                    let frame = leaf.site().definition();
-                    self.cancel_into(leaf, frame, true, cancelled);
-                }
-                children = Some((key, waits.into_children()));
+                let Entry { task, waits, .. } = self.remove(key);
+                children = Some((key, waits));
                 Some(task)
             }
-            Origin::Leaf(key) => self.entry(key).waits.take_leaf(),
             Origin::Outside | Origin::Suspended(_) => None,
         };
         if let Some(task) = failed {
@@ -1454,12 +1303,23 @@ impl<'s> Run<'s> {
         let coroutines = suspended
             .map(|(key, entry)| Suspended {
                 frame: entry.task.site().frame(entry.line),
-                // A boundary waits on the members of its scope.
-                waits_on: (entry.waits.children().iter())
-                    .chain(self.scopes.get(&key).map_or(&[][..], |s| &s.members))
+                // A boundary waits on the members of its scope, but for leaves: each is
+                // named by the coroutine that waits on it.
+                waits_on: (entry.waits.as_slice().iter())
                     .filter_map(|&t| self.live(t))
+                    .chain(
+                        (self.scopes.get(&key).map_or(&[][..], |s| &s.members).iter())
+                            .filter_map(|&t| self.live(t))
+                            .filter(|&member| {
+                                !self.slots[member as usize]
+                                    .entry
+                                    .as_ref()
+                                    .expect("live key")
+                                    .task
+                                    .is_leaf()
+                            }),
+                    )
                     .map(name)
-                    .chain(entry.waits.leaf().map(|leaf| leaf.site().name))
                     .collect(),
             })
             .collect();
@@ -1478,17 +1338,9 @@ impl<'s> Run<'s> {
             let Some(entry) = self.slots[key].entry.take() else {
                 continue;
             };
-            // The coroutine, then the leaf it holds (told to stop once its waiter has let go).
             let frame = entry.task.site().frame(entry.line);
             let listed = !on_trace.contains(&(key as u32));
-            let mut waits = entry.waits;
-            let leaf = waits.take_leaf().map(|leaf| {
-                let frame = leaf.site().definition();
-                (leaf, frame, true)
-            });
-            for (task, frame, listed) in std::iter::once((entry.task, frame, listed)).chain(leaf) {
-                self.cancel_into(task, frame, listed, cancelled);
-            }
+            self.cancel_into(entry.task, frame, listed, cancelled);
         }
         self.free.clear();
         self.slots.clear();

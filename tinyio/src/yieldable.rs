@@ -207,32 +207,6 @@ impl<'s> Submission<'s> {
         matches!(self.0, Inner::Other(None))
     }
 
-    /// The one coroutine submitted, if that is all (waited on, with no deadline nor handle).
-    #[inline]
-    pub(crate) fn sole(&self) -> Option<&Rc<dyn Task + 's>> {
-        match &self.0 {
-            Inner::One(task) => Some(task),
-            Inner::Other(Some(contents))
-                if contents.rest.is_empty()
-                    && contents.deadline.is_none()
-                    && contents.cancel.is_none() =>
-            {
-                contents.first.as_ref()
-            }
-            Inner::Other(_) => None,
-        }
-    }
-
-    /// Takes the coroutine [`sole`](Submission::sole) gave.
-    pub(crate) fn into_sole(self) -> Rc<dyn Task + 's> {
-        let sole = match self.0 {
-            Inner::One(task) => Some(task),
-            Inner::Other(contents) => contents.and_then(|contents| contents.first),
-        };
-        sole.expect("a sole coroutine")
-    }
-
-    /// The first coroutine waited on, and the others (waited on or not, in order).
     pub(crate) fn into_parts(self) -> (Option<Rc<dyn Task + 's>>, Vec<Submitted<'s>>) {
         match self.0 {
             Inner::One(task) => (Some(task), Vec::new()),
