@@ -687,8 +687,8 @@ fn zero_timeout_wait_and_a_set_from_run_in_thread() {
 }
 
 // --- How an event keeps its waiters -------------------------------------------------------------
-// The first waiter of the event's home loop (the first loop to wait on it) is kept apart, the
-// others on a list behind it; waiters of other loops always go on the list.
+// An event lists its waiters in the order they came, whatever loop or thread they wait in; a
+// wait that ends early (timed out, cancelled) leaves the list.
 
 /// Waits, then logs `name` and whether the wait saw the event set.
 #[tinyio::coroutine]
@@ -719,8 +719,7 @@ fn set_after(event: Event, after_ms: u64) -> () {
 fn waiters_wake_in_the_order_they_came_and_one_that_left_is_not_woken() {
     let event = Event::new();
     let log = Log::default();
-    // `a` is kept apart, the others are listed behind it; `x` times out and leaves the list
-    // before the set; `twice` waits on two leaves of its own.
+    // `x` times out and leaves the list before the set; `twice` waits on two leaves of its own.
     Loop::new()
         .run((
             wait_named(event.clone(), 5_000, "a", log.clone()),
@@ -747,7 +746,7 @@ fn waiters_wake_in_the_order_they_came_and_one_that_left_is_not_woken() {
 
 #[test]
 fn a_waiter_that_left_gives_its_place_to_the_next() {
-    // `a` is kept apart and times out; `b` then waits alone, kept apart in turn, and is woken.
+    // `a` times out and leaves; `b` then waits alone, and is woken.
     let event = Event::new();
     let log = Log::default();
     Loop::new()
@@ -771,8 +770,7 @@ fn one_event_waited_on_by_several_loops_at_once() {
     common::within(20, || {
         let event = Event::new();
         let (ready_send, ready) = std::sync::mpsc::channel();
-        // Four loops on four threads wait on one event: the first becomes its home, the
-        // others are listed. Each also waits for a second, unset event with a timeout. The
+        // Four loops on four threads wait on one event. Each also waits for a second, unset event with a timeout. The
         // event is set once every loop has stalled, which is only after its timeout: its
         // threshold of 20 ms counts from the last thing it ran.
         let loops: Vec<_> = (0..4)
@@ -803,7 +801,7 @@ fn one_event_waited_on_by_several_loops_at_once() {
 
 #[test]
 fn an_event_outlives_its_home_loop() {
-    // The first loop to wait on the event is gone; later loops are all listed, and woken.
+    // The first loop to wait on the event is gone; later loops wait on it as well.
     common::within(20, || {
         let event = Event::new();
         {

@@ -1,5 +1,5 @@
-//! A queue in order of arrival that any entry can leave: the waiters of an event, and of a
-//! coroutine in the run's table.
+//! A queue in order of arrival that any entry can leave: the waiters of a coroutine in the
+//! run's table.
 
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
@@ -93,19 +93,9 @@ impl<K: Copy + Eq + Hash, V> Arrivals<K, V> {
         self.tickets.len()
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
-        self.tickets.is_empty()
-    }
-
     /// The keys and values, first come first.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (K, &V)> {
         self.order.values().map(|(key, value)| (*key, value))
-    }
-
-    /// Takes every entry out, first come first.
-    pub(crate) fn drain(&mut self) -> impl Iterator<Item = (K, V)> + use<K, V> {
-        self.tickets.clear();
-        std::mem::take(&mut self.order).into_values()
     }
 }
 
@@ -134,9 +124,10 @@ mod tests {
         assert!(queue.push(9, 'e'), "a key that left comes back at the back");
         assert_eq!(keys(&queue), [5, 1, 3, 9]);
         assert_eq!(queue.len(), 4);
-        let drained: Vec<_> = queue.drain().collect();
-        assert_eq!(drained, [(5, 'a'), (1, 'b'), (3, 'd'), (9, 'e')]);
-        assert!(queue.is_empty() && queue.iter().next().is_none());
+        for key in [5, 1, 3, 9] {
+            assert!(queue.remove(key).is_some());
+        }
+        assert!(queue.len() == 0 && queue.iter().next().is_none());
         assert!(queue.push(1, 'f'));
         assert_eq!(keys(&queue), [1]);
     }

@@ -6,13 +6,12 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
+use std::task::Waker;
 use std::time::Instant;
 
 use crate::Yieldable;
 use crate::coro::{Coroutine, Site, coroutine, site, suspend_until};
 use crate::error::Raise;
-use crate::event_loop::Remote;
-use crate::run::CANCEL;
 
 static CANCELLABLE: Site = site!("cancellable");
 static RACE: Site = site!("race");
@@ -26,17 +25,17 @@ struct State {
     cancelled: bool,
     /// While the work runs: the run it runs in, and the wake token of the wait on it. Cleared
     /// when the wait ends, so that a late `cancel` never wakes a token that has been reused.
-    armed: Option<(Arc<Remote>, u64)>,
+    armed: Option<Waker>,
 }
 
 impl Cancel {
     /// The wait on the work has been filed as `token` of the run `remote` leads to.
-    pub(crate) fn arm(&self, remote: &Arc<Remote>, token: u64) {
+    pub(crate) fn arm(&self, waker: Waker) {
         let mut state = self.0.lock().expect("poisoned");
         if state.cancelled {
-            remote.wake(token | CANCEL); // cancelled before it started: stop it at once
+            waker.wake(); // cancelled before it started: stop it at once
         } else {
-            state.armed = Some((remote.clone(), token));
+            state.armed = Some(waker);
         }
     }
 
@@ -44,8 +43,8 @@ impl Cancel {
         let mut state = self.0.lock().expect("poisoned");
         state.cancelled = true;
         // Woken under the lock: the wait cannot end and its token be reused meanwhile.
-        if let Some((remote, token)) = state.armed.take() {
-            remote.wake(token | CANCEL);
+        if let Some(waker) = state.armed.take() {
+            waker.wake();
         }
     }
 }

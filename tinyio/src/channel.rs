@@ -429,7 +429,7 @@ impl<T> Receiver<T> {
 }
 
 fn thread_waker() -> Waker {
-    Waker::from(Arc::new(crate::event_loop::Unpark(std::thread::current())))
+    Waker::from(Arc::new(crate::wake::Unpark(std::thread::current())))
 }
 
 impl<T> Clone for Sender<T> {

@@ -506,9 +506,7 @@ pub(crate) struct Cx<'r> {
     /// coroutine next anyway. Each pause taken so costs one.
     pub(crate) spare: &'r mut usize,
     /// Where wake-ups arrive: a wake-up (or a stop) ends the spare rounds.
-    pub(crate) remote: &'r std::sync::Arc<crate::event_loop::Remote>,
-    /// The wake token of the leaf being polled (see [`notify`](Cx::notify)).
-    pub(crate) token: u64,
+    pub(crate) remote: &'r crate::wake::Remote,
     /// The clock as the loop last read it.
     pub(crate) now: Instant,
 }
@@ -519,13 +517,6 @@ impl Cx<'_> {
     /// a deadline passed since is found then, and no leaf reads the clock itself.
     pub(crate) fn passed(&self, deadline: Instant) -> bool {
         self.now >= deadline
-    }
-
-    /// Wakes the leaf being polled from any thread, as its waker would, but without the
-    /// waker's allocation: for a leaf that needs nothing else (a thread call, a semaphore's
-    /// queue).
-    pub(crate) fn notify(&self) -> crate::event_loop::Notify {
-        crate::event_loop::Notify::new(self.remote, self.token)
     }
 
     /// Whether a generator that just paused may be resumed in place, rather than through the

@@ -1,17 +1,18 @@
 //! `Loop`, and the sessions that drive a run: `Loop::run`, `to_future`; and where other threads
 //! reach a running loop.
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::fmt;
 use std::panic::{self};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::task::{Wake, Waker};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::Waker;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, ErrorGroup};
 use crate::run::{Failure, Origin, Progress, Room, Run, StallReport};
 use crate::stall::Stall;
+use crate::wake::{Remote, Unpark};
 use crate::yieldable::{Submission, Yieldable};
 
 /// A single-threaded event loop for coroutines.
@@ -310,137 +311,6 @@ impl Drop for Reset<'_> {
     }
 }
 
-/// Where wake-ups from outside the loop's thread arrive: woken leaves' tokens, a stop request,
-/// and the waker of whoever drives the loop (its thread, or a foreign executor's task).
-pub(crate) struct Remote {
-    woken: Mutex<Vec<u64>>,
-    /// Whether `woken` may hold tokens: a wake-up from outside the run waits to be taken.
-    /// Wake-ups the run makes itself wait in the thread's own queue instead ([`IN_RUN`]).
-    posted: AtomicBool,
-    pub(crate) stopped: AtomicBool,
-    pub(crate) driver: Mutex<Option<Waker>>,
-}
-
-impl Remote {
-    pub(crate) fn new() -> Self {
-        Remote {
-            woken: Mutex::new(Vec::new()),
-            posted: AtomicBool::new(false),
-            stopped: AtomicBool::new(false),
-            driver: Mutex::new(None),
-        }
-    }
-
-    /// Whether a wake-up or a stop is waiting for the run this thread advances to look.
-    #[inline]
-    pub(crate) fn interrupted(&self) -> bool {
-        self.posted.load(Ordering::Relaxed)
-            || self.stopped.load(Ordering::Relaxed)
-            || IN_RUN_ANY.with(Cell::get)
-    }
-
-    /// Wakes the leaf (or timed wait) `token` names, from any thread.
-    pub(crate) fn wake(&self, token: u64) {
-        // From inside the run itself (an event set by a coroutine, say): a queue of the thread,
-        // without a lock or an atomic, which the run reads before it blocks or yields to its
-        // executor, so that nobody needs waking.
-        if ADVANCING.with(Cell::get) == std::ptr::from_ref(self).addr() {
-            IN_RUN.with_borrow_mut(|woken| woken.push(token));
-            IN_RUN_ANY.with(|any| any.set(true));
-            return;
-        }
-        self.post(std::iter::once(token));
-        self.wake_driver();
-    }
-
-    /// Files wake-ups for the run from outside it.
-    fn post(&self, tokens: impl IntoIterator<Item = u64>) {
-        self.woken.lock().expect("poisoned").extend(tokens);
-        self.posted.store(true, Ordering::Release);
-    }
-
-    /// Drops wake-ups left from an earlier run of the loop (a thread call that finished while
-    /// its run was being cancelled, say): tokens name slots of that run, not of the next.
-    fn forget_posted(&self) {
-        if self.posted.swap(false, Ordering::Acquire) {
-            self.woken.lock().expect("poisoned").clear();
-        }
-    }
-
-    /// Moves the wake-ups that have arrived to `into`; called by the run this thread advances.
-    pub(crate) fn take_woken(&self, into: &mut Vec<u64>) {
-        if IN_RUN_ANY.with(|any| any.replace(false)) {
-            IN_RUN.with_borrow_mut(|woken| {
-                if into.is_empty() {
-                    std::mem::swap(into, woken); // usually: trade buffers rather than copy
-                } else {
-                    into.append(woken);
-                }
-            });
-        }
-        if self.posted.load(Ordering::Relaxed) && self.posted.swap(false, Ordering::Acquire) {
-            into.append(&mut self.woken.lock().expect("poisoned"));
-        }
-    }
-
-    /// Marks this thread as advancing the run that this remote serves, until the guard drops.
-    pub(crate) fn advancing(self: &Arc<Self>) -> Advancing {
-        Advancing {
-            remote: self.clone(),
-            outer: ADVANCING.with(|a| a.replace(Arc::as_ptr(self).addr())),
-            outer_woken: take_in_run(),
-        }
-    }
-
-    pub(crate) fn set_driver(&self, driver: Waker) {
-        let mut current = self.driver.lock().expect("poisoned");
-        if !current.as_ref().is_some_and(|c| c.will_wake(&driver)) {
-            *current = Some(driver);
-        }
-    }
-
-    fn clear_driver(&self) {
-        self.driver.lock().expect("poisoned").take();
-    }
-
-    fn wake_driver(&self) {
-        if let Some(driver) = &*self.driver.lock().expect("poisoned") {
-            driver.wake_by_ref();
-        }
-    }
-
-    /// Blocks the loop's thread until woken or until the deadline.
-    ///
-    /// A timed park wakes late by the kernel's timer slack and the scheduler's delay (50-100 us
-    /// on Linux), and a burst of timers due one after another would pay that at every park. So
-    /// the thread parks until [`SLACK`] before the deadline, and the last stretch is waited for
-    /// by yielding the thread: a timer fires within microseconds, for at most `SLACK` of a
-    /// core's time per timed wake-up.
-    fn park(&self, deadline: Option<Instant>) {
-        let interrupted =
-            || self.posted.load(Ordering::Acquire) || self.stopped.load(Ordering::Relaxed);
-        if interrupted() {
-            return;
-        }
-        let Some(deadline) = deadline else {
-            return std::thread::park();
-        };
-        let mut now = Instant::now();
-        if deadline > now + SLACK {
-            // The run looks again when this returns, and parks again for the rest.
-            return std::thread::park_timeout(deadline - SLACK - now);
-        }
-        while now < deadline && !interrupted() {
-            std::thread::yield_now();
-            now = Instant::now();
-        }
-    }
-}
-
-/// How long before a deadline a parked loop wakes, to wait for the rest without the lateness
-/// of a timed park (see [`Remote::park`]).
-const SLACK: Duration = Duration::from_micros(100);
-
 /// Stops a [`Loop`] from any thread: the run in progress (or, if none, the next one) cancels
 /// everything, joins its threads, and returns an error for which
 /// [`is_stopped`](Error::is_stopped) is true. The analogue of an interrupt: wire it to Ctrl-C.
@@ -483,117 +353,5 @@ impl StopHandle {
 impl fmt::Debug for StopHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StopHandle").finish_non_exhaustive()
-    }
-}
-
-thread_local! {
-    /// The address of the remote whose run this thread is advancing (0: none).
-    static ADVANCING: Cell<usize> = const { Cell::new(0) };
-    /// Wake-ups the run being advanced on this thread made itself (see [`Remote::wake`]).
-    static IN_RUN: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
-    /// Whether `IN_RUN` may hold tokens: read at every pause, so kept where reading costs one
-    /// load.
-    static IN_RUN_ANY: Cell<bool> = const { Cell::new(false) };
-}
-
-/// The thread's in-run wake-ups, taken out (its queue keeps its buffer when it has none).
-fn take_in_run() -> Vec<u64> {
-    if IN_RUN_ANY.with(|any| any.replace(false)) {
-        IN_RUN.with_borrow_mut(std::mem::take)
-    } else {
-        Vec::new()
-    }
-}
-
-/// See [`Remote::advancing`]. When dropped, restores the outer run's mark and queue (a nested
-/// run: a loop run inside a coroutine, or a `to_future` polled there). A run takes in its own
-/// wake-ups before it hands back `Ready` or `Blocked`; any still queued (it left through an
-/// error) are filed with the wake-ups from outside, so that none is lost whatever the way out.
-pub(crate) struct Advancing {
-    remote: Arc<Remote>,
-    outer: usize,
-    outer_woken: Vec<u64>,
-}
-
-impl Drop for Advancing {
-    fn drop(&mut self) {
-        let left = take_in_run();
-        if !left.is_empty() {
-            self.remote.post(left);
-        }
-        if !self.outer_woken.is_empty() {
-            IN_RUN.with_borrow_mut(|woken| *woken = std::mem::take(&mut self.outer_woken));
-            IN_RUN_ANY.with(|any| any.set(true));
-        }
-        ADVANCING.with(|a| a.set(self.outer));
-    }
-}
-
-/// Wakes the thread blocked in [`Loop::run`].
-pub(crate) struct Unpark(pub(crate) std::thread::Thread);
-
-impl Wake for Unpark {
-    fn wake(self: Arc<Self>) {
-        self.0.unpark();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.0.unpark();
-    }
-}
-
-/// Wakes one leaf from any thread: what a [`LeafWaker`] does, for a leaf that needs no `Waker`.
-pub(crate) struct Notify {
-    remote: Arc<Remote>,
-    token: u64,
-}
-
-impl Notify {
-    pub(crate) fn new(remote: &Arc<Remote>, token: u64) -> Self {
-        Notify {
-            remote: remote.clone(),
-            token,
-        }
-    }
-
-    pub(crate) fn wake(&self) {
-        self.remote.wake(self.token);
-    }
-}
-
-/// The waker of one leaf.
-pub(crate) struct LeafWaker {
-    remote: Arc<Remote>,
-    token: u64,
-}
-
-impl LeafWaker {
-    pub(crate) fn new(remote: &Arc<Remote>, token: u64) -> Arc<Self> {
-        Arc::new(LeafWaker {
-            remote: remote.clone(),
-            token,
-        })
-    }
-
-    /// A waker for `token`: `old` made new again if nobody else holds it (so no stale holder
-    /// can ever wake the new owner), else a fresh one.
-    pub(crate) fn reuse(old: Option<Arc<Self>>, remote: &Arc<Remote>, token: u64) -> Arc<Self> {
-        if let Some(mut waker) = old
-            && let Some(reused) = Arc::get_mut(&mut waker)
-        {
-            reused.token = token;
-            return waker;
-        }
-        Self::new(remote, token)
-    }
-}
-
-impl Wake for LeafWaker {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.remote.wake(self.token);
     }
 }

@@ -14,8 +14,9 @@ use std::time::Instant;
 
 use crate::coro::{Coroutine, Cx, Leaf, SharedCoroutine, Site, site};
 use crate::error::{Error, ErrorGroup};
-use crate::event_loop::{Remote, Session};
+use crate::event_loop::Session;
 use crate::run::{Failure, Progress, Room};
+use crate::wake::Remote;
 use crate::yieldable::Yieldable;
 #[cfg(feature = "tokio")]
 use crate::{error::Frame, run::Join};
@@ -397,7 +398,7 @@ mod tokio_support {
         task: &mut JoinHandle<T>,
         deadline: Option<Instant>,
     ) -> Poll<Option<Failure>> {
-        let waker = Waker::from(Arc::new(crate::event_loop::Unpark(std::thread::current())));
+        let waker = Waker::from(Arc::new(crate::wake::Unpark(std::thread::current())));
         loop {
             match Pin::new(&mut *task).poll(&mut Context::from_waker(&waker)) {
                 Poll::Ready(Err(error)) if error.is_panic() => {

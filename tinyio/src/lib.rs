@@ -68,6 +68,7 @@ mod stall;
 mod sync;
 pub mod thread;
 mod time;
+mod wake;
 mod yieldable;
 
 pub use crate::cancel::{

@@ -41,9 +41,9 @@ use crate::arrivals::Arrivals;
 use crate::cancel::Cancel;
 use crate::coro::{Cx, Ended, Input, Owner, Step, Task};
 use crate::error::{Error, ErrorGroup, Frame};
-use crate::event_loop::{LeafWaker, Remote};
 use crate::stall::{Stall, Suspended};
 use crate::time::Timers;
+use crate::wake::{LeafWaker, Remote};
 use crate::yieldable::Submission;
 
 /// The key of the run itself, as a waiter: whoever called [`Loop::run`](crate::Loop::run). As
@@ -707,7 +707,6 @@ impl<'s> Run<'s> {
             joins,
             spare,
             remote,
-            token,
             now,
         };
         panic::catch_unwind(AssertUnwindSafe(|| entry.task.resume(input, &mut cx)))
@@ -765,7 +764,7 @@ impl<'s> Run<'s> {
     #[inline(never)]
     fn arm(&mut self, cancel: &Cancel, token: u64) {
         if self.entry(token as u32).pending > 0 {
-            cancel.arm(&self.remote, token);
+            cancel.arm(Waker::from(LeafWaker::new(&self.remote, token | CANCEL)));
         }
     }
 
@@ -1376,7 +1375,6 @@ impl<'s> Run<'s> {
             joins: &mut self.joins,
             spare: &mut 0,
             remote,
-            token: u64::MAX,
             now: self.now,
         };
         panic::catch_unwind(AssertUnwindSafe(|| {

@@ -4,16 +4,14 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
-use std::task::Poll;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
 use crate::Coro;
-use crate::arrivals::Arrivals;
 use crate::coro::{Coroutine, Cx, Leaf, Site, coroutine, site, suspend};
 use crate::error::Error;
-use crate::event_loop::{Notify, Remote};
 
 static EVENT_WAIT: Site = site!("Event::wait");
 static ACQUIRE: Site = site!("Semaphore::acquire");
@@ -28,11 +26,6 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 ///
 /// `clear` is not strict: a waiter already woken by `set` stays woken, even if the event is
 /// cleared before it runs. Waiters are woken in the order they began to wait.
-///
-/// A wait and a `set` between coroutines of one loop take no lock: the event keeps the first
-/// waiter of the first loop to wait on it (its home; a run of `to_future` counts as a loop of
-/// its own) in an atomic word. Further waiters, and waiters of other loops, queue
-/// behind it under a lock.
 ///
 /// ```
 /// use tinyio::{Event, Loop};
@@ -52,107 +45,18 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 #[derive(Clone, Default)]
 pub struct Event(Arc<EventState>);
 
-/// Waiters are told apart by their loop and their wake token (a loop's coroutine waits on one
-/// leaf at a time, so no two waits of one loop share a token). The first waiter of the event's
-/// home loop (the first loop to wait on it) is kept in `first`, so that a wait and a `set`
-/// between two coroutines of one loop take no lock: one atomic operation each. The others are
-/// listed by that identity, so that one leaves (cancelled, timed out) in O(log n).
 #[derive(Default)]
 struct EventState {
-    /// Outside the lock, so that `clear` and `is_set` take none. `set` stores it before it
-    /// empties `first`, and a waiter reads it after filling `first` (or marking it `LISTED`), so
-    /// a waiter either sees it or is found by `set` in time to be woken.
     set: AtomicBool,
-    /// `EMPTY`, or a waiter of the home loop (its token with `WAITING` set), or `LISTED`: every
-    /// waiter is on `listed` instead, in the order they came.
-    first: AtomicU64,
-    home: OnceLock<Arc<Remote>>,
-    listed: Mutex<Arrivals<Waiter, Notify>>,
+    /// The wakers of the waits in progress, by ticket: first come, first woken. Waits of any
+    /// loop, and of any thread, alike.
+    waiters: Mutex<Tickets>,
 }
 
-/// A waiter's identity: the address of its loop's remote, and its wake token.
-type Waiter = (usize, u64);
-
-const EMPTY: u64 = 0;
-/// Set in `first` when it holds a waiter. A token never has it: it is the flag of a readied
-/// leaf, which a wait is not given.
-const WAITING: u64 = 1 << 62;
-const LISTED: u64 = 1;
-
-/// A waiter registered with an event: what it needs to find itself there again.
-#[derive(Clone, Copy)]
-struct Registered {
-    token: u64,
-    /// The address of its loop's remote.
-    remote: usize,
-    /// Whether its loop is the event's home (so it may be in `first`).
-    home: bool,
-}
-
-impl Registered {
-    fn id(self) -> Waiter {
-        (self.remote, self.token)
-    }
-}
-
-impl EventState {
-    fn home(&self) -> &Arc<Remote> {
-        self.home.get().expect("a home waiter was registered")
-    }
-
-    /// Puts `new` in `first` if it holds `current`; whether it did.
-    fn replace_first(&self, current: u64, new: u64) -> bool {
-        self.first
-            .compare_exchange(current, new, Ordering::SeqCst, Ordering::Relaxed)
-            .is_ok()
-    }
-
-    fn register(&self, remote: &Arc<Remote>, token: u64) -> Registered {
-        let home = Arc::ptr_eq(self.home.get_or_init(|| remote.clone()), remote);
-        let registered = Registered {
-            token,
-            remote: Arc::as_ptr(remote).addr(),
-            home,
-        };
-        if home && self.replace_first(EMPTY, token | WAITING) {
-            return registered;
-        }
-        let mut listed = lock(&self.listed);
-        let first = self.first.swap(LISTED, Ordering::SeqCst);
-        if first & WAITING != 0 {
-            // It came first. If its identity is listed already (only possible while a `set`
-            // that emptied `first` has yet to take the list), that entry is woken for it.
-            let (home, came_first) = (self.home(), first & !WAITING);
-            let id = (Arc::as_ptr(home).addr(), came_first);
-            listed.push(id, Notify::new(home, came_first));
-        }
-        listed.push(registered.id(), Notify::new(remote, token));
-        registered
-    }
-
-    /// Whether `waiter` is still registered: if not, `set` took it (only `set` and the waiter
-    /// itself take waiters off).
-    fn holds(&self, waiter: Registered) -> bool {
-        match self.first.load(Ordering::SeqCst) {
-            first if waiter.home && first == waiter.token | WAITING => true,
-            LISTED => lock(&self.listed).contains(waiter.id()),
-            _ => false,
-        }
-    }
-
-    fn deregister(&self, waiter: Registered) {
-        if waiter.home && self.replace_first(waiter.token | WAITING, EMPTY) {
-            return;
-        }
-        if self.first.load(Ordering::SeqCst) == LISTED {
-            let mut listed = lock(&self.listed);
-            listed.remove(waiter.id());
-            if listed.is_empty() {
-                // Nobody left: the next waiter may take `first` again.
-                self.replace_first(LISTED, EMPTY);
-            }
-        }
-    }
+#[derive(Default)]
+struct Tickets {
+    waiting: BTreeMap<u64, Waker>,
+    next: u64,
 }
 
 impl Event {
@@ -176,15 +80,11 @@ impl Event {
     /// ```
     pub fn set(&self) {
         let state = &*self.0;
-        state.set.store(true, Ordering::Release);
-        match state.first.swap(EMPTY, Ordering::SeqCst) {
-            EMPTY => {}
-            LISTED => {
-                for (_, waiter) in lock(&state.listed).drain() {
-                    waiter.wake();
-                }
-            }
-            first => state.home().wake(first & !WAITING),
+        state.set.store(true, Ordering::SeqCst);
+        let mut tickets = lock(&state.waiters);
+        // Woken under the lock: a wait that leaves meanwhile has left before, or is woken.
+        while let Some((_, waker)) = tickets.waiting.pop_first() {
+            waker.wake();
         }
     }
 
@@ -231,7 +131,7 @@ impl Event {
     pub fn wait(&self) -> Coro<()> {
         let wait = EventWait {
             event: self.clone(),
-            registered: None,
+            ticket: None,
             deadline: None,
         };
         Coroutine::leaf(&EVENT_WAIT, Ignore(wait))
@@ -256,7 +156,7 @@ impl Event {
             &EVENT_WAIT,
             EventWait {
                 event: self.clone(),
-                registered: None,
+                ticket: None,
                 deadline,
             },
         )
@@ -273,8 +173,8 @@ impl fmt::Debug for Event {
 
 struct EventWait {
     event: Event,
-    /// Once registered with the event, until it leaves: how to find itself there.
-    registered: Option<Registered>,
+    /// Its ticket while it waits on the event's list.
+    ticket: Option<u64>,
     deadline: Option<Instant>,
 }
 
@@ -283,23 +183,25 @@ impl Leaf for EventWait {
 
     fn poll(&mut self, cx: &mut Cx<'_>) -> Poll<Result<bool, Error>> {
         let state = &*self.event.0;
-        match self.registered {
-            Some(registered) if !state.holds(registered) => {
-                self.registered = None; // taken off by `set`
+        let mut tickets = lock(&state.waiters);
+        match self.ticket {
+            // Taken off the list by `set`.
+            Some(ticket) if !tickets.waiting.contains_key(&ticket) => {
+                self.ticket = None;
                 return Poll::Ready(Ok(true));
             }
             Some(_) => {}
+            // Checked under the lock, which `set` takes after setting the flag: either this
+            // sees the flag, or `set` sees this wait.
+            None if state.set.load(Ordering::SeqCst) => return Poll::Ready(Ok(true)),
             None => {
-                if state.set.load(Ordering::Acquire) {
-                    return Poll::Ready(Ok(true));
-                }
-                self.registered = Some(state.register(cx.remote, cx.token));
-                if state.set.load(Ordering::SeqCst) {
-                    self.deregister(); // set meanwhile: woken or not, this wait is over
-                    return Poll::Ready(Ok(true));
-                }
+                let ticket = tickets.next;
+                tickets.next += 1;
+                tickets.waiting.insert(ticket, (cx.waker)());
+                self.ticket = Some(ticket);
             }
         }
+        drop(tickets);
         match self.deadline {
             Some(deadline) if cx.passed(deadline) => {
                 self.deregister();
@@ -317,8 +219,8 @@ impl Leaf for EventWait {
 impl EventWait {
     /// Takes this wait off the event, if it is still there.
     fn deregister(&mut self) {
-        if let Some(registered) = self.registered.take() {
-            self.event.0.deregister(registered);
+        if let Some(ticket) = self.ticket.take() {
+            lock(&self.event.0.waiters).waiting.remove(&ticket);
         }
     }
 }
@@ -359,7 +261,7 @@ pub struct Semaphore(Arc<Mutex<SemaphoreState>>);
 struct SemaphoreState {
     permits: usize,
     /// By ticket: a waiter that gives up leaves in O(log n).
-    queue: BTreeMap<u64, Notify>,
+    queue: BTreeMap<u64, Waker>,
     /// The ticket the next waiter takes (from 1).
     next: u64,
     /// The ticket of the last waiter handed a permit (0: none yet).
@@ -464,7 +366,7 @@ impl Leaf for Acquire {
             None => {
                 let ticket = state.next;
                 state.next += 1;
-                state.queue.insert(ticket, cx.notify());
+                state.queue.insert(ticket, (cx.waker)());
                 self.ticket = Some(ticket);
                 return Poll::Pending;
             }

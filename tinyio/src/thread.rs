@@ -25,7 +25,6 @@ use std::time::{Duration, Instant};
 use crate::Coro;
 use crate::coro::{Coroutine, Cx, Leaf, Site, coroutine, site, suspend};
 use crate::error::{Error, Frame};
-use crate::event_loop::Notify;
 use crate::run::{Failure, Join};
 
 static RUN_IN_THREAD: Site = site!("run_in_thread");
@@ -97,7 +96,7 @@ type Outcome<T> = std::thread::Result<Result<T, Error>>;
 /// What the loop and the thread share for one call.
 struct Call<F, T> {
     /// Wakes the leaf.
-    notify: Notify,
+    waker: std::task::Waker,
     stage: Mutex<Stage<F, T>>,
     /// Signalled when the call ends, only if a join waits for it (`Stage::Running::joined`).
     done: Condvar,
@@ -177,7 +176,7 @@ where
         if joined {
             self.done.notify_all();
         }
-        self.notify.wake();
+        self.waker.wake_by_ref();
     }
 }
 
@@ -230,7 +229,7 @@ where
         let mut call = match mem::replace(&mut self.state, CallState::Gone) {
             CallState::Fresh(f) => {
                 let call = Arc::new(Call {
-                    notify: cx.notify(),
+                    waker: (cx.waker)(),
                     stage: Mutex::new(Stage::Queued(f)),
                     done: Condvar::new(),
                     cancelled: AtomicBool::new(false),
