@@ -5,6 +5,8 @@ whatever else the machine is doing.
 
     python3 benches/instructions.py                       # every workload and system (minutes)
     python3 benches/instructions.py --only W2,W6 --systems tinyio,tokio   # exact names
+    python3 benches/instructions.py --binary old=/tmp/peers-a,new=/tmp/peers-b --systems tinyio
+                                                    # A/B: one column per given bench binary
 
 For each (workload, system) it runs the bench binary (quick sizes) under
 `valgrind --tool=callgrind` twice, with one and with two repetitions: the difference is exactly
@@ -81,17 +83,21 @@ def main():
     def opt(name):
         return args[args.index(name) + 1].split(",") if name in args else None
 
-    binary = bench_binary()
+    given = opt("--binary")
+    binaries = [b.split("=", 1) for b in given] if given else [(None, bench_binary())]
     only, systems = opt("--only"), opt("--systems") or SYSTEMS
     rows = []
-    for name, n, ran in workloads(binary, only):
-        if name == "W7":
-            continue  # W7 measures bytes, not time
-        for system in [s for s in systems if s in ran]:
-            one = instructions(binary, name, system, 1)
-            two = instructions(binary, name, system, 2)
-            rows.append({"workload": name, "system": system, "instructions_per_op": round((two - one) / n, 1)})
-            print(f"  {name} {system}: {rows[-1]['instructions_per_op']}", file=sys.stderr)
+    for label, binary in binaries:
+        for name, n, ran in workloads(binary, only):
+            if name.startswith("W7"):
+                continue  # W7 measures bytes, not time
+            for system in [s for s in systems if s in ran]:
+                one = instructions(binary, name, system, 1)
+                two = instructions(binary, name, system, 2)
+                column = f"{system}@{label}" if label else system
+                rows.append({"workload": name, "system": column, "instructions_per_op": round((two - one) / n, 1)})
+                print(f"  {name} {column}: {rows[-1]['instructions_per_op']}", file=sys.stderr)
+    systems = list(dict.fromkeys(r["system"] for r in rows))
     names = list(dict.fromkeys(r["workload"] for r in rows))
     shown = [s for s in systems if any(r["system"] == s for r in rows)]
     print(f"{'workload':<9}" + "".join(f" {s:>12}" for s in shown))

@@ -1,8 +1,9 @@
-//! A queue in order of arrival that any entry can leave: the waiters of a coroutine in the
-//! run's table.
+//! Queues in order of arrival that any entry can leave: [`Tickets`], the waiters of events,
+//! semaphores and channels; [`Arrivals`], the waiters of a coroutine in the run's table, keyed
+//! by who waits.
 
 use std::collections::hash_map::Entry;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 
 /// Entries in the order they arrived, each found by its key. Adding one, finding one and taking
@@ -99,6 +100,78 @@ impl<K: Copy + Eq + Hash, V> Arrivals<K, V> {
     }
 }
 
+/// Values in order of arrival, each named by the ticket it was given (tickets only grow, from
+/// 1): first in, first out, and any one can leave early. One that leaves is marked gone in
+/// place, found by binary search, and the marks are dropped from the ends at once, or in one
+/// sweep once they outnumber the values still in: O(log n) amortised each, and no allocation
+/// per value once the buffer has grown.
+pub(crate) struct Tickets<V> {
+    queue: VecDeque<(u64, Option<V>)>,
+    live: usize,
+    last: u64,
+}
+
+impl<V> Default for Tickets<V> {
+    fn default() -> Self {
+        Tickets {
+            queue: VecDeque::new(),
+            live: 0,
+            last: 0,
+        }
+    }
+}
+
+impl<V> Tickets<V> {
+    /// Queues `value` at the back; gives its ticket.
+    pub(crate) fn push(&mut self, value: V) -> u64 {
+        self.last += 1;
+        self.queue.push_back((self.last, Some(value)));
+        self.live += 1;
+        self.last
+    }
+
+    /// Takes the value at the front, with its ticket.
+    pub(crate) fn pop(&mut self) -> Option<(u64, V)> {
+        while let Some((ticket, value)) = self.queue.pop_front() {
+            if let Some(value) = value {
+                self.live -= 1;
+                return Some((ticket, value));
+            }
+        }
+        None
+    }
+
+    fn find(&self, ticket: u64) -> Option<usize> {
+        let i = self.queue.binary_search_by_key(&ticket, |&(t, _)| t).ok()?;
+        self.queue[i].1.is_some().then_some(i)
+    }
+
+    pub(crate) fn contains(&self, ticket: u64) -> bool {
+        self.find(ticket).is_some()
+    }
+
+    /// Takes `ticket`'s value out of the queue, if it is still in.
+    pub(crate) fn remove(&mut self, ticket: u64) -> Option<V> {
+        let i = self.find(ticket)?;
+        let value = self.queue[i].1.take();
+        self.live -= 1;
+        while matches!(self.queue.back(), Some((_, None))) {
+            self.queue.pop_back();
+        }
+        while matches!(self.queue.front(), Some((_, None))) {
+            self.queue.pop_front();
+        }
+        if self.queue.len() > 2 * self.live + 16 {
+            self.queue.retain(|(_, value)| value.is_some());
+        }
+        value
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.live == 0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,5 +203,33 @@ mod tests {
         assert!(queue.len() == 0 && queue.iter().next().is_none());
         assert!(queue.push(1, 'f'));
         assert_eq!(keys(&queue), [1]);
+    }
+
+    #[test]
+    fn tickets_keep_order_and_let_any_leave() {
+        let (mut tickets, mut model) = (Tickets::default(), Vec::new());
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        for step in 0..20_000 {
+            match next(4) {
+                0 | 1 => model.push((tickets.push(step), step)),
+                2 if !model.is_empty() => {
+                    let (ticket, value) = model.remove(next(model.len() as u64) as usize);
+                    assert_eq!(tickets.remove(ticket), Some(value));
+                    assert!(!tickets.contains(ticket) && tickets.remove(ticket).is_none());
+                }
+                _ => assert_eq!(tickets.pop(), (!model.is_empty()).then(|| model.remove(0))),
+            }
+            assert_eq!(tickets.live, model.len());
+            assert!(tickets.queue.len() <= 2 * tickets.live + 16);
+            if let Some(&(ticket, _)) = model.first() {
+                assert!(tickets.contains(ticket));
+            }
+        }
     }
 }

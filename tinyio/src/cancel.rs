@@ -5,57 +5,25 @@
 
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::sync::{Arc, Mutex};
-use std::task::Waker;
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::Yieldable;
-use crate::coro::{Coroutine, Site, coroutine, site, suspend_until};
+use crate::coro::{Coroutine, coroutine};
 use crate::error::Raise;
+use crate::site::{Site, site};
+use crate::wake::Cancel;
+use crate::yieldable::suspend_until;
 
 static CANCELLABLE: Site = site!("cancellable");
 static RACE: Site = site!("race");
-
-/// The shared state of a [`CancelHandle`].
-#[derive(Default)]
-pub(crate) struct Cancel(Mutex<State>);
-
-#[derive(Default)]
-struct State {
-    cancelled: bool,
-    /// While the work runs: the run it runs in, and the wake token of the wait on it. Cleared
-    /// when the wait ends, so that a late `cancel` never wakes a token that has been reused.
-    armed: Option<Waker>,
-}
-
-impl Cancel {
-    /// The wait on the work has been filed as `token` of the run `remote` leads to.
-    pub(crate) fn arm(&self, waker: Waker) {
-        let mut state = self.0.lock().expect("poisoned");
-        if state.cancelled {
-            waker.wake(); // cancelled before it started: stop it at once
-        } else {
-            state.armed = Some(waker);
-        }
-    }
-
-    fn cancel(&self) {
-        let mut state = self.0.lock().expect("poisoned");
-        state.cancelled = true;
-        // Woken under the lock: the wait cannot end and its token be reused meanwhile.
-        if let Some(waker) = state.armed.take() {
-            waker.wake();
-        }
-    }
-}
 
 /// Disarms the handle when the wait ends, however it ends (its wrapper dropped included).
 struct Disarm(Arc<Cancel>);
 
 impl Drop for Disarm {
     fn drop(&mut self) {
-        let armed = self.0.0.lock().map(|mut state| state.armed.take());
-        drop(armed); // the remote outside the lock
+        self.0.disarm();
     }
 }
 
@@ -105,7 +73,7 @@ impl CancelHandle {
     /// assert!(handle.is_cancelled());
     /// ```
     pub fn is_cancelled(&self) -> bool {
-        self.0.0.lock().expect("poisoned").cancelled
+        self.0.is_cancelled()
     }
 }
 

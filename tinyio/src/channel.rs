@@ -12,8 +12,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Poll, Waker};
 
 use crate::Coro;
-use crate::coro::{Coroutine, Cx, Leaf, Site, site};
+use crate::coro::{Coroutine, Cx, Leaf};
 use crate::error::Error;
+use crate::site::{Site, site};
 
 static SEND: Site = site!("Sender::send");
 static RECV: Site = site!("Receiver::recv");

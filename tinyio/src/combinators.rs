@@ -4,10 +4,11 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::task::{Poll, Waker};
 
-use crate::coro::{Coroutine, Cx, Leaf, Site, coroutine, site, suspend, suspend_isolated};
+use crate::coro::{Caught, Co, Coroutine, Cx, Leaf, Request, Submission, coroutine};
 use crate::error::{Error, Raise};
+use crate::site::{Site, site};
 use crate::sync::Event;
-use crate::yieldable::{Yieldable, background};
+use crate::yieldable::{Yieldable, background, suspend};
 
 static AS_COMPLETED: Site = site!("as_completed");
 static COMPLETED: Site = site!("as_completed::next");
@@ -289,5 +290,34 @@ where
     coroutine(&COPY, move |co| async move {
         suspend(&co, background(send), line!()).await?;
         Ok(receive)
+    })
+}
+
+/// The one suspension point of an [`isolate`](crate::isolate): starts `value` as the first
+/// members of an isolated scope whose boundary is this coroutine, and waits until every member
+/// has finished (what they started in the background too). Then gives `value`'s output, or the
+/// error that failed the scope, which the run has put in `caught` and cancelled the scope for,
+/// once it has joined the threads a timeout inside told to stop (see [`Caught`]).
+pub(crate) async fn suspend_isolated<'a, Y: Yieldable + 'a>(
+    co: &Co<'a>,
+    value: Y,
+    line: u32,
+) -> Result<Result<Y::Output, Error>, Error> {
+    let caught = Rc::new(Caught::default());
+    let mut submission = Submission::default();
+    // Members, not children: the boundary waits for all of them, `value`'s ones among them.
+    let pending = submission.background(|submission| value.submit(submission));
+    submission.set_boundary(caught.clone());
+    crate::coro::LINE.set(line); // the yield below hands the request over at its first poll
+    let input = co.0.yield_(Request::new(submission)).await;
+    let failed = caught.take(); // joins the threads a timeout inside stopped, whatever comes
+    if let Some(error) = input.error() {
+        // Stopped from outside (the run has stopped the members too): an error a thread ended
+        // with is news, the stop is not.
+        return Err(failed.unwrap_or(error));
+    }
+    Ok(match failed {
+        Some(error) => Err(error),
+        None => Ok(Y::collect(pending)),
     })
 }

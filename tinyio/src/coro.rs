@@ -5,24 +5,23 @@
 //! type-erased as `Rc<dyn Task>`; whoever awaits it holds the same allocation as
 //! `Rc<dyn Node<T>>` and reads the typed output from it once resumed. No output is ever boxed.
 
+use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::future::Future;
 use std::mem::{self, ManuallyDrop};
-use std::panic::Location;
-use std::pin::Pin;
+use std::panic;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::Poll;
 use std::time::Instant;
 
 use genawaiter::GeneratorState;
 use genawaiter::rc::{Co as GenCo, Gen};
 
-use crate::cancel::Cancel;
 use crate::error::{Error, Frame, Raise};
-use crate::run::Caught;
-use crate::yieldable::{Submission, Yieldable};
+use crate::site::{Called, Origin, Place, Site};
+use crate::wake::Cancel;
 
 /// A coroutine producing `T`, made by calling a [`#[coroutine]`](crate::coroutine) function
 /// (or [`sleep`](crate::sleep), [`run_in_thread`](crate::run_in_thread), ...). Nothing runs until a
@@ -209,138 +208,6 @@ impl<T> fmt::Debug for SharedCoroutine<'_, T> {
     }
 }
 
-/// Where a coroutine comes from: its function's name, file and line.
-#[doc(hidden)]
-#[derive(Debug)]
-pub struct Site {
-    pub name: &'static str,
-    pub file: &'static str,
-    pub line: u32,
-}
-
-/// The [`Site`] of a coroutine made by this crate: `name`, and the file and line of the `site!`
-/// itself, which a built-in's frames never show (see [`Called`]).
-macro_rules! site {
-    ($name:literal) => {
-        $crate::coro::Site {
-            name: $name,
-            file: file!(),
-            line: line!(),
-        }
-    };
-}
-pub(crate) use site;
-
-impl Site {
-    pub(crate) fn frame(&'static self, line: u32) -> Frame {
-        Frame {
-            name: self.name,
-            file: self.file,
-            line,
-        }
-    }
-}
-
-/// Where a coroutine's frames are placed, in error traces and stall reports.
-pub(crate) trait Origin {
-    /// Whether a failure keeps where the body raised it (the `?` or `bail!`).
-    const KEEPS_RAISED_AT: bool = true;
-
-    fn place(&self) -> Place;
-
-    /// Held while the coroutine's generator body runs.
-    fn placing(&self) -> Option<Placing> {
-        None
-    }
-}
-
-/// A coroutine written with `#[coroutine]` is placed in its function: at its definition until it
-/// first suspends, then at the `yield_!` it is suspended at.
-impl Origin for &'static Site {
-    fn place(&self) -> Place {
-        Place {
-            name: self.name,
-            file: self.file,
-            line: self.line,
-            fixed: false,
-        }
-    }
-}
-
-/// A coroutine built by this crate (`sleep`, `timeout`, `Lock::lock`, ...) is placed where the
-/// user's code called the function that built it, found through `#[track_caller]` on that
-/// function and every one it calls on the way; never inside this crate, whose paths mean
-/// nothing to the user (and are absolute for a dependency). The coroutines a built-in's body
-/// builds for itself (a `Barrier::wait`'s event wait) are placed where the built-in is.
-#[derive(Clone, Copy)]
-pub(crate) struct Called {
-    site: &'static Site,
-    at: &'static Location<'static>,
-}
-
-impl Called {
-    #[track_caller]
-    fn here(site: &'static Site) -> Self {
-        // Called directly: `Location::caller` passed as a function would name `core`.
-        let caller = Location::caller();
-        let at = PLACING.get().unwrap_or(caller);
-        Called { site, at }
-    }
-}
-
-impl Origin for Called {
-    const KEEPS_RAISED_AT: bool = false;
-
-    fn place(&self) -> Place {
-        Place {
-            name: self.site.name,
-            file: self.at.file(),
-            line: self.at.line(),
-            fixed: true,
-        }
-    }
-
-    fn placing(&self) -> Option<Placing> {
-        Some(Placing(PLACING.replace(Some(self.at))))
-    }
-}
-
-thread_local! {
-    /// While a built-in's generator body runs: where it is placed.
-    static PLACING: Cell<Option<&'static Location<'static>>> = const { Cell::new(None) };
-}
-
-/// Restores [`PLACING`] when a built-in's body stops running, even by a panic.
-pub(crate) struct Placing(Option<&'static Location<'static>>);
-
-impl Drop for Placing {
-    fn drop(&mut self) {
-        PLACING.set(self.0);
-    }
-}
-
-/// A coroutine's name and where its frames are placed.
-#[derive(Clone, Copy)]
-pub(crate) struct Place {
-    pub(crate) name: &'static str,
-    file: &'static str,
-    /// Its definition's line, or where a built-in was called.
-    pub(crate) line: u32,
-    /// Whether every frame is at `line` (a built-in), rather than where it is suspended.
-    fixed: bool,
-}
-
-impl Place {
-    /// The frame of the coroutine suspended at `line`.
-    pub(crate) fn frame(&self, line: u32) -> Frame {
-        Frame {
-            name: self.name,
-            file: self.file,
-            line: if self.fixed { self.line } else { line },
-        }
-    }
-}
-
 /// Which run, if any, a coroutine belongs to. Kept in the coroutine so that the loop finds a
 /// shared coroutine's place in its run without hashing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -471,11 +338,11 @@ thread_local! {
     /// The line of the `yield_!` a generator last suspended at on this thread: written as the
     /// generator hands over its request, read by the loop as it receives it, before anything
     /// else runs. A third word in the request would cost every pause (see [`Request`]).
-    static LINE: Cell<u32> = const { Cell::new(0) };
+    pub(crate) static LINE: Cell<u32> = const { Cell::new(0) };
 }
 
 impl<'a> Request<'a> {
-    fn new(submission: Submission<'a>) -> Self {
+    pub(crate) fn new(submission: Submission<'a>) -> Self {
         Request(ManuallyDrop::new(submission))
     }
 
@@ -495,12 +362,246 @@ impl<'a> Request<'a> {
     }
 }
 
+/// The coroutines one `yield_!` hands to the loop: nothing for a plain pause, the coroutine
+/// itself when it is the one waited on, else a box made when a second coroutine (or a deadline,
+/// or a background start) comes. Two words, as it travels through the generator at every
+/// suspension; one coroutine, the commonest yield after a pause, needs no allocation.
+#[doc(hidden)]
+pub struct Submission<'s>(Inner<'s>);
+
+enum Inner<'s> {
+    /// One coroutine, waited on.
+    One(Rc<dyn Task + 's>),
+    /// Nothing, or whatever is more than one coroutine waited on.
+    Other(Option<Box<Contents<'s>>>),
+}
+
+impl Default for Submission<'_> {
+    fn default() -> Self {
+        Submission(Inner::Other(None))
+    }
+}
+
+#[derive(Default)]
+struct Contents<'s> {
+    /// The first coroutine waited on, filed before the others (even those started in the
+    /// background ahead of it).
+    first: Option<Rc<dyn Task + 's>>,
+    rest: Vec<Submitted<'s>>,
+    /// Whether coroutines pushed now start in the background.
+    background: bool,
+    /// For a timed wait (see `timeout`): when to give up.
+    deadline: Option<Instant>,
+    /// For a wait that can be cancelled on demand (see `cancellable`): the handle to arm.
+    cancel: Option<Arc<Cancel>>,
+    /// For the yield of an [`isolate`](crate::isolate): what the run leaves for the boundary
+    /// to read when it resumes it.
+    boundary: Option<Rc<Caught>>,
+}
+
+/// A submitted coroutine, and whether the yielding coroutine waits for it.
+pub(crate) struct Submitted<'s> {
+    pub(crate) task: Rc<dyn Task + 's>,
+    pub(crate) wait: bool,
+}
+
+impl<'s> Submission<'s> {
+    /// The box, made now if need be (taking in the one coroutine held so far).
+    fn contents(&mut self) -> &mut Contents<'s> {
+        if let Inner::One(_) | Inner::Other(None) = self.0 {
+            let first = match std::mem::take(self).0 {
+                Inner::One(task) => Some(task),
+                Inner::Other(_) => None,
+            };
+            self.0 = Inner::Other(Some(Box::new(Contents {
+                first,
+                ..Contents::default()
+            })));
+        }
+        match &mut self.0 {
+            Inner::Other(Some(contents)) => contents,
+            _ => unreachable!("boxed above"),
+        }
+    }
+
+    /// Adds a coroutine, waited on unless pushed in the background.
+    ///
+    /// The first push into an empty submission (one coroutine yielded alone, the usual case) is
+    /// inlined, as is `submit` for a coroutine, so that the submission is built in registers:
+    /// built in memory by a call, it was read back in one piece from two separate writes, which
+    /// the processor cannot forward to the read and stalls on (W6 and W3 -2 to -4% each).
+    #[inline(always)]
+    pub(crate) fn push(&mut self, task: Rc<dyn Task + 's>) {
+        if let Inner::Other(None) = self.0 {
+            self.0 = Inner::One(task);
+        } else {
+            self.push_more(task);
+        }
+    }
+
+    #[inline(never)]
+    fn push_more(&mut self, task: Rc<dyn Task + 's>) {
+        let contents = match &mut self.0 {
+            Inner::Other(Some(contents)) => contents,
+            Inner::Other(None) | Inner::One(_) => self.contents(),
+        };
+        if contents.first.is_none() && !contents.background {
+            contents.first = Some(task);
+        } else {
+            let wait = !contents.background;
+            contents.rest.push(Submitted { task, wait });
+        }
+    }
+
+    /// Pushes what `submit` pushes in the background, and returns what it returns.
+    pub(crate) fn background<R>(&mut self, submit: impl FnOnce(&mut Self) -> R) -> R {
+        let outer = std::mem::replace(&mut self.contents().background, true);
+        let pending = submit(self);
+        self.contents().background = outer;
+        pending
+    }
+
+    /// Makes room for `additional` more coroutines (a gather knows how many it holds).
+    pub(crate) fn reserve(&mut self, additional: usize) {
+        if additional > 1 {
+            self.contents().rest.reserve(additional);
+        }
+    }
+
+    #[inline]
+    pub(crate) fn set_deadline(&mut self, deadline: Option<Instant>) {
+        if deadline.is_some() {
+            self.contents().deadline = deadline;
+        }
+    }
+
+    /// Makes this a wait that `cancel` ends as a passed deadline would (see
+    /// [`cancellable`](crate::cancellable)).
+    #[inline]
+    pub(crate) fn set_cancel(&mut self, cancel: Option<Arc<Cancel>>) {
+        if cancel.is_some() {
+            self.contents().cancel = cancel;
+        }
+    }
+
+    /// Makes this the yield of an isolated scope's boundary (see [`isolate`](crate::isolate)).
+    pub(crate) fn set_boundary(&mut self, caught: Rc<Caught>) {
+        self.contents().boundary = Some(caught);
+    }
+
+    /// Takes what [`set_boundary`](Submission::set_boundary) set.
+    #[inline]
+    pub(crate) fn take_boundary(&mut self) -> Option<Rc<Caught>> {
+        match &mut self.0 {
+            Inner::Other(Some(contents)) => contents.boundary.take(),
+            _ => None,
+        }
+    }
+
+    /// When to give up on a timed wait, and the handle to arm for one that can be cancelled
+    /// (which this takes).
+    #[inline]
+    pub(crate) fn take_limits(&mut self) -> (Option<Instant>, Option<Arc<Cancel>>) {
+        match &mut self.0 {
+            Inner::Other(Some(contents)) => (contents.deadline, contents.cancel.take()),
+            _ => (None, None),
+        }
+    }
+
+    /// Whether nothing was submitted: a plain pause.
+    #[inline]
+    pub(crate) fn is_pause(&self) -> bool {
+        matches!(self.0, Inner::Other(None))
+    }
+
+    pub(crate) fn into_parts(self) -> (Option<Rc<dyn Task + 's>>, Vec<Submitted<'s>>) {
+        match self.0 {
+            Inner::One(task) => (Some(task), Vec::new()),
+            Inner::Other(None) => Default::default(),
+            Inner::Other(Some(contents)) => (contents.first, contents.rest),
+        }
+    }
+}
+
+/// What an isolate's boundary reads when it is resumed: the error that failed its scope, and
+/// threads a timeout inside told to stop, which it joins before it goes on (as any error they
+/// end with belongs to the scope).
+#[derive(Default)]
+pub(crate) struct Caught {
+    pub(crate) error: Cell<Option<Error>>,
+    pub(crate) joins: RefCell<Vec<Join>>,
+}
+
+impl Caught {
+    /// Joins the threads left, then gives the error that failed the scope, grouped with those
+    /// the threads ended with as [`ErrorGroup::Auto`] does, if any. A thread's panic resumes.
+    pub(crate) fn take(&self) -> Option<Error> {
+        let mut errors: Vec<Error> = self.error.take().into_iter().collect();
+        // One at a time: after a panic, those left are joined when this is dropped.
+        loop {
+            let Some(join) = self.joins.borrow_mut().pop() else {
+                break;
+            };
+            match join.finish() {
+                Some(Failure::Error(error)) => errors.push(error),
+                Some(Failure::Panic(payload)) => panic::resume_unwind(payload),
+                None => {}
+            }
+        }
+        group(errors)
+    }
+}
+
+impl Drop for Caught {
+    /// No thread outlives its run, even if the boundary never read this (a panic elsewhere).
+    fn drop(&mut self) {
+        for join in self.joins.get_mut().drain(..) {
+            drop(join.finish());
+        }
+    }
+}
+
+/// Why a run ended early. A panic resumes out of `run` once everything is cleaned up.
+pub(crate) enum Failure {
+    Error(Error),
+    Panic(Box<dyn Any + Send>),
+}
+
+/// A thread call (or a foreign task) told to stop, which the run waits for before it returns.
+pub(crate) struct Join {
+    /// Where it was called, for the stall report.
+    pub(crate) frame: Frame,
+    /// Waits until it has ended, or until the deadline passes (`Pending`); once ended, gives
+    /// what it failed with, if anything but its cancellation.
+    pub(crate) wait: Box<dyn FnMut(Option<Instant>) -> Poll<Option<Failure>>>,
+}
+
+impl Join {
+    /// Waits until it has ended; gives what it failed with, if anything but its cancellation.
+    pub(crate) fn finish(mut self) -> Option<Failure> {
+        match (self.wait)(None) {
+            Poll::Ready(failure) => failure,
+            Poll::Pending => unreachable!("no deadline to pass"),
+        }
+    }
+}
+
+/// Errors as an isolated scope gives them, grouped as [`ErrorGroup::Auto`] does: the first
+/// alone, or a group if there are more; `None` if there are none.
+pub(crate) fn group(mut errors: Vec<Error>) -> Option<Error> {
+    match errors.len() {
+        0 => None,
+        1 => errors.pop(),
+        _ => Some(Error::from_group(errors)),
+    }
+}
+
 /// What a leaf can reach while it is polled.
 pub(crate) struct Cx<'r> {
     /// Makes a waker for the leaf being polled (a leaf makes one, then keeps it).
     pub(crate) waker: &'r dyn Fn() -> std::task::Waker,
     /// Threads to join once everything has been told to stop.
-    pub(crate) joins: &'r mut Vec<crate::run::Join>,
+    pub(crate) joins: &'r mut Vec<Join>,
     /// How many more rounds a generator may take in place by pausing again: the loop grants
     /// them when nothing else is ready and no timer is set, as it would then resume the same
     /// coroutine next anyway. Each pause taken so costs one.
@@ -652,7 +753,7 @@ impl<B: Body, O: Origin> Node<B::Output> for NodeCell<B, O> {
 
 /// The handle a coroutine body suspends through (the `__tinyio_co` of the expansion).
 #[doc(hidden)]
-pub struct Co<'a>(GenCo<Request<'a>, Input>);
+pub struct Co<'a>(pub(crate) GenCo<Request<'a>, Input>);
 
 /// A generator body: a genawaiter `rc` generator around the `async` block the macro writes.
 struct Generator<'a, F: Future>(Gen<Request<'a>, Input, F>);
@@ -730,97 +831,6 @@ where
     F: Future<Output = Result<T, Raise>> + 'a,
 {
     Coroutine::from_body(Called::here(site), Generator(Gen::new(|co| body(Co(co)))))
-}
-
-/// One suspension point: hands `value`'s coroutines to the loop at once; the returned future,
-/// awaited right away, waits until they are done (or until the loop delivers an error), then
-/// collects their outputs. The future is opaque, not a `Suspend<Y, _>`, whose bound on `Y` would
-/// report a value that cannot be yielded a second time, naming `Suspend`.
-#[doc(hidden)]
-pub fn suspend<'c, 'a, Y: Yieldable + 'a>(
-    co: &'c Co<'a>,
-    value: Y,
-    line: u32,
-) -> impl Future<Output = Result<Y::Output, Error>> + 'c {
-    suspend_until(co, value, None, None, line)
-}
-
-/// Like [`suspend`], but gives up at `deadline`, or once `cancel` is cancelled: what was
-/// submitted is then stopped (with a timeout error, or a cancellation), and this suspension
-/// point gets a deadline error.
-pub(crate) fn suspend_until<'c, 'a, Y: Yieldable + 'a>(
-    co: &'c Co<'a>,
-    value: Y,
-    deadline: Option<Instant>,
-    cancel: Option<Arc<Cancel>>,
-    line: u32,
-) -> Suspend<Y, impl Future<Output = Input> + Unpin + 'c> {
-    let mut submission = Submission::default();
-    let pending = value.submit(&mut submission);
-    submission.set_deadline(deadline);
-    submission.set_cancel(cancel);
-    Suspend {
-        pending: Some(pending),
-        barrier: co.0.yield_(Request::new(submission)),
-        line,
-    }
-}
-
-/// The one suspension point of an [`isolate`](crate::isolate): starts `value` as the first
-/// members of an isolated scope whose boundary is this coroutine, and waits until every member
-/// has finished (what they started in the background too). Then gives `value`'s output, or the
-/// error that failed the scope, which the run has put in `caught` and cancelled the scope for,
-/// once it has joined the threads a timeout inside told to stop (see [`Caught`]).
-pub(crate) async fn suspend_isolated<'a, Y: Yieldable + 'a>(
-    co: &Co<'a>,
-    value: Y,
-    line: u32,
-) -> Result<Result<Y::Output, Error>, Error> {
-    let caught = Rc::new(Caught::default());
-    let mut submission = Submission::default();
-    // Members, not children: the boundary waits for all of them, `value`'s ones among them.
-    let pending = submission.background(|submission| value.submit(submission));
-    submission.set_boundary(caught.clone());
-    LINE.set(line); // the yield below hands the request over at its first poll
-    let input = co.0.yield_(Request::new(submission)).await;
-    let failed = caught.take(); // joins the threads a timeout inside stopped, whatever comes
-    if let Some(error) = input.error() {
-        // Stopped from outside (the run has stopped the members too): an error a thread ended
-        // with is news, the stop is not.
-        return Err(failed.unwrap_or(error));
-    }
-    Ok(match failed {
-        Some(error) => Err(error),
-        None => Ok(Y::collect(pending)),
-    })
-}
-
-/// The future of one suspension point: written out rather than `async`, as it is on the path
-/// of every `yield_!` and a hand-written one has no states to switch between.
-#[doc(hidden)]
-pub struct Suspend<Y: Yieldable, B> {
-    pending: Option<Y::Pending>,
-    /// Ready with the loop's input once the loop resumes the generator.
-    barrier: B,
-    line: u32,
-}
-
-impl<Y: Yieldable, B: Unpin> Unpin for Suspend<Y, B> {}
-
-impl<Y: Yieldable, B: Future<Output = Input> + Unpin> Future for Suspend<Y, B> {
-    type Output = Result<Y::Output, Error>;
-
-    #[inline]
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = &mut *self;
-        LINE.set(this.line); // the first poll hands the request over
-        let input = std::task::ready!(Pin::new(&mut this.barrier).poll(cx));
-        let pending = this.pending.take().expect("polled after completion");
-        Poll::Ready(match input.error() {
-            None => Ok(Y::collect(pending)),
-            Some(error) => Err(error),
-        })
-    }
 }
 
 /// A leaf: a coroutine polled like a future rather than resumed like a generator. Timers,

@@ -64,10 +64,12 @@ mod error;
 mod event_loop;
 mod interop;
 mod run;
+mod site;
 mod stall;
 mod sync;
 pub mod thread;
 mod time;
+mod timers;
 mod wake;
 mod yieldable;
 
@@ -80,10 +82,11 @@ pub use crate::combinators::{AsCompleted, as_completed, copy, isolate};
 pub use crate::coro::{Coro, Coroutine, Shared, SharedCoroutine};
 pub use crate::error::{Error, ErrorGroup, Frame};
 pub use crate::event_loop::{Loop, StopHandle};
+pub use crate::event_loop::{ToFuture, to_future};
+pub use crate::interop::from_future;
 #[cfg(feature = "tokio")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub use crate::interop::from_tokio;
-pub use crate::interop::{ToFuture, from_future, to_future};
 pub use crate::stall::{Stall, Suspended};
 pub use crate::sync::{Barrier, Event, Lock, LockGuard, Semaphore, SemaphoreGuard};
 #[doc(inline)]
@@ -193,7 +196,8 @@ macro_rules! try_yield {
 pub mod __private {
     pub use crate::combinators::{AsCompleted, as_completed, copy, isolate};
     pub use crate::coro::annotated as coroutine;
-    pub use crate::coro::{Co, NoReturnType, Site, suspend, unit};
+    pub use crate::coro::{Co, NoReturnType, Submission, unit};
     pub use crate::error::Raise;
-    pub use crate::yieldable::Submission;
+    pub use crate::site::Site;
+    pub use crate::yieldable::suspend;
 }

@@ -28,7 +28,7 @@
 // error. Nested isolates are entries like any other, so nothing recurses per level.
 
 use std::any::Any;
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
@@ -38,63 +38,17 @@ use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
 use crate::arrivals::Arrivals;
-use crate::cancel::Cancel;
-use crate::coro::{Cx, Ended, Input, Owner, Step, Task};
+use crate::coro::{Caught, Cx, Ended, Failure, Input, Join, Owner, Step, Submission, Task, group};
 use crate::error::{Error, ErrorGroup, Frame};
 use crate::stall::{Stall, Suspended};
-use crate::time::Timers;
-use crate::wake::{LeafWaker, Remote};
-use crate::yieldable::Submission;
+use crate::timers::Timers;
+use crate::wake::{Cancel, LeafWaker, Remote};
 
 /// The key of the run itself, as a waiter: whoever called [`Loop::run`](crate::Loop::run). As
 /// a scope: the run's own, outside every isolate.
 const ROOT: u32 = u32::MAX;
 
-/// What an isolate's boundary reads when it is resumed: the error that failed its scope, and
-/// threads a timeout inside told to stop, which it joins before it goes on (as any error they
-/// end with belongs to the scope).
-#[derive(Default)]
-pub(crate) struct Caught {
-    error: Cell<Option<Error>>,
-    joins: RefCell<Vec<Join>>,
-}
-
-impl Caught {
-    /// Joins the threads left, then gives the error that failed the scope, grouped with those
-    /// the threads ended with as [`ErrorGroup::Auto`] does, if any. A thread's panic resumes.
-    pub(crate) fn take(&self) -> Option<Error> {
-        let mut errors: Vec<Error> = self.error.take().into_iter().collect();
-        // One at a time: after a panic, those left are joined when this is dropped.
-        loop {
-            let Some(join) = self.joins.borrow_mut().pop() else {
-                break;
-            };
-            match join.finish() {
-                Some(Failure::Error(error)) => errors.push(error),
-                Some(Failure::Panic(payload)) => panic::resume_unwind(payload),
-                None => {}
-            }
-        }
-        group(errors)
-    }
-}
-
-impl Drop for Caught {
-    /// No thread outlives its run, even if the boundary never read this (a panic elsewhere).
-    fn drop(&mut self) {
-        for join in self.joins.get_mut().drain(..) {
-            drop(join.finish());
-        }
-    }
-}
-
 static NEXT_RUN: AtomicU32 = AtomicU32::new(1);
-
-/// Why a run ended early. A panic resumes out of `run` once everything is cleaned up.
-pub(crate) enum Failure {
-    Error(Error),
-    Panic(Box<dyn Any + Send>),
-}
 
 /// The coroutine a failure came from.
 #[derive(Clone, Copy)]
@@ -202,25 +156,6 @@ fn recycle<A, B>(mut buffer: Vec<A>) -> Vec<B> {
         .into_iter()
         .map(|_| unreachable!("cleared"))
         .collect()
-}
-
-/// A thread call (or a foreign task) told to stop, which the run waits for before it returns.
-pub(crate) struct Join {
-    /// Where it was called, for the stall report.
-    pub(crate) frame: Frame,
-    /// Waits until it has ended, or until the deadline passes (`Pending`); once ended, gives
-    /// what it failed with, if anything but its cancellation.
-    pub(crate) wait: Box<dyn FnMut(Option<Instant>) -> Poll<Option<Failure>>>,
-}
-
-impl Join {
-    /// Waits until it has ended; gives what it failed with, if anything but its cancellation.
-    pub(crate) fn finish(mut self) -> Option<Failure> {
-        match (self.wait)(None) {
-            Poll::Ready(failure) => failure,
-            Poll::Pending => unreachable!("no deadline to pass"),
-        }
-    }
 }
 
 /// After how long without progress to report a stall, and to whom (see
@@ -1389,16 +1324,6 @@ impl<'s> Run<'s> {
                 .map_err(trace)
         }))
         .and_then(|outcome| panic::catch_unwind(AssertUnwindSafe(|| drop(task))).map(|()| outcome))
-    }
-}
-
-/// Errors as an isolated scope gives them, grouped as [`ErrorGroup::Auto`] does: the first
-/// alone, or a group if there are more; `None` if there are none.
-fn group(mut errors: Vec<Error>) -> Option<Error> {
-    match errors.len() {
-        0 => None,
-        1 => errors.pop(),
-        _ => Some(Error::from_group(errors)),
     }
 }
 

@@ -1,7 +1,6 @@
 //! Synchronisation between coroutines: [`Event`] (also from other threads), [`Semaphore`],
 //! [`Lock`], [`Barrier`].
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,8 +9,11 @@ use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
 use crate::Coro;
-use crate::coro::{Coroutine, Cx, Leaf, Site, coroutine, site, suspend};
+use crate::arrivals::Tickets;
+use crate::coro::{Coroutine, Cx, Leaf, coroutine};
 use crate::error::Error;
+use crate::site::{Site, site};
+use crate::yieldable::suspend;
 
 static EVENT_WAIT: Site = site!("Event::wait");
 static ACQUIRE: Site = site!("Semaphore::acquire");
@@ -50,13 +52,7 @@ struct EventState {
     set: AtomicBool,
     /// The wakers of the waits in progress, by ticket: first come, first woken. Waits of any
     /// loop, and of any thread, alike.
-    waiters: Mutex<Tickets>,
-}
-
-#[derive(Default)]
-struct Tickets {
-    waiting: BTreeMap<u64, Waker>,
-    next: u64,
+    waiters: Mutex<Tickets<Waker>>,
 }
 
 impl Event {
@@ -83,7 +79,7 @@ impl Event {
         state.set.store(true, Ordering::SeqCst);
         let mut tickets = lock(&state.waiters);
         // Woken under the lock: a wait that leaves meanwhile has left before, or is woken.
-        while let Some((_, waker)) = tickets.waiting.pop_first() {
+        while let Some((_, waker)) = tickets.pop() {
             waker.wake();
         }
     }
@@ -186,7 +182,7 @@ impl Leaf for EventWait {
         let mut tickets = lock(&state.waiters);
         match self.ticket {
             // Taken off the list by `set`.
-            Some(ticket) if !tickets.waiting.contains_key(&ticket) => {
+            Some(ticket) if !tickets.contains(ticket) => {
                 self.ticket = None;
                 return Poll::Ready(Ok(true));
             }
@@ -194,12 +190,7 @@ impl Leaf for EventWait {
             // Checked under the lock, which `set` takes after setting the flag: either this
             // sees the flag, or `set` sees this wait.
             None if state.set.load(Ordering::SeqCst) => return Poll::Ready(Ok(true)),
-            None => {
-                let ticket = tickets.next;
-                tickets.next += 1;
-                tickets.waiting.insert(ticket, (cx.waker)());
-                self.ticket = Some(ticket);
-            }
+            None => self.ticket = Some(tickets.push((cx.waker)())),
         }
         drop(tickets);
         match self.deadline {
@@ -220,7 +211,7 @@ impl EventWait {
     /// Takes this wait off the event, if it is still there.
     fn deregister(&mut self) {
         if let Some(ticket) = self.ticket.take() {
-            lock(&self.event.0.waiters).waiting.remove(&ticket);
+            lock(&self.event.0.waiters).remove(ticket);
         }
     }
 }
@@ -261,9 +252,7 @@ pub struct Semaphore(Arc<Mutex<SemaphoreState>>);
 struct SemaphoreState {
     permits: usize,
     /// By ticket: a waiter that gives up leaves in O(log n).
-    queue: BTreeMap<u64, Waker>,
-    /// The ticket the next waiter takes (from 1).
-    next: u64,
+    queue: Tickets<Waker>,
     /// The ticket of the last waiter handed a permit (0: none yet).
     served: u64,
 }
@@ -288,8 +277,7 @@ impl Semaphore {
         );
         Semaphore(Arc::new(Mutex::new(SemaphoreState {
             permits,
-            queue: BTreeMap::new(),
-            next: 1,
+            queue: Tickets::default(),
             served: 0,
         })))
     }
@@ -328,7 +316,7 @@ impl Semaphore {
     /// Gives a permit back: to the first in the queue, or to the pool.
     fn release(&self) {
         let mut state = lock(&self.0);
-        match state.queue.pop_first() {
+        match state.queue.pop() {
             Some((ticket, next)) => {
                 state.served = ticket;
                 next.wake();
@@ -364,10 +352,7 @@ impl Leaf for Acquire {
             Some(_) => return Poll::Pending,
             None if state.permits > 0 && state.queue.is_empty() => state.permits -= 1,
             None => {
-                let ticket = state.next;
-                state.next += 1;
-                state.queue.insert(ticket, (cx.waker)());
-                self.ticket = Some(ticket);
+                self.ticket = Some(state.queue.push((cx.waker)()));
                 return Poll::Pending;
             }
         }
@@ -385,7 +370,7 @@ impl Drop for Acquire {
                 drop(state);
                 self.semaphore.release();
             } else {
-                state.queue.remove(&ticket);
+                state.queue.remove(ticket);
             }
         }
     }

@@ -23,9 +23,11 @@ use std::thread::Thread;
 use std::time::{Duration, Instant};
 
 use crate::Coro;
-use crate::coro::{Coroutine, Cx, Leaf, Site, coroutine, site, suspend};
+use crate::coro::{Coroutine, Cx, Leaf, coroutine};
+use crate::coro::{Failure, Join};
 use crate::error::{Error, Frame};
-use crate::run::{Failure, Join};
+use crate::site::{Site, site};
+use crate::yieldable::suspend;
 
 static RUN_IN_THREAD: Site = site!("run_in_thread");
 static POOL_RUN: Site = site!("ThreadPool::run_in_thread");

@@ -1,12 +1,14 @@
 //! What `yield_!` accepts, and what it evaluates to.
 
-use std::rc::Rc;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
-use crate::cancel::Cancel;
-use crate::coro::{Coroutine, OutputOf, SharedCoroutine, Task};
-use crate::run::Caught;
+use crate::coro::{Co, Coroutine, Input, OutputOf, Request, SharedCoroutine, Submission};
+use crate::error::Error;
+use crate::wake::Cancel;
 
 /// A value that `yield_!` accepts and [`Loop::run`](crate::Loop::run) runs.
 ///
@@ -53,167 +55,6 @@ pub trait Yieldable {
     /// Collects the output once every submitted coroutine has finished.
     #[doc(hidden)]
     fn collect(pending: Self::Pending) -> Self::Output;
-}
-
-/// The coroutines one `yield_!` hands to the loop: nothing for a plain pause, the coroutine
-/// itself when it is the one waited on, else a box made when a second coroutine (or a deadline,
-/// or a background start) comes. Two words, as it travels through the generator at every
-/// suspension; one coroutine, the commonest yield after a pause, needs no allocation.
-#[doc(hidden)]
-pub struct Submission<'s>(Inner<'s>);
-
-enum Inner<'s> {
-    /// One coroutine, waited on.
-    One(Rc<dyn Task + 's>),
-    /// Nothing, or whatever is more than one coroutine waited on.
-    Other(Option<Box<Contents<'s>>>),
-}
-
-impl Default for Submission<'_> {
-    fn default() -> Self {
-        Submission(Inner::Other(None))
-    }
-}
-
-#[derive(Default)]
-struct Contents<'s> {
-    /// The first coroutine waited on, filed before the others (even those started in the
-    /// background ahead of it).
-    first: Option<Rc<dyn Task + 's>>,
-    rest: Vec<Submitted<'s>>,
-    /// Whether coroutines pushed now start in the background.
-    background: bool,
-    /// For a timed wait (see `timeout`): when to give up.
-    deadline: Option<Instant>,
-    /// For a wait that can be cancelled on demand (see `cancellable`): the handle to arm.
-    cancel: Option<Arc<Cancel>>,
-    /// For the yield of an [`isolate`](crate::isolate): what the run leaves for the boundary
-    /// to read when it resumes it.
-    boundary: Option<Rc<Caught>>,
-}
-
-/// A submitted coroutine, and whether the yielding coroutine waits for it.
-pub(crate) struct Submitted<'s> {
-    pub(crate) task: Rc<dyn Task + 's>,
-    pub(crate) wait: bool,
-}
-
-impl<'s> Submission<'s> {
-    /// The box, made now if need be (taking in the one coroutine held so far).
-    fn contents(&mut self) -> &mut Contents<'s> {
-        if let Inner::One(_) | Inner::Other(None) = self.0 {
-            let first = match std::mem::take(self).0 {
-                Inner::One(task) => Some(task),
-                Inner::Other(_) => None,
-            };
-            self.0 = Inner::Other(Some(Box::new(Contents {
-                first,
-                ..Contents::default()
-            })));
-        }
-        match &mut self.0 {
-            Inner::Other(Some(contents)) => contents,
-            _ => unreachable!("boxed above"),
-        }
-    }
-
-    /// Adds a coroutine, waited on unless pushed in the background.
-    ///
-    /// The first push into an empty submission (one coroutine yielded alone, the usual case) is
-    /// inlined, as is `submit` for a coroutine, so that the submission is built in registers:
-    /// built in memory by a call, it was read back in one piece from two separate writes, which
-    /// the processor cannot forward to the read and stalls on (W6 and W3 -2 to -4% each).
-    #[inline(always)]
-    pub(crate) fn push(&mut self, task: Rc<dyn Task + 's>) {
-        if let Inner::Other(None) = self.0 {
-            self.0 = Inner::One(task);
-        } else {
-            self.push_more(task);
-        }
-    }
-
-    #[inline(never)]
-    fn push_more(&mut self, task: Rc<dyn Task + 's>) {
-        let contents = match &mut self.0 {
-            Inner::Other(Some(contents)) => contents,
-            Inner::Other(None) | Inner::One(_) => self.contents(),
-        };
-        if contents.first.is_none() && !contents.background {
-            contents.first = Some(task);
-        } else {
-            let wait = !contents.background;
-            contents.rest.push(Submitted { task, wait });
-        }
-    }
-
-    /// Pushes what `submit` pushes in the background, and returns what it returns.
-    pub(crate) fn background<R>(&mut self, submit: impl FnOnce(&mut Self) -> R) -> R {
-        let outer = std::mem::replace(&mut self.contents().background, true);
-        let pending = submit(self);
-        self.contents().background = outer;
-        pending
-    }
-
-    /// Makes room for `additional` more coroutines (a gather knows how many it holds).
-    fn reserve(&mut self, additional: usize) {
-        if additional > 1 {
-            self.contents().rest.reserve(additional);
-        }
-    }
-
-    #[inline]
-    pub(crate) fn set_deadline(&mut self, deadline: Option<Instant>) {
-        if deadline.is_some() {
-            self.contents().deadline = deadline;
-        }
-    }
-
-    /// Makes this a wait that `cancel` ends as a passed deadline would (see
-    /// [`cancellable`](crate::cancellable)).
-    #[inline]
-    pub(crate) fn set_cancel(&mut self, cancel: Option<Arc<Cancel>>) {
-        if cancel.is_some() {
-            self.contents().cancel = cancel;
-        }
-    }
-
-    /// Makes this the yield of an isolated scope's boundary (see [`isolate`](crate::isolate)).
-    pub(crate) fn set_boundary(&mut self, caught: Rc<Caught>) {
-        self.contents().boundary = Some(caught);
-    }
-
-    /// Takes what [`set_boundary`](Submission::set_boundary) set.
-    #[inline]
-    pub(crate) fn take_boundary(&mut self) -> Option<Rc<Caught>> {
-        match &mut self.0 {
-            Inner::Other(Some(contents)) => contents.boundary.take(),
-            _ => None,
-        }
-    }
-
-    /// When to give up on a timed wait, and the handle to arm for one that can be cancelled
-    /// (which this takes).
-    #[inline]
-    pub(crate) fn take_limits(&mut self) -> (Option<Instant>, Option<Arc<Cancel>>) {
-        match &mut self.0 {
-            Inner::Other(Some(contents)) => (contents.deadline, contents.cancel.take()),
-            _ => (None, None),
-        }
-    }
-
-    /// Whether nothing was submitted: a plain pause.
-    #[inline]
-    pub(crate) fn is_pause(&self) -> bool {
-        matches!(self.0, Inner::Other(None))
-    }
-
-    pub(crate) fn into_parts(self) -> (Option<Rc<dyn Task + 's>>, Vec<Submitted<'s>>) {
-        match self.0 {
-            Inner::One(task) => (Some(task), Vec::new()),
-            Inner::Other(None) => Default::default(),
-            Inner::Other(Some(contents)) => (contents.first, contents.rest),
-        }
-    }
 }
 
 impl Yieldable for () {
@@ -400,3 +241,65 @@ tuple!(A B C D E F G H I);
 tuple!(A B C D E F G H I J);
 tuple!(A B C D E F G H I J K);
 tuple!(A B C D E F G H I J K L);
+
+/// One suspension point: hands `value`'s coroutines to the loop at once; the returned future,
+/// awaited right away, waits until they are done (or until the loop delivers an error), then
+/// collects their outputs. The future is opaque, not a `Suspend<Y, _>`, whose bound on `Y` would
+/// report a value that cannot be yielded a second time, naming `Suspend`.
+#[doc(hidden)]
+pub fn suspend<'c, 'a, Y: Yieldable + 'a>(
+    co: &'c Co<'a>,
+    value: Y,
+    line: u32,
+) -> impl Future<Output = Result<Y::Output, Error>> + 'c {
+    suspend_until(co, value, None, None, line)
+}
+
+/// Like [`suspend`], but gives up at `deadline`, or once `cancel` is cancelled: what was
+/// submitted is then stopped (with a timeout error, or a cancellation), and this suspension
+/// point gets a deadline error.
+pub(crate) fn suspend_until<'c, 'a, Y: Yieldable + 'a>(
+    co: &'c Co<'a>,
+    value: Y,
+    deadline: Option<Instant>,
+    cancel: Option<Arc<Cancel>>,
+    line: u32,
+) -> Suspend<Y, impl Future<Output = Input> + Unpin + 'c> {
+    let mut submission = Submission::default();
+    let pending = value.submit(&mut submission);
+    submission.set_deadline(deadline);
+    submission.set_cancel(cancel);
+    Suspend {
+        pending: Some(pending),
+        barrier: co.0.yield_(Request::new(submission)),
+        line,
+    }
+}
+
+/// The future of one suspension point: written out rather than `async`, as it is on the path
+/// of every `yield_!` and a hand-written one has no states to switch between.
+#[doc(hidden)]
+pub struct Suspend<Y: Yieldable, B> {
+    pending: Option<Y::Pending>,
+    /// Ready with the loop's input once the loop resumes the generator.
+    barrier: B,
+    line: u32,
+}
+
+impl<Y: Yieldable, B: Unpin> Unpin for Suspend<Y, B> {}
+
+impl<Y: Yieldable, B: Future<Output = Input> + Unpin> Future for Suspend<Y, B> {
+    type Output = Result<Y::Output, Error>;
+
+    #[inline]
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        crate::coro::LINE.set(this.line); // the first poll hands the request over
+        let input = std::task::ready!(Pin::new(&mut this.barrier).poll(cx));
+        let pending = this.pending.take().expect("polled after completion");
+        Poll::Ready(match input.error() {
+            None => Ok(Y::collect(pending)),
+            Some(error) => Err(error),
+        })
+    }
+}
