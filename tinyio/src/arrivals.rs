@@ -1,6 +1,6 @@
-//! Queues in order of arrival that any entry can leave: [`Tickets`], the waiters of events,
-//! semaphores and channels; [`Arrivals`], the waiters of a coroutine in the run's table, keyed
-//! by who waits.
+//! Queues in order of arrival that any entry can leave: [`Tickets`], the waiters of events and
+//! semaphores; [`Waiters`] (over [`Arrivals`]), the waiters of a coroutine in the run's table,
+//! keyed by who waits. And [`Keys`], a small list of wake tokens.
 
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -169,6 +169,96 @@ impl<V> Tickets<V> {
 
     pub(crate) fn is_empty(&self) -> bool {
         self.live == 0
+    }
+}
+
+/// Tokens of coroutines: usually one, sometimes many (boxed, to keep entries small).
+#[derive(Default)]
+pub(crate) enum Keys<K> {
+    #[default]
+    None,
+    One(K),
+    #[allow(
+        clippy::box_collection,
+        reason = "one pointer, not three, in every entry"
+    )]
+    Many(Box<Vec<K>>),
+}
+
+impl<K: Copy> Keys<K> {
+    pub(crate) fn push(&mut self, key: K) {
+        *self = match std::mem::take(self) {
+            Keys::None => Keys::One(key),
+            Keys::One(first) => Keys::Many(Box::new(vec![first, key])),
+            Keys::Many(mut keys) => {
+                keys.push(key);
+                Keys::Many(keys)
+            }
+        }
+    }
+
+    pub(crate) fn as_slice(&self) -> &[K] {
+        match self {
+            Keys::None => &[],
+            Keys::One(key) => std::slice::from_ref(key),
+            Keys::Many(keys) => keys,
+        }
+    }
+}
+
+/// Who waits on a coroutine, each once, in the order they came: usually one, sometimes many
+/// (boxed, to keep entries small). A waiter that stops waiting while the coroutine goes on (its
+/// timed wait ran out) leaves in O(log n).
+#[derive(Default)]
+pub(crate) enum Waiters {
+    #[default]
+    None,
+    One(u32),
+    Many(Box<Arrivals<u32, ()>>),
+}
+
+impl Waiters {
+    /// Adds `waiter` at the back; false if it waits here already (it counts once).
+    pub(crate) fn push(&mut self, waiter: u32) -> bool {
+        match self {
+            Waiters::None => *self = Waiters::One(waiter),
+            Waiters::One(first) if *first == waiter => return false,
+            Waiters::One(first) => {
+                let mut many = Arrivals::default();
+                many.push(*first, ());
+                many.push(waiter, ());
+                *self = Waiters::Many(Box::new(many));
+            }
+            Waiters::Many(many) => return many.push(waiter, ()),
+        }
+        true
+    }
+
+    pub(crate) fn remove(&mut self, waiter: u32) {
+        match self {
+            Waiters::One(one) if *one == waiter => *self = Waiters::None,
+            Waiters::Many(many) => drop(many.remove(waiter)),
+            _ => {}
+        }
+    }
+
+    /// Whether anyone but `waiter` waits here.
+    pub(crate) fn others_than(&self, waiter: u32) -> bool {
+        match self {
+            Waiters::None => false,
+            Waiters::One(one) => *one != waiter,
+            Waiters::Many(many) => many.len() > usize::from(many.contains(waiter)),
+        }
+    }
+
+    /// The waiters, first come first.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = u32> {
+        let (one, many) = match self {
+            Waiters::None => (None, None),
+            Waiters::One(one) => (Some(*one), None),
+            Waiters::Many(many) => (None, Some(many.iter().map(|(waiter, ())| waiter))),
+        };
+        one.into_iter().chain(many.into_iter().flatten())
     }
 }
 

@@ -1,0 +1,596 @@
+//! What happens when something fails, or is given up on: a crash cancels the whole run; an
+//! error inside an `isolate` fails that scope alone; a timed wait that runs out (or is
+//! cancelled on demand) stops only its own work. Also the error's trace (the chain of waiters),
+//! cycles, and the stall report.
+
+use super::*;
+
+/// The coroutine a failure came from.
+#[derive(Clone, Copy)]
+pub(crate) enum Origin {
+    /// None: the loop was stopped, or the root yielded something invalid.
+    Outside,
+    /// It failed or panicked, and has finished.
+    Failed(u32),
+    /// It is suspended: what it yielded was invalid (a cycle, say). It is cancelled with the rest.
+    Suspended(u32),
+}
+
+impl<'s> Run<'s> {
+    /// Joins the threads of leaves stopped by a timeout, once everything else has finished.
+    pub(crate) fn finish_threads(&mut self) -> Result<(), Failure> {
+        let mut first = None;
+        self.join_threads(0, |_, failure| {
+            if first.is_none() {
+                first = failure;
+            }
+        });
+        match first {
+            Some(failure) => Err(self.crash(Origin::Outside, failure)),
+            None => Ok(()),
+        }
+    }
+
+    /// Waits for the thread calls told to stop (the joins from index `from` on), handing
+    /// `joined` each one's index and failure. A thread that ignores its cancellation blocks
+    /// here; once the stall threshold passes, the stall report names the calls still waited for.
+    fn join_threads(&mut self, from: usize, mut joined: impl FnMut(usize, Option<Failure>)) {
+        let mut joins = self.joins.split_off(from);
+        let since = Instant::now();
+        let mut report_at = self.stall.as_ref().map(|(threshold, _)| since + *threshold);
+        let mut i = 0;
+        while let Some(join) = joins.get_mut(i) {
+            match (join.wait)(report_at) {
+                Poll::Ready(failure) => {
+                    joined(from + i, failure);
+                    i += 1;
+                }
+                Poll::Pending => {
+                    let (_, report) = self.stall.as_ref().expect("a deadline comes with a report");
+                    report(&Stall {
+                        idle: since.elapsed(),
+                        coroutines: Vec::new(),
+                        joining: joins[i..].iter().map(|join| join.frame).collect(),
+                    });
+                    report_at = None;
+                }
+            }
+        }
+    }
+
+    /// A timed wait ran out, or was cancelled: stop what `key` waits on (and what only that
+    /// waits on, and so on) by resuming it with `input` (a timeout error, or a cancellation),
+    /// then resume `key` with a deadline error. A cancellation first joins the threads it told
+    /// to stop, so that nothing of the work runs once a `cancellable` or a `race` goes on; a
+    /// timeout gives up at its deadline, and leaves them to be joined when the run (or the
+    /// isolate it is in) ends.
+    pub(super) fn expire(&mut self, key: u32, input: Input) -> Result<(), Failure> {
+        let waits = std::mem::take(&mut self.entry(key).waits);
+        let mut todo = vec![(key, waits)];
+        let (joins, scope) = (self.joins.len(), self.slots[key as usize].scope);
+        let mut failed = self.stop(&mut todo, input, None);
+        if failed.is_none() && input == Input::Cancel {
+            // A thread that ends with an error of its own fails the scope of the timed wait.
+            self.join_threads(joins, |_, failure| {
+                if failed.is_none() {
+                    failed = failure.map(|failure| (Origin::Outside, failure));
+                }
+            });
+        }
+        if scope != ROOT {
+            // The threads it told to stop belong to the scope of the timed wait.
+            let stopped = self.joins.split_off(joins);
+            let caught = &self.scopes.get_mut(&scope).expect("open").caught;
+            caught.joins.borrow_mut().extend(stopped);
+        }
+        if let Some((origin, failure)) = failed {
+            // It fails the scope of the timed wait, which holds what was left to stop.
+            return match failure {
+                Failure::Error(error) if scope != ROOT => self.catch(scope, origin, error, todo),
+                failure => Err(self.crash(origin, failure)),
+            };
+        }
+        self.entry(key).pending = 0;
+        self.step(self.token(key), Input::Deadline)
+    }
+
+    /// Stops coroutines. Each `(waiter, tokens)` of `todo` names coroutines that `waiter` (being
+    /// stopped, or a boundary) waits on or has started. Each is resumed with `input` at its
+    /// suspension point (or dropped if it never started), then the leaf it holds is, and it
+    /// leaves the table; then so is what it waited on, and for a boundary, every member of its
+    /// scope. A work list, so nothing recurses.
+    ///
+    /// With `record` (a failed scope: all of it stops), how each one answered is filed there
+    /// and the walk goes on. Without (a timeout), one that someone else still waits on goes on,
+    /// and the walk ends at the first that answers with anything but that error, or panics: it
+    /// gives what happened and where, and leaves what it has not stopped yet in `todo`.
+    fn stop(
+        &mut self,
+        todo: &mut Vec<(u32, Keys<u64>)>,
+        input: Input,
+        mut record: Option<&mut Cancelled>,
+    ) -> Option<(Origin, Failure)> {
+        let ended = match input {
+            Input::Timeout => Ended::TimedOut,
+            Input::Cancel if record.is_none() => Ended::Withdrawn,
+            _ => Ended::Cancelled,
+        };
+        while let Some((parent, tokens)) = todo.pop() {
+            let tokens = tokens.as_slice();
+            for (i, &child) in tokens.iter().enumerate() {
+                let Some(child) = self.live(child) else {
+                    continue;
+                }; // finished meanwhile
+                let entry = self.entry(child);
+                // A timeout stops only what nobody else waits on. A failed scope stops every
+                // member, whoever waits on it (all of them inside), so it need not look.
+                if record.is_none() && entry.waiters.others_than(parent) {
+                    entry.waiters.remove(parent);
+                    continue; // someone outside still waits on it
+                }
+                let (task, line) = (entry.task.clone(), entry.line);
+                let (token, frame) = (self.token(child), task.site().frame(line));
+                // Judged while still linked to its waiter, so that a failure is traced through
+                // the chain that was waiting on it.
+                let answered = if task.started() {
+                    self.resume(token, input).and_then(|step| {
+                        panic::catch_unwind(AssertUnwindSafe(|| {
+                            answer(step, &*task, |error| {
+                                error.is_timeout() || error.is_cancelled()
+                            })
+                        }))
+                    })
+                } else {
+                    panic::catch_unwind(AssertUnwindSafe(|| task.discard()))
+                        .map(|()| Ok(Error::cancelled()))
+                };
+                let mut failed = None;
+                match (answered, record.as_deref_mut()) {
+                    (answered, Some(cancelled)) => {
+                        let trace = |error: Error| error.traced(frame, Vec::new());
+                        let answered = answered.map(|a| a.map(trace).map_err(trace));
+                        cancelled.record(answered, true, None);
+                    }
+                    (Ok(Ok(_)), None) => {}
+                    (Ok(Err(error)), None) => {
+                        failed = Some((Origin::Failed(child), Failure::Error(error)));
+                    }
+                    (Err(payload), None) => {
+                        // A coroutine that never started is still in the table, to cancel.
+                        let origin = if task.started() {
+                            Origin::Failed(child)
+                        } else {
+                            Origin::Outside
+                        };
+                        failed = Some((origin, Failure::Panic(payload)));
+                    }
+                }
+                if failed.is_none() {
+                    let members = self.take_members(child);
+                    let Entry {
+                        task: removed,
+                        waits,
+                        ..
+                    } = self.remove(child);
+                    removed.owner().set(Owner::Dead(ended));
+                    let dropped =
+                        panic::catch_unwind(AssertUnwindSafe(move || drop((task, removed))));
+                    if let Err(payload) = dropped {
+                        failed.get_or_insert((Origin::Outside, Failure::Panic(payload)));
+                    }
+                    todo.push((child, waits));
+                    if let Some(members) = members {
+                        todo.push((child, Keys::Many(Box::new(members))));
+                    }
+                }
+                match (failed, record.as_deref_mut()) {
+                    (None, _) => {}
+                    (Some((_, Failure::Panic(payload))), Some(cancelled)) => {
+                        cancelled.panic.get_or_insert(payload);
+                    }
+                    (Some(failed), _) => {
+                        let rest = tokens[i + 1..].to_vec();
+                        todo.push((parent, Keys::Many(Box::new(rest))));
+                        return Some(failed);
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    /// If `child` already waits, directly or not, on `waiter`, the cycle that waiting on it
+    /// would close, by name.
+    pub(super) fn find_cycle(&self, waiter: u32, child: u32) -> Option<String> {
+        if waiter == ROOT {
+            return None;
+        }
+        // Walk up from `waiter` through everything that waits on it, looking for `child`.
+        let mut came_from = HashMap::from([(waiter, waiter)]);
+        let mut todo = VecDeque::from([waiter]);
+        while let Some(key) = todo.pop_front() {
+            if key == child {
+                let name = |key: u32| {
+                    format!(
+                        "`{}`",
+                        self.slots[key as usize]
+                            .entry
+                            .as_ref()
+                            .unwrap()
+                            .task
+                            .site()
+                            .name
+                    )
+                };
+                let mut names = vec![name(waiter)];
+                let mut key = child;
+                while key != waiter {
+                    names.push(name(key));
+                    key = came_from[&key];
+                }
+                names.push(name(waiter));
+                return Some(format!("{} (each waits on the next)", names.join(" -> ")));
+            }
+            let Some(entry) = &self.slots[key as usize].entry else {
+                continue;
+            };
+            for up in entry.waiters.iter() {
+                if up != ROOT && !came_from.contains_key(&up) {
+                    came_from.insert(up, key);
+                    todo.push_back(up);
+                }
+            }
+        }
+        None
+    }
+
+    /// The frame of `key`, and the frames of the chain of single waiters above it, outermost
+    /// first. The chain stops where no one, or more than one, waits, or where the waiter has
+    /// left the table (stopped by a timeout, above a coroutine being stopped).
+    /// Also gives the keys of that chain.
+    fn frames(&self, key: u32) -> (Frame, Vec<Frame>, HashSet<u32>) {
+        let frame = |key: u32| {
+            let entry = self.slots[key as usize].entry.as_ref().expect("live key");
+            entry.task.site().frame(entry.line)
+        };
+        let (mut outer, mut chain) = (Vec::new(), HashSet::from([key]));
+        let mut up = key;
+        while let Some(entry) = &self.slots[up as usize].entry {
+            match entry.waiters {
+                Waiters::One(waiter)
+                    if waiter != ROOT && self.slots[waiter as usize].entry.is_some() =>
+                {
+                    outer.push(frame(waiter));
+                    chain.insert(waiter);
+                    up = waiter;
+                }
+                _ => break,
+            }
+        }
+        outer.reverse();
+        (frame(key), outer, chain)
+    }
+
+    /// Something failed at `origin`. An error inside an isolated scope fails that scope alone
+    /// (see [`catch`](Run::catch)); anything else crashes the run.
+    pub(super) fn fail(&mut self, origin: Origin, failure: Failure) -> Result<(), Failure> {
+        let scope = match origin {
+            Origin::Failed(key) => self.member_scope(key),
+            // The scope of what it yielded: its own, if it is a boundary refusing its work.
+            Origin::Suspended(key) => self.slots[key as usize].scope,
+            Origin::Outside => ROOT,
+        };
+        match failure {
+            Failure::Error(error) if scope != ROOT => self.catch(scope, origin, error, Vec::new()),
+            failure => Err(self.crash(origin, failure)),
+        }
+    }
+
+    /// An error failed the isolated scope of `boundary`. Every member is stopped, as a timeout
+    /// stops its work but with a cancellation error; what `todo` holds too (what a timeout in
+    /// this scope was stopping when the error came). Threads told to stop are joined (those a
+    /// timeout inside stopped earlier, by the boundary: see [`Caught`]). The boundary is then
+    /// readied to give the error, grouped with any met while cancelling (as
+    /// [`ErrorGroup::Auto`] does); or, if anything panicked meanwhile, the run crashes.
+    fn catch(
+        &mut self,
+        boundary: u32,
+        origin: Origin,
+        error: Error,
+        mut todo: Vec<(u32, Keys<u64>)>,
+    ) -> Result<(), Failure> {
+        let error = match origin {
+            // What the boundary yielded was refused: nothing inside ran, there is no chain.
+            Origin::Suspended(key) if key == boundary => error,
+            _ => self.trace(origin, error).0,
+        };
+        let scope = self
+            .scopes
+            .remove(&boundary)
+            .expect("a waiting boundary is open");
+        let (mut cancelled, joins) = (Cancelled::default(), self.joins.len());
+        todo.push((boundary, Keys::Many(Box::new(scope.members))));
+        if let Some(children) = self.take_failed(origin, &mut cancelled) {
+            todo.push(children);
+        }
+        // Caught inside a step that may pause in place: a member being cancelled may not.
+        let spare = std::mem::take(&mut self.spare);
+        self.stop(&mut todo, Input::Cancel, Some(&mut cancelled));
+        self.spare = spare;
+        self.join_threads(joins, |_, failure| cancelled.joined(failure));
+        self.fresh_leaves.clear();
+        if let Some(payload) = cancelled.panic {
+            return Err(self.crash(Origin::Outside, Failure::Panic(payload)));
+        }
+        let errors = std::iter::once(error).chain(cancelled.others);
+        scope.caught.error.set(group(errors.collect()));
+        // No longer a boundary: it finishes as a member of the scope it is in.
+        self.slots[boundary as usize].scope = scope.parent;
+        self.entry(boundary).pending = 0;
+        self.schedule(boundary);
+        Ok(())
+    }
+
+    /// The error of a failure at `origin`, traced through the chain of coroutines that waited
+    /// on it; and the keys of that chain.
+    fn trace(&self, origin: Origin, error: Error) -> (Error, HashSet<u32>) {
+        let (Origin::Failed(key) | Origin::Suspended(key)) = origin else {
+            return (error, HashSet::new());
+        };
+        let (frame, outer, chain) = self.frames(key);
+        (error.traced(frame, outer), chain)
+    }
+
+    /// Takes what failed out of the run and drops it. Gives what the failed coroutine was
+    /// waiting on, if it was.
+    fn take_failed(
+        &mut self,
+        origin: Origin,
+        cancelled: &mut Cancelled,
+    ) -> Option<(u32, Keys<u64>)> {
+        let mut children = None;
+        let failed = match origin {
+            Origin::Failed(key) => {
+                let Entry { task, waits, .. } = self.remove(key);
+                children = Some((key, waits));
+                Some(task)
+            }
+            Origin::Outside | Origin::Suspended(_) => None,
+        };
+        if let Some(task) = failed {
+            task.owner().set(Owner::Dead(Ended::Failed));
+            if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| drop(task))) {
+                cancelled.panic.get_or_insert(payload);
+            }
+        }
+        children
+    }
+
+    /// Something failed: cancel everything, join the threads, and return the error to raise.
+    pub(crate) fn crash(&mut self, origin: Origin, failure: Failure) -> Failure {
+        // The coroutines on the error's trace: their cancellations are part of that story, so
+        // they are not listed again in a group (as the original's trace stitching does).
+        let (failure, on_trace) = match failure {
+            Failure::Error(error) => {
+                let (error, chain) = self.trace(origin, error);
+                (Failure::Error(error), chain)
+            }
+            panic => (panic, HashSet::new()),
+        };
+        let mut cancelled = Cancelled::default();
+        self.take_failed(origin, &mut cancelled);
+        self.cancel_all(&on_trace, &mut cancelled);
+        let mut awaiting = std::mem::take(&mut cancelled.awaiting)
+            .into_iter()
+            .peekable();
+        self.join_threads(0, |i, failure| {
+            let clean = awaiting.next_if(|(j, _)| *j == i).map(|(_, clean)| clean);
+            match failure {
+                None => cancelled.clean.extend(clean),
+                failure => cancelled.joined(failure),
+            }
+        });
+        self.scopes.clear();
+        self.ready.clear();
+        self.timers.clear();
+        self.fresh_leaves.clear();
+        let original = match (failure, cancelled.panic) {
+            (Failure::Panic(payload), _) | (_, Some(payload)) => return Failure::Panic(payload),
+            (Failure::Error(error), None) => error,
+        };
+        let mut errors = vec![original];
+        match self.error_group {
+            ErrorGroup::Never => return Failure::Error(errors.remove(0)),
+            ErrorGroup::Auto if cancelled.others.is_empty() => {
+                return Failure::Error(errors.remove(0));
+            }
+            ErrorGroup::Auto => errors.extend(cancelled.others),
+            ErrorGroup::Always => {
+                errors.extend(cancelled.others);
+                errors.extend(cancelled.clean);
+            }
+        }
+        Failure::Error(Error::from_group(errors))
+    }
+
+    /// What every suspended coroutine waits on, for the stall report.
+    pub(crate) fn stall(&self, idle: Duration) -> Stall {
+        let name = |key: u32| {
+            self.slots[key as usize]
+                .entry
+                .as_ref()
+                .expect("live key")
+                .task
+                .site()
+                .name
+        };
+        let entries = (self.slots.iter().enumerate())
+            .filter_map(|(key, slot)| Some((key as u32, slot.entry.as_ref()?)));
+        let suspended = entries.filter(|(_, e)| e.task.started() && !e.task.is_leaf());
+        let coroutines = suspended
+            .map(|(key, entry)| Suspended {
+                frame: entry.task.site().frame(entry.line),
+                // A boundary waits on the members of its scope, but for leaves: each is
+                // named by the coroutine that waits on it.
+                waits_on: (entry.waits.as_slice().iter())
+                    .filter_map(|&t| self.live(t))
+                    .chain(
+                        (self.scopes.get(&key).map_or(&[][..], |s| &s.members).iter())
+                            .filter_map(|&t| self.live(t))
+                            .filter(|&member| {
+                                !self.slots[member as usize]
+                                    .entry
+                                    .as_ref()
+                                    .expect("live key")
+                                    .task
+                                    .is_leaf()
+                            }),
+                    )
+                    .map(name)
+                    .collect(),
+            })
+            .collect();
+        Stall {
+            idle,
+            coroutines,
+            joining: Vec::new(),
+        }
+    }
+
+    /// Cancels every coroutine in the table: resumes it with a cancellation, or drops it if it
+    /// never started. User code runs here (clean-up, destructors): a panic in it is caught,
+    /// and the first one resumes once everything is cancelled.
+    fn cancel_all(&mut self, on_trace: &HashSet<u32>, cancelled: &mut Cancelled) {
+        for key in 0..self.slots.len() {
+            let Some(entry) = self.slots[key].entry.take() else {
+                continue;
+            };
+            let frame = entry.task.site().frame(entry.line);
+            let listed = !on_trace.contains(&(key as u32));
+            self.cancel_into(entry.task, frame, listed, cancelled);
+        }
+        self.free.clear();
+        self.slots.clear();
+    }
+
+    /// Cancels one coroutine taken out of the table and files how it answered. A thread call's
+    /// cancellation counts as clean only once its thread, joined, has not failed otherwise.
+    fn cancel_into(
+        &mut self,
+        task: Rc<dyn Task + 's>,
+        frame: Frame,
+        listed: bool,
+        cancelled: &mut Cancelled,
+    ) {
+        let joins = self.joins.len();
+        let outcome = self.cancel(task, frame);
+        let join = (self.joins.len() > joins).then_some(joins);
+        cancelled.record(outcome, listed, join);
+    }
+
+    /// Cancels one coroutine taken out of the table: its clean cancellation, or what it did
+    /// instead, or its panic.
+    fn cancel(
+        &mut self,
+        task: Rc<dyn Task + 's>,
+        frame: Frame,
+    ) -> std::thread::Result<Result<Error, Error>> {
+        task.owner().set(Owner::Dead(Ended::Cancelled));
+        let remote = &self.remote;
+        let waker = || Waker::from(LeafWaker::new(remote, u64::MAX));
+        let mut cx = Cx {
+            waker: &waker,
+            joins: &mut self.joins,
+            spare: &mut 0,
+            remote,
+            now: self.now,
+        };
+        panic::catch_unwind(AssertUnwindSafe(|| {
+            if !task.started() {
+                task.discard();
+                return Ok(Error::cancelled().traced(frame, Vec::new()));
+            }
+            let step = task.resume(Input::Cancel, &mut cx);
+            let trace = |error: Error| error.traced(frame, Vec::new());
+            answer(step, &*task, Error::is_cancelled)
+                .map(trace)
+                .map_err(trace)
+        }))
+        .and_then(|outcome| panic::catch_unwind(AssertUnwindSafe(|| drop(task))).map(|()| outcome))
+    }
+}
+
+/// How a coroutine answered an error delivered at its suspension point (a cancellation, a
+/// timeout): `Ok` with the error it propagated if `clean` accepts it, else `Err` with what it
+/// did instead. One that yielded again is dropped without running further, with what it
+/// yielded.
+fn answer<'s>(
+    step: Step<'s>,
+    task: &(dyn Task + 's),
+    clean: impl Fn(&Error) -> bool,
+) -> Result<Error, Error> {
+    let misbehaved = |what: &str| {
+        Error::msg(format_args!(
+            "coroutine `{}` did not respond properly to cancellation: it {what} instead of \
+             propagating the cancellation error, so it may have leaked resources",
+            task.site().name
+        ))
+    };
+    match step {
+        Step::Fail(error) if clean(&error) => Ok(error),
+        Step::Fail(error) => Err(error),
+        Step::Done => Err(misbehaved("returned a value")),
+        step @ (Step::Yield(_) | Step::Park(_)) => {
+            drop(step.into_submission());
+            task.discard();
+            Err(misbehaved("yielded again"))
+        }
+    }
+}
+
+#[derive(Default)]
+struct Cancelled {
+    /// Errors other than clean cancellations.
+    others: Vec<Error>,
+    /// One cancellation per coroutine that cancelled cleanly.
+    clean: Vec<Error>,
+    /// Clean cancellations of thread calls, by the index of their join, in order: listed once
+    /// the thread has been joined, unless it failed otherwise.
+    awaiting: Vec<(usize, Error)>,
+    /// The first panic met while cancelling.
+    panic: Option<Box<dyn Any + Send>>,
+}
+
+impl Cancelled {
+    /// Files what a thread told to stop failed with, if anything.
+    fn joined(&mut self, failure: Option<Failure>) {
+        match failure {
+            Some(Failure::Error(error)) => self.others.push(error),
+            Some(Failure::Panic(payload)) => {
+                self.panic.get_or_insert(payload);
+            }
+            None => {}
+        }
+    }
+
+    /// Files how one coroutine took its cancellation; a clean one is listed if `listed`, once
+    /// its thread is joined if it pushed the join numbered `join`.
+    fn record(
+        &mut self,
+        outcome: std::thread::Result<Result<Error, Error>>,
+        listed: bool,
+        join: Option<usize>,
+    ) {
+        match outcome {
+            Ok(Ok(clean)) if listed => match join {
+                Some(join) => self.awaiting.push((join, clean)),
+                None => self.clean.push(clean),
+            },
+            Ok(Ok(_)) => {}
+            Ok(Err(other)) => self.others.push(other),
+            Err(payload) => {
+                self.panic.get_or_insert(payload);
+            }
+        }
+    }
+}
