@@ -23,7 +23,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 RUST_PEERS = ["tokio", "smol", "futures"]
 SYSTEMS = ["tinyio", "tokio", "smol", "futures", "genawaiter", "python-tinyio"]
-WORKLOADS = ["W1", "W2", "W2x10", "W3", "W4", "W4x10", "W5", "W5pool", "W6", "W7", "W8", "W9"]
+WORKLOADS = ["W1", "W2", "W2x10", "W3", "W4", "W4x10", "W5", "W5pool", "W6", "W7", "W7event", "W8", "W9"]
 
 
 def parse(text):
@@ -86,7 +86,7 @@ def main():
     for w in WORKLOADS:
         if not any(k[0] == w for k in results):
             continue
-        unit = "B/task" if w == "W7" else "ns/op"
+        unit = "B/task" if w.startswith("W7") else "ns/op"
         print(f"{w:<8} {unit:<7}" + "".join(f" {fmt(value(get(w, s))):>13}" for s in systems))
         if w.startswith("W4"):
             for key, label in [("p50_late_us", "p50 us"), ("p99_late_us", "p99 us")]:
@@ -94,7 +94,7 @@ def main():
                 print(f"{'':<8} {label:<7}" + "".join(f" {x:>13}" for x in row))
     print()
 
-    # Ratios: peer / tinyio (> 1 means tinyio is faster, or smaller for W7).
+    # Ratios: peer / tinyio (> 1 means tinyio is faster, or smaller for W7 and W7event).
     peers = [s for s in systems if s != "tinyio"]
     print("ratio peer / tinyio (> 1: tinyio faster or smaller)")
     print(f"{'workload':<8} {'':<7}" + "".join(f" {s:>13}" for s in peers))
@@ -147,6 +147,9 @@ def main():
         check("W5pool ThreadPool(2) faster than futures'", t("W5pool") < f, f"tinyio {fmt(t('W5pool'))} vs futures {fmt(f)} ns")
     if t("W7") is not None:
         check("W7 heap <= best peer", t("W7") <= best("W7"), f"tinyio {fmt(t('W7'))} vs best {fmt(best('W7'))} B")
+    for w in ["W7", "W7event"]:  # issue 14
+        if t(w) is not None:
+            check(f"{w} heap <= 200 B per suspended coroutine", t(w) <= 200, f"tinyio {fmt(t(w))} B")
     for w in ["W2", "W4"]:
         if t(w) is not None and t(w + "x10") is not None:
             r = t(w + "x10") / t(w)
@@ -154,7 +157,7 @@ def main():
                   f"{r:.2f}x the per-op cost at 1x (quadratic growth would give 10x)")
     for w in WORKLOADS:
         py = get(w, "python-tinyio")
-        if w == "W7" or py is None or t(w) is None:
+        if w.startswith("W7") or py is None or t(w) is None:
             continue
         r = value(py) / t(w) if t(w) > 0 else float("inf")
         check(f"{w} >= 100x faster than Python", r >= 100, f"{r:.0f}x")

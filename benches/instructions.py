@@ -43,8 +43,9 @@ def bench_binary():
 
 
 def workloads(binary, only):
-    """(name, n at quick size, systems that run it) of the selected workloads, read from the
-    table of a quick run (a system that does not run a workload shows `-` there)."""
+    """(name, n at quick size, systems that run it) of the selected workloads that are timed,
+    read from the table of a quick run (a system that does not run a workload shows `-` there;
+    W7 and W7event, whose unit is B/task, measure bytes, not time, and are left out)."""
     out = subprocess.run([binary, "--quick", "--reps", "1", *(["--only", ",".join(only)] if only else [])],
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=True).stdout
     header = next((line.split() for line in out.splitlines() if line.startswith("workload")), None)
@@ -53,13 +54,13 @@ def workloads(binary, only):
     columns = [c for c in header if c in SYSTEMS]
     found = []
     for line in out.splitlines():
-        m = re.match(r"^(W\w+)\s+.*?\)\s+(\d+)\s+(.*)$", line)
-        if m:
-            cells = m.group(3).split()[: len(columns)]
+        m = re.match(r"^(W\w+)\s+.*?\((\S+)\)\s+(\d+)\s+(.*)$", line)
+        if m and m.group(2) != "B/task":
+            cells = m.group(4).split()[: len(columns)]
             ran = [s for s, cell in zip(columns, cells) if cell != "-"]
-            found.append((m.group(1), int(m.group(2)), ran))
+            found.append((m.group(1), int(m.group(3)), ran))
     if not found:
-        sys.exit("instructions.py: no workload in the bench's table")
+        sys.exit("instructions.py: no timed workload in the bench's table")
     return found
 
 
@@ -89,8 +90,6 @@ def main():
     rows = []
     for label, binary in binaries:
         for name, n, ran in workloads(binary, only):
-            if name.startswith("W7"):
-                continue  # W7 measures bytes, not time
             for system in [s for s in systems if s in ran]:
                 one = instructions(binary, name, system, 1)
                 two = instructions(binary, name, system, 2)

@@ -6,7 +6,7 @@
 //! ```text
 //! {"workload":"W1","system":"tinyio","ns_per_op":41.2}
 //! {"workload":"W4","system":"tinyio","ns_per_op":240.1,"p50_late_us":55.2,"p99_late_us":80.3}
-//! {"workload":"W7","system":"tinyio","bytes_per_task":93.0}
+//! {"workload":"W7","system":"tinyio","bytes_per_task":93.0,"allocs_per_task":1.00}
 //! ```
 //!
 //! Systems: `tinyio`; `tokio` (current_thread runtime + `LocalSet`); `smol` (`LocalExecutor`
@@ -29,6 +29,10 @@
 //!   tokio two `Notify`s, smol and futures two `async_channel::bounded(1)` channels (`smol::channel`).
 //! - W7 heap bytes per suspended trivial coroutine, 10^5 of them suspended at once, counted by the
 //!   counting global allocator below (requested bytes, net live, divided by 10^5).
+//!   W7event the same with every coroutine suspended waiting on one shared event: tinyio
+//!   `yield_!(event.wait())` on one `Event`; tokio tasks awaiting one `Notify::notified()`; smol
+//!   and futures tasks awaiting `recv` on one `smol::channel` (an event-listener `Event` inside,
+//!   as in W8). Once measured, the event is set (the channel closed) and every waiter finishes.
 //! - W8 10^5 waiters on one event, all cancelled: tinyio `Event::wait`s gathered with a
 //!   coroutine that raises, so the run cancels them; tokio `JoinSet` tasks awaiting one `Notify`,
 //!   then `JoinSet::shutdown` (abort all, wait for them); smol tasks awaiting `recv` on one
@@ -140,7 +144,7 @@ struct Sample {
     ops: usize,
     /// W4: lateness percentiles, in microseconds.
     late: Option<(f64, f64)>,
-    /// W7: bytes and allocations per suspended task.
+    /// W7, W7event: bytes and allocations per suspended task.
     heap: Option<(f64, f64)>,
     /// With `--allocs`: allocation calls per op.
     allocs: Option<f64>,
@@ -202,12 +206,19 @@ impl Future for Forever {
     }
 }
 
-/// W7: how many suspended tasks have been polled once.
+/// W7, W7event: how many suspended tasks have been polled once.
 static POLLED: AtomicUsize = AtomicUsize::new(0);
 
 async fn parked() {
     POLLED.fetch_add(1, Relaxed);
     Forever.await
+}
+
+/// W7event for smol and futures: a task waiting on a channel that never receives a value (an
+/// event-listener `Event` inside), until it is closed.
+async fn waiting(receive: smol::channel::Receiver<()>) {
+    POLLED.fetch_add(1, Relaxed);
+    let _ = receive.recv().await; // registers at this first poll
 }
 
 /// W7 probe for the async peers: spawned after the parked tasks, it waits until all of them
@@ -303,13 +314,23 @@ mod tinyio_bench {
     }
 
     #[tinyio::coroutine]
-    fn heap_probe(base: Heap, n: usize) -> (f64, f64) {
+    fn waiting(event: Event) -> () {
+        POLLED.fetch_add(1, Relaxed);
+        yield_!(event.wait());
+    }
+
+    /// Reads the heap once every coroutine is suspended, then sets `release` (W7event: the
+    /// event they wait on).
+    #[tinyio::coroutine]
+    fn heap_probe(base: Heap, n: usize, release: Event) -> (f64, f64) {
         assert_eq!(
             POLLED.load(Relaxed),
             n,
             "W7: the probe must run once every coroutine is suspended"
         );
-        per_task(base, n)
+        let heap = per_task(base, n);
+        release.set();
+        heap
     }
 
     pub fn w1(n: usize) -> Sample {
@@ -428,14 +449,25 @@ mod tinyio_bench {
     }
 
     pub fn w7(n: usize) -> Sample {
+        heap_per_coroutine(n, |_| suspended())
+    }
+
+    pub fn w7event(n: usize) -> Sample {
+        heap_per_coroutine(n, waiting)
+    }
+
+    /// W7 and W7event: `n` coroutines made by `child`, each given the event the probe sets.
+    fn heap_per_coroutine(n: usize, child: fn(Event) -> Coro<()>) -> Sample {
         let lp = Loop::new();
+        let event = Event::new();
         POLLED.store(0, Relaxed);
         counting(true);
         let base = heap_now();
         // The probe is scheduled after the children, so it runs when each of them has been
-        // resumed once and is suspended at its `yield_!()`, before any is resumed again.
-        let children: Vec<Coro<()>> = (0..n).map(|_| suspended()).collect();
-        let (_, heap) = lp.run((children, heap_probe(base, n))).unwrap();
+        // resumed once and is suspended at its `yield_!`, before any is resumed again (a
+        // wait yielded is registered with its event at the yield).
+        let children: Vec<Coro<()>> = (0..n).map(|_| child(event.clone())).collect();
+        let (_, heap) = lp.run((children, heap_probe(base, n, event))).unwrap();
         counting(false);
         Sample {
             heap: Some(heap),
@@ -626,6 +658,35 @@ mod tokio_bench {
         });
         counting(false);
         drop(local);
+        Sample {
+            heap: Some(heap),
+            ..Sample::default()
+        }
+    }
+
+    pub fn w7event(rt: &Runtime, n: usize) -> Sample {
+        let local = LocalSet::new();
+        let notify = Rc::new(Notify::new());
+        POLLED.store(0, Relaxed);
+        counting(true);
+        let base = heap_now();
+        let heap = local.block_on(rt, async move {
+            let mut handles = Vec::with_capacity(n);
+            for _ in 0..n {
+                let notify = notify.clone();
+                handles.push(spawn_local(async move {
+                    POLLED.fetch_add(1, Relaxed);
+                    notify.notified().await; // registers at this first poll
+                }));
+            }
+            let heap = spawn_local(probe(n, base)).await.unwrap();
+            notify.notify_waiters();
+            for h in handles {
+                h.await.unwrap();
+            }
+            heap
+        });
+        counting(false);
         Sample {
             heap: Some(heap),
             ..Sample::default()
@@ -840,6 +901,31 @@ mod smol_bench {
             ..Sample::default()
         }
     }
+
+    pub fn w7event(n: usize) -> Sample {
+        let ex = LocalExecutor::new();
+        let (send, receive) = smol::channel::bounded::<()>(1);
+        POLLED.store(0, Relaxed);
+        counting(true);
+        let base = heap_now();
+        let heap = smol::block_on(ex.run(async {
+            let mut handles = Vec::with_capacity(n);
+            for _ in 0..n {
+                handles.push(ex.spawn(waiting(receive.clone())));
+            }
+            let heap = ex.spawn(probe(n, base)).await;
+            drop(send); // closing the channel ends every `recv`
+            for h in handles {
+                h.await;
+            }
+            heap
+        }));
+        counting(false);
+        Sample {
+            heap: Some(heap),
+            ..Sample::default()
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1017,6 +1103,33 @@ mod futures_bench {
         }
     }
 
+    pub fn w7event(n: usize) -> Sample {
+        let mut pool = LocalPool::new();
+        let sp = pool.spawner();
+        let (send, receive) = smol::channel::bounded::<()>(1);
+        POLLED.store(0, Relaxed);
+        counting(true);
+        let base = heap_now();
+        let heap = pool.run_until(async move {
+            let mut handles = Vec::with_capacity(n);
+            for _ in 0..n {
+                let handle = sp.spawn_local_with_handle(waiting(receive.clone()));
+                handles.push(handle.unwrap());
+            }
+            let heap = sp.spawn_local_with_handle(probe(n, base)).unwrap().await;
+            drop(send); // closing the channel ends every `recv`
+            for h in handles {
+                h.await;
+            }
+            heap
+        });
+        counting(false);
+        Sample {
+            heap: Some(heap),
+            ..Sample::default()
+        }
+    }
+
     pub fn thread_pool() -> FuturesPool {
         FuturesPool::builder().pool_size(2).create().unwrap()
     }
@@ -1119,6 +1232,9 @@ struct Workload {
     n: usize,
     /// The systems that have an equivalent.
     systems: &'static [&'static str],
+    /// Measures heap bytes and allocations per suspended task (W7), not time: no warm-up, no
+    /// `--allocs` count, and `B/task` in the table.
+    bytes: bool,
     run: fn(&Ctx, &str, usize) -> Option<Sample>,
 }
 
@@ -1201,6 +1317,16 @@ fn w7(cx: &Ctx, system: &str, n: usize) -> Option<Sample> {
     })
 }
 
+fn w7event(cx: &Ctx, system: &str, n: usize) -> Option<Sample> {
+    Some(match system {
+        "tinyio" => tinyio_bench::w7event(n),
+        "tokio" => tokio_bench::w7event(&cx.tokio, n),
+        "smol" => smol_bench::w7event(n),
+        "futures" => futures_bench::w7event(n),
+        _ => return None,
+    })
+}
+
 fn w8(cx: &Ctx, system: &str, n: usize) -> Option<Sample> {
     Some(match system {
         "tinyio" => tinyio_bench::w8(n),
@@ -1228,6 +1354,7 @@ fn workloads(scale: usize) -> Vec<Workload> {
             what: "one coroutine pausing",
             n: s(1_000_000),
             systems: &["tinyio", "tokio", "smol", "futures", "genawaiter"],
+            bytes: false,
             run: w1,
         },
         Workload {
@@ -1235,6 +1362,7 @@ fn workloads(scale: usize) -> Vec<Workload> {
             what: "spawn+gather trivial",
             n: s(100_000),
             systems: &["tinyio", "tokio", "smol", "futures", "genawaiter"],
+            bytes: false,
             run: w2,
         },
         Workload {
@@ -1242,6 +1370,7 @@ fn workloads(scale: usize) -> Vec<Workload> {
             what: "spawn+gather trivial",
             n: s(1_000_000),
             systems: &["tinyio", "tokio", "smol", "futures", "genawaiter"],
+            bytes: false,
             run: w2,
         },
         Workload {
@@ -1249,6 +1378,7 @@ fn workloads(scale: usize) -> Vec<Workload> {
             what: "chain, each awaits next",
             n: s(10_000),
             systems: &["tinyio", "tokio", "smol", "futures"],
+            bytes: false,
             run: w3,
         },
         Workload {
@@ -1256,6 +1386,7 @@ fn workloads(scale: usize) -> Vec<Workload> {
             what: "concurrent 10 ms sleeps",
             n: s(10_000),
             systems: &["tinyio", "tokio", "smol"],
+            bytes: false,
             run: w4,
         },
         Workload {
@@ -1263,6 +1394,7 @@ fn workloads(scale: usize) -> Vec<Workload> {
             what: "concurrent 10 ms sleeps",
             n: s(100_000),
             systems: &["tinyio", "tokio", "smol"],
+            bytes: false,
             run: w4,
         },
         Workload {
@@ -1270,6 +1402,7 @@ fn workloads(scale: usize) -> Vec<Workload> {
             what: "blocking calls, gathered",
             n: s(1_000),
             systems: &["tinyio", "tokio", "smol"],
+            bytes: false,
             run: w5,
         },
         Workload {
@@ -1277,6 +1410,7 @@ fn workloads(scale: usize) -> Vec<Workload> {
             what: "blocking calls, 2-thread pool",
             n: s(1_000),
             systems: &["tinyio", "futures"],
+            bytes: false,
             run: w5pool,
         },
         Workload {
@@ -1284,6 +1418,7 @@ fn workloads(scale: usize) -> Vec<Workload> {
             what: "event ping-pong round trips",
             n: s(100_000),
             systems: &["tinyio", "tokio", "smol", "futures"],
+            bytes: false,
             run: w6,
         },
         Workload {
@@ -1291,13 +1426,23 @@ fn workloads(scale: usize) -> Vec<Workload> {
             what: "heap per suspended task",
             n: s(100_000),
             systems: &["tinyio", "tokio", "smol", "futures", "genawaiter"],
+            bytes: true,
             run: w7,
+        },
+        Workload {
+            name: "W7event",
+            what: "heap per event waiter",
+            n: s(100_000),
+            systems: &["tinyio", "tokio", "smol", "futures"],
+            bytes: true,
+            run: w7event,
         },
         Workload {
             name: "W8",
             what: "cancel waiters of one event",
             n: s(100_000),
             systems: &["tinyio", "tokio", "smol"],
+            bytes: false,
             run: w8,
         },
         Workload {
@@ -1305,6 +1450,7 @@ fn workloads(scale: usize) -> Vec<Workload> {
             what: "channel, 10^6 integers",
             n: s(1_000_000),
             systems: &["tinyio", "tokio", "smol", "futures"],
+            bytes: false,
             run: w9,
         },
     ]
@@ -1379,7 +1525,7 @@ fn main() {
             .filter(|s| w.systems.contains(s))
             .collect();
         // Warm-up at full size (thread pools, allocator arenas), untimed; W7 needs none.
-        if w.name != "W7" {
+        if !w.bytes {
             for s in &active {
                 (w.run)(&cx, s, w.n);
             }
@@ -1389,12 +1535,12 @@ fn main() {
             // Interleave: every system once per repetition, starting with a different one each time.
             for k in 0..active.len() {
                 let i = (k + rep) % active.len();
-                if count_allocs && w.name != "W7" {
+                if count_allocs && !w.bytes {
                     CALLS.store(0, Relaxed);
                     counting(true);
                 }
                 let mut sample = (w.run)(&cx, active[i], w.n).expect("active");
-                if count_allocs && w.name != "W7" {
+                if count_allocs && !w.bytes {
                     counting(false);
                     sample.allocs = Some(CALLS.load(Relaxed) as f64 / w.n as f64);
                 }
@@ -1450,7 +1596,9 @@ fn json(r: &Result_) -> String {
         r.workload, r.system
     );
     match (r.heap, r.late) {
-        (Some((bytes, _)), _) => format!("{head},\"bytes_per_task\":{bytes:.1}}}"),
+        (Some((bytes, allocs)), _) => {
+            format!("{head},\"bytes_per_task\":{bytes:.1},\"allocs_per_task\":{allocs:.2}}}")
+        }
         (None, Some((p50, p99))) => {
             format!(
                 "{head},\"ns_per_op\":{:.1},\"p50_late_us\":{p50:.1},\"p99_late_us\":{p99:.1}}}",
@@ -1473,7 +1621,7 @@ fn print_table(ws: &[Workload], systems: &[&str], results: &[Result_], count_all
         if !results.iter().any(|r| r.workload == w.name) {
             continue;
         }
-        let unit = if w.name == "W7" { "B/task" } else { "ns/op" };
+        let unit = if w.bytes { "B/task" } else { "ns/op" };
         print!(
             "{:<8} {:<30} {:>8}",
             w.name,
@@ -1516,7 +1664,7 @@ fn print_table(ws: &[Workload], systems: &[&str], results: &[Result_], count_all
             }
             println!();
         }
-        if w.name == "W7" {
+        if w.bytes {
             print!("{:<8} {:<30} {:>8}", "", "  allocations per task", "");
             for s in systems {
                 match find(w.name, s).and_then(|r| r.heap) {
@@ -1526,7 +1674,7 @@ fn print_table(ws: &[Workload], systems: &[&str], results: &[Result_], count_all
             }
             println!();
         }
-        if count_allocs && w.name != "W7" {
+        if count_allocs && !w.bytes {
             print!("{:<8} {:<30} {:>8}", "", "  allocation calls per op", "");
             for s in systems {
                 match find(w.name, s).and_then(|r| r.allocs) {
