@@ -270,10 +270,8 @@ pub struct OutputOf<'a, T>(pub(crate) Rc<dyn Node<T> + 'a>);
 /// What the loop delivers at a suspension point: go on, or the error to return there. A plain
 /// word rather than a `Result`: it travels through the generator at every resume.
 ///
-/// A word, not a byte: genawaiter's airlock holds this or a request (two words) in one enum.
-/// With a byte here the enum put its payloads at its second byte, and the hand-over of a
-/// request was copied in unaligned pieces that straddle the writes that made it, which the
-/// processor cannot forward and stalls on: W6 -11%, W4 -7% as a word.
+/// A word, not a byte: genawaiter's airlock holds this or a request (two words) in one enum,
+/// and a word keeps the request word-aligned there, so that its hand-over is copied whole.
 #[doc(hidden)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u64)]
@@ -328,8 +326,7 @@ impl<'s> Step<'s> {
 ///
 /// It travels through genawaiter's airlock at every resume, so it is kept to two words and
 /// without drop glue (the submission is `ManuallyDrop`): the airlock then moves it with a few
-/// instructions instead of calling drop glue at each of its swaps, which halves the cost of a
-/// plain pause. Whoever receives a request takes the submission out with
+/// instructions instead of calling drop glue at each of its swaps. Whoever receives a request takes the submission out with
 /// [`into_submission`](Request::into_submission); only a plain pause, which holds nothing, may be
 /// dropped as it is. The line of the `yield_!` travels beside it (see [`line`](Request::line)).
 pub(crate) struct Request<'a>(ManuallyDrop<Submission<'a>>);
@@ -427,9 +424,7 @@ impl<'s> Submission<'s> {
     /// Adds a coroutine, waited on unless pushed in the background.
     ///
     /// The first push into an empty submission (one coroutine yielded alone, the usual case) is
-    /// inlined, as is `submit` for a coroutine, so that the submission is built in registers:
-    /// built in memory by a call, it was read back in one piece from two separate writes, which
-    /// the processor cannot forward to the read and stalls on (W6 and W3 -2 to -4% each).
+    /// inlined, as is `submit` for a coroutine, so that the submission is built in registers.
     #[inline(always)]
     pub(crate) fn push(&mut self, task: Rc<dyn Task + 's>) {
         if let Inner::Other(None) = self.0 {
@@ -714,9 +709,8 @@ impl<B: Body, O: Origin> Task for NodeCell<B, O> {
             BodyStep::Yield(request) => Step::Yield(request),
             BodyStep::Park(deadline) => Step::Park(deadline),
             BodyStep::Done(output) => {
-                // The body is dropped in place: moved out first, it was read back in pieces
-                // that straddle the writes its last step made (W6 -5%). Its drop cannot
-                // reach this node's state: only the loop reads it, never from inside a resume.
+                // The body is dropped in place. Its drop cannot reach this node's state: only
+                // the loop reads it, never from inside a resume.
                 *state = State::Finished(output);
                 Step::Done
             }
