@@ -730,16 +730,17 @@ fn waiters_wake_in_the_order_they_came_and_one_that_left_is_not_woken() {
             set_after(event.clone(), 200),
         ))
         .unwrap();
-    // All five leaves are woken in the order they came, and each waiter is resumed once its
-    // last leaf has finished: `twice` after its second, which came before `c`'s.
+    // All five leaves are woken in the order they came. A coroutine waiting on one leaf goes on
+    // as soon as its leaf is polled; `twice` waits for its two leaves to finish first, so it is
+    // resumed one round later.
     assert_eq!(
         *log.borrow(),
         [
             ("x", false),
             ("a", true),
             ("b", true),
-            ("twice", true),
-            ("c", true)
+            ("c", true),
+            ("twice", true)
         ]
     );
 }

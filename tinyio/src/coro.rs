@@ -509,6 +509,23 @@ impl<'s> Submission<'s> {
         matches!(self.0, Inner::Other(None))
     }
 
+    /// The one coroutine submitted, if that is all: waited on, with no deadline and no handle.
+    #[inline]
+    pub(crate) fn sole(&self) -> Option<&Rc<dyn Task + 's>> {
+        match &self.0 {
+            Inner::One(task) => Some(task),
+            Inner::Other(_) => None,
+        }
+    }
+
+    /// Takes the coroutine [`sole`](Submission::sole) gave.
+    pub(crate) fn into_sole(self) -> Rc<dyn Task + 's> {
+        match self.0 {
+            Inner::One(task) => task,
+            Inner::Other(_) => unreachable!("a sole coroutine"),
+        }
+    }
+
     pub(crate) fn into_parts(self) -> (Option<Rc<dyn Task + 's>>, Vec<Submitted<'s>>) {
         match self.0 {
             Inner::One(task) => (Some(task), Vec::new()),

@@ -169,14 +169,40 @@ struct Entry<'s> {
     task: Rc<dyn Task + 's>,
     /// Who waits on this coroutine (keys: a waiter outlives what it waits on).
     waiters: Waiters,
-    /// The coroutines it waits on, by token (a child may finish and its slot be reused
-    /// meanwhile), until it is resumed.
-    waits: Keys<u64>,
-    /// How many of the children it waits on have not finished; for a parked leaf, 1 (the
-    /// wake-up).
+    /// What it waits on, until it is resumed.
+    waits: Waits<'s>,
+    /// How many of the children it waits on have not finished; for a parked leaf, or a
+    /// coroutine whose held leaf is parked, 1 (the wake-up).
     pending: u32,
     /// The line this coroutine is suspended at; its definition's line until it first suspends.
     line: u32,
+}
+
+/// What a coroutine waits on.
+enum Waits<'s> {
+    /// Coroutines of the table, by token (a child may finish and its slot be reused meanwhile).
+    Children(Keys<u64>),
+    /// The one leaf it waits on, held in its entry (see [`Run::hold`]).
+    Held(Rc<dyn Task + 's>),
+}
+
+impl Waits<'_> {
+    const NOTHING: Self = Waits::Children(Keys::None);
+
+    fn children(&self) -> &[u64] {
+        match self {
+            Waits::Children(keys) => keys.as_slice(),
+            Waits::Held(_) => &[],
+        }
+    }
+
+    /// The children, of a coroutine whose held leaf, if any, has been settled.
+    fn into_children(self) -> Keys<u64> {
+        match self {
+            Waits::Children(keys) => keys,
+            Waits::Held(_) => unreachable!("a held leaf is settled first"),
+        }
+    }
 }
 
 /// Names one use of a slot: a key and the slot's generation. Two top bits are flags: one marks
@@ -323,7 +349,7 @@ impl<'s> Run<'s> {
                     },
                 );
             }
-        } else if entry.pending == 1 && entry.waits.as_slice().is_empty() {
+        } else if entry.pending == 1 && entry.waits.children().is_empty() {
             entry.pending = 0;
             self.schedule(key);
         }
@@ -333,8 +359,13 @@ impl<'s> Run<'s> {
     /// Resumes one coroutine, catching a panic.
     ///
     /// Inlined into the few places that resume: the context it builds then stays in registers.
+    /// With `HELD`, resumes the leaf the coroutine holds instead.
     #[inline(always)]
-    fn resume(&mut self, token: u64, input: Input) -> std::thread::Result<Step<'s>> {
+    fn resume<const HELD: bool>(
+        &mut self,
+        token: u64,
+        input: Input,
+    ) -> std::thread::Result<Step<'s>> {
         self.steps += 1;
         let Run {
             slots,
@@ -362,13 +393,22 @@ impl<'s> Run<'s> {
             remote,
             now,
         };
-        panic::catch_unwind(AssertUnwindSafe(|| entry.task.resume(input, &mut cx)))
+        let task = match &entry.waits {
+            Waits::Held(leaf) if HELD => leaf,
+            _ => &entry.task,
+        };
+        panic::catch_unwind(AssertUnwindSafe(|| task.resume(input, &mut cx)))
     }
 
     /// Resumes one coroutine (named by its token) and files what it asks for.
     fn step(&mut self, token: u64, input: Input) -> Result<(), Failure> {
         let key = token as u32;
-        match self.resume(token, input) {
+        if let Waits::Held(_) = self.entry(key).waits
+            && !self.poll_held(token)?
+        {
+            return Ok(());
+        }
+        match self.resume::<false>(token, input) {
             Ok(Step::Yield(request)) => {
                 self.entry(key).line = request.line();
                 let mut submission = request.into_submission();
@@ -376,7 +416,16 @@ impl<'s> Run<'s> {
                     self.ready.push_back(token); // a plain pause: to the back of the queue
                     return Ok(());
                 }
-                self.entry(key).waits = Keys::None;
+                if let Some(leaf) = submission.sole()
+                    && leaf.is_leaf()
+                    && leaf.owner().get() == Owner::Fresh
+                    // The submission's handle and the waiter's, to read the output from: as a
+                    // `Coroutine` is not `Clone`, nobody else can yield it.
+                    && Rc::strong_count(leaf) == 2
+                {
+                    return self.hold(token, submission.into_sole());
+                }
+                self.entry(key).waits = Waits::NOTHING;
                 let (deadline, cancel) = submission.take_limits();
                 if let Some(caught) = submission.take_boundary() {
                     self.open(key, caught);
@@ -419,6 +468,74 @@ impl<'s> Run<'s> {
         if self.entry(token as u32).pending > 0 {
             cancel.arm(Waker::from(LeafWaker::new(&self.remote, token | CANCEL)));
         }
+    }
+
+    /// The second leaf path, for speed (a table entry and a round through the ready queue
+    /// fewer for the commonest wait: one fresh leaf, yielded alone). `token`'s coroutine keeps
+    /// `leaf` in its entry; the leaf wakes that token, and is polled when the coroutine is next
+    /// stepped, which then resumes the coroutine at once if the leaf is done. Nothing else in
+    /// the run sees a held leaf: what else may happen to it (its holder is stopped, or its run
+    /// fails, or it fails) first [`settle`](Run::settle)s it in the table, as the one child its
+    /// holder waits on.
+    #[inline(always)]
+    fn hold(&mut self, token: u64, leaf: Rc<dyn Task + 's>) -> Result<(), Failure> {
+        leaf.owner().set(Owner::Scheduled {
+            run: self.id,
+            key: token as u32,
+        });
+        let children = std::mem::replace(&mut self.entry(token as u32).waits, Waits::Held(leaf));
+        drop(children);
+        if self.poll_held(token)? {
+            self.ready.push_back(token); // done at once: to the back, as when a child finishes
+        }
+        Ok(())
+    }
+
+    /// Polls the leaf `token`'s coroutine holds: true if it is done (and let go), false if it
+    /// waits again, or failed.
+    #[inline(always)]
+    fn poll_held(&mut self, token: u64) -> Result<bool, Failure> {
+        let key = token as u32;
+        let failure = match self.resume::<true>(token, Input::Go) {
+            Ok(Step::Park(deadline)) => {
+                self.park(token, deadline);
+                return Ok(false);
+            }
+            Ok(Step::Done) => {
+                let entry = self.entry(key);
+                entry.pending = 0;
+                let Waits::Held(leaf) = std::mem::replace(&mut entry.waits, Waits::NOTHING) else {
+                    unreachable!("polled a held leaf")
+                };
+                leaf.owner().set(Owner::Finished);
+                return Ok(true); // the waiter holds the other handle: nothing is dropped here
+            }
+            Ok(Step::Fail(error)) => Failure::Error(error),
+            Ok(Step::Yield(_)) => unreachable!("a leaf does not yield"),
+            Err(payload) => Failure::Panic(payload),
+        };
+        let leaf = self.settle(key).expect("a held leaf");
+        self.fail(Origin::Failed(leaf), failure).map(|()| false)
+    }
+
+    /// Moves the leaf `key` holds, if any, into the table, as the one child `key` waits on;
+    /// gives its key.
+    fn settle(&mut self, key: u32) -> Option<u32> {
+        let entry = self.entry(key);
+        let Waits::Held(_) = entry.waits else {
+            return None;
+        };
+        let Waits::Held(leaf) = std::mem::replace(&mut entry.waits, Waits::NOTHING) else {
+            unreachable!("checked")
+        };
+        // In a new slot: while coroutines are being stopped, one may still name as its waiter
+        // the key of one stopped already, which a reused slot would give a stranger.
+        let child = self.insert(leaf, self.slots[key as usize].scope, false);
+        let waited = self.entry(child);
+        (waited.pending, waited.waiters) = (1, Waiters::One(key));
+        let token = self.token(child);
+        self.entry(key).waits = Waits::Children(Keys::One(token));
+        Some(child)
     }
 
     /// A leaf waits for its wake-up, or for `deadline`.
@@ -494,7 +611,15 @@ impl<'s> Run<'s> {
     ) -> Result<u32, Error> {
         let key = match task.owner().get() {
             Owner::Finished => return Ok(0),
-            Owner::Fresh => self.insert(task, scope),
+            Owner::Fresh => {
+                let key = self.insert(task, scope, true);
+                if self.entry(key).task.is_leaf() {
+                    self.fresh_leaves.push(key);
+                } else {
+                    self.schedule(key);
+                }
+                key
+            }
             Owner::Scheduled { run, key }
                 if run == self.id && self.holds(key, &task) && self.member_scope(key) == scope =>
             {
@@ -536,7 +661,10 @@ impl<'s> Run<'s> {
         }
         if waiter != ROOT {
             let child = self.token(key);
-            self.entry(waiter).waits.push(child);
+            match &mut self.entry(waiter).waits {
+                Waits::Children(keys) => keys.push(child),
+                Waits::Held(_) => unreachable!("a coroutine holding a leaf waits on nothing else"),
+            }
         }
         Ok(1)
     }
@@ -553,10 +681,11 @@ impl<'s> Run<'s> {
         Ok(())
     }
 
-    fn insert(&mut self, task: Rc<dyn Task + 's>, scope: u32) -> u32 {
+    /// With `reuse`, in an empty slot if there is one; else in a new one.
+    fn insert(&mut self, task: Rc<dyn Task + 's>, scope: u32, reuse: bool) -> u32 {
         // Until it first suspends, a coroutine is placed at its definition.
         let line = task.site().line;
-        let key = match self.free.pop() {
+        let key = match if reuse { self.free.pop() } else { None } {
             Some(key) => {
                 let slot = &mut self.slots[key as usize];
                 slot.generation = slot.generation.wrapping_add(1);
@@ -585,7 +714,7 @@ impl<'s> Run<'s> {
             line,
             task,
             waiters: Waiters::None,
-            waits: Keys::None,
+            waits: Waits::NOTHING,
             pending: 0,
         });
         slot.scope = scope;
@@ -593,13 +722,10 @@ impl<'s> Run<'s> {
             self.join(scope, key);
         }
         let run = self.id;
-        let task = &self.entry(key).task;
-        task.owner().set(Owner::Scheduled { run, key });
-        if task.is_leaf() {
-            self.fresh_leaves.push(key);
-        } else {
-            self.schedule(key);
-        }
+        self.entry(key)
+            .task
+            .owner()
+            .set(Owner::Scheduled { run, key });
         key
     }
 
@@ -628,15 +754,20 @@ impl<'s> Run<'s> {
         self.scopes.insert(key, scope);
     }
 
-    /// `key`, just inserted, joins the scope of the boundary `scope`. Out of line, as `leave`.
+    /// `key`, just inserted, joins the scope of the boundary `scope`; unless that scope is being
+    /// stopped (a held leaf settled in it then), and has no record any more (as in `leave`).
+    /// Out of line, as `leave`.
     #[inline(never)]
     fn join(&mut self, scope: u32, key: u32) {
         let member = self.token(key);
-        let boundary = self.entry(scope);
+        let Some(Scope { members, .. }) = self.scopes.get_mut(&scope) else {
+            return;
+        };
+        members.push(member);
+        let boundary = self.slots[scope as usize].entry.as_mut().expect("live key");
         boundary.pending += 1;
         let live = boundary.pending as usize;
         let members = &mut self.scopes.get_mut(&scope).expect("open").members;
-        members.push(member);
         if members.len() >= 2 * live + 8 {
             let slots = &self.slots;
             members.retain(|&member| {

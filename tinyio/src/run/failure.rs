@@ -65,8 +65,9 @@ impl<'s> Run<'s> {
     /// timeout gives up at its deadline, and leaves them to be joined when the run (or the
     /// isolate it is in) ends.
     pub(super) fn expire(&mut self, key: u32, input: Input) -> Result<(), Failure> {
-        let waits = std::mem::take(&mut self.entry(key).waits);
-        let mut todo = vec![(key, waits)];
+        self.settle(key);
+        let waits = std::mem::replace(&mut self.entry(key).waits, Waits::NOTHING);
+        let mut todo = vec![(key, waits.into_children())];
         let (joins, scope) = (self.joins.len(), self.slots[key as usize].scope);
         let mut failed = self.stop(&mut todo, input, None);
         if failed.is_none() && input == Input::Cancel {
@@ -128,12 +129,14 @@ impl<'s> Run<'s> {
                     entry.waiters.remove(parent);
                     continue; // someone outside still waits on it
                 }
+                self.settle(child); // its held leaf is stopped after it, as its child
+                let entry = self.entry(child);
                 let (task, line) = (entry.task.clone(), entry.line);
                 let (token, frame) = (self.token(child), task.site().frame(line));
                 // Judged while still linked to its waiter, so that a failure is traced through
                 // the chain that was waiting on it.
                 let answered = if task.started() {
-                    self.resume(token, input).and_then(|step| {
+                    self.resume::<false>(token, input).and_then(|step| {
                         panic::catch_unwind(AssertUnwindSafe(|| {
                             answer(step, &*task, |error| {
                                 error.is_timeout() || error.is_cancelled()
@@ -178,7 +181,7 @@ impl<'s> Run<'s> {
                     if let Err(payload) = dropped {
                         failed.get_or_insert((Origin::Outside, Failure::Panic(payload)));
                     }
-                    todo.push((child, waits));
+                    todo.push((child, waits.into_children()));
                     if let Some(members) = members {
                         todo.push((child, Keys::Many(Box::new(members))));
                     }
@@ -351,8 +354,9 @@ impl<'s> Run<'s> {
         let mut children = None;
         let failed = match origin {
             Origin::Failed(key) => {
+                self.settle(key);
                 let Entry { task, waits, .. } = self.remove(key);
-                children = Some((key, waits));
+                children = Some((key, waits.into_children()));
                 Some(task)
             }
             Origin::Outside | Origin::Suspended(_) => None,
@@ -368,6 +372,12 @@ impl<'s> Run<'s> {
 
     /// Something failed: cancel everything, join the threads, and return the error to raise.
     pub(crate) fn crash(&mut self, origin: Origin, failure: Failure) -> Failure {
+        // Every coroutine to cancel in the table, with a key of its own, before keys are noted.
+        for key in 0..self.slots.len() as u32 {
+            if self.slots[key as usize].entry.is_some() {
+                self.settle(key);
+            }
+        }
         // The coroutines on the error's trace: their cancellations are part of that story, so
         // they are not listed again in a group (as the original's trace stitching does).
         let (failure, on_trace) = match failure {
@@ -432,7 +442,7 @@ impl<'s> Run<'s> {
                 frame: entry.task.site().frame(entry.line),
                 // A boundary waits on the members of its scope, but for leaves: each is
                 // named by the coroutine that waits on it.
-                waits_on: (entry.waits.as_slice().iter())
+                waits_on: (entry.waits.children().iter())
                     .filter_map(|&t| self.live(t))
                     .chain(
                         (self.scopes.get(&key).map_or(&[][..], |s| &s.members).iter())
@@ -447,6 +457,10 @@ impl<'s> Run<'s> {
                             }),
                     )
                     .map(name)
+                    .chain(match &entry.waits {
+                        Waits::Held(leaf) => Some(leaf.site().name),
+                        Waits::Children(_) => None,
+                    })
                     .collect(),
             })
             .collect();
