@@ -280,7 +280,7 @@ pub(crate) struct Called {
 
 impl Called {
     #[track_caller]
-    fn here(site: &'static Site) -> Self {
+    pub(crate) fn here(site: &'static Site) -> Self {
         // Called directly: `Location::caller` passed as a function would name `core`.
         let caller = Location::caller();
         let at = PLACING.get().unwrap_or(caller);
@@ -748,16 +748,41 @@ where
 
 /// One suspension point: hands `value`'s coroutines to the loop at once; the returned future,
 /// awaited right away, waits until they are done (or until the loop delivers an error), then
-/// collects their outputs. The future is opaque, not a `Suspend<Y, _>`, whose bound on `Y` would
-/// report a value that cannot be yielded a second time, naming `Suspend`.
+/// collects their outputs. A value that can finish now ([`Yieldable::now`]) does, and the
+/// coroutine goes on without suspending: the loop never hears of it. The future is opaque, not a
+/// `Suspend<Y, _>`, whose bound on `Y` would report a value that cannot be yielded a second
+/// time, naming `Suspend`.
 #[doc(hidden)]
 pub fn suspend<'c, 'a, Y: Yieldable + 'a>(
     co: &'c Co<'a>,
     value: Y,
     line: u32,
 ) -> impl Future<Output = Result<Y::Output, Error>> + 'c {
-    suspend_until(co, value, None, None, line)
+    match value.now() {
+        Ok(output) => Now::Done(Some(output)),
+        Err(value) => Now::Wait(suspend_until(co, value, None, None, line)),
+    }
 }
+
+/// The future of [`suspend`]: the output of a value that finished at once, or the wait.
+enum Now<T, W> {
+    Done(Option<T>),
+    Wait(W),
+}
+
+impl<T, W: Future<Output = Result<T, Error>> + Unpin> Future for Now<T, W> {
+    type Output = Result<T, Error>;
+
+    #[inline]
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match &mut *self {
+            Now::Done(output) => Poll::Ready(Ok(output.take().expect("polled after completion"))),
+            Now::Wait(wait) => Pin::new(wait).poll(cx),
+        }
+    }
+}
+
+impl<T, W> Unpin for Now<T, W> {}
 
 /// Like [`suspend`], but gives up at `deadline`, or once `cancel` is cancelled: what was
 /// submitted is then stopped (with a timeout error, or a cancellation), and this suspension
@@ -880,5 +905,10 @@ impl<'a, T> Coroutine<'a, T> {
     #[track_caller]
     pub(crate) fn leaf<L: Leaf<Output = T> + 'a>(site: &'static Site, leaf: L) -> Self {
         Coroutine::from_body(Called::here(site), LeafBody(leaf))
+    }
+
+    /// A built-in leaf built after the call that asked for it, placed at that call.
+    pub(crate) fn leaf_at<L: Leaf<Output = T> + 'a>(called: Called, leaf: L) -> Self {
+        Coroutine::from_body(called, LeafBody(leaf))
     }
 }

@@ -53,6 +53,17 @@ pub trait Yieldable {
     /// Collects the output once every submitted coroutine has finished.
     #[doc(hidden)]
     fn collect(pending: Self::Pending) -> Self::Output;
+    /// The output at once, if this can finish without waiting (a channel operation that finds
+    /// room, or a value); else itself back, to submit. Called once by `yield_!`, before
+    /// anything is submitted: `Ok` means the coroutine goes on without suspending.
+    #[doc(hidden)]
+    #[inline(always)]
+    fn now(self) -> Result<Self::Output, Self>
+    where
+        Self: Sized,
+    {
+        Err(self)
+    }
 }
 
 /// The coroutines one `yield_!` hands to the loop: nothing for a plain pause, the coroutine
