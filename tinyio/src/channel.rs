@@ -15,11 +15,12 @@
 use std::cell::Cell;
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
+use std::panic::Location;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Poll, Waker};
 
 use crate::Coro;
-use crate::coro::{Called, Coroutine, Cx, Leaf, Site, site};
+use crate::coro::{Coroutine, Cx, Leaf, Site, site};
 use crate::error::Error;
 use crate::yieldable::{Submission, Yieldable};
 
@@ -93,6 +94,7 @@ fn lock<T>(chan: &Mutex<Chan<T>>) -> MutexGuard<'_, Chan<T>> {
 impl<T> Chan<T> {
     /// Takes a value for a receiver (in line with `ticket`, or not in line): the one promised
     /// to it if it was chosen, or one promised to nobody. Out of the line once it has one.
+    #[inline]
     fn take(&mut self, ticket: &mut Option<u64>) -> Option<T> {
         self.receiving.claim(ticket);
         if self.queue.len() <= self.receiving.chosen {
@@ -106,6 +108,7 @@ impl<T> Chan<T> {
 
     /// Queues a value for a sender (in line with `ticket`, or not in line), into the room
     /// promised to it if it was chosen, or into room promised to nobody; else gives it back.
+    #[inline]
     fn put(&mut self, value: T, ticket: &mut Option<u64>) -> Result<(), T> {
         self.sending.claim(ticket);
         if self.queue.len() + self.sending.chosen >= self.capacity {
@@ -159,6 +162,7 @@ impl Waiters {
 
     /// A waiter that was chosen takes its promise back into the common pool, to use it now:
     /// it is out of the line (its ticket cleared).
+    #[inline]
     fn claim(&mut self, ticket: &mut Option<u64>) {
         if ticket.is_some_and(|t| !self.queue.contains_key(&t)) {
             *ticket = None;
@@ -167,6 +171,7 @@ impl Waiters {
     }
 
     /// Leaves the line; true if the waiter had been chosen instead (its promise then ends).
+    #[inline]
     fn leave(&mut self, ticket: &mut Option<u64>) -> bool {
         let chosen = ticket
             .take()
@@ -178,7 +183,11 @@ impl Waiters {
     }
 
     /// Wakes the first in line, with a promise.
+    #[inline]
     fn wake_one(&mut self) {
+        if self.queue.is_empty() {
+            return; // the common case, checked without the map's descent to its first leaf
+        }
         if let Some((_, waker)) = self.queue.pop_first() {
             self.chosen += 1;
             waker.wake();
@@ -241,7 +250,7 @@ impl<T> Sender<T> {
         Sending {
             chan: self.chan.clone(),
             value,
-            called: Called::here(&SEND),
+            at: Location::caller(),
         }
     }
 
@@ -357,7 +366,7 @@ impl<T> Receiver<T> {
     pub fn recv(&self) -> Receiving<T> {
         Receiving {
             chan: self.chan.clone(),
-            called: Called::here(&RECV),
+            at: Location::caller(),
         }
     }
 
@@ -523,7 +532,7 @@ pub struct Sending<T> {
     chan: Arc<Mutex<Chan<T>>>,
     value: T,
     /// Where `send` was called, to place the leaf it may become.
-    called: Called,
+    at: &'static Location<'static>,
 }
 
 /// What [`Receiver::recv`] gives: yield it to receive. `yield_!` finishes it at once when the
@@ -561,7 +570,7 @@ pub struct Sending<T> {
 pub struct Receiving<T> {
     chan: Arc<Mutex<Chan<T>>>,
     /// Where `recv` was called, to place the leaf it may become.
-    called: Called,
+    at: &'static Location<'static>,
 }
 
 /// How many channel operations in a row finish in place on one thread before one is made to
@@ -578,7 +587,10 @@ thread_local! {
 /// up) suspends through the loop, where every other ready coroutine runs first: that starts a
 /// new run.
 #[inline(always)]
-fn in_place<Y: Yieldable>(y: Y, op: impl FnOnce(Y) -> Result<Y::Output, Y>) -> Result<Y::Output, Y> {
+fn in_place<Y: Yieldable>(
+    y: Y,
+    op: impl FnOnce(Y) -> Result<Y::Output, Y>,
+) -> Result<Y::Output, Y> {
     let done = IN_A_ROW.get();
     let outcome = if done < IN_PLACE { op(y) } else { Err(y) };
     IN_A_ROW.set(if outcome.is_ok() { done + 1 } else { 0 });
@@ -617,7 +629,7 @@ impl<T: 'static> Yieldable for Sending<T> {
             value: Some(self.value),
             ticket: None,
         };
-        Coroutine::leaf_at(self.called, leaf).submit(submission)
+        Coroutine::leaf_at(&SEND, self.at, leaf).submit(submission)
     }
 
     fn collect(pending: Self::Pending) -> Self::Output {
@@ -652,7 +664,7 @@ impl<T: 'static> Yieldable for Receiving<T> {
             chan: self.chan,
             ticket: None,
         };
-        Coroutine::leaf_at(self.called, leaf).submit(submission)
+        Coroutine::leaf_at(&RECV, self.at, leaf).submit(submission)
     }
 
     fn collect(pending: Self::Pending) -> Self::Output {

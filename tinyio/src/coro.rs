@@ -280,7 +280,7 @@ pub(crate) struct Called {
 
 impl Called {
     #[track_caller]
-    pub(crate) fn here(site: &'static Site) -> Self {
+    fn here(site: &'static Site) -> Self {
         // Called directly: `Location::caller` passed as a function would name `core`.
         let caller = Location::caller();
         let at = PLACING.get().unwrap_or(caller);
@@ -759,30 +759,13 @@ pub fn suspend<'c, 'a, Y: Yieldable + 'a>(
     line: u32,
 ) -> impl Future<Output = Result<Y::Output, Error>> + 'c {
     match value.now() {
-        Ok(output) => Now::Done(Some(output)),
-        Err(value) => Now::Wait(suspend_until(co, value, None, None, line)),
+        Ok(output) => Suspend {
+            stage: Stage::Done(output),
+            line,
+        },
+        Err(value) => suspend_until(co, value, None, None, line),
     }
 }
-
-/// The future of [`suspend`]: the output of a value that finished at once, or the wait.
-enum Now<T, W> {
-    Done(Option<T>),
-    Wait(W),
-}
-
-impl<T, W: Future<Output = Result<T, Error>> + Unpin> Future for Now<T, W> {
-    type Output = Result<T, Error>;
-
-    #[inline]
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match &mut *self {
-            Now::Done(output) => Poll::Ready(Ok(output.take().expect("polled after completion"))),
-            Now::Wait(wait) => Pin::new(wait).poll(cx),
-        }
-    }
-}
-
-impl<T, W> Unpin for Now<T, W> {}
 
 /// Like [`suspend`], but gives up at `deadline`, or once `cancel` is cancelled: what was
 /// submitted is then stopped (with a timeout error, or a cancellation), and this suspension
@@ -799,8 +782,7 @@ pub(crate) fn suspend_until<'c, 'a, Y: Yieldable + 'a>(
     submission.set_deadline(deadline);
     submission.set_cancel(cancel);
     Suspend {
-        pending: Some(pending),
-        barrier: co.0.yield_(Request::new(submission)),
+        stage: Stage::Waiting(pending, co.0.yield_(Request::new(submission))),
         line,
     }
 }
@@ -835,13 +817,21 @@ pub(crate) async fn suspend_isolated<'a, Y: Yieldable + 'a>(
 }
 
 /// The future of one suspension point: written out rather than `async`, as it is on the path
-/// of every `yield_!` and a hand-written one has no states to switch between.
+/// of every `yield_!`, where a hand-written one checks its stage once per poll.
 #[doc(hidden)]
 pub struct Suspend<Y: Yieldable, B> {
-    pending: Option<Y::Pending>,
-    /// Ready with the loop's input once the loop resumes the generator.
-    barrier: B,
+    stage: Stage<Y, B>,
     line: u32,
+}
+
+enum Stage<Y: Yieldable, B> {
+    /// Submitted: what to collect the output with, and the barrier, ready with the loop's
+    /// input once the loop resumes the generator.
+    Waiting(Y::Pending, B),
+    /// Finished without suspending (see [`Yieldable::now`]).
+    Done(Y::Output),
+    /// The output was given.
+    Over,
 }
 
 impl<Y: Yieldable, B: Unpin> Unpin for Suspend<Y, B> {}
@@ -852,12 +842,18 @@ impl<Y: Yieldable, B: Future<Output = Input> + Unpin> Future for Suspend<Y, B> {
     #[inline]
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
-        LINE.set(this.line); // the first poll hands the request over
-        let input = std::task::ready!(Pin::new(&mut this.barrier).poll(cx));
-        let pending = this.pending.take().expect("polled after completion");
-        Poll::Ready(match input.error() {
-            None => Ok(Y::collect(pending)),
-            Some(error) => Err(error),
+        if let Stage::Waiting(_, barrier) = &mut this.stage {
+            LINE.set(this.line); // the first poll hands the request over
+            let input = std::task::ready!(Pin::new(barrier).poll(cx));
+            if let Some(error) = input.error() {
+                this.stage = Stage::Over;
+                return Poll::Ready(Err(error));
+            }
+        }
+        Poll::Ready(match mem::replace(&mut this.stage, Stage::Over) {
+            Stage::Waiting(pending, _) => Ok(Y::collect(pending)),
+            Stage::Done(output) => Ok(output),
+            Stage::Over => panic!("polled after completion"),
         })
     }
 }
@@ -907,8 +903,13 @@ impl<'a, T> Coroutine<'a, T> {
         Coroutine::from_body(Called::here(site), LeafBody(leaf))
     }
 
-    /// A built-in leaf built after the call that asked for it, placed at that call.
-    pub(crate) fn leaf_at<L: Leaf<Output = T> + 'a>(called: Called, leaf: L) -> Self {
-        Coroutine::from_body(called, LeafBody(leaf))
+    /// A built-in leaf built after the call that asked for it, placed at that call, `at`
+    /// (a `#[track_caller]` function's `Location::caller()`).
+    pub(crate) fn leaf_at<L: Leaf<Output = T> + 'a>(
+        site: &'static Site,
+        at: &'static Location<'static>,
+        leaf: L,
+    ) -> Self {
+        Coroutine::from_body(Called { site, at }, LeafBody(leaf))
     }
 }
