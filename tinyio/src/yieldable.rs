@@ -18,6 +18,7 @@ use crate::run::Caught;
 /// | `Vec<Y>`, `[Y; N]` | all of them, concurrently | `Vec<Y::Output>`, `[Y::Output; N]` |
 /// | `(A, B, ...)`, up to 12 | all of them, concurrently | `(A::Output, B::Output, ...)` |
 /// | [`background(y)`](crate::background) | nothing: starts `y` and goes on | `()` |
+/// | [`tx.send(v)`](crate::Sender::send), [`rx.recv()`](crate::Receiver::recv) | room, or a value (not at all if there is one now) | `Result<(), SendError<T>>`, `Option<T>` |
 ///
 /// ```
 /// use tinyio::{Loop};
