@@ -2,14 +2,14 @@
 
 mod common;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::rc::Rc;
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{DropGuard, dropped, forever, ms, within};
+use common::{DropGuard, dropped, forever, head_start, ms, within};
 use proptest::prelude::*;
 use tinyio::{
     Event, Loop, Receiver, Sender, TryRecvError, TrySendError, channel, run_in_thread, timeout,
@@ -107,9 +107,11 @@ fn receivers_see_the_end_once_every_sender_is_gone_and_senders_once_every_receiv
     let (refused, ()) = Loop::new()
         .run((send_until_refused(tx), take_two_and_leave(rx)))
         .unwrap();
+    // 0 is sent in place; 1 waits for room, which the receiver makes taking 0 in place; 2 waits
+    // for the room the receiver makes taking 1, and is refused as the receiver leaves.
     assert_eq!(
-        refused, 3,
-        "values 0 and 1 taken, 2 queued when the receiver left"
+        refused, 2,
+        "values 0 and 1 taken, 2 waiting for room when the receiver left"
     );
 }
 
@@ -482,4 +484,176 @@ fn a_loop_failing_while_a_coroutine_waits_to_send_drops_the_value() {
     );
     drop(rx);
     assert_eq!(dropped(&DROPS), 2);
+}
+
+/// A coroutine whose channel is always ready finishes most operations in place, without
+/// suspending, but not all of them: after a run of them one suspends, and every other ready
+/// coroutine gets a round. Counted in rounds of a coroutine that pauses beside it.
+#[test]
+fn operations_that_need_not_wait_finish_in_place_but_let_the_others_run() {
+    const N: usize = 1000;
+    #[tinyio::coroutine]
+    fn sends_then_receives(
+        tx: Sender<usize>,
+        rx: Receiver<usize>,
+        rounds: Rc<Cell<usize>>,
+        done: Rc<Cell<bool>>,
+    ) -> (usize, usize) {
+        let start = rounds.get();
+        for i in 0..N {
+            yield_!(tx.send(i)).unwrap(); // room for all of them
+        }
+        let while_sending = rounds.get() - start;
+        let start = rounds.get();
+        for i in 0..N {
+            assert_eq!(yield_!(rx.recv()), Some(i));
+        }
+        done.set(true);
+        (while_sending, rounds.get() - start)
+    }
+    #[tinyio::coroutine]
+    fn pauses(rounds: Rc<Cell<usize>>, done: Rc<Cell<bool>>) -> () {
+        while !done.get() {
+            rounds.set(rounds.get() + 1);
+            yield_!();
+        }
+    }
+    let (tx, rx) = channel(N);
+    let (rounds, done) = (Rc::new(Cell::new(0)), Rc::new(Cell::new(false)));
+    let ((while_sending, while_receiving), ()) = Loop::new()
+        .run((
+            sends_then_receives(tx, rx, rounds.clone(), done.clone()),
+            pauses(rounds, done),
+        ))
+        .unwrap();
+    // One round per operation that suspended: one in every 65 (64 in place, then one through
+    // the loop), give or take the run of in-place operations this thread had already begun.
+    for rounds in [while_sending, while_receiving] {
+        assert!(
+            (N / 65 - 1..=N / 64 + 1).contains(&rounds),
+            "{while_sending} rounds while sending, {while_receiving} while receiving"
+        );
+    }
+}
+
+/// An operation that finds the channel ready does not overtake a coroutine already waiting in
+/// line on the same side: the value (or the room) was promised to the one in line.
+#[test]
+fn an_operation_in_place_does_not_overtake_a_waiter() {
+    // A receiver in line gets the first value, though the sender receives right after sending.
+    #[tinyio::coroutine]
+    fn echo(tx: Sender<u32>, rx: Receiver<u32>) -> u32 {
+        let first = yield_!(rx.recv()).unwrap(); // waits in line: the channel is empty
+        yield_!(tx.send(first + 1)).unwrap();
+        first
+    }
+    #[tinyio::coroutine]
+    fn send_then_receive(tx: Sender<u32>, rx: Receiver<u32>) -> u32 {
+        yield_!(tx.send(1)).unwrap(); // hands 1 to `echo`, in line
+        yield_!(rx.recv()).unwrap() // 1 is promised: this waits, and gets 2
+    }
+    // Within a time limit: a value taken out of turn would leave a coroutine waiting forever.
+    let got = within(30, || {
+        let (tx, rx) = channel(1);
+        Loop::new()
+            .run((echo(tx.clone(), rx.clone()), send_then_receive(tx, rx)))
+            .unwrap()
+    });
+    assert_eq!(got, (1, 2));
+
+    // A sender in line gets the room first, though the receiver sends right after receiving.
+    #[tinyio::coroutine]
+    fn send_and_drain(tx: Sender<u32>, rx: Receiver<u32>) -> u32 {
+        yield_!(tx.send(1)).unwrap(); // waits in line: the channel is full
+        yield_!(rx.recv()).unwrap()
+    }
+    #[tinyio::coroutine]
+    fn receive_then_send(tx: Sender<u32>, rx: Receiver<u32>) -> (u32, u32) {
+        let first = yield_!(rx.recv()).unwrap(); // makes room, promised to `send_and_drain`
+        yield_!(tx.send(2)).unwrap(); // waits until `send_and_drain` has sent and taken 1
+        (first, yield_!(rx.recv()).unwrap())
+    }
+    let got = within(30, || {
+        let (tx, rx) = channel(1);
+        tx.try_send(0).unwrap();
+        Loop::new()
+            .run((
+                send_and_drain(tx.clone(), rx.clone()),
+                receive_then_send(tx, rx),
+            ))
+            .unwrap()
+    });
+    assert_eq!(got, (1, (0, 2)));
+}
+
+/// Values received in place inside a race or a timeout are the coroutine's, and the race or
+/// timeout that stops it afterwards takes nothing more from the channel: every value is
+/// either received or still queued.
+#[test]
+fn values_received_in_place_inside_a_race_or_a_timeout_are_not_lost() {
+    #[tinyio::coroutine]
+    fn take_all(rx: Receiver<u32>, got: Rc<RefCell<Vec<u32>>>) -> () {
+        while let Some(value) = yield_!(rx.recv()) {
+            got.borrow_mut().push(value); // the first three in place, then it waits
+        }
+    }
+    #[tinyio::coroutine]
+    fn after_pauses(pauses: usize) -> () {
+        for _ in 0..pauses {
+            yield_!();
+        }
+    }
+    #[tinyio::coroutine]
+    fn race_then_timeout(
+        tx: Sender<u32>,
+        rx: Receiver<u32>,
+        got: Rc<RefCell<Vec<u32>>>,
+    ) -> Option<()> {
+        for value in 0..3 {
+            yield_!(tx.send(value)).unwrap();
+        }
+        let winner = yield_!(tinyio::race((
+            take_all(rx.clone(), got.clone()),
+            after_pauses(3)
+        )));
+        assert!(matches!(winner, tinyio::Race2::Second(())));
+        for value in 3..6 {
+            yield_!(tx.send(value)).unwrap();
+        }
+        yield_!(timeout(take_all(rx, got), head_start()))
+    }
+    let (tx, rx) = channel(8);
+    let got = Rc::new(RefCell::new(Vec::new()));
+    let timed_out = Loop::new()
+        .run(race_then_timeout(tx.clone(), rx.clone(), got.clone()))
+        .unwrap();
+    assert_eq!(timed_out, None);
+    assert_eq!(*got.borrow(), [0, 1, 2, 3, 4, 5]);
+    tx.try_send(6).unwrap();
+    assert_eq!(rx.try_recv(), Ok(6), "the stopped receivers left the line");
+
+    // A receive yielded inside a race takes its turn through the loop: it wins with a value
+    // there, and, losing, leaves the value that comes later queued.
+    #[tinyio::coroutine]
+    fn races(tx: Sender<u32>, rx: Receiver<u32>) -> (Option<u32>, bool) {
+        yield_!(tx.send(7)).unwrap();
+        let won = match yield_!(tinyio::race((rx.recv(), after_pauses(1)))) {
+            tinyio::Race2::First(value) => value,
+            tinyio::Race2::Second(()) => None,
+        };
+        let lost = matches!(
+            yield_!(tinyio::race((rx.recv(), after_pauses(1)))),
+            tinyio::Race2::Second(())
+        );
+        (won, lost)
+    }
+    let (tx, rx) = channel(1);
+    assert_eq!(
+        Loop::new().run(races(tx.clone(), rx.clone())).unwrap(),
+        (Some(7), true)
+    );
+    tx.try_send(8).unwrap();
+    // A receive made but never yielded takes nothing.
+    drop(rx.recv());
+    assert_eq!(rx.try_recv(), Ok(8));
 }

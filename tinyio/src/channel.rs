@@ -5,16 +5,26 @@
 // one value (or one slot of room): `chosen` counts the promises not yet used, and nobody else
 // may take what is promised, so a waiter that comes late cannot overtake the ones in line. A
 // chosen waiter that gives up (it was cancelled) passes its promise to the next in line.
+//
+// A `yield_!(tx.send(v))` or `yield_!(rx.recv())` that need not wait (room, or a value, that
+// nobody in line was promised) finishes in place, as `try_send` / `try_recv` would, without
+// suspending; one that must wait becomes a leaf coroutine that joins the line. So that a
+// coroutine on an always-ready channel still lets the others run, one count per thread limits
+// how many operations in a row finish in place (see `in_place`).
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
+use std::panic::Location;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Poll, Waker};
 
 use crate::Coro;
+use crate::coro::Submission;
 use crate::coro::{Coroutine, Cx, Leaf};
 use crate::error::Error;
 use crate::site::{Site, site};
+use crate::yieldable::Yieldable;
 
 static SEND: Site = site!("Sender::send");
 static RECV: Site = site!("Receiver::recv");
@@ -86,6 +96,7 @@ fn lock<T>(chan: &Mutex<Chan<T>>) -> MutexGuard<'_, Chan<T>> {
 impl<T> Chan<T> {
     /// Takes a value for a receiver (in line with `ticket`, or not in line): the one promised
     /// to it if it was chosen, or one promised to nobody. Out of the line once it has one.
+    #[inline]
     fn take(&mut self, ticket: &mut Option<u64>) -> Option<T> {
         self.receiving.claim(ticket);
         if self.queue.len() <= self.receiving.chosen {
@@ -99,6 +110,7 @@ impl<T> Chan<T> {
 
     /// Queues a value for a sender (in line with `ticket`, or not in line), into the room
     /// promised to it if it was chosen, or into room promised to nobody; else gives it back.
+    #[inline]
     fn put(&mut self, value: T, ticket: &mut Option<u64>) -> Result<(), T> {
         self.sending.claim(ticket);
         if self.queue.len() + self.sending.chosen >= self.capacity {
@@ -152,6 +164,7 @@ impl Waiters {
 
     /// A waiter that was chosen takes its promise back into the common pool, to use it now:
     /// it is out of the line (its ticket cleared).
+    #[inline]
     fn claim(&mut self, ticket: &mut Option<u64>) {
         if ticket.is_some_and(|t| !self.queue.contains_key(&t)) {
             *ticket = None;
@@ -160,6 +173,7 @@ impl Waiters {
     }
 
     /// Leaves the line; true if the waiter had been chosen instead (its promise then ends).
+    #[inline]
     fn leave(&mut self, ticket: &mut Option<u64>) -> bool {
         let chosen = ticket
             .take()
@@ -171,7 +185,11 @@ impl Waiters {
     }
 
     /// Wakes the first in line, with a promise.
+    #[inline]
     fn wake_one(&mut self) {
+        if self.queue.is_empty() {
+            return; // the common case, checked without the map's descent to its first leaf
+        }
         if let Some((_, waker)) = self.queue.pop_first() {
             self.chosen += 1;
             waker.wake();
@@ -214,9 +232,10 @@ pub struct Receiver<T> {
     chan: Arc<Mutex<Chan<T>>>,
 }
 
-impl<T: 'static> Sender<T> {
-    /// A coroutine that waits for room, then queues `value`. It gives the value back in `Err`
-    /// if every receiver is gone (before or while it waits).
+impl<T> Sender<T> {
+    /// Sends `value` once yielded: `yield_!(tx.send(v))` waits for room, then queues `value`,
+    /// and gives the value back in `Err` if every receiver is gone (before or while it waits).
+    /// With room now, it finishes at once, without suspending (see [`Sending`]).
     ///
     /// ```
     /// use tinyio::{Loop, channel};
@@ -228,19 +247,15 @@ impl<T: 'static> Sender<T> {
     /// let refused = Loop::new().run(tx.send("again")).unwrap().unwrap_err();
     /// assert_eq!(refused.into_inner(), "again");
     /// ```
-    pub fn send(&self, value: T) -> Coro<Result<(), SendError<T>>> {
-        Coroutine::leaf(
-            &SEND,
-            Sending {
-                chan: self.chan.clone(),
-                value: Some(value),
-                ticket: None,
-            },
-        )
+    #[track_caller]
+    pub fn send(&self, value: T) -> Sending<T> {
+        Sending {
+            chan: self.chan.clone(),
+            value,
+            at: Location::caller(),
+        }
     }
-}
 
-impl<T> Sender<T> {
     /// Queues `value` if there is room now.
     ///
     /// ```
@@ -335,9 +350,10 @@ impl<T> Sender<T> {
     }
 }
 
-impl<T: 'static> Receiver<T> {
-    /// A coroutine that waits for a value and gives it, or `None` once every sender is gone and
-    /// the channel is empty.
+impl<T> Receiver<T> {
+    /// Receives once yielded: `yield_!(rx.recv())` waits for a value and gives it, or `None`
+    /// once every sender is gone and the channel is empty. With a value there now, it finishes
+    /// at once, without suspending (see [`Receiving`]).
     ///
     /// ```
     /// use tinyio::{Loop, channel};
@@ -348,18 +364,14 @@ impl<T: 'static> Receiver<T> {
     /// assert_eq!(Loop::new().run(rx.recv()).unwrap(), Some(1));
     /// assert_eq!(Loop::new().run(rx.recv()).unwrap(), None);
     /// ```
-    pub fn recv(&self) -> Coro<Option<T>> {
-        Coroutine::leaf(
-            &RECV,
-            Receiving {
-                chan: self.chan.clone(),
-                ticket: None,
-            },
-        )
+    #[track_caller]
+    pub fn recv(&self) -> Receiving<T> {
+        Receiving {
+            chan: self.chan.clone(),
+            at: Location::caller(),
+        }
     }
-}
 
-impl<T> Receiver<T> {
     /// Takes a value if one is queued now.
     ///
     /// ```
@@ -491,8 +503,191 @@ impl<T> fmt::Debug for Receiver<T> {
     }
 }
 
-/// The leaf of [`Sender::send`].
-struct Sending<T> {
+/// What [`Sender::send`] gives: yield it to send. `yield_!` finishes it at once when the
+/// channel has room that nobody waiting was promised (or has no receiver left), and the
+/// coroutine goes on without suspending; otherwise it waits in line for room. Like any
+/// yieldable it also goes into gathers, [`race`](crate::race), [`timeout`](crate::timeout) and
+/// [`background`](crate::background), where it always takes its turn through the loop.
+///
+/// After a run of operations that all finished at once (64 on this thread), the next one
+/// suspends whatever the channel holds, so that a coroutine on a channel that is always ready
+/// still lets the others run.
+///
+/// ```
+/// use tinyio::{Loop, Sending, channel, timeout};
+/// use std::time::Duration;
+///
+/// #[tinyio::coroutine]
+/// fn fill(tx: tinyio::Sender<u32>) -> bool {
+///     let first: Sending<u32> = tx.send(1);
+///     yield_!(first).unwrap(); // room: finishes at once
+///     // The channel is full now: the second send waits, and the timeout stops it.
+///     yield_!(timeout(tx.send(2), Duration::from_millis(1))).is_none()
+/// }
+///
+/// let (tx, rx) = channel(1);
+/// assert!(Loop::new().run(fill(tx)).unwrap());
+/// assert_eq!(rx.try_recv(), Ok(1));
+/// ```
+#[must_use = "a send does nothing until it is yielded: `yield_!(tx.send(v))`"]
+pub struct Sending<T> {
+    chan: Arc<Mutex<Chan<T>>>,
+    value: T,
+    /// Where `send` was called, to place the leaf it may become.
+    at: &'static Location<'static>,
+}
+
+/// What [`Receiver::recv`] gives: yield it to receive. `yield_!` finishes it at once when the
+/// channel holds a value that nobody waiting was promised (or is empty with no sender left), and
+/// the coroutine goes on without suspending; otherwise it waits in line for a value. Like any
+/// yieldable it also goes into gathers, [`race`](crate::race), [`timeout`](crate::timeout) and
+/// [`background`](crate::background), where it always takes its turn through the loop.
+///
+/// After a run of operations that all finished at once (64 on this thread), the next one
+/// suspends whatever the channel holds, so that a coroutine on a channel that is always ready
+/// still lets the others run.
+///
+/// ```
+/// use tinyio::{Loop, Race2, Receiving, channel, race, sleep};
+/// use std::time::Duration;
+///
+/// #[tinyio::coroutine]
+/// fn first(rx: tinyio::Receiver<u32>) -> Option<u32> {
+///     let next: Receiving<u32> = rx.recv();
+///     let a = yield_!(next); // a value is there: finishes at once
+///     // None left: the sleep wins the race, and the value that comes later stays queued.
+///     match yield_!(race((rx.recv(), sleep(Duration::from_millis(1))))) {
+///         Race2::First(_) => None,
+///         Race2::Second(()) => a,
+///     }
+/// }
+///
+/// let (tx, rx) = channel(2);
+/// tx.try_send(7).unwrap();
+/// assert_eq!(Loop::new().run(first(rx.clone())).unwrap(), Some(7));
+/// tx.try_send(8).unwrap();
+/// assert_eq!(rx.try_recv(), Ok(8));
+/// ```
+#[must_use = "a receive does nothing until it is yielded: `yield_!(rx.recv())`"]
+pub struct Receiving<T> {
+    chan: Arc<Mutex<Chan<T>>>,
+    /// Where `recv` was called, to place the leaf it may become.
+    at: &'static Location<'static>,
+}
+
+/// How many channel operations in a row finish in place on one thread before one is made to
+/// suspend.
+const IN_PLACE: u32 = 64;
+
+thread_local! {
+    /// Channel operations that finished in place on this thread since one last suspended.
+    static IN_A_ROW: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Runs `op` in place, unless the operations before it used up this thread's run of them
+/// ([`IN_PLACE`]). An operation that does not finish in place (it must wait, or the run is used
+/// up) suspends through the loop, where every other ready coroutine runs first: that starts a
+/// new run.
+#[inline(always)]
+fn in_place<Y: Yieldable>(
+    y: Y,
+    op: impl FnOnce(Y) -> Result<Y::Output, Y>,
+) -> Result<Y::Output, Y> {
+    let done = IN_A_ROW.get();
+    let outcome = if done < IN_PLACE { op(y) } else { Err(y) };
+    IN_A_ROW.set(if outcome.is_ok() { done + 1 } else { 0 });
+    outcome
+}
+
+impl<T: 'static> Yieldable for Sending<T> {
+    type Output = Result<(), SendError<T>>;
+    type Pending = <Coro<Self::Output> as Yieldable>::Pending;
+
+    #[inline]
+    fn now(self) -> Result<Self::Output, Self> {
+        in_place(self, |this| {
+            let mut chan = lock(&this.chan);
+            if chan.receivers == 0 {
+                drop(chan);
+                let (value, cancelled) = (this.value, false);
+                return Ok(Err(SendError { value, cancelled }));
+            }
+            match chan.put(this.value, &mut None) {
+                Ok(()) => Ok(Ok(())),
+                Err(value) => {
+                    drop(chan);
+                    Err(Sending { value, ..this })
+                }
+            }
+        })
+    }
+
+    fn submit<'s>(self, submission: &mut Submission<'s>) -> Self::Pending
+    where
+        Self: 's,
+    {
+        let leaf = SendLeaf {
+            chan: self.chan,
+            value: Some(self.value),
+            ticket: None,
+        };
+        Coroutine::leaf_at(&SEND, self.at, leaf).submit(submission)
+    }
+
+    fn collect(pending: Self::Pending) -> Self::Output {
+        <Coro<Self::Output> as Yieldable>::collect(pending)
+    }
+}
+
+impl<T: 'static> Yieldable for Receiving<T> {
+    type Output = Option<T>;
+    type Pending = <Coro<Self::Output> as Yieldable>::Pending;
+
+    #[inline]
+    fn now(self) -> Result<Self::Output, Self> {
+        in_place(self, |this| {
+            let mut chan = lock(&this.chan);
+            match chan.take(&mut None) {
+                Some(value) => Ok(Some(value)),
+                None if chan.senders == 0 => Ok(None),
+                None => {
+                    drop(chan);
+                    Err(this)
+                }
+            }
+        })
+    }
+
+    fn submit<'s>(self, submission: &mut Submission<'s>) -> Self::Pending
+    where
+        Self: 's,
+    {
+        let leaf = RecvLeaf {
+            chan: self.chan,
+            ticket: None,
+        };
+        Coroutine::leaf_at(&RECV, self.at, leaf).submit(submission)
+    }
+
+    fn collect(pending: Self::Pending) -> Self::Output {
+        <Coro<Self::Output> as Yieldable>::collect(pending)
+    }
+}
+
+impl<T> fmt::Debug for Sending<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sending").finish_non_exhaustive()
+    }
+}
+
+impl<T> fmt::Debug for Receiving<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Receiving").finish_non_exhaustive()
+    }
+}
+
+/// The leaf of a [`Sending`] that waits.
+struct SendLeaf<T> {
     chan: Arc<Mutex<Chan<T>>>,
     /// Until queued (or given back).
     value: Option<T>,
@@ -500,7 +695,7 @@ struct Sending<T> {
     ticket: Option<u64>,
 }
 
-impl<T> Leaf for Sending<T> {
+impl<T> Leaf for SendLeaf<T> {
     type Output = Result<(), SendError<T>>;
 
     fn poll(&mut self, cx: &mut Cx<'_>) -> Poll<Result<Self::Output, Error>> {
@@ -522,7 +717,7 @@ impl<T> Leaf for Sending<T> {
     }
 }
 
-impl<T> Drop for Sending<T> {
+impl<T> Drop for SendLeaf<T> {
     fn drop(&mut self) {
         if self.ticket.is_some() {
             lock(&self.chan).stop_sending(&mut self.ticket);
@@ -530,14 +725,14 @@ impl<T> Drop for Sending<T> {
     }
 }
 
-/// The leaf of [`Receiver::recv`].
-struct Receiving<T> {
+/// The leaf of a [`Receiving`] that waits.
+struct RecvLeaf<T> {
     chan: Arc<Mutex<Chan<T>>>,
     /// Once waiting for a value: its place in line.
     ticket: Option<u64>,
 }
 
-impl<T> Leaf for Receiving<T> {
+impl<T> Leaf for RecvLeaf<T> {
     type Output = Option<T>;
 
     fn poll(&mut self, cx: &mut Cx<'_>) -> Poll<Result<Option<T>, Error>> {
@@ -554,7 +749,7 @@ impl<T> Leaf for Receiving<T> {
     }
 }
 
-impl<T> Drop for Receiving<T> {
+impl<T> Drop for RecvLeaf<T> {
     fn drop(&mut self) {
         if self.ticket.is_some() {
             lock(&self.chan).stop_receiving(&mut self.ticket);
@@ -727,11 +922,11 @@ mod tests {
     fn a_receiver_chosen_for_a_value_that_gives_up_passes_it_on() {
         let (tx, rx) = channel::<u32>(1);
         let ((a, wa), (b, wb)) = (counting(), counting());
-        let mut first = Receiving {
+        let mut first = RecvLeaf {
             chan: rx.chan.clone(),
             ticket: None,
         };
-        let mut second = Receiving {
+        let mut second = RecvLeaf {
             chan: rx.chan.clone(),
             ticket: None,
         };
@@ -760,12 +955,12 @@ mod tests {
         let (tx, rx) = channel::<u32>(1);
         tx.try_send(0).unwrap();
         let ((a, wa), (b, wb)) = (counting(), counting());
-        let mut first = Sending {
+        let mut first = SendLeaf {
             chan: tx.chan.clone(),
             value: Some(1),
             ticket: None,
         };
-        let mut second = Sending {
+        let mut second = SendLeaf {
             chan: tx.chan.clone(),
             value: Some(2),
             ticket: None,
@@ -794,11 +989,11 @@ mod tests {
     fn a_waiter_that_leaves_the_line_wakes_nobody() {
         let (_tx, rx) = channel::<u32>(1);
         let ((a, wa), (b, wb)) = (counting(), counting());
-        let mut first = Receiving {
+        let mut first = RecvLeaf {
             chan: rx.chan.clone(),
             ticket: None,
         };
-        let mut second = Receiving {
+        let mut second = RecvLeaf {
             chan: rx.chan.clone(),
             ticket: None,
         };

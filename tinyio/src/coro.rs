@@ -888,4 +888,14 @@ impl<'a, T> Coroutine<'a, T> {
     pub(crate) fn leaf<L: Leaf<Output = T> + 'a>(site: &'static Site, leaf: L) -> Self {
         Coroutine::from_body(Called::here(site), LeafBody(leaf))
     }
+
+    /// A built-in leaf built after the call that asked for it, placed at that call, `at`
+    /// (a `#[track_caller]` function's `Location::caller()`).
+    pub(crate) fn leaf_at<L: Leaf<Output = T> + 'a>(
+        site: &'static Site,
+        at: &'static std::panic::Location<'static>,
+        leaf: L,
+    ) -> Self {
+        Coroutine::from_body(Called { site, at }, LeafBody(leaf))
+    }
 }

@@ -77,7 +77,9 @@ pub use crate::cancel::{
     CancelHandle, Race2, Race3, Race4, Race5, Race6, Race7, Race8, Race9, Race10, Race11, Race12,
     Racers, cancellable, race,
 };
-pub use crate::channel::{Receiver, SendError, Sender, TryRecvError, TrySendError, channel};
+pub use crate::channel::{
+    Receiver, Receiving, SendError, Sender, Sending, TryRecvError, TrySendError, channel,
+};
 pub use crate::combinators::{AsCompleted, as_completed, copy, isolate};
 pub use crate::coro::{Coro, Coroutine, Shared, SharedCoroutine};
 pub use crate::error::{Error, ErrorGroup, Frame};

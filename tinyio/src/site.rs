@@ -70,8 +70,8 @@ impl Origin for &'static Site {
 /// builds for itself (a `Barrier::wait`'s event wait) are placed where the built-in is.
 #[derive(Clone, Copy)]
 pub(crate) struct Called {
-    site: &'static Site,
-    at: &'static Location<'static>,
+    pub(crate) site: &'static Site,
+    pub(crate) at: &'static Location<'static>,
 }
 
 impl Called {

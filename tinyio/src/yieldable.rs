@@ -20,6 +20,7 @@ use crate::wake::Cancel;
 /// | `Vec<Y>`, `[Y; N]` | all of them, concurrently | `Vec<Y::Output>`, `[Y::Output; N]` |
 /// | `(A, B, ...)`, up to 12 | all of them, concurrently | `(A::Output, B::Output, ...)` |
 /// | [`background(y)`](crate::background) | nothing: starts `y` and goes on | `()` |
+/// | [`tx.send(v)`](crate::Sender::send), [`rx.recv()`](crate::Receiver::recv) | room, or a value (not at all if there is one now) | `Result<(), SendError<T>>`, `Option<T>` |
 ///
 /// ```
 /// use tinyio::{Loop};
@@ -55,6 +56,17 @@ pub trait Yieldable {
     /// Collects the output once every submitted coroutine has finished.
     #[doc(hidden)]
     fn collect(pending: Self::Pending) -> Self::Output;
+    /// The output at once, if this can finish without waiting (a channel operation that finds
+    /// room, or a value); else itself back, to submit. Called once by `yield_!`, before
+    /// anything is submitted: `Ok` means the coroutine goes on without suspending.
+    #[doc(hidden)]
+    #[inline(always)]
+    fn now(self) -> Result<Self::Output, Self>
+    where
+        Self: Sized,
+    {
+        Err(self)
+    }
 }
 
 impl Yieldable for () {
@@ -244,15 +256,23 @@ tuple!(A B C D E F G H I J K L);
 
 /// One suspension point: hands `value`'s coroutines to the loop at once; the returned future,
 /// awaited right away, waits until they are done (or until the loop delivers an error), then
-/// collects their outputs. The future is opaque, not a `Suspend<Y, _>`, whose bound on `Y` would
-/// report a value that cannot be yielded a second time, naming `Suspend`.
+/// collects their outputs. A value that can finish now ([`Yieldable::now`]) does, and the
+/// coroutine goes on without suspending: the loop never hears of it. The future is opaque, not a
+/// `Suspend<Y, _>`, whose bound on `Y` would report a value that cannot be yielded a second
+/// time, naming `Suspend`.
 #[doc(hidden)]
 pub fn suspend<'c, 'a, Y: Yieldable + 'a>(
     co: &'c Co<'a>,
     value: Y,
     line: u32,
 ) -> impl Future<Output = Result<Y::Output, Error>> + 'c {
-    suspend_until(co, value, None, None, line)
+    match value.now() {
+        Ok(output) => Suspend {
+            stage: Stage::Done(output),
+            line,
+        },
+        Err(value) => suspend_until(co, value, None, None, line),
+    }
 }
 
 /// Like [`suspend`], but gives up at `deadline`, or once `cancel` is cancelled: what was
@@ -270,20 +290,27 @@ pub(crate) fn suspend_until<'c, 'a, Y: Yieldable + 'a>(
     submission.set_deadline(deadline);
     submission.set_cancel(cancel);
     Suspend {
-        pending: Some(pending),
-        barrier: co.0.yield_(Request::new(submission)),
+        stage: Stage::Waiting(pending, co.0.yield_(Request::new(submission))),
         line,
     }
 }
 
 /// The future of one suspension point: written out rather than `async`, as it is on the path
-/// of every `yield_!` and a hand-written one has no states to switch between.
+/// of every `yield_!`, where a hand-written one checks its stage once per poll.
 #[doc(hidden)]
 pub struct Suspend<Y: Yieldable, B> {
-    pending: Option<Y::Pending>,
-    /// Ready with the loop's input once the loop resumes the generator.
-    barrier: B,
+    stage: Stage<Y, B>,
     line: u32,
+}
+
+enum Stage<Y: Yieldable, B> {
+    /// Submitted: what to collect the output with, and the barrier, ready with the loop's
+    /// input once the loop resumes the generator.
+    Waiting(Y::Pending, B),
+    /// Finished without suspending (see [`Yieldable::now`]).
+    Done(Y::Output),
+    /// The output was given.
+    Over,
 }
 
 impl<Y: Yieldable, B: Unpin> Unpin for Suspend<Y, B> {}
@@ -294,12 +321,18 @@ impl<Y: Yieldable, B: Future<Output = Input> + Unpin> Future for Suspend<Y, B> {
     #[inline]
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
-        crate::coro::LINE.set(this.line); // the first poll hands the request over
-        let input = std::task::ready!(Pin::new(&mut this.barrier).poll(cx));
-        let pending = this.pending.take().expect("polled after completion");
-        Poll::Ready(match input.error() {
-            None => Ok(Y::collect(pending)),
-            Some(error) => Err(error),
+        if let Stage::Waiting(_, barrier) = &mut this.stage {
+            crate::coro::LINE.set(this.line); // the first poll hands the request over
+            let input = std::task::ready!(Pin::new(barrier).poll(cx));
+            if let Some(error) = input.error() {
+                this.stage = Stage::Over;
+                return Poll::Ready(Err(error));
+            }
+        }
+        Poll::Ready(match std::mem::replace(&mut this.stage, Stage::Over) {
+            Stage::Waiting(pending, _) => Ok(Y::collect(pending)),
+            Stage::Done(output) => Ok(output),
+            Stage::Over => panic!("polled after completion"),
         })
     }
 }
