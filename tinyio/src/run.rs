@@ -44,7 +44,9 @@ use crate::timers::Timers;
 use crate::wake::{Cancel, LeafWaker, Remote};
 
 mod failure;
+mod held;
 pub(crate) use failure::Origin;
+use held::Waits;
 
 /// The key of the run itself, as a waiter: whoever called [`Loop::run`](crate::Loop::run). As
 /// a scope: the run's own, outside every isolate.
@@ -176,33 +178,6 @@ struct Entry<'s> {
     pending: u32,
     /// The line this coroutine is suspended at; its definition's line until it first suspends.
     line: u32,
-}
-
-/// What a coroutine waits on.
-enum Waits<'s> {
-    /// Coroutines of the table, by token (a child may finish and its slot be reused meanwhile).
-    Children(Keys<u64>),
-    /// The one leaf it waits on, held in its entry (see [`Run::hold`]).
-    Held(Rc<dyn Task + 's>),
-}
-
-impl Waits<'_> {
-    const NOTHING: Self = Waits::Children(Keys::None);
-
-    fn children(&self) -> &[u64] {
-        match self {
-            Waits::Children(keys) => keys.as_slice(),
-            Waits::Held(_) => &[],
-        }
-    }
-
-    /// The children, of a coroutine whose held leaf, if any, has been settled.
-    fn into_children(self) -> Keys<u64> {
-        match self {
-            Waits::Children(keys) => keys,
-            Waits::Held(_) => unreachable!("a held leaf is settled first"),
-        }
-    }
 }
 
 /// Names one use of a slot: a key and the slot's generation. Two top bits are flags: one marks
@@ -468,74 +443,6 @@ impl<'s> Run<'s> {
         if self.entry(token as u32).pending > 0 {
             cancel.arm(Waker::from(LeafWaker::new(&self.remote, token | CANCEL)));
         }
-    }
-
-    /// The second leaf path, for speed (a table entry and a round through the ready queue
-    /// fewer for the commonest wait: one fresh leaf, yielded alone). `token`'s coroutine keeps
-    /// `leaf` in its entry; the leaf wakes that token, and is polled when the coroutine is next
-    /// stepped, which then resumes the coroutine at once if the leaf is done. Nothing else in
-    /// the run sees a held leaf: what else may happen to it (its holder is stopped, or its run
-    /// fails, or it fails) first [`settle`](Run::settle)s it in the table, as the one child its
-    /// holder waits on.
-    #[inline(always)]
-    fn hold(&mut self, token: u64, leaf: Rc<dyn Task + 's>) -> Result<(), Failure> {
-        leaf.owner().set(Owner::Scheduled {
-            run: self.id,
-            key: token as u32,
-        });
-        let children = std::mem::replace(&mut self.entry(token as u32).waits, Waits::Held(leaf));
-        drop(children);
-        if self.poll_held(token)? {
-            self.ready.push_back(token); // done at once: to the back, as when a child finishes
-        }
-        Ok(())
-    }
-
-    /// Polls the leaf `token`'s coroutine holds: true if it is done (and let go), false if it
-    /// waits again, or failed.
-    #[inline(always)]
-    fn poll_held(&mut self, token: u64) -> Result<bool, Failure> {
-        let key = token as u32;
-        let failure = match self.resume::<true>(token, Input::Go) {
-            Ok(Step::Park(deadline)) => {
-                self.park(token, deadline);
-                return Ok(false);
-            }
-            Ok(Step::Done) => {
-                let entry = self.entry(key);
-                entry.pending = 0;
-                let Waits::Held(leaf) = std::mem::replace(&mut entry.waits, Waits::NOTHING) else {
-                    unreachable!("polled a held leaf")
-                };
-                leaf.owner().set(Owner::Finished);
-                return Ok(true); // the waiter holds the other handle: nothing is dropped here
-            }
-            Ok(Step::Fail(error)) => Failure::Error(error),
-            Ok(Step::Yield(_)) => unreachable!("a leaf does not yield"),
-            Err(payload) => Failure::Panic(payload),
-        };
-        let leaf = self.settle(key).expect("a held leaf");
-        self.fail(Origin::Failed(leaf), failure).map(|()| false)
-    }
-
-    /// Moves the leaf `key` holds, if any, into the table, as the one child `key` waits on;
-    /// gives its key.
-    fn settle(&mut self, key: u32) -> Option<u32> {
-        let entry = self.entry(key);
-        let Waits::Held(_) = entry.waits else {
-            return None;
-        };
-        let Waits::Held(leaf) = std::mem::replace(&mut entry.waits, Waits::NOTHING) else {
-            unreachable!("checked")
-        };
-        // In a new slot: while coroutines are being stopped, one may still name as its waiter
-        // the key of one stopped already, which a reused slot would give a stranger.
-        let child = self.insert(leaf, self.slots[key as usize].scope, false);
-        let waited = self.entry(child);
-        (waited.pending, waited.waiters) = (1, Waiters::One(key));
-        let token = self.token(child);
-        self.entry(key).waits = Waits::Children(Keys::One(token));
-        Some(child)
     }
 
     /// A leaf waits for its wake-up, or for `deadline`.
