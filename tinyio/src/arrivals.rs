@@ -146,7 +146,8 @@ impl<V> Tickets<V> {
         self.queue[i].1.is_some().then_some(i)
     }
 
-    pub(crate) fn contains(&self, ticket: u64) -> bool {
+    #[cfg(test)]
+    fn contains(&self, ticket: u64) -> bool {
         self.find(ticket).is_some()
     }
 
@@ -169,6 +170,11 @@ impl<V> Tickets<V> {
 
     pub(crate) fn is_empty(&self) -> bool {
         self.live == 0
+    }
+
+    /// The last ticket given.
+    pub(crate) fn last(&self) -> u64 {
+        self.last
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
@@ -53,6 +53,9 @@ struct EventState {
     /// The wakers of the waits in progress, by ticket: first come, first woken. Waits of any
     /// loop, and of any thread, alike.
     waiters: Mutex<Tickets<Waker>>,
+    /// Every wait whose ticket is at most this has been woken by a `set`: written under the
+    /// lock before the wakers are woken, so that a woken wait sees it without the lock.
+    woken: AtomicU64,
 }
 
 impl Event {
@@ -78,6 +81,10 @@ impl Event {
         let state = &*self.0;
         state.set.store(true, Ordering::SeqCst);
         let mut tickets = lock(&state.waiters);
+        if tickets.is_empty() {
+            return;
+        }
+        state.woken.store(tickets.last(), Ordering::Release);
         // Woken under the lock: a wait that leaves meanwhile has left before, or is woken.
         while let Some((_, waker)) = tickets.pop() {
             waker.wake();
@@ -179,25 +186,26 @@ impl Leaf for EventWait {
 
     fn poll(&mut self, cx: &mut Cx<'_>) -> Poll<Result<bool, Error>> {
         let state = &*self.event.0;
-        let mut tickets = lock(&state.waiters);
         match self.ticket {
-            // Taken off the list by `set`.
-            Some(ticket) if !tickets.contains(ticket) => {
+            Some(_) if self.woken() => {
                 self.ticket = None;
                 return Poll::Ready(Ok(true));
             }
             Some(_) => {}
-            // Checked under the lock, which `set` takes after setting the flag: either this
-            // sees the flag, or `set` sees this wait.
-            None if state.set.load(Ordering::SeqCst) => return Poll::Ready(Ok(true)),
-            None => self.ticket = Some(tickets.push((cx.waker)())),
-        }
-        drop(tickets);
-        match self.deadline {
-            Some(deadline) if cx.passed(deadline) => {
-                self.deregister();
-                Poll::Ready(Ok(false))
+            None if state.set.load(Ordering::Acquire) => return Poll::Ready(Ok(true)),
+            None => {
+                let mut tickets = lock(&state.waiters);
+                // Checked again under the lock, which `set` takes after setting the flag:
+                // either this sees the flag, or `set` sees this wait.
+                if state.set.load(Ordering::SeqCst) {
+                    return Poll::Ready(Ok(true));
+                }
+                self.ticket = Some(tickets.push((cx.waker)()));
             }
+        }
+        match self.deadline {
+            // Off the list, unless a `set` took it off first.
+            Some(deadline) if cx.passed(deadline) => Poll::Ready(Ok(!self.deregister())),
             _ => Poll::Pending,
         }
     }
@@ -208,11 +216,18 @@ impl Leaf for EventWait {
 }
 
 impl EventWait {
-    /// Takes this wait off the event, if it is still there.
-    fn deregister(&mut self) {
-        if let Some(ticket) = self.ticket.take() {
-            lock(&self.event.0.waiters).remove(ticket);
-        }
+    /// Whether a `set` has woken this wait.
+    fn woken(&self) -> bool {
+        let woken = self.event.0.woken.load(Ordering::Acquire);
+        self.ticket.is_some_and(|ticket| ticket <= woken)
+    }
+
+    /// Takes this wait off the event; false if a `set` had taken it off.
+    fn deregister(&mut self) -> bool {
+        let left = !self.woken()
+            && (self.ticket).is_some_and(|t| lock(&self.event.0.waiters).remove(t).is_some());
+        self.ticket = None;
+        left
     }
 }
 

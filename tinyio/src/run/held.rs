@@ -1,0 +1,101 @@
+//! The held leaf: the second leaf path, for speed. A coroutine that yields one fresh leaf, which
+//! nobody else holds, keeps it in its own entry instead of the table: an entry and a round
+//! through the ready queue fewer for the commonest wait (a sleep, an event, a thread call). The
+//! leaf wakes the holder's token, and is polled when the holder is next stepped, which then
+//! resumes the holder at once if the leaf is done. Nothing else in the run sees a held leaf:
+//! whatever else may happen to it (its holder is stopped, its run fails, it fails) first
+//! `settle`s it in the table, as the one child its holder waits on.
+
+use super::*;
+
+/// What a coroutine waits on.
+pub(super) enum Waits<'s> {
+    /// Coroutines of the table, by token (a child may finish and its slot be reused meanwhile).
+    Children(Keys<u64>),
+    /// The one leaf it waits on, held in its entry (see [`Run::hold`]).
+    Held(Rc<dyn Task + 's>),
+}
+
+impl Waits<'_> {
+    pub(super) const NOTHING: Self = Waits::Children(Keys::None);
+
+    pub(super) fn children(&self) -> &[u64] {
+        match self {
+            Waits::Children(keys) => keys.as_slice(),
+            Waits::Held(_) => &[],
+        }
+    }
+
+    /// The children, of a coroutine whose held leaf, if any, has been settled.
+    pub(super) fn into_children(self) -> Keys<u64> {
+        match self {
+            Waits::Children(keys) => keys,
+            Waits::Held(_) => unreachable!("a held leaf is settled first"),
+        }
+    }
+}
+
+impl<'s> Run<'s> {
+    /// `token`'s coroutine yielded `leaf` alone, and nobody else holds it: keep it in the
+    /// coroutine's entry, and poll it.
+    #[inline(always)]
+    pub(super) fn hold(&mut self, token: u64, leaf: Rc<dyn Task + 's>) -> Result<(), Failure> {
+        leaf.owner().set(Owner::Scheduled {
+            run: self.id,
+            key: token as u32,
+        });
+        let children = std::mem::replace(&mut self.entry(token as u32).waits, Waits::Held(leaf));
+        drop(children);
+        if self.poll_held(token)? {
+            self.ready.push_back(token); // done at once: to the back, as when a child finishes
+        }
+        Ok(())
+    }
+
+    /// Polls the leaf `token`'s coroutine holds: true if it is done (and let go), false if it
+    /// waits again, or failed.
+    #[inline(always)]
+    pub(super) fn poll_held(&mut self, token: u64) -> Result<bool, Failure> {
+        let key = token as u32;
+        let failure = match self.resume::<true>(token, Input::Go) {
+            Ok(Step::Park(deadline)) => {
+                self.park(token, deadline);
+                return Ok(false);
+            }
+            Ok(Step::Done) => {
+                let entry = self.entry(key);
+                entry.pending = 0;
+                let Waits::Held(leaf) = std::mem::replace(&mut entry.waits, Waits::NOTHING) else {
+                    unreachable!("polled a held leaf")
+                };
+                leaf.owner().set(Owner::Finished);
+                return Ok(true); // the waiter holds the other handle: nothing is dropped here
+            }
+            Ok(Step::Fail(error)) => Failure::Error(error),
+            Ok(Step::Yield(_)) => unreachable!("a leaf does not yield"),
+            Err(payload) => Failure::Panic(payload),
+        };
+        let leaf = self.settle(key).expect("a held leaf");
+        self.fail(Origin::Failed(leaf), failure).map(|()| false)
+    }
+
+    /// Moves the leaf `key` holds, if any, into the table, as the one child `key` waits on;
+    /// gives its key.
+    pub(super) fn settle(&mut self, key: u32) -> Option<u32> {
+        let entry = self.entry(key);
+        let Waits::Held(_) = entry.waits else {
+            return None;
+        };
+        let Waits::Held(leaf) = std::mem::replace(&mut entry.waits, Waits::NOTHING) else {
+            unreachable!("checked")
+        };
+        // In a new slot: while coroutines are being stopped, one may still name as its waiter
+        // the key of one stopped already, which a reused slot would give a stranger.
+        let child = self.insert(leaf, self.slots[key as usize].scope, false);
+        let waited = self.entry(child);
+        (waited.pending, waited.waiters) = (1, Waiters::One(key));
+        let token = self.token(child);
+        self.entry(key).waits = Waits::Children(Keys::One(token));
+        Some(child)
+    }
+}
