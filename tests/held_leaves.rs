@@ -25,7 +25,14 @@ struct ThreadFailed;
 /// Yields a failing thread call alone: the leaf it holds fails.
 #[tinyio::coroutine]
 fn holder() -> () {
-    yield_!(try_run_in_thread(|| Err::<(), _>(ThreadFailed)));
+    yield_!(try_run_in_thread(|| Err::<(), _>(ThreadFailed))); // the held yield
+}
+
+/// The line of this file that ends with `marker`.
+fn line_of(marker: &str) -> u32 {
+    let source = include_str!("held_leaves.rs");
+    let at = source.lines().position(|line| line.ends_with(marker));
+    at.expect("marked") as u32 + 1
 }
 
 #[tinyio::coroutine]
@@ -38,8 +45,17 @@ fn a_held_thread_call_that_fails_is_the_innermost_frame_below_its_holder() {
     let err = Loop::new().run(outer()).unwrap_err();
     assert!(err.downcast_ref::<ThreadFailed>().is_some(), "{err:?}");
     assert_eq!(names(&err), ["outer", "holder", "run_in_thread"], "{err:?}");
-    let at = err.trace().last().unwrap();
+    let yielded = line_of("// the held yield");
+    let [_, holder, at] = err.trace() else {
+        unreachable!()
+    };
     assert!(at.file().ends_with("held_leaves.rs"), "{at}");
+    assert_eq!(
+        at.line(),
+        yielded,
+        "the thread call is placed where it was made"
+    );
+    assert_eq!(holder.line(), yielded, "its holder is suspended there");
 }
 
 #[tinyio::coroutine]
@@ -296,4 +312,71 @@ fn semaphore_waiters_leaving_out_of_order_keep_the_permits_and_the_order() {
         .unwrap();
     assert_eq!(*log.borrow(), [0, 2, 4, 6, 8]);
     assert_eq!(semaphore.available(), 2);
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("clean-up failed")]
+struct CleanupFailed;
+
+/// Holds a thread call that, told to stop, ends with an error of its own.
+#[tinyio::coroutine]
+fn holds_stubborn_thread(started: Event) -> () {
+    yield_!(try_run_in_thread(move || {
+        started.set();
+        match tinyio::thread::sleep(std::time::Duration::from_secs(600)) {
+            Err(_) => Err(CleanupFailed),
+            Ok(()) => Ok(()),
+        }
+    }));
+}
+
+#[tinyio::coroutine]
+fn cancels_once_started(started: Event, handle: tinyio::CancelHandle) -> () {
+    yield_!(started.wait());
+    handle.cancel();
+}
+
+#[tinyio::coroutine]
+fn cancel_inside_isolate() -> Result<(Option<()>, ()), tinyio::Error> {
+    let started = Event::new();
+    let (work, handle) = tinyio::cancellable(holds_stubborn_thread(started.clone()));
+    yield_!(isolate((work, cancels_once_started(started, handle))))
+}
+
+#[test]
+fn a_cancelled_held_thread_call_that_fails_fails_the_isolate_around_it() {
+    let err = within(60, || {
+        let out = Loop::new().run(cancel_inside_isolate()).unwrap();
+        out.map(|_| ()).unwrap_err().to_string()
+    });
+    assert_eq!(err, "clean-up failed");
+}
+
+#[tinyio::coroutine]
+fn holds_thread_until_told(started: Event, stopped: Arc<Mutex<bool>>) -> () {
+    yield_!(tinyio::run_in_thread(move || {
+        started.set();
+        let told = tinyio::thread::sleep(std::time::Duration::from_secs(600)).is_err();
+        *stopped.lock().unwrap() = told;
+    }));
+}
+
+#[tinyio::coroutine]
+fn race_against_held_thread(stopped: Arc<Mutex<bool>>) -> bool {
+    let started = Event::new();
+    let out = yield_!(tinyio::race((
+        holds_thread_until_told(started.clone(), stopped.clone()),
+        started.wait(),
+    )));
+    assert!(matches!(out, tinyio::Race2::Second(())));
+    *stopped.lock().unwrap() // the loser's thread was joined before the race gave its winner
+}
+
+#[test]
+fn a_race_joins_the_thread_a_losing_holder_holds_before_it_gives_its_winner() {
+    let stopped = Arc::new(Mutex::new(false));
+    let joined = within(60, move || {
+        Loop::new().run(race_against_held_thread(stopped)).unwrap()
+    });
+    assert!(joined);
 }
