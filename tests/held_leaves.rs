@@ -380,3 +380,58 @@ fn a_race_joins_the_thread_a_losing_holder_holds_before_it_gives_its_winner() {
     });
     assert!(joined);
 }
+
+type Stash = Rc<RefCell<Vec<std::task::Waker>>>;
+
+/// Foreign futures that keep their waker after they finish (as the `Waker` contract allows:
+/// a waker may be woken at any time, any number of times).
+#[tinyio::coroutine]
+fn keeps_wakers(stash: Stash) -> () {
+    let leaves: Vec<_> = (0..8)
+        .map(|_| {
+            let stash = stash.clone();
+            from_future(poll_fn(move |cx| {
+                stash.borrow_mut().push(cx.waker().clone());
+                Poll::Ready(())
+            }))
+        })
+        .collect();
+    yield_!(leaves);
+}
+
+#[tinyio::coroutine]
+fn returns_when_isolate_does(release: Event, finished: Rc<Cell<u32>>) -> u32 {
+    let work = background(member(release, finished.clone()));
+    yield_!(isolate(work)).unwrap();
+    finished.get()
+}
+
+#[tinyio::coroutine]
+fn wakes_old_wakers_then_releases(stash: Stash, release: Event) -> () {
+    for _ in 0..3 {
+        yield_!(); // the isolate and its member are suspended by now
+    }
+    for waker in stash.borrow().iter() {
+        waker.wake_by_ref();
+    }
+    for _ in 0..3 {
+        yield_!();
+    }
+    release.set();
+}
+
+#[test]
+fn wakers_left_over_from_an_earlier_run_do_not_end_an_isolate_early() {
+    let lp = Loop::new();
+    let stash = Stash::default();
+    lp.run(keeps_wakers(stash.clone())).unwrap();
+    assert_eq!(stash.borrow().len(), 8);
+    let (release, finished) = (Event::new(), Rc::new(Cell::new(0)));
+    let (seen, ()) = lp
+        .run((
+            returns_when_isolate_does(release.clone(), finished.clone()),
+            wakes_old_wakers_then_releases(stash, release),
+        ))
+        .unwrap();
+    assert_eq!(seen, 1, "the isolate returned before its member finished");
+}
