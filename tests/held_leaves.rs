@@ -435,3 +435,31 @@ fn wakers_left_over_from_an_earlier_run_do_not_end_an_isolate_early() {
         .unwrap();
     assert_eq!(seen, 1, "the isolate returned before its member finished");
 }
+
+/// A member of an isolate's scope that nothing waits on, and that fails once released.
+#[tinyio::coroutine]
+fn member_fails(release: Event) -> () {
+    yield_!(release.wait());
+    Err(ThreadFailed)?;
+}
+
+#[tinyio::coroutine]
+fn isolate_error(release: Event) -> String {
+    let out = yield_!(isolate(background(member_fails(release))));
+    out.map_or_else(|error| error.to_string(), |()| "no error".to_owned())
+}
+
+#[test]
+fn a_left_over_waker_does_not_keep_an_isolate_from_catching_its_member_error() {
+    let lp = Loop::new();
+    let stash = Stash::default();
+    lp.run(keeps_wakers(stash.clone())).unwrap();
+    let release = Event::new();
+    let (caught, ()) = lp
+        .run((
+            isolate_error(release.clone()),
+            wakes_old_wakers_then_releases(stash, release),
+        ))
+        .unwrap();
+    assert_eq!(caught, "thread failed");
+}
