@@ -463,3 +463,55 @@ fn a_left_over_waker_does_not_keep_an_isolate_from_catching_its_member_error() {
         .unwrap();
     assert_eq!(caught, "thread failed");
 }
+
+#[tinyio::coroutine]
+fn sets_then_clears(event: Event) -> () {
+    yield_!(); // the waiter is registered by now
+    event.set();
+    event.clear();
+}
+
+#[test]
+fn a_held_wait_woken_by_a_set_stays_woken_after_a_clear() {
+    let event = Event::new();
+    within(60, move || {
+        Loop::new()
+            .run((waits_on(event.clone()), sets_then_clears(event.clone())))
+            .unwrap();
+        assert!(!event.is_set());
+    });
+}
+
+#[tinyio::coroutine]
+fn acquires_briefly(semaphore: Semaphore, patience: Option<u64>) -> () {
+    let permit = match patience {
+        Some(patience) => yield_!(timeout(semaphore.acquire(), ms(patience))),
+        None => Some(yield_!(semaphore.acquire())),
+    };
+    if permit.is_some() {
+        yield_!();
+    }
+}
+
+#[test]
+fn one_semaphore_many_loops_with_waiters_giving_up_keeps_its_permits() {
+    let semaphore = Semaphore::new(3);
+    let threads: Vec<_> = (0..4u64)
+        .map(|t| {
+            let semaphore = semaphore.clone();
+            std::thread::spawn(move || {
+                let all: Vec<_> = (0..60u64)
+                    .map(|i| {
+                        let patience = (i % 3 != 0).then_some((i * 7 + t) % 5);
+                        acquires_briefly(semaphore.clone(), patience)
+                    })
+                    .collect();
+                Loop::new().run(all).unwrap();
+            })
+        })
+        .collect();
+    within(60, move || {
+        threads.into_iter().for_each(|t| t.join().unwrap())
+    });
+    assert_eq!(semaphore.available(), 3);
+}
