@@ -207,7 +207,7 @@ fn a_timeout_stops_a_held_leaf_inside_an_isolate_which_still_waits_for_its_membe
     );
     assert_eq!(dropped, 1, "the stopped holder cleaned up");
     never.set(); // its wait left the event's list when it was stopped
-    assert_eq!(Loop::new().run(never.wait_timeout(ms(0))).unwrap(), true);
+    assert!(Loop::new().run(never.wait_timeout(ms(0))).unwrap());
 }
 
 #[tinyio::coroutine]
