@@ -146,3 +146,43 @@ fn a_failed_run_leaks_nothing() {
     });
     assert_eq!(leaked, 0, "bytes leaked by 20 runs");
 }
+
+/// Waits on an event nobody sets: the one leaf it yields is held in its entry.
+#[tinyio::coroutine]
+fn waits_for_nothing(event: tinyio::Event) -> () {
+    yield_!(event.wait());
+}
+
+/// Times out `times` waits, one after the other, each stopping a coroutine that holds its leaf.
+#[tinyio::coroutine]
+fn times_out_held_waits(times: usize) -> () {
+    let event = tinyio::Event::new();
+    for _ in 0..times {
+        // Started first, so that the timeout stops it while it holds its wait.
+        let waiting = waits_for_nothing(event.clone()).share();
+        yield_!(tinyio::background(waiting.clone()));
+        yield_!();
+        let out = yield_!(timeout(waiting, Duration::ZERO));
+        assert!(out.is_none());
+    }
+}
+
+/// The bytes a loop keeps after one run of `times` timeouts: the room of its table and queues,
+/// which is as large as the run's table grew.
+fn kept_after(times: usize) -> isize {
+    let lp = Loop::new();
+    let before = LIVE.with(Cell::get);
+    lp.run(times_out_held_waits(times)).unwrap();
+    LIVE.with(Cell::get) - before
+}
+
+#[test]
+fn timeouts_one_after_the_other_reuse_the_table_slots_of_what_they_stopped() {
+    // A handful of coroutines are in the table at any time, however many timeouts run: the
+    // table, and the room the loop keeps of it, must not grow with their number.
+    let (few, many) = (kept_after(100), kept_after(10_000));
+    assert!(
+        many <= few + 4096,
+        "after 100 timeouts the loop keeps {few} B, after 10000 {many} B"
+    );
+}
