@@ -73,6 +73,9 @@ pub(crate) struct Run<'s> {
     /// coroutines finish would make glibc consolidate every chunk freed so far (a pause of
     /// half a millisecond per ten thousand coroutines, in the middle of a burst of wake-ups).
     free: Vec<u32>,
+    /// While coroutines are being stopped (see `Run::stopping`): the keys freed meanwhile,
+    /// held back from reuse until it is over.
+    held_back: Option<Vec<u32>>,
     /// Tokens of coroutines ready to be resumed, in order. A coroutine removed meanwhile (stopped
     /// by a timeout) leaves a stale token, skipped.
     ready: VecDeque<u64>,
@@ -197,6 +200,7 @@ impl<'s> Run<'s> {
             error_group,
             slots: recycle(room.slots),
             free: room.free,
+            held_back: None,
             ready: room.ready,
             timers: room.timers,
             remote,
@@ -324,7 +328,11 @@ impl<'s> Run<'s> {
                     },
                 );
             }
-        } else if entry.pending == 1 && entry.waits.children().is_empty() {
+        } else if entry.pending == 1
+            && entry.waits.children().is_empty()
+            // A parked leaf, or a holder: not a boundary, whose pending counts members.
+            && (entry.task.is_leaf() || matches!(entry.waits, Waits::Held(_)))
+        {
             entry.pending = 0;
             self.schedule(key);
         }
@@ -519,7 +527,7 @@ impl<'s> Run<'s> {
         let key = match task.owner().get() {
             Owner::Finished => return Ok(0),
             Owner::Fresh => {
-                let key = self.insert(task, scope, true);
+                let key = self.insert(task, scope);
                 if self.entry(key).task.is_leaf() {
                     self.fresh_leaves.push(key);
                 } else {
@@ -588,11 +596,10 @@ impl<'s> Run<'s> {
         Ok(())
     }
 
-    /// With `reuse`, in an empty slot if there is one; else in a new one.
-    fn insert(&mut self, task: Rc<dyn Task + 's>, scope: u32, reuse: bool) -> u32 {
+    fn insert(&mut self, task: Rc<dyn Task + 's>, scope: u32) -> u32 {
         // Until it first suspends, a coroutine is placed at its definition.
         let line = task.site().line;
-        let key = match if reuse { self.free.pop() } else { None } {
+        let key = match self.free.pop() {
             Some(key) => {
                 let slot = &mut self.slots[key as usize];
                 slot.generation = slot.generation.wrapping_add(1);
@@ -639,7 +646,10 @@ impl<'s> Run<'s> {
     /// Inlined: out of line, it costs every coroutine a copy of its entry on the way out.
     #[inline(always)]
     fn remove(&mut self, key: u32) -> Entry<'s> {
-        self.free.push(key);
+        match &mut self.held_back {
+            None => self.free.push(key),
+            Some(held_back) => held_back.push(key),
+        }
         let slot = &mut self.slots[key as usize];
         let (entry, scope) = (slot.entry.take().expect("live key"), slot.scope);
         if scope != ROOT {

@@ -65,6 +65,25 @@ impl<'s> Run<'s> {
     /// timeout gives up at its deadline, and leaves them to be joined when the run (or the
     /// isolate it is in) ends.
     pub(super) fn expire(&mut self, key: u32, input: Input) -> Result<(), Failure> {
+        self.stopping(|run| run.stop_work(key, input))
+    }
+
+    /// Runs `stop` with the keys it frees held back from reuse until it is over: while
+    /// coroutines are being stopped, one may still name as its waiter the key of one stopped
+    /// already, which a reused slot would give to a stranger (a held leaf being settled).
+    fn stopping<R>(&mut self, stop: impl FnOnce(&mut Self) -> R) -> R {
+        let outer = self.held_back.is_some();
+        if !outer {
+            self.held_back = Some(Vec::new());
+        }
+        let stopped = stop(self);
+        if !outer && let Some(held_back) = self.held_back.take() {
+            self.free.extend(held_back);
+        }
+        stopped
+    }
+
+    fn stop_work(&mut self, key: u32, input: Input) -> Result<(), Failure> {
         self.settle(key);
         let waits = std::mem::replace(&mut self.entry(key).waits, Waits::NOTHING);
         let mut todo = vec![(key, waits.into_children())];
@@ -300,6 +319,16 @@ impl<'s> Run<'s> {
         boundary: u32,
         origin: Origin,
         error: Error,
+        todo: Vec<(u32, Keys<u64>)>,
+    ) -> Result<(), Failure> {
+        self.stopping(|run| run.catch_scope(boundary, origin, error, todo))
+    }
+
+    fn catch_scope(
+        &mut self,
+        boundary: u32,
+        origin: Origin,
+        error: Error,
         mut todo: Vec<(u32, Keys<u64>)>,
     ) -> Result<(), Failure> {
         let error = match origin {
@@ -484,6 +513,9 @@ impl<'s> Run<'s> {
             self.cancel_into(entry.task, frame, listed, cancelled);
         }
         self.free.clear();
+        if let Some(held_back) = &mut self.held_back {
+            held_back.clear();
+        }
         self.slots.clear();
     }
 

@@ -89,9 +89,7 @@ impl<'s> Run<'s> {
         let Waits::Held(leaf) = std::mem::replace(&mut entry.waits, Waits::NOTHING) else {
             unreachable!("checked")
         };
-        // In a new slot: while coroutines are being stopped, one may still name as its waiter
-        // the key of one stopped already, which a reused slot would give a stranger.
-        let child = self.insert(leaf, self.slots[key as usize].scope, false);
+        let child = self.insert(leaf, self.slots[key as usize].scope);
         let waited = self.entry(child);
         (waited.pending, waited.waiters) = (1, Waiters::One(key));
         let token = self.token(child);
