@@ -203,13 +203,13 @@ impl<T> fmt::Debug for SharedCoroutine<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SharedCoroutine")
             .field("name", &self.name())
-            .field("finished", &(self.node.owner().get() == Owner::Finished))
+            .field("finished", &(self.node.owner() == Some(Owner::Finished)))
             .finish_non_exhaustive()
     }
 }
 
-/// Which run, if any, a coroutine belongs to. Kept in the coroutine so that the loop finds a
-/// shared coroutine's place in its run without hashing.
+/// Which run, if any, a coroutine belongs to, as its [`State`] tells it. Kept in the coroutine
+/// so that the loop finds a shared coroutine's place in its run without hashing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Owner {
     /// Never scheduled.
@@ -239,15 +239,18 @@ pub(crate) enum Ended {
 /// What the loop asks of a coroutine, whatever its output type.
 pub(crate) trait Task {
     fn site(&self) -> Place;
-    fn owner(&self) -> &Cell<Owner>;
+    /// Where it is, or how it ended; `None` while it runs (only it could be asking).
+    fn owner(&self) -> Option<Owner>;
+    /// It is scheduled by run `run`, at `key` in its table.
+    fn schedule(&self, run: u32, key: u32);
+    /// It ended without an output: its body is dropped (a panic in a destructor unwinds from
+    /// here).
+    fn end(&self, ended: Ended);
     /// Whether the coroutine has run at all; one that has not is dropped, not resumed, on
     /// cancellation.
     fn started(&self) -> bool;
     /// Whether this is a leaf (polled like a future) rather than a generator.
     fn is_leaf(&self) -> bool;
-    /// Drops the body without running it further: for coroutines that never started, or that
-    /// misbehaved when cancelled.
-    fn discard(&self);
     /// Runs the coroutine until it next suspends, delivering `input` at its suspension point. Must not be called again once it returned `Done` or `Fail`, or
     /// panicked.
     fn resume<'s>(&self, input: Input, cx: &mut Cx<'_>) -> Step<'s>
@@ -658,29 +661,37 @@ pub(crate) enum BodyStep<'s, T> {
     Fail(Error),
 }
 
-/// One coroutine: where it comes from, where it is scheduled, and its body or output.
+/// One coroutine: where it comes from, and its state.
 struct NodeCell<B: Body, O> {
     origin: O,
-    owner: Cell<Owner>,
-    /// Whether the body has been resumed at least once.
-    started: Cell<bool>,
     state: RefCell<State<B, B::Output>>,
 }
 
+/// A coroutine's one state, from its making to its end.
 enum State<B, T> {
-    Body(B),
-    Finished(T),
-    /// Failed, panicked, or its output was taken.
-    Empty,
+    /// Not finished: where it is scheduled (run and key; `None`: not yet), whether it has been
+    /// resumed at all, and its body.
+    Body {
+        at: Option<(u32, u32)>,
+        started: bool,
+        body: B,
+    },
+    /// Finished: its output, until it is taken (a shared coroutine's is only lent).
+    Finished(Option<T>),
+    /// Ended without an output; never runs again.
+    Dead(Ended),
 }
 
 impl<B: Body, O> NodeCell<B, O> {
     fn new(origin: O, body: B) -> Self {
+        let state = State::Body {
+            at: None,
+            started: false,
+            body,
+        };
         NodeCell {
             origin,
-            owner: Cell::new(Owner::Fresh),
-            started: Cell::new(false),
-            state: RefCell::new(State::Body(body)),
+            state: RefCell::new(state),
         }
     }
 }
@@ -690,21 +701,39 @@ impl<B: Body, O: Origin> Task for NodeCell<B, O> {
         self.origin.place()
     }
 
-    fn owner(&self) -> &Cell<Owner> {
-        &self.owner
+    fn owner(&self) -> Option<Owner> {
+        Some(match &*self.state.try_borrow().ok()? {
+            State::Body { at: None, .. } => Owner::Fresh,
+            &State::Body {
+                at: Some((run, key)),
+                ..
+            } => Owner::Scheduled { run, key },
+            State::Finished(_) => Owner::Finished,
+            &State::Dead(ended) => Owner::Dead(ended),
+        })
+    }
+
+    fn schedule(&self, run: u32, key: u32) {
+        match &mut *self.state.borrow_mut() {
+            State::Body { at, .. } => *at = Some((run, key)),
+            // A held leaf that failed, settled in the table to be traced: it stays ended.
+            State::Finished(_) | State::Dead(_) => {}
+        }
+    }
+
+    fn end(&self, ended: Ended) {
+        let mut state = self.state.borrow_mut();
+        let body = mem::replace(&mut *state, State::Dead(ended));
+        drop(state);
+        drop(body);
     }
 
     fn started(&self) -> bool {
-        self.started.get()
+        matches!(*self.state.borrow(), State::Body { started: true, .. })
     }
 
     fn is_leaf(&self) -> bool {
         B::LEAF
-    }
-
-    fn discard(&self) {
-        let body = mem::replace(&mut *self.state.borrow_mut(), State::Empty);
-        drop(body);
     }
 
     fn resume<'s>(&self, input: Input, cx: &mut Cx<'_>) -> Step<'s>
@@ -714,11 +743,11 @@ impl<B: Body, O: Origin> Task for NodeCell<B, O> {
         // The body runs in place, with the state borrowed: nothing else reads this node's state
         // while it runs (a shared coroutine awaiting itself is caught as a cycle before any
         // output is read). After a panic the loop never resumes it again.
-        self.started.set(true);
         let mut state = self.state.borrow_mut();
-        let State::Body(body) = &mut *state else {
+        let State::Body { started, body, .. } = &mut *state else {
             unreachable!("resumed a finished coroutine")
         };
+        *started = true;
         let placing = if B::LEAF { None } else { self.origin.placing() };
         let step = body.step(input, cx);
         drop(placing);
@@ -728,11 +757,11 @@ impl<B: Body, O: Origin> Task for NodeCell<B, O> {
             BodyStep::Done(output) => {
                 // The body is dropped in place. Its drop cannot reach this node's state: only
                 // the loop reads it, never from inside a resume.
-                *state = State::Finished(output);
+                *state = State::Finished(Some(output));
                 Step::Done
             }
             BodyStep::Fail(error) => {
-                let body = mem::replace(&mut *state, State::Empty);
+                let body = mem::replace(&mut *state, State::Dead(Ended::Failed));
                 drop(state);
                 drop(body);
                 // Where a built-in's body raised is inside this crate: its frame says where.
@@ -748,15 +777,15 @@ impl<B: Body, O: Origin> Task for NodeCell<B, O> {
 
 impl<B: Body, O: Origin> Node<B::Output> for NodeCell<B, O> {
     fn take(&self) -> B::Output {
-        match mem::replace(&mut *self.state.borrow_mut(), State::Empty) {
-            State::Finished(output) => output,
+        match &mut *self.state.borrow_mut() {
+            State::Finished(output) => output.take().expect("taken once"),
             _ => unreachable!("took the output of an unfinished coroutine"),
         }
     }
 
     fn with_output(&self, f: &mut dyn FnMut(&B::Output)) {
         match &*self.state.borrow() {
-            State::Finished(output) => f(output),
+            State::Finished(Some(output)) => f(output),
             _ => unreachable!("read the output of an unfinished coroutine"),
         }
     }

@@ -401,7 +401,7 @@ impl<'s> Run<'s> {
                 }
                 if let Some(leaf) = submission.sole()
                     && leaf.is_leaf()
-                    && leaf.owner().get() == Owner::Fresh
+                    && leaf.owner() == Some(Owner::Fresh)
                     // The submission's handle and the waiter's, to read the output from: as a
                     // `Coroutine` is not `Clone`, nobody else can yield it.
                     && Rc::strong_count(leaf) == 2
@@ -524,9 +524,9 @@ impl<'s> Run<'s> {
         task: Rc<dyn Task + 's>,
         wait: bool,
     ) -> Result<u32, Error> {
-        let key = match task.owner().get() {
-            Owner::Finished => return Ok(0),
-            Owner::Fresh => {
+        let key = match task.owner() {
+            Some(Owner::Finished) => return Ok(0),
+            Some(Owner::Fresh) => {
                 let key = self.insert(task, scope);
                 if self.entry(key).task.is_leaf() {
                     self.fresh_leaves.push(key);
@@ -535,7 +535,7 @@ impl<'s> Run<'s> {
                 }
                 key
             }
-            Owner::Scheduled { run, key }
+            Some(Owner::Scheduled { run, key })
                 if run == self.id && self.holds(key, &task) && self.member_scope(key) == scope =>
             {
                 if wait && let Some(cycle) = self.find_cycle(waiter, key) {
@@ -544,9 +544,10 @@ impl<'s> Run<'s> {
                 }
                 key
             }
-            owner @ (Owner::Scheduled { .. } | Owner::Dead(_)) => {
+            // `None`: it is running, in a loop this one runs inside.
+            owner @ (Some(Owner::Scheduled { .. } | Owner::Dead(_)) | None) => {
                 let name = task.site().name;
-                let error = Error::cancelled_because(match owner {
+                let error = Error::cancelled_because(match owner.unwrap_or(Owner::Fresh) {
                     Owner::Dead(Ended::Failed) => {
                         format!("coroutine `{name}` failed, so it has no output to give")
                     }
@@ -636,10 +637,7 @@ impl<'s> Run<'s> {
             self.join(scope, key);
         }
         let run = self.id;
-        self.entry(key)
-            .task
-            .owner()
-            .set(Owner::Scheduled { run, key });
+        self.entry(key).task.schedule(run, key);
         key
     }
 
@@ -740,7 +738,6 @@ impl<'s> Run<'s> {
     /// A coroutine finished: wake whoever waited on it.
     fn finish(&mut self, key: u32) -> Result<(), Failure> {
         let Entry { task, waiters, .. } = self.remove(key);
-        task.owner().set(Owner::Finished);
         // The last handle may be the table's (a background coroutine): its output drops here.
         if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| drop(task))) {
             return Err(self.crash(Origin::Outside, Failure::Panic(payload)));

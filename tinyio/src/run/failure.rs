@@ -163,7 +163,7 @@ impl<'s> Run<'s> {
                         }))
                     })
                 } else {
-                    panic::catch_unwind(AssertUnwindSafe(|| task.discard()))
+                    panic::catch_unwind(AssertUnwindSafe(|| task.end(ended)))
                         .map(|()| Ok(Error::cancelled()))
                 };
                 let mut failed = None;
@@ -194,9 +194,10 @@ impl<'s> Run<'s> {
                         waits,
                         ..
                     } = self.remove(child);
-                    removed.owner().set(Owner::Dead(ended));
-                    let dropped =
-                        panic::catch_unwind(AssertUnwindSafe(move || drop((task, removed))));
+                    let dropped = panic::catch_unwind(AssertUnwindSafe(move || {
+                        removed.end(ended);
+                        drop((task, removed));
+                    }));
                     if let Err(payload) = dropped {
                         failed.get_or_insert((Origin::Outside, Failure::Panic(payload)));
                     }
@@ -391,8 +392,11 @@ impl<'s> Run<'s> {
             Origin::Outside | Origin::Suspended(_) => None,
         };
         if let Some(task) = failed {
-            task.owner().set(Owner::Dead(Ended::Failed));
-            if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| drop(task))) {
+            let dropped = panic::catch_unwind(AssertUnwindSafe(|| {
+                task.end(Ended::Failed); // its body, if it panicked
+                drop(task);
+            }));
+            if let Err(payload) = dropped {
                 cancelled.panic.get_or_insert(payload);
             }
         }
@@ -541,7 +545,6 @@ impl<'s> Run<'s> {
         task: Rc<dyn Task + 's>,
         frame: Frame,
     ) -> std::thread::Result<Result<Error, Error>> {
-        task.owner().set(Owner::Dead(Ended::Cancelled));
         let remote = &self.remote;
         let waker = || Waker::from(LeafWaker::new(remote, u64::MAX));
         let mut cx = Cx {
@@ -553,7 +556,7 @@ impl<'s> Run<'s> {
         };
         panic::catch_unwind(AssertUnwindSafe(|| {
             if !task.started() {
-                task.discard();
+                task.end(Ended::Cancelled);
                 return Ok(Error::cancelled().traced(frame, Vec::new()));
             }
             let step = task.resume(Input::Cancel, &mut cx);
@@ -562,7 +565,13 @@ impl<'s> Run<'s> {
                 .map(trace)
                 .map_err(trace)
         }))
-        .and_then(|outcome| panic::catch_unwind(AssertUnwindSafe(|| drop(task))).map(|()| outcome))
+        .and_then(|outcome| {
+            let ended = panic::catch_unwind(AssertUnwindSafe(|| {
+                task.end(Ended::Cancelled);
+                drop(task);
+            }));
+            ended.map(|()| outcome)
+        })
     }
 }
 
@@ -588,7 +597,7 @@ fn answer<'s>(
         Step::Done => Err(misbehaved("returned a value")),
         step @ (Step::Yield(_) | Step::Park(_)) => {
             drop(step.into_submission());
-            task.discard();
+            task.end(Ended::Cancelled);
             Err(misbehaved("yielded again"))
         }
     }

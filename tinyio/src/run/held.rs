@@ -40,10 +40,7 @@ impl<'s> Run<'s> {
     /// coroutine's entry, and poll it.
     #[inline(always)]
     pub(super) fn hold(&mut self, token: u64, leaf: Rc<dyn Task + 's>) -> Result<(), Failure> {
-        leaf.owner().set(Owner::Scheduled {
-            run: self.id,
-            key: token as u32,
-        });
+        leaf.schedule(self.id, token as u32);
         let children = std::mem::replace(&mut self.entry(token as u32).waits, Waits::Held(leaf));
         drop(children);
         if self.poll_held(token)? {
@@ -65,11 +62,10 @@ impl<'s> Run<'s> {
             Ok(Step::Done) => {
                 let entry = self.entry(key);
                 entry.pending = 0;
-                let Waits::Held(leaf) = std::mem::replace(&mut entry.waits, Waits::NOTHING) else {
-                    unreachable!("polled a held leaf")
-                };
-                leaf.owner().set(Owner::Finished);
-                return Ok(true); // the waiter holds the other handle: nothing is dropped here
+                let held = std::mem::replace(&mut entry.waits, Waits::NOTHING);
+                debug_assert!(matches!(held, Waits::Held(_)), "polled a held leaf");
+                // The waiter holds the leaf's other handle: only a count drops here.
+                return Ok(true);
             }
             Ok(Step::Fail(error)) => Failure::Error(error),
             Ok(Step::Yield(_)) => unreachable!("a leaf does not yield"),
