@@ -293,7 +293,7 @@ where
     })
 }
 
-/// The one suspension point of an [`isolate`](crate::isolate): starts `value` as the first
+/// The one suspension point of an [`isolate`]: starts `value` as the first
 /// members of an isolated scope whose boundary is this coroutine, and waits until every member
 /// has finished (what they started in the background too). Then gives `value`'s output, or the
 /// error that failed the scope, which the run has put in `caught` and cancelled the scope for,

@@ -549,7 +549,7 @@ pub(crate) struct Caught {
 
 impl Caught {
     /// Joins the threads left, then gives the error that failed the scope, grouped with those
-    /// the threads ended with as [`ErrorGroup::Auto`] does, if any. A thread's panic resumes.
+    /// the threads ended with as [`ErrorGroup::Auto`](crate::ErrorGroup::Auto) does, if any. A thread's panic resumes.
     pub(crate) fn take(&self) -> Option<Error> {
         let mut errors: Vec<Error> = self.error.take().into_iter().collect();
         // One at a time: after a panic, those left are joined when this is dropped.
@@ -601,7 +601,7 @@ impl Join {
     }
 }
 
-/// Errors as an isolated scope gives them, grouped as [`ErrorGroup::Auto`] does: the first
+/// Errors as an isolated scope gives them, grouped as [`ErrorGroup::Auto`](crate::ErrorGroup::Auto) does: the first
 /// alone, or a group if there are more; `None` if there are none.
 pub(crate) fn group(mut errors: Vec<Error>) -> Option<Error> {
     match errors.len() {

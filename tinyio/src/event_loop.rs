@@ -240,7 +240,7 @@ impl Loop {
 }
 
 /// A run being driven: by [`Loop::run`], or by an async executor through
-/// [`to_future`](crate::to_future).
+/// [`to_future`].
 pub(crate) struct Session<'a, Y: Yieldable> {
     pub(crate) run: Run<'a>,
     /// What the root collects its output from; `None` once given out.

@@ -84,12 +84,12 @@ mod tokio_support {
     ///
     /// It runs on the ambient runtime when that runtime is certainly being driven (a
     /// multi-thread runtime, or the current-thread runtime whose task is awaiting this loop
-    /// through [`to_future`]); otherwise on a small runtime of tinyio's own, with one worker
+    /// through [`to_future`](crate::to_future)); otherwise on a small runtime of tinyio's own, with one worker
     /// thread. A panic in the task resumes in the loop.
     ///
     /// Cancelling the coroutine aborts the task and joins it like a thread call: `Loop::run`
     /// returns only once the future has been dropped, even if it was inside a poll. A loop driven
-    /// through [`to_future`] cannot block its executor's thread, which the runtime may need to
+    /// through [`to_future`](crate::to_future) cannot block its executor's thread, which the runtime may need to
     /// finish the abort; there the future is dropped when its runtime next gets to it, possibly
     /// after the loop's future has resolved.
     ///
@@ -177,7 +177,7 @@ mod tokio_support {
             }
         }
 
-        /// Aborts the task and, unless the loop is driven through [`to_future`] (whose executor
+        /// Aborts the task and, unless the loop is driven through [`to_future`](crate::to_future) (whose executor
         /// may be the very runtime that must finish the abort, on this thread), joins it with the
         /// loop's threads: the future is dropped before the run returns.
         fn cancel(&mut self, cx: &mut Cx<'_>) {

@@ -79,7 +79,9 @@ impl Event {
     /// ```
     pub fn set(&self) {
         let state = &*self.0;
-        state.set.store(true, Ordering::SeqCst);
+        // Ordered by the lock: a wait that takes the lock after this `set` sees the flag; one
+        // that took it before is on the list that this `set` then takes.
+        state.set.store(true, Ordering::Release);
         let mut tickets = lock(&state.waiters);
         if tickets.is_empty() {
             return;
@@ -197,7 +199,7 @@ impl Leaf for EventWait {
                 let mut tickets = lock(&state.waiters);
                 // Checked again under the lock, which `set` takes after setting the flag:
                 // either this sees the flag, or `set` sees this wait.
-                if state.set.load(Ordering::SeqCst) {
+                if state.set.load(Ordering::Relaxed) {
                     return Poll::Ready(Ok(true));
                 }
                 self.ticket = Some(tickets.push((cx.waker)()));

@@ -197,7 +197,7 @@ impl Drop for Advancing {
     }
 }
 
-/// Wakes the thread blocked in [`Loop::run`].
+/// Wakes the thread blocked in [`Loop::run`](crate::Loop::run).
 pub(crate) struct Unpark(pub(crate) std::thread::Thread);
 
 impl Wake for Unpark {
@@ -224,16 +224,21 @@ impl LeafWaker {
         })
     }
 
-    /// A waker for `token`: `old` made new again if nobody else holds it (so no stale holder
-    /// can ever wake the new owner), else a fresh one.
+    /// A waker for `token`: `old` itself if it wakes `token` already; else `old` made new
+    /// again if nobody else holds it (so no stale holder can ever wake the new owner), else a
+    /// fresh one.
     pub(crate) fn reuse(old: Option<Arc<Self>>, remote: &Arc<Remote>, token: u64) -> Arc<Self> {
-        if let Some(mut waker) = old
-            && let Some(reused) = Arc::get_mut(&mut waker)
-        {
-            reused.token = token;
-            return waker;
+        match old {
+            Some(waker) if waker.token == token => waker,
+            Some(mut waker) => match Arc::get_mut(&mut waker) {
+                Some(reused) => {
+                    reused.token = token;
+                    waker
+                }
+                None => Self::new(remote, token),
+            },
+            None => Self::new(remote, token),
         }
-        Self::new(remote, token)
     }
 }
 
@@ -247,7 +252,7 @@ impl Wake for LeafWaker {
     }
 }
 
-/// The shared state of a [`CancelHandle`].
+/// The shared state of a [`CancelHandle`](crate::CancelHandle).
 #[derive(Default)]
 pub(crate) struct Cancel(Mutex<State>);
 
