@@ -222,49 +222,6 @@ fn the_stall_report_names_channel_waits() {
     drop(tx);
 }
 
-/// Cancelling many waiters of one channel: each leaves its line in O(log n). From n to 10 n
-/// waiters the run grows about as much as a control whose waiters each wait on an event of their
-/// own; a scan per waiter would make it grow about ten times as much. (tests/waiters_leave.rs
-/// explains the method.)
-#[test]
-fn cancelling_many_waiters_is_not_quadratic() {
-    #[tinyio::coroutine]
-    fn waits(rx: Option<Receiver<u32>>) -> () {
-        match rx {
-            Some(rx) => drop(yield_!(rx.recv())),
-            None => yield_!(Event::new().wait()),
-        }
-    }
-    let cancel = |n: usize, shared: bool| {
-        let (_tx, rx) = channel::<u32>(1);
-        let waiters: Vec<_> = (0..n).map(|_| waits(shared.then(|| rx.clone()))).collect();
-        let start = std::time::Instant::now();
-        let err = Loop::new()
-            .run((waiters, fails_after_pauses(1)))
-            .unwrap_err();
-        assert_eq!(err.to_string(), "failed");
-        start.elapsed().as_secs_f64()
-    };
-    if common::under_valgrind() {
-        cancel(1_000, true);
-        return;
-    }
-    let best = |n: usize| {
-        let (mut shared, mut control) = (f64::MAX, f64::MAX);
-        for _ in 0..3 {
-            control = control.min(cancel(n, false));
-            shared = shared.min(cancel(n, true));
-        }
-        (shared, control)
-    };
-    let ((small, small_control), (large, large_control)) = (best(2_000), best(20_000));
-    let (grew, control_grew) = (large / small, large_control / small_control);
-    assert!(
-        grew <= control_grew * 2.5,
-        "from 2,000 to 20,000 waiters the run grew {grew:.1}x, the control {control_grew:.1}x"
-    );
-}
-
 /// A channel driven by one coroutine's `try_send` and `try_recv` behaves as a bounded
 /// `VecDeque`.
 #[derive(Clone, Debug)]

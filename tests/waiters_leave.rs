@@ -1,5 +1,5 @@
 //! Many waiters leaving one thing at once: cancelled while they wait on one event, semaphore,
-//! lock or barrier, or timed out together. Each leaves without a scan of the others, so the
+//! lock, barrier or channel, or timed out together. Each leaves without a scan of the others, so the
 //! whole costs about n log n. Each test runs its scenario with every waiter on one shared thing,
 //! and a control with every waiter on a thing of its own (an event each: the same number of
 //! coroutines and cancellations, no shared queue to leave), both at n and at 10 n. Ten times the
@@ -22,7 +22,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use common::{CountDrops, ms};
-use tinyio::{Barrier, Coro, Event, Lock, Loop, Semaphore, timeout};
+use tinyio::{Barrier, Coro, Event, Lock, Loop, Receiver, Semaphore, channel, timeout};
 
 /// The smaller size; the larger is ten times it. Larger in a release build, where 10^4 waiters
 /// take a few milliseconds: too short to time steadily on a busy machine.
@@ -171,6 +171,30 @@ fn cancelling_waiters_of_one_semaphore_cost_like_their_control() {
         // The queue is empty: the permit goes back to the pool, not to a waiter that left.
         drop(permit);
         assert_eq!(semaphore.available(), 1);
+    });
+}
+
+#[tinyio::coroutine]
+fn receive(rx: Receiver<u32>, waiter: Waiter) -> () {
+    if waiter.late {
+        yield_!();
+    }
+    waiter.start();
+    let _ = yield_!(rx.recv());
+    unreachable!("nothing is ever sent");
+}
+
+#[test]
+fn cancelling_receivers_of_one_channel_cost_like_their_control() {
+    costs_like_its_control("channel receivers cancelled", N, |n, shared| {
+        let (tx, rx) = channel::<u32>(1);
+        cancel_waiters(n, |waiter| match shared {
+            true => receive(rx.clone(), waiter),
+            false => wait_event(Event::new(), waiter),
+        });
+        // Nobody is left in line: a value sent now waits in the buffer for the next receive.
+        tx.try_send(7).unwrap();
+        assert_eq!(Loop::new().run(rx.recv()).unwrap(), Some(7));
     });
 }
 

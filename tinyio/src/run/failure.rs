@@ -84,7 +84,7 @@ impl<'s> Run<'s> {
     }
 
     fn stop_work(&mut self, key: u32, input: Input) -> Result<(), Failure> {
-        self.settle(key);
+        // A timed wait holds no leaf: what it yields has a deadline or a handle.
         let waits = std::mem::replace(&mut self.entry(key).waits, Waits::NOTHING);
         let mut todo = vec![(key, waits.into_children())];
         let (joins, scope) = (self.joins.len(), self.slots[key as usize].scope);
@@ -384,7 +384,7 @@ impl<'s> Run<'s> {
         let mut children = None;
         let failed = match origin {
             Origin::Failed(key) => {
-                self.settle(key);
+                // It was resumed (or is a leaf), so it holds no leaf.
                 let Entry { task, waits, .. } = self.remove(key);
                 children = Some((key, waits.into_children()));
                 Some(task)
