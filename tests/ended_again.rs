@@ -257,6 +257,23 @@ fn a_misbehaving_coroutine_whose_destructor_panics_as_it_is_ended() {
         "(fails_now(), holds(..))",
         (fails_now(), holds(PanicOnDrop)),
     );
+    // Never started, cancelled by its isolate's failure.
+    #[tinyio::coroutine]
+    fn isolated_never_started() -> u32 {
+        let out = yield_!(isolate((fails_now(), holds(PanicOnDrop))));
+        assert!(out.is_err());
+        0
+    }
+    expect_bomb(
+        "isolate((fails_now(), holds(..)))",
+        isolated_never_started(),
+    );
+    // Never started, withdrawn by a race another runner won at its first resume.
+    #[tinyio::coroutine]
+    fn loses_unstarted() -> () {
+        yield_!(race((sleep(Duration::ZERO), holds(PanicOnDrop))));
+    }
+    expect_bomb("race((sleep, holds(..)))", loses_unstarted());
     // Returns a value after its cancellation: the misbehaviour is an error, not a panic.
     let error = Loop::new()
         .run((returns_anyway(), fails_soon()))
@@ -564,5 +581,79 @@ fn a_misbehaving_coroutine_ended_by_a_timeout_or_a_handle_is_seen_so_by_its_dest
         );
         let seen = SEEN.with_borrow_mut(std::mem::take);
         assert!(seen[1].contains(says), "{says:?} not in {seen:?}");
+    }
+}
+
+/// Returns a value when it is told to stop, instead of propagating the error.
+#[tinyio::coroutine]
+fn answers_anyway() -> u32 {
+    let _ = tinyio::try_yield!(sleep(Duration::from_secs(3600)));
+    5
+}
+
+/// A shared coroutine that returned a value after a timeout stopped it misbehaved: it failed
+/// its run or its isolate, and has no output to give afterwards.
+#[test]
+fn a_shared_coroutine_that_returns_after_a_timeout_gives_no_output_afterwards() {
+    #[tinyio::coroutine]
+    fn isolated(s: Shared<u32>) -> String {
+        let out = yield_!(isolate(under_timeout(s.clone())));
+        assert!(
+            out.unwrap_err()
+                .to_string()
+                .contains("did not respond properly")
+        );
+        yield_!(again(s))
+    }
+    let lp = Loop::new();
+    let s = answers_anyway().share();
+    let message = lp.run(isolated(s.clone())).unwrap();
+    assert!(message.contains("no output to give"), "{message}");
+    assert!(!format!("{s:?}").contains("finished: true"));
+    let s = answers_anyway().share();
+    let error = lp.run(under_timeout(s.clone())).unwrap_err();
+    assert!(
+        error.to_string().contains("did not respond properly"),
+        "{error}"
+    );
+    check_yielded_again(&s, &lp, "no output to give");
+}
+
+struct BombFuture(Arc<std::sync::atomic::AtomicUsize>);
+
+impl std::future::Future for BombFuture {
+    type Output = u32;
+    fn poll(self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>) -> Poll<u32> {
+        Poll::Ready(1)
+    }
+}
+
+impl Drop for BombFuture {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        panic!("destructor panicked");
+    }
+}
+
+/// A finished leaf whose future panics as it is dropped: dropped once, the panic resumes out of
+/// the run, and a shared one is failed afterwards.
+#[test]
+fn a_leaf_whose_future_panics_on_drop_once_it_is_ready() {
+    for shared in [false, true] {
+        let drops = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        #[tinyio::coroutine]
+        fn waits(f: tinyio::Coro<u32>) -> u32 {
+            yield_!(f)
+        }
+        let leaf = tinyio::from_future(BombFuture(drops.clone()));
+        if shared {
+            let s = leaf.share();
+            expect_bomb("shared", (s.clone(), s.clone()));
+            let error = Loop::new().run(s).unwrap_err().to_string();
+            assert!(error.contains("failed, so it has no output"), "{error}");
+        } else {
+            expect_bomb("held", waits(leaf));
+        }
+        assert_eq!(drops.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 }
