@@ -186,3 +186,52 @@ fn timeouts_one_after_the_other_reuse_the_table_slots_of_what_they_stopped() {
         "after 100 timeouts the loop keeps {few} B, after 10000 {many} B"
     );
 }
+
+/// Holds a bomb, and yields again when it is told to stop instead of propagating the error: the
+/// loop ends it, and its bomb goes off there.
+#[tinyio::coroutine]
+fn stubborn() -> () {
+    let _bomb = PanicOnDrop;
+    loop {
+        let _ = tinyio::try_yield!(sleep(Duration::from_secs(3600)));
+    }
+}
+
+#[tinyio::coroutine]
+fn stubborn_times_out() -> Option<()> {
+    let started = stubborn().share();
+    yield_!(tinyio::background(started.clone()));
+    yield_!();
+    yield_!(timeout(started, Duration::ZERO))
+}
+
+#[tinyio::coroutine]
+fn stubborn_in_a_failed_isolate() -> () {
+    let out = yield_!(tinyio::isolate((stubborn(), fails())));
+    assert!(out.is_err());
+}
+
+#[test]
+fn a_destructor_panicking_as_the_loop_ends_a_misbehaving_coroutine_leaks_nothing() {
+    let leaked = quietly(|| {
+        leaked_by(20, || {
+            for outcome in [
+                catch_unwind(AssertUnwindSafe(|| {
+                    Loop::new().run(stubborn_times_out()).map(drop)
+                })),
+                catch_unwind(AssertUnwindSafe(|| {
+                    Loop::new().run((stubborn(), fails())).map(drop)
+                })),
+                catch_unwind(AssertUnwindSafe(|| {
+                    Loop::new().run(stubborn_in_a_failed_isolate())
+                })),
+            ] {
+                assert!(
+                    outcome.is_err(),
+                    "the destructor's panic resumes out of `run`"
+                );
+            }
+        })
+    });
+    assert_eq!(leaked, 0, "bytes leaked by 20 runs of each");
+}
