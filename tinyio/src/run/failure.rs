@@ -157,7 +157,7 @@ impl<'s> Run<'s> {
                 let answered = if task.started() {
                     self.resume::<false>(token, input).and_then(|step| {
                         panic::catch_unwind(AssertUnwindSafe(|| {
-                            answer(step, &*task, |error| {
+                            answer(step, &*task, ended, |error| {
                                 error.is_timeout() || error.is_cancelled()
                             })
                         }))
@@ -561,7 +561,7 @@ impl<'s> Run<'s> {
             }
             let step = task.resume(Input::Cancel, &mut cx);
             let trace = |error: Error| error.traced(frame, Vec::new());
-            answer(step, &*task, Error::is_cancelled)
+            answer(step, &*task, Ended::Cancelled, Error::is_cancelled)
                 .map(trace)
                 .map_err(trace)
         }))
@@ -582,6 +582,7 @@ impl<'s> Run<'s> {
 fn answer<'s>(
     step: Step<'s>,
     task: &(dyn Task + 's),
+    ended: Ended,
     clean: impl Fn(&Error) -> bool,
 ) -> Result<Error, Error> {
     let misbehaved = |what: &str| {
@@ -597,7 +598,7 @@ fn answer<'s>(
         Step::Done => Err(misbehaved("returned a value")),
         step @ (Step::Yield(_) | Step::Park(_)) => {
             drop(step.into_submission());
-            task.end(Ended::Cancelled);
+            task.end(ended);
             Err(misbehaved("yielded again"))
         }
     }
