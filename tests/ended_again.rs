@@ -27,7 +27,9 @@ fn selfish() -> u32 {
     assert!(shown.contains("finished: false"), "{shown}");
     let error = Loop::new().run(me).unwrap_err();
     assert!(
-        error.to_string().contains("another loop run"),
+        error
+            .to_string()
+            .contains("`selfish` is running: this loop runs inside it"),
         "from inside its own body: {error}"
     );
     yield_!();
@@ -58,7 +60,12 @@ fn a_shared_leaf_yielded_from_a_loop_nested_in_its_own_poll() {
         let me = inside.borrow().clone().expect("set before the run");
         assert!(format!("{me:?}").contains("finished: false"));
         let error = Loop::new().run(me).unwrap_err();
-        assert!(error.to_string().contains("another loop run"), "{error}");
+        assert!(
+            error
+                .to_string()
+                .contains("is running: this loop runs inside it"),
+            "{error}"
+        );
         Poll::Ready(3)
     }))
     .share();
@@ -528,7 +535,10 @@ fn a_coroutine_cleaning_up_after_a_timeout_is_seen_as_running_by_its_own_destruc
     let seen = SEEN.with_borrow_mut(std::mem::take);
     assert!(seen[0].contains("finished: false"), "{seen:?}");
     // Its locals drop as its body propagates the timeout: it is still running.
-    assert!(seen[1].contains("has not finished"), "{seen:?}");
+    assert!(
+        seen[1].contains("is running: this loop runs inside it"),
+        "{seen:?}"
+    );
 }
 
 #[test]
@@ -539,7 +549,10 @@ fn a_coroutine_cleaning_up_after_a_crash_is_seen_as_running_by_its_own_destructo
     let error = Loop::new().run((me, fails_soon())).unwrap_err();
     assert_eq!(error.to_string(), "the original error");
     let seen = SEEN.with_borrow_mut(std::mem::take);
-    assert!(seen[1].contains("has not finished"), "{seen:?}");
+    assert!(
+        seen[1].contains("is running: this loop runs inside it"),
+        "{seen:?}"
+    );
 }
 
 /// Holds a guard that looks back at it, and yields again when it is told to stop: the loop

@@ -547,7 +547,13 @@ impl<'s> Run<'s> {
             // `None`: it is running, in a loop this one runs inside.
             owner @ (Some(Owner::Scheduled { .. } | Owner::Dead(_)) | None) => {
                 let name = task.site().name;
-                let error = Error::cancelled_because(match owner.unwrap_or(Owner::Fresh) {
+                let Some(owner) = owner else {
+                    return Err(Error::cancelled_because(format!(
+                        "coroutine `{name}` is running: this loop runs inside it, so it cannot \
+                         wait on it (it has no output yet)"
+                    )));
+                };
+                let error = Error::cancelled_because(match owner {
                     Owner::Dead(Ended::Failed) => {
                         format!("coroutine `{name}` failed, so it has no output to give")
                     }
