@@ -492,6 +492,10 @@ impl<'s> Run<'s> {
         self.slots[key as usize].entry.as_mut().expect("live key")
     }
 
+    fn entry_ref(&self, key: u32) -> &Entry<'s> {
+        self.slots[key as usize].entry.as_ref().expect("live key")
+    }
+
     /// Files what `waiter` yielded: schedules new coroutines, and returns how many it must wait
     /// for; or the error that refuses what it yielded.
     pub(crate) fn submit(&mut self, waiter: u32, submission: Submission<'s>) -> Result<u32, Error> {

@@ -233,18 +233,7 @@ impl<'s> Run<'s> {
         let mut todo = VecDeque::from([waiter]);
         while let Some(key) = todo.pop_front() {
             if key == child {
-                let name = |key: u32| {
-                    format!(
-                        "`{}`",
-                        self.slots[key as usize]
-                            .entry
-                            .as_ref()
-                            .unwrap()
-                            .task
-                            .site()
-                            .name
-                    )
-                };
+                let name = |key: u32| format!("`{}`", self.entry_ref(key).task.site().name);
                 let mut names = vec![name(waiter)];
                 let mut key = child;
                 while key != waiter {
@@ -273,7 +262,7 @@ impl<'s> Run<'s> {
     /// Also gives the keys of that chain.
     fn frames(&self, key: u32) -> (Frame, Vec<Frame>, HashSet<u32>) {
         let frame = |key: u32| {
-            let entry = self.slots[key as usize].entry.as_ref().expect("live key");
+            let entry = self.entry_ref(key);
             entry.task.site().frame(entry.line)
         };
         let (mut outer, mut chain) = (Vec::new(), HashSet::from([key]));
@@ -458,15 +447,7 @@ impl<'s> Run<'s> {
 
     /// What every suspended coroutine waits on, for the stall report.
     pub(crate) fn stall(&self, idle: Duration) -> Stall {
-        let name = |key: u32| {
-            self.slots[key as usize]
-                .entry
-                .as_ref()
-                .expect("live key")
-                .task
-                .site()
-                .name
-        };
+        let name = |key: u32| self.entry_ref(key).task.site().name;
         let entries = (self.slots.iter().enumerate())
             .filter_map(|(key, slot)| Some((key as u32, slot.entry.as_ref()?)));
         let suspended = entries.filter(|(_, e)| e.task.started() && !e.task.is_leaf());
@@ -480,14 +461,7 @@ impl<'s> Run<'s> {
                     .chain(
                         (self.scopes.get(&key).map_or(&[][..], |s| &s.members).iter())
                             .filter_map(|&t| self.live(t))
-                            .filter(|&member| {
-                                !self.slots[member as usize]
-                                    .entry
-                                    .as_ref()
-                                    .expect("live key")
-                                    .task
-                                    .is_leaf()
-                            }),
+                            .filter(|&member| !self.entry_ref(member).task.is_leaf()),
                     )
                     .map(name)
                     .chain(match &entry.waits {
