@@ -304,13 +304,7 @@ mod tests {
     #[test]
     fn tickets_keep_order_and_let_any_leave() {
         let (mut tickets, mut model) = (Tickets::default(), Vec::new());
-        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
-        let mut next = move |n: u64| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed % n
-        };
+        let mut next = crate::xorshift(0x9e37_79b9_7f4a_7c15);
         for step in 0..20_000 {
             match next(4) {
                 0 | 1 => model.push((tickets.push(step), step)),

@@ -73,6 +73,17 @@ mod timers;
 mod wake;
 mod yieldable;
 
+/// A small deterministic generator for the unit tests: each call gives a number in `0..n`.
+#[cfg(test)]
+pub(crate) fn xorshift(mut seed: u64) -> impl FnMut(u64) -> u64 {
+    move |n| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    }
+}
+
 pub use crate::cancel::{
     CancelHandle, Race2, Race3, Race4, Race5, Race6, Race7, Race8, Race9, Race10, Race11, Race12,
     Racers, cancellable, race,

@@ -782,14 +782,11 @@ mod tests {
         for keep_alive in [Duration::ZERO, Duration::from_micros(20)] {
             let cache: &'static Cache = Box::leak(Box::new(Cache::new(keep_alive)));
             let tally = Arc::new(Tally(AtomicUsize::new(0)));
-            let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+            let mut next = crate::xorshift(0x2545_f491_4f6c_dd1d);
             for _ in 0..JOBS {
                 cache.push(Job::Call(tally.clone())).unwrap();
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
                 // Around the keep-alive.
-                let gap = Duration::from_micros(seed % 40);
+                let gap = Duration::from_micros(next(40));
                 let start = Instant::now();
                 while start.elapsed() < gap {
                     std::hint::spin_loop();

@@ -63,13 +63,7 @@ mod tests {
     #[test]
     fn timers_give_due_deadlines_soonest_first() {
         let base = Instant::now();
-        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
-        let mut next = move |n: u64| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed % n
-        };
+        let mut next = crate::xorshift(0x2545_f491_4f6c_dd1d);
         for _ in 0..200 {
             let (mut timers, mut model) = (Timers::default(), Vec::new());
             let mut clock = 0;
