@@ -266,7 +266,11 @@ impl<T> Sender<T> {
     /// assert!(matches!(tx.try_send(2), Err(TrySendError::Full(2))));
     /// ```
     pub fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
-        try_send(&self.chan, value)
+        let mut chan = lock(&self.chan);
+        if chan.receivers == 0 {
+            return Err(TrySendError::Closed(value));
+        }
+        chan.put(value, &mut None).map_err(TrySendError::Full)
     }
 
     /// Blocks this thread until there is room, then queues `value`: for plain threads and
@@ -379,7 +383,12 @@ impl<T> Receiver<T> {
     /// assert_eq!(rx.try_recv(), Ok('x'));
     /// ```
     pub fn try_recv(&self) -> Result<T, TryRecvError> {
-        try_recv(&self.chan)
+        let mut chan = lock(&self.chan);
+        match chan.take(&mut None) {
+            Some(value) => Ok(value),
+            None if chan.senders == 0 => Err(TryRecvError::Closed),
+            None => Err(TryRecvError::Empty),
+        }
     }
 
     /// Blocks this thread until a value comes (or every sender is gone: `None`): for plain
@@ -580,25 +589,6 @@ thread_local! {
 /// up) suspends through the loop, where every other ready coroutine runs first: that starts a
 /// new run.
 #[inline(always)]
-/// [`Sender::try_send`], for whatever holds the channel.
-fn try_send<T>(chan: &Mutex<Chan<T>>, value: T) -> Result<(), TrySendError<T>> {
-    let mut chan = lock(chan);
-    if chan.receivers == 0 {
-        return Err(TrySendError::Closed(value));
-    }
-    chan.put(value, &mut None).map_err(TrySendError::Full)
-}
-
-/// [`Receiver::try_recv`], for whatever holds the channel.
-fn try_recv<T>(chan: &Mutex<Chan<T>>) -> Result<T, TryRecvError> {
-    let mut chan = lock(chan);
-    match chan.take(&mut None) {
-        Some(value) => Ok(value),
-        None if chan.senders == 0 => Err(TryRecvError::Closed),
-        None => Err(TryRecvError::Empty),
-    }
-}
-
 fn in_place<Y: Yieldable>(
     y: Y,
     op: impl FnOnce(Y) -> Result<Y::Output, Y>,
@@ -615,13 +605,20 @@ impl<T: 'static> Yieldable for Sending<T> {
 
     #[inline]
     fn now(self) -> Result<Self::Output, Self> {
-        in_place(self, |this| match try_send(&this.chan, this.value) {
-            Ok(()) => Ok(Ok(())),
-            Err(TrySendError::Closed(value)) => Ok(Err(SendError {
-                value,
-                cancelled: false,
-            })),
-            Err(TrySendError::Full(value)) => Err(Sending { value, ..this }),
+        in_place(self, |this| {
+            let mut chan = lock(&this.chan);
+            if chan.receivers == 0 {
+                drop(chan);
+                let (value, cancelled) = (this.value, false);
+                return Ok(Err(SendError { value, cancelled }));
+            }
+            match chan.put(this.value, &mut None) {
+                Ok(()) => Ok(Ok(())),
+                Err(value) => {
+                    drop(chan);
+                    Err(Sending { value, ..this })
+                }
+            }
         })
     }
 
@@ -648,10 +645,16 @@ impl<T: 'static> Yieldable for Receiving<T> {
 
     #[inline]
     fn now(self) -> Result<Self::Output, Self> {
-        in_place(self, |this| match try_recv(&this.chan) {
-            Ok(value) => Ok(Some(value)),
-            Err(TryRecvError::Closed) => Ok(None),
-            Err(TryRecvError::Empty) => Err(this),
+        in_place(self, |this| {
+            let mut chan = lock(&this.chan);
+            match chan.take(&mut None) {
+                Some(value) => Ok(Some(value)),
+                None if chan.senders == 0 => Ok(None),
+                None => {
+                    drop(chan);
+                    Err(this)
+                }
+            }
         })
     }
 
