@@ -123,10 +123,7 @@ struct Heap {
 }
 
 fn heap_now() -> Heap {
-    Heap {
-        bytes: BYTES.load(Relaxed),
-        live: LIVE.load(Relaxed),
-    }
+    Heap { bytes: BYTES.load(Relaxed), live: LIVE.load(Relaxed) }
 }
 
 fn counting(on: bool) {
@@ -152,11 +149,7 @@ struct Sample {
 
 impl Sample {
     fn timed(wall: Duration, ops: usize) -> Self {
-        Sample {
-            wall,
-            ops,
-            ..Sample::default()
-        }
+        Sample { wall, ops, ..Sample::default() }
     }
 
     fn ns_per_op(&self) -> f64 {
@@ -232,10 +225,7 @@ async fn probe(n: usize, base: Heap) -> (f64, f64) {
 
 fn per_task(base: Heap, n: usize) -> (f64, f64) {
     let now = heap_now();
-    (
-        (now.bytes - base.bytes) as f64 / n as f64,
-        (now.live - base.live) as f64 / n as f64,
-    )
+    ((now.bytes - base.bytes) as f64 / n as f64, (now.live - base.live) as f64 / n as f64)
 }
 
 const NAP: Duration = Duration::from_millis(10);
@@ -365,18 +355,14 @@ mod tinyio_bench {
         let t = Instant::now();
         let lateness = lp.run(sleepers(n, NAP)).unwrap();
         let wall = t.elapsed().saturating_sub(NAP);
-        Sample {
-            late: Some(percentiles(lateness)),
-            ..Sample::timed(wall, n)
-        }
+        Sample { late: Some(percentiles(lateness)), ..Sample::timed(wall, n) }
     }
 
     pub fn w5(n: usize) -> Sample {
         let lp = Loop::new();
         let t = Instant::now();
-        let calls: Vec<Coro<usize>> = (0..n)
-            .map(|i| tinyio::run_in_thread(move || black_box(i)))
-            .collect();
+        let calls: Vec<Coro<usize>> =
+            (0..n).map(|i| tinyio::run_in_thread(move || black_box(i))).collect();
         let out = lp.run(calls).unwrap();
         let wall = t.elapsed();
         assert_eq!(out.len(), n);
@@ -387,9 +373,8 @@ mod tinyio_bench {
         let lp = Loop::new();
         let pool = ThreadPool::new(2); // built outside the timed part, as futures' pool is
         let t = Instant::now();
-        let calls: Vec<Coro<usize>> = (0..n)
-            .map(|i| pool.run_in_thread(move || black_box(i)))
-            .collect();
+        let calls: Vec<Coro<usize>> =
+            (0..n).map(|i| pool.run_in_thread(move || black_box(i))).collect();
         let out = lp.run(calls).unwrap();
         let wall = t.elapsed();
         assert_eq!(out.len(), n);
@@ -400,8 +385,7 @@ mod tinyio_bench {
         let lp = Loop::new();
         let (a, b) = (Event::new(), Event::new());
         let t = Instant::now();
-        lp.run((ping(a.clone(), b.clone(), n), pong(a, b, n)))
-            .unwrap();
+        lp.run((ping(a.clone(), b.clone(), n), pong(a, b, n))).unwrap();
         Sample::timed(t.elapsed(), n)
     }
 
@@ -469,10 +453,7 @@ mod tinyio_bench {
         let children: Vec<Coro<()>> = (0..n).map(|_| child(event.clone())).collect();
         let (_, heap) = lp.run((children, heap_probe(base, n, event))).unwrap();
         counting(false);
-        Sample {
-            heap: Some(heap),
-            ..Sample::default()
-        }
+        Sample { heap: Some(heap), ..Sample::default() }
     }
 }
 
@@ -486,10 +467,7 @@ mod tokio_bench {
     use tokio::task::{JoinSet, LocalSet, spawn_local};
 
     pub fn runtime() -> Runtime {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .unwrap()
+        tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap()
     }
 
     fn timed<T>(rt: &Runtime, fut: impl Future<Output = T>) -> (T, Duration) {
@@ -528,11 +506,7 @@ mod tokio_bench {
     }
 
     async fn chain(n: usize) -> usize {
-        if n == 0 {
-            0
-        } else {
-            spawn_local(chain(n - 1)).await.unwrap() + 1
-        }
+        if n == 0 { 0 } else { spawn_local(chain(n - 1)).await.unwrap() + 1 }
     }
 
     pub fn w3(rt: &Runtime, n: usize) -> Sample {
@@ -558,17 +532,13 @@ mod tokio_bench {
             }
             lateness
         });
-        Sample {
-            late: Some(percentiles(lateness)),
-            ..Sample::timed(wall.saturating_sub(NAP), n)
-        }
+        Sample { late: Some(percentiles(lateness)), ..Sample::timed(wall.saturating_sub(NAP), n) }
     }
 
     pub fn w5(rt: &Runtime, n: usize) -> Sample {
         let (out, wall) = timed(rt, async move {
-            let handles: Vec<_> = (0..n)
-                .map(|i| tokio::task::spawn_blocking(move || black_box(i)))
-                .collect();
+            let handles: Vec<_> =
+                (0..n).map(|i| tokio::task::spawn_blocking(move || black_box(i))).collect();
             let mut sum = 0;
             for h in handles {
                 sum += h.await.unwrap();
@@ -658,10 +628,7 @@ mod tokio_bench {
         });
         counting(false);
         drop(local);
-        Sample {
-            heap: Some(heap),
-            ..Sample::default()
-        }
+        Sample { heap: Some(heap), ..Sample::default() }
     }
 
     pub fn w7event(rt: &Runtime, n: usize) -> Sample {
@@ -687,10 +654,7 @@ mod tokio_bench {
             heap
         });
         counting(false);
-        Sample {
-            heap: Some(heap),
-            ..Sample::default()
-        }
+        Sample { heap: Some(heap), ..Sample::default() }
     }
 }
 
@@ -740,13 +704,9 @@ mod smol_bench {
     }
 
     fn chain(n: usize) -> Pin<Box<dyn Future<Output = usize>>> {
-        Box::pin(async move {
-            if n == 0 {
-                0
-            } else {
-                EX.with(|ex| ex.spawn(chain(n - 1))).await + 1
-            }
-        })
+        Box::pin(
+            async move { if n == 0 { 0 } else { EX.with(|ex| ex.spawn(chain(n - 1))).await + 1 } },
+        )
     }
 
     pub fn w3(n: usize) -> Sample {
@@ -775,18 +735,13 @@ mod smol_bench {
             }
             lateness
         });
-        Sample {
-            late: Some(percentiles(lateness)),
-            ..Sample::timed(wall.saturating_sub(NAP), n)
-        }
+        Sample { late: Some(percentiles(lateness)), ..Sample::timed(wall.saturating_sub(NAP), n) }
     }
 
     pub fn w5(n: usize) -> Sample {
         let ex = LocalExecutor::new();
         let (out, wall) = timed(&ex, async {
-            let handles: Vec<_> = (0..n)
-                .map(|i| smol::unblock(move || black_box(i)))
-                .collect();
+            let handles: Vec<_> = (0..n).map(|i| smol::unblock(move || black_box(i))).collect();
             let mut sum = 0;
             for h in handles {
                 sum += h.await;
@@ -896,10 +851,7 @@ mod smol_bench {
         }));
         counting(false);
         drop(ex);
-        Sample {
-            heap: Some(heap),
-            ..Sample::default()
-        }
+        Sample { heap: Some(heap), ..Sample::default() }
     }
 
     pub fn w7event(n: usize) -> Sample {
@@ -921,10 +873,7 @@ mod smol_bench {
             heap
         }));
         counting(false);
-        Sample {
-            heap: Some(heap),
-            ..Sample::default()
-        }
+        Sample { heap: Some(heap), ..Sample::default() }
     }
 }
 
@@ -965,9 +914,8 @@ mod futures_bench {
     pub fn w2(n: usize) -> Sample {
         let (out, wall) = timed(|sp| {
             Box::pin(async move {
-                let handles: Vec<_> = (0..n)
-                    .map(|i| sp.spawn_local_with_handle(async move { i }).unwrap())
-                    .collect();
+                let handles: Vec<_> =
+                    (0..n).map(|i| sp.spawn_local_with_handle(async move { i }).unwrap()).collect();
                 let mut sum = 0;
                 for h in handles {
                     sum += h.await;
@@ -984,21 +932,14 @@ mod futures_bench {
             if n == 0 {
                 0
             } else {
-                sp.spawn_local_with_handle(chain(sp.clone(), n - 1))
-                    .unwrap()
-                    .await
-                    + 1
+                sp.spawn_local_with_handle(chain(sp.clone(), n - 1)).unwrap().await + 1
             }
         })
     }
 
     pub fn w3(n: usize) -> Sample {
         let (out, wall) = timed(|sp| {
-            Box::pin(async move {
-                sp.spawn_local_with_handle(chain(sp.clone(), n))
-                    .unwrap()
-                    .await
-            })
+            Box::pin(async move { sp.spawn_local_with_handle(chain(sp.clone(), n)).unwrap().await })
         });
         assert_eq!(out, n);
         Sample::timed(wall, n)
@@ -1097,10 +1038,7 @@ mod futures_bench {
         });
         counting(false);
         drop(pool);
-        Sample {
-            heap: Some(heap),
-            ..Sample::default()
-        }
+        Sample { heap: Some(heap), ..Sample::default() }
     }
 
     pub fn w7event(n: usize) -> Sample {
@@ -1124,10 +1062,7 @@ mod futures_bench {
             heap
         });
         counting(false);
-        Sample {
-            heap: Some(heap),
-            ..Sample::default()
-        }
+        Sample { heap: Some(heap), ..Sample::default() }
     }
 
     pub fn thread_pool() -> FuturesPool {
@@ -1180,9 +1115,8 @@ mod floor_bench {
 
     pub fn w2(n: usize) -> Sample {
         let t = Instant::now();
-        let mut gens: Vec<Box<dyn Resume>> = (0..n)
-            .map(|i| erase(Gen::new(move |_co| async move { i })))
-            .collect();
+        let mut gens: Vec<Box<dyn Resume>> =
+            (0..n).map(|i| erase(Gen::new(move |_co| async move { i }))).collect();
         let mut sum = 0;
         for g in &mut gens {
             sum += g.resume().expect("trivial generators complete at once");
@@ -1208,10 +1142,7 @@ mod floor_bench {
         let heap = per_task(base, n);
         counting(false);
         drop(gens);
-        Sample {
-            heap: Some(heap),
-            ..Sample::default()
-        }
+        Sample { heap: Some(heap), ..Sample::default() }
     }
 }
 
@@ -1468,35 +1399,24 @@ struct Result_ {
 fn median(mut xs: Vec<f64>) -> f64 {
     xs.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let m = xs.len() / 2;
-    if xs.len() % 2 == 1 {
-        xs[m]
-    } else {
-        (xs[m - 1] + xs[m]) / 2.0
-    }
+    if xs.len() % 2 == 1 { xs[m] } else { (xs[m - 1] + xs[m]) / 2.0 }
 }
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let flag = |name: &str| args.iter().any(|a| a == name);
-    let value = |name: &str| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .cloned()
-    };
+    let value =
+        |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
     let quick = flag("--quick");
     let count_allocs = flag("--allocs");
-    let reps: usize = value("--reps")
-        .map(|r| r.parse().expect("--reps N"))
-        .unwrap_or(if quick { 3 } else { 7 });
+    let reps: usize =
+        value("--reps").map(|r| r.parse().expect("--reps N")).unwrap_or(if quick { 3 } else { 7 });
     let only: Option<Vec<String>> =
         value("--only").map(|s| s.split(',').map(str::to_owned).collect());
     let systems: Vec<&'static str> = match value("--systems") {
-        Some(list) => SYSTEMS
-            .iter()
-            .copied()
-            .filter(|s| list.split(',').any(|x| x == *s))
-            .collect(),
+        Some(list) => {
+            SYSTEMS.iter().copied().filter(|s| list.split(',').any(|x| x == *s)).collect()
+        }
         None => SYSTEMS.to_vec(),
     };
     let selected = |w: &Workload| match &only {
@@ -1506,10 +1426,7 @@ fn main() {
         None => true,
     };
 
-    let cx = Ctx {
-        tokio: tokio_bench::runtime(),
-        futures_pool: futures_bench::thread_pool(),
-    };
+    let cx = Ctx { tokio: tokio_bench::runtime(), futures_pool: futures_bench::thread_pool() };
     let scale = if quick { 10 } else { 1 };
     eprintln!(
         "peers: {} mode, {reps} repetitions, median reported; {} cores",
@@ -1519,11 +1436,8 @@ fn main() {
     let started = Instant::now();
     let mut results: Vec<Result_> = Vec::new();
     for w in workloads(scale).iter().filter(|w| selected(w)) {
-        let active: Vec<&'static str> = systems
-            .iter()
-            .copied()
-            .filter(|s| w.systems.contains(s))
-            .collect();
+        let active: Vec<&'static str> =
+            systems.iter().copied().filter(|s| w.systems.contains(s)).collect();
         // Warm-up at full size (thread pools, allocator arenas), untimed; W7 needs none.
         if !w.bytes {
             for s in &active {
@@ -1561,9 +1475,8 @@ fn main() {
                     median(ss.iter().map(|x| x.heap.unwrap().1).collect()),
                 )
             });
-            let allocs = ss[0]
-                .allocs
-                .map(|_| median(ss.iter().map(|x| x.allocs.unwrap()).collect()));
+            let allocs =
+                ss[0].allocs.map(|_| median(ss.iter().map(|x| x.allocs.unwrap()).collect()));
             results.push(Result_ {
                 workload: w.name,
                 system: s,
@@ -1573,28 +1486,18 @@ fn main() {
                 allocs,
             });
         }
-        eprintln!(
-            "  {} done ({:.1} s)",
-            w.name,
-            started.elapsed().as_secs_f64()
-        );
+        eprintln!("  {} done ({:.1} s)", w.name, started.elapsed().as_secs_f64());
     }
 
     print_table(&workloads(scale), &systems, &results, count_allocs);
     for r in &results {
         println!("{}", json(r));
     }
-    eprintln!(
-        "peers: finished in {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
+    eprintln!("peers: finished in {:.1} s", started.elapsed().as_secs_f64());
 }
 
 fn json(r: &Result_) -> String {
-    let head = format!(
-        "{{\"workload\":\"{}\",\"system\":\"{}\"",
-        r.workload, r.system
-    );
+    let head = format!("{{\"workload\":\"{}\",\"system\":\"{}\"", r.workload, r.system);
     match (r.heap, r.late) {
         (Some((bytes, allocs)), _) => {
             format!("{head},\"bytes_per_task\":{bytes:.1},\"allocs_per_task\":{allocs:.2}}}")
@@ -1622,18 +1525,9 @@ fn print_table(ws: &[Workload], systems: &[&str], results: &[Result_], count_all
             continue;
         }
         let unit = if w.bytes { "B/task" } else { "ns/op" };
-        print!(
-            "{:<8} {:<30} {:>8}",
-            w.name,
-            format!("{} ({unit})", w.what),
-            w.n
-        );
+        print!("{:<8} {:<30} {:>8}", w.name, format!("{} ({unit})", w.what), w.n);
         let value = |r: &Result_| {
-            if let Some((b, _)) = r.heap {
-                b
-            } else {
-                r.ns_per_op
-            }
+            if let Some((b, _)) = r.heap { b } else { r.ns_per_op }
         };
         for s in systems {
             match find(w.name, s) {
@@ -1651,10 +1545,7 @@ fn print_table(ws: &[Workload], systems: &[&str], results: &[Result_], count_all
             Some(t) if best.is_finite() => println!("  {:>13.2}x", value(t) / best),
             _ => println!(),
         }
-        if results
-            .iter()
-            .any(|r| r.workload == w.name && r.late.is_some())
-        {
+        if results.iter().any(|r| r.workload == w.name && r.late.is_some()) {
             print!("{:<8} {:<30} {:>8}", "", "  p50 / p99 lateness (us)", "");
             for s in systems {
                 match find(w.name, s).and_then(|r| r.late) {

@@ -77,10 +77,7 @@ fn main() {
     std::thread::spawn(move || {
         std::thread::sleep(STOP_BY_ITSELF_AFTER);
         if !watched.load(SeqCst) {
-            println!(
-                "no Ctrl-C within {} s: stopping by itself",
-                STOP_BY_ITSELF_AFTER.as_secs()
-            );
+            println!("no Ctrl-C within {} s: stopping by itself", STOP_BY_ITSELF_AFTER.as_secs());
             stop.stop();
         }
     });
@@ -93,11 +90,7 @@ fn main() {
     let start = Instant::now();
     match lp.run(service(start, units.clone())) {
         Err(err) if err.is_stopped() => {
-            let how = if interrupted.load(SeqCst) {
-                "by Ctrl-C"
-            } else {
-                "by itself"
-            };
+            let how = if interrupted.load(SeqCst) { "by Ctrl-C" } else { "by itself" };
             println!(
                 "stopped {how} after {:.1} s: {err}; every worker had cleaned up before `run` returned \
                  ({} units of work in all)",

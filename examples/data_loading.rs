@@ -17,38 +17,14 @@ struct File {
 }
 
 static FILES: [File; 8] = [
-    File {
-        name: "huge.bin",
-        kib: 900,
-    },
-    File {
-        name: "tiny.txt",
-        kib: 20,
-    },
-    File {
-        name: "medium.csv",
-        kib: 400,
-    },
-    File {
-        name: "small.json",
-        kib: 100,
-    },
-    File {
-        name: "large.parquet",
-        kib: 700,
-    },
-    File {
-        name: "readme.md",
-        kib: 40,
-    },
-    File {
-        name: "image.png",
-        kib: 300,
-    },
-    File {
-        name: "notes.txt",
-        kib: 60,
-    },
+    File { name: "huge.bin", kib: 900 },
+    File { name: "tiny.txt", kib: 20 },
+    File { name: "medium.csv", kib: 400 },
+    File { name: "small.json", kib: 100 },
+    File { name: "large.parquet", kib: 700 },
+    File { name: "readme.md", kib: 40 },
+    File { name: "image.png", kib: 300 },
+    File { name: "notes.txt", kib: 60 },
 ];
 
 /// What loading gives back.
@@ -65,22 +41,14 @@ fn load(file: &File) -> Loaded {
     let start = Instant::now();
     std::thread::sleep(Duration::from_micros(file.kib * 1_000_000 / 1024));
     let bytes = (file.kib * 1024) as usize;
-    let checksum = (0..bytes).fold(0u32, |sum, i| {
-        sum.wrapping_mul(31).wrapping_add((i % 251) as u32)
-    });
-    Loaded {
-        name: file.name,
-        bytes,
-        checksum,
-        took: start.elapsed(),
-    }
+    let checksum =
+        (0..bytes).fold(0u32, |sum, i| sum.wrapping_mul(31).wrapping_add((i % 251) as u32));
+    Loaded { name: file.name, bytes, checksum, took: start.elapsed() }
 }
 
 #[tinyio::coroutine]
 fn load_all(pool: ThreadPool, start: Instant) -> Vec<&'static str> {
-    let loads = FILES
-        .iter()
-        .map(|file| pool.run_in_thread(move || load(file)));
+    let loads = FILES.iter().map(|file| pool.run_in_thread(move || load(file)));
     let mut order = Vec::new();
     for (i, next) in yield_!(as_completed(loads)).enumerate() {
         let loaded = yield_!(next);
@@ -106,10 +74,7 @@ fn main() -> Result<(), tinyio::Error> {
     );
     let start = Instant::now();
     let order = Loop::new().run(load_all(pool, start))?;
-    println!(
-        "all loaded in {} ms; asked in the order",
-        start.elapsed().as_millis()
-    );
+    println!("all loaded in {} ms; asked in the order", start.elapsed().as_millis());
     println!("  {:?}", FILES.iter().map(|f| f.name).collect::<Vec<_>>());
     println!("completed in the order");
     println!("  {order:?}");

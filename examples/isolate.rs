@@ -35,9 +35,7 @@ struct Config {
 fn load_config() -> Rc<Config> {
     yield_!(sleep(Duration::from_millis(20)));
     log("config loaded");
-    Rc::new(Config {
-        endpoint: "db.internal:5432".into(),
-    })
+    Rc::new(Config { endpoint: "db.internal:5432".into() })
 }
 
 /// Cleaned up when the part that holds it finishes or is cancelled.
@@ -45,10 +43,7 @@ struct Connection(u32, &'static str);
 
 impl Drop for Connection {
     fn drop(&mut self) {
-        log(format_args!(
-            "  attempt {}: {} connection closed",
-            self.0, self.1
-        ));
+        log(format_args!("  attempt {}: {} connection closed", self.0, self.1));
     }
 }
 
@@ -68,14 +63,9 @@ fn fetch_part(attempt: u32, part: &'static str, millis: u64) -> u64 {
 #[tinyio::coroutine]
 fn flaky_fetch(config: Coro<Rc<Config>>, attempt: u32) -> (u64, Rc<Config>) {
     let config = yield_!(config);
-    log(format_args!(
-        "  attempt {attempt}: connecting to {}",
-        config.endpoint
-    ));
-    let (header, body) = yield_!((
-        fetch_part(attempt, "header", 50),
-        fetch_part(attempt, "body", 30)
-    ));
+    log(format_args!("  attempt {attempt}: connecting to {}", config.endpoint));
+    let (header, body) =
+        yield_!((fetch_part(attempt, "header", 50), fetch_part(attempt, "body", 30)));
     (header + body, config)
 }
 
@@ -95,9 +85,7 @@ fn fetch_with_retries(config: Shared<Rc<Config>>) -> u64 {
                 break value;
             }
             Err(error) => {
-                log(format_args!(
-                    "  attempt {attempt} failed: {error}; retrying"
-                ));
+                log(format_args!("  attempt {attempt} failed: {error}; retrying"));
                 attempt += 1;
                 yield_!(sleep(Duration::from_millis(20)));
             }
@@ -113,10 +101,7 @@ fn rest_of_the_work(config: Shared<Rc<Config>>, done: Rc<Cell<bool>>) -> u32 {
     while !done.get() {
         yield_!(sleep(Duration::from_millis(40)));
         reports += 1;
-        log(format_args!(
-            "rest of the work: report {reports} (still using {})",
-            config.endpoint
-        ));
+        log(format_args!("rest of the work: report {reports} (still using {})", config.endpoint));
     }
     reports
 }

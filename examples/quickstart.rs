@@ -35,10 +35,7 @@ fn diamond() -> u64 {
 /// Blocking work goes to a thread; the loop keeps running meanwhile.
 #[tinyio::coroutine]
 fn checksum(data: Vec<u8>) -> u32 {
-    yield_!(run_in_thread(move || data
-        .iter()
-        .map(|&b| u32::from(b))
-        .sum()))
+    yield_!(run_in_thread(move || data.iter().map(|&b| u32::from(b)).sum()))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -86,18 +83,12 @@ fn main() -> Result<(), tinyio::Error> {
 
     println!("diamond: 3*1 + 3*2 = {}", lp.run(diamond())?);
 
-    println!(
-        "checksum of 1..=100 on a thread: {}",
-        lp.run(checksum((1..=100).collect()))?
-    );
+    println!("checksum of 1..=100 on a thread: {}", lp.run(checksum((1..=100).collect()))?);
 
     println!("an error anywhere cancels everything else:");
     let err = lp.run(monitor()).unwrap_err();
     println!("  error: {err}");
-    println!(
-        "  is it `Offline`? {}",
-        err.downcast_ref::<Offline>().is_some()
-    );
+    println!("  is it `Offline`? {}", err.downcast_ref::<Offline>().is_some());
     println!("  {err:?}");
     Ok(())
 }

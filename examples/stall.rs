@@ -34,10 +34,7 @@ fn consumer(buffer: Arc<Mutex<Vec<u32>>>, ready: Event) -> u32 {
 #[tinyio::coroutine]
 fn pipeline(ready: Event) -> (usize, u32) {
     let buffer = Arc::new(Mutex::new(Vec::new()));
-    yield_!((
-        producer(buffer.clone(), ready.clone()),
-        consumer(buffer, ready)
-    ))
+    yield_!((producer(buffer.clone(), ready.clone()), consumer(buffer, ready)))
 }
 
 fn main() -> Result<(), tinyio::Error> {
@@ -61,9 +58,6 @@ fn main() -> Result<(), tinyio::Error> {
     });
     let start = Instant::now();
     let (produced, sum) = lp.run(pipeline(ready))?;
-    println!(
-        "produced {produced} items, consumer summed {sum}, in {:?}",
-        start.elapsed()
-    );
+    println!("produced {produced} items, consumer summed {sum}, in {:?}", start.elapsed());
     Ok(())
 }

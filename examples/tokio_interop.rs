@@ -66,11 +66,7 @@ async fn serve(listener: TcpListener, served: Rc<Cell<u32>>) {
             let (read, mut write) = stream.into_split();
             let mut lines = BufReader::new(read).lines();
             while let Ok(Some(line)) = lines.next_line().await {
-                if write
-                    .write_all(format!("{}\n", line.to_uppercase()).as_bytes())
-                    .await
-                    .is_err()
-                {
+                if write.write_all(format!("{}\n", line.to_uppercase()).as_bytes()).await.is_err() {
                     break;
                 }
             }
@@ -79,9 +75,7 @@ async fn serve(listener: TcpListener, served: Rc<Cell<u32>>) {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let local = tokio::task::LocalSet::new();
     local.block_on(&runtime, async {
         let listener = TcpListener::bind("127.0.0.1:0").await?;

@@ -35,19 +35,14 @@ fn in_completion_order(millis: Vec<u64>) -> Vec<u64> {
 #[test]
 fn test_as_completed() {
     let start = Instant::now();
-    let out = Loop::new()
-        .run(in_completion_order(vec![300, 100, 200]))
-        .unwrap();
+    let out = Loop::new().run(in_completion_order(vec![300, 100, 200])).unwrap();
     let elapsed = start.elapsed();
     // In completion order; one after the other would have given the order asked.
     assert_eq!(out, [100, 200, 300]);
     assert!(elapsed >= Duration::from_millis(300), "{elapsed:?}");
     // A loop that slept past its timers would show here; under valgrind only the order counts.
     if !under_valgrind() {
-        assert!(
-            elapsed < Duration::from_secs(5),
-            "about 0.3 s expected, took {elapsed:?}"
-        );
+        assert!(elapsed < Duration::from_secs(5), "about 0.3 s expected, took {elapsed:?}");
     }
 }
 
@@ -64,9 +59,7 @@ fn awaited_in_reverse(millis: Vec<u64>) -> Vec<u64> {
 
 #[test]
 fn test_as_completed_out_of_order() {
-    let out = Loop::new()
-        .run(awaited_in_reverse(vec![300, 100, 200]))
-        .unwrap();
+    let out = Loop::new().run(awaited_in_reverse(vec![300, 100, 200])).unwrap();
     // The last handle is the last to complete, whenever it is awaited.
     assert_eq!(out, [300, 200, 100]);
 }
@@ -109,9 +102,5 @@ fn as_completed_runs_the_rest_even_if_only_the_first_is_awaited() {
     let start = Instant::now();
     assert_eq!(Loop::new().run(first_only(vec![150, 10, 100])).unwrap(), 10);
     // The others were started in the background: the run still waits for them.
-    assert!(
-        start.elapsed() >= Duration::from_millis(150),
-        "{:?}",
-        start.elapsed()
-    );
+    assert!(start.elapsed() >= Duration::from_millis(150), "{:?}", start.elapsed());
 }

@@ -109,16 +109,14 @@ fn built_ins_are_placed_where_they_are_called() {
     // Once everything is suspended, the loop stalls: the report lets the last one fail, which
     // cancels the rest, each listed in the error group with its frame.
     let stalled = Arc::new(Mutex::new(Vec::new()));
-    let lp = Loop::new()
-        .error_group(ErrorGroup::Always)
-        .stall_report(Duration::from_millis(1), {
-            let stalled = stalled.clone();
-            move |stall| {
-                let frames = stall.coroutines().iter().map(|s| *s.frame());
-                stalled.lock().unwrap().extend(frames);
-                go.set();
-            }
-        });
+    let lp = Loop::new().error_group(ErrorGroup::Always).stall_report(Duration::from_millis(1), {
+        let stalled = stalled.clone();
+        move |stall| {
+            let frames = stall.coroutines().iter().map(|s| *s.frame());
+            stalled.lock().unwrap().extend(frames);
+            go.set();
+        }
+    });
     let err = lp.run(everything).unwrap_err();
     let group = err.group().expect("a group");
     assert_eq!(group[0].to_string(), "boom");

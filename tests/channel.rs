@@ -41,15 +41,11 @@ fn coroutines_blocked_in_send_and_recv_are_cancelled_and_leave_their_queues() {
     let (full_tx, full_rx) = channel::<u32>(1);
     full_tx.try_send(0).unwrap();
     let (empty_tx, empty_rx) = channel::<u32>(1);
-    let senders: Vec<_> = (1..=3)
-        .map(|i| blocked_send(full_tx.clone(), i, DropGuard(&DROPS)))
-        .collect();
-    let receivers: Vec<_> = (0..3)
-        .map(|_| blocked_recv(empty_rx.clone(), DropGuard(&DROPS)))
-        .collect();
-    let err = Loop::new()
-        .run((senders, receivers, fails_after_pauses(3)))
-        .unwrap_err();
+    let senders: Vec<_> =
+        (1..=3).map(|i| blocked_send(full_tx.clone(), i, DropGuard(&DROPS))).collect();
+    let receivers: Vec<_> =
+        (0..3).map(|_| blocked_recv(empty_rx.clone(), DropGuard(&DROPS))).collect();
+    let err = Loop::new().run((senders, receivers, fails_after_pauses(3))).unwrap_err();
     assert_eq!(err.to_string(), "failed");
     assert_eq!(dropped(&DROPS), 6, "every blocked coroutine was cancelled");
     // Nobody is left waiting: room and values go to whoever asks next.
@@ -78,11 +74,7 @@ fn receivers_see_the_end_once_every_sender_is_gone_and_senders_once_every_receiv
     }
     let (tx, rx) = channel(1);
     let (seen, (), ()) = Loop::new()
-        .run((
-            drain(rx),
-            send_then_drop(tx.clone(), vec![1, 2]),
-            send_then_drop(tx, vec![3]),
-        ))
+        .run((drain(rx), send_then_drop(tx.clone(), vec![1, 2]), send_then_drop(tx, vec![3])))
         .unwrap();
     let mut sorted = seen.clone();
     sorted.sort();
@@ -104,15 +96,10 @@ fn receivers_see_the_end_once_every_sender_is_gone_and_senders_once_every_receiv
         yield_!(rx.recv());
     }
     let (tx, rx) = channel(1);
-    let (refused, ()) = Loop::new()
-        .run((send_until_refused(tx), take_two_and_leave(rx)))
-        .unwrap();
+    let (refused, ()) = Loop::new().run((send_until_refused(tx), take_two_and_leave(rx))).unwrap();
     // 0 is sent in place; 1 waits for room, which the receiver makes taking 0 in place; 2 waits
     // for the room the receiver makes taking 1, and is refused as the receiver leaves.
-    assert_eq!(
-        refused, 2,
-        "values 0 and 1 taken, 2 waiting for room when the receiver left"
-    );
+    assert_eq!(refused, 2, "values 0 and 1 taken, 2 waiting for room when the receiver left");
 }
 
 #[test]
@@ -139,10 +126,7 @@ fn a_pool_of_workers_shares_one_receiver() {
     drop(rx);
     let (counts, ()) = Loop::new().run((workers, feed(tx))).unwrap();
     assert_eq!(counts.iter().sum::<usize>(), 100);
-    assert!(
-        counts.iter().all(|&c| c > 0),
-        "every worker took jobs: {counts:?}"
-    );
+    assert!(counts.iter().all(|&c| c > 0), "every worker took jobs: {counts:?}");
     let mut done = done.take();
     done.sort();
     assert_eq!(done, (0..100).map(|j| j * j).collect::<Vec<_>>());
@@ -190,10 +174,7 @@ fn threads_send_into_a_loop_and_stop_when_cancelled() {
                     *outcome.lock().unwrap() = Some((refused.is_cancelled(), refused.into_inner()));
                 })
             };
-            Loop::new()
-                .run((call, fails_once(blocked)))
-                .unwrap_err()
-                .to_string()
+            Loop::new().run((call, fails_once(blocked))).unwrap_err().to_string()
         }
     });
     assert_eq!(err, "stop");
@@ -244,10 +225,7 @@ fn try_op() -> impl Strategy<Value = TryOp> {
 enum Actor {
     /// Sends its values in order; some sends give up at once if there is no room (a zero
     /// timeout), and it pauses between sends.
-    Sender {
-        values: Vec<(bool, u8)>,
-        pause: bool,
-    },
+    Sender { values: Vec<(bool, u8)>, pause: bool },
     /// Receives up to `count` values; some receives give up at once (a zero timeout).
     Receiver { receives: Vec<bool>, pause: bool },
 }
@@ -255,16 +233,10 @@ enum Actor {
 fn actor() -> impl Strategy<Value = Actor> {
     prop_oneof![
         prop::collection::vec((any::<bool>(), any::<u8>()), 0..8).prop_flat_map(|values| {
-            any::<bool>().prop_map(move |pause| Actor::Sender {
-                values: values.clone(),
-                pause,
-            })
+            any::<bool>().prop_map(move |pause| Actor::Sender { values: values.clone(), pause })
         }),
         prop::collection::vec(any::<bool>(), 0..8).prop_flat_map(|receives| any::<bool>()
-            .prop_map(move |pause| Actor::Receiver {
-                receives: receives.clone(),
-                pause
-            })),
+            .prop_map(move |pause| Actor::Receiver { receives: receives.clone(), pause })),
     ]
 }
 
@@ -430,15 +402,9 @@ fn a_loop_failing_while_a_coroutine_waits_to_send_drops_the_value() {
     }
     let (tx, rx) = channel(1);
     tx.try_send(DropGuard(&DROPS)).unwrap();
-    let err = Loop::new()
-        .run((send_guard(tx), forever(()), fails_after_pauses(2)))
-        .unwrap_err();
+    let err = Loop::new().run((send_guard(tx), forever(()), fails_after_pauses(2))).unwrap_err();
     assert_eq!(err.to_string(), "failed");
-    assert_eq!(
-        dropped(&DROPS),
-        1,
-        "the value that was never sent was dropped"
-    );
+    assert_eq!(dropped(&DROPS), 1, "the value that was never sent was dropped");
     drop(rx);
     assert_eq!(dropped(&DROPS), 2);
 }
@@ -478,10 +444,7 @@ fn operations_that_need_not_wait_finish_in_place_but_let_the_others_run() {
     let (tx, rx) = channel(N);
     let (rounds, done) = (Rc::new(Cell::new(0)), Rc::new(Cell::new(false)));
     let ((while_sending, while_receiving), ()) = Loop::new()
-        .run((
-            sends_then_receives(tx, rx, rounds.clone(), done.clone()),
-            pauses(rounds, done),
-        ))
+        .run((sends_then_receives(tx, rx, rounds.clone(), done.clone()), pauses(rounds, done)))
         .unwrap();
     // One round per operation that suspended: one in every 65 (64 in place, then one through
     // the loop), give or take the run of in-place operations this thread had already begun.
@@ -512,9 +475,7 @@ fn an_operation_in_place_does_not_overtake_a_waiter() {
     // Within a time limit: a value taken out of turn would leave a coroutine waiting forever.
     let got = within(30, || {
         let (tx, rx) = channel(1);
-        Loop::new()
-            .run((echo(tx.clone(), rx.clone()), send_then_receive(tx, rx)))
-            .unwrap()
+        Loop::new().run((echo(tx.clone(), rx.clone()), send_then_receive(tx, rx))).unwrap()
     });
     assert_eq!(got, (1, 2));
 
@@ -534,10 +495,7 @@ fn an_operation_in_place_does_not_overtake_a_waiter() {
         let (tx, rx) = channel(1);
         tx.try_send(0).unwrap();
         Loop::new()
-            .run((
-                send_and_drain(tx.clone(), rx.clone()),
-                receive_then_send(tx, rx),
-            ))
+            .run((send_and_drain(tx.clone(), rx.clone()), receive_then_send(tx, rx)))
             .unwrap()
     });
     assert_eq!(got, (1, (0, 2)));
@@ -569,10 +527,7 @@ fn values_received_in_place_inside_a_race_or_a_timeout_are_not_lost() {
         for value in 0..3 {
             yield_!(tx.send(value)).unwrap();
         }
-        let winner = yield_!(tinyio::race((
-            take_all(rx.clone(), got.clone()),
-            after_pauses(3)
-        )));
+        let winner = yield_!(tinyio::race((take_all(rx.clone(), got.clone()), after_pauses(3))));
         assert!(matches!(winner, tinyio::Race2::Second(())));
         for value in 3..6 {
             yield_!(tx.send(value)).unwrap();
@@ -581,9 +536,8 @@ fn values_received_in_place_inside_a_race_or_a_timeout_are_not_lost() {
     }
     let (tx, rx) = channel(8);
     let got = Rc::new(RefCell::new(Vec::new()));
-    let timed_out = Loop::new()
-        .run(race_then_timeout(tx.clone(), rx.clone(), got.clone()))
-        .unwrap();
+    let timed_out =
+        Loop::new().run(race_then_timeout(tx.clone(), rx.clone(), got.clone())).unwrap();
     assert_eq!(timed_out, None);
     assert_eq!(*got.borrow(), [0, 1, 2, 3, 4, 5]);
     tx.try_send(6).unwrap();
@@ -605,10 +559,7 @@ fn values_received_in_place_inside_a_race_or_a_timeout_are_not_lost() {
         (won, lost)
     }
     let (tx, rx) = channel(1);
-    assert_eq!(
-        Loop::new().run(races(tx.clone(), rx.clone())).unwrap(),
-        (Some(7), true)
-    );
+    assert_eq!(Loop::new().run(races(tx.clone(), rx.clone())).unwrap(), (Some(7), true));
     tx.try_send(8).unwrap();
     // A receive made but never yielded takes nothing.
     drop(rx.recv());

@@ -75,26 +75,13 @@ fn guards_held_across_a_yield_are_linted_at_the_yield() {
     // Each lint names the binding, then the `yield_!` it is held through.
     for (lint, held, through) in [
         ("this `MutexGuard` is held across an await point", 7, 8),
-        (
-            "this `RefCell` reference is held across an await point",
-            14,
-            15,
-        ),
+        ("this `RefCell` reference is held across an await point", 14, 15),
     ] {
-        let at = report
-            .find(lint)
-            .unwrap_or_else(|| panic!("`{lint}` missing in:\n{report}"));
+        let at = report.find(lint).unwrap_or_else(|| panic!("`{lint}` missing in:\n{report}"));
         let rest = &report[at..];
         assert!(rest.contains(&format!("src/lib.rs:{held}:")), "{rest}");
         let note = rest.find("these are all the await points").unwrap();
-        assert!(
-            rest[note..].contains(&format!("src/lib.rs:{through}:")),
-            "{rest}"
-        );
+        assert!(rest[note..].contains(&format!("src/lib.rs:{through}:")), "{rest}");
     }
-    assert_eq!(
-        report.matches("held across an await point").count(),
-        2,
-        "{report}"
-    );
+    assert_eq!(report.matches("held across an await point").count(), 2, "{report}");
 }

@@ -70,10 +70,7 @@ fn gather_mixed_nesting() {
             [(add_one(2), add_two(2)), (add_one(3), add_two(3))],
         ))
     }
-    assert_eq!(
-        Loop::new().run(gather()).unwrap(),
-        (1, vec![2, 3], [(3, 4), (4, 5)])
-    );
+    assert_eq!(Loop::new().run(gather()).unwrap(), (1, vec![2, 3], [(3, 4), (4, 5)]));
 }
 
 #[test]
@@ -113,10 +110,7 @@ fn simultaneous_yield() {
         yield_!((foo.clone(), foo))
     }
     let runs = Rc::new(Cell::new(0));
-    assert_eq!(
-        Loop::new().run(simultaneous_yield(runs.clone())).unwrap(),
-        (4, 4)
-    );
+    assert_eq!(Loop::new().run(simultaneous_yield(runs.clone())).unwrap(), (4, 4));
     assert_eq!(runs.get(), 1);
 
     // Also as a `Vec`, with more copies.
@@ -284,10 +278,7 @@ fn background_h(
     for _ in 0..5 {
         yield_!();
     }
-    assert!(
-        progress.get() >= 3,
-        "the background coroutine did not run meanwhile"
-    );
+    assert!(progress.get() >= 3, "the background coroutine did not run meanwhile");
     yield_!(set_flag(flag));
     if wait_on_f {
         assert_eq!(yield_!(ff), 3);
@@ -301,9 +292,7 @@ fn background_runs_meanwhile() {
         let flag = Rc::new(Cell::new(false));
         let progress = Rc::new(Cell::new(0));
         let ff = until_set(flag.clone(), progress.clone()).share();
-        let done = Loop::new()
-            .run(background_h(ff.clone(), flag, progress, wait_on_f))
-            .unwrap();
+        let done = Loop::new().run(background_h(ff.clone(), flag, progress, wait_on_f)).unwrap();
         assert!(done);
         // Even when not awaited, `run` finished it.
         assert_eq!(Loop::new().run(ff).unwrap(), 3);
@@ -392,10 +381,7 @@ fn no_yield_indirect() {
         yield_!(no_yield())
     }
     assert_eq!(Loop::new().run(g()).unwrap(), 3);
-    assert_eq!(
-        Loop::new().run((no_yield(), no_yield().share())).unwrap(),
-        (3, 3)
-    );
+    assert_eq!(Loop::new().run((no_yield(), no_yield().share())).unwrap(), (3, 3));
 }
 
 #[test]
@@ -413,9 +399,7 @@ fn event_fairness() {
     }
     let outs = Rc::new(RefCell::new(Vec::new()));
     let deadline = Instant::now() + Duration::from_millis(20);
-    Loop::new()
-        .run((f(deadline, outs.clone()), f(deadline, outs.clone())))
-        .unwrap();
+    Loop::new().run((f(deadline, outs.clone()), f(deadline, outs.clone()))).unwrap();
     assert_eq!(*outs.borrow(), [1, 1, 2, 2]);
 }
 
@@ -499,11 +483,7 @@ fn yield_shared_cancelled_in_an_earlier_run() {
     // `s` was cancelled: it has no output to give, and is not silently restarted.
     let err = lp.run(s).unwrap_err();
     assert!(err.is_cancelled(), "{err:?}");
-    assert!(
-        err.to_string()
-            .contains("`pauses` was cancelled when its run"),
-        "{err:?}"
-    );
+    assert!(err.to_string().contains("`pauses` was cancelled when its run"), "{err:?}");
 }
 
 #[test]
@@ -518,11 +498,7 @@ fn yield_shared_that_failed_or_timed_out_in_an_earlier_run() {
     assert_eq!(lp.run(failed.clone()).unwrap_err().to_string(), "failed");
     let err = lp.run(failed).unwrap_err();
     assert!(err.is_cancelled(), "{err:?}");
-    assert!(
-        err.to_string()
-            .contains("`fails` failed, so it has no output"),
-        "{err:?}"
-    );
+    assert!(err.to_string().contains("`fails` failed, so it has no output"), "{err:?}");
 
     #[tinyio::coroutine]
     fn times_out(s: Shared<u32>) -> Option<u32> {
@@ -534,11 +510,7 @@ fn yield_shared_that_failed_or_timed_out_in_an_earlier_run() {
     assert_eq!(lp.run(times_out(slow.clone())).unwrap(), None);
     let err = lp.run(slow).unwrap_err();
     assert!(err.is_cancelled(), "{err:?}");
-    assert!(
-        err.to_string()
-            .contains("`pauses` was stopped by a timeout"),
-        "{err:?}"
-    );
+    assert!(err.to_string().contains("`pauses` was stopped by a timeout"), "{err:?}");
 }
 
 #[test]
@@ -606,12 +578,8 @@ fn nested_loop_after_setting_an_event() {
         Loop::new().run(inner())?;
     }
     let event = tinyio::Event::new();
-    let out = within(10, move || {
-        Loop::new()
-            .run((waiter(event.clone()), setter(event)))
-            .unwrap()
-            .0
-    });
+    let out =
+        within(10, move || Loop::new().run((waiter(event.clone()), setter(event))).unwrap().0);
     assert_eq!(out, "woken");
 }
 
@@ -661,15 +629,8 @@ fn method_generic_and_borrowing_coroutines() {
     let counter = Counter { base: 100 };
     let lp = Loop::new();
     assert_eq!(lp.run(counter.add(1)).unwrap(), 102);
-    assert_eq!(
-        lp.run(Counter { base: 10 }.into_sum(vec![1, 2, 3]))
-            .unwrap(),
-        19
-    );
-    assert_eq!(
-        lp.run(generic("x".to_string(), 3)).unwrap(),
-        ["x", "x", "x"]
-    );
+    assert_eq!(lp.run(Counter { base: 10 }.into_sum(vec![1, 2, 3])).unwrap(), 19);
+    assert_eq!(lp.run(generic("x".to_string(), 3)).unwrap(), ["x", "x", "x"]);
     assert_eq!(lp.run(generic(7u8, 0)).unwrap(), Vec::<u8>::new());
     let text = String::from("a,b,c");
     let parts = lp.run(borrowed(&text, ',')).unwrap();
@@ -679,9 +640,7 @@ fn method_generic_and_borrowing_coroutines() {
     lp.run(borrowed_mut(&mut total, &xs)).unwrap();
     assert_eq!(total, 9);
     // Borrowing coroutines gather and share like the others.
-    let (a, b) = lp
-        .run((counter.add(5), borrowed(&text, 'b').share()))
-        .unwrap();
+    let (a, b) = lp.run((counter.add(5), borrowed(&text, 'b').share())).unwrap();
     assert_eq!((a, b), (106, vec!["a,", ",c"]));
 }
 

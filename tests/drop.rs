@@ -45,16 +45,8 @@ fn after_a_successful_run() {
     fn root(shared: Shared<u64>) -> u64 {
         // Two guards per worker: its argument and its second local.
         let one = yield_!(worker(1, DropGuard(&DROPS)));
-        assert_eq!(
-            dropped(&DROPS),
-            2,
-            "a finished coroutine's locals are dropped at once"
-        );
-        let many = yield_!(
-            (0..10)
-                .map(|x| worker(x, DropGuard(&DROPS)))
-                .collect::<Vec<_>>()
-        );
+        assert_eq!(dropped(&DROPS), 2, "a finished coroutine's locals are dropped at once");
+        let many = yield_!((0..10).map(|x| worker(x, DropGuard(&DROPS))).collect::<Vec<_>>());
         assert_eq!(dropped(&DROPS), 22);
         let (a, b) = yield_!((shared.clone(), shared));
         assert_eq!(dropped(&DROPS), 24);
@@ -86,10 +78,7 @@ fn after_a_crash() {
     #[tinyio::coroutine]
     fn starts_in_background(guard: DropGuard) -> () {
         let _guard = guard;
-        yield_!(background((
-            forever(DropGuard(&DROPS)),
-            worker(0, DropGuard(&DROPS))
-        )));
+        yield_!(background((forever(DropGuard(&DROPS)), worker(0, DropGuard(&DROPS)))));
         yield_!(forever(DropGuard(&DROPS)));
     }
     static STARTED: AtomicBool = AtomicBool::new(false);
@@ -142,12 +131,7 @@ fn never_started_coroutines_are_dropped() {
     fn fails_at_once() -> () {
         tinyio::bail!("at once");
     }
-    let run = (
-        fails_at_once(),
-        (0..100)
-            .map(|x| worker(x, DropGuard(&DROPS)))
-            .collect::<Vec<_>>(),
-    );
+    let run = (fails_at_once(), (0..100).map(|x| worker(x, DropGuard(&DROPS))).collect::<Vec<_>>());
     let err = Loop::new().run(run).unwrap_err();
     assert_eq!(err.to_string(), "at once");
     assert_eq!(dropped(&DROPS), 100);
@@ -195,16 +179,10 @@ fn long_timeout_in_the_timer_heap() {
     static DROPS: AtomicUsize = AtomicUsize::new(0);
     #[tinyio::coroutine]
     fn root() -> u64 {
-        let x = yield_!(timeout(
-            worker(7, DropGuard(&DROPS)),
-            Duration::from_secs(3600)
-        ));
+        let x = yield_!(timeout(worker(7, DropGuard(&DROPS)), Duration::from_secs(3600)));
         // Finished in time; its deadline is still in the heap, but nothing else of it.
         assert_eq!(dropped(&DROPS), 2);
-        let none = yield_!(timeout(
-            forever(DropGuard(&DROPS)),
-            Duration::from_millis(1)
-        ));
+        let none = yield_!(timeout(forever(DropGuard(&DROPS)), Duration::from_millis(1)));
         // Stopped by the timeout: dropped at once.
         assert_eq!(none, None);
         assert_eq!(dropped(&DROPS), 3);

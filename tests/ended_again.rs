@@ -27,9 +27,7 @@ fn selfish() -> u32 {
     assert!(shown.contains("finished: false"), "{shown}");
     let error = Loop::new().run(me).unwrap_err();
     assert!(
-        error
-            .to_string()
-            .contains("`selfish` is running: this loop runs inside it"),
+        error.to_string().contains("`selfish` is running: this loop runs inside it"),
         "from inside its own body: {error}"
     );
     yield_!();
@@ -43,11 +41,7 @@ fn a_shared_coroutine_yielded_from_a_loop_nested_in_its_own_body() {
     let lp = Loop::new();
     assert_eq!(lp.run(me.clone()).unwrap(), 7);
     assert_eq!(lp.run(me.clone()).unwrap(), 7, "kept");
-    assert_eq!(
-        Loop::new().run(me.clone()).unwrap(),
-        7,
-        "kept, in another loop"
-    );
+    assert_eq!(Loop::new().run(me.clone()).unwrap(), 7, "kept, in another loop");
     assert!(format!("{me:?}").contains("finished: true"));
     ME.with_borrow_mut(|slot| *slot = None);
 }
@@ -60,12 +54,7 @@ fn a_shared_leaf_yielded_from_a_loop_nested_in_its_own_poll() {
         let me = inside.borrow().clone().expect("set before the run");
         assert!(format!("{me:?}").contains("finished: false"));
         let error = Loop::new().run(me).unwrap_err();
-        assert!(
-            error
-                .to_string()
-                .contains("is running: this loop runs inside it"),
-            "{error}"
-        );
+        assert!(error.to_string().contains("is running: this loop runs inside it"), "{error}");
         Poll::Ready(3)
     }))
     .share();
@@ -228,10 +217,7 @@ fn fails_soon() -> u32 {
 #[test]
 fn a_misbehaving_coroutine_whose_destructor_panics_as_it_is_ended() {
     // Stopped by a timeout: it yields again, and is ended.
-    expect_bomb(
-        "under_timeout(stubborn().share())",
-        under_timeout(stubborn().share()),
-    );
+    expect_bomb("under_timeout(stubborn().share())", under_timeout(stubborn().share()));
     // Cancelled by a crash: it yields again, and is ended.
     expect_bomb("(stubborn(), fails_soon())", (stubborn(), fails_soon()));
     // Cancelled by its isolate's failure.
@@ -260,10 +246,7 @@ fn a_misbehaving_coroutine_whose_destructor_panics_as_it_is_ended() {
         yield_!();
         0
     }
-    expect_bomb(
-        "(fails_now(), holds(..))",
-        (fails_now(), holds(PanicOnDrop)),
-    );
+    expect_bomb("(fails_now(), holds(..))", (fails_now(), holds(PanicOnDrop)));
     // Never started, cancelled by its isolate's failure.
     #[tinyio::coroutine]
     fn isolated_never_started() -> u32 {
@@ -271,10 +254,7 @@ fn a_misbehaving_coroutine_whose_destructor_panics_as_it_is_ended() {
         assert!(out.is_err());
         0
     }
-    expect_bomb(
-        "isolate((fails_now(), holds(..)))",
-        isolated_never_started(),
-    );
+    expect_bomb("isolate((fails_now(), holds(..)))", isolated_never_started());
     // Never started, withdrawn by a race another runner won at its first resume.
     #[tinyio::coroutine]
     fn loses_unstarted() -> () {
@@ -282,13 +262,8 @@ fn a_misbehaving_coroutine_whose_destructor_panics_as_it_is_ended() {
     }
     expect_bomb("race((sleep, holds(..)))", loses_unstarted());
     // Returns a value after its cancellation: the misbehaviour is an error, not a panic.
-    let error = Loop::new()
-        .run((returns_anyway(), fails_soon()))
-        .unwrap_err();
-    assert!(
-        format!("{error:?}").contains("the original error"),
-        "{error:?}"
-    );
+    let error = Loop::new().run((returns_anyway(), fails_soon())).unwrap_err();
+    assert!(format!("{error:?}").contains("the original error"), "{error:?}");
 }
 
 #[test]
@@ -321,10 +296,7 @@ fn events_set_from_other_threads_while_their_waits_time_out() {
         let set = lp.run(waits(event.clone(), go, round)).unwrap();
         setter.join().unwrap();
         // Whatever the timing, a wait now sees the event set at once.
-        assert!(
-            lp.run(event.wait_timeout(Duration::ZERO)).unwrap(),
-            "{round}"
-        );
+        assert!(lp.run(event.wait_timeout(Duration::ZERO)).unwrap(), "{round}");
         lp.run(event.wait()).unwrap();
         let _ = set;
     }
@@ -386,9 +358,7 @@ fn a_waker_kept_after_its_wait_ended_wakes_nothing_wrongly() {
                 a
             };
             // The wait ended only once the event was set, after every stale wake-up.
-            waked
-                .try_recv()
-                .expect("woken by the set, not by a stale waker");
+            waked.try_recv().expect("woken by the set, not by a stale waker");
             out
         }
         #[tinyio::coroutine]
@@ -399,14 +369,7 @@ fn a_waker_kept_after_its_wait_ended_wakes_nothing_wrongly() {
         let lp = Loop::new();
         let out = lp
             .run((
-                waits(
-                    kept.clone(),
-                    event.clone(),
-                    other.clone(),
-                    to_waker,
-                    waked,
-                    held,
-                ),
+                waits(kept.clone(), event.clone(), other.clone(), to_waker, waked, held),
                 sets_other(other.clone(), event.clone()),
             ))
             .unwrap();
@@ -535,10 +498,7 @@ fn a_coroutine_cleaning_up_after_a_timeout_is_seen_as_running_by_its_own_destruc
     let seen = SEEN.with_borrow_mut(std::mem::take);
     assert!(seen[0].contains("finished: false"), "{seen:?}");
     // Its locals drop as its body propagates the timeout: it is still running.
-    assert!(
-        seen[1].contains("is running: this loop runs inside it"),
-        "{seen:?}"
-    );
+    assert!(seen[1].contains("is running: this loop runs inside it"), "{seen:?}");
 }
 
 #[test]
@@ -549,10 +509,7 @@ fn a_coroutine_cleaning_up_after_a_crash_is_seen_as_running_by_its_own_destructo
     let error = Loop::new().run((me, fails_soon())).unwrap_err();
     assert_eq!(error.to_string(), "the original error");
     let seen = SEEN.with_borrow_mut(std::mem::take);
-    assert!(
-        seen[1].contains("is running: this loop runs inside it"),
-        "{seen:?}"
-    );
+    assert!(seen[1].contains("is running: this loop runs inside it"), "{seen:?}");
 }
 
 /// Holds a guard that looks back at it, and yields again when it is told to stop: the loop
@@ -579,19 +536,14 @@ fn withdraws(s: Shared<u32>) -> Option<u32> {
 #[test]
 fn a_misbehaving_coroutine_ended_by_a_timeout_or_a_handle_is_seen_so_by_its_destructors() {
     type Stop = fn(Shared<u32>) -> tinyio::Coro<Option<u32>>;
-    let cases: [(Stop, &str); 2] = [
-        (under_timeout, "stopped by a timeout"),
-        (withdraws, "`CancelHandle` or a `race`"),
-    ];
+    let cases: [(Stop, &str); 2] =
+        [(under_timeout, "stopped by a timeout"), (withdraws, "`CancelHandle` or a `race`")];
     for (stop, says) in cases {
         let slot: std::rc::Rc<RefCell<Option<Shared<u32>>>> = Default::default();
         let me = stubborn_looks_back(slot.clone()).share();
         *slot.borrow_mut() = Some(me.clone());
         let error = Loop::new().run(stop(me)).unwrap_err();
-        assert!(
-            error.to_string().contains("did not respond properly"),
-            "{error}"
-        );
+        assert!(error.to_string().contains("did not respond properly"), "{error}");
         let seen = SEEN.with_borrow_mut(std::mem::take);
         assert!(seen[1].contains(says), "{says:?} not in {seen:?}");
     }
@@ -611,11 +563,7 @@ fn a_shared_coroutine_that_returns_after_a_timeout_gives_no_output_afterwards() 
     #[tinyio::coroutine]
     fn isolated(s: Shared<u32>) -> String {
         let out = yield_!(isolate(under_timeout(s.clone())));
-        assert!(
-            out.unwrap_err()
-                .to_string()
-                .contains("did not respond properly")
-        );
+        assert!(out.unwrap_err().to_string().contains("did not respond properly"));
         yield_!(again(s))
     }
     let lp = Loop::new();
@@ -625,10 +573,7 @@ fn a_shared_coroutine_that_returns_after_a_timeout_gives_no_output_afterwards() 
     assert!(!format!("{s:?}").contains("finished: true"));
     let s = answers_anyway().share();
     let error = lp.run(under_timeout(s.clone())).unwrap_err();
-    assert!(
-        error.to_string().contains("did not respond properly"),
-        "{error}"
-    );
+    assert!(error.to_string().contains("did not respond properly"), "{error}");
     check_yielded_again(&s, &lp, "no output to give");
 }
 

@@ -68,10 +68,7 @@ fn cycle() {
         assert!(err.is_cancelled(), "{err:?}");
         let message = err.to_string();
         assert!(message.contains("cycle detected"), "{message}");
-        assert!(
-            message.contains("cycle_a") && message.contains("cycle_b"),
-            "{message}"
-        );
+        assert!(message.contains("cycle_a") && message.contains("cycle_b"), "{message}");
         match mode {
             ErrorGroup::Always => {
                 assert!(err.group().unwrap()[1..].iter().all(Error::is_cancelled))
@@ -271,16 +268,11 @@ fn misbehaving_cancellation_does_not_hang() {
         }
     }
     let start = std::time::Instant::now();
-    let err = Loop::new()
-        .run((fails_after_a_pause(), stubborn_sleeper()))
-        .unwrap_err();
+    let err = Loop::new().run((fails_after_a_pause(), stubborn_sleeper())).unwrap_err();
     assert!(start.elapsed() < Duration::from_secs(5));
     assert!(err.downcast_ref::<Original>().is_some(), "{err:?}");
     let group = err.group().expect("the misbehaviour is reported");
-    assert!(
-        group[1].to_string().contains("did not respond properly"),
-        "{err:?}"
-    );
+    assert!(group[1].to_string().contains("did not respond properly"), "{err:?}");
 }
 
 #[test]
@@ -302,21 +294,15 @@ fn what_a_misbehaving_coroutine_yields_when_cancelled_is_dropped() {
 
     // Cancelled because another coroutine failed.
     let before = dropped(&DROPS);
-    let err = Loop::new()
-        .run((fails_after_a_pause(), stubborn_yielder()))
-        .unwrap_err();
+    let err = Loop::new().run((fails_after_a_pause(), stubborn_yielder())).unwrap_err();
     assert!(err.downcast_ref::<Original>().is_some(), "{err:?}");
     assert_eq!(dropped(&DROPS) - before, 1, "{err:?}");
 
     // Stopped by a timeout.
     let before = dropped(&DROPS);
-    let err = Loop::new()
-        .run(tinyio::timeout(stubborn_yielder(), common::head_start()))
-        .unwrap_err();
-    assert!(
-        err.to_string().contains("did not respond properly"),
-        "{err:?}"
-    );
+    let err =
+        Loop::new().run(tinyio::timeout(stubborn_yielder(), common::head_start())).unwrap_err();
+    assert!(err.to_string().contains("did not respond properly"), "{err:?}");
     assert_eq!(dropped(&DROPS) - before, 1, "{err:?}");
 }
 
@@ -369,10 +355,7 @@ fn propagation() {
 #[test]
 
 fn propagation_always_group() {
-    let err = Loop::new()
-        .error_group(ErrorGroup::Always)
-        .run(f())
-        .unwrap_err();
+    let err = Loop::new().error_group(ErrorGroup::Always).run(f()).unwrap_err();
     check_propagated(&err);
     let group = err.group().expect("always a group");
     assert_eq!(group.len(), 1, "{err:?}");
@@ -467,11 +450,7 @@ fn cancelling_coroutines_always_group_exact() {
         .run(sibling_f(cancelled, DropGuard(&DROPS)))
         .unwrap_err();
     let group = err.group().expect("always a group");
-    assert_eq!(
-        cancellation_names(&group[1..]),
-        [vec!["sibling_h"], vec!["sleep"]],
-        "{err:?}"
-    );
+    assert_eq!(cancellation_names(&group[1..]), [vec!["sibling_h"], vec!["sleep"]], "{err:?}");
 }
 
 #[tinyio::coroutine]
@@ -503,15 +482,9 @@ fn new_cancel_i(ready: Event) -> () {
 #[test]
 fn catch_cancelled_raise_new_cancelled() {
     for mode in MODES {
-        let err = Loop::new()
-            .error_group(mode)
-            .run(new_cancel_f(Event::new()))
-            .unwrap_err();
+        let err = Loop::new().error_group(mode).run(new_cancel_f(Event::new())).unwrap_err();
         assert_eq!(err.downcast_ref::<Kapow>(), Some(&Kapow), "{err:?}");
-        assert_eq!(
-            names(&err),
-            ["new_cancel_f", "new_cancel_g", "new_cancel_i"]
-        );
+        assert_eq!(names(&err), ["new_cancel_f", "new_cancel_g", "new_cancel_i"]);
         match mode {
             ErrorGroup::Auto | ErrorGroup::Never => assert!(err.group().is_none(), "{err:?}"),
             ErrorGroup::Always => {
@@ -529,16 +502,10 @@ fn catch_cancelled_raise_new_cancelled() {
 #[test]
 
 fn catch_cancelled_raise_new_cancelled_always_group_exact() {
-    let err = Loop::new()
-        .error_group(ErrorGroup::Always)
-        .run(new_cancel_f(Event::new()))
-        .unwrap_err();
+    let err =
+        Loop::new().error_group(ErrorGroup::Always).run(new_cancel_f(Event::new())).unwrap_err();
     let group = err.group().unwrap();
-    assert_eq!(
-        cancellation_names(&group[1..]),
-        [vec!["new_cancel_h"], vec!["sleep"]],
-        "{err:?}"
-    );
+    assert_eq!(cancellation_names(&group[1..]), [vec!["new_cancel_h"], vec!["sleep"]], "{err:?}");
 }
 
 #[test]
@@ -546,9 +513,8 @@ fn errors_are_send_and_sync() {
     fn assert_send_sync<T: Send + Sync + 'static>() {}
     assert_send_sync::<Error>();
     let err = Loop::new().run(f()).unwrap_err();
-    let (display, trace) = std::thread::spawn(move || (err.to_string(), names(&err)))
-        .join()
-        .unwrap();
+    let (display, trace) =
+        std::thread::spawn(move || (err.to_string(), names(&err))).join().unwrap();
     assert_eq!(display, "oh no");
     assert_eq!(trace, ["f", "g", "g2", "h", "i"]);
 }
@@ -567,8 +533,7 @@ fn formatting() {
             .iter()
             .map(|frame| {
                 let line = format!("{} at {}:{}", frame.name(), frame.file(), frame.line());
-                text.find(&line)
-                    .unwrap_or_else(|| panic!("{line} missing in {text}"))
+                text.find(&line).unwrap_or_else(|| panic!("{line} missing in {text}"))
             })
             .collect();
         assert!(positions.is_sorted(), "{text}");
@@ -610,10 +575,7 @@ fn load() -> String {
 #[test]
 fn source_chain_kept() {
     for mode in MODES {
-        let err = Loop::new()
-            .error_group(mode)
-            .run((load(), fails_after_a_pause()))
-            .unwrap_err();
+        let err = Loop::new().error_group(mode).run((load(), fails_after_a_pause())).unwrap_err();
         // `load` fails first: `fails_after_a_pause` is cancelled before it can.
         assert_eq!(err.group().is_some(), mode == ErrorGroup::Always, "{err:?}");
         assert!(err.to_string().contains("could not load"), "{err}");
@@ -621,14 +583,9 @@ fn source_chain_kept() {
         assert_eq!(load.source.kind(), std::io::ErrorKind::NotFound);
         // The trace comes first in the chain, then the original's sources.
         let trace = err.source().expect("the trace");
-        assert_eq!(
-            trace.to_string(),
-            format!("in coroutine {}", err.trace()[0])
-        );
+        assert_eq!(trace.to_string(), format!("in coroutine {}", err.trace()[0]));
         let source = trace.source().expect("the original's source");
-        let io = source
-            .downcast_ref::<std::io::Error>()
-            .expect("an io::Error");
+        let io = source.downcast_ref::<std::io::Error>().expect("an io::Error");
         assert_eq!(io.to_string(), "config.toml is missing");
         assert!(source.source().is_none());
     }
@@ -742,10 +699,8 @@ fn a_thread_answering_cancellation_with_an_error_is_listed_once() {
                 })
             })
             .collect();
-        let err = Loop::new()
-            .error_group(mode)
-            .run((calls, fails_when_all_run(running)))
-            .unwrap_err();
+        let err =
+            Loop::new().error_group(mode).run((calls, fails_when_all_run(running))).unwrap_err();
         assert!(err.to_string().contains("the original error"), "{err:?}");
         match mode {
             ErrorGroup::Never => assert!(err.group().is_none(), "{err:?}"),

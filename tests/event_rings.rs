@@ -55,13 +55,7 @@ fn between() -> impl Strategy<Value = Between> {
 }
 
 fn ring() -> impl Strategy<Value = Ring> {
-    (
-        2..6usize,
-        1..12usize,
-        prop::collection::vec(between(), 1..8),
-        any::<bool>(),
-        any::<bool>(),
-    )
+    (2..6usize, 1..12usize, prop::collection::vec(between(), 1..8), any::<bool>(), any::<bool>())
         .prop_map(|(members, laps, between, pass_first, as_future)| Ring {
             members,
             laps,
@@ -178,11 +172,7 @@ fn check(ring: Ring) -> Result<(), TestCaseError> {
         } else {
             Loop::new().run(members).unwrap();
         }
-        (
-            Rc::try_unwrap(log).unwrap().into_inner(),
-            ring.members,
-            ring.laps,
-        )
+        (Rc::try_unwrap(log).unwrap().into_inner(), ring.members, ring.laps)
     });
     let (log, members, laps) = log;
     let expected: Vec<usize> = (0..members * laps).map(|i| i % members).collect();
@@ -260,9 +250,7 @@ fn spread_member(me: usize, events: Vec<Event>, laps: usize, timed: bool, log: S
     let next = (me + 1) % events.len();
     for _ in 0..laps {
         if timed {
-            assert!(yield_!(
-                events[me].wait_timeout(std::time::Duration::from_secs(60))
-            ));
+            assert!(yield_!(events[me].wait_timeout(std::time::Duration::from_secs(60))));
         } else {
             yield_!(events[me].wait());
         }

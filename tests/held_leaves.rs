@@ -46,15 +46,9 @@ fn a_held_thread_call_that_fails_is_the_innermost_frame_below_its_holder() {
     assert!(err.downcast_ref::<ThreadFailed>().is_some(), "{err:?}");
     assert_eq!(names(&err), ["outer", "holder", "run_in_thread"], "{err:?}");
     let yielded = line_of("// the held yield");
-    let [_, holder, at] = err.trace() else {
-        unreachable!()
-    };
+    let [_, holder, at] = err.trace() else { unreachable!() };
     assert!(at.file().ends_with("held_leaves.rs"), "{at}");
-    assert_eq!(
-        at.line(),
-        yielded,
-        "the thread call is placed where it was made"
-    );
+    assert_eq!(at.line(), yielded, "the thread call is placed where it was made");
     assert_eq!(holder.line(), yielded, "its holder is suspended there");
 }
 
@@ -83,18 +77,13 @@ fn a_held_leaf_failing_under_a_timeout_is_traced_through_it() {
 #[tinyio::coroutine]
 fn panics_at_first_poll(guard: CountDrops) -> () {
     let _guard = guard;
-    yield_!(from_future(poll_fn(|_| -> Poll<()> {
-        panic!("leaf panicked at once")
-    })));
+    yield_!(from_future(poll_fn(|_| -> Poll<()> { panic!("leaf panicked at once") })));
 }
 
 #[test]
 fn a_held_leaf_that_panics_at_once_crashes_the_run_and_cleans_up() {
     let drops = Rc::new(Cell::new(0));
-    let run = (
-        forever(CountDrops(drops.clone())),
-        panics_at_first_poll(CountDrops(drops.clone())),
-    );
+    let run = (forever(CountDrops(drops.clone())), panics_at_first_poll(CountDrops(drops.clone())));
     let payload = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Loop::new().run(run)))
         .expect_err("the leaf's panic comes out of run");
     assert_eq!(payload_str(&*payload), "leaf panicked at once");
@@ -115,12 +104,7 @@ fn logs_around<'a>(log: &'a RefCell<Vec<&'static str>>, name: &'static str, leaf
 #[test]
 fn a_held_leaf_done_at_once_goes_to_the_back_of_the_queue() {
     let log = RefCell::new(Vec::new());
-    Loop::new()
-        .run((
-            logs_around(&log, "leaf", true),
-            logs_around(&log, "pause", false),
-        ))
-        .unwrap();
+    Loop::new().run((logs_around(&log, "leaf", true), logs_around(&log, "pause", false))).unwrap();
     assert_eq!(*log.borrow(), ["leaf", "pause", "leaf", "pause"]);
 }
 
@@ -131,9 +115,7 @@ fn waits_on(event: Event) -> () {
 
 #[tinyio::coroutine]
 fn isolated_waits_on(event: Event) -> () {
-    yield_!(timeout(isolate(waits_on(event)), ms(600_000)))
-        .unwrap()
-        .unwrap();
+    yield_!(timeout(isolate(waits_on(event)), ms(600_000))).unwrap().unwrap();
 }
 
 #[test]
@@ -197,14 +179,10 @@ fn scope_with_background(drops: Rc<Cell<usize>>, never: Event) -> (bool, u32, us
 #[test]
 fn a_timeout_stops_a_held_leaf_inside_an_isolate_which_still_waits_for_its_members() {
     let (drops, never) = (Rc::new(Cell::new(0)), Event::new());
-    let (timed_out, finished, dropped) = Loop::new()
-        .run(scope_with_background(drops.clone(), never.clone()))
-        .unwrap();
+    let (timed_out, finished, dropped) =
+        Loop::new().run(scope_with_background(drops.clone(), never.clone())).unwrap();
     assert!(timed_out);
-    assert_eq!(
-        finished, 1,
-        "the isolate returned before its member finished"
-    );
+    assert_eq!(finished, 1, "the isolate returned before its member finished");
     assert_eq!(dropped, 1, "the stopped holder cleaned up");
     never.set(); // its wait left the event's list when it was stopped
     assert!(Loop::new().run(never.wait_timeout(ms(0))).unwrap());
@@ -288,27 +266,11 @@ fn semaphore_waiters_leaving_out_of_order_keep_the_permits_and_the_order() {
     let log = RefCell::new(Vec::new());
     let release = Event::new();
     // Odd waiters give up, in an order unlike the one they queued in; even ones wait.
-    let patience = [
-        None,
-        Some(9),
-        None,
-        Some(3),
-        None,
-        Some(7),
-        None,
-        Some(1),
-        None,
-        Some(5),
-    ];
-    let waiters: Vec<_> = (0..patience.len())
-        .map(|i| acquires(&semaphore, &log, i, patience[i]))
-        .collect();
+    let patience = [None, Some(9), None, Some(3), None, Some(7), None, Some(1), None, Some(5)];
+    let waiters: Vec<_> =
+        (0..patience.len()).map(|i| acquires(&semaphore, &log, i, patience[i])).collect();
     Loop::new()
-        .run((
-            holds_then_releases(&semaphore, release.clone()),
-            waiters,
-            releases_later(release),
-        ))
+        .run((holds_then_releases(&semaphore, release.clone()), waiters, releases_later(release)))
         .unwrap();
     assert_eq!(*log.borrow(), [0, 2, 4, 6, 8]);
     assert_eq!(semaphore.available(), 2);
@@ -375,9 +337,7 @@ fn race_against_held_thread(stopped: Arc<Mutex<bool>>) -> bool {
 #[test]
 fn a_race_joins_the_thread_a_losing_holder_holds_before_it_gives_its_winner() {
     let stopped = Arc::new(Mutex::new(false));
-    let joined = within(60, move || {
-        Loop::new().run(race_against_held_thread(stopped)).unwrap()
-    });
+    let joined = within(60, move || Loop::new().run(race_against_held_thread(stopped)).unwrap());
     assert!(joined);
 }
 
@@ -456,10 +416,7 @@ fn a_left_over_waker_does_not_keep_an_isolate_from_catching_its_member_error() {
     lp.run(keeps_wakers(stash.clone())).unwrap();
     let release = Event::new();
     let (caught, ()) = lp
-        .run((
-            isolate_error(release.clone()),
-            wakes_old_wakers_then_releases(stash, release),
-        ))
+        .run((isolate_error(release.clone()), wakes_old_wakers_then_releases(stash, release)))
         .unwrap();
     assert_eq!(caught, "thread failed");
 }
@@ -475,9 +432,7 @@ fn sets_then_clears(event: Event) -> () {
 fn a_held_wait_woken_by_a_set_stays_woken_after_a_clear() {
     let event = Event::new();
     within(60, move || {
-        Loop::new()
-            .run((waits_on(event.clone()), sets_then_clears(event.clone())))
-            .unwrap();
+        Loop::new().run((waits_on(event.clone()), sets_then_clears(event.clone()))).unwrap();
         assert!(!event.is_set());
     });
 }
@@ -510,8 +465,6 @@ fn one_semaphore_many_loops_with_waiters_giving_up_keeps_its_permits() {
             })
         })
         .collect();
-    within(60, move || {
-        threads.into_iter().for_each(|t| t.join().unwrap())
-    });
+    within(60, move || threads.into_iter().for_each(|t| t.join().unwrap()));
     assert_eq!(semaphore.available(), 3);
 }

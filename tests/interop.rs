@@ -136,10 +136,8 @@ impl<F: Future + Unpin> Future for TellWhenPolled<F> {
 fn block_on<F: Future>(kind: Kind, f: impl FnOnce(Rt) -> F) -> F::Output {
     match kind {
         Kind::Tokio => {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
+            let runtime =
+                tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             tokio::task::LocalSet::new().block_on(&runtime, f(Rt::Tokio))
         }
         Kind::Smol => {
@@ -247,10 +245,7 @@ fn future_inside_a_plain_loop() {
         // smol's timer runs without an executor; the oneshot is woken from another thread.
         yield_!(from_future(smol::Timer::after(ms(10))));
         let x = yield_!(from_future(async { 41 }));
-        let recv = TellWhenPolled {
-            inner: recv,
-            polled: Some(polled),
-        };
+        let recv = TellWhenPolled { inner: recv, polled: Some(polled) };
         let message = yield_!(from_future(recv))?;
         (x + 1, message)
     }
@@ -291,10 +286,7 @@ fn from_future_is_woken_not_polled_in_a_loop() {
             wait.recv().unwrap();
             send.send(7).unwrap();
         });
-        let counted = from_future(CountPolls {
-            inner: Box::pin(recv),
-            polls,
-        });
+        let counted = from_future(CountPolls { inner: Box::pin(recv), polls });
         let (x, ()) = yield_!((counted, meanwhile(go)));
         x?
     }
@@ -466,10 +458,7 @@ fn two_tinyio_futures_at_once(kind: Kind) {
 
     let out = block_on(kind, |_| async {
         let event = Event::new();
-        futures::join!(
-            waiter(event.clone()).into_future(),
-            setter(event).into_future()
-        )
+        futures::join!(waiter(event.clone()).into_future(), setter(event).into_future())
     });
     assert_eq!((out.0.unwrap(), out.1.unwrap()), (2, 1));
 }
@@ -536,14 +525,8 @@ fn executor_is_never_blocked(kind: Kind) {
     assert_eq!(out.unwrap(), 5);
     assert!(elapsed >= ms(300), "{elapsed:?}");
     // About 100 ticks during the sleep and 300 in all; a blocked thread would give 0 or 1.
-    assert!(
-        during_sleep >= 20,
-        "only {during_sleep} ticks during a 100 ms tinyio sleep"
-    );
-    assert!(
-        total >= 60,
-        "only {total} ticks during 300 ms of tinyio work"
-    );
+    assert!(during_sleep >= 20, "only {during_sleep} ticks during a 100 ms tinyio sleep");
+    assert!(total >= 60, "only {total} ticks during 300 ms of tinyio work");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -565,19 +548,14 @@ fn tinyio_error_surfaces_as_the_err_of_the_future(kind: Kind) {
             let error = raises().await.unwrap_err();
             assert_eq!(error.downcast_ref::<Typed>(), Some(&Typed(3)));
             // ...and with a sibling, cancelled by the time the error comes out.
-            let error = to_future((raises(), forever(Guard(drops.clone()))))
-                .await
-                .unwrap_err();
+            let error = to_future((raises(), forever(Guard(drops.clone())))).await.unwrap_err();
             (error, count(&drops))
         }
     });
     assert_eq!(error.downcast_ref::<Typed>(), Some(&Typed(3)));
     assert_eq!(error.to_string(), "typed error 3");
     assert_eq!(error.trace().last().map(|f| f.name()), Some("raises"));
-    assert_eq!(
-        drops_when_err, 1,
-        "the sibling was cancelled before the future returned"
-    );
+    assert_eq!(drops_when_err, 1, "the sibling was cancelled before the future returned");
 }
 
 #[tinyio::coroutine]
@@ -602,10 +580,8 @@ fn guarded_pair(rt: Option<Rt>, drops: Arc<AtomicUsize>) -> (u32, ()) {
 
 fn future_err_raised_with_question_mark_crashes_the_loop(kind: Kind) {
     let drops = Arc::new(AtomicUsize::new(0));
-    let error = block_on(kind, |rt| {
-        guarded_pair(Some(rt), drops.clone()).into_future()
-    })
-    .unwrap_err();
+    let error =
+        block_on(kind, |rt| guarded_pair(Some(rt), drops.clone()).into_future()).unwrap_err();
     assert_eq!(error.downcast_ref::<Typed>(), Some(&Typed(1)));
     let names: Vec<_> = error.trace().iter().map(|f| f.name()).collect();
     assert!(names.contains(&"raises_from_future"), "{names:?}");
@@ -668,36 +644,24 @@ fn loop_run_panics<T: std::fmt::Debug + Send + 'static>(
 fn panic_in_a_future_awaited_alone_resumes_out_of_loop_run() {
     let (payload, drops) = loop_run_panics(panicking_future_awaited_alone);
     assert_eq!(payload, "panic in a future");
-    assert_eq!(
-        drops, 2,
-        "its waiter and the sibling were cancelled before the panic resumed"
-    );
+    assert_eq!(drops, 2, "its waiter and the sibling were cancelled before the panic resumed");
 }
 
 #[test]
 fn panic_in_a_from_future_future_resumes_out_of_loop_run() {
     let (payload, drops) = loop_run_panics(panicking_future_with_sibling);
     assert_eq!(payload, "panic in a future");
-    assert_eq!(
-        drops, 1,
-        "the sibling was cancelled before the panic resumed"
-    );
+    assert_eq!(drops, 1, "the sibling was cancelled before the panic resumed");
 }
 
 fn panic_in_a_from_future_future_resumes_out_of_the_runtime(kind: Kind) {
     let drops = Arc::new(AtomicUsize::new(0));
     let payload = catch_unwind(AssertUnwindSafe(|| {
-        block_on(kind, |_| {
-            panicking_future_with_sibling(drops.clone()).into_future()
-        })
+        block_on(kind, |_| panicking_future_with_sibling(drops.clone()).into_future())
     }))
     .unwrap_err();
     assert_eq!(payload_str(&*payload), "panic in a future");
-    assert_eq!(
-        count(&drops),
-        1,
-        "the sibling was cancelled before the panic resumed"
-    );
+    assert_eq!(count(&drops), 1, "the sibling was cancelled before the panic resumed");
 }
 
 fn panic_in_a_coroutine_resumes_out_of_block_on(kind: Kind) {
@@ -709,16 +673,10 @@ fn panic_in_a_coroutine_resumes_out_of_block_on(kind: Kind) {
 
     let drops = Arc::new(AtomicUsize::new(0));
     let result = catch_unwind(AssertUnwindSafe(|| {
-        block_on(kind, |_| {
-            to_future((panics(), forever(Guard(drops.clone()))))
-        })
+        block_on(kind, |_| to_future((panics(), forever(Guard(drops.clone())))))
     }));
     assert_eq!(payload_str(&*result.unwrap_err()), "panic in a coroutine");
-    assert_eq!(
-        count(&drops),
-        1,
-        "the sibling was cancelled before the panic resumed"
-    );
+    assert_eq!(count(&drops), 1, "the sibling was cancelled before the panic resumed");
 }
 
 #[test]
@@ -804,35 +762,15 @@ fn dropping_a_half_finished_future_cancels_it(kind: Kind) {
                 }
             };
             // The future has been dropped by now: everything inside was cancelled and joined.
-            (
-                dropped_unfinished,
-                count(&drops),
-                flags.returned.load(Ordering::SeqCst),
-            )
+            (dropped_unfinished, count(&drops), flags.returned.load(Ordering::SeqCst))
         }
     });
     assert!(dropped_unfinished);
-    assert_eq!(
-        drops_after, 3,
-        "every coroutine's destructors ran when the future was dropped"
-    );
-    assert_eq!(
-        count(&saw),
-        1,
-        "the coroutine was resumed with a cancellation"
-    );
-    assert!(
-        flags.started.load(Ordering::SeqCst),
-        "the thread call had started"
-    );
-    assert!(
-        flags.told_to_stop.load(Ordering::SeqCst),
-        "the thread call was told to stop"
-    );
-    assert!(
-        returned_after,
-        "the thread call was joined before the drop returned"
-    );
+    assert_eq!(drops_after, 3, "every coroutine's destructors ran when the future was dropped");
+    assert_eq!(count(&saw), 1, "the coroutine was resumed with a cancellation");
+    assert!(flags.started.load(Ordering::SeqCst), "the thread call had started");
+    assert!(flags.told_to_stop.load(Ordering::SeqCst), "the thread call was told to stop");
+    assert!(returned_after, "the thread call was joined before the drop returned");
 }
 
 #[test]
@@ -854,10 +792,7 @@ fn dropping_a_half_finished_future_in_tokio_select() {
     });
     assert_eq!(branch, "thread running");
     assert_eq!(drops_after, 3);
-    assert!(
-        returned_after,
-        "the thread call was joined before select! returned"
-    );
+    assert!(returned_after, "the thread call was joined before select! returned");
 }
 
 /// Dropped before it was ever polled: nothing ran, nothing leaks.
@@ -867,11 +802,7 @@ fn dropping_an_unpolled_future() {
     let flags = ThreadFlags::default();
     let future = half_finished(drops.clone(), Arc::default(), flags.clone()).into_future();
     drop(future);
-    assert_eq!(
-        count(&drops),
-        0,
-        "nothing ran: the guards are made by the body"
-    );
+    assert_eq!(count(&drops), 0, "nothing ran: the guards are made by the body");
     assert!(!flags.started.load(Ordering::SeqCst));
 }
 
@@ -887,11 +818,7 @@ fn from_future_is_dropped_on_cancellation(kind: Kind) {
     })
     .unwrap_err();
     assert_eq!(error.to_string(), "fail_after failed");
-    assert_eq!(
-        count(&drops),
-        1,
-        "the future was dropped by the cancellation"
-    );
+    assert_eq!(count(&drops), 1, "the future was dropped by the cancellation");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -955,10 +882,7 @@ fn from_tokio_sleep_and_echo_from_a_plain_loop() {
 #[test]
 fn from_tokio_in_a_plain_loop_blocking_a_current_thread_runtime() {
     let out = within(30, || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         runtime.block_on(async { Loop::new().run(echo()) })
     });
     let (_, echoed, _) = out.unwrap();
@@ -1022,9 +946,8 @@ fn from_tokio_is_aborted_on_cancellation_in_a_plain_loop() {
     let error = within(30, {
         let (drops, started, dropped) = (drops.clone(), started.clone(), dropped.clone());
         move || {
-            let error = Loop::new()
-                .run(aborted(Guard(drops), started, dropped.clone()))
-                .unwrap_err();
+            let error =
+                Loop::new().run(aborted(Guard(drops), started, dropped.clone())).unwrap_err();
             // The abort may be processed by tinyio's runtime thread after `run` returns.
             Loop::new().run(dropped.wait()).unwrap();
             error
@@ -1041,9 +964,7 @@ fn from_tokio_is_aborted_on_cancellation(kind: Kind) {
     let error = block_on(kind, |_| {
         let (drops, started, dropped) = (drops.clone(), started.clone(), dropped.clone());
         async move {
-            let error = aborted(Guard(drops.clone()), started, dropped.clone())
-                .await
-                .unwrap_err();
+            let error = aborted(Guard(drops.clone()), started, dropped.clone()).await.unwrap_err();
             // The abort is processed when the runtime next runs (tokio) or by tinyio's own.
             dropped.wait().await.unwrap();
             error
@@ -1057,14 +978,8 @@ fn from_tokio_is_aborted_on_cancellation(kind: Kind) {
 /// Smoke check of the helper itself: `Rt::kind` round-trips.
 #[test]
 fn runtimes_are_what_they_say() {
-    assert_eq!(
-        block_on(Kind::Tokio, |rt| async move { rt.kind() }),
-        Kind::Tokio
-    );
-    assert_eq!(
-        block_on(Kind::Smol, |rt| async move { rt.kind() }),
-        Kind::Smol
-    );
+    assert_eq!(block_on(Kind::Tokio, |rt| async move { rt.kind() }), Kind::Tokio);
+    assert_eq!(block_on(Kind::Smol, |rt| async move { rt.kind() }), Kind::Smol);
 }
 
 /// An isolated loop inside a tinyio computation awaited from the runtime: the inner loop's timer
@@ -1123,10 +1038,7 @@ fn from_tokio_in_a_nested_loop_run_inside_a_tokio_task() {
     }
 
     let out = within(10, || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         runtime.block_on(async { nested_run().await })
     });
     assert_eq!(out.unwrap(), 7);
@@ -1173,11 +1085,7 @@ fn wake_ups_inside_the_run_do_not_wake_its_driver() {
         assert!(pending < 1_000, "the run does not finish");
     }
     assert!(pending > 0, "the run took more than one poll's rounds");
-    assert_eq!(
-        count(&counting.0),
-        pending,
-        "one wake per poll that ran out of rounds"
-    );
+    assert_eq!(count(&counting.0), pending, "one wake per poll that ran out of rounds");
 }
 
 /// Counts wake-ups; its `Arc`'s count tells who still holds a waker made from it.
@@ -1263,9 +1171,6 @@ fn no_from_tokio_future_outlives_a_failed_run() {
                 assert_eq!(payload_str(&*payload), "failed by panic");
             }
         }
-        assert_eq!(
-            dropped_at_return, 1,
-            "the tokio future was dropped before `run` returned"
-        );
+        assert_eq!(dropped_at_return, 1, "the tokio future was dropped before `run` returned");
     }
 }

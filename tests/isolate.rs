@@ -90,11 +90,7 @@ fn pong(from: OneSlot, to: OneSlot) -> u32 {
 /// Yields `c` directly, or inside `isolate`.
 #[tinyio::coroutine]
 fn maybe_isolated(c: Coro<u32>, isolated: bool) -> u32 {
-    if isolated {
-        yield_!(isolate(c))?
-    } else {
-        yield_!(c)
-    }
+    if isolated { yield_!(isolate(c))? } else { yield_!(c) }
 }
 
 fn ping_pong(isolate_ping: bool, isolate_pong: bool) {
@@ -135,12 +131,8 @@ fn ping_pong_both_isolated() {
 #[test]
 fn ping_pong_across_two_isolated_groups_and_the_outer_loop() {
     let out = within(20, || {
-        let (q1, q2, q3, q4) = (
-            OneSlot::default(),
-            OneSlot::default(),
-            OneSlot::default(),
-            OneSlot::default(),
-        );
+        let (q1, q2, q3, q4) =
+            (OneSlot::default(), OneSlot::default(), OneSlot::default(), OneSlot::default());
         // ping(q1 -> q2) isolated, pong(q1 -> q2) outside; ping(q3 -> q4) outside, pong isolated.
         let all = (
             isolate(ping(q1.clone(), q2.clone())),
@@ -198,18 +190,11 @@ fn an_error_inside_cancels_only_the_isolated_group() {
     fn guarded_isolate() -> String {
         let result = yield_!(isolate(group()));
         // By the time the error comes back the whole group has been cleaned up...
-        assert_eq!(
-            dropped(&INNER),
-            3,
-            "every inner coroutine's destructors ran"
-        );
+        assert_eq!(dropped(&INNER), 3, "every inner coroutine's destructors ran");
         // ...while the outer sibling, started alongside, is still going.
         assert_eq!(dropped(&OUTER), 0, "the outer sibling was not cancelled");
         let error = result.unwrap_err();
-        assert!(
-            !error.is_cancelled(),
-            "the original error comes back, not a cancellation"
-        );
+        assert!(!error.is_cancelled(), "the original error comes back, not a cancellation");
         error.to_string()
     }
 
@@ -324,11 +309,7 @@ fn outer_cancellation_reaches_an_isolated_loop_in_the_background() {
 
     #[tinyio::coroutine]
     fn inner(running: Event) -> () {
-        yield_!((
-            watches(DropGuard(&INNER)),
-            forever(DropGuard(&INNER)),
-            until_stopped(running)
-        ));
+        yield_!((watches(DropGuard(&INNER)), forever(DropGuard(&INNER)), until_stopped(running)));
     }
 
     /// Fails once the inner thread runs (a call still queued would be dropped unrun).
@@ -366,11 +347,7 @@ fn stopping_the_outer_loop_reaches_inside() {
 
     #[tinyio::coroutine]
     fn root(inside: std::sync::mpsc::Sender<()>) -> () {
-        yield_!(isolate((
-            forever(DropGuard(&INNER)),
-            forever(DropGuard(&INNER)),
-            tells(inside)
-        )))?;
+        yield_!(isolate((forever(DropGuard(&INNER)), forever(DropGuard(&INNER)), tells(inside))))?;
     }
 
     let error = within(20, || {
@@ -424,21 +401,11 @@ fn try_add_three(x: u32) -> (Result<u32, String>, u32) {
 #[test]
 fn isolate_with_copied_inputs_succeeds_or_fails_with_the_inner_work() {
     let out = Loop::new()
-        .run([
-            try_add_three(0),
-            try_add_three(1),
-            try_add_three(2),
-            try_add_three(5),
-        ])
+        .run([try_add_three(0), try_add_three(1), try_add_three(2), try_add_three(5)])
         .unwrap();
     assert_eq!(
         out,
-        [
-            (Ok(3), 1),
-            (Ok(4), 2),
-            (Err("got three".to_string()), 3),
-            (Ok(8), 6)
-        ],
+        [(Ok(3), 1), (Ok(4), 2), (Err("got three".to_string()), 3), (Ok(8), 6)],
         "only the input 2 (which becomes 3) fails, and only its own isolated group"
     );
 }
@@ -485,11 +452,7 @@ fn copy_gives_the_very_same_value() {
 
     let value = Rc::new(NotClone(1));
     Loop::new().run(root(value.clone())).unwrap();
-    assert_eq!(
-        Rc::strong_count(&value),
-        1,
-        "nothing kept a copy of the value"
-    );
+    assert_eq!(Rc::strong_count(&value), 1, "nothing kept a copy of the value");
 }
 
 #[test]
@@ -542,10 +505,7 @@ fn yielding_inside_isolate_a_shared_coroutine_the_outer_run_scheduled() {
 
     let (message, via_copy, direct) = within(20, || Loop::new().run(root()).unwrap());
     assert!(message.contains("has already started"), "{message}");
-    assert!(
-        message.contains("slow"),
-        "the message names the coroutine: {message}"
-    );
+    assert!(message.contains("slow"), "the message names the coroutine: {message}");
     assert_eq!((via_copy, direct), (11, 11));
 }
 
@@ -621,13 +581,8 @@ fn a_timeout_around_isolate_cancels_the_inner_loop() {
 /// Runs `f` on a thread with a 2 MiB stack (what `std::thread::spawn` gives by default), and
 /// gives its result; a panic in `f` resumes here.
 fn on_a_small_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    let thread = std::thread::Builder::new()
-        .stack_size(2 << 20)
-        .spawn(f)
-        .unwrap();
-    thread
-        .join()
-        .unwrap_or_else(|payload| std::panic::resume_unwind(payload))
+    let thread = std::thread::Builder::new().stack_size(2 << 20).spawn(f).unwrap();
+    thread.join().unwrap_or_else(|payload| std::panic::resume_unwind(payload))
 }
 
 const DEEP: u32 = 100_000;
@@ -783,25 +738,15 @@ fn a_coroutine_inside_that_pauses_after_its_cancellation_is_reported() {
         event.set();
     }
 
-    let error = within(20, || {
-        Loop::new().run(isolate(group())).unwrap().unwrap_err()
-    });
-    let group = error
-        .group()
-        .expect("the misbehaviour is grouped after the original");
+    let error = within(20, || Loop::new().run(isolate(group())).unwrap().unwrap_err());
+    let group = error.group().expect("the misbehaviour is grouped after the original");
     assert_eq!(group[0].to_string(), "inner failure");
     assert!(
-        group[1]
-            .to_string()
-            .contains("did not respond properly to cancellation"),
+        group[1].to_string().contains("did not respond properly to cancellation"),
         "{}",
         group[1]
     );
-    assert_eq!(
-        PAUSES.load(Ordering::SeqCst),
-        1,
-        "resumed once, with its cancellation"
-    );
+    assert_eq!(PAUSES.load(Ordering::SeqCst), 1, "resumed once, with its cancellation");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1016,11 +961,7 @@ fn a_stall_report_shows_what_an_isolate_waits_on() {
 #[test]
 fn a_failed_isolate_cancels_many_waits_on_one_shared_coroutine_in_linear_time() {
     // A hundredth under valgrind, which checks what is left behind, not how long it takes.
-    let waiters_count: usize = if common::under_valgrind() {
-        200
-    } else {
-        20_000
-    };
+    let waiters_count: usize = if common::under_valgrind() { 200 } else { 20_000 };
     static GUARDS: AtomicUsize = AtomicUsize::new(0);
 
     #[tinyio::coroutine]
@@ -1039,20 +980,14 @@ fn a_failed_isolate_cancels_many_waits_on_one_shared_coroutine_in_linear_time() 
     fn group(count: usize) -> () {
         let (ready, never) = (Event::new(), Event::new());
         let s = never.wait().share();
-        let waiters: Vec<_> = (0..count)
-            .map(|_| waits(s.clone(), DropGuard(&GUARDS)))
-            .collect();
+        let waiters: Vec<_> = (0..count).map(|_| waits(s.clone(), DropGuard(&GUARDS))).collect();
         yield_!(background(fails_when(ready.clone())));
         ready.set(); // after the waiters have all started: its wake-up queues behind them
         yield_!(waiters);
     }
 
-    let error = within(60, move || {
-        Loop::new()
-            .run(isolate(group(waiters_count)))
-            .unwrap()
-            .unwrap_err()
-    });
+    let error =
+        within(60, move || Loop::new().run(isolate(group(waiters_count))).unwrap().unwrap_err());
     assert_eq!(error.to_string(), "inner failure");
     assert_eq!(dropped(&GUARDS), waiters_count);
 }
@@ -1157,15 +1092,9 @@ fn a_thread_stopped_by_a_timeout_inside_is_joined_before_any_failure_comes_back(
     let error = within(20, || {
         let (release, timed_out) = (Event::new(), Event::new());
         let inner = isolate(times_out(release.clone(), timed_out.clone()));
-        Loop::new()
-            .run((inner, outer(release, timed_out)))
-            .unwrap_err()
+        Loop::new().run((inner, outer(release, timed_out))).unwrap_err()
     });
-    assert_eq!(
-        ENDED.load(Ordering::SeqCst),
-        2,
-        "joined before run returned"
-    );
+    assert_eq!(ENDED.load(Ordering::SeqCst), 2, "joined before run returned");
     let group = error.group().expect("the thread's error is grouped");
     assert_eq!(group[0].to_string(), "outer failure");
     assert_eq!(group[1].to_string(), "the thread's own error");

@@ -91,9 +91,7 @@ fn quietly<T>(f: impl FnOnce() -> T) -> T {
             }
         }));
     });
-    let _serial = SERIAL
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _serial = SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     f()
 }
 
@@ -103,10 +101,7 @@ fn a_destructor_panicking_during_cancellation_leaks_nothing() {
         leaked_by(20, || {
             let run = (forever(()), bad_cleanup(), bad_cleanup(), fails());
             let outcome = catch_unwind(AssertUnwindSafe(|| Loop::new().run(run)));
-            assert!(
-                outcome.is_err(),
-                "the destructor's panic resumes out of `run`"
-            );
+            assert!(outcome.is_err(), "the destructor's panic resumes out of `run`");
         })
     });
     assert_eq!(leaked, 0, "bytes leaked by 20 runs");
@@ -127,10 +122,7 @@ fn a_destructor_panicking_when_a_timeout_stops_it_leaks_nothing() {
     let leaked = quietly(|| {
         leaked_by(20, || {
             let outcome = catch_unwind(AssertUnwindSafe(|| Loop::new().run(times_out())));
-            assert!(
-                outcome.is_err(),
-                "the destructor's panic resumes out of `run`"
-            );
+            assert!(outcome.is_err(), "the destructor's panic resumes out of `run`");
         })
     });
     assert_eq!(leaked, 0, "bytes leaked by 20 runs");
@@ -139,9 +131,7 @@ fn a_destructor_panicking_when_a_timeout_stops_it_leaks_nothing() {
 #[test]
 fn a_failed_run_leaks_nothing() {
     let leaked = leaked_by(20, || {
-        let error = Loop::new()
-            .run((forever(()), forever(()), fails()))
-            .unwrap_err();
+        let error = Loop::new().run((forever(()), forever(()), fails())).unwrap_err();
         assert_eq!(error.to_string(), "the original error");
     });
     assert_eq!(leaked, 0, "bytes leaked by 20 runs");
@@ -181,10 +171,7 @@ fn timeouts_one_after_the_other_reuse_the_table_slots_of_what_they_stopped() {
     // A handful of coroutines are in the table at any time, however many timeouts run: the
     // table, and the room the loop keeps of it, must not grow with their number.
     let (few, many) = (kept_after(100), kept_after(10_000));
-    assert!(
-        many <= few + 4096,
-        "after 100 timeouts the loop keeps {few} B, after 10000 {many} B"
-    );
+    assert!(many <= few + 4096, "after 100 timeouts the loop keeps {few} B, after 10000 {many} B");
 }
 
 /// Holds a bomb, and yields again when it is told to stop instead of propagating the error: the
@@ -216,20 +203,11 @@ fn a_destructor_panicking_as_the_loop_ends_a_misbehaving_coroutine_leaks_nothing
     let leaked = quietly(|| {
         leaked_by(20, || {
             for outcome in [
-                catch_unwind(AssertUnwindSafe(|| {
-                    Loop::new().run(stubborn_times_out()).map(drop)
-                })),
-                catch_unwind(AssertUnwindSafe(|| {
-                    Loop::new().run((stubborn(), fails())).map(drop)
-                })),
-                catch_unwind(AssertUnwindSafe(|| {
-                    Loop::new().run(stubborn_in_a_failed_isolate())
-                })),
+                catch_unwind(AssertUnwindSafe(|| Loop::new().run(stubborn_times_out()).map(drop))),
+                catch_unwind(AssertUnwindSafe(|| Loop::new().run((stubborn(), fails())).map(drop))),
+                catch_unwind(AssertUnwindSafe(|| Loop::new().run(stubborn_in_a_failed_isolate()))),
             ] {
-                assert!(
-                    outcome.is_err(),
-                    "the destructor's panic resumes out of `run`"
-                );
+                assert!(outcome.is_err(), "the destructor's panic resumes out of `run`");
             }
         })
     });

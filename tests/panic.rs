@@ -47,20 +47,13 @@ fn panics_after(pauses: u32) -> u32 {
 fn panic_resumes_with_the_original_payload_after_cancelling_the_rest() {
     static DROPS: AtomicUsize = AtomicUsize::new(0);
     static UNWINDING: AtomicBool = AtomicBool::new(false);
-    let witness = || Witness {
-        drops: &DROPS,
-        dropped_while_unwinding: &UNWINDING,
-    };
+    let witness = || Witness { drops: &DROPS, dropped_while_unwinding: &UNWINDING };
     #[tinyio::coroutine]
     fn outer(w1: Witness, w2: Witness) -> (u32, ()) {
         let _w1 = w1;
         yield_!((panics_after(3), forever(w2)))
     }
-    let run = (
-        outer(witness(), witness()),
-        pauser(witness()),
-        panics_after(1000),
-    );
+    let run = (outer(witness(), witness()), pauser(witness()), panics_after(1000));
     let payload = catch_unwind(AssertUnwindSafe(|| Loop::new().run(run))).unwrap_err();
     assert_eq!(payload.downcast_ref::<&str>(), Some(&"boom"));
     // All three witnesses (and the never-finished `panics_after(1000)`) were dropped by the
@@ -105,10 +98,8 @@ fn panic_wins_over_errors() {
         yield_!();
         tinyio::bail!("an error after the panic");
     }
-    let payload = catch_unwind(AssertUnwindSafe(|| {
-        Loop::new().run((panics_after(1), fails()))
-    }))
-    .unwrap_err();
+    let payload =
+        catch_unwind(AssertUnwindSafe(|| Loop::new().run((panics_after(1), fails())))).unwrap_err();
     assert_eq!(payload_str(&*payload), "boom");
 }
 
@@ -124,10 +115,7 @@ impl Drop for PanicOnDrop {
 fn panic_in_a_destructor_during_cancellation() {
     static DROPS: AtomicUsize = AtomicUsize::new(0);
     static UNWINDING: AtomicBool = AtomicBool::new(false);
-    let witness = || Witness {
-        drops: &DROPS,
-        dropped_while_unwinding: &UNWINDING,
-    };
+    let witness = || Witness { drops: &DROPS, dropped_while_unwinding: &UNWINDING };
     #[tinyio::coroutine]
     fn bad_cleanup() -> () {
         let _bomb = PanicOnDrop("destructor panicked");
@@ -140,12 +128,7 @@ fn panic_in_a_destructor_during_cancellation() {
         yield_!();
         tinyio::bail!("the original error");
     }
-    let run = (
-        forever(witness()),
-        bad_cleanup(),
-        pauser(witness()),
-        fails(),
-    );
+    let run = (forever(witness()), bad_cleanup(), pauser(witness()), fails());
     let payload = catch_unwind(AssertUnwindSafe(|| Loop::new().run(run))).unwrap_err();
     assert_eq!(payload_str(&*payload), "destructor panicked");
     // The others were still cancelled, before the panic resumed.
@@ -158,10 +141,7 @@ fn panic_in_a_destructor_during_cancellation() {
 fn panic_in_a_destructor_of_a_never_started_coroutine() {
     static DROPS: AtomicUsize = AtomicUsize::new(0);
     static UNWINDING: AtomicBool = AtomicBool::new(false);
-    let witness = || Witness {
-        drops: &DROPS,
-        dropped_while_unwinding: &UNWINDING,
-    };
+    let witness = || Witness { drops: &DROPS, dropped_while_unwinding: &UNWINDING };
     #[tinyio::coroutine]
     fn holds(bomb: PanicOnDrop) -> () {
         let _bomb = bomb;
@@ -203,13 +183,7 @@ fn panic_inside_a_nested_loop() {
         yield_!();
         Loop::new().run(inner())?;
     }
-    let run = (
-        outer(),
-        pauser(Witness {
-            drops: &DROPS,
-            dropped_while_unwinding: &UNWINDING,
-        }),
-    );
+    let run = (outer(), pauser(Witness { drops: &DROPS, dropped_while_unwinding: &UNWINDING }));
     let payload = catch_unwind(AssertUnwindSafe(|| Loop::new().run(run))).unwrap_err();
     assert_eq!(payload_str(&*payload), "boom");
     // The inner loop's sleeper and the outer loop's pauser.
@@ -263,10 +237,7 @@ fn panic_dropping_an_unread_output() {
     fn root() -> () {
         // Nobody reads the output: the loop drops it when the coroutine finishes.
         yield_!(background(output_bomb()));
-        yield_!(forever(Witness {
-            drops: &DROPS,
-            dropped_while_unwinding: &UNWINDING
-        }));
+        yield_!(forever(Witness { drops: &DROPS, dropped_while_unwinding: &UNWINDING }));
     }
     let lp = Loop::new();
     let payload = catch_unwind(AssertUnwindSafe(|| lp.run(root()))).unwrap_err();
@@ -312,15 +283,9 @@ fn panic_dropping_a_leaf_that_just_finished() {
     }
     let lp = Loop::new();
     for (i, root) in [held(), in_a_gather()].into_iter().enumerate() {
-        let witness = forever(Witness {
-            drops: &DROPS,
-            dropped_while_unwinding: &UNWINDING,
-        });
+        let witness = forever(Witness { drops: &DROPS, dropped_while_unwinding: &UNWINDING });
         let payload = catch_unwind(AssertUnwindSafe(|| lp.run((root, witness)))).unwrap_err();
-        assert_eq!(
-            payload_str(&*payload),
-            "finished leaf's destructor panicked"
-        );
+        assert_eq!(payload_str(&*payload), "finished leaf's destructor panicked");
         assert_eq!(dropped(&DROPS), i + 1, "the rest was cancelled");
     }
     assert!(!UNWINDING.load(Ordering::SeqCst));

@@ -18,10 +18,7 @@ use tinyio::{Coro, Event, Loop, run_in_thread, sleep};
 fn pause_until(flag: Rc<Cell<bool>>, limit: u64) -> u64 {
     let mut pauses = 0;
     while !flag.get() {
-        assert!(
-            pauses < limit,
-            "paused {limit} times: nothing interrupted it"
-        );
+        assert!(pauses < limit, "paused {limit} times: nothing interrupted it");
         yield_!();
         pauses += 1;
     }
@@ -50,10 +47,7 @@ fn a_thread_wake_up_interrupts_a_coroutine_pausing_alone() {
     let flag = Rc::new(Cell::new(false));
     let (pausing, paused) = mpsc::channel();
     let (pauses, ()) = Loop::new()
-        .run((
-            tell_then_pause_until(flag.clone(), pausing),
-            after_thread(flag, paused),
-        ))
+        .run((tell_then_pause_until(flag.clone(), pausing), after_thread(flag, paused)))
         .unwrap();
     assert!(pauses > 0);
 }
@@ -74,10 +68,7 @@ fn an_event_set_from_a_thread_interrupts_a_coroutine_pausing_alone() {
         setter.set();
     });
     Loop::new()
-        .run((
-            tell_then_pause_until(flag.clone(), pausing),
-            after_event(event, flag),
-        ))
+        .run((tell_then_pause_until(flag.clone(), pausing), after_event(event, flag)))
         .unwrap();
     thread.join().unwrap();
 }
@@ -91,9 +82,7 @@ fn a_due_timer_interrupts_a_coroutine_pausing_alone() {
     }
 
     let flag = Rc::new(Cell::new(false));
-    Loop::new()
-        .run((pause_until(flag.clone(), LIMIT), after_sleep(flag)))
-        .unwrap();
+    Loop::new().run((pause_until(flag.clone(), LIMIT), after_sleep(flag))).unwrap();
 }
 
 #[test]
@@ -135,18 +124,14 @@ fn pausing_coroutines_take_turns_in_order() {
 
     // They alternate while both are ready; `x` goes on alone once `y` is done.
     let log = Rc::new(RefCell::new(String::new()));
-    Loop::new()
-        .run((turns('x', 4, log.clone()), turns('y', 2, log.clone())))
-        .unwrap();
+    Loop::new().run((turns('x', 4, log.clone()), turns('y', 2, log.clone()))).unwrap();
     assert_eq!(*log.borrow(), "xyxyxx");
 }
 
 #[test]
 fn a_coroutine_pausing_under_tokio_lets_the_other_tasks_run() {
     let flag = Rc::new(Cell::new(false));
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
     let pauses = tokio::task::LocalSet::new().block_on(&runtime, {
         let flag = flag.clone();
         async move {
@@ -291,19 +276,13 @@ fn wake_ups_cross_an_isolate_boundary_under_tokio() {
 fn on_tokio_without_stalling<Y: tinyio::Yieldable + 'static>(
     y: Y,
 ) -> Result<Y::Output, tinyio::Error> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
     let start = std::time::Instant::now();
     let guard = std::time::Duration::from_secs(if common::under_valgrind() { 60 } else { 10 });
     let out = runtime.block_on(async { tokio::time::timeout(guard, tinyio::to_future(y)).await });
     let elapsed = start.elapsed();
     if !common::under_valgrind() {
-        assert!(
-            elapsed < std::time::Duration::from_secs(5),
-            "stalled for {elapsed:?}"
-        );
+        assert!(elapsed < std::time::Duration::from_secs(5), "stalled for {elapsed:?}");
     }
     out.expect("the loop missed a wake-up and stalled")
 }

@@ -64,16 +64,9 @@ fn raw_step() -> impl Strategy<Value = RawStep> {
 
 fn graph() -> impl Strategy<Value = Graph> {
     let node = (0u64..1000, prop::collection::vec(raw_step(), 0..5));
-    let mode = prop_oneof![
-        Just(ErrorGroup::Auto),
-        Just(ErrorGroup::Never),
-        Just(ErrorGroup::Always)
-    ];
-    (
-        prop::collection::vec(node, 1..13),
-        prop::option::of((any::<u8>(), any::<u8>())),
-        mode,
-    )
+    let mode =
+        prop_oneof![Just(ErrorGroup::Auto), Just(ErrorGroup::Never), Just(ErrorGroup::Always)];
+    (prop::collection::vec(node, 1..13), prop::option::of((any::<u8>(), any::<u8>())), mode)
         .prop_map(|(raw, failure, mode)| {
             let n = raw.len();
             let child = |i: usize, c: u8| i + 1 + usize::from(c) % (n - i - 1);
@@ -88,19 +81,15 @@ fn graph() -> impl Strategy<Value = Graph> {
                             RawStep::Sleep0 => Some(StepSpec::Sleep0),
                             // The last node has no later node to wait on.
                             RawStep::Await(_) | RawStep::Background(_) if i + 1 == n => None,
-                            RawStep::Await(cs) => Some(StepSpec::Await(
-                                cs.into_iter().map(|c| child(i, c)).collect(),
-                            )),
+                            RawStep::Await(cs) => {
+                                Some(StepSpec::Await(cs.into_iter().map(|c| child(i, c)).collect()))
+                            }
                             RawStep::Background(cs) => Some(StepSpec::Background(
                                 cs.into_iter().map(|c| child(i, c)).collect(),
                             )),
                         })
                         .collect();
-                    NodeSpec {
-                        value,
-                        steps,
-                        fail_at: None,
-                    }
+                    NodeSpec { value, steps, fail_at: None }
                 })
                 .collect();
             if let Some((who, when)) = failure {
@@ -260,11 +249,8 @@ fn build(graph: &Graph, record: &Rc<Record>) -> (Coro<u64>, Vec<Child>) {
             actions.push(Action::Fail(i));
         }
         let coro = node(i, spec.value, actions, Live::new(record));
-        handles[i] = Some(if refs[i] > 1 {
-            Child::Shared(coro.share())
-        } else {
-            Child::Plain(coro)
-        });
+        handles[i] =
+            Some(if refs[i] > 1 { Child::Shared(coro.share()) } else { Child::Plain(coro) });
     }
     let root = match handles[0].take() {
         Some(Child::Plain(root)) => root,
@@ -276,10 +262,7 @@ fn build(graph: &Graph, record: &Rc<Record>) -> (Coro<u64>, Vec<Child>) {
 
 fn check(graph: &Graph) -> Result<(), TestCaseError> {
     let n = graph.nodes.len();
-    let record = Rc::new(Record {
-        runs: RefCell::new(vec![0; n]),
-        ..Record::default()
-    });
+    let record = Rc::new(Record { runs: RefCell::new(vec![0; n]), ..Record::default() });
     let (root, rest) = build(graph, &record);
     let (expected, reachable) = model(graph);
     let got = Loop::new().error_group(graph.mode).run(root);
@@ -293,12 +276,7 @@ fn check(graph: &Graph) -> Result<(), TestCaseError> {
             }
         }
         (Err(err), Err(failing)) => {
-            prop_assert_eq!(
-                err.downcast_ref::<Boom>(),
-                Some(&Boom(failing)),
-                "{:?}",
-                err
-            );
+            prop_assert_eq!(err.downcast_ref::<Boom>(), Some(&Boom(failing)), "{:?}", err);
             match graph.mode {
                 ErrorGroup::Auto | ErrorGroup::Never => {
                     prop_assert!(err.group().is_none(), "{:?}", err)
@@ -306,11 +284,7 @@ fn check(graph: &Graph) -> Result<(), TestCaseError> {
                 ErrorGroup::Always => {
                     let group = err.group().expect("always a group");
                     prop_assert_eq!(group[0].downcast_ref::<Boom>(), Some(&Boom(failing)));
-                    prop_assert!(
-                        group[1..].iter().all(tinyio::Error::is_cancelled),
-                        "{:?}",
-                        err
-                    );
+                    prop_assert!(group[1..].iter().all(tinyio::Error::is_cancelled), "{:?}", err);
                 }
             }
             let runs = record.runs.borrow();
@@ -340,26 +314,14 @@ proptest! {
 fn harness_sanity() {
     let graph = Graph {
         nodes: vec![
-            NodeSpec {
-                value: 1,
-                steps: vec![StepSpec::Await(vec![1, 2])],
-                fail_at: None,
-            },
-            NodeSpec {
-                value: 10,
-                steps: vec![StepSpec::Await(vec![3])],
-                fail_at: None,
-            },
+            NodeSpec { value: 1, steps: vec![StepSpec::Await(vec![1, 2])], fail_at: None },
+            NodeSpec { value: 10, steps: vec![StepSpec::Await(vec![3])], fail_at: None },
             NodeSpec {
                 value: 100,
                 steps: vec![StepSpec::Pause, StepSpec::Await(vec![3])],
                 fail_at: None,
             },
-            NodeSpec {
-                value: 1000,
-                steps: vec![StepSpec::Sleep0],
-                fail_at: None,
-            },
+            NodeSpec { value: 1000, steps: vec![StepSpec::Sleep0], fail_at: None },
         ],
         mode: ErrorGroup::Auto,
     };
@@ -370,11 +332,7 @@ fn harness_sanity() {
     assert_eq!(model(&failing).0, Err(3));
     check(&failing).unwrap();
     let mut unreachable = graph;
-    unreachable.nodes.push(NodeSpec {
-        value: 5,
-        steps: vec![],
-        fail_at: Some(0),
-    });
+    unreachable.nodes.push(NodeSpec { value: 5, steps: vec![], fail_at: Some(0) });
     assert_eq!(model(&unreachable).0, Ok(2111));
     check(&unreachable).unwrap();
 }

@@ -193,10 +193,7 @@ fn a_stall_report_names_cancellable_and_race() {
     });
     within(30, move || lp.run(waits(event)).unwrap());
     let seen: Vec<(String, Vec<String>)> = seen.lock().unwrap().clone();
-    let waits = seen
-        .iter()
-        .find(|(name, _)| name == "waits")
-        .expect("listed");
+    let waits = seen.iter().find(|(name, _)| name == "waits").expect("listed");
     assert_eq!(waits.1, ["cancellable", "race"], "{seen:?}");
 }
 
@@ -211,19 +208,11 @@ fn mirror(name: &'static str, millis: u64) -> &'static str {
 #[test]
 fn the_winner_can_be_at_any_index() {
     let won = Loop::new()
-        .run(race(vec![
-            mirror("a", 60_000),
-            mirror("b", 60_000),
-            mirror("c", 1),
-        ]))
+        .run(race(vec![mirror("a", 60_000), mirror("b", 60_000), mirror("c", 1)]))
         .unwrap();
     assert_eq!(won, (2, "c"));
     let won = Loop::new().run(race([value(1), value(2)])).unwrap();
-    assert_eq!(
-        won,
-        (0, 1),
-        "finished in the same round: the first in order wins"
-    );
+    assert_eq!(won, (0, 1), "finished in the same round: the first in order wins");
 }
 
 #[test]
@@ -293,9 +282,7 @@ fn races_nest() {
     fn inner(base: u64) -> (usize, &'static str) {
         yield_!(race([mirror("slow", base + 60_000), mirror("fast", base)]))
     }
-    let won = Loop::new()
-        .run(race([inner(60_000), inner(1), inner(60_000)]))
-        .unwrap();
+    let won = Loop::new().run(race([inner(60_000), inner(1), inner(60_000)])).unwrap();
     assert_eq!(won, (1, (1, "fast")));
 }
 
@@ -316,10 +303,8 @@ fn a_race_cancelled_from_outside_drops_every_runner() {
 #[test]
 fn a_race_can_be_cancelled_on_demand() {
     static GUARDS: AtomicUsize = AtomicUsize::new(0);
-    let (work, handle) = cancellable(race([
-        forever(DropGuard(&GUARDS)),
-        forever(DropGuard(&GUARDS)),
-    ]));
+    let (work, handle) =
+        cancellable(race([forever(DropGuard(&GUARDS)), forever(DropGuard(&GUARDS))]));
     let out = Loop::new().run((work, press(handle))).unwrap();
     assert_eq!(out, (None, ()));
     assert_eq!(dropped(&GUARDS), 2);
@@ -351,10 +336,7 @@ fn a_coroutine_stopped_by_a_cancel_says_so_when_yielded_again() {
         refused.to_string()
     }
     let err = Loop::new().run(again()).unwrap_err().to_string();
-    assert!(
-        err.contains("`forever` was cancelled (by a `CancelHandle` or a `race`)"),
-        "{err}"
-    );
+    assert!(err.contains("`forever` was cancelled (by a `CancelHandle` or a `race`)"), "{err}");
 }
 
 /// A thread told to stop by a cancellation that then fails with an error of its own fails the

@@ -100,9 +100,8 @@ fn link_labels(markdown: &str) -> Vec<String> {
 /// The docs.rs page of a rustdoc link target such as `struct@Loop`, `fn@thread::sleep` or
 /// `method@Loop::run` (whose owner's kind comes from its own definition in `all`).
 fn docs_rs_url(target: &str, all: &BTreeMap<String, String>) -> String {
-    let (kind, path) = target
-        .split_once('@')
-        .expect("a target with a disambiguator, like `struct@Loop`");
+    let (kind, path) =
+        target.split_once('@').expect("a target with a disambiguator, like `struct@Loop`");
     let page = |kind: &str, path: &str| {
         let (modules, name) = path.rsplit_once("::").map_or(("", path), |(m, n)| (m, n));
         let kind = match kind {
@@ -110,18 +109,13 @@ fn docs_rs_url(target: &str, all: &BTreeMap<String, String>) -> String {
             "struct" | "enum" | "trait" | "fn" | "macro" => kind,
             other => panic!("no docs.rs page kind for `{other}@` in `{target}`"),
         };
-        let modules: String = modules
-            .split("::")
-            .filter(|m| !m.is_empty())
-            .map(|m| format!("{m}/"))
-            .collect();
+        let modules: String =
+            modules.split("::").filter(|m| !m.is_empty()).map(|m| format!("{m}/")).collect();
         format!("{DOCS_RS}{modules}{kind}.{name}.html")
     };
     match kind {
         "method" | "variant" => {
-            let (owner, member) = path
-                .rsplit_once("::")
-                .expect("a member path, like `Loop::run`");
+            let (owner, member) = path.rsplit_once("::").expect("a member path, like `Loop::run`");
             let owner_kind = all
                 .values()
                 .find_map(|t| t.strip_suffix(&format!("@{owner}")))

@@ -65,15 +65,10 @@ fn check(permits: usize, visitors: Vec<Visitor>) -> Result<(), TestCaseError> {
     let (got_in, most, available) = within(20, move || {
         let semaphore = Semaphore::new(permits);
         let inside = Rc::new(Inside::default());
-        let all: Vec<Coro<bool>> = visitors
-            .iter()
-            .map(|v| visit(semaphore.clone(), v.clone(), inside.clone()))
-            .collect();
+        let all: Vec<Coro<bool>> =
+            visitors.iter().map(|v| visit(semaphore.clone(), v.clone(), inside.clone())).collect();
         let got_in = Loop::new().run(all).unwrap();
-        let patient: Vec<bool> = visitors
-            .iter()
-            .map(|v| v.gives_up_after.is_none())
-            .collect();
+        let patient: Vec<bool> = visitors.iter().map(|v| v.gives_up_after.is_none()).collect();
         (
             got_in.into_iter().zip(patient).collect::<Vec<_>>(),
             inside.most.get(),
@@ -83,10 +78,7 @@ fn check(permits: usize, visitors: Vec<Visitor>) -> Result<(), TestCaseError> {
     prop_assert!(most <= permits, "{most} inside at once; {description}");
     prop_assert_eq!(available, permits, "permits lost; {}", description);
     for (i, (got_in, patient)) in got_in.into_iter().enumerate() {
-        prop_assert!(
-            got_in || !patient,
-            "visitor {i} waited and never got in; {description}"
-        );
+        prop_assert!(got_in || !patient, "visitor {i} waited and never got in; {description}");
     }
     Ok(())
 }
@@ -119,17 +111,7 @@ fn a_crowd_that_mostly_gives_up_at_once() {
 #[test]
 fn sanity_one_permit_many_patient_visitors() {
     let started = std::time::Instant::now();
-    let visitors = vec![
-        Visitor {
-            arrives_after: 0,
-            gives_up_after: None,
-            holds_for: 1,
-        };
-        10
-    ];
+    let visitors = vec![Visitor { arrives_after: 0, gives_up_after: None, holds_for: 1 }; 10];
     check(1, visitors).unwrap();
-    assert!(
-        started.elapsed() >= Duration::from_millis(10),
-        "they took turns"
-    );
+    assert!(started.elapsed() >= Duration::from_millis(10), "they took turns");
 }

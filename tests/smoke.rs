@@ -60,10 +60,7 @@ fn smoke() {
         e2.set()
     });
     lp.run(e.wait()).unwrap();
-    let t = tinyio::timeout(
-        tinyio::sleep(Duration::from_secs(10)),
-        Duration::from_millis(5),
-    );
+    let t = tinyio::timeout(tinyio::sleep(Duration::from_secs(10)), Duration::from_millis(5));
     assert_eq!(Loop::new().run(t).unwrap(), None);
     let r = Loop::new().run(tinyio::run_in_thread(|| 41 + 1)).unwrap();
     assert_eq!(r, 42);

@@ -44,11 +44,7 @@ impl Report {
                 waits_on: s.waits_on().to_vec(),
             })
             .collect();
-        Report {
-            idle: stall.idle(),
-            coroutines,
-            text: stall.to_string(),
-        }
+        Report { idle: stall.idle(), coroutines, text: stall.to_string() }
     }
 
     fn find(&self, name: &str) -> &Seen {
@@ -118,31 +114,18 @@ fn a_forgotten_event_set_is_reported_once() {
     assert_eq!(reports.len(), 1, "one report per stall: {reports:#?}");
     let report = &reports[0];
     assert!(report.idle >= ms(30), "{:?}", report.idle);
-    assert!(
-        report.idle < set_after,
-        "reported only when the stall ended? {:?}",
-        report.idle
-    );
+    assert!(report.idle < set_after, "reported only when the stall ended? {:?}", report.idle);
 
     let seen = report.find("waits_for_event");
     assert!(seen.file.ends_with("stall.rs"), "{}", seen.file);
-    assert_eq!(
-        seen.line,
-        WAIT_LINE.load(Ordering::SeqCst),
-        "the line of the `yield_!`"
-    );
+    assert_eq!(seen.line, WAIT_LINE.load(Ordering::SeqCst), "the line of the `yield_!`");
     assert_eq!(seen.waits_on, ["Event::wait"]);
     // Leaves appear through their waiters, not on their own.
     assert_eq!(report.coroutines.len(), 1, "{}", report.text);
 
     let location = format!("{}:{}", seen.file, seen.line);
     assert!(report.text.contains("waits_for_event"), "{}", report.text);
-    assert!(
-        report.text.contains(&location),
-        "{} not in:\n{}",
-        location,
-        report.text
-    );
+    assert!(report.text.contains(&location), "{} not in:\n{}", location, report.text);
     assert!(report.text.contains("Event::wait"), "{}", report.text);
 }
 
@@ -256,11 +239,7 @@ fn a_busy_loop_is_not_a_stall() {
     let (lp, reports, _) = reporting(ms(20));
     let until = Instant::now() + ms(200);
     assert!(lp.run((busy(until), busy(until))).unwrap().0 > 0);
-    assert!(
-        reports.lock().unwrap().is_empty(),
-        "{:#?}",
-        reports.lock().unwrap()
-    );
+    assert!(reports.lock().unwrap().is_empty(), "{:#?}", reports.lock().unwrap());
 }
 
 #[test]
@@ -276,11 +255,7 @@ fn short_waits_are_not_a_stall() {
     // A waker that is late on a busy machine is still far from the threshold.
     let (lp, reports, _) = reporting(ms(1000));
     lp.run(naps()).unwrap();
-    assert!(
-        reports.lock().unwrap().is_empty(),
-        "{:#?}",
-        reports.lock().unwrap()
-    );
+    assert!(reports.lock().unwrap().is_empty(), "{:#?}", reports.lock().unwrap());
 }
 
 /// The threshold counts from the last progress, not from the start of the run: a loop that was
@@ -308,11 +283,8 @@ fn the_threshold_counts_from_the_last_progress() {
         let event = Event::new();
         // Busy for 200 ms, then waits 60 ms: well under the threshold of 150 ms.
         let start = Instant::now();
-        lp.run((
-            busy_then_wait(start + ms(200), event.clone()),
-            set_at(event, start + ms(260)),
-        ))
-        .unwrap();
+        lp.run((busy_then_wait(start + ms(200), event.clone()), set_at(event, start + ms(260))))
+            .unwrap();
         reports.lock().unwrap().clone()
     });
     assert!(reports.is_empty(), "{reports:#?}");
@@ -343,11 +315,7 @@ fn a_sleep_longer_than_the_threshold_is_reported_once_per_sleep() {
     assert_eq!(reports.len(), 3, "{reports:#?}");
     for report in reports.iter() {
         assert_eq!(report.find("naps").waits_on, ["sleep"]);
-        assert!(
-            report.idle >= ms(20) && report.idle < nap,
-            "{:?}",
-            report.idle
-        );
+        assert!(report.idle >= ms(20) && report.idle < nap, "{:?}", report.idle);
     }
 }
 
@@ -382,11 +350,7 @@ fn each_stall_is_reported_once() {
     });
     assert_eq!(reports.len(), 2, "{reports:#?}");
     let (a, b) = (reports[0].find("twice"), reports[1].find("twice"));
-    assert_eq!(
-        b.line,
-        a.line + 1,
-        "the second report is at the second `yield_!`"
-    );
+    assert_eq!(b.line, a.line + 1, "the second report is at the second `yield_!`");
 }
 
 /// A deadlock through events: each waits on an event only the other would set.
@@ -415,9 +379,7 @@ fn a_deadlock_through_events_is_reported() {
             reports_seen.0.set();
         }
     });
-    within(30, move || {
-        lp.run((left(a.clone(), b.clone()), right(b, a))).unwrap()
-    });
+    within(30, move || lp.run((left(a.clone(), b.clone()), right(b, a))).unwrap());
 }
 
 /// A thread call that ignores its cancellation until released: the call, the event that
@@ -444,11 +406,7 @@ fn reporting_joins(release: Event) -> (Loop, JoinReports) {
     let lp = Loop::new().stall_report(ms(20), {
         let reports = reports.clone();
         move |stall: &Stall| {
-            let joining = stall
-                .joining()
-                .iter()
-                .map(|f| (f.name(), f.file(), f.line()))
-                .collect();
+            let joining = stall.joining().iter().map(|f| (f.name(), f.file(), f.line())).collect();
             reports.lock().unwrap().push((joining, stall.to_string()));
             release.set();
         }
@@ -478,10 +436,7 @@ fn a_thread_ignoring_its_cancellation_is_reported_while_the_run_waits() {
     assert_eq!(reports.len(), 1, "{reports:?}");
     let (joining, text) = &reports[0];
     assert_eq!(*joining, [("run_in_thread", file!(), called_at)]);
-    let expected = format!(
-        "waiting for run_in_thread at {}:{called_at} to return",
-        file!()
-    );
+    let expected = format!("waiting for run_in_thread at {}:{called_at} to return", file!());
     assert!(text.contains(&expected), "{text}");
 }
 

@@ -41,11 +41,7 @@ impl ThreadState {
     }
 
     fn counts(&self) -> (usize, usize, usize) {
-        (
-            self.started.count(),
-            self.saw_cancel.load(SeqCst),
-            self.ended.load(SeqCst),
-        )
+        (self.started.count(), self.saw_cancel.load(SeqCst), self.ended.load(SeqCst))
     }
 }
 
@@ -77,11 +73,7 @@ fn stop_a_loop_blocked_on_a_thread() {
     assert!(err.is_stopped(), "{err:?}");
     assert!(!err.is_cancelled());
     assert_eq!(err.to_string(), "the loop was stopped");
-    assert_eq!(
-        state.counts(),
-        (1, 1, 1),
-        "told to stop, and joined before `run` returned"
-    );
+    assert_eq!(state.counts(), (1, 1, 1), "told to stop, and joined before `run` returned");
     assert!(elapsed < Duration::from_secs(5), "took {elapsed:?}");
 }
 
@@ -134,9 +126,7 @@ fn stop_in_always_group_mode_lists_the_stop_first() {
     let lp = Loop::new().error_group(ErrorGroup::Always);
     let stopper = stop_once_started(lp.stop_handle(), &state);
     // The sleeper first: it is suspended before the thread can start, and so before the stop.
-    let err = lp
-        .run((sleeps_forever(drops.clone()), blocking_loop(&state)))
-        .unwrap_err();
+    let err = lp.run((sleeps_forever(drops.clone()), blocking_loop(&state))).unwrap_err();
     stopper.join().unwrap();
     assert!(err.is_stopped());
     let group = err.group().expect("always a group");
@@ -153,11 +143,7 @@ fn stop_before_run_stops_the_next_run() {
     let start = Instant::now();
     let err = lp.run(sleep(Duration::from_secs(30))).unwrap_err();
     assert!(err.is_stopped(), "{err:?}");
-    assert!(
-        start.elapsed() < Duration::from_secs(10),
-        "took {:?}",
-        start.elapsed()
-    );
+    assert!(start.elapsed() < Duration::from_secs(10), "took {:?}", start.elapsed());
     // The stop was used up: the run after it goes through.
     lp.run(sleep(ms(1))).unwrap();
 }
@@ -184,9 +170,7 @@ fn stops_its_own_loop(stop: StopHandle, drops: Rc<Cell<usize>>) -> () {
 fn stop_from_inside_the_loop() {
     let drops = Rc::new(Cell::new(0));
     let lp = Loop::new();
-    let err = lp
-        .run(stops_its_own_loop(lp.stop_handle(), drops.clone()))
-        .unwrap_err();
+    let err = lp.run(stops_its_own_loop(lp.stop_handle(), drops.clone())).unwrap_err();
     assert!(err.is_stopped(), "{err:?}");
     assert_eq!(drops.get(), 1);
 }

@@ -31,12 +31,7 @@ fn million() -> u32 {
 const SMALL_STACK: usize = 256 * 1024;
 
 fn on_small_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    std::thread::Builder::new()
-        .stack_size(SMALL_STACK)
-        .spawn(f)
-        .unwrap()
-        .join()
-        .unwrap()
+    std::thread::Builder::new().stack_size(SMALL_STACK).spawn(f).unwrap().join().unwrap()
 }
 
 #[tinyio::coroutine]
@@ -123,11 +118,7 @@ fn cancellation_storm() {
     assert_eq!(err, "storm");
     assert_eq!(dropped(&DROPS), n);
     let failed_at = FAILED_AT.lock().unwrap().expect("failed");
-    eprintln!(
-        "cancellation_storm: {:?} (cancelling: {:?})",
-        end - start,
-        end - failed_at
-    );
+    eprintln!("cancellation_storm: {:?} (cancelling: {:?})", end - start, end - failed_at);
 }
 
 #[test]
@@ -175,9 +166,6 @@ fn sleepers_in_deadline_order(n: u32, ahead: Duration) -> Result<(), Duration> {
     // Woken in deadline order.
     assert!(log.iter().map(|&(_, deadline)| deadline).is_sorted());
     assert!(elapsed >= ahead + Duration::from_millis(99), "{elapsed:?}");
-    eprintln!(
-        "many_sleepers: {elapsed:?} (setting up: {:?})",
-        last_parked - start
-    );
+    eprintln!("many_sleepers: {elapsed:?} (setting up: {:?})", last_parked - start);
     Ok(())
 }

@@ -50,9 +50,8 @@ fn inside_semaphore(semaphore: Semaphore, checker: Rc<Checker>, i: usize) -> usi
 fn semaphore_run(permits: usize, n: usize) -> (Vec<usize>, usize, Semaphore) {
     let semaphore = Semaphore::new(permits);
     let checker = Rc::new(Checker::default());
-    let all: Vec<_> = (0..n)
-        .map(|i| inside_semaphore(semaphore.clone(), checker.clone(), i))
-        .collect();
+    let all: Vec<_> =
+        (0..n).map(|i| inside_semaphore(semaphore.clone(), checker.clone(), i)).collect();
     let out = Loop::new().run(all).unwrap();
     (out, checker.most.get(), semaphore)
 }
@@ -78,10 +77,7 @@ fn test_semaphore_of_three() {
 fn ten_thousand_coroutines_through_a_semaphore() {
     let start = Instant::now();
     let (out, most, semaphore) = semaphore_run(4, 10_000);
-    eprintln!(
-        "10^4 coroutines through a semaphore of 4 took {:?}",
-        start.elapsed()
-    );
+    eprintln!("10^4 coroutines through a semaphore of 4 took {:?}", start.elapsed());
     assert!(out.iter().copied().eq(0..10_000));
     assert_eq!(most, 4);
     assert_eq!(semaphore.available(), 4);
@@ -118,38 +114,18 @@ fn semaphore_is_first_come_first_served() {
     let (arrived, acquired) = (Log::default(), Log::default());
     // Listed 0..10, they arrive in the opposite order while the holder keeps the permit.
     let queued: Vec<_> = (0..10)
-        .map(|id| {
-            queue_up(
-                semaphore.clone(),
-                id,
-                10 - id,
-                arrived.clone(),
-                acquired.clone(),
-            )
-        })
+        .map(|id| queue_up(semaphore.clone(), id, 10 - id, arrived.clone(), acquired.clone()))
         .collect();
-    Loop::new()
-        .run((hold(semaphore.clone(), 20), queued))
-        .unwrap();
+    Loop::new().run((hold(semaphore.clone(), 20), queued)).unwrap();
     assert_eq!(*arrived.borrow(), (0..10).rev().collect::<Vec<_>>());
-    assert_eq!(
-        *acquired.borrow(),
-        *arrived.borrow(),
-        "acquired in order of arrival"
-    );
+    assert_eq!(*acquired.borrow(), *arrived.borrow(), "acquired in order of arrival");
 }
 
 #[tinyio::coroutine]
 fn acquire_within(semaphore: Semaphore, millis: u64, log: Log, name: &'static str) -> bool {
     let permit = yield_!(timeout(semaphore.acquire(), ms(millis)));
-    log.borrow_mut().push(format!(
-        "{name}: {}",
-        if permit.is_some() {
-            "acquired"
-        } else {
-            "gave up"
-        }
-    ));
+    log.borrow_mut()
+        .push(format!("{name}: {}", if permit.is_some() { "acquired" } else { "gave up" }));
     permit.is_some()
 }
 
@@ -261,9 +237,8 @@ fn owns_its_handle(lock: Lock, inside: Rc<Cell<usize>>, most: Rc<Cell<usize>>) -
 #[test]
 fn lock_handles_are_clones_of_one_lock() {
     let (lock, inside, most) = (Lock::new(), Rc::new(Cell::new(0)), Rc::new(Cell::new(0)));
-    let all: Vec<_> = (0..10)
-        .map(|_| owns_its_handle(lock.clone(), inside.clone(), most.clone()))
-        .collect();
+    let all: Vec<_> =
+        (0..10).map(|_| owns_its_handle(lock.clone(), inside.clone(), most.clone())).collect();
     Loop::new().run(all).unwrap();
     assert_eq!(most.get(), 1);
     assert_eq!(inside.get(), 0);
@@ -314,16 +289,8 @@ fn test_barrier() {
         let all =
             [0, 5, 10].map(|pauses| arrive(barrier.clone(), pauses, arrived.clone(), seen.clone()));
         let indices = Loop::new().run(all).unwrap();
-        assert_eq!(
-            indices,
-            [0, 1, 2],
-            "generation {generation}: indices in order of arrival"
-        );
-        assert_eq!(
-            *seen.borrow(),
-            [3, 3, 3],
-            "generation {generation}: nobody passed early"
-        );
+        assert_eq!(indices, [0, 1, 2], "generation {generation}: indices in order of arrival");
+        assert_eq!(*seen.borrow(), [3, 3, 3], "generation {generation}: nobody passed early");
     }
 }
 
@@ -365,17 +332,10 @@ fn waiting_on_a_set_event_returns_at_once() {
     event.set();
     let start = Instant::now();
     let out = Loop::new()
-        .run((
-            timeout(event.wait(), ms(5_000)),
-            event.wait_timeout(Duration::ZERO),
-        ))
+        .run((timeout(event.wait(), ms(5_000)), event.wait_timeout(Duration::ZERO)))
         .unwrap();
     assert_eq!(out, (Some(()), true));
-    assert!(
-        start.elapsed() < Duration::from_secs(2),
-        "took {:?}",
-        start.elapsed()
-    );
+    assert!(start.elapsed() < Duration::from_secs(2), "took {:?}", start.elapsed());
 }
 
 #[test]
@@ -391,9 +351,7 @@ fn event_set_from_a_timer_thread_wakes_the_loop() {
     };
     let start = Instant::now();
     // Without a wake-up, only the 10 s timeout would end the wait (with `None`).
-    let out = lp
-        .run(timeout(event.wait(), Duration::from_secs(10)))
-        .unwrap();
+    let out = lp.run(timeout(event.wait(), Duration::from_secs(10))).unwrap();
     let elapsed = start.elapsed();
     setter.join().unwrap();
     assert_eq!(out, Some(()));
@@ -453,11 +411,7 @@ fn hundred_threads_set_one_event() {
     assert!(event.is_set());
     // Under valgrind, starting a hundred threads alone takes seconds.
     if !common::under_valgrind() {
-        assert!(
-            start.elapsed() < Duration::from_secs(5),
-            "took {:?}",
-            start.elapsed()
-        );
+        assert!(start.elapsed() < Duration::from_secs(5), "took {:?}", start.elapsed());
     }
 }
 
@@ -477,14 +431,8 @@ fn clear_is_not_strict() {
     let event = Event::new();
     let log = Log::default();
     let out = Loop::new().run((
-        timeout(
-            wait_and_log(event.clone(), log.clone()),
-            Duration::from_secs(5),
-        ),
-        timeout(
-            wait_and_log(event.clone(), log.clone()),
-            Duration::from_secs(5),
-        ),
+        timeout(wait_and_log(event.clone(), log.clone()), Duration::from_secs(5)),
+        timeout(wait_and_log(event.clone(), log.clone()), Duration::from_secs(5)),
         set_then_clear(event.clone(), log.clone()),
     ));
     assert_eq!(out.unwrap(), (Some(()), Some(()), ()));
@@ -502,10 +450,7 @@ impl EventSemaphore {
     fn new(permits: usize) -> Self {
         let event = Event::new();
         event.set();
-        EventSemaphore {
-            free: Cell::new(permits),
-            event,
-        }
+        EventSemaphore { free: Cell::new(permits), event }
     }
 
     fn release(&self) {
@@ -542,13 +487,8 @@ fn inside_event_semaphore(semaphore: &EventSemaphore, checker: &Checker, i: usiz
 #[test]
 fn semaphore_built_from_an_event() {
     let (semaphore, checker) = (EventSemaphore::new(2), Checker::default());
-    let all: Vec<_> = (0..50)
-        .map(|i| inside_event_semaphore(&semaphore, &checker, i))
-        .collect();
-    let out = Loop::new()
-        .run(timeout(all, Duration::from_secs(20)))
-        .unwrap()
-        .expect("no hang");
+    let all: Vec<_> = (0..50).map(|i| inside_event_semaphore(&semaphore, &checker, i)).collect();
+    let out = Loop::new().run(timeout(all, Duration::from_secs(20))).unwrap().expect("no hang");
     assert!(out.iter().copied().eq(0..50));
     assert_eq!(checker.most.get(), 2);
     assert_eq!(semaphore.free.get(), 2);
@@ -593,11 +533,7 @@ fn event_timeout_case(steps: Vec<(u64, Act)>) -> ((bool, bool, ()), bool) {
         script(event.clone(), start, steps),
     );
     let out = Loop::new().run(run).unwrap();
-    assert!(
-        start.elapsed() < Duration::from_secs(5),
-        "took {:?}",
-        start.elapsed()
-    );
+    assert!(start.elapsed() < Duration::from_secs(5), "took {:?}", start.elapsed());
     (out, event.is_set())
 }
 
@@ -620,10 +556,7 @@ fn event_set_then_timeout() {
 fn event_set_timeout_clear() {
     let ((first, second, ()), set) = event_timeout_case(vec![(50, Act::Set), (150, Act::Clear)]);
     assert!(first, "set before its timeout");
-    assert!(
-        !second,
-        "cleared before the second waiter looked, and never set again"
-    );
+    assert!(!second, "cleared before the second waiter looked, and never set again");
     assert!(!set);
 }
 
@@ -648,19 +581,13 @@ fn zero_timeout_wait_and_a_thread_set_are_all_the_loop_runs() {
         })
     };
     let start = Instant::now();
-    let run = timeout(
-        (event.wait_timeout(Duration::ZERO), event.wait()),
-        Duration::from_secs(10),
-    );
+    let run = timeout((event.wait_timeout(Duration::ZERO), event.wait()), Duration::from_secs(10));
     let out = lp.run(run).unwrap();
     let elapsed = start.elapsed();
     setter.join().unwrap();
     assert_eq!(out, Some((false, ())));
     assert!(elapsed >= ms(100), "{elapsed:?}");
-    assert!(
-        elapsed < Duration::from_secs(5),
-        "the loop slept until the 10 s timeout: {elapsed:?}"
-    );
+    assert!(elapsed < Duration::from_secs(5), "the loop slept until the 10 s timeout: {elapsed:?}");
 }
 
 #[test]
@@ -675,15 +602,9 @@ fn zero_timeout_wait_and_a_set_from_run_in_thread() {
         })
     };
     let start = Instant::now();
-    let out = lp
-        .run((event.wait_timeout(Duration::ZERO), setter, event.wait()))
-        .unwrap();
+    let out = lp.run((event.wait_timeout(Duration::ZERO), setter, event.wait())).unwrap();
     assert_eq!(out, (false, (), ()));
-    assert!(
-        start.elapsed() < Duration::from_secs(5),
-        "took {:?}",
-        start.elapsed()
-    );
+    assert!(start.elapsed() < Duration::from_secs(5), "took {:?}", start.elapsed());
 }
 
 // --- How an event keeps its waiters -------------------------------------------------------------
@@ -735,13 +656,7 @@ fn waiters_wake_in_the_order_they_came_and_one_that_left_is_not_woken() {
     // resumed one round later.
     assert_eq!(
         *log.borrow(),
-        [
-            ("x", false),
-            ("a", true),
-            ("b", true),
-            ("c", true),
-            ("twice", true)
-        ]
+        [("x", false), ("a", true), ("b", true), ("c", true), ("twice", true)]
     );
 }
 
@@ -781,12 +696,7 @@ fn one_event_waited_on_by_several_loops_at_once() {
                     let lp = Loop::new().stall_report(ms(20), move |_| {
                         let _ = ready_send.send(());
                     });
-                    lp.run((
-                        event.wait(),
-                        event.wait(),
-                        Event::new().wait_timeout(ms(10)),
-                    ))
-                    .unwrap()
+                    lp.run((event.wait(), event.wait(), Event::new().wait_timeout(ms(10)))).unwrap()
                 })
             })
             .collect();

@@ -90,9 +90,7 @@ fn pool_calls(pool: &ThreadPool, checker: &Arc<Checker>, n: u64) -> Vec<Coro<u64
 #[test]
 fn test_thread_pool() {
     let checker = Checker::meeting(2);
-    let out = Loop::new()
-        .run(pool_calls(&ThreadPool::new(2), &checker, 50))
-        .unwrap();
+    let out = Loop::new().run(pool_calls(&ThreadPool::new(2), &checker, 50)).unwrap();
     assert!(out.iter().copied().eq(0..50), "results in order: {out:?}");
     assert!(checker.most() <= 2, "{} at once", checker.most());
     assert_eq!(checker.most(), 2);
@@ -114,9 +112,7 @@ fn test_thread_pool_map() {
 #[test]
 fn test_thread_pool_of_three() {
     let checker = Checker::meeting(3);
-    let out = Loop::new()
-        .run(pool_calls(&ThreadPool::new(3), &checker, 50))
-        .unwrap();
+    let out = Loop::new().run(pool_calls(&ThreadPool::new(3), &checker, 50)).unwrap();
     assert!(out.iter().copied().eq(0..50));
     assert_eq!(checker.most(), 3);
 }
@@ -125,13 +121,8 @@ fn test_thread_pool_of_three() {
 fn thousand_calls_through_a_pool_of_eight() {
     let checker = Checker::meeting(0);
     let start = Instant::now();
-    let out = Loop::new()
-        .run(pool_calls(&ThreadPool::new(8), &checker, 1000))
-        .unwrap();
-    eprintln!(
-        "1000 calls of 5 ms through a pool of 8 took {:?}",
-        start.elapsed()
-    );
+    let out = Loop::new().run(pool_calls(&ThreadPool::new(8), &checker, 1000)).unwrap();
+    eprintln!("1000 calls of 5 ms through a pool of 8 took {:?}", start.elapsed());
     assert!(out.iter().copied().eq(0..1000));
     assert!(checker.most() <= 8, "{} at once", checker.most());
 }
@@ -201,29 +192,15 @@ fn error_to_thread(thread_first: bool) {
     let start = Instant::now();
     let lp = Loop::new();
     let err = if thread_first {
-        lp.run((blocking_loop(&state), raises_once_started(state.clone())))
-            .unwrap_err()
+        lp.run((blocking_loop(&state), raises_once_started(state.clone()))).unwrap_err()
     } else {
-        lp.run((raises_once_started(state.clone()), blocking_loop(&state)))
-            .unwrap_err()
+        lp.run((raises_once_started(state.clone()), blocking_loop(&state))).unwrap_err()
     };
     assert_eq!(err.to_string(), "oh no");
     assert!(err.group().is_none(), "the thread stopped cleanly: {err:?}");
-    assert_eq!(
-        ThreadState::get(&state.saw_cancel),
-        1,
-        "the thread saw the cancellation"
-    );
-    assert_eq!(
-        ThreadState::get(&state.ended),
-        1,
-        "`run` returned only after the thread ended"
-    );
-    assert!(
-        start.elapsed() < Duration::from_secs(5),
-        "took {:?}",
-        start.elapsed()
-    );
+    assert_eq!(ThreadState::get(&state.saw_cancel), 1, "the thread saw the cancellation");
+    assert_eq!(ThreadState::get(&state.ended), 1, "`run` returned only after the thread ended");
+    assert!(start.elapsed() < Duration::from_secs(5), "took {:?}", start.elapsed());
 }
 
 #[test]
@@ -253,18 +230,13 @@ fn answers_with_error(state: &Arc<ThreadState>) -> Coro<bool> {
 fn test_thread_answers_cancellation_with_another_error() {
     let state = ThreadState::expecting(1);
     let err = Loop::new()
-        .run((
-            answers_with_error(&state),
-            raises_once_started(state.clone()),
-        ))
+        .run((answers_with_error(&state), raises_once_started(state.clone())))
         .unwrap_err();
     assert!(err.to_string().contains("oh no"), "{err}");
     let group = err.group().expect("the thread's error joins the group");
     assert_eq!(group[0].to_string(), "oh no", "the original comes first");
-    let cleanup: Vec<_> = group
-        .iter()
-        .filter(|e| e.downcast_ref::<CleanupFailed>().is_some())
-        .collect();
+    let cleanup: Vec<_> =
+        group.iter().filter(|e| e.downcast_ref::<CleanupFailed>().is_some()).collect();
     assert_eq!(cleanup.len(), 1, "{err:?}");
     // The original still comes first for the helpers that look at it.
     assert!(err.downcast_ref::<CleanupFailed>().is_none());
@@ -276,20 +248,14 @@ fn test_thread_answers_cancellation_with_another_error() {
 fn thread_error_met_while_cancelling_has_a_trace() {
     let state = ThreadState::expecting(1);
     let err = Loop::new()
-        .run((
-            answers_with_error(&state),
-            raises_once_started(state.clone()),
-        ))
+        .run((answers_with_error(&state), raises_once_started(state.clone())))
         .unwrap_err();
     let group = err.group().expect("the thread's error joins the group");
     let cleanup = group
         .iter()
         .find(|e| e.downcast_ref::<CleanupFailed>().is_some())
         .unwrap_or_else(|| panic!("{err:?}"));
-    let at = cleanup
-        .trace()
-        .last()
-        .unwrap_or_else(|| panic!("no trace: {err:?}"));
+    let at = cleanup.trace().last().unwrap_or_else(|| panic!("no trace: {err:?}"));
     assert_eq!(at.name(), "run_in_thread");
     assert!(at.file().ends_with("threads.rs"), "{at}");
 }
@@ -310,10 +276,7 @@ fn thread_error_after_a_timeout_told_it_to_stop_has_a_trace() {
     let state = ThreadState::expecting(1);
     let run = tinyio::timeout((answers_with_error(&state), state.started.hold()), ms(50));
     let err = Loop::new().run(run).unwrap_err();
-    let at = err
-        .trace()
-        .last()
-        .unwrap_or_else(|| panic!("no trace: {err:?}"));
+    let at = err.trace().last().unwrap_or_else(|| panic!("no trace: {err:?}"));
     assert_eq!(at.name(), "run_in_thread");
     assert!(at.file().ends_with("threads.rs"), "{at}");
 }
@@ -322,12 +285,7 @@ fn thread_error_after_a_timeout_told_it_to_stop_has_a_trace() {
 fn thread_answering_cancellation_with_another_error_never_group() {
     let state = ThreadState::expecting(1);
     let lp = Loop::new().error_group(ErrorGroup::Never);
-    let err = lp
-        .run((
-            answers_with_error(&state),
-            raises_once_started(state.clone()),
-        ))
-        .unwrap_err();
+    let err = lp.run((answers_with_error(&state), raises_once_started(state.clone()))).unwrap_err();
     assert_eq!(err.to_string(), "oh no");
     assert!(err.group().is_none());
     assert_eq!(ThreadState::get(&state.ended), 1);
@@ -344,9 +302,7 @@ fn thread_answering_cancellation_with_a_cancellation_is_clean() {
             Ok::<_, tinyio::Error>(())
         })
     };
-    let err = Loop::new()
-        .run((call, raises_once_started(state.clone())))
-        .unwrap_err();
+    let err = Loop::new().run((call, raises_once_started(state.clone()))).unwrap_err();
     assert_eq!(err.to_string(), "oh no");
     assert!(err.group().is_none(), "{err:?}");
     assert_eq!(ThreadState::get(&state.saw_cancel), 1);
@@ -364,9 +320,7 @@ fn load(drops: Rc<Cell<usize>>) -> u64 {
     let _guard = CountDrops(drops);
     yield_!(try_run_in_thread(|| {
         std::thread::sleep(ms(20)); // busy for a while; nothing waits on how long
-        Err::<u64, _>(LoadError {
-            source: std::io::Error::other("disk on fire"),
-        })
+        Err::<u64, _>(LoadError { source: std::io::Error::other("disk on fire") })
     }))
 }
 
@@ -394,16 +348,10 @@ fn test_error_from_thread() {
     let names: Vec<_> = err.trace().iter().map(|f| f.name()).collect();
     assert_eq!(names, ["outer", "load", "run_in_thread"]);
     let at = err.trace().last().unwrap();
-    assert!(
-        at.file().ends_with("threads.rs"),
-        "the thread's frame is the call site: {at}"
-    );
+    assert!(at.file().ends_with("threads.rs"), "the thread's frame is the call site: {at}");
     // The source chain is kept, after the trace.
     let trace = err.source().expect("the trace");
-    assert!(
-        trace.to_string().starts_with("in coroutine outer at "),
-        "{trace}"
-    );
+    assert!(trace.to_string().starts_with("in coroutine outer at "), "{trace}");
     let source = trace.source().expect("the original's source");
     assert_eq!(source.to_string(), "disk on fire");
     assert!(source.downcast_ref::<std::io::Error>().is_some());
@@ -430,20 +378,12 @@ fn several_threads_failing_at_once() {
         })
         .collect();
     let err = Loop::new().run(calls).unwrap_err();
-    let group = err
-        .group()
-        .unwrap_or_else(|| panic!("a group expected: {err:?}"));
-    let failed: BTreeSet<usize> = group
-        .iter()
-        .filter_map(|e| e.downcast_ref::<Failed>())
-        .map(|f| f.0)
-        .collect();
+    let group = err.group().unwrap_or_else(|| panic!("a group expected: {err:?}"));
+    let failed: BTreeSet<usize> =
+        group.iter().filter_map(|e| e.downcast_ref::<Failed>()).map(|f| f.0).collect();
     assert!(failed.len() > 1, "{err:?}");
     assert_eq!(failed, BTreeSet::from([0, 1, 2]), "{err:?}");
-    assert!(
-        err.downcast_ref::<Failed>().is_some(),
-        "the original is one of them"
-    );
+    assert!(err.downcast_ref::<Failed>().is_some(), "the original is one of them");
 }
 
 #[test]
@@ -458,19 +398,11 @@ fn panic_in_a_thread_resumes_out_of_run_after_cancelling() {
             panic!("thread exploded")
         })
     };
-    let run = (
-        explode,
-        pauses_forever(drops.clone()),
-        blocking_loop(&state),
-    );
+    let run = (explode, pauses_forever(drops.clone()), blocking_loop(&state));
     let payload = panic::catch_unwind(AssertUnwindSafe(|| Loop::new().run(run))).unwrap_err();
     assert_eq!(payload.downcast_ref::<&str>(), Some(&"thread exploded"));
     assert_eq!(drops.get(), 1, "the sibling was cancelled first");
-    assert_eq!(
-        ThreadState::get(&state.saw_cancel),
-        1,
-        "the other thread was told to stop"
-    );
+    assert_eq!(ThreadState::get(&state.saw_cancel), 1, "the other thread was told to stop");
     assert_eq!(ThreadState::get(&state.ended), 1, "and joined");
 }
 
@@ -514,9 +446,7 @@ fn no_thread_call_outlives_a_failed_run() {
         let state = state.clone();
         ThreadPool::new(2).map(move |_| state.blocking_loop(), 0..10)
     };
-    let err = Loop::new()
-        .run((plain, pooled, raises_once_started(state.clone())))
-        .unwrap_err();
+    let err = Loop::new().run((plain, pooled, raises_once_started(state.clone()))).unwrap_err();
     assert_eq!(err.to_string(), "oh no");
     // The ten plain calls and the two the pool let in; the other eight never started.
     assert_eq!(state.started.count(), 12);
@@ -547,9 +477,7 @@ fn no_thread_call_outlives_a_panicking_run() {
 fn is_cancelled_outside_a_thread_call_is_false() {
     assert!(!tinyio::thread::is_cancelled());
     assert!(tinyio::thread::check().is_ok());
-    let inside = Loop::new()
-        .run(run_in_thread(tinyio::thread::is_cancelled))
-        .unwrap();
+    let inside = Loop::new().run(run_in_thread(tinyio::thread::is_cancelled)).unwrap();
     assert!(!inside);
 }
 

@@ -31,16 +31,11 @@ fn nap(millis: u64, log: Log) -> u64 {
 fn test_sleep() {
     let events = Log::default();
     let start = Instant::now();
-    let out = Loop::new()
-        .run((nap(100, events.clone()), nap(50, events.clone())))
-        .unwrap();
+    let out = Loop::new().run((nap(100, events.clone()), nap(50, events.clone()))).unwrap();
     let elapsed = start.elapsed();
     assert_eq!(out, (100, 50));
     // Both sleep at once: each starts before either ends, and the shorter ends first.
-    assert_eq!(
-        *events.borrow(),
-        ["start 100", "start 50", "end 50", "end 100"]
-    );
+    assert_eq!(*events.borrow(), ["start 100", "start 50", "end 50", "end 100"]);
     assert!(elapsed >= ms(100), "woke early: {elapsed:?}");
     // Ten times the sleep: a loop that overslept (waited for some later wake-up) shows here, and
     // a busy machine does not. Under valgrind, whose threads wake late, only the order counts.
@@ -54,16 +49,10 @@ fn sleep_until_a_past_instant_returns_at_once() {
     let past = Instant::now() - ms(5);
     let start = Instant::now();
     // The timeout turns "never woken" into a `None` instead of a hang.
-    let out = Loop::new()
-        .run(timeout(sleep_until(past), Duration::from_secs(5)))
-        .unwrap();
+    let out = Loop::new().run(timeout(sleep_until(past), Duration::from_secs(5))).unwrap();
     assert_eq!(out, Some(()));
     if !under_valgrind() {
-        assert!(
-            start.elapsed() < Duration::from_secs(1),
-            "took {:?}",
-            start.elapsed()
-        );
+        assert!(start.elapsed() < Duration::from_secs(1), "took {:?}", start.elapsed());
     }
 }
 
@@ -91,9 +80,7 @@ fn test_timeout_in_time() {
     let (drops, saw_timeout) = (Rc::new(Cell::new(0)), Rc::new(Cell::new(false)));
     let work = guarded_sleep(200, drops.clone(), saw_timeout.clone());
     // Far longer than the work: however late the loop wakes, the work ends first.
-    let out = Loop::new()
-        .run(timeout(work, Duration::from_secs(10)))
-        .unwrap();
+    let out = Loop::new().run(timeout(work, Duration::from_secs(10))).unwrap();
     assert_eq!(out, Some(200));
     assert_eq!(drops.get(), 1);
     assert!(!saw_timeout.get());
@@ -115,11 +102,7 @@ fn expired_timeout_does_not_wait_for_the_work_it_stopped() {
     let work = guarded_sleep(30_000, drops.clone(), saw_timeout.clone());
     let start = Instant::now();
     assert_eq!(Loop::new().run(timeout(work, head_start())).unwrap(), None);
-    assert!(
-        start.elapsed() < Duration::from_secs(10),
-        "took {:?}",
-        start.elapsed()
-    );
+    assert!(start.elapsed() < Duration::from_secs(10), "took {:?}", start.elapsed());
     assert_eq!(drops.get(), 1);
     assert!(saw_timeout.get());
 }
@@ -128,15 +111,9 @@ fn expired_timeout_does_not_wait_for_the_work_it_stopped() {
 fn timeout_not_reached_does_not_delay_the_run() {
     // The timeout's deadline stays far in the future; the run ends when the work does.
     let start = Instant::now();
-    let out = Loop::new()
-        .run(timeout(sleep(ms(10)), Duration::from_secs(30)))
-        .unwrap();
+    let out = Loop::new().run(timeout(sleep(ms(10)), Duration::from_secs(30))).unwrap();
     assert_eq!(out, Some(()));
-    assert!(
-        start.elapsed() < Duration::from_secs(10),
-        "took {:?}",
-        start.elapsed()
-    );
+    assert!(start.elapsed() < Duration::from_secs(10), "took {:?}", start.elapsed());
 }
 
 #[tinyio::coroutine]
@@ -156,10 +133,7 @@ fn worker(shared: Shared<u64>, log: Log) -> u64 {
     let waited = try_yield!((shared, sleep(Duration::from_secs(30))));
     match &waited {
         Ok(_) => self::log(&log, "worker finished"),
-        Err(error) => self::log(
-            &log,
-            format!("worker stopped, timeout: {}", error.is_timeout()),
-        ),
+        Err(error) => self::log(&log, format!("worker stopped, timeout: {}", error.is_timeout())),
     }
     waited?.0
 }
@@ -189,30 +163,17 @@ fn timeout_stops_only_its_own_subtree() {
     assert_eq!(out, (None, 3, 8));
     let events = events.borrow();
     assert_eq!(events[0], "worker stopped, timeout: true");
-    assert!(
-        events.contains(&"shared finished".to_string()),
-        "{events:?}"
-    );
-    assert!(
-        events.contains(&"sibling finished".to_string()),
-        "{events:?}"
-    );
-    assert!(
-        !events.contains(&"shared stopped".to_string()),
-        "{events:?}"
-    );
+    assert!(events.contains(&"shared finished".to_string()), "{events:?}");
+    assert!(events.contains(&"sibling finished".to_string()), "{events:?}");
+    assert!(!events.contains(&"shared stopped".to_string()), "{events:?}");
 }
 
 #[test]
 fn nested_timeouts_inner_expires() {
     let (drops, saw_timeout) = (Rc::new(Cell::new(0)), Rc::new(Cell::new(false)));
     let work = guarded_sleep(30_000, drops.clone(), saw_timeout.clone());
-    let out = Loop::new()
-        .run(timeout(
-            timeout(work, head_start()),
-            Duration::from_secs(20),
-        ))
-        .unwrap();
+    let out =
+        Loop::new().run(timeout(timeout(work, head_start()), Duration::from_secs(20))).unwrap();
     assert_eq!(out, Some(None));
     assert_eq!(drops.get(), 1);
     assert!(saw_timeout.get());
@@ -223,18 +184,10 @@ fn nested_timeouts_outer_expires() {
     let (drops, saw_timeout) = (Rc::new(Cell::new(0)), Rc::new(Cell::new(false)));
     let work = guarded_sleep(30_000, drops.clone(), saw_timeout.clone());
     let start = Instant::now();
-    let out = Loop::new()
-        .run(timeout(
-            timeout(work, Duration::from_secs(20)),
-            head_start(),
-        ))
-        .unwrap();
+    let out =
+        Loop::new().run(timeout(timeout(work, Duration::from_secs(20)), head_start())).unwrap();
     assert_eq!(out, None);
-    assert!(
-        start.elapsed() < Duration::from_secs(10),
-        "took {:?}",
-        start.elapsed()
-    );
+    assert!(start.elapsed() < Duration::from_secs(10), "took {:?}", start.elapsed());
     assert_eq!(drops.get(), 1);
     assert!(saw_timeout.get());
 }
@@ -245,17 +198,10 @@ fn nested_timeouts_both_in_time() {
     let work = guarded_sleep(10, drops.clone(), saw_timeout.clone());
     let start = Instant::now();
     let out = Loop::new()
-        .run(timeout(
-            timeout(work, Duration::from_secs(20)),
-            Duration::from_secs(30),
-        ))
+        .run(timeout(timeout(work, Duration::from_secs(20)), Duration::from_secs(30)))
         .unwrap();
     assert_eq!(out, Some(Some(10)));
-    assert!(
-        start.elapsed() < Duration::from_secs(10),
-        "took {:?}",
-        start.elapsed()
-    );
+    assert!(start.elapsed() < Duration::from_secs(10), "took {:?}", start.elapsed());
     assert!(!saw_timeout.get());
 }
 
@@ -266,10 +212,7 @@ fn two_stages(log: Log) -> () {
     self::log(&log, format!("first stage: {first:?}"));
     let second = try_yield!(sleep(Duration::from_secs(30)));
     if let Err(error) = &second {
-        self::log(
-            &log,
-            format!("second stage stopped, timeout: {}", error.is_timeout()),
-        );
+        self::log(&log, format!("second stage stopped, timeout: {}", error.is_timeout()));
     }
     second?;
     self::log(&log, "second stage finished");
@@ -278,14 +221,9 @@ fn two_stages(log: Log) -> () {
 #[test]
 fn timeout_inside_a_timeout() {
     let events = Log::default();
-    let out = Loop::new()
-        .run(timeout(two_stages(events.clone()), ms(30) + head_start()))
-        .unwrap();
+    let out = Loop::new().run(timeout(two_stages(events.clone()), ms(30) + head_start())).unwrap();
     assert_eq!(out, None);
-    assert_eq!(
-        *events.borrow(),
-        ["first stage: None", "second stage stopped, timeout: true"]
-    );
+    assert_eq!(*events.borrow(), ["first stage: None", "second stage stopped, timeout: true"]);
 }
 
 struct ThreadState {
@@ -313,9 +251,7 @@ fn looping_thread(state: Arc<ThreadState>) -> tinyio::Coro<()> {
         while !tinyio::thread::is_cancelled() && start.elapsed() < Duration::from_secs(10) {
             std::thread::sleep(ms(1)); // the polling period, not a wait for anything
         }
-        state
-            .saw_cancel
-            .store(tinyio::thread::is_cancelled(), SeqCst);
+        state.saw_cancel.store(tinyio::thread::is_cancelled(), SeqCst);
         // Slow to clean up: `run` must wait for it (nothing waits on how long it takes).
         std::thread::sleep(ms(50));
         state.ended.store(true, SeqCst);
@@ -338,20 +274,11 @@ fn timeout_of_a_thread_call() {
     let state = Arc::new(ThreadState::default());
     let start = Instant::now();
     let hold = state.started.hold(); // keeps the loop until the call runs
-    let out = Loop::new()
-        .run(timeout((looping_thread(state.clone()), hold), ms(50)))
-        .unwrap();
+    let out = Loop::new().run(timeout((looping_thread(state.clone()), hold), ms(50))).unwrap();
     assert_eq!(out, None);
-    assert!(
-        start.elapsed() < Duration::from_secs(10),
-        "took {:?}",
-        start.elapsed()
-    );
+    assert!(start.elapsed() < Duration::from_secs(10), "took {:?}", start.elapsed());
     assert!(state.saw_cancel.load(SeqCst), "the thread was told to stop");
-    assert!(
-        state.ended.load(SeqCst),
-        "the thread was joined before `run` returned"
-    );
+    assert!(state.ended.load(SeqCst), "the thread was joined before `run` returned");
 }
 
 /// Awaits a thread (and the hold that keeps the loop until it runs).
@@ -366,10 +293,7 @@ fn timeout_of_a_coroutine_awaiting_a_thread_leaves_siblings_alone() {
     let state = Arc::new(ThreadState::default());
     let events = Log::default();
     let out = Loop::new()
-        .run((
-            timeout(awaits_thread(state.clone()), head_start()),
-            sibling(events.clone()),
-        ))
+        .run((timeout(awaits_thread(state.clone()), head_start()), sibling(events.clone())))
         .unwrap();
     assert_eq!(out, (None, 3));
     assert_eq!(*events.borrow(), ["sibling finished"]);
@@ -420,11 +344,7 @@ fn misbehaving_on_a_timeout_is_traced_through_its_waiters() {
     assert!(err.to_string().contains("yielded again"), "{err}");
     assert_eq!(
         names(&err),
-        [
-            "times_a_stubborn_one",
-            "timeout",
-            "keeps_going_after_a_timeout"
-        ],
+        ["times_a_stubborn_one", "timeout", "keeps_going_after_a_timeout"],
         "{err:?}"
     );
     let trace = err.trace();
@@ -440,9 +360,7 @@ fn timeout_stops_a_shared_coroutine_it_gathered_twice() {
     within(30, || {
         let long = sleep(Duration::from_secs(60)).share();
         let started = Instant::now();
-        let out = Loop::new()
-            .run(timeout((long.clone(), long), ms(5)))
-            .unwrap();
+        let out = Loop::new().run(timeout((long.clone(), long), ms(5))).unwrap();
         assert_eq!(out, None);
         assert!(started.elapsed() < Duration::from_secs(30));
     });
@@ -465,14 +383,7 @@ fn misbehaving_below_a_stopped_waiter_is_reported() {
     }
 
     // The timeout must find `returns_instead` started: give it a head start.
-    let error = Loop::new()
-        .run(timeout(waits_on_it(), common::head_start()))
-        .unwrap_err();
-    assert!(
-        error
-            .to_string()
-            .contains("did not respond properly to cancellation"),
-        "{error:?}"
-    );
+    let error = Loop::new().run(timeout(waits_on_it(), common::head_start())).unwrap_err();
+    assert!(error.to_string().contains("did not respond properly to cancellation"), "{error:?}");
     assert_eq!(names(&error).last(), Some(&"returns_instead"), "{error:?}");
 }

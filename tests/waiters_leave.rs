@@ -26,11 +26,7 @@ use tinyio::{Barrier, Coro, Event, Lock, Loop, Receiver, Semaphore, channel, tim
 
 /// The smaller size; the larger is ten times it. Larger in a release build, where 10^4 waiters
 /// take a few milliseconds: too short to time steadily on a busy machine.
-const N: usize = if cfg!(debug_assertions) {
-    10_000
-} else {
-    30_000
-};
+const N: usize = if cfg!(debug_assertions) { 10_000 } else { 30_000 };
 
 /// How many times as much the shared run may grow as the control grows, for ten times the
 /// waiters. Leaving in O(log n) gives about 1; a scan per waiter gives 4 to 10 and more.
@@ -42,9 +38,7 @@ static SERIAL: Mutex<()> = Mutex::new(());
 /// Runs `scenario` with a shared thing (`true`) and as the control (`false`), at `n` and `10 n`,
 /// in turns, keeping each best time; checks how the shared run grows against the control.
 fn costs_like_its_control(what: &str, n: usize, scenario: impl Fn(usize, bool)) {
-    let _serial = SERIAL
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _serial = SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     if common::under_valgrind() {
         scenario(n / 10, true);
         return;
@@ -120,9 +114,7 @@ fn cancel_waiters(n: usize, waiter: impl Fn(Waiter) -> Coro<()>) {
             })
         })
         .collect();
-    let err = Loop::new()
-        .run((waiters, fail_once_all_wait(started, n)))
-        .unwrap_err();
+    let err = Loop::new().run((waiters, fail_once_all_wait(started, n))).unwrap_err();
     assert_eq!(err.to_string(), "raised");
     assert_eq!(drops.get(), n, "every waiter cleaned up");
 }
@@ -278,11 +270,7 @@ fn timeouts_over_one_shared_coroutine_scale_linearly() {
         let event = Event::new();
         let shared = event.wait().share();
         let each = || {
-            if one {
-                shared.clone()
-            } else {
-                Event::new().wait().share()
-            }
+            if one { shared.clone() } else { Event::new().wait().share() }
         };
         let timeouts: Vec<_> = (0..n).map(|_| timeout(each(), ms(5))).collect();
         let outputs = Loop::new().run(timeouts).unwrap();

@@ -29,11 +29,7 @@ pub fn under_valgrind() -> bool {
 /// the loop's thread for tens of milliseconds in between, and valgrind (which runs one thread at
 /// a time, not fairly) for seconds.
 pub fn head_start() -> Duration {
-    if under_valgrind() {
-        Duration::from_secs(5)
-    } else {
-        Duration::from_millis(100)
-    }
+    if under_valgrind() { Duration::from_secs(5) } else { Duration::from_millis(100) }
 }
 
 /// Counts arrivals (thread calls that have started, say) and sets an event once `expected` have
@@ -47,11 +43,7 @@ pub struct Arrivals {
 
 impl Arrivals {
     pub fn new(expected: usize) -> Self {
-        Arrivals {
-            count: AtomicUsize::new(0),
-            expected,
-            all: Event::new(),
-        }
+        Arrivals { count: AtomicUsize::new(0), expected, all: Event::new() }
     }
 
     /// One more has arrived.
@@ -90,12 +82,7 @@ impl Arrivals {
     pub fn block_until_all(&self) {
         let all = tinyio::timeout(self.all.wait(), Duration::from_secs(30));
         let arrived = Loop::new().run(all).unwrap();
-        assert!(
-            arrived.is_some(),
-            "{} of {} arrived",
-            self.count(),
-            self.expected
-        );
+        assert!(arrived.is_some(), "{} of {} arrived", self.count(), self.expected);
     }
 }
 

@@ -39,11 +39,7 @@ impl Parse for Args {
 /// `tinyio`) under its dependency name; `::tinyio` inside the runtime crate itself (which is
 /// `extern crate self as tinyio`) or when no manifest says.
 pub(crate) fn runtime() -> Path {
-    path_of(
-        crate_name("tinyio-loop")
-            .or_else(|_| crate_name("tinyio"))
-            .ok(),
-    )
+    path_of(crate_name("tinyio-loop").or_else(|_| crate_name("tinyio")).ok())
 }
 
 pub(crate) fn path_of(found: Option<FoundCrate>) -> Path {

@@ -62,13 +62,7 @@ pub(crate) fn coroutine(krate: &Path, mut item: ItemFn) -> Result<TokenStream> {
     let label = Lifetime::new("'__tinyio_body", Span::mixed_site());
     let output = output_type(&item.sig);
     let mut errors = valid::signature(&item.sig);
-    errors.extend(visit::rewrite(
-        &mut item.block,
-        krate,
-        &co,
-        &label,
-        output.as_ref(),
-    ));
+    errors.extend(visit::rewrite(&mut item.block, krate, &co, &label, output.as_ref()));
     valid::combine(errors)?;
     if let (ReturnType::Default, Some(Stmt::Expr(tail, None))) =
         (&item.sig.output, item.block.stmts.last_mut())
@@ -104,23 +98,13 @@ fn capture_args(sig: &mut Signature) -> TokenStream {
         };
         let attrs = &arg.attrs;
         match &mut *arg.pat {
-            Pat::Ident(PatIdent {
-                by_ref: None,
-                mutability,
-                ident,
-                subpat: None,
-                ..
-            }) => {
+            Pat::Ident(PatIdent { by_ref: None, mutability, ident, subpat: None, .. }) => {
                 let mutability = mutability.take();
                 // Unused-variable warnings point at the user's name; clippy's underscore lints
                 // see a generated use.
                 let mut arg = ident.clone();
                 arg.set_span(Span::call_site());
-                let name = if ident.unraw().to_string().starts_with('_') {
-                    &arg
-                } else {
-                    &*ident
-                };
+                let name = if ident.unraw().to_string().starts_with('_') { &arg } else { &*ident };
                 captures.extend(quote!(#(#attrs)* let #mutability #name = #arg;));
             }
             pat => {
@@ -193,10 +177,7 @@ pub(crate) fn transform_sig(sig: &mut Signature, krate: &Path) {
     if let Some(lifetime) = lifetimes.output_lifetime(sig)
         && let ReturnType::Type(_, ty) = &mut sig.output
     {
-        let mut output = Lifetimes {
-            output: Some(lifetime),
-            ..Lifetimes::default()
-        };
+        let mut output = Lifetimes { output: Some(lifetime), ..Lifetimes::default() };
         output.visit_type_mut(ty);
     }
     let has_self = sig.receiver().is_some();
@@ -249,9 +230,7 @@ fn bound_captures(sig: &mut Signature, lifetimes: Lifetimes, has_self: bool) -> 
             token.set_span(Span::call_site());
             token
         });
-        where_clause
-            .predicates
-            .push(parse_quote!(#(#captured)*: #bound));
+        where_clause.predicates.push(parse_quote!(#(#captured)*: #bound));
     }
     bound
 }

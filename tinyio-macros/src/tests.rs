@@ -14,11 +14,7 @@ fn expansion(item: TokenStream) -> String {
 fn signature(item: TokenStream) -> String {
     let expanded = expansion(item);
     let words = expanded[..expanded.find('{').unwrap()].split_whitespace();
-    words
-        .collect::<Vec<_>>()
-        .join(" ")
-        .replace("( ", "(")
-        .replace(", )", ")")
+    words.collect::<Vec<_>>().join(" ").replace("( ", "(").replace(", )", ")")
 }
 
 fn errors(item: TokenStream) -> Vec<String> {
@@ -33,11 +29,8 @@ fn snapshot() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/expand");
     let mut file =
         syn::parse_file(&std::fs::read_to_string(dir.join("coroutine.rs")).unwrap()).unwrap();
-    let syn::Item::Fn(mut item) = file.items.remove(0) else {
-        panic!("the input is a fn")
-    };
-    item.attrs
-        .retain(|attr| !attr.path().segments.iter().any(|s| s.ident == "coroutine"));
+    let syn::Item::Fn(mut item) = file.items.remove(0) else { panic!("the input is a fn") };
+    item.attrs.retain(|attr| !attr.path().segments.iter().any(|s| s.ident == "coroutine"));
     let expanded = expansion(quote!(#item));
     let path = dir.join("coroutine.expanded.rs");
     if std::env::var_os("TINYIO_BLESS").is_some_and(|v| v == "1") {
@@ -45,12 +38,7 @@ fn snapshot() {
     }
     let expected = std::fs::read_to_string(&path).unwrap_or_default();
     if let Some((line, (old, new))) = (1..)
-        .zip(
-            expected
-                .lines()
-                .chain(["<end>"])
-                .zip(expanded.lines().chain(["<end>"])),
-        )
+        .zip(expected.lines().chain(["<end>"]).zip(expanded.lines().chain(["<end>"])))
         .find(|(_, (old, new))| old != new)
     {
         panic!(
@@ -164,14 +152,8 @@ fn impl_trait_output_is_not_annotated() {
             1
         }
     ));
-    assert!(
-        expanded.contains("-> ::tinyio::Coroutine<'static, impl Display>"),
-        "{expanded}"
-    );
-    assert!(
-        expanded.contains("let __tinyio_out = '__tinyio_body: {"),
-        "{expanded}"
-    );
+    assert!(expanded.contains("-> ::tinyio::Coroutine<'static, impl Display>"), "{expanded}");
+    assert!(expanded.contains("let __tinyio_out = '__tinyio_body: {"), "{expanded}");
 }
 
 #[test]
@@ -212,10 +194,7 @@ fn attributes_and_inner_attributes_stay() {
         #[cfg(unix)]
         fn f() { #![allow(unused)] }
     });
-    assert!(
-        expanded.starts_with("/// Docs.\n#[inline]\n#[cfg(unix)]\nfn f()"),
-        "{expanded}"
-    );
+    assert!(expanded.starts_with("/// Docs.\n#[inline]\n#[cfg(unix)]\nfn f()"), "{expanded}");
     assert!(expanded.contains("#![allow(unused)]"), "{expanded}");
 }
 
@@ -254,11 +233,7 @@ fn suspension_points_are_plain_calls() {
     });
     assert!(!expanded.contains("use ::tinyio"), "{expanded}");
     let compact = expanded.replace(char::is_whitespace, "");
-    assert_eq!(
-        compact.matches("(::tinyio::__private::suspend(").count(),
-        2,
-        "{expanded}"
-    );
+    assert_eq!(compact.matches("(::tinyio::__private::suspend(").count(), 2, "{expanded}");
 }
 
 #[test]
@@ -297,12 +272,7 @@ fn reports_suspensions_that_cannot_suspend() {
                 c()
             }
         }),
-        [
-            message("yield_"),
-            message("try_yield"),
-            message("yield_"),
-            message("yield_")
-        ],
+        [message("yield_"), message("try_yield"), message("yield_"), message("yield_")],
     );
 }
 
@@ -328,14 +298,8 @@ fn arguments_are_moved_into_the_body() {
         fn m(mut self: Box<Self>, #[cfg(unix)] x: u8) {}
     })
     .replace(char::is_whitespace, "");
-    assert!(
-        method.contains("fnm<'__tinyio>(mutself:Box<Self>,#[cfg(unix)]x:u8,)"),
-        "{method}"
-    );
-    assert!(
-        method.contains("asyncmove{let_=&self;#[cfg(unix)]letx=x;#[allow("),
-        "{method}"
-    );
+    assert!(method.contains("fnm<'__tinyio>(mutself:Box<Self>,#[cfg(unix)]x:u8,)"), "{method}");
+    assert!(method.contains("asyncmove{let_=&self;#[cfg(unix)]letx=x;#[allow("), "{method}");
 }
 
 #[test]
@@ -436,10 +400,7 @@ fn rejects_arguments_and_still_emits_the_function() {
         ),
         "{expanded}"
     );
-    assert!(
-        expanded.contains("-> ::tinyio::Coroutine<'__tinyio, u8>"),
-        "{expanded}"
-    );
+    assert!(expanded.contains("-> ::tinyio::Coroutine<'__tinyio, u8>"), "{expanded}");
     assert!(expanded.contains("::core::unreachable!()"), "{expanded}");
 }
 
@@ -479,10 +440,7 @@ fn rejects_a_method_without_body() {
         ),
     )
     .to_string();
-    assert!(
-        expanded.contains("`#[tinyio::coroutine]` needs a function body"),
-        "{expanded}"
-    );
+    assert!(expanded.contains("`#[tinyio::coroutine]` needs a function body"), "{expanded}");
     assert!(expanded.ends_with("fn f (& self) -> u32 ;"), "{expanded}");
 }
 
@@ -512,19 +470,12 @@ fn crate_argument_names_the_runtime_everywhere() {
         ),
     ));
     let compact = expanded.replace(char::is_whitespace, "");
-    assert!(
-        compact.contains("->my::tio::Coroutine<'__tinyio,u8>"),
-        "{expanded}"
-    );
+    assert!(compact.contains("->my::tio::Coroutine<'__tinyio,u8>"), "{expanded}");
     assert!(
         compact.contains("my::tio::__private::coroutine(&my::tio::__private::Site{"),
         "{expanded}"
     );
-    assert_eq!(
-        compact.matches("(my::tio::__private::suspend(").count(),
-        3,
-        "{expanded}"
-    );
+    assert_eq!(compact.matches("(my::tio::__private::suspend(").count(), 3, "{expanded}");
     assert!(!compact.contains("tinyio::"), "{expanded}");
     // The fallback names it too, and a trailing comma is fine.
     let fallback = pretty(attribute(
@@ -533,10 +484,7 @@ fn crate_argument_names_the_runtime_everywhere() {
             async fn f() {}
         ),
     ));
-    assert!(
-        fallback.contains("-> tio::Coroutine<'static, ()>"),
-        "{fallback}"
-    );
+    assert!(fallback.contains("-> tio::Coroutine<'static, ()>"), "{fallback}");
 }
 
 #[test]

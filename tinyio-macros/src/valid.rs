@@ -49,10 +49,7 @@ pub(crate) fn stray_suspend(name: &Ident) -> Error {
 }
 
 pub(crate) fn not_a_function() -> Error {
-    Error::new(
-        Span::call_site(),
-        "`#[tinyio::coroutine]` can only be applied to a function",
-    )
+    Error::new(Span::call_site(), "`#[tinyio::coroutine]` can only be applied to a function")
 }
 
 pub(crate) fn no_body(method: &TraitItemFn) -> Error {

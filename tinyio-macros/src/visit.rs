@@ -14,13 +14,7 @@ pub(crate) fn rewrite(
     body: &Lifetime,
     output: Option<&TokenStream>,
 ) -> Vec<Error> {
-    let mut rewriter = Rewriter {
-        krate,
-        co,
-        body,
-        output,
-        errors: Vec::new(),
-    };
+    let mut rewriter = Rewriter { krate, co, body, output, errors: Vec::new() };
     rewriter.visit_block_mut(block);
     rewriter.errors
 }
@@ -169,10 +163,7 @@ impl VisitMut for Rewriter<'_> {
             && let Some(call) = self.suspend_macro(&node.mac)
         {
             let attrs = &node.attrs;
-            *stmt = Stmt::Expr(
-                Expr::Verbatim(quote!(#(#attrs)* #call)),
-                Some(Default::default()),
-            );
+            *stmt = Stmt::Expr(Expr::Verbatim(quote!(#(#attrs)* #call)), Some(Default::default()));
             return;
         }
         visit_mut::visit_stmt_mut(self, stmt);
@@ -213,10 +204,7 @@ impl VisitMut for Rewriter<'_> {
 
     fn visit_item_mut(&mut self, item: &mut Item) {
         let is_coroutine = |attr: &syn::Attribute| {
-            attr.path()
-                .segments
-                .last()
-                .is_some_and(|s| s.ident == "coroutine")
+            attr.path().segments.last().is_some_and(|s| s.ident == "coroutine")
         };
         if !matches!(item, Item::Fn(f) if f.attrs.iter().any(is_coroutine)) {
             self.stray(item.to_token_stream());

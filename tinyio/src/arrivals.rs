@@ -56,11 +56,7 @@ impl Hasher for WordHasher {
 
 impl<K, V> Default for Arrivals<K, V> {
     fn default() -> Self {
-        Arrivals {
-            order: BTreeMap::new(),
-            tickets: HashMap::default(),
-            next: 0,
-        }
+        Arrivals { order: BTreeMap::new(), tickets: HashMap::default(), next: 0 }
     }
 }
 
@@ -113,11 +109,7 @@ pub(crate) struct Tickets<V> {
 
 impl<V> Default for Tickets<V> {
     fn default() -> Self {
-        Tickets {
-            queue: VecDeque::new(),
-            live: 0,
-            last: 0,
-        }
+        Tickets { queue: VecDeque::new(), live: 0, last: 0 }
     }
 }
 
@@ -184,10 +176,7 @@ pub(crate) enum Keys<K> {
     #[default]
     None,
     One(K),
-    #[allow(
-        clippy::box_collection,
-        reason = "one pointer, not three, in every entry"
-    )]
+    #[allow(clippy::box_collection, reason = "one pointer, not three, in every entry")]
     Many(Box<Vec<K>>),
 }
 
@@ -282,10 +271,7 @@ mod tests {
         for (key, value) in [(5, 'a'), (1, 'b'), (9, 'c'), (3, 'd')] {
             assert!(queue.push(key, value));
         }
-        assert!(
-            !queue.push(1, 'x'),
-            "a key already queued is not queued again"
-        );
+        assert!(!queue.push(1, 'x'), "a key already queued is not queued again");
         assert_eq!(keys(&queue), [5, 1, 9, 3]);
         assert_eq!(queue.remove(9), Some('c'));
         assert_eq!(queue.remove(9), None);

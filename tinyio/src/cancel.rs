@@ -80,9 +80,7 @@ impl CancelHandle {
 impl std::fmt::Debug for CancelHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let cancelled = self.is_cancelled();
-        f.debug_struct("CancelHandle")
-            .field("cancelled", &cancelled)
-            .finish()
+        f.debug_struct("CancelHandle").field("cancelled", &cancelled).finish()
     }
 }
 
@@ -229,8 +227,7 @@ where
             |index, won| (index, won),
             |field| {
                 let ys = self.into_iter().enumerate();
-                ys.map(|(index, y)| runner(index, y, field.clone(), |out| out))
-                    .collect()
+                ys.map(|(index, y)| runner(index, y, field.clone(), |out| out)).collect()
             },
         )
     }
@@ -263,9 +260,7 @@ fn start<'a, T: 'a, O: 'a>(
     });
     let runners = runners(&field);
     coroutine(&RACE, move |co| async move {
-        suspend_until(&co, runners, None, None, line!())
-            .await
-            .map_err(Raise)?;
+        suspend_until(&co, runners, None, None, line!()).await.map_err(Raise)?;
         let winner = field.winner.borrow_mut().take();
         let (index, won) = winner.expect("a race ends when one of its runners has won");
         Ok(finish(index, won))
@@ -305,11 +300,7 @@ where
         if winner.is_none() {
             *winner = Some((index, wrap(output)));
             drop(winner);
-            let others = field
-                .handles
-                .iter()
-                .enumerate()
-                .filter(|&(i, _)| i != index);
+            let others = field.handles.iter().enumerate().filter(|&(i, _)| i != index);
             others.for_each(|(_, handle)| handle.cancel());
         }
         Ok(())

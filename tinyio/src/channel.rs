@@ -60,10 +60,7 @@ static RECV: Site = site!("Receiver::recv");
 /// assert_eq!(Loop::new().run((produce(tx), consume(rx))).unwrap(), ((), 10));
 /// ```
 pub fn channel<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
-    assert!(
-        capacity > 0,
-        "`channel(0)` could never hold a value; use a capacity of at least 1"
-    );
+    assert!(capacity > 0, "`channel(0)` could never hold a value; use a capacity of at least 1");
     let chan = Arc::new(Mutex::new(Chan {
         queue: VecDeque::new(),
         capacity,
@@ -175,9 +172,7 @@ impl Waiters {
     /// Leaves the line; true if the waiter had been chosen instead (its promise then ends).
     #[inline]
     fn leave(&mut self, ticket: &mut Option<u64>) -> bool {
-        let chosen = ticket
-            .take()
-            .is_some_and(|t| self.queue.remove(&t).is_none());
+        let chosen = ticket.take().is_some_and(|t| self.queue.remove(&t).is_none());
         if chosen {
             self.chosen = self.chosen.saturating_sub(1);
         }
@@ -249,11 +244,7 @@ impl<T> Sender<T> {
     /// ```
     #[track_caller]
     pub fn send(&self, value: T) -> Sending<T> {
-        Sending {
-            chan: self.chan.clone(),
-            value,
-            at: Location::caller(),
-        }
+        Sending { chan: self.chan.clone(), value, at: Location::caller() }
     }
 
     /// Queues `value` if there is room now.
@@ -366,10 +357,7 @@ impl<T> Receiver<T> {
     /// ```
     #[track_caller]
     pub fn recv(&self) -> Receiving<T> {
-        Receiving {
-            chan: self.chan.clone(),
-            at: Location::caller(),
-        }
+        Receiving { chan: self.chan.clone(), at: Location::caller() }
     }
 
     /// Takes a value if one is queued now.
@@ -448,18 +436,14 @@ fn thread_waker() -> Waker {
 impl<T> Clone for Sender<T> {
     fn clone(&self) -> Self {
         lock(&self.chan).senders += 1;
-        Sender {
-            chan: self.chan.clone(),
-        }
+        Sender { chan: self.chan.clone() }
     }
 }
 
 impl<T> Clone for Receiver<T> {
     fn clone(&self) -> Self {
         lock(&self.chan).receivers += 1;
-        Receiver {
-            chan: self.chan.clone(),
-        }
+        Receiver { chan: self.chan.clone() }
     }
 }
 
@@ -626,11 +610,7 @@ impl<T: 'static> Yieldable for Sending<T> {
     where
         Self: 's,
     {
-        let leaf = SendLeaf {
-            chan: self.chan,
-            value: Some(self.value),
-            ticket: None,
-        };
+        let leaf = SendLeaf { chan: self.chan, value: Some(self.value), ticket: None };
         Coroutine::leaf_at(&SEND, self.at, leaf).submit(submission)
     }
 
@@ -662,10 +642,7 @@ impl<T: 'static> Yieldable for Receiving<T> {
     where
         Self: 's,
     {
-        let leaf = RecvLeaf {
-            chan: self.chan,
-            ticket: None,
-        };
+        let leaf = RecvLeaf { chan: self.chan, ticket: None };
         Coroutine::leaf_at(&RECV, self.at, leaf).submit(submission)
     }
 
@@ -801,9 +778,7 @@ impl<T> SendError<T> {
 
 impl<T> fmt::Debug for SendError<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SendError")
-            .field("cancelled", &self.cancelled)
-            .finish_non_exhaustive()
+        f.debug_struct("SendError").field("cancelled", &self.cancelled).finish_non_exhaustive()
     }
 }
 
@@ -922,27 +897,13 @@ mod tests {
     fn a_receiver_chosen_for_a_value_that_gives_up_passes_it_on() {
         let (tx, rx) = channel::<u32>(1);
         let ((a, wa), (b, wb)) = (counting(), counting());
-        let mut first = RecvLeaf {
-            chan: rx.chan.clone(),
-            ticket: None,
-        };
-        let mut second = RecvLeaf {
-            chan: rx.chan.clone(),
-            ticket: None,
-        };
+        let mut first = RecvLeaf { chan: rx.chan.clone(), ticket: None };
+        let mut second = RecvLeaf { chan: rx.chan.clone(), ticket: None };
         lock(&rx.chan).receiving.wait(&mut first.ticket, || wa);
         lock(&rx.chan).receiving.wait(&mut second.ticket, || wb);
         tx.try_send(7).unwrap();
-        assert_eq!(
-            (woken(&a), woken(&b)),
-            (1, 0),
-            "the first in line is chosen"
-        );
-        assert_eq!(
-            rx.try_recv(),
-            Err(TryRecvError::Empty),
-            "the value is promised"
-        );
+        assert_eq!((woken(&a), woken(&b)), (1, 0), "the first in line is chosen");
+        assert_eq!(rx.try_recv(), Err(TryRecvError::Empty), "the value is promised");
         drop(first); // cancelled before it took the value
         assert_eq!(woken(&b), 1, "the promise went to the next in line");
         assert_eq!(lock(&rx.chan).take(&mut second.ticket), Some(7));
@@ -955,29 +916,13 @@ mod tests {
         let (tx, rx) = channel::<u32>(1);
         tx.try_send(0).unwrap();
         let ((a, wa), (b, wb)) = (counting(), counting());
-        let mut first = SendLeaf {
-            chan: tx.chan.clone(),
-            value: Some(1),
-            ticket: None,
-        };
-        let mut second = SendLeaf {
-            chan: tx.chan.clone(),
-            value: Some(2),
-            ticket: None,
-        };
+        let mut first = SendLeaf { chan: tx.chan.clone(), value: Some(1), ticket: None };
+        let mut second = SendLeaf { chan: tx.chan.clone(), value: Some(2), ticket: None };
         lock(&tx.chan).sending.wait(&mut first.ticket, || wa);
         lock(&tx.chan).sending.wait(&mut second.ticket, || wb);
         assert_eq!(rx.try_recv(), Ok(0));
-        assert_eq!(
-            (woken(&a), woken(&b)),
-            (1, 0),
-            "the first in line is chosen"
-        );
-        assert_eq!(
-            tx.try_send(9),
-            Err(TrySendError::Full(9)),
-            "the room is promised"
-        );
+        assert_eq!((woken(&a), woken(&b)), (1, 0), "the first in line is chosen");
+        assert_eq!(tx.try_send(9), Err(TrySendError::Full(9)), "the room is promised");
         drop(first);
         assert_eq!(woken(&b), 1, "the promise went to the next in line");
         let value = second.value.take().unwrap();
@@ -989,14 +934,8 @@ mod tests {
     fn a_waiter_that_leaves_the_line_wakes_nobody() {
         let (_tx, rx) = channel::<u32>(1);
         let ((a, wa), (b, wb)) = (counting(), counting());
-        let mut first = RecvLeaf {
-            chan: rx.chan.clone(),
-            ticket: None,
-        };
-        let mut second = RecvLeaf {
-            chan: rx.chan.clone(),
-            ticket: None,
-        };
+        let mut first = RecvLeaf { chan: rx.chan.clone(), ticket: None };
+        let mut second = RecvLeaf { chan: rx.chan.clone(), ticket: None };
         lock(&rx.chan).receiving.wait(&mut first.ticket, || wa);
         lock(&rx.chan).receiving.wait(&mut second.ticket, || wb);
         drop(first);

@@ -46,10 +46,7 @@ where
     Y: Yieldable + 'a,
     Y::Output: 'a,
 {
-    let state = Rc::new(RefCell::new(Completions {
-        outputs: Vec::new(),
-        wakers: Vec::new(),
-    }));
+    let state = Rc::new(RefCell::new(Completions { outputs: Vec::new(), wakers: Vec::new() }));
     // A loop, not a closure: `#[track_caller]` does not reach into closures.
     let mut wrapped = Vec::new();
     for y in ys {
@@ -59,12 +56,7 @@ where
     coroutine(&AS_COMPLETED, move |co| async move {
         state.borrow_mut().wakers.resize_with(total, || None);
         suspend(&co, background(wrapped), line!()).await?;
-        Ok(AsCompleted {
-            state,
-            next: 0,
-            total,
-            _borrow: std::marker::PhantomData,
-        })
+        Ok(AsCompleted { state, next: 0, total, _borrow: std::marker::PhantomData })
     })
 }
 
@@ -137,10 +129,7 @@ impl<'a, T: 'a> Iterator for AsCompleted<'a, T> {
         self.next += 1;
         Some(Coroutine::leaf(
             &COMPLETED,
-            Completion {
-                state: self.state.clone(),
-                index: self.next - 1,
-            },
+            Completion { state: self.state.clone(), index: self.next - 1 },
         ))
     }
 
@@ -226,9 +215,10 @@ where
     Y: Yieldable + 'a,
     Y::Output: 'a,
 {
-    coroutine(&ISOLATE, move |co| async move {
-        suspend_isolated(&co, y, line!()).await.map_err(Raise)
-    })
+    coroutine(
+        &ISOLATE,
+        move |co| async move { suspend_isolated(&co, y, line!()).await.map_err(Raise) },
+    )
 }
 
 /// Runs `y` on this loop, in the background, and gives a fresh coroutine that finishes with the

@@ -147,9 +147,7 @@ impl<'a, T> Coroutine<'a, T> {
     }
 
     fn from_body<B: Body<Output = T> + 'a, O: Origin + 'static>(origin: O, body: B) -> Self {
-        Coroutine {
-            node: Rc::new(NodeCell::new(origin, body)),
-        }
+        Coroutine { node: Rc::new(NodeCell::new(origin, body)) }
     }
 }
 
@@ -185,17 +183,13 @@ impl<T> SharedCoroutine<'_, T> {
 
 impl<T> Clone for SharedCoroutine<'_, T> {
     fn clone(&self) -> Self {
-        SharedCoroutine {
-            node: self.node.clone(),
-        }
+        SharedCoroutine { node: self.node.clone() }
     }
 }
 
 impl<T> fmt::Debug for Coroutine<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Coroutine")
-            .field("name", &self.name())
-            .finish_non_exhaustive()
+        f.debug_struct("Coroutine").field("name", &self.name()).finish_non_exhaustive()
     }
 }
 
@@ -413,10 +407,7 @@ impl<'s> Submission<'s> {
                 Inner::One(task) => Some(task),
                 Inner::Other(_) => None,
             };
-            self.0 = Inner::Other(Some(Box::new(Contents {
-                first,
-                ..Contents::default()
-            })));
+            self.0 = Inner::Other(Some(Box::new(Contents { first, ..Contents::default() })));
         }
         match &mut self.0 {
             Inner::Other(Some(contents)) => contents,
@@ -671,11 +662,7 @@ struct NodeCell<B: Body, O> {
 enum State<B, T> {
     /// Not finished: where it is scheduled (run and key; `None`: not yet), whether it has been
     /// resumed at all, and its body.
-    Body {
-        at: Option<(u32, u32)>,
-        started: bool,
-        body: B,
-    },
+    Body { at: Option<(u32, u32)>, started: bool, body: B },
     /// Finished: its output, until it is taken (a shared coroutine's is only lent).
     Finished(Option<T>),
     /// Ended without an output; never runs again.
@@ -684,15 +671,8 @@ enum State<B, T> {
 
 impl<B: Body, O> NodeCell<B, O> {
     fn new(origin: O, body: B) -> Self {
-        let state = State::Body {
-            at: None,
-            started: false,
-            body,
-        };
-        NodeCell {
-            origin,
-            state: RefCell::new(state),
-        }
+        let state = State::Body { at: None, started: false, body };
+        NodeCell { origin, state: RefCell::new(state) }
     }
 }
 
@@ -704,10 +684,7 @@ impl<B: Body, O: Origin> Task for NodeCell<B, O> {
     fn owner(&self) -> Option<Owner> {
         Some(match &*self.state.try_borrow().ok()? {
             State::Body { at: None, .. } => Owner::Fresh,
-            &State::Body {
-                at: Some((run, key)),
-                ..
-            } => Owner::Scheduled { run, key },
+            &State::Body { at: Some((run, key)), .. } => Owner::Scheduled { run, key },
             State::Finished(_) => Owner::Finished,
             &State::Dead(ended) => Owner::Dead(ended),
         })
@@ -765,11 +742,7 @@ impl<B: Body, O: Origin> Task for NodeCell<B, O> {
                 drop(state);
                 drop(body);
                 // Where a built-in's body raised is inside this crate: its frame says where.
-                Step::Fail(if O::KEEPS_RAISED_AT {
-                    error
-                } else {
-                    error.placed()
-                })
+                Step::Fail(if O::KEEPS_RAISED_AT { error } else { error.placed() })
             }
         }
     }

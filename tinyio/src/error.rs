@@ -147,11 +147,7 @@ struct Inner {
 
 impl Inner {
     const fn bare(kind: Kind) -> Self {
-        Inner {
-            kind,
-            trace: Vec::new(),
-            raised_at: None,
-        }
+        Inner { kind, trace: Vec::new(), raised_at: None }
     }
 }
 
@@ -385,11 +381,7 @@ impl Error {
     pub(crate) fn traced(mut self, innermost: Frame, outer: Vec<Frame>) -> Self {
         let inner = self.inner_mut();
         let innermost = match inner.raised_at.take() {
-            Some(at) => Frame {
-                line: at.line(),
-                file: at.file(),
-                ..innermost
-            },
+            Some(at) => Frame { line: at.line(), file: at.file(), ..innermost },
             None => innermost,
         };
         let mut trace = outer;
@@ -406,11 +398,7 @@ impl Error {
 impl StdError for Error {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
         let original = self.original().inner();
-        if original.trace.is_empty() {
-            original.kind.source()
-        } else {
-            Some(original)
-        }
+        if original.trace.is_empty() { original.kind.source() } else { Some(original) }
     }
 }
 
@@ -453,11 +441,7 @@ impl fmt::Debug for Error {
             Kind::Group(errors) => {
                 write!(f, "{}", self.inner().kind)?;
                 for (i, error) in errors.iter().enumerate() {
-                    let role = if i == 0 {
-                        "original error"
-                    } else {
-                        "while cancelling"
-                    };
+                    let role = if i == 0 { "original error" } else { "while cancelling" };
                     write!(f, "\n\n[{i}] {role}: {error:?}")?;
                 }
                 Ok(())

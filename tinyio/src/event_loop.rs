@@ -255,24 +255,17 @@ impl<'a, Y: Yieldable + 'a> Session<'a, Y> {
         let mut submission = Submission::default();
         let pending = Some(y.submit(&mut submission));
         run.submission = Some(submission);
-        Session {
-            run,
-            pending,
-            ended: false,
-        }
+        Session { run, pending, ended: false }
     }
 
     /// Runs up to `rounds` rounds: until everything has finished, nothing is ready, or the
     /// rounds are used up.
     pub(crate) fn advance(&mut self, rounds: usize) -> Result<Progress<Y::Output>, Failure> {
-        let progress = self
-            .run
-            .advance(rounds)
-            .and_then(|progress| match progress {
-                Progress::Finished(()) => self.run.finish_threads().map(Progress::Finished),
-                Progress::Ready => Ok(Progress::Ready),
-                Progress::Blocked(deadline) => Ok(Progress::Blocked(deadline)),
-            });
+        let progress = self.run.advance(rounds).and_then(|progress| match progress {
+            Progress::Finished(()) => self.run.finish_threads().map(Progress::Finished),
+            Progress::Ready => Ok(Progress::Ready),
+            Progress::Blocked(deadline) => Ok(Progress::Blocked(deadline)),
+        });
         match progress {
             Ok(Progress::Finished(())) => {
                 self.ended = true;
@@ -297,9 +290,8 @@ impl<Y: Yieldable> Drop for Session<'_, Y> {
         if !self.ended {
             // Abandoned half-way (a dropped future): cancel and join, as a crash would. A panic
             // met meanwhile resumes, unless one is already unwinding.
-            if let Failure::Panic(payload) = self
-                .run
-                .crash(Origin::Outside, Failure::Error(Error::cancelled()))
+            if let Failure::Panic(payload) =
+                self.run.crash(Origin::Outside, Failure::Error(Error::cancelled()))
                 && !std::thread::panicking()
             {
                 panic::resume_unwind(payload);
@@ -390,11 +382,7 @@ const ROUNDS_PER_POLL: usize = 64;
 /// assert_eq!(gathered.unwrap(), (2, 4));
 /// ```
 pub fn to_future<'a, Y: Yieldable + 'a>(y: Y) -> ToFuture<'a, Y> {
-    ToFuture {
-        y: Some(y),
-        session: None,
-        registered: None,
-    }
+    ToFuture { y: Some(y), session: None, registered: None }
 }
 
 /// The future of [`to_future`].
@@ -429,12 +417,7 @@ impl<'a, Y: Yieldable + 'a> Future for ToFuture<'a, Y> {
         let this = self.get_mut();
         let session = this.session.get_or_insert_with(|| {
             let y = this.y.take().expect("polled after completion");
-            Session::new(
-                y,
-                Arc::new(Remote::new()),
-                ErrorGroup::Auto,
-                Room::default(),
-            )
+            Session::new(y, Arc::new(Remote::new()), ErrorGroup::Auto, Room::default())
         });
         session.run.remote().set_driver(cx.waker().clone());
         let progress = DRIVEN.with(|driven| {
@@ -451,9 +434,7 @@ impl<'a, Y: Yieldable + 'a> Future for ToFuture<'a, Y> {
             }
             Ok(Progress::Blocked(deadline)) => {
                 if let Some(deadline) = deadline
-                    && this
-                        .registered
-                        .is_none_or(|r| deadline < r || r <= Instant::now())
+                    && this.registered.is_none_or(|r| deadline < r || r <= Instant::now())
                 {
                     this.registered = Some(deadline);
                     wake_at(deadline, cx.waker().clone());
@@ -548,9 +529,7 @@ fn wake_at(deadline: Instant, waker: Waker) {
             .expect("failed to spawn tinyio's timer thread");
     });
     let (heap, changed) = (&HEAP, &CHANGED);
-    heap.lock()
-        .expect("poisoned")
-        .push(Reverse(Timer(deadline, waker)));
+    heap.lock().expect("poisoned").push(Reverse(Timer(deadline, waker)));
     changed.notify_one();
 }
 

@@ -42,13 +42,7 @@ static FROM_FUTURE: Site = site!("from_future");
 /// ```
 #[track_caller]
 pub fn from_future<'a, F: Future + 'a>(future: F) -> Coroutine<'a, F::Output> {
-    Coroutine::leaf(
-        &FROM_FUTURE,
-        FromFuture {
-            future: Box::pin(future),
-            waker: None,
-        },
-    )
+    Coroutine::leaf(&FROM_FUTURE, FromFuture { future: Box::pin(future), waker: None })
 }
 
 struct FromFuture<F> {
@@ -61,10 +55,7 @@ impl<F: Future> Leaf for FromFuture<F> {
 
     fn poll(&mut self, cx: &mut Cx<'_>) -> Poll<Result<F::Output, Error>> {
         let waker = self.waker.get_or_insert_with(|| (cx.waker)());
-        self.future
-            .as_mut()
-            .poll(&mut Context::from_waker(waker))
-            .map(Ok)
+        self.future.as_mut().poll(&mut Context::from_waker(waker)).map(Ok)
     }
 }
 

@@ -147,10 +147,7 @@ const _: () = assert!(
 /// empty vector in place keeps its allocation.
 fn recycle<A, B>(mut buffer: Vec<A>) -> Vec<B> {
     buffer.clear();
-    buffer
-        .into_iter()
-        .map(|_| unreachable!("cleared"))
-        .collect()
+    buffer.into_iter().map(|_| unreachable!("cleared")).collect()
 }
 
 /// After how long without progress to report a stall, and to whom (see
@@ -275,11 +272,8 @@ impl<'s> Run<'s> {
                 if self.live(ready).is_some() {
                     // Alone in the queue, with no timer to check: it may pause in place, as the
                     // rounds it would otherwise take through the queue resume it alone.
-                    let spare = if self.ready.is_empty() && self.timers.is_empty() {
-                        rounds
-                    } else {
-                        0
-                    };
+                    let spare =
+                        if self.ready.is_empty() && self.timers.is_empty() { rounds } else { 0 };
                     self.spare = spare;
                     let stepped = self.step(ready, Input::Go);
                     let used = spare - std::mem::take(&mut self.spare);
@@ -319,14 +313,7 @@ impl<'s> Run<'s> {
             // A wait that has ended already (its work finished first) ignores it.
             if entry.pending > 0 {
                 let cancelled = woken & CANCEL == CANCEL;
-                return self.expire(
-                    key,
-                    if cancelled {
-                        Input::Cancel
-                    } else {
-                        Input::Timeout
-                    },
-                );
+                return self.expire(key, if cancelled { Input::Cancel } else { Input::Timeout });
             }
         } else if entry.pending == 1
             && entry.waits.children().is_empty()
@@ -350,32 +337,16 @@ impl<'s> Run<'s> {
         input: Input,
     ) -> std::thread::Result<Step<'s>> {
         self.steps += 1;
-        let Run {
-            slots,
-            remote,
-            joins,
-            spare,
-            now,
-            ..
-        } = self;
+        let Run { slots, remote, joins, spare, now, .. } = self;
         let now = *now;
         let slot = &slots[token as u32 as usize];
-        let entry = slot
-            .entry
-            .as_ref()
-            .expect("resumed coroutines are in the table");
+        let entry = slot.entry.as_ref().expect("resumed coroutines are in the table");
         let waker = || {
             let waker = LeafWaker::reuse(slot.waker.take(), remote, token);
             slot.waker.set(Some(waker.clone()));
             Waker::from(waker)
         };
-        let mut cx = Cx {
-            waker: &waker,
-            joins,
-            spare,
-            remote,
-            now,
-        };
+        let mut cx = Cx { waker: &waker, joins, spare, remote, now };
         let task = match &entry.waits {
             Waits::Held(leaf) if HELD => leaf,
             _ => &entry.task,
@@ -463,10 +434,7 @@ impl<'s> Run<'s> {
 
     /// Whether `key`'s entry is `task` itself (a run id alone may have wrapped around).
     fn holds(&self, key: u32, task: &Rc<dyn Task + 's>) -> bool {
-        let entry = self
-            .slots
-            .get(key as usize)
-            .and_then(|slot| slot.entry.as_ref());
+        let entry = self.slots.get(key as usize).and_then(|slot| slot.entry.as_ref());
         entry.is_some_and(|entry| Rc::ptr_eq(&entry.task, task))
     }
 
@@ -505,11 +473,7 @@ impl<'s> Run<'s> {
             self.slots.reserve(count.saturating_sub(self.free.len()));
             self.ready.reserve(count);
         }
-        let scope = if waiter == ROOT {
-            ROOT
-        } else {
-            self.slots[waiter as usize].scope
-        };
+        let scope = if waiter == ROOT { ROOT } else { self.slots[waiter as usize].scope };
         let mut pending = 0;
         let rest = rest.into_iter().map(|s| (s.task, s.wait));
         for (task, wait) in first.map(|task| (task, true)).into_iter().chain(rest) {
@@ -635,13 +599,8 @@ impl<'s> Run<'s> {
         // Built in place, into a slot known to be empty (a new slot is made by `resize_with`).
         let slot = &mut self.slots[key as usize];
         assert!(slot.entry.is_none(), "a free slot is empty");
-        slot.entry = Some(Entry {
-            line,
-            task,
-            waiters: Waiters::None,
-            waits: Waits::NOTHING,
-            pending: 0,
-        });
+        slot.entry =
+            Some(Entry { line, task, waiters: Waiters::None, waits: Waits::NOTHING, pending: 0 });
         slot.scope = scope;
         if scope != ROOT {
             self.join(scope, key);
@@ -671,11 +630,7 @@ impl<'s> Run<'s> {
     fn open(&mut self, key: u32, caught: Rc<Caught>) {
         let parent = std::mem::replace(&mut self.slots[key as usize].scope, key);
         let members = Vec::new();
-        let scope = Scope {
-            parent,
-            caught,
-            members,
-        };
+        let scope = Scope { parent, caught, members };
         self.scopes.insert(key, scope);
     }
 
@@ -790,11 +745,7 @@ mod tests {
         let (buffer, capacity) = (run.slots.as_ptr().addr(), run.slots.capacity());
 
         let room = run.take_room();
-        assert_eq!(
-            room.slots.as_ptr().addr(),
-            buffer,
-            "the table's buffer was not kept"
-        );
+        assert_eq!(room.slots.as_ptr().addr(), buffer, "the table's buffer was not kept");
         assert!(room.slots.capacity() >= capacity && room.free.capacity() >= 1000);
 
         let next = Run::new(Arc::new(Remote::new()), ErrorGroup::Auto, room);

@@ -18,22 +18,14 @@ pub struct Site {
 /// itself, which a built-in's frames never show (see [`Called`]).
 macro_rules! site {
     ($name:literal) => {
-        $crate::site::Site {
-            name: $name,
-            file: file!(),
-            line: line!(),
-        }
+        $crate::site::Site { name: $name, file: file!(), line: line!() }
     };
 }
 pub(crate) use site;
 
 impl Site {
     pub(crate) fn frame(&'static self, line: u32) -> Frame {
-        Frame {
-            name: self.name,
-            file: self.file,
-            line,
-        }
+        Frame { name: self.name, file: self.file, line }
     }
 }
 
@@ -54,12 +46,7 @@ pub(crate) trait Origin {
 /// first suspends, then at the `yield_!` it is suspended at.
 impl Origin for &'static Site {
     fn place(&self) -> Place {
-        Place {
-            name: self.name,
-            file: self.file,
-            line: self.line,
-            fixed: false,
-        }
+        Place { name: self.name, file: self.file, line: self.line, fixed: false }
     }
 }
 
@@ -88,12 +75,7 @@ impl Origin for Called {
     const KEEPS_RAISED_AT: bool = false;
 
     fn place(&self) -> Place {
-        Place {
-            name: self.site.name,
-            file: self.at.file(),
-            line: self.at.line(),
-            fixed: true,
-        }
+        Place { name: self.site.name, file: self.at.file(), line: self.at.line(), fixed: true }
     }
 
     fn placing(&self) -> Option<Placing> {
@@ -129,10 +111,6 @@ pub(crate) struct Place {
 impl Place {
     /// The frame of the coroutine suspended at `line`.
     pub(crate) fn frame(&self, line: u32) -> Frame {
-        Frame {
-            name: self.name,
-            file: self.file,
-            line: if self.fixed { self.line } else { line },
-        }
+        Frame { name: self.name, file: self.file, line: if self.fixed { self.line } else { line } }
     }
 }

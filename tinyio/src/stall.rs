@@ -224,21 +224,12 @@ impl Suspended {
 
 impl fmt::Display for Stall {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "tinyio loop stalled: nothing has run for {:?}",
-            self.idle
-        )?;
+        write!(f, "tinyio loop stalled: nothing has run for {:?}", self.idle)?;
         if !self.coroutines.is_empty() {
             write!(f, "; suspended:")?;
         }
         for suspended in &self.coroutines {
-            write!(
-                f,
-                "\n    {} waits on {}",
-                suspended.frame,
-                suspended.waits_on.join(", ")
-            )?;
+            write!(f, "\n    {} waits on {}", suspended.frame, suspended.waits_on.join(", "))?;
         }
         for call in &self.joining {
             write!(

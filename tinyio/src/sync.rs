@@ -134,11 +134,7 @@ impl Event {
     /// ```
     #[track_caller]
     pub fn wait(&self) -> Coro<()> {
-        let wait = EventWait {
-            event: self.clone(),
-            ticket: None,
-            deadline: None,
-        };
+        let wait = EventWait { event: self.clone(), ticket: None, deadline: None };
         Coroutine::leaf(&EVENT_WAIT, Ignore(wait))
     }
 
@@ -157,22 +153,13 @@ impl Event {
     #[track_caller]
     pub fn wait_timeout(&self, timeout: Duration) -> Coro<bool> {
         let deadline = Some(crate::time::after(timeout));
-        Coroutine::leaf(
-            &EVENT_WAIT,
-            EventWait {
-                event: self.clone(),
-                ticket: None,
-                deadline,
-            },
-        )
+        Coroutine::leaf(&EVENT_WAIT, EventWait { event: self.clone(), ticket: None, deadline })
     }
 }
 
 impl fmt::Debug for Event {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Event")
-            .field("set", &self.is_set())
-            .finish_non_exhaustive()
+        f.debug_struct("Event").field("set", &self.is_set()).finish_non_exhaustive()
     }
 }
 
@@ -312,13 +299,7 @@ impl Semaphore {
     /// ```
     #[track_caller]
     pub fn acquire(&self) -> Coro<SemaphoreGuard> {
-        Coroutine::leaf(
-            &ACQUIRE,
-            Acquire {
-                semaphore: self.clone(),
-                ticket: None,
-            },
-        )
+        Coroutine::leaf(&ACQUIRE, Acquire { semaphore: self.clone(), ticket: None })
     }
 
     /// How many permits are free now.
@@ -345,9 +326,7 @@ impl Semaphore {
 
 impl fmt::Debug for Semaphore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Semaphore")
-            .field("available", &self.available())
-            .finish_non_exhaustive()
+        f.debug_struct("Semaphore").field("available", &self.available()).finish_non_exhaustive()
     }
 }
 
@@ -473,10 +452,7 @@ impl<T> Lock<T> {
     /// assert_eq!(lock.into_inner(), Some(5));
     /// ```
     pub fn with_data(data: T) -> Self {
-        Lock(Arc::new(Locked {
-            permit: Semaphore::new(1),
-            data: Mutex::new(Some(data)),
-        }))
+        Lock(Arc::new(Locked { permit: Semaphore::new(1), data: Mutex::new(Some(data)) }))
     }
 
     /// A coroutine that finishes with the guard once the lock is free. It does not borrow the
@@ -500,11 +476,7 @@ impl<T> Lock<T> {
         coroutine(&LOCK, move |co| async move {
             let permit = suspend(&co, locked.permit.acquire(), line!()).await?;
             let data = lock(&locked.data).take();
-            Ok(LockGuard {
-                data,
-                locked,
-                _permit: permit,
-            })
+            Ok(LockGuard { data, locked, _permit: permit })
         })
     }
 
@@ -532,12 +504,8 @@ impl<T> Lock<T> {
     /// assert_eq!(other.into_inner(), Some(3));
     /// ```
     pub fn into_inner(self) -> Option<T> {
-        Arc::into_inner(self.0).and_then(|locked| {
-            locked
-                .data
-                .into_inner()
-                .unwrap_or_else(PoisonError::into_inner)
-        })
+        Arc::into_inner(self.0)
+            .and_then(|locked| locked.data.into_inner().unwrap_or_else(PoisonError::into_inner))
     }
 }
 
@@ -635,15 +603,8 @@ impl Barrier {
     /// assert_eq!(format!("{barrier:?}"), "Barrier { n: 2, arrived: 0 }");
     /// ```
     pub fn new(n: usize) -> Self {
-        assert!(
-            n > 0,
-            "`Barrier::new(0)` has nobody to wait for; use at least 1"
-        );
-        Barrier(Arc::new(Mutex::new(BarrierState {
-            n,
-            arrived: 0,
-            released: Event::new(),
-        })))
+        assert!(n > 0, "`Barrier::new(0)` has nobody to wait for; use at least 1");
+        Barrier(Arc::new(Mutex::new(BarrierState { n, arrived: 0, released: Event::new() })))
     }
 
     /// A coroutine that arrives at the barrier, waits for the others, and finishes with its
@@ -682,10 +643,7 @@ impl Barrier {
 impl fmt::Debug for Barrier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = lock(&self.0);
-        f.debug_struct("Barrier")
-            .field("n", &state.n)
-            .field("arrived", &state.arrived)
-            .finish()
+        f.debug_struct("Barrier").field("n", &state.n).field("arrived", &state.arrived).finish()
     }
 }
 

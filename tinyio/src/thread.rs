@@ -156,13 +156,8 @@ where
         if !matches!(*stage, Stage::Queued(..)) {
             return false; // dropped by its leaf before it started
         }
-        let running = Stage::Running {
-            thread: std::thread::current(),
-            joined: false,
-        };
-        let Stage::Queued(f) = mem::replace(&mut *stage, running) else {
-            unreachable!("checked")
-        };
+        let running = Stage::Running { thread: std::thread::current(), joined: false };
+        let Stage::Queued(f) = mem::replace(&mut *stage, running) else { unreachable!("checked") };
         drop(stage);
         CURRENT.with(|current| *current.borrow_mut() = Some(self.clone()));
         let outcome = panic::catch_unwind(AssertUnwindSafe(f));
@@ -210,12 +205,7 @@ where
     fn coroutine(site: &'static Site, pool: Option<Arc<PoolQueue>>, f: F) -> Coro<T> {
         Coroutine::leaf(
             site,
-            ThreadCall {
-                state: CallState::Fresh(f),
-                pool,
-                site,
-                at: Location::caller(),
-            },
+            ThreadCall { state: CallState::Fresh(f), pool, site, at: Location::caller() },
         )
     }
 }
@@ -290,11 +280,7 @@ where
         drop(stage);
         let (site, at) = (self.site, self.at);
         cx.joins.push(Join {
-            frame: Frame {
-                name: site.name,
-                file: at.file(),
-                line: at.line(),
-            },
+            frame: Frame { name: site.name, file: at.file(), line: at.line() },
             wait: Box::new(move |deadline| join(&call, site, at, deadline)),
         });
     }
@@ -324,9 +310,9 @@ fn join<F, T>(
     let end = mem::replace(&mut *stage, Stage::Over);
     drop(stage);
     Poll::Ready(match end {
-        Stage::Done(Ok(Err(error))) if !error.is_cancelled() => Some(Failure::Error(
-            error.raised_at(at).traced(site.frame(0), Vec::new()),
-        )),
+        Stage::Done(Ok(Err(error))) if !error.is_cancelled() => {
+            Some(Failure::Error(error.raised_at(at).traced(site.frame(0), Vec::new())))
+        }
         Stage::Done(Err(payload)) => Some(Failure::Panic(payload)),
         _ => None,
     })
@@ -384,11 +370,7 @@ pub fn is_cancelled() -> bool {
 /// assert!(tinyio::thread::check().is_ok());
 /// ```
 pub fn check() -> Result<(), Error> {
-    if is_cancelled() {
-        Err(Error::cancelled())
-    } else {
-        Ok(())
-    }
+    if is_cancelled() { Err(Error::cancelled()) } else { Ok(()) }
 }
 
 /// Sleeps like [`std::thread::sleep`], but returns `Err` (a cancellation) as soon as this
@@ -455,17 +437,11 @@ impl ThreadPool {
     /// assert!(format!("{pool:?}").contains("max_threads: 4"));
     /// ```
     pub fn new(max_threads: usize) -> Self {
-        assert!(
-            max_threads > 0,
-            "`ThreadPool::new(0)` could never run anything; use at least 1"
-        );
+        assert!(max_threads > 0, "`ThreadPool::new(0)` could never run anything; use at least 1");
         ThreadPool {
             queue: Arc::new(PoolQueue {
                 max_threads,
-                state: Mutex::new(PoolState {
-                    calls: VecDeque::new(),
-                    threads: 0,
-                }),
+                state: Mutex::new(PoolState { calls: VecDeque::new(), threads: 0 }),
             }),
         }
     }
@@ -529,9 +505,7 @@ impl ThreadPool {
             let f = f.clone();
             calls.push(self.run_in_thread(move || f(x)));
         }
-        coroutine(&POOL_RUN, move |co| async move {
-            Ok(suspend(&co, calls, line!()).await?)
-        })
+        coroutine(&POOL_RUN, move |co| async move { Ok(suspend(&co, calls, line!()).await?) })
     }
 }
 
@@ -648,9 +622,8 @@ impl Cache {
         }
         state.threads += 1;
         drop(state);
-        let spawned = std::thread::Builder::new()
-            .name("tinyio-blocking".into())
-            .spawn(move || self.work());
+        let spawned =
+            std::thread::Builder::new().name("tinyio-blocking".into()).spawn(move || self.work());
         if let Err(error) = spawned {
             let mut state = lock(&self.state);
             state.free -= 1;
@@ -812,9 +785,7 @@ mod tests {
             wait_until("the job to run", || tally.0.load(SeqCst) == round);
         }
         assert_eq!(lock(&cache.state).threads, 1, "one thread served every job");
-        wait_until("the idle thread to leave", || {
-            lock(&cache.state).threads == 0
-        });
+        wait_until("the idle thread to leave", || lock(&cache.state).threads == 0);
     }
 
     #[test]
@@ -895,20 +866,11 @@ mod tests {
             })
             .collect();
         let held = holds_the_loop_until(running_now);
-        let out = Loop::new()
-            .run(timeout((running, queued, held), ms(30)))
-            .unwrap();
+        let out = Loop::new().run(timeout((running, queued, held), ms(30))).unwrap();
         assert!(out.is_none(), "timed out");
-        assert!(
-            ended.load(SeqCst),
-            "the running call was joined before `run` returned"
-        );
+        assert!(ended.load(SeqCst), "the running call was joined before `run` returned");
         assert_eq!(ran.load(SeqCst), 0, "no queued call ran");
-        assert_eq!(
-            dropped.load(SeqCst),
-            5,
-            "the queued calls were dropped by `run`"
-        );
+        assert_eq!(dropped.load(SeqCst), 5, "the queued calls were dropped by `run`");
         // The pool still works, and its thread takes the next calls.
         let again = pool.map(|x: u64| x + 1, 0..3);
         assert_eq!(Loop::new().run(again).unwrap(), [1, 2, 3]);

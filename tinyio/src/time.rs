@@ -50,8 +50,7 @@ pub fn sleep_until(deadline: Instant) -> Coro<()> {
 /// `duration` from now, saturating far in the future.
 pub(crate) fn after(duration: Duration) -> Instant {
     let now = Instant::now();
-    now.checked_add(duration)
-        .unwrap_or_else(|| now + Duration::from_secs(60 * 60 * 24 * 365 * 100))
+    now.checked_add(duration).unwrap_or_else(|| now + Duration::from_secs(60 * 60 * 24 * 365 * 100))
 }
 
 struct Sleep(Instant);
@@ -60,11 +59,7 @@ impl Leaf for Sleep {
     type Output = ();
 
     fn poll(&mut self, cx: &mut Cx<'_>) -> Poll<Result<(), Error>> {
-        if cx.passed(self.0) {
-            Poll::Ready(Ok(()))
-        } else {
-            Poll::Pending
-        }
+        if cx.passed(self.0) { Poll::Ready(Ok(())) } else { Poll::Pending }
     }
 
     fn deadline(&self) -> Option<Instant> {

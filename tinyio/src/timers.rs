@@ -78,10 +78,7 @@ mod tests {
                     assert_eq!(popped.len(), expected.len());
                     // In the model's order, up to ties between equal deadlines.
                     for (token, (deadline, _)) in popped.iter().zip(&expected) {
-                        assert!(
-                            expected.contains(&(*deadline, *token)),
-                            "{token} out of order"
-                        );
+                        assert!(expected.contains(&(*deadline, *token)), "{token} out of order");
                     }
                 }
                 // Mostly later than the last deadline, sometimes earlier.

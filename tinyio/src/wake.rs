@@ -218,10 +218,7 @@ pub(crate) struct LeafWaker {
 
 impl LeafWaker {
     pub(crate) fn new(remote: &Arc<Remote>, token: u64) -> Arc<Self> {
-        Arc::new(LeafWaker {
-            remote: remote.clone(),
-            token,
-        })
+        Arc::new(LeafWaker { remote: remote.clone(), token })
     }
 
     /// A waker for `token`: `old` itself if it wakes `token` already; else `old` made new

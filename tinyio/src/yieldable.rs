@@ -267,10 +267,7 @@ pub fn suspend<'c, 'a, Y: Yieldable + 'a>(
     line: u32,
 ) -> impl Future<Output = Result<Y::Output, Error>> + 'c {
     match value.now() {
-        Ok(output) => Suspend {
-            stage: Stage::Done(output),
-            line,
-        },
+        Ok(output) => Suspend { stage: Stage::Done(output), line },
         Err(value) => suspend_until(co, value, None, None, line),
     }
 }
@@ -289,10 +286,7 @@ pub(crate) fn suspend_until<'c, 'a, Y: Yieldable + 'a>(
     let pending = value.submit(&mut submission);
     submission.set_deadline(deadline);
     submission.set_cancel(cancel);
-    Suspend {
-        stage: Stage::Waiting(pending, co.0.yield_(Request::new(submission))),
-        line,
-    }
+    Suspend { stage: Stage::Waiting(pending, co.0.yield_(Request::new(submission))), line }
 }
 
 /// The future of one suspension point: written out rather than `async`, as it is on the path

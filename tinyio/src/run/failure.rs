@@ -179,21 +179,14 @@ impl<'s> Run<'s> {
                     }
                     (Err(payload), None) => {
                         // A coroutine that never started is still in the table, to cancel.
-                        let origin = if task.started() {
-                            Origin::Failed(child)
-                        } else {
-                            Origin::Outside
-                        };
+                        let origin =
+                            if task.started() { Origin::Failed(child) } else { Origin::Outside };
                         failed = Some((origin, Failure::Panic(payload)));
                     }
                 }
                 if failed.is_none() {
                     let members = self.take_members(child);
-                    let Entry {
-                        task: removed,
-                        waits,
-                        ..
-                    } = self.remove(child);
+                    let Entry { task: removed, waits, .. } = self.remove(child);
                     let dropped = panic::catch_unwind(AssertUnwindSafe(move || {
                         removed.end(ended);
                         drop((task, removed));
@@ -326,10 +319,7 @@ impl<'s> Run<'s> {
             Origin::Suspended(key) if key == boundary => error,
             _ => self.trace(origin, error).0,
         };
-        let scope = self
-            .scopes
-            .remove(&boundary)
-            .expect("a waiting boundary is open");
+        let scope = self.scopes.remove(&boundary).expect("a waiting boundary is open");
         let (mut cancelled, joins) = (Cancelled::default(), self.joins.len());
         todo.push((boundary, Keys::Many(Box::new(scope.members))));
         if let Some(children) = self.take_failed(origin, &mut cancelled) {
@@ -412,9 +402,7 @@ impl<'s> Run<'s> {
         let mut cancelled = Cancelled::default();
         self.take_failed(origin, &mut cancelled);
         self.cancel_all(&on_trace, &mut cancelled);
-        let mut awaiting = std::mem::take(&mut cancelled.awaiting)
-            .into_iter()
-            .peekable();
+        let mut awaiting = std::mem::take(&mut cancelled.awaiting).into_iter().peekable();
         self.join_threads(0, |i, failure| {
             let clean = awaiting.next_if(|(j, _)| *j == i).map(|(_, clean)| clean);
             match failure {
@@ -471,11 +459,7 @@ impl<'s> Run<'s> {
                     .collect(),
             })
             .collect();
-        Stall {
-            idle,
-            coroutines,
-            joining: Vec::new(),
-        }
+        Stall { idle, coroutines, joining: Vec::new() }
     }
 
     /// Cancels every coroutine in the table: resumes it with a cancellation, or drops it if it
@@ -521,13 +505,8 @@ impl<'s> Run<'s> {
     ) -> std::thread::Result<Result<Error, Error>> {
         let remote = &self.remote;
         let waker = || Waker::from(LeafWaker::new(remote, u64::MAX));
-        let mut cx = Cx {
-            waker: &waker,
-            joins: &mut self.joins,
-            spare: &mut 0,
-            remote,
-            now: self.now,
-        };
+        let mut cx =
+            Cx { waker: &waker, joins: &mut self.joins, spare: &mut 0, remote, now: self.now };
         panic::catch_unwind(AssertUnwindSafe(|| {
             if !task.started() {
                 task.end(Ended::Cancelled);
@@ -535,9 +514,7 @@ impl<'s> Run<'s> {
             }
             let step = task.resume(Input::Cancel, &mut cx);
             let trace = |error: Error| error.traced(frame, Vec::new());
-            answer(step, &*task, Ended::Cancelled, Error::is_cancelled)
-                .map(trace)
-                .map_err(trace)
+            answer(step, &*task, Ended::Cancelled, Error::is_cancelled).map(trace).map_err(trace)
         }))
         .and_then(|outcome| {
             let ended = panic::catch_unwind(AssertUnwindSafe(|| {
