@@ -3,7 +3,7 @@
 //! arms with the wrapper's wake token when it files the yield; `cancel` wakes that token as a
 //! passed deadline would, from any thread, and the run stops the work as it does at a deadline.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
@@ -109,34 +109,41 @@ impl std::fmt::Debug for CancelHandle {
 /// assert_eq!(Loop::new().run((work, quick)).unwrap(), (None, Some(())));
 /// ```
 #[track_caller]
-pub fn cancellable<'a, Y>(y: Y) -> (Coroutine<'a, Option<Y::Output>>, CancelHandle)
-where
-    Y: Yieldable + 'a,
-    Y::Output: 'a,
-{
+pub fn cancellable<'a, Y: Yieldable<Output: 'a> + 'a>(
+    y: Y,
+) -> (Coroutine<'a, Option<Y::Output>>, CancelHandle) {
     let handle = CancelHandle::default();
-    let work = give_up(&CANCELLABLE, y, None, Some(handle.0.clone()));
-    (work, handle)
+    (give_up(&CANCELLABLE, y, None, Some(handle.0.clone())), handle)
 }
 
 /// The wait of [`timeout`](crate::timeout) and [`cancellable`]: `Some(output)`, or `None` once
 /// the deadline passed or `cancel` was cancelled.
 #[track_caller]
-pub(crate) fn give_up<'a, Y>(
+pub(crate) fn give_up<'a, Y: Yieldable<Output: 'a> + 'a>(
     site: &'static Site,
     y: Y,
     deadline: Option<Instant>,
     cancel: Option<Arc<Cancel>>,
-) -> Coroutine<'a, Option<Y::Output>>
-where
-    Y: Yieldable + 'a,
-    Y::Output: 'a,
-{
+) -> Coroutine<'a, Option<Y::Output>> {
+    give_up_then(site, y, deadline, cancel, |output| output)
+}
+
+/// [`give_up`], then `finish` with what it gives, once the handle is disarmed.
+#[track_caller]
+fn give_up_then<'a, Y: Yieldable<Output: 'a> + 'a, O: 'a>(
+    site: &'static Site,
+    y: Y,
+    deadline: Option<Instant>,
+    cancel: Option<Arc<Cancel>>,
+    finish: impl FnOnce(Option<Y::Output>) -> O + 'a,
+) -> Coroutine<'a, O> {
     coroutine(site, move |co| async move {
-        let _disarm = cancel.clone().map(Disarm);
-        match suspend_until(&co, y, deadline, cancel, line!()).await {
-            Ok(output) => Ok(Some(output)),
-            Err(error) if error.is_deadline() => Ok(None),
+        let disarm = cancel.clone().map(Disarm);
+        let output = suspend_until(&co, y, deadline, cancel, line!()).await;
+        drop(disarm);
+        match output {
+            Ok(output) => Ok(finish(Some(output))),
+            Err(error) if error.is_deadline() => Ok(finish(None)),
             Err(error) => Err(Raise(error)),
         }
     })
@@ -208,11 +215,7 @@ pub trait Racers<'a> {
     fn race(self) -> Coroutine<'a, Self::Output>;
 }
 
-impl<'a, Y> Racers<'a> for Vec<Y>
-where
-    Y: Yieldable + 'a,
-    Y::Output: 'a,
-{
+impl<'a, Y: Yieldable<Output: 'a> + 'a> Racers<'a> for Vec<Y> {
     type Output = (usize, Y::Output);
 
     #[track_caller]
@@ -221,23 +224,17 @@ where
             !self.is_empty(),
             "`tinyio::race` needs at least one yieldable: an empty race has no winner"
         );
-        let count = self.len();
-        start(
-            count,
-            |index, won| (index, won),
-            |field| {
-                let ys = self.into_iter().enumerate();
-                ys.map(|(index, y)| runner(index, y, field.clone(), |out| out)).collect()
-            },
-        )
+        let field = Field::new();
+        // A loop, not a closure: `#[track_caller]` does not reach into closures.
+        let mut runners = Vec::with_capacity(self.len());
+        for (index, y) in self.into_iter().enumerate() {
+            runners.push(runner(y, &field, move |output| (index, output)));
+        }
+        field.start(runners)
     }
 }
 
-impl<'a, Y, const N: usize> Racers<'a> for [Y; N]
-where
-    Y: Yieldable + 'a,
-    Y::Output: 'a,
-{
+impl<'a, Y: Yieldable<Output: 'a> + 'a, const N: usize> Racers<'a> for [Y; N] {
     type Output = (usize, Y::Output);
 
     #[track_caller]
@@ -246,84 +243,60 @@ where
     }
 }
 
-/// Starts a race of `count` runners, made by `runners` around the field they share; gives what
-/// `finish` makes of the winner's index and output.
-#[track_caller]
-fn start<'a, T: 'a, O: 'a>(
-    count: usize,
-    finish: fn(usize, T) -> O,
-    runners: impl FnOnce(&Rc<Field<T>>) -> Vec<Coroutine<'a, ()>>,
-) -> Coroutine<'a, O> {
-    let field = Rc::new(Field {
-        handles: (0..count).map(|_| CancelHandle::default()).collect(),
-        winner: RefCell::new(None),
-    });
-    let runners = runners(&field);
-    coroutine(&RACE, move |co| async move {
-        suspend_until(&co, runners, None, None, line!()).await.map_err(Raise)?;
-        let winner = field.winner.borrow_mut().take();
-        let (index, won) = winner.expect("a race ends when one of its runners has won");
-        Ok(finish(index, won))
-    })
-}
-
-/// What the runners of a race share.
+/// What the runners of a race share: the handle of each, and the winner's output once it won.
 struct Field<T> {
-    /// One per runner, in order.
-    handles: Vec<CancelHandle>,
-    winner: RefCell<Option<(usize, T)>>,
+    handles: RefCell<Vec<Arc<Cancel>>>,
+    winner: Cell<Option<T>>,
 }
 
-/// One runner of a race: the wait of a [`cancellable`] on `y` which, if it finishes first,
-/// records its output (through `wrap`) and cancels the others.
+impl<'a, T: 'a> Field<T> {
+    fn new() -> Rc<Self> {
+        Rc::new(Field { handles: RefCell::default(), winner: Cell::new(None) })
+    }
+
+    /// The race: waits for all the runners, of which one has won once they have finished.
+    #[track_caller]
+    fn start(self: Rc<Self>, runners: Vec<Coroutine<'a, ()>>) -> Coroutine<'a, T> {
+        coroutine(&RACE, move |co| async move {
+            suspend_until(&co, runners, None, None, line!()).await.map_err(Raise)?;
+            Ok(self.winner.take().expect("a race ends when one of its runners has won"))
+        })
+    }
+}
+
+/// One runner of a race: the wait of a [`cancellable`] on `y` which, if it finishes before any
+/// other (none has cancelled its handle yet), records its output (through `wrap`) and cancels
+/// the others.
 #[track_caller]
-fn runner<'a, Y, T>(
-    index: usize,
+fn runner<'a, Y: Yieldable<Output: 'a> + 'a, T: 'a>(
     y: Y,
-    field: Rc<Field<T>>,
+    field: &Rc<Field<T>>,
     wrap: impl FnOnce(Y::Output) -> T + 'a,
-) -> Coroutine<'a, ()>
-where
-    Y: Yieldable + 'a,
-    Y::Output: 'a,
-    T: 'a,
-{
-    let cancel = field.handles[index].0.clone();
-    coroutine(&RACE, move |co| async move {
-        let _disarm = Disarm(cancel.clone());
-        let output = match suspend_until(&co, y, None, Some(cancel), line!()).await {
-            Ok(output) => output,
-            Err(error) if error.is_deadline() => return Ok(()), // lost
-            Err(error) => return Err(Raise(error)),
-        };
-        let mut winner = field.winner.borrow_mut();
-        if winner.is_none() {
-            *winner = Some((index, wrap(output)));
-            drop(winner);
-            let others = field.handles.iter().enumerate().filter(|&(i, _)| i != index);
-            others.for_each(|(_, handle)| handle.cancel());
+) -> Coroutine<'a, ()> {
+    let cancel = Arc::new(Cancel::default());
+    field.handles.borrow_mut().push(cancel.clone());
+    let (field, mine) = (field.clone(), cancel.clone());
+    give_up_then(&RACE, y, None, Some(cancel), move |output| {
+        if let Some(output) = output
+            && !mine.is_cancelled()
+        {
+            field.winner.set(Some(wrap(output)));
+            field.handles.borrow().iter().for_each(|handle| handle.cancel());
         }
-        Ok(())
     })
 }
 
 macro_rules! race_tuple {
-    ($race:ident, $count:literal; $($name:ident $variant:ident $nth:literal $index:tt),+; $last:ident) => {
+    ($race:ident $count:literal [$(($name:ident $variant:ident $nth:literal $index:tt))+]) => {
         #[doc = concat!(
             "The winner of a [`race`] of ", $count, " yieldables of any types: the output of the \
              first to finish, as the variant of its position.\n\n",
             "```\n",
-            "use tinyio::{Loop, ", stringify!($race), ", race};\n\n",
-            "#[tinyio::coroutine]\n",
-            "fn after(pauses: u32) -> u32 {\n",
-            "    for _ in 0..pauses {\n",
-            "        yield_!();\n",
-            "    }\n",
-            "    pauses\n",
-            "}\n\n",
-            "let runners = (", $( "after(", $count, " - ", stringify!($index), "), ", )+ ");\n",
+            "use std::time::Duration;\n",
+            "use tinyio::{Loop, ", stringify!($race), ", race, sleep};\n\n",
+            "let runners = (", $( "sleep(Duration::from_millis(", stringify!($index), ")), ", )+ ");\n",
             "let won = Loop::new().run(race(runners)).unwrap();\n",
-            "assert_eq!(won, ", stringify!($race), "::", stringify!($last), "(1)); // the last pauses least\n",
+            "assert_eq!(won, ", stringify!($race), "::First(())); // the shortest sleep\n",
             "```"
         )]
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -342,37 +315,24 @@ macro_rules! race_tuple {
 
             #[track_caller]
             fn race(self) -> Coroutine<'a, Self::Output> {
-                start($count, |_, won| won, |field| {
-                    vec![$(runner($index, self.$index, field.clone(), $race::$variant),)+]
-                })
+                let field = Field::new();
+                field.clone().start(vec![$(runner(self.$index, &field, $race::$variant)),+])
             }
         }
     };
 }
 
-race_tuple!(Race2, 2; A First "first" 0, B Second "second" 1; Second);
-race_tuple!(Race3, 3; A First "first" 0, B Second "second" 1, C Third "third" 2; Third);
-race_tuple!(Race4, 4; A First "first" 0, B Second "second" 1, C Third "third" 2,
-    D Fourth "fourth" 3; Fourth);
-race_tuple!(Race5, 5; A First "first" 0, B Second "second" 1, C Third "third" 2,
-    D Fourth "fourth" 3, E Fifth "fifth" 4; Fifth);
-race_tuple!(Race6, 6; A First "first" 0, B Second "second" 1, C Third "third" 2,
-    D Fourth "fourth" 3, E Fifth "fifth" 4, F Sixth "sixth" 5; Sixth);
-race_tuple!(Race7, 7; A First "first" 0, B Second "second" 1, C Third "third" 2,
-    D Fourth "fourth" 3, E Fifth "fifth" 4, F Sixth "sixth" 5, G Seventh "seventh" 6; Seventh);
-race_tuple!(Race8, 8; A First "first" 0, B Second "second" 1, C Third "third" 2,
-    D Fourth "fourth" 3, E Fifth "fifth" 4, F Sixth "sixth" 5, G Seventh "seventh" 6,
-    H Eighth "eighth" 7; Eighth);
-race_tuple!(Race9, 9; A First "first" 0, B Second "second" 1, C Third "third" 2,
-    D Fourth "fourth" 3, E Fifth "fifth" 4, F Sixth "sixth" 5, G Seventh "seventh" 6,
-    H Eighth "eighth" 7, I Ninth "ninth" 8; Ninth);
-race_tuple!(Race10, 10; A First "first" 0, B Second "second" 1, C Third "third" 2,
-    D Fourth "fourth" 3, E Fifth "fifth" 4, F Sixth "sixth" 5, G Seventh "seventh" 6,
-    H Eighth "eighth" 7, I Ninth "ninth" 8, J Tenth "tenth" 9; Tenth);
-race_tuple!(Race11, 11; A First "first" 0, B Second "second" 1, C Third "third" 2,
-    D Fourth "fourth" 3, E Fifth "fifth" 4, F Sixth "sixth" 5, G Seventh "seventh" 6,
-    H Eighth "eighth" 7, I Ninth "ninth" 8, J Tenth "tenth" 9, K Eleventh "eleventh" 10; Eleventh);
-race_tuple!(Race12, 12; A First "first" 0, B Second "second" 1, C Third "third" 2,
-    D Fourth "fourth" 3, E Fifth "fifth" 4, F Sixth "sixth" 5, G Seventh "seventh" 6,
-    H Eighth "eighth" 7, I Ninth "ninth" 8, J Tenth "tenth" 9, K Eleventh "eleventh" 10,
-    L Twelfth "twelfth" 11; Twelfth);
+/// [`race_tuple!`] for every tuple of 2 to 12: each item adds one position to the tuple before.
+macro_rules! race_tuples {
+    ([$($done:tt)+] ($race:ident $count:literal $name:ident $variant:ident $nth:literal $index:tt) $($rest:tt)*) => {
+        race_tuple!($race $count [$($done)+ ($name $variant $nth $index)]);
+        race_tuples!([$($done)+ ($name $variant $nth $index)] $($rest)*);
+    };
+    ([$($done:tt)+]) => {};
+}
+
+race_tuples!([(A First "first" 0)] (Race2 2 B Second "second" 1) (Race3 3 C Third "third" 2)
+    (Race4 4 D Fourth "fourth" 3) (Race5 5 E Fifth "fifth" 4) (Race6 6 F Sixth "sixth" 5)
+    (Race7 7 G Seventh "seventh" 6) (Race8 8 H Eighth "eighth" 7) (Race9 9 I Ninth "ninth" 8)
+    (Race10 10 J Tenth "tenth" 9) (Race11 11 K Eleventh "eleventh" 10)
+    (Race12 12 L Twelfth "twelfth" 11));
