@@ -104,3 +104,35 @@ fn as_completed_runs_the_rest_even_if_only_the_first_is_awaited() {
     // The others were started in the background: the run still waits for them.
     assert!(start.elapsed() >= Duration::from_millis(150), "{:?}", start.elapsed());
 }
+
+/// A completion whose coroutine did not finish (here it failed inside an isolate, which keeps
+/// the failure) raises a cancellation where it is awaited, rather than wait forever.
+#[test]
+fn a_completion_of_a_coroutine_that_did_not_finish_raises() {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    #[tinyio::coroutine]
+    fn fails() -> u64 {
+        yield_!();
+        tinyio::bail!("lost");
+    }
+
+    #[tinyio::coroutine]
+    fn hands_out(out: Rc<RefCell<Vec<Coro<u64>>>>) -> () {
+        out.borrow_mut().extend(yield_!(as_completed(vec![fails()])));
+    }
+
+    #[tinyio::coroutine]
+    fn awaits_after_the_failure() -> u64 {
+        let out = Rc::new(RefCell::new(Vec::new()));
+        let failed = yield_!(tinyio::isolate(hands_out(out.clone()))).unwrap_err();
+        assert_eq!(failed.to_string(), "lost");
+        let next = out.borrow_mut().pop().expect("handed out");
+        yield_!(next)
+    }
+
+    let err = common::within(20, || Loop::new().run(awaits_after_the_failure()).unwrap_err());
+    assert!(err.is_cancelled(), "{err:?}");
+    assert!(err.to_string().contains("did not finish"), "{err}");
+}

@@ -1,13 +1,14 @@
 //! Combinators over coroutines: [`as_completed`], [`isolate`], [`copy`].
 
 use std::cell::RefCell;
+use std::marker::PhantomData;
+use std::ops::Range;
 use std::rc::Rc;
 use std::task::{Poll, Waker};
 
-use crate::coro::{Caught, Co, Coroutine, Cx, Leaf, Request, Submission, coroutine};
+use crate::coro::{Caught, Coroutine, Cx, Leaf, Request, Submission, coroutine};
 use crate::error::{Error, Raise};
 use crate::site::{Site, site};
-use crate::sync::Event;
 use crate::yieldable::{Yieldable, background, suspend};
 
 static AS_COMPLETED: Site = site!("as_completed");
@@ -39,51 +40,56 @@ static COMPLETED: Site = site!("as_completed::next");
 /// assert_eq!(Loop::new().run(in_order()).unwrap(), [100, 200, 300]);
 /// ```
 #[track_caller]
-pub fn as_completed<'a, Y>(
+pub fn as_completed<'a, Y: Yieldable<Output: 'a> + 'a>(
     ys: impl IntoIterator<Item = Y>,
-) -> Coroutine<'a, AsCompleted<'a, Y::Output>>
-where
-    Y: Yieldable + 'a,
-    Y::Output: 'a,
-{
+) -> Coroutine<'a, AsCompleted<'a, Y::Output>> {
     let state = Rc::new(RefCell::new(Completions { outputs: Vec::new(), wakers: Vec::new() }));
     // A loop, not a closure: `#[track_caller]` does not reach into closures.
     let mut wrapped = Vec::new();
     for y in ys {
-        wrapped.push(deliver(y, state.clone()));
+        wrapped.push(deliver(&AS_COMPLETED, y, &state));
     }
-    let total = wrapped.len();
+    let indices = 0..wrapped.len();
     coroutine(&AS_COMPLETED, move |co| async move {
-        state.borrow_mut().wakers.resize_with(total, || None);
         suspend(&co, background(wrapped), line!()).await?;
-        Ok(AsCompleted { state, next: 0, total, _borrow: std::marker::PhantomData })
+        Ok(AsCompleted { state, indices, _borrow: PhantomData })
     })
 }
 
-/// Outputs in completion order, and who waits for the ones not in yet.
+/// Outputs in completion order, and who waits for the ones not in yet: what [`as_completed`]
+/// and [`copy`] hand their outputs over with.
 struct Completions<T> {
-    outputs: Vec<Option<T>>,
+    /// A cancellation stands for the output of a coroutine that did not finish, so that its
+    /// receiver raises rather than wait forever.
+    outputs: Vec<Option<Result<T, Error>>>,
     wakers: Vec<Option<Waker>>,
 }
 
-/// Runs `y`, then files its output as the next completion.
+/// Runs `y`, then files its output (or its failure, which it raises too) as the next
+/// completion.
 #[track_caller]
-fn deliver<'a, Y: Yieldable + 'a>(
+fn deliver<'a, Y: Yieldable<Output: 'a> + 'a>(
+    site: &'static Site,
     y: Y,
-    state: Rc<RefCell<Completions<Y::Output>>>,
-) -> Coroutine<'a, ()>
-where
-    Y::Output: 'a,
-{
-    coroutine(&AS_COMPLETED, move |co| async move {
-        let output = suspend(&co, y, line!()).await?;
+    state: &Rc<RefCell<Completions<Y::Output>>>,
+) -> Coroutine<'a, ()> {
+    let state = state.clone();
+    state.borrow_mut().wakers.push(None);
+    coroutine(site, move |co| async move {
+        let (delivered, outcome) = match suspend(&co, y, line!()).await {
+            Ok(output) => (Ok(output), Ok(())),
+            Err(error) => {
+                let why = format!("the copied coroutine did not finish: {error}");
+                (Err(Error::cancelled_because(why)), Err(Raise(error)))
+            }
+        };
         let mut state = state.borrow_mut();
         let index = state.outputs.len();
-        state.outputs.push(Some(output));
+        state.outputs.push(Some(delivered));
         if let Some(waker) = state.wakers[index].take() {
             waker.wake();
         }
-        Ok(())
+        outcome
     })
 }
 
@@ -113,9 +119,9 @@ where
 /// ```
 pub struct AsCompleted<'a, T> {
     state: Rc<RefCell<Completions<T>>>,
-    next: usize,
-    total: usize,
-    _borrow: std::marker::PhantomData<&'a ()>,
+    /// The completions not handed out yet.
+    indices: Range<usize>,
+    _borrow: PhantomData<&'a ()>,
 }
 
 impl<'a, T: 'a> Iterator for AsCompleted<'a, T> {
@@ -123,18 +129,12 @@ impl<'a, T: 'a> Iterator for AsCompleted<'a, T> {
 
     #[track_caller]
     fn next(&mut self) -> Option<Coroutine<'a, T>> {
-        if self.next == self.total {
-            return None;
-        }
-        self.next += 1;
-        Some(Coroutine::leaf(
-            &COMPLETED,
-            Completion { state: self.state.clone(), index: self.next - 1 },
-        ))
+        let index = self.indices.next()?;
+        Some(Coroutine::leaf(&COMPLETED, Completion { state: self.state.clone(), index }))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        (self.total - self.next, Some(self.total - self.next))
+        self.indices.size_hint()
     }
 }
 
@@ -143,7 +143,7 @@ impl<'a, T: 'a> ExactSizeIterator for AsCompleted<'a, T> {}
 impl<T> std::fmt::Debug for AsCompleted<'_, T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AsCompleted")
-            .field("remaining", &(self.total - self.next))
+            .field("remaining", &self.indices.len())
             .finish_non_exhaustive()
     }
 }
@@ -159,7 +159,7 @@ impl<T> Leaf for Completion<T> {
     fn poll(&mut self, cx: &mut Cx<'_>) -> Poll<Result<T, Error>> {
         let mut state = self.state.borrow_mut();
         match state.outputs.get_mut(self.index) {
-            Some(output) => Poll::Ready(Ok(output.take().expect("each completion is taken once"))),
+            Some(output) => Poll::Ready(output.take().expect("each completion is taken once")),
             None => {
                 state.wakers[self.index] = Some((cx.waker)());
                 Poll::Pending
@@ -210,15 +210,28 @@ static COPIED: Site = site!("copy::receive");
 /// assert_eq!(Loop::new().run(robust()).unwrap(), (7, "flaked".to_string()));
 /// ```
 #[track_caller]
-pub fn isolate<'a, Y>(y: Y) -> Coroutine<'a, Result<Y::Output, Error>>
-where
-    Y: Yieldable + 'a,
-    Y::Output: 'a,
-{
-    coroutine(
-        &ISOLATE,
-        move |co| async move { suspend_isolated(&co, y, line!()).await.map_err(Raise) },
-    )
+pub fn isolate<'a, Y: Yieldable<Output: 'a> + 'a>(y: Y) -> Coroutine<'a, Result<Y::Output, Error>> {
+    coroutine(&ISOLATE, move |co| async move {
+        // `y`'s coroutines are the first members of an isolated scope whose boundary is this
+        // coroutine, which waits until every member has finished (what they started in the
+        // background too): members, not children.
+        let caught = Rc::new(Caught::default());
+        let mut submission = Submission::default();
+        let pending = submission.background(|submission| y.submit(submission));
+        submission.set_boundary(caught.clone());
+        crate::coro::LINE.set(line!()); // the yield below hands the request over at its first poll
+        let input = co.0.yield_(Request::new(submission)).await;
+        // The error that failed the scope, which the run has put in `caught` and cancelled the
+        // scope for, once the threads a timeout inside stopped are joined (see [`Caught`]),
+        // whatever comes.
+        match (input.error(), caught.take()) {
+            // Stopped from outside (the run has stopped the members too): an error a thread
+            // ended with is news, the stop is not.
+            (Some(stop), failed) => Err(Raise(failed.unwrap_or(stop))),
+            (None, Some(failed)) => Ok(Err(failed)),
+            (None, None) => Ok(Ok(Y::collect(pending))),
+        }
+    })
 }
 
 /// Runs `y` on this loop, in the background, and gives a fresh coroutine that finishes with the
@@ -249,65 +262,16 @@ where
 /// assert!(Loop::new().run(main_coro()).unwrap());
 /// ```
 #[track_caller]
-pub fn copy<'a, Y>(y: Y) -> Coroutine<'a, Coroutine<'a, Y::Output>>
-where
-    Y: Yieldable + 'a,
-    Y::Output: 'a,
-{
-    let slot = Rc::new(RefCell::new(None));
-    let done = Event::new();
-    let send = {
-        let (slot, done) = (slot.clone(), done.clone());
-        coroutine(&COPY, move |co| async move {
-            let output = suspend(&co, y, line!()).await;
-            let (delivered, outcome) = match output {
-                Ok(output) => (Ok(output), Ok(())),
-                Err(error) => {
-                    let why = format!("the copied coroutine did not finish: {error}");
-                    (Err(Error::cancelled_because(why)), Err(Raise(error)))
-                }
-            };
-            *slot.borrow_mut() = Some(delivered);
-            done.set();
-            outcome
-        })
-    };
+pub fn copy<'a, Y: Yieldable<Output: 'a> + 'a>(y: Y) -> Coroutine<'a, Coroutine<'a, Y::Output>> {
+    let state = Rc::new(RefCell::new(Completions { outputs: Vec::new(), wakers: Vec::new() }));
+    let send = deliver(&COPY, y, &state);
+    // A coroutine around the leaf, as a stall report lists coroutines, not leaves.
+    let delivered = Coroutine::leaf(&COPIED, Completion { state, index: 0 });
     let receive = coroutine(&COPIED, move |co| async move {
-        suspend(&co, done.wait(), line!()).await?;
-        let output = slot.borrow_mut().take().expect("delivered once");
-        Ok(output?)
+        suspend(&co, delivered, line!()).await.map_err(Raise)
     });
     coroutine(&COPY, move |co| async move {
         suspend(&co, background(send), line!()).await?;
         Ok(receive)
-    })
-}
-
-/// The one suspension point of an [`isolate`]: starts `value` as the first
-/// members of an isolated scope whose boundary is this coroutine, and waits until every member
-/// has finished (what they started in the background too). Then gives `value`'s output, or the
-/// error that failed the scope, which the run has put in `caught` and cancelled the scope for,
-/// once it has joined the threads a timeout inside told to stop (see [`Caught`]).
-pub(crate) async fn suspend_isolated<'a, Y: Yieldable + 'a>(
-    co: &Co<'a>,
-    value: Y,
-    line: u32,
-) -> Result<Result<Y::Output, Error>, Error> {
-    let caught = Rc::new(Caught::default());
-    let mut submission = Submission::default();
-    // Members, not children: the boundary waits for all of them, `value`'s ones among them.
-    let pending = submission.background(|submission| value.submit(submission));
-    submission.set_boundary(caught.clone());
-    crate::coro::LINE.set(line); // the yield below hands the request over at its first poll
-    let input = co.0.yield_(Request::new(submission)).await;
-    let failed = caught.take(); // joins the threads a timeout inside stopped, whatever comes
-    if let Some(error) = input.error() {
-        // Stopped from outside (the run has stopped the members too): an error a thread ended
-        // with is news, the stop is not.
-        return Err(failed.unwrap_or(error));
-    }
-    Ok(match failed {
-        Some(error) => Err(error),
-        None => Ok(Y::collect(pending)),
     })
 }
