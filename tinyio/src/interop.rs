@@ -6,20 +6,7 @@ use std::task::{Context, Poll, Waker};
 
 use crate::coro::{Coroutine, Cx, Leaf};
 use crate::error::Error;
-#[cfg(feature = "tokio")]
-use crate::event_loop::driven;
 use crate::site::{Site, site};
-#[cfg(feature = "tokio")]
-use crate::{
-    coro::{Failure, Join},
-    error::Frame,
-};
-#[cfg(feature = "tokio")]
-use std::{
-    panic,
-    sync::{Arc, OnceLock},
-    time::Instant,
-};
 
 static FROM_FUTURE: Site = site!("from_future");
 
@@ -64,9 +51,17 @@ pub use self::tokio_support::from_tokio;
 
 #[cfg(feature = "tokio")]
 mod tokio_support {
-    use super::*;
+    use std::panic::{self, Location};
+    use std::sync::{Arc, OnceLock};
+    use std::time::Instant;
+
     use tokio::runtime::{Handle, Runtime, RuntimeFlavor};
     use tokio::task::JoinHandle;
+
+    use super::*;
+    use crate::coro::{Failure, Join};
+    use crate::error::Frame;
+    use crate::event_loop::driven;
 
     static FROM_TOKIO: Site = site!("from_tokio");
 
@@ -102,17 +97,13 @@ mod tokio_support {
     #[track_caller]
     pub fn from_tokio<F>(future: F) -> Coroutine<'static, F::Output>
     where
-        F: Future + Send + 'static,
-        F::Output: Send + 'static,
+        F: Future<Output: Send + 'static> + Send + 'static,
     {
+        let at = Location::caller();
+        let frame = Frame { name: FROM_TOKIO.name, file: at.file(), line: at.line() };
         Coroutine::leaf(
             &FROM_TOKIO,
-            FromTokio {
-                future: Some(future),
-                task: None,
-                waker: None,
-                at: std::panic::Location::caller(),
-            },
+            FromTokio { future: Some(future), task: None, waker: None, frame },
         )
     }
 
@@ -142,14 +133,10 @@ mod tokio_support {
         task: Option<JoinHandle<F::Output>>,
         waker: Option<Waker>,
         /// Where `from_tokio` was called, for the stall report.
-        at: &'static std::panic::Location<'static>,
+        frame: Frame,
     }
 
-    impl<F> Leaf for FromTokio<F>
-    where
-        F: Future + Send + 'static,
-        F::Output: Send + 'static,
-    {
+    impl<F: Future<Output: Send + 'static> + Send + 'static> Leaf for FromTokio<F> {
         type Output = F::Output;
 
         fn poll(&mut self, cx: &mut Cx<'_>) -> Poll<Result<F::Output, Error>> {
@@ -158,34 +145,24 @@ mod tokio_support {
             let task = self
                 .task
                 .get_or_insert_with(|| driven_handle().spawn(future.take().expect("spawned once")));
-            match Pin::new(task).poll(&mut Context::from_waker(waker)) {
-                Poll::Pending => Poll::Pending,
-                Poll::Ready(Ok(output)) => Poll::Ready(Ok(output)),
-                Poll::Ready(Err(error)) if error.is_panic() => {
-                    panic::resume_unwind(error.into_panic())
-                }
-                Poll::Ready(Err(error)) => Poll::Ready(Err(Error::new(error))),
-            }
+            let joined = Pin::new(task).poll(&mut Context::from_waker(waker));
+            joined.map(|joined| {
+                joined.map_err(|error| match error.try_into_panic() {
+                    Ok(payload) => panic::resume_unwind(payload),
+                    Err(error) => Error::new(error),
+                })
+            })
         }
 
         /// Aborts the task and, unless the loop is driven through [`to_future`](crate::to_future) (whose executor
         /// may be the very runtime that must finish the abort, on this thread), joins it with the
         /// loop's threads: the future is dropped before the run returns.
         fn cancel(&mut self, cx: &mut Cx<'_>) {
-            let Some(task) = self.task.take() else {
-                return; // never spawned
-            };
+            let Some(mut task) = self.task.take() else { return }; // never spawned
             task.abort();
             if !driven() {
-                let mut task = task;
-                cx.joins.push(Join {
-                    frame: Frame {
-                        name: FROM_TOKIO.name,
-                        file: self.at.file(),
-                        line: self.at.line(),
-                    },
-                    wait: Box::new(move |deadline| join_aborted(&mut task, deadline)),
-                });
+                let wait = Box::new(move |deadline| join_aborted(&mut task, deadline));
+                cx.joins.push(Join { frame: self.frame, wait });
             }
         }
     }
@@ -197,19 +174,16 @@ mod tokio_support {
         deadline: Option<Instant>,
     ) -> Poll<Option<Failure>> {
         let waker = Waker::from(Arc::new(crate::wake::Unpark(std::thread::current())));
+        let mut cx = Context::from_waker(&waker);
         loop {
-            match Pin::new(&mut *task).poll(&mut Context::from_waker(&waker)) {
-                Poll::Ready(Err(error)) if error.is_panic() => {
-                    return Poll::Ready(Some(Failure::Panic(error.into_panic())));
-                }
-                Poll::Ready(_) => return Poll::Ready(None),
-                Poll::Pending => match deadline {
-                    None => std::thread::park(),
-                    Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
-                        Some(left) => std::thread::park_timeout(left),
-                        None => return Poll::Pending,
-                    },
-                },
+            if let Poll::Ready(joined) = Pin::new(&mut *task).poll(&mut cx) {
+                let panicked = joined.err().and_then(|error| error.try_into_panic().ok());
+                return Poll::Ready(panicked.map(Failure::Panic));
+            }
+            match deadline.map(|deadline| deadline.checked_duration_since(Instant::now())) {
+                None => std::thread::park(),
+                Some(Some(left)) => std::thread::park_timeout(left),
+                Some(None) => return Poll::Pending,
             }
         }
     }
