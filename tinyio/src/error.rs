@@ -162,8 +162,6 @@ enum Kind {
     Deadline,
     #[error("the loop was stopped")]
     Stopped,
-    #[error("{0}")]
-    Message(String),
     #[error(transparent)]
     Other(Box<dyn StdError + Send + Sync>),
     #[error(
@@ -209,7 +207,7 @@ impl Error {
     /// assert_eq!(err.to_string(), "bad input 3");
     /// ```
     pub fn msg(message: impl fmt::Display) -> Self {
-        Self::from_kind(Kind::Message(message.to_string()))
+        Self::new(message.to_string())
     }
 
     /// The error a coroutine receives at its suspension point when the loop cancels it.
@@ -260,29 +258,9 @@ impl Error {
         }
     }
 
-    /// The error's own state, moved to the heap first if it was bare.
-    fn inner_mut(&mut self) -> &mut Inner {
-        if let Repr::Bare(bare) = self.0 {
-            let kind = match &bare.kind {
-                Kind::Cancelled(why) => Kind::Cancelled(why.clone()),
-                Kind::Timeout => Kind::Timeout,
-                Kind::Deadline => Kind::Deadline,
-                _ => unreachable!("only cancellations and timeouts are bare"),
-            };
-            self.0 = Repr::Full(Box::new(Inner::bare(kind)));
-        }
-        match &mut self.0 {
-            Repr::Full(inner) => inner,
-            Repr::Bare(_) => unreachable!("moved to the heap above"),
-        }
-    }
-
     /// The original error: itself, or the first member of a group.
     fn original(&self) -> &Error {
-        match &self.inner().kind {
-            Kind::Group(errors) => errors[0].original(),
-            _ => self,
-        }
+        if let Kind::Group(errors) = &self.inner().kind { errors[0].original() } else { self }
     }
 
     /// Returns the original error as `E`, if it is one. On a group, looks at the original error
@@ -294,10 +272,8 @@ impl Error {
     /// assert!(err.downcast_ref::<std::io::Error>().is_none());
     /// ```
     pub fn downcast_ref<E: StdError + 'static>(&self) -> Option<&E> {
-        match &self.original().inner().kind {
-            Kind::Other(error) => error.downcast_ref(),
-            _ => None,
-        }
+        let kind = &self.original().inner().kind;
+        if let Kind::Other(error) = kind { error.downcast_ref() } else { None }
     }
 
     /// Whether the original error is a cancellation: the loop cancelled a coroutine because of an
@@ -337,10 +313,7 @@ impl Error {
     /// assert!(tinyio::Error::msg("alone").group().is_none());
     /// ```
     pub fn group(&self) -> Option<&[Error]> {
-        match &self.inner().kind {
-            Kind::Group(errors) => Some(errors),
-            _ => None,
-        }
+        if let Kind::Group(errors) = &self.inner().kind { Some(errors) } else { None }
     }
 
     /// The chain of coroutines that led to the original error, outermost first, ending at the
@@ -378,17 +351,23 @@ impl Error {
 
     /// Adds the frame of the coroutine the error came out of, and the chain of its waiters
     /// (`outer`, outermost first), in front of the trace it already has.
-    pub(crate) fn traced(mut self, innermost: Frame, outer: Vec<Frame>) -> Self {
-        let inner = self.inner_mut();
-        let innermost = match inner.raised_at.take() {
+    /// A bare error moves to the heap here, with a copy of its kind.
+    pub(crate) fn traced(self, innermost: Frame, mut trace: Vec<Frame>) -> Self {
+        let mut inner = match self.0 {
+            Repr::Full(inner) => inner,
+            Repr::Bare(Inner { kind: Kind::Cancelled(why), .. }) => {
+                Box::new(Inner::bare(Kind::Cancelled(why.clone())))
+            }
+            Repr::Bare(Inner { kind: Kind::Timeout, .. }) => Box::new(Inner::bare(Kind::Timeout)),
+            Repr::Bare(_) => Box::new(Inner::bare(Kind::Deadline)),
+        };
+        trace.push(match inner.raised_at.take() {
             Some(at) => Frame { line: at.line(), file: at.file(), ..innermost },
             None => innermost,
-        };
-        let mut trace = outer;
-        trace.push(innermost);
+        });
         trace.append(&mut inner.trace);
         inner.trace = trace;
-        self
+        Error(Repr::Full(inner))
     }
 }
 
@@ -410,12 +389,8 @@ impl StdError for Inner {
 
 impl fmt::Display for Inner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "in coroutine ")?;
-        for (i, frame) in self.trace.iter().enumerate() {
-            let arrow = if i == 0 { "" } else { " -> " };
-            write!(f, "{arrow}{frame}")?;
-        }
-        Ok(())
+        let frames: Vec<String> = self.trace.iter().map(Frame::to_string).collect();
+        write!(f, "in coroutine {}", frames.join(" -> "))
     }
 }
 
@@ -425,59 +400,51 @@ impl fmt::Debug for Inner {
     }
 }
 
+/// `{:#}` adds the trace, outermost coroutine first.
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(&self.inner().kind, f)?;
-        if f.alternate() {
-            self.write_trace(f)?;
-        }
-        Ok(())
+        if f.alternate() { self.write_trace(f) } else { Ok(()) }
     }
 }
 
+/// A group lists its members; a single error adds its trace, then its causes as `anyhow`
+/// prints them (numbered when there are several).
 impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.inner().kind {
-            Kind::Group(errors) => {
-                write!(f, "{}", self.inner().kind)?;
-                for (i, error) in errors.iter().enumerate() {
-                    let role = if i == 0 { "original error" } else { "while cancelling" };
-                    write!(f, "\n\n[{i}] {role}: {error:?}")?;
-                }
-                Ok(())
+        if let Some(errors) = self.group() {
+            write!(f, "{self}")?;
+            for (i, error) in errors.iter().enumerate() {
+                let role = if i == 0 { "original error" } else { "while cancelling" };
+                write!(f, "\n\n[{i}] {role}: {error:?}")?;
             }
-            kind => {
-                write!(f, "{kind}")?;
-                self.write_trace(f)?;
-                // The causes, as `anyhow` prints them: numbered when there are several.
-                let mut causes = std::iter::successors(kind.source(), |&cause| cause.source());
-                if let Some(first) = causes.next() {
-                    write!(f, "\n\nCaused by:")?;
-                    let several = first.source().is_some();
-                    for (i, cause) in std::iter::once(first).chain(causes).enumerate() {
-                        let cause = cause.to_string().replace('\n', "\n       ");
-                        match several {
-                            true => write!(f, "\n    {i}: {cause}")?,
-                            false => write!(f, "\n    {cause}")?,
-                        }
-                    }
-                }
-                Ok(())
+            return Ok(());
+        }
+        write!(f, "{}", self.inner().kind)?;
+        self.write_trace(f)?;
+        let causes = std::iter::successors(self.inner().kind.source(), |&cause| cause.source());
+        let causes: Vec<String> =
+            causes.map(|cause| cause.to_string().replace('\n', "\n       ")).collect();
+        if !causes.is_empty() {
+            write!(f, "\n\nCaused by:")?;
+        }
+        for (i, cause) in causes.iter().enumerate() {
+            match causes.len() {
+                1 => write!(f, "\n    {cause}")?,
+                _ => write!(f, "\n    {i}: {cause}")?,
             }
         }
+        Ok(())
     }
 }
 
 impl Error {
+    /// The trace, a line per frame after a heading; nothing if it is empty.
     fn write_trace(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let trace = self.trace();
-        if !trace.is_empty() {
+        if !self.trace().is_empty() {
             write!(f, "\ncoroutine trace, outermost first:")?;
-            for frame in trace {
-                write!(f, "\n    {frame}")?;
-            }
         }
-        Ok(())
+        self.trace().iter().try_for_each(|frame| write!(f, "\n    {frame}"))
     }
 }
 
