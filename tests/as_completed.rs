@@ -120,7 +120,8 @@ fn a_completion_of_a_coroutine_that_did_not_finish_raises() {
 
     #[tinyio::coroutine]
     fn hands_out(out: Rc<RefCell<Vec<Coro<u64>>>>) -> () {
-        out.borrow_mut().extend(yield_!(as_completed(vec![fails()])));
+        let completions = yield_!(as_completed(vec![fails()]));
+        out.borrow_mut().extend(completions);
     }
 
     #[tinyio::coroutine]

@@ -3,7 +3,7 @@
 //! arms with the wrapper's wake token when it files the yield; `cancel` wakes that token as a
 //! passed deadline would, from any thread, and the run stops the work as it does at a deadline.
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
@@ -13,7 +13,7 @@ use crate::coro::{Coroutine, coroutine};
 use crate::error::Raise;
 use crate::site::{Site, site};
 use crate::wake::Cancel;
-use crate::yieldable::suspend_until;
+use crate::yieldable::{suspend, suspend_until};
 
 static CANCELLABLE: Site = site!("cancellable");
 static RACE: Site = site!("race");
@@ -243,46 +243,45 @@ impl<'a, Y: Yieldable<Output: 'a> + 'a, const N: usize> Racers<'a> for [Y; N] {
     }
 }
 
-/// What the runners of a race share: the handle of each, and the winner's output once it won.
+/// What the runners of a race share: the handle of the race's wait on them all, which the
+/// first to finish cancels (so that the run stops the others), and that one's output.
 struct Field<T> {
-    handles: RefCell<Vec<Arc<Cancel>>>,
+    handle: CancelHandle,
     winner: Cell<Option<T>>,
 }
 
 impl<'a, T: 'a> Field<T> {
     fn new() -> Rc<Self> {
-        Rc::new(Field { handles: RefCell::default(), winner: Cell::new(None) })
+        Rc::new(Field { handle: CancelHandle::default(), winner: Cell::new(None) })
     }
 
-    /// The race: waits for all the runners, of which one has won once they have finished.
+    /// The race: the wait of a [`cancellable`] on all the runners, which one of them has won
+    /// once it ends.
     #[track_caller]
     fn start(self: Rc<Self>, runners: Vec<Coroutine<'a, ()>>) -> Coroutine<'a, T> {
-        coroutine(&RACE, move |co| async move {
-            suspend_until(&co, runners, None, None, line!()).await.map_err(Raise)?;
-            Ok(self.winner.take().expect("a race ends when one of its runners has won"))
+        let cancel = Some(self.handle.0.clone());
+        give_up_then(&RACE, runners, None, cancel, move |_| {
+            self.winner.take().expect("a race ends when one of its runners has won")
         })
     }
 }
 
-/// One runner of a race: the wait of a [`cancellable`] on `y` which, if it finishes before any
-/// other (none has cancelled its handle yet), records its output (through `wrap`) and cancels
-/// the others.
+/// One runner of a race: runs `y` and, if it finishes before any other (none has cancelled the
+/// race's handle yet), records its output (through `wrap`) and cancels the race's wait.
 #[track_caller]
 fn runner<'a, Y: Yieldable<Output: 'a> + 'a, T: 'a>(
     y: Y,
     field: &Rc<Field<T>>,
     wrap: impl FnOnce(Y::Output) -> T + 'a,
 ) -> Coroutine<'a, ()> {
-    let cancel = Arc::new(Cancel::default());
-    field.handles.borrow_mut().push(cancel.clone());
-    let (field, mine) = (field.clone(), cancel.clone());
-    give_up_then(&RACE, y, None, Some(cancel), move |output| {
-        if let Some(output) = output
-            && !mine.is_cancelled()
-        {
+    let field = field.clone();
+    coroutine(&RACE, move |co| async move {
+        let output = suspend(&co, y, line!()).await.map_err(Raise)?;
+        if !field.handle.is_cancelled() {
             field.winner.set(Some(wrap(output)));
-            field.handles.borrow().iter().for_each(|handle| handle.cancel());
+            field.handle.cancel();
         }
+        Ok(())
     })
 }
 
@@ -307,10 +306,7 @@ macro_rules! race_tuple {
             )+
         }
 
-        impl<'a, $($name),+> Racers<'a> for ($($name,)+)
-        where
-            $($name: Yieldable + 'a, $name::Output: 'a,)+
-        {
+        impl<'a, $($name: Yieldable<Output: 'a> + 'a),+> Racers<'a> for ($($name,)+) {
             type Output = $race<$($name::Output),+>;
 
             #[track_caller]
