@@ -333,9 +333,8 @@ impl Error {
         // names already.
         if let Repr::Full(inner) = &mut self.0
             && inner.trace.is_empty()
-            && inner.raised_at.is_none()
         {
-            inner.raised_at = Some(at);
+            inner.raised_at.get_or_insert(at);
         }
         self
     }
