@@ -16,7 +16,9 @@ static COMPLETED: Site = site!("as_completed::next");
 
 /// Starts every one of `ys` in the background and finishes at once with an iterator of
 /// coroutines that resolve to their outputs in the order they complete: the first yields the
-/// first output to arrive, and so on. They may be yielded in any order.
+/// first output to arrive, and so on. They may be yielded in any order. As with [`copy`], an
+/// error in one of `ys` is a failure where `as_completed` was yielded, and a completion whose
+/// coroutine did not finish raises a cancellation rather than wait forever.
 ///
 /// ```
 /// use std::time::Duration;

@@ -52,7 +52,7 @@ pub use self::tokio_support::from_tokio;
 #[cfg(feature = "tokio")]
 mod tokio_support {
     use std::panic::{self, Location};
-    use std::sync::{Arc, OnceLock};
+    use std::sync::{Arc, LazyLock};
     use std::time::Instant;
 
     use tokio::runtime::{Handle, Runtime, RuntimeFlavor};
@@ -108,23 +108,20 @@ mod tokio_support {
     }
 
     /// tinyio's own runtime, for when no driven runtime is at hand.
-    fn own_runtime() -> &'static Runtime {
-        static RUNTIME: OnceLock<Runtime> = OnceLock::new();
-        RUNTIME.get_or_init(|| {
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .thread_name("tinyio-tokio")
-                .enable_all()
-                .build()
-                .expect("failed to start tinyio's tokio runtime")
-        })
-    }
+    static OWN_RUNTIME: LazyLock<Runtime> = LazyLock::new(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("tinyio-tokio")
+            .enable_all()
+            .build()
+            .expect("failed to start tinyio's tokio runtime")
+    });
 
     fn driven_handle() -> Handle {
         match Handle::try_current() {
             Ok(handle) if handle.runtime_flavor() != RuntimeFlavor::CurrentThread => handle,
             Ok(handle) if driven() => handle,
-            _ => own_runtime().handle().clone(),
+            _ => OWN_RUNTIME.handle().clone(),
         }
     }
 
