@@ -1,7 +1,8 @@
-//! Giving up on work: `cancellable` (on demand) and `race` (when another finishes first). Both
-//! are the timed wait of `timeout`: the wrapper's one `yield_!` carries a handle, which the run
-//! arms with the wrapper's wake token when it files the yield; `cancel` wakes that token as a
-//! passed deadline would, from any thread, and the run stops the work as it does at a deadline.
+//! Giving up on work: `cancellable` (on demand) and `race` (when one runner finishes first, it
+//! cancels the race's wait on them all). Both are the timed wait of `timeout`: the wrapper's one
+//! `yield_!` carries a handle, which the run arms with the wrapper's wake token when it files
+//! the yield; `cancel` wakes that token as a passed deadline would, from any thread, and the run
+//! stops the work as it does at a deadline.
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -128,7 +129,7 @@ pub(crate) fn give_up<'a, Y: Yieldable<Output: 'a> + 'a>(
     give_up_then(site, y, deadline, cancel, |output| output)
 }
 
-/// [`give_up`], then `finish` with what it gives, once the handle is disarmed.
+/// [`give_up`], then `finish` with what it gives.
 #[track_caller]
 fn give_up_then<'a, Y: Yieldable<Output: 'a> + 'a, O: 'a>(
     site: &'static Site,
@@ -138,10 +139,8 @@ fn give_up_then<'a, Y: Yieldable<Output: 'a> + 'a, O: 'a>(
     finish: impl FnOnce(Option<Y::Output>) -> O + 'a,
 ) -> Coroutine<'a, O> {
     coroutine(site, move |co| async move {
-        let disarm = cancel.clone().map(Disarm);
-        let output = suspend_until(&co, y, deadline, cancel, line!()).await;
-        drop(disarm);
-        match output {
+        let _disarm = cancel.clone().map(Disarm);
+        match suspend_until(&co, y, deadline, cancel, line!()).await {
             Ok(output) => Ok(finish(Some(output))),
             Err(error) if error.is_deadline() => Ok(finish(None)),
             Err(error) => Err(Raise(error)),
