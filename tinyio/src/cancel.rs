@@ -80,8 +80,7 @@ impl CancelHandle {
 
 impl std::fmt::Debug for CancelHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let cancelled = self.is_cancelled();
-        f.debug_struct("CancelHandle").field("cancelled", &cancelled).finish()
+        f.debug_struct("CancelHandle").field("cancelled", &self.is_cancelled()).finish()
     }
 }
 
