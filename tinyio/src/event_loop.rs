@@ -268,7 +268,7 @@ impl<Y: Yieldable> Drop for Session<'_, Y> {
     fn drop(&mut self) {
         // Whoever drove the run is not woken again: an event that outlives the run may keep
         // its remote (see `Event`), but not, through it, a foreign executor's task.
-        self.run.remote().clear_driver();
+        self.run.remote.clear_driver();
         if !self.ended {
             // Abandoned half-way (a dropped future): cancel and join, as a crash would. A panic
             // met meanwhile resumes, unless one is already unwinding.
@@ -401,7 +401,7 @@ impl<'a, Y: Yieldable + 'a> Future for ToFuture<'a, Y> {
             let y = this.y.take().expect("polled after completion");
             Session::new(y, Arc::default(), ErrorGroup::Auto, Room::default())
         });
-        session.run.remote().set_driver(cx.waker().clone());
+        session.run.remote.set_driver(cx.waker().clone());
         let progress = DRIVEN.with(|driven| {
             driven.set(driven.get() + 1);
             let progress = session.advance(ROUNDS_PER_POLL);

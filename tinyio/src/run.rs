@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 
 use crate::arrivals::{Keys, Waiters};
 use crate::coro::{Caught, Cx, Ended, Failure, Input, Join, Owner, Step, Submission, Task, group};
-use crate::error::{Error, ErrorGroup, Frame};
+use crate::error::{Error, ErrorGroup};
 use crate::stall::{Stall, Suspended};
 use crate::timers::Timers;
 use crate::wake::{Cancel, LeafWaker, Remote};
@@ -82,7 +82,7 @@ pub(crate) struct Run<'s> {
     /// Deadlines, with the wake token of the leaf (or timed wait) each ends.
     timers: Timers,
     /// Where wake-ups from other threads (and wakers) arrive.
-    remote: Arc<Remote>,
+    pub(crate) remote: Arc<Remote>,
     /// Wake tokens taken from `remote`, kept to reuse the allocation.
     woken: Vec<u64>,
     /// How many of the coroutines the root waits on have not finished.
@@ -228,10 +228,6 @@ impl<'s> Run<'s> {
         room.timers.clear();
         room.woken.clear();
         room
-    }
-
-    pub(crate) fn remote(&self) -> &Remote {
-        &self.remote
     }
 
     /// Runs rounds until everything has finished, or nothing is ready.
@@ -640,9 +636,7 @@ impl<'s> Run<'s> {
         members.push(member);
         let boundary = self.slots[scope as usize].entry.as_mut().expect("live key");
         boundary.pending += 1;
-        let live = boundary.pending as usize;
-        let members = &mut self.scopes.get_mut(&scope).expect("open").members;
-        if members.len() >= 2 * live + 8 {
+        if members.len() >= 2 * boundary.pending as usize + 8 {
             let slots = &self.slots;
             members.retain(|&member| {
                 let slot = &slots[member as u32 as usize];

@@ -249,33 +249,6 @@ impl<'s> Run<'s> {
         None
     }
 
-    /// The frame of `key`, and the frames of the chain of single waiters above it, outermost
-    /// first. The chain stops where no one, or more than one, waits, or where the waiter has
-    /// left the table (stopped by a timeout, above a coroutine being stopped).
-    /// Also gives the keys of that chain.
-    fn frames(&self, key: u32) -> (Frame, Vec<Frame>, HashSet<u32>) {
-        let frame = |key: u32| {
-            let entry = self.entry_ref(key);
-            entry.task.site().frame(entry.line)
-        };
-        let (mut outer, mut chain) = (Vec::new(), HashSet::from([key]));
-        let mut up = key;
-        while let Some(entry) = &self.slots[up as usize].entry {
-            match entry.waiters {
-                Waiters::One(waiter)
-                    if waiter != ROOT && self.slots[waiter as usize].entry.is_some() =>
-                {
-                    outer.push(frame(waiter));
-                    chain.insert(waiter);
-                    up = waiter;
-                }
-                _ => break,
-            }
-        }
-        outer.reverse();
-        (frame(key), outer, chain)
-    }
-
     /// Something failed at `origin`. An error inside an isolated scope fails that scope alone
     /// (see [`catch`](Run::catch)); anything else crashes the run.
     pub(super) fn fail(&mut self, origin: Origin, failure: Failure) -> Result<(), Failure> {
@@ -336,14 +309,29 @@ impl<'s> Run<'s> {
         Ok(())
     }
 
-    /// The error of a failure at `origin`, traced through the chain of coroutines that waited
-    /// on it; and the keys of that chain.
+    /// The error of a failure at `origin`, traced through the chain of single waiters above
+    /// it, outermost first; and the keys of that chain. The chain stops where no one, or more
+    /// than one, waits, or where the waiter has left the table (stopped by a timeout, above a
+    /// coroutine being stopped).
     fn trace(&self, origin: Origin, error: Error) -> (Error, HashSet<u32>) {
         let (Origin::Failed(key) | Origin::Suspended(key)) = origin else {
             return (error, HashSet::new());
         };
-        let (frame, outer, chain) = self.frames(key);
-        (error.traced(frame, outer), chain)
+        let frame = |key: u32| {
+            let entry = self.entry_ref(key);
+            entry.task.site().frame(entry.line)
+        };
+        let (mut outer, mut chain, mut up) = (Vec::new(), HashSet::from([key]), key);
+        while let Some(Entry { waiters: Waiters::One(waiter), .. }) = self.slots[up as usize].entry
+            && waiter != ROOT
+            && self.slots[waiter as usize].entry.is_some()
+        {
+            outer.push(frame(waiter));
+            chain.insert(waiter);
+            up = waiter;
+        }
+        outer.reverse();
+        (error.traced(frame(key), outer), chain)
     }
 
     /// Takes what failed out of the run and drops it. Gives what the failed coroutine was
