@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 
 use crate::arrivals::{Keys, Waiters};
 use crate::coro::{Caught, Cx, Ended, Failure, Input, Join, Owner, Step, Submission, Task, group};
-use crate::error::{Error, ErrorGroup};
+use crate::error::{Error, ErrorGroup, Frame};
 use crate::stall::{Stall, Suspended};
 use crate::timers::Timers;
 use crate::wake::{Cancel, LeafWaker, Remote};

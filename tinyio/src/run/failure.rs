@@ -112,12 +112,10 @@ impl<'s> Run<'s> {
     /// leaves the table; then so is what it waited on, and for a boundary, every member of its
     /// scope. A work list, so nothing recurses.
     ///
-    /// With `record` (a failed scope, or the whole run: all of it stops), how each one answered
-    /// is filed there and the walk goes on; user code runs here (clean-up, destructors), and a
-    /// panic in it is filed too. Without (a timeout), one that someone else still waits on goes
-    /// on, and the walk ends at the first that answers with anything but that error, or
-    /// panics: it gives what happened and where, and leaves what it has not stopped yet in
-    /// `todo`.
+    /// With `record` (a failed scope: all of it stops), how each one answered is filed there
+    /// and the walk goes on. Without (a timeout), one that someone else still waits on goes on,
+    /// and the walk ends at the first that answers with anything but that error, or panics: it
+    /// gives what happened and where, and leaves what it has not stopped yet in `todo`.
     fn stop(
         &mut self,
         todo: &mut Vec<(u32, Keys<u64>)>,
@@ -129,8 +127,6 @@ impl<'s> Run<'s> {
             Input::Cancel if record.is_none() => Ended::Withdrawn,
             _ => Ended::Cancelled,
         };
-        // A run that crashes takes only a cancellation error as a clean answer.
-        let crashing = record.as_ref().is_some_and(|cancelled| cancelled.crashing);
         while let Some((parent, tokens)) = todo.pop() {
             let tokens = tokens.as_slice();
             for (i, &child) in tokens.iter().enumerate() {
@@ -150,12 +146,11 @@ impl<'s> Run<'s> {
                 let (token, frame) = (self.token(child), task.site().frame(line));
                 // Judged while still linked to its waiter, so that a failure is traced through
                 // the chain that was waiting on it.
-                let joins = self.joins.len();
                 let answered = if task.started() {
                     self.resume::<false>(token, input).and_then(|step| {
                         panic::catch_unwind(AssertUnwindSafe(|| {
                             answer(step, &*task, ended, |error| {
-                                error.is_cancelled() || (!crashing && error.is_timeout())
+                                error.is_timeout() || error.is_cancelled()
                             })
                         }))
                     })
@@ -166,15 +161,7 @@ impl<'s> Run<'s> {
                 let mut failed = match (answered, record.as_deref_mut()) {
                     (answered, Some(cancelled)) => {
                         let trace = |error: Error| error.traced(frame, Vec::new());
-                        // A thread call's cancellation counts as clean only once its thread,
-                        // joined, has not failed otherwise.
-                        let join = (self.joins.len() > joins).then_some(joins);
-                        let listed = !cancelled.on_trace.contains(&child);
-                        cancelled.record(
-                            answered.map(|a| a.map(trace).map_err(trace)),
-                            listed,
-                            join,
-                        );
+                        cancelled.record(answered.map(|a| a.map(trace).map_err(trace)), true, None);
                         None
                     }
                     (Ok(Ok(_)), None) => None,
@@ -362,6 +349,8 @@ impl<'s> Run<'s> {
         for key in 0..self.slots.len() as u32 {
             self.settle(key);
         }
+        // The coroutines on the error's trace: their cancellations are part of that story, so
+        // they are not listed again in a group (as the original's trace stitching does).
         let (failure, on_trace) = match failure {
             Failure::Error(error) => {
                 let (error, chain) = self.trace(origin, error);
@@ -369,16 +358,9 @@ impl<'s> Run<'s> {
             }
             panic => (panic, HashSet::new()),
         };
-        let mut cancelled = Cancelled { on_trace, crashing: true, ..Cancelled::default() };
+        let mut cancelled = Cancelled::default();
         self.take_failed(origin, &mut cancelled);
-        // Every coroutine left, in the order of the table. One being cancelled may not pause in
-        // place (this may be a step's failure).
-        let all =
-            (0..self.slots.len() as u32).filter(|&key| self.slots[key as usize].entry.is_some());
-        let mut todo = vec![(ROOT, Keys::Many(Box::new(all.map(|key| self.token(key)).collect())))];
-        let spare = std::mem::take(&mut self.spare);
-        self.stop(&mut todo, Input::Cancel, Some(&mut cancelled));
-        self.spare = spare;
+        self.cancel_all(&on_trace, &mut cancelled);
         let mut awaiting = std::mem::take(&mut cancelled.awaiting).into_iter().peekable();
         self.join_threads(0, |i, failure| {
             let clean = awaiting.next_if(|(j, _)| *j == i).map(|(_, clean)| clean);
@@ -391,11 +373,6 @@ impl<'s> Run<'s> {
         self.ready.clear();
         self.timers.clear();
         self.fresh_leaves.clear();
-        self.free.clear();
-        if let Some(held_back) = &mut self.held_back {
-            held_back.clear();
-        }
-        self.slots.clear();
         let mut errors = match (failure, cancelled.panic) {
             (Failure::Panic(payload), _) | (_, Some(payload)) => return Failure::Panic(payload),
             (Failure::Error(original), None) => vec![original],
@@ -438,6 +415,57 @@ impl<'s> Run<'s> {
             .collect();
         Stall { idle, coroutines, joining: Vec::new() }
     }
+
+    /// Cancels every coroutine in the table: resumes it with a cancellation, or drops it if it
+    /// never started. User code runs here (clean-up, destructors): a panic in it is caught,
+    /// and the first one resumes once everything is cancelled.
+    fn cancel_all(&mut self, on_trace: &HashSet<u32>, cancelled: &mut Cancelled) {
+        for key in 0..self.slots.len() {
+            let Some(entry) = self.slots[key].entry.take() else {
+                continue;
+            };
+            let (frame, joins) = (entry.task.site().frame(entry.line), self.joins.len());
+            let outcome = self.cancel(entry.task, frame);
+            // A thread call's cancellation counts as clean only once its thread, joined, has
+            // not failed otherwise.
+            let join = (self.joins.len() > joins).then_some(joins);
+            cancelled.record(outcome, !on_trace.contains(&(key as u32)), join);
+        }
+        self.free.clear();
+        if let Some(held_back) = &mut self.held_back {
+            held_back.clear();
+        }
+        self.slots.clear();
+    }
+
+    /// Cancels one coroutine taken out of the table: its clean cancellation, or what it did
+    /// instead, or its panic.
+    fn cancel(
+        &mut self,
+        task: Rc<dyn Task + 's>,
+        frame: Frame,
+    ) -> thread::Result<Result<Error, Error>> {
+        let remote = &self.remote;
+        let waker = || Waker::from(LeafWaker::new(remote, u64::MAX));
+        let mut cx =
+            Cx { waker: &waker, joins: &mut self.joins, spare: &mut 0, remote, now: self.now };
+        panic::catch_unwind(AssertUnwindSafe(|| {
+            if !task.started() {
+                task.end(Ended::Cancelled);
+                return Ok(Error::cancelled().traced(frame, Vec::new()));
+            }
+            let step = task.resume(Input::Cancel, &mut cx);
+            let trace = |error: Error| error.traced(frame, Vec::new());
+            answer(step, &*task, Ended::Cancelled, Error::is_cancelled).map(trace).map_err(trace)
+        }))
+        .and_then(|outcome| {
+            let ended = panic::catch_unwind(AssertUnwindSafe(|| {
+                task.end(Ended::Cancelled);
+                drop(task);
+            }));
+            ended.map(|()| outcome)
+        })
+    }
 }
 
 /// How a coroutine answered an error delivered at its suspension point (a cancellation, a
@@ -471,12 +499,6 @@ fn answer<'s>(
 
 #[derive(Default)]
 struct Cancelled {
-    /// The coroutines on the error's trace, when the run crashes: their cancellations are part
-    /// of that story, so they are not listed again in a group (as the original's trace
-    /// stitching does).
-    on_trace: HashSet<u32>,
-    /// Whether the whole run is being cancelled.
-    crashing: bool,
     /// Errors other than clean cancellations.
     others: Vec<Error>,
     /// One cancellation per coroutine that cancelled cleanly.
