@@ -146,18 +146,8 @@ impl<'s> Run<'s> {
                 let (token, frame) = (self.token(child), task.site().frame(line));
                 // Judged while still linked to its waiter, so that a failure is traced through
                 // the chain that was waiting on it.
-                let answered = if task.started() {
-                    self.resume::<false>(token, input).and_then(|step| {
-                        panic::catch_unwind(AssertUnwindSafe(|| {
-                            answer(step, &*task, ended, |error| {
-                                error.is_timeout() || error.is_cancelled()
-                            })
-                        }))
-                    })
-                } else {
-                    panic::catch_unwind(AssertUnwindSafe(|| task.end(ended)))
-                        .map(|()| Ok(Error::cancelled()))
-                };
+                let clean = |error: &Error| error.is_timeout() || error.is_cancelled();
+                let answered = answer(&*task, ended, clean, || self.resume::<false>(token, input));
                 let mut failed = match (answered, record.as_deref_mut()) {
                     (answered, Some(cancelled)) => {
                         let trace = |error: Error| error.traced(frame, Vec::new());
@@ -449,16 +439,11 @@ impl<'s> Run<'s> {
         let waker = || Waker::from(LeafWaker::new(remote, u64::MAX));
         let mut cx =
             Cx { waker: &waker, joins: &mut self.joins, spare: &mut 0, remote, now: self.now };
-        panic::catch_unwind(AssertUnwindSafe(|| {
-            if !task.started() {
-                task.end(Ended::Cancelled);
-                return Ok(Error::cancelled().traced(frame, Vec::new()));
-            }
-            let step = task.resume(Input::Cancel, &mut cx);
-            let trace = |error: Error| error.traced(frame, Vec::new());
-            answer(step, &*task, Ended::Cancelled, Error::is_cancelled).map(trace).map_err(trace)
-        }))
-        .and_then(|outcome| {
+        let resume =
+            || panic::catch_unwind(AssertUnwindSafe(|| task.resume(Input::Cancel, &mut cx)));
+        let trace = |error: Error| error.traced(frame, Vec::new());
+        let answered = answer(&*task, Ended::Cancelled, Error::is_cancelled, resume);
+        answered.map(|answered| answered.map(trace).map_err(trace)).and_then(|outcome| {
             let ended = panic::catch_unwind(AssertUnwindSafe(|| {
                 task.end(Ended::Cancelled);
                 drop(task);
@@ -468,16 +453,22 @@ impl<'s> Run<'s> {
     }
 }
 
-/// How a coroutine answered an error delivered at its suspension point (a cancellation, a
-/// timeout): `Ok` with the error it propagated if `clean` accepts it, else `Err` with what it
-/// did instead. One that yielded again is dropped without running further, with what it
-/// yielded.
+/// Delivers an error at `task`'s suspension point (a cancellation, a timeout) by `resume`, or
+/// ends it if it never started. How it answered: `Ok` with the error it propagated if `clean`
+/// accepts it (a cancellation, for one that never started), else `Err` with what it did
+/// instead; or its panic. One that yielded again is dropped without running further, with what
+/// it yielded.
 fn answer<'s>(
-    step: Step<'s>,
     task: &(dyn Task + 's),
     ended: Ended,
     clean: impl Fn(&Error) -> bool,
-) -> Result<Error, Error> {
+    resume: impl FnOnce() -> thread::Result<Step<'s>>,
+) -> thread::Result<Result<Error, Error>> {
+    if !task.started() {
+        let end = panic::catch_unwind(AssertUnwindSafe(|| task.end(ended)));
+        return end.map(|()| Ok(Error::cancelled()));
+    }
+    let step = resume()?;
     let misbehaved = |what: &str| {
         Error::msg(format_args!(
             "coroutine `{}` did not respond properly to cancellation: it {what} instead of \
@@ -485,7 +476,7 @@ fn answer<'s>(
             task.site().name
         ))
     };
-    match step {
+    panic::catch_unwind(AssertUnwindSafe(|| match step {
         Step::Fail(error) if clean(&error) => Ok(error),
         Step::Fail(error) => Err(error),
         Step::Done => Err(misbehaved("returned a value")),
@@ -494,7 +485,7 @@ fn answer<'s>(
             task.end(ended);
             Err(misbehaved("yielded again"))
         }
-    }
+    }))
 }
 
 #[derive(Default)]
