@@ -217,17 +217,17 @@ impl LeafWaker {
     /// again if nobody else holds it (so no stale holder can ever wake the new owner), else a
     /// fresh one.
     pub(crate) fn reuse(old: Option<Arc<Self>>, remote: &Arc<Remote>, token: u64) -> Arc<Self> {
-        if let Some(mut waker) = old {
-            if waker.token != token
-                && let Some(reused) = Arc::get_mut(&mut waker)
-            {
-                reused.token = token;
-            }
-            if waker.token == token {
-                return waker;
-            }
+        match old {
+            Some(waker) if waker.token == token => waker,
+            Some(mut waker) => match Arc::get_mut(&mut waker) {
+                Some(reused) => {
+                    reused.token = token;
+                    waker
+                }
+                None => Self::new(remote, token),
+            },
+            None => Self::new(remote, token),
         }
-        Self::new(remote, token)
     }
 }
 

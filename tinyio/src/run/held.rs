@@ -41,7 +41,8 @@ impl<'s> Run<'s> {
     #[inline(always)]
     pub(super) fn hold(&mut self, token: u64, leaf: Rc<dyn Task + 's>) -> Result<(), Failure> {
         leaf.schedule(self.id, token as u32);
-        self.entry(token as u32).waits = Waits::Held(leaf);
+        let children = std::mem::replace(&mut self.entry(token as u32).waits, Waits::Held(leaf));
+        drop(children);
         if self.poll_held(token)? {
             self.ready.push_back(token); // done at once: to the back, as when a child finishes
         }
@@ -60,9 +61,10 @@ impl<'s> Run<'s> {
             }
             Ok(Step::Done) => {
                 let entry = self.entry(key);
-                debug_assert!(matches!(entry.waits, Waits::Held(_)), "polled a held leaf");
+                entry.pending = 0;
+                let held = std::mem::replace(&mut entry.waits, Waits::NOTHING);
+                debug_assert!(matches!(held, Waits::Held(_)), "polled a held leaf");
                 // The waiter holds the leaf's other handle: only a count drops here.
-                (entry.pending, entry.waits) = (0, Waits::NOTHING);
                 return Ok(true);
             }
             Ok(Step::Fail(error)) => Failure::Error(error),
