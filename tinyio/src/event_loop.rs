@@ -2,8 +2,7 @@
 //! executor polls.
 
 use std::cell::Cell;
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::future::{Future, IntoFuture};
 use std::panic;
@@ -48,6 +47,7 @@ use crate::yieldable::Yieldable;
 /// assert_eq!(lp.run(add_two(4)).unwrap(), 6);
 /// assert_eq!(lp.run((add_one(1), add_one(2))).unwrap(), (2, 3));
 /// ```
+#[derive(Default)]
 pub struct Loop {
     running: Cell<bool>,
     error_group: ErrorGroup,
@@ -57,18 +57,6 @@ pub struct Loop {
     stall: Cell<Option<StallReport>>,
     /// The table and queues of the last run, empty, for the next one.
     room: Cell<Room>,
-}
-
-impl Default for Loop {
-    fn default() -> Self {
-        Loop {
-            running: Cell::new(false),
-            error_group: ErrorGroup::default(),
-            remote: Arc::new(Remote::new()),
-            stall: Cell::new(None),
-            room: Cell::default(),
-        }
-    }
 }
 
 impl fmt::Debug for Loop {
@@ -261,24 +249,18 @@ impl<'a, Y: Yieldable + 'a> Session<'a, Y> {
     /// Runs up to `rounds` rounds: until everything has finished, nothing is ready, or the
     /// rounds are used up.
     pub(crate) fn advance(&mut self, rounds: usize) -> Result<Progress<Y::Output>, Failure> {
-        let progress = self.run.advance(rounds).and_then(|progress| match progress {
-            Progress::Finished(()) => self.run.finish_threads().map(Progress::Finished),
-            Progress::Ready => Ok(Progress::Ready),
-            Progress::Blocked(deadline) => Ok(Progress::Blocked(deadline)),
-        });
-        match progress {
-            Ok(Progress::Finished(())) => {
-                self.ended = true;
-                let pending = self.pending.take().expect("finished once");
-                Ok(Progress::Finished(Y::collect(pending)))
+        let progress = match self.run.advance(rounds) {
+            Ok(Progress::Finished(())) => self.run.finish_threads().map(Progress::Finished),
+            progress => progress,
+        };
+        self.ended = !matches!(progress, Ok(Progress::Ready | Progress::Blocked(_)));
+        Ok(match progress? {
+            Progress::Finished(()) => {
+                Progress::Finished(Y::collect(self.pending.take().expect("finished once")))
             }
-            Ok(Progress::Ready) => Ok(Progress::Ready),
-            Ok(Progress::Blocked(deadline)) => Ok(Progress::Blocked(deadline)),
-            Err(failure) => {
-                self.ended = true;
-                Err(failure)
-            }
-        }
+            Progress::Ready => Progress::Ready,
+            Progress::Blocked(deadline) => Progress::Blocked(deadline),
+        })
     }
 }
 
@@ -286,7 +268,7 @@ impl<Y: Yieldable> Drop for Session<'_, Y> {
     fn drop(&mut self) {
         // Whoever drove the run is not woken again: an event that outlives the run may keep
         // its remote (see `Event`), but not, through it, a foreign executor's task.
-        self.run.remote().clear_driver();
+        self.run.remote.clear_driver();
         if !self.ended {
             // Abandoned half-way (a dropped future): cancel and join, as a crash would. A panic
             // met meanwhile resumes, unless one is already unwinding.
@@ -417,9 +399,9 @@ impl<'a, Y: Yieldable + 'a> Future for ToFuture<'a, Y> {
         let this = self.get_mut();
         let session = this.session.get_or_insert_with(|| {
             let y = this.y.take().expect("polled after completion");
-            Session::new(y, Arc::new(Remote::new()), ErrorGroup::Auto, Room::default())
+            Session::new(y, Arc::default(), ErrorGroup::Auto, Room::default())
         });
-        session.run.remote().set_driver(cx.waker().clone());
+        session.run.remote.set_driver(cx.waker().clone());
         let progress = DRIVEN.with(|driven| {
             driven.set(driven.get() + 1);
             let progress = session.advance(ROUNDS_PER_POLL);
@@ -488,38 +470,23 @@ impl Drop for Blocking {
 
 /// Wakes `waker` at `deadline`, from one timer thread shared by every [`ToFuture`].
 fn wake_at(deadline: Instant, waker: Waker) {
-    struct Timer(Instant, Waker);
-    impl PartialEq for Timer {
-        fn eq(&self, other: &Self) -> bool {
-            self.0 == other.0
-        }
-    }
-    impl Eq for Timer {}
-    impl PartialOrd for Timer {
-        fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-            Some(self.cmp(other))
-        }
-    }
-    impl Ord for Timer {
-        fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-            self.0.cmp(&other.0)
-        }
-    }
-    static HEAP: Mutex<BinaryHeap<Reverse<Timer>>> = Mutex::new(BinaryHeap::new());
+    /// The wakers by deadline, each with a number of its own so that equal deadlines coexist;
+    /// and the last number given.
+    type Timers = (BTreeMap<(Instant, u64), Waker>, u64);
+    static TIMERS: Mutex<Timers> = Mutex::new((BTreeMap::new(), 0));
     static CHANGED: Condvar = Condvar::new();
     static STARTED: Once = Once::new();
     STARTED.call_once(|| {
         let timer = move || {
-            let mut heap = HEAP.lock().expect("poisoned");
+            let mut timers = TIMERS.lock().expect("poisoned");
             loop {
                 let now = Instant::now();
-                while heap.peek().is_some_and(|t| t.0.0 <= now) {
-                    heap.pop().expect("peeked").0.1.wake();
+                while let Some(due) = timers.0.first_entry().filter(|t| t.key().0 <= now) {
+                    due.remove().wake();
                 }
-                let next = heap.peek().map(|t| t.0.0 - now);
-                heap = match next {
-                    Some(wait) => CHANGED.wait_timeout(heap, wait).expect("poisoned").0,
-                    None => CHANGED.wait(heap).expect("poisoned"),
+                timers = match timers.0.first_key_value().map(|((at, _), _)| *at - now) {
+                    Some(wait) => CHANGED.wait_timeout(timers, wait).expect("poisoned").0,
+                    None => CHANGED.wait(timers).expect("poisoned"),
                 };
             }
         };
@@ -528,9 +495,11 @@ fn wake_at(deadline: Instant, waker: Waker) {
             .spawn(timer)
             .expect("failed to spawn tinyio's timer thread");
     });
-    let (heap, changed) = (&HEAP, &CHANGED);
-    heap.lock().expect("poisoned").push(Reverse(Timer(deadline, waker)));
-    changed.notify_one();
+    let mut timers = TIMERS.lock().expect("poisoned");
+    timers.1 += 1;
+    let number = timers.1;
+    timers.0.insert((deadline, number), waker);
+    CHANGED.notify_one();
 }
 
 /// Whether an executor drives a loop on this thread right now (inside `ToFuture::poll`, and not

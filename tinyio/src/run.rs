@@ -82,7 +82,7 @@ pub(crate) struct Run<'s> {
     /// Deadlines, with the wake token of the leaf (or timed wait) each ends.
     timers: Timers,
     /// Where wake-ups from other threads (and wakers) arrive.
-    remote: Arc<Remote>,
+    pub(crate) remote: Arc<Remote>,
     /// Wake tokens taken from `remote`, kept to reuse the allocation.
     woken: Vec<u64>,
     /// How many of the coroutines the root waits on have not finished.
@@ -228,10 +228,6 @@ impl<'s> Run<'s> {
         room.timers.clear();
         room.woken.clear();
         room
-    }
-
-    pub(crate) fn remote(&self) -> &Remote {
-        &self.remote
     }
 
     /// Runs rounds until everything has finished, or nothing is ready.
@@ -512,38 +508,34 @@ impl<'s> Run<'s> {
                 }
                 key
             }
-            // `None`: it is running, in a loop this one runs inside.
-            owner @ (Some(Owner::Scheduled { .. } | Owner::Dead(_)) | None) => {
-                let name = task.site().name;
-                let Some(owner) = owner else {
-                    return Err(Error::cancelled_because(format!(
-                        "coroutine `{name}` is running: this loop runs inside it, so it cannot \
-                         wait on it (it has no output yet)"
-                    )));
-                };
-                let error = Error::cancelled_because(match owner {
-                    Owner::Dead(Ended::Failed) => {
-                        format!("coroutine `{name}` failed, so it has no output to give")
+            owner => {
+                let why = match owner {
+                    // It is running, in a loop this one runs inside.
+                    None => {
+                        "is running: this loop runs inside it, so it cannot wait on it (it has no \
+                         output yet)"
                     }
-                    Owner::Dead(Ended::Cancelled) => format!(
-                        "coroutine `{name}` was cancelled when its run (or the isolate it \
-                         ran in) failed, so it has no output to give; it is never started again"
-                    ),
-                    Owner::Dead(Ended::TimedOut) => format!(
-                        "coroutine `{name}` was stopped by a timeout, so it has no output to \
+                    Some(Owner::Dead(Ended::Failed)) => "failed, so it has no output to give",
+                    Some(Owner::Dead(Ended::Cancelled)) => {
+                        "was cancelled when its run (or the isolate it ran in) failed, so it has \
+                         no output to give; it is never started again"
+                    }
+                    Some(Owner::Dead(Ended::TimedOut)) => {
+                        "was stopped by a timeout, so it has no output to give; it is never \
+                         started again"
+                    }
+                    Some(Owner::Dead(Ended::Withdrawn)) => {
+                        "was cancelled (by a `CancelHandle` or a `race`), so it has no output to \
                          give; it is never started again"
-                    ),
-                    Owner::Dead(Ended::Withdrawn) => format!(
-                        "coroutine `{name}` was cancelled (by a `CancelHandle` or a `race`), so \
-                         it has no output to give; it is never started again"
-                    ),
-                    _ => format!(
-                        "coroutine `{name}` has already started in another loop run and has \
-                         not finished there, so it has no output to give; to use one result in \
-                         several loops, pass it through `tinyio::copy`"
-                    ),
-                });
-                return Err(error);
+                    }
+                    _ => {
+                        "has already started in another loop run and has not finished there, so \
+                         it has no output to give; to use one result in several loops, pass it \
+                         through `tinyio::copy`"
+                    }
+                };
+                let name = task.site().name;
+                return Err(Error::cancelled_because(format!("coroutine `{name}` {why}")));
             }
         };
         if !wait || !self.entry(key).waiters.push(waiter) {
@@ -629,9 +621,7 @@ impl<'s> Run<'s> {
     /// scope of its own, which what it yielded joins.
     fn open(&mut self, key: u32, caught: Rc<Caught>) {
         let parent = std::mem::replace(&mut self.slots[key as usize].scope, key);
-        let members = Vec::new();
-        let scope = Scope { parent, caught, members };
-        self.scopes.insert(key, scope);
+        self.scopes.insert(key, Scope { parent, caught, members: Vec::new() });
     }
 
     /// `key`, just inserted, joins the scope of the boundary `scope`; unless that scope is being
@@ -646,9 +636,7 @@ impl<'s> Run<'s> {
         members.push(member);
         let boundary = self.slots[scope as usize].entry.as_mut().expect("live key");
         boundary.pending += 1;
-        let live = boundary.pending as usize;
-        let members = &mut self.scopes.get_mut(&scope).expect("open").members;
-        if members.len() >= 2 * live + 8 {
+        if members.len() >= 2 * boundary.pending as usize + 8 {
             let slots = &self.slots;
             members.retain(|&member| {
                 let slot = &slots[member as u32 as usize];
@@ -739,7 +727,7 @@ mod tests {
 
     #[test]
     fn a_run_takes_over_the_room_of_the_last_and_gives_it_back() {
-        let mut run = Run::new(Arc::new(Remote::new()), ErrorGroup::Auto, Room::default());
+        let mut run = Run::new(Arc::default(), ErrorGroup::Auto, Room::default());
         run.slots.reserve(1000);
         run.free.reserve(1000);
         let (buffer, capacity) = (run.slots.as_ptr().addr(), run.slots.capacity());
@@ -748,7 +736,7 @@ mod tests {
         assert_eq!(room.slots.as_ptr().addr(), buffer, "the table's buffer was not kept");
         assert!(room.slots.capacity() >= capacity && room.free.capacity() >= 1000);
 
-        let next = Run::new(Arc::new(Remote::new()), ErrorGroup::Auto, room);
+        let next = Run::new(Arc::default(), ErrorGroup::Auto, room);
         assert_eq!(next.slots.as_ptr().addr(), buffer);
         assert!(next.slots.is_empty() && next.slots.capacity() >= capacity);
     }

@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 
 /// Where wake-ups from outside the loop's thread arrive: woken leaves' tokens, a stop request,
 /// and the waker of whoever drives the loop (its thread, or a foreign executor's task).
+#[derive(Default)]
 pub(crate) struct Remote {
     woken: Mutex<Vec<u64>>,
     /// Whether `woken` may hold tokens: a wake-up from outside the run waits to be taken.
@@ -35,15 +36,6 @@ pub(crate) struct Remote {
 }
 
 impl Remote {
-    pub(crate) fn new() -> Self {
-        Remote {
-            woken: Mutex::new(Vec::new()),
-            posted: AtomicBool::new(false),
-            stopped: AtomicBool::new(false),
-            driver: Mutex::new(None),
-        }
-    }
-
     /// Whether a wake-up or a stop is waiting for the run this thread advances to look.
     #[inline]
     pub(crate) fn interrupted(&self) -> bool {

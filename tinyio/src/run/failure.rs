@@ -4,6 +4,7 @@
 //! cycles, and the stall report.
 
 use super::*;
+use std::thread;
 
 /// The coroutine a failure came from.
 #[derive(Clone, Copy)]
@@ -20,15 +21,8 @@ impl<'s> Run<'s> {
     /// Joins the threads of leaves stopped by a timeout, once everything else has finished.
     pub(crate) fn finish_threads(&mut self) -> Result<(), Failure> {
         let mut first = None;
-        self.join_threads(0, |_, failure| {
-            if first.is_none() {
-                first = failure;
-            }
-        });
-        match first {
-            Some(failure) => Err(self.crash(Origin::Outside, failure)),
-            None => Ok(()),
-        }
+        self.join_threads(0, |_, failure| first = first.take().or(failure));
+        first.map_or(Ok(()), |failure| Err(self.crash(Origin::Outside, failure)))
     }
 
     /// Waits for the thread calls told to stop (the joins from index `from` on), handing
@@ -91,11 +85,9 @@ impl<'s> Run<'s> {
         let mut failed = self.stop(&mut todo, input, None);
         if failed.is_none() && input == Input::Cancel {
             // A thread that ends with an error of its own fails the scope of the timed wait.
-            self.join_threads(joins, |_, failure| {
-                if failed.is_none() {
-                    failed = failure.map(|failure| (Origin::Outside, failure));
-                }
-            });
+            let mut first = None;
+            self.join_threads(joins, |_, failure| first = first.take().or(failure));
+            failed = first.map(|failure| (Origin::Outside, failure));
         }
         if scope != ROOT {
             // The threads it told to stop belong to the scope of the timed wait.
@@ -154,36 +146,22 @@ impl<'s> Run<'s> {
                 let (token, frame) = (self.token(child), task.site().frame(line));
                 // Judged while still linked to its waiter, so that a failure is traced through
                 // the chain that was waiting on it.
-                let answered = if task.started() {
-                    self.resume::<false>(token, input).and_then(|step| {
-                        panic::catch_unwind(AssertUnwindSafe(|| {
-                            answer(step, &*task, ended, |error| {
-                                error.is_timeout() || error.is_cancelled()
-                            })
-                        }))
-                    })
-                } else {
-                    panic::catch_unwind(AssertUnwindSafe(|| task.end(ended)))
-                        .map(|()| Ok(Error::cancelled()))
-                };
-                let mut failed = None;
-                match (answered, record.as_deref_mut()) {
+                let clean = |error: &Error| error.is_timeout() || error.is_cancelled();
+                let answered = answer(&*task, ended, clean, || self.resume::<false>(token, input));
+                let mut failed = match (answered, record.as_deref_mut()) {
                     (answered, Some(cancelled)) => {
                         let trace = |error: Error| error.traced(frame, Vec::new());
-                        let answered = answered.map(|a| a.map(trace).map_err(trace));
-                        cancelled.record(answered, true, None);
+                        cancelled.record(answered.map(|a| a.map(trace).map_err(trace)), true, None);
+                        None
                     }
-                    (Ok(Ok(_)), None) => {}
-                    (Ok(Err(error)), None) => {
-                        failed = Some((Origin::Failed(child), Failure::Error(error)));
+                    (Ok(Ok(_)), None) => None,
+                    (Ok(Err(error)), None) => Some((Origin::Failed(child), Failure::Error(error))),
+                    // A coroutine that never started is still in the table, to cancel.
+                    (Err(payload), None) if task.started() => {
+                        Some((Origin::Failed(child), Failure::Panic(payload)))
                     }
-                    (Err(payload), None) => {
-                        // A coroutine that never started is still in the table, to cancel.
-                        let origin =
-                            if task.started() { Origin::Failed(child) } else { Origin::Outside };
-                        failed = Some((origin, Failure::Panic(payload)));
-                    }
-                }
+                    (Err(payload), None) => Some((Origin::Outside, Failure::Panic(payload))),
+                };
                 if failed.is_none() {
                     let members = self.take_members(child);
                     let Entry { task: removed, waits, .. } = self.remove(child);
@@ -191,24 +169,23 @@ impl<'s> Run<'s> {
                         removed.end(ended);
                         drop((task, removed));
                     }));
-                    if let Err(payload) = dropped {
-                        failed.get_or_insert((Origin::Outside, Failure::Panic(payload)));
+                    match (dropped, record.as_deref_mut()) {
+                        (Ok(()), _) => {}
+                        (Err(payload), Some(cancelled)) => {
+                            cancelled.record(Err(payload), true, None)
+                        }
+                        (Err(payload), None) => {
+                            failed = Some((Origin::Outside, Failure::Panic(payload)))
+                        }
                     }
                     todo.push((child, waits.into_children()));
                     if let Some(members) = members {
                         todo.push((child, Keys::Many(Box::new(members))));
                     }
                 }
-                match (failed, record.as_deref_mut()) {
-                    (None, _) => {}
-                    (Some((_, Failure::Panic(payload))), Some(cancelled)) => {
-                        cancelled.panic.get_or_insert(payload);
-                    }
-                    (Some(failed), _) => {
-                        let rest = tokens[i + 1..].to_vec();
-                        todo.push((parent, Keys::Many(Box::new(rest))));
-                        return Some(failed);
-                    }
+                if let Some(failed) = failed {
+                    todo.push((parent, Keys::Many(Box::new(tokens[i + 1..].to_vec()))));
+                    return Some(failed);
                 }
             }
         }
@@ -249,33 +226,6 @@ impl<'s> Run<'s> {
         None
     }
 
-    /// The frame of `key`, and the frames of the chain of single waiters above it, outermost
-    /// first. The chain stops where no one, or more than one, waits, or where the waiter has
-    /// left the table (stopped by a timeout, above a coroutine being stopped).
-    /// Also gives the keys of that chain.
-    fn frames(&self, key: u32) -> (Frame, Vec<Frame>, HashSet<u32>) {
-        let frame = |key: u32| {
-            let entry = self.entry_ref(key);
-            entry.task.site().frame(entry.line)
-        };
-        let (mut outer, mut chain) = (Vec::new(), HashSet::from([key]));
-        let mut up = key;
-        while let Some(entry) = &self.slots[up as usize].entry {
-            match entry.waiters {
-                Waiters::One(waiter)
-                    if waiter != ROOT && self.slots[waiter as usize].entry.is_some() =>
-                {
-                    outer.push(frame(waiter));
-                    chain.insert(waiter);
-                    up = waiter;
-                }
-                _ => break,
-            }
-        }
-        outer.reverse();
-        (frame(key), outer, chain)
-    }
-
     /// Something failed at `origin`. An error inside an isolated scope fails that scope alone
     /// (see [`catch`](Run::catch)); anything else crashes the run.
     pub(super) fn fail(&mut self, origin: Origin, failure: Failure) -> Result<(), Failure> {
@@ -286,7 +236,9 @@ impl<'s> Run<'s> {
             Origin::Outside => ROOT,
         };
         match failure {
-            Failure::Error(error) if scope != ROOT => self.catch(scope, origin, error, Vec::new()),
+            Failure::Error(error) if scope != ROOT => {
+                self.stopping(|run| run.catch(scope, origin, error, Vec::new()))
+            }
             failure => Err(self.crash(origin, failure)),
         }
     }
@@ -296,18 +248,9 @@ impl<'s> Run<'s> {
     /// this scope was stopping when the error came). Threads told to stop are joined (those a
     /// timeout inside stopped earlier, by the boundary: see [`Caught`]). The boundary is then
     /// readied to give the error, grouped with any met while cancelling (as
-    /// [`ErrorGroup::Auto`] does); or, if anything panicked meanwhile, the run crashes.
+    /// [`ErrorGroup::Auto`] does); or, if anything panicked meanwhile, the run crashes. Called
+    /// while `stopping`.
     fn catch(
-        &mut self,
-        boundary: u32,
-        origin: Origin,
-        error: Error,
-        todo: Vec<(u32, Keys<u64>)>,
-    ) -> Result<(), Failure> {
-        self.stopping(|run| run.catch_scope(boundary, origin, error, todo))
-    }
-
-    fn catch_scope(
         &mut self,
         boundary: u32,
         origin: Origin,
@@ -343,14 +286,29 @@ impl<'s> Run<'s> {
         Ok(())
     }
 
-    /// The error of a failure at `origin`, traced through the chain of coroutines that waited
-    /// on it; and the keys of that chain.
+    /// The error of a failure at `origin`, traced through the chain of single waiters above
+    /// it, outermost first; and the keys of that chain. The chain stops where no one, or more
+    /// than one, waits, or where the waiter has left the table (stopped by a timeout, above a
+    /// coroutine being stopped).
     fn trace(&self, origin: Origin, error: Error) -> (Error, HashSet<u32>) {
         let (Origin::Failed(key) | Origin::Suspended(key)) = origin else {
             return (error, HashSet::new());
         };
-        let (frame, outer, chain) = self.frames(key);
-        (error.traced(frame, outer), chain)
+        let frame = |key: u32| {
+            let entry = self.entry_ref(key);
+            entry.task.site().frame(entry.line)
+        };
+        let (mut outer, mut chain, mut up) = (Vec::new(), HashSet::from([key]), key);
+        while let Some(Entry { waiters: Waiters::One(waiter), .. }) = self.slots[up as usize].entry
+            && waiter != ROOT
+            && self.slots[waiter as usize].entry.is_some()
+        {
+            outer.push(frame(waiter));
+            chain.insert(waiter);
+            up = waiter;
+        }
+        outer.reverse();
+        (error.traced(frame(key), outer), chain)
     }
 
     /// Takes what failed out of the run and drops it. Gives what the failed coroutine was
@@ -360,35 +318,26 @@ impl<'s> Run<'s> {
         origin: Origin,
         cancelled: &mut Cancelled,
     ) -> Option<(u32, Keys<u64>)> {
-        let mut children = None;
-        let failed = match origin {
-            Origin::Failed(key) => {
-                // It was resumed (or is a leaf), so it holds no leaf.
-                let Entry { task, waits, .. } = self.remove(key);
-                children = Some((key, waits.into_children()));
-                Some(task)
-            }
-            Origin::Outside | Origin::Suspended(_) => None,
+        let Origin::Failed(key) = origin else {
+            return None;
         };
-        if let Some(task) = failed {
-            let dropped = panic::catch_unwind(AssertUnwindSafe(|| {
-                task.end(Ended::Failed); // its body, if it panicked
-                drop(task);
-            }));
-            if let Err(payload) = dropped {
-                cancelled.panic.get_or_insert(payload);
-            }
+        // It was resumed (or is a leaf), so it holds no leaf.
+        let Entry { task, waits, .. } = self.remove(key);
+        let dropped = panic::catch_unwind(AssertUnwindSafe(|| {
+            task.end(Ended::Failed); // its body, if it panicked
+            drop(task);
+        }));
+        if let Err(payload) = dropped {
+            cancelled.record(Err(payload), true, None);
         }
-        children
+        Some((key, waits.into_children()))
     }
 
     /// Something failed: cancel everything, join the threads, and return the error to raise.
     pub(crate) fn crash(&mut self, origin: Origin, failure: Failure) -> Failure {
         // Every coroutine to cancel in the table, with a key of its own, before keys are noted.
         for key in 0..self.slots.len() as u32 {
-            if self.slots[key as usize].entry.is_some() {
-                self.settle(key);
-            }
+            self.settle(key);
         }
         // The coroutines on the error's trace: their cancellations are part of that story, so
         // they are not listed again in a group (as the original's trace stitching does).
@@ -414,22 +363,17 @@ impl<'s> Run<'s> {
         self.ready.clear();
         self.timers.clear();
         self.fresh_leaves.clear();
-        let original = match (failure, cancelled.panic) {
+        let mut errors = match (failure, cancelled.panic) {
             (Failure::Panic(payload), _) | (_, Some(payload)) => return Failure::Panic(payload),
-            (Failure::Error(error), None) => error,
+            (Failure::Error(original), None) => vec![original],
         };
-        let mut errors = vec![original];
-        match self.error_group {
-            ErrorGroup::Never => return Failure::Error(errors.remove(0)),
-            ErrorGroup::Auto if cancelled.others.is_empty() => {
-                return Failure::Error(errors.remove(0));
-            }
-            ErrorGroup::Auto => errors.extend(cancelled.others),
-            ErrorGroup::Always => {
-                errors.extend(cancelled.others);
-                errors.extend(cancelled.clean);
-            }
+        if self.error_group != ErrorGroup::Never {
+            errors.extend(cancelled.others);
         }
+        if self.error_group != ErrorGroup::Always {
+            return Failure::Error(group(errors).expect("the original error"));
+        }
+        errors.extend(cancelled.clean);
         Failure::Error(Error::from_group(errors))
     }
 
@@ -470,9 +414,12 @@ impl<'s> Run<'s> {
             let Some(entry) = self.slots[key].entry.take() else {
                 continue;
             };
-            let frame = entry.task.site().frame(entry.line);
-            let listed = !on_trace.contains(&(key as u32));
-            self.cancel_into(entry.task, frame, listed, cancelled);
+            let (frame, joins) = (entry.task.site().frame(entry.line), self.joins.len());
+            let outcome = self.cancel(entry.task, frame);
+            // A thread call's cancellation counts as clean only once its thread, joined, has
+            // not failed otherwise.
+            let join = (self.joins.len() > joins).then_some(joins);
+            cancelled.record(outcome, !on_trace.contains(&(key as u32)), join);
         }
         self.free.clear();
         if let Some(held_back) = &mut self.held_back {
@@ -481,42 +428,22 @@ impl<'s> Run<'s> {
         self.slots.clear();
     }
 
-    /// Cancels one coroutine taken out of the table and files how it answered. A thread call's
-    /// cancellation counts as clean only once its thread, joined, has not failed otherwise.
-    fn cancel_into(
-        &mut self,
-        task: Rc<dyn Task + 's>,
-        frame: Frame,
-        listed: bool,
-        cancelled: &mut Cancelled,
-    ) {
-        let joins = self.joins.len();
-        let outcome = self.cancel(task, frame);
-        let join = (self.joins.len() > joins).then_some(joins);
-        cancelled.record(outcome, listed, join);
-    }
-
     /// Cancels one coroutine taken out of the table: its clean cancellation, or what it did
     /// instead, or its panic.
     fn cancel(
         &mut self,
         task: Rc<dyn Task + 's>,
         frame: Frame,
-    ) -> std::thread::Result<Result<Error, Error>> {
+    ) -> thread::Result<Result<Error, Error>> {
         let remote = &self.remote;
         let waker = || Waker::from(LeafWaker::new(remote, u64::MAX));
         let mut cx =
             Cx { waker: &waker, joins: &mut self.joins, spare: &mut 0, remote, now: self.now };
-        panic::catch_unwind(AssertUnwindSafe(|| {
-            if !task.started() {
-                task.end(Ended::Cancelled);
-                return Ok(Error::cancelled().traced(frame, Vec::new()));
-            }
-            let step = task.resume(Input::Cancel, &mut cx);
-            let trace = |error: Error| error.traced(frame, Vec::new());
-            answer(step, &*task, Ended::Cancelled, Error::is_cancelled).map(trace).map_err(trace)
-        }))
-        .and_then(|outcome| {
+        let resume =
+            || panic::catch_unwind(AssertUnwindSafe(|| task.resume(Input::Cancel, &mut cx)));
+        let trace = |error: Error| error.traced(frame, Vec::new());
+        let answered = answer(&*task, Ended::Cancelled, Error::is_cancelled, resume);
+        answered.map(|answered| answered.map(trace).map_err(trace)).and_then(|outcome| {
             let ended = panic::catch_unwind(AssertUnwindSafe(|| {
                 task.end(Ended::Cancelled);
                 drop(task);
@@ -526,16 +453,22 @@ impl<'s> Run<'s> {
     }
 }
 
-/// How a coroutine answered an error delivered at its suspension point (a cancellation, a
-/// timeout): `Ok` with the error it propagated if `clean` accepts it, else `Err` with what it
-/// did instead. One that yielded again is dropped without running further, with what it
-/// yielded.
+/// Delivers an error at `task`'s suspension point (a cancellation, a timeout) by `resume`, or
+/// ends it if it never started. How it answered: `Ok` with the error it propagated if `clean`
+/// accepts it (a cancellation, for one that never started), else `Err` with what it did
+/// instead; or its panic. One that yielded again is dropped without running further, with what
+/// it yielded.
 fn answer<'s>(
-    step: Step<'s>,
     task: &(dyn Task + 's),
     ended: Ended,
     clean: impl Fn(&Error) -> bool,
-) -> Result<Error, Error> {
+    resume: impl FnOnce() -> thread::Result<Step<'s>>,
+) -> thread::Result<Result<Error, Error>> {
+    if !task.started() {
+        let end = panic::catch_unwind(AssertUnwindSafe(|| task.end(ended)));
+        return end.map(|()| Ok(Error::cancelled()));
+    }
+    let step = resume()?;
     let misbehaved = |what: &str| {
         Error::msg(format_args!(
             "coroutine `{}` did not respond properly to cancellation: it {what} instead of \
@@ -543,7 +476,7 @@ fn answer<'s>(
             task.site().name
         ))
     };
-    match step {
+    panic::catch_unwind(AssertUnwindSafe(|| match step {
         Step::Fail(error) if clean(&error) => Ok(error),
         Step::Fail(error) => Err(error),
         Step::Done => Err(misbehaved("returned a value")),
@@ -552,7 +485,7 @@ fn answer<'s>(
             task.end(ended);
             Err(misbehaved("yielded again"))
         }
-    }
+    }))
 }
 
 #[derive(Default)]
@@ -573,9 +506,7 @@ impl Cancelled {
     fn joined(&mut self, failure: Option<Failure>) {
         match failure {
             Some(Failure::Error(error)) => self.others.push(error),
-            Some(Failure::Panic(payload)) => {
-                self.panic.get_or_insert(payload);
-            }
+            Some(Failure::Panic(payload)) => self.record(Err(payload), true, None),
             None => {}
         }
     }
@@ -584,7 +515,7 @@ impl Cancelled {
     /// its thread is joined if it pushed the join numbered `join`.
     fn record(
         &mut self,
-        outcome: std::thread::Result<Result<Error, Error>>,
+        outcome: thread::Result<Result<Error, Error>>,
         listed: bool,
         join: Option<usize>,
     ) {

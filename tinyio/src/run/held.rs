@@ -76,10 +76,10 @@ impl<'s> Run<'s> {
     }
 
     /// Moves the leaf `key` holds, if any, into the table, as the one child `key` waits on;
-    /// gives its key.
+    /// gives its key. Anything else, or an empty slot, is left as it is.
     pub(super) fn settle(&mut self, key: u32) -> Option<u32> {
-        let entry = self.entry(key);
-        let Waits::Held(_) = entry.waits else {
+        let Some(entry @ Entry { waits: Waits::Held(_), .. }) = &mut self.slots[key as usize].entry
+        else {
             return None;
         };
         let Waits::Held(leaf) = std::mem::replace(&mut entry.waits, Waits::NOTHING) else {
