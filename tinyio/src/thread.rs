@@ -67,7 +67,7 @@ where
     T: Send + 'static,
     F: FnOnce() -> T + Send + 'static,
 {
-    ThreadCall::coroutine(&RUN_IN_THREAD, None, move || Ok(f()))
+    thread_call(&RUN_IN_THREAD, None, move || Ok(f()))
 }
 
 /// Like [`run_in_thread`], for a function that returns a `Result`: an `Err` raises in the loop
@@ -92,10 +92,14 @@ where
     E: std::error::Error + Send + Sync + 'static,
     F: FnOnce() -> Result<T, E> + Send + 'static,
 {
-    ThreadCall::coroutine(&RUN_IN_THREAD, None, move || f().map_err(Error::new))
+    thread_call(&RUN_IN_THREAD, None, move || f().map_err(Error::new))
 }
 
 type Outcome<T> = std::thread::Result<Result<T, Error>>;
+
+/// The function of a call, as its leaf and its thread see it.
+trait Func<T>: FnOnce() -> Result<T, Error> + Send + 'static {}
+impl<T, F: FnOnce() -> Result<T, Error> + Send + 'static> Func<T> for F {}
 
 /// What the loop and the thread share for one call.
 struct Call<F, T> {
@@ -118,6 +122,15 @@ enum Stage<F, T> {
     Over,
 }
 
+impl<F, T> Stage<F, T> {
+    /// The outcome, if the call has ended (the stage is then over).
+    fn take_outcome(&mut self) -> Option<Outcome<T>> {
+        let Stage::Done(_) = self else { return None };
+        let Stage::Done(outcome) = mem::replace(self, Stage::Over) else { unreachable!() };
+        Some(outcome)
+    }
+}
+
 /// A call, whatever its types.
 trait Run: Send + Sync {
     /// Runs the call on this thread, unless its leaf dropped it before it started; gives the
@@ -133,15 +146,11 @@ impl<F, T> Call<F, T> {
     }
 }
 
-impl<F, T> Run for Call<F, T>
-where
-    T: Send + 'static,
-    F: FnOnce() -> Result<T, Error> + Send + 'static,
-{
+impl<T: Send + 'static, F: Func<T>> Run for Call<F, T> {
     fn run(self: Arc<Self>) -> Option<Waker> {
         let mut stage = lock(&self.stage);
-        let running = Stage::Running(std::thread::current());
-        let Stage::Queued(f) = mem::replace(&mut *stage, running) else {
+        let Stage::Queued(f) = mem::replace(&mut *stage, Stage::Running(std::thread::current()))
+        else {
             *stage = Stage::Over; // dropped by its leaf before it started
             return None;
         };
@@ -150,8 +159,7 @@ where
         let outcome = panic::catch_unwind(AssertUnwindSafe(f));
         CURRENT.set(None);
         *lock(&self.stage) = Stage::Done(outcome);
-        // Read after the lock: a cancel before it set the flag under that lock, and its join
-        // waits on `ended` only while the call runs.
+        // A cancel sets the flag under the lock, and its join waits only while the call runs.
         if self.cancelled() {
             self.ended.notify_all();
         }
@@ -178,23 +186,17 @@ struct ThreadCall<F, T> {
     at: &'static Location<'static>,
 }
 
-impl<F, T> ThreadCall<F, T>
-where
-    T: Send + 'static,
-    F: FnOnce() -> Result<T, Error> + Send + 'static,
-{
-    #[track_caller]
-    fn coroutine(site: &'static Site, pool: Option<Arc<Pool>>, f: F) -> Coro<T> {
-        let at = Location::caller();
-        Coroutine::leaf(site, ThreadCall { f: Some(f), call: None, pool, site, at })
-    }
+#[track_caller]
+fn thread_call<T: Send + 'static>(
+    site: &'static Site,
+    pool: Option<Arc<Pool>>,
+    f: impl Func<T>,
+) -> Coro<T> {
+    let at = Location::caller();
+    Coroutine::leaf(site, ThreadCall { f: Some(f), call: None, pool, site, at })
 }
 
-impl<F, T> Leaf for ThreadCall<F, T>
-where
-    T: Send + 'static,
-    F: FnOnce() -> Result<T, Error> + Send + 'static,
-{
+impl<T: Send + 'static, F: Func<T>> Leaf for ThreadCall<F, T> {
     type Output = T;
 
     fn poll(&mut self, cx: &mut Cx<'_>) -> Poll<Result<T, Error>> {
@@ -208,16 +210,7 @@ where
             return Poll::Pending;
         }
         let call = self.call.as_ref().expect("polled a finished thread call");
-        let mut stage = lock(&call.stage);
-        let outcome = match mem::replace(&mut *stage, Stage::Over) {
-            Stage::Done(outcome) => outcome,
-            not_yet => {
-                *stage = not_yet;
-                return Poll::Pending;
-            }
-        };
-        drop(stage);
-        self.call = None;
+        let Some(outcome) = lock(&call.stage).take_outcome() else { return Poll::Pending };
         match outcome {
             Ok(Ok(output)) => Poll::Ready(Ok(output)),
             Ok(Err(error)) => Poll::Ready(Err(error.raised_at(self.at))),
@@ -226,25 +219,17 @@ where
     }
 
     fn cancel(&mut self, cx: &mut Cx<'_>) {
-        let Some(call) = self.call.take() else {
-            return; // never started, or over
-        };
+        let Some(call) = self.call.take() else { return }; // never started
         let mut stage = lock(&call.stage);
-        match &*stage {
-            Stage::Queued(..) => {
-                // No thread took it yet: drop it here, unrun, outside the lock. The queue keeps
-                // an empty call.
-                let unstarted = mem::replace(&mut *stage, Stage::Over);
-                drop(stage);
-                drop(unstarted);
-                return;
-            }
-            Stage::Running(thread) => {
-                call.cancelled.store(true, Ordering::Relaxed);
-                thread.unpark();
-            }
-            Stage::Done(_) => {}
-            Stage::Over => return,
+        if let Stage::Queued(_) | Stage::Over = *stage {
+            // No thread took it: drop it unrun, outside the lock. The queue keeps an empty call.
+            let unstarted = mem::replace(&mut *stage, Stage::Over);
+            drop(stage);
+            return drop(unstarted);
+        }
+        call.cancelled.store(true, Ordering::Relaxed);
+        if let Stage::Running(thread) = &*stage {
+            thread.unpark();
         }
         drop(stage);
         let (site, at) = (self.site, self.at);
@@ -263,25 +248,20 @@ fn join<F, T>(
     at: &'static Location<'static>,
     deadline: Option<Instant>,
 ) -> Poll<Option<Failure>> {
-    let mut stage = lock(&call.stage);
-    while let Stage::Running(_) = *stage {
-        stage = match deadline {
-            None => call.ended.wait(stage).expect("poisoned"),
-            Some(deadline) => {
-                let Some(left) = deadline.checked_duration_since(Instant::now()) else {
-                    return Poll::Pending;
-                };
-                call.ended.wait_timeout(stage, left).expect("poisoned").0
-            }
-        };
+    let running = |stage: &mut Stage<F, T>| matches!(stage, Stage::Running(_));
+    let left = deadline.map_or(Duration::MAX, |at| at.saturating_duration_since(Instant::now()));
+    let stage = call.ended.wait_timeout_while(lock(&call.stage), left, running);
+    let mut stage = stage.expect("poisoned").0;
+    if running(&mut stage) {
+        return Poll::Pending;
     }
-    let end = mem::replace(&mut *stage, Stage::Over);
+    let outcome = stage.take_outcome();
     drop(stage);
-    Poll::Ready(match end {
-        Stage::Done(Ok(Err(error))) if !error.is_cancelled() => {
+    Poll::Ready(match outcome {
+        Some(Ok(Err(error))) if !error.is_cancelled() => {
             Some(Failure::Error(error.raised_at(at).traced(site.frame(0), Vec::new())))
         }
-        Stage::Done(Err(payload)) => Some(Failure::Panic(payload)),
+        Some(Err(payload)) => Some(Failure::Panic(payload)),
         _ => None,
     })
 }
@@ -389,12 +369,8 @@ impl ThreadPool {
     /// ```
     pub fn new(max_threads: usize) -> Self {
         assert!(max_threads > 0, "`ThreadPool::new(0)` could never run anything; use at least 1");
-        ThreadPool {
-            queue: Arc::new(Pool {
-                max_threads,
-                state: Mutex::new(PoolState { calls: VecDeque::new(), threads: 0 }),
-            }),
-        }
+        let state = Mutex::new(PoolState { calls: VecDeque::new(), threads: 0 });
+        ThreadPool { queue: Arc::new(Pool { max_threads, state }) }
     }
 
     /// Like [`run_in_thread`], once a thread of this pool is free.
@@ -410,7 +386,7 @@ impl ThreadPool {
         T: Send + 'static,
         F: FnOnce() -> T + Send + 'static,
     {
-        ThreadCall::coroutine(&POOL_RUN, Some(self.queue.clone()), move || Ok(f()))
+        thread_call(&POOL_RUN, Some(self.queue.clone()), move || Ok(f()))
     }
 
     /// Like [`try_run_in_thread`], once a thread of this pool is free.
@@ -431,8 +407,7 @@ impl ThreadPool {
         E: std::error::Error + Send + Sync + 'static,
         F: FnOnce() -> Result<T, E> + Send + 'static,
     {
-        let call = move || f().map_err(Error::new);
-        ThreadCall::coroutine(&POOL_RUN, Some(self.queue.clone()), call)
+        thread_call(&POOL_RUN, Some(self.queue.clone()), move || f().map_err(Error::new))
     }
 
     /// Runs `f` on each of `xs` in this pool; the outputs come back in the order of `xs`.
@@ -459,7 +434,6 @@ impl ThreadPool {
         coroutine(&POOL_RUN, move |co| async move { Ok(suspend(&co, calls, line!()).await?) })
     }
 }
-
 
 /// A pool's own queue of calls, at which at most `max_threads` of the cache's threads take
 /// turns. A call cancelled while queued stays in the queue with nothing in it: its function was
