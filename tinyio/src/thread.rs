@@ -512,14 +512,11 @@ struct CacheState {
     sleeping: usize,
     /// Wake-ups handed out to sleeping threads and not yet taken.
     wakeups: usize,
-    /// Threads alive.
-    threads: usize,
 }
 
 impl Cache {
     const fn new(keep_alive: Duration) -> Self {
-        let (free, sleeping, wakeups, threads) = (0, 0, 0, 0);
-        let state = CacheState { jobs: VecDeque::new(), free, sleeping, wakeups, threads };
+        let state = CacheState { jobs: VecDeque::new(), free: 0, sleeping: 0, wakeups: 0 };
         Cache { state: Mutex::new(state), wake: Condvar::new(), keep_alive }
     }
 
@@ -544,15 +541,10 @@ impl Cache {
             self.wake.notify_one();
             return Ok(());
         }
-        state.threads += 1;
         drop(state);
         let spawned =
             std::thread::Builder::new().name("tinyio-blocking".into()).spawn(move || self.work());
-        spawned.map(drop).inspect_err(|_| {
-            let mut state = lock(&self.state);
-            state.free -= 1;
-            state.threads -= 1;
-        })
+        spawned.map(drop).inspect_err(|_| lock(&self.state).free -= 1)
     }
 
     /// A thread's life; it starts free.
@@ -567,8 +559,7 @@ impl Cache {
                 state = woken.expect("poisoned").0;
                 state.sleeping -= 1;
                 if state.wakeups == 0 {
-                    state.threads -= 1; // the keep-alive passed with no wake-up
-                    return;
+                    return; // the keep-alive passed with no wake-up
                 }
                 state.wakeups -= 1; // free again: counted by the waker
                 continue;
@@ -627,14 +618,38 @@ mod tests {
         })
     }
 
-    /// A job that counts its runs in `tally`.
-    fn tallied(tally: &Arc<AtomicUsize>) -> Job {
-        let tally = tally.clone();
-        let count = move || {
-            tally.fetch_add(1, SeqCst);
-            Ok(())
-        };
-        Job::Call(Call::<_, ()>::new(count, Waker::noop().clone()))
+    /// Counts the runs of its jobs, and the threads that ran one: a thread counts itself in at
+    /// its first job, and out (`left`) when it exits, as its thread-locals are destroyed.
+    #[derive(Default)]
+    struct Tally {
+        runs: AtomicUsize,
+        threads: AtomicUsize,
+        left: Arc<AtomicUsize>,
+    }
+
+    thread_local! {
+        static LEAVING: std::cell::OnceCell<DropCount> = const { std::cell::OnceCell::new() };
+    }
+
+    impl Tally {
+        fn job(self: &Arc<Self>) -> Job {
+            let tally = self.clone();
+            let count = move || {
+                LEAVING.with(|leaving| {
+                    leaving.get_or_init(|| {
+                        tally.threads.fetch_add(1, SeqCst);
+                        DropCount(tally.left.clone())
+                    });
+                });
+                tally.runs.fetch_add(1, SeqCst);
+                Ok(())
+            };
+            Job::Call(Call::<_, ()>::new(count, Waker::noop().clone()))
+        }
+
+        fn alive(&self) -> usize {
+            self.threads.load(SeqCst) - self.left.load(SeqCst)
+        }
     }
 
     /// Counts its drops.
@@ -654,10 +669,10 @@ mod tests {
         const JOBS: usize = 3000;
         for keep_alive in [Duration::ZERO, Duration::from_micros(20)] {
             let cache: &'static Cache = Box::leak(Box::new(Cache::new(keep_alive)));
-            let tally = Arc::new(AtomicUsize::new(0));
+            let tally = Arc::new(Tally::default());
             let mut next = crate::xorshift(0x2545_f491_4f6c_dd1d);
             for _ in 0..JOBS {
-                cache.push(tallied(&tally)).unwrap();
+                cache.push(tally.job()).unwrap();
                 // Around the keep-alive.
                 let gap = Duration::from_micros(next(40));
                 let start = Instant::now();
@@ -665,27 +680,26 @@ mod tests {
                     std::hint::spin_loop();
                 }
             }
-            wait_until("every job to run", || tally.load(SeqCst) == JOBS);
-            wait_until("every thread to leave", || {
+            wait_until("every job to run", || tally.runs.load(SeqCst) == JOBS);
+            wait_until("every thread to leave, with the books balanced", || {
                 let state = lock(&cache.state);
-                state.threads == 0 && state.jobs.is_empty()
+                let books = (state.free, state.sleeping, state.wakeups, state.jobs.len());
+                tally.alive() == 0 && books == (0, 0, 0, 0)
             });
-            let state = lock(&cache.state);
-            assert_eq!(tally.load(SeqCst), JOBS, "a job ran twice");
-            assert_eq!((state.free, state.sleeping, state.wakeups), (0, 0, 0));
+            assert_eq!(tally.runs.load(SeqCst), JOBS, "a job ran twice");
         }
     }
 
     #[test]
     fn idle_threads_are_reused_then_leave() {
         let cache: &'static Cache = Box::leak(Box::new(Cache::new(ms(100))));
-        let tally = Arc::new(AtomicUsize::new(0));
+        let tally = Arc::new(Tally::default());
         for round in 1..=20 {
-            cache.push(tallied(&tally)).unwrap();
-            wait_until("the job to run", || tally.load(SeqCst) == round);
+            cache.push(tally.job()).unwrap();
+            wait_until("the job to run", || tally.runs.load(SeqCst) == round);
         }
-        assert_eq!(lock(&cache.state).threads, 1, "one thread served every job");
-        wait_until("the idle thread to leave", || lock(&cache.state).threads == 0);
+        assert_eq!(tally.threads.load(SeqCst), 1, "one thread served every job");
+        wait_until("the idle thread to leave", || tally.alive() == 0);
     }
 
     #[test]
