@@ -108,12 +108,11 @@ struct Call<F, T> {
     cancelled: AtomicBool,
     /// Notified when a cancelled call ends, for its join.
     ended: Condvar,
-    /// Wakes the leaf once the call has ended.
-    waker: Waker,
 }
 
 enum Stage<F, T> {
-    Queued(F),
+    /// Waiting for a thread, with the waker to wake once it has run.
+    Queued(F, Waker),
     /// Running on this thread, which a cancellation unparks (for [`sleep`] and the blocking
     /// operations of channels).
     Running(Thread),
@@ -141,15 +140,16 @@ trait Run: Send + Sync {
 
 impl<F, T> Call<F, T> {
     fn new(f: F, waker: Waker) -> Arc<Self> {
-        let stage = Mutex::new(Stage::Queued(f));
-        Arc::new(Call { stage, cancelled: AtomicBool::new(false), ended: Condvar::new(), waker })
+        let stage = Mutex::new(Stage::Queued(f, waker));
+        Arc::new(Call { stage, cancelled: AtomicBool::new(false), ended: Condvar::new() })
     }
 }
 
 impl<T: Send + 'static, F: Func<T>> Run for Call<F, T> {
     fn run(self: Arc<Self>) -> Option<Waker> {
         let mut stage = lock(&self.stage);
-        let Stage::Queued(f) = mem::replace(&mut *stage, Stage::Running(std::thread::current()))
+        let Stage::Queued(f, waker) =
+            mem::replace(&mut *stage, Stage::Running(std::thread::current()))
         else {
             *stage = Stage::Over; // dropped by its leaf before it started
             return None;
@@ -163,7 +163,7 @@ impl<T: Send + 'static, F: Func<T>> Run for Call<F, T> {
         if self.cancelled() {
             self.ended.notify_all();
         }
-        Some(self.waker.clone())
+        Some(waker)
     }
 
     fn cancelled(&self) -> bool {
@@ -221,7 +221,7 @@ impl<T: Send + 'static, F: Func<T>> Leaf for ThreadCall<F, T> {
     fn cancel(&mut self, cx: &mut Cx<'_>) {
         let Some(call) = self.call.take() else { return }; // never started
         let mut stage = lock(&call.stage);
-        if let Stage::Queued(_) | Stage::Over = *stage {
+        if let Stage::Queued(..) | Stage::Over = *stage {
             // No thread took it: drop it unrun, outside the lock. The queue keeps an empty call.
             let unstarted = mem::replace(&mut *stage, Stage::Over);
             drop(stage);
