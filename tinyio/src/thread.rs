@@ -349,13 +349,13 @@ pub fn sleep(duration: Duration) -> Result<(), Error> {
 /// ```
 #[derive(Clone)]
 pub struct ThreadPool {
-    queue: Arc<Pool>,
+    pool: Arc<Pool>,
 }
 
 impl fmt::Debug for ThreadPool {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ThreadPool")
-            .field("max_threads", &self.queue.max_threads)
+            .field("max_threads", &self.pool.max_threads)
             .finish_non_exhaustive()
     }
 }
@@ -370,7 +370,7 @@ impl ThreadPool {
     pub fn new(max_threads: usize) -> Self {
         assert!(max_threads > 0, "`ThreadPool::new(0)` could never run anything; use at least 1");
         let state = Mutex::new(PoolState { calls: VecDeque::new(), threads: 0 });
-        ThreadPool { queue: Arc::new(Pool { max_threads, state }) }
+        ThreadPool { pool: Arc::new(Pool { max_threads, state }) }
     }
 
     /// Like [`run_in_thread`], once a thread of this pool is free.
@@ -386,7 +386,7 @@ impl ThreadPool {
         T: Send + 'static,
         F: FnOnce() -> T + Send + 'static,
     {
-        thread_call(&POOL_RUN, Some(self.queue.clone()), move || Ok(f()))
+        thread_call(&POOL_RUN, Some(self.pool.clone()), move || Ok(f()))
     }
 
     /// Like [`try_run_in_thread`], once a thread of this pool is free.
@@ -407,7 +407,7 @@ impl ThreadPool {
         E: std::error::Error + Send + Sync + 'static,
         F: FnOnce() -> Result<T, E> + Send + 'static,
     {
-        thread_call(&POOL_RUN, Some(self.queue.clone()), move || f().map_err(Error::new))
+        thread_call(&POOL_RUN, Some(self.pool.clone()), move || f().map_err(Error::new))
     }
 
     /// Runs `f` on each of `xs` in this pool; the outputs come back in the order of `xs`.
