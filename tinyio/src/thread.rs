@@ -225,7 +225,8 @@ impl<T: Send + 'static, F: Func<T>> Leaf for ThreadCall<F, T> {
             // No thread took it: drop it unrun, outside the lock. The queue keeps an empty call.
             let unstarted = mem::replace(&mut *stage, Stage::Over);
             drop(stage);
-            return drop(unstarted);
+            drop(unstarted);
+            return;
         }
         call.cancelled.store(true, Ordering::Relaxed);
         if let Stage::Running(thread) = &*stage {
@@ -249,7 +250,7 @@ fn join<F, T>(
     deadline: Option<Instant>,
 ) -> Poll<Option<Failure>> {
     let running = |stage: &mut Stage<F, T>| matches!(stage, Stage::Running(_));
-    let left = deadline.map_or(Duration::MAX, |at| at.saturating_duration_since(Instant::now()));
+    let left = deadline.map_or(Duration::MAX, |end| end.saturating_duration_since(Instant::now()));
     let stage = call.ended.wait_timeout_while(lock(&call.stage), left, running);
     let mut stage = stage.expect("poisoned").0;
     if running(&mut stage) {
