@@ -5,10 +5,13 @@
 //! and the loop waits for the function to return before [`Loop::run`](crate::Loop::run) does.
 //! Inside the function, [`is_cancelled`], [`check`] and [`sleep`] see that flag.
 
-// A call is one `Arc<Call>` shared by the loop's leaf and the thread that runs it: the function
-// until a thread takes it, then the result. Calls go through one process-wide `Cache` of
-// threads; a `ThreadPool` queues its calls and lets at most `max_threads` of the cache's threads
-// work through its queue. Both follow the hand-off protocol described at `Cache`.
+// How it works. A call is one `Arc<Call>` shared by its leaf and the thread that runs it: the
+// function until a thread takes it, then the result. The `Cache` is one queue of jobs, a
+// condition variable and a keep-alive: threads are started when a job would otherwise wait and
+// leave after ten idle seconds. A `ThreadPool` is a limit in front of the same cache: its calls
+// wait in its own queue, and at most `max_threads` of the cache's threads take turns at it.
+// Cancelling a call that no thread took drops its function; cancelling a running one sets its
+// flag, unparks its thread and leaves a join for the run to wait on.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -18,13 +21,12 @@ use std::mem;
 use std::panic::{self, AssertUnwindSafe, Location};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::task::Poll;
+use std::task::{Poll, Waker};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
 
 use crate::Coro;
-use crate::coro::{Coroutine, Cx, Leaf, coroutine};
-use crate::coro::{Failure, Join};
+use crate::coro::{Coroutine, Cx, Failure, Join, Leaf, coroutine};
 use crate::error::{Error, Frame};
 use crate::site::{Site, site};
 use crate::yieldable::suspend;
@@ -65,7 +67,7 @@ where
     T: Send + 'static,
     F: FnOnce() -> T + Send + 'static,
 {
-    ThreadCall::coroutine(&RUN_IN_THREAD, None, move || Ok(f()))
+    thread_call(&RUN_IN_THREAD, None, move || Ok(f()))
 }
 
 /// Like [`run_in_thread`], for a function that returns a `Result`: an `Err` raises in the loop
@@ -90,90 +92,82 @@ where
     E: std::error::Error + Send + Sync + 'static,
     F: FnOnce() -> Result<T, E> + Send + 'static,
 {
-    ThreadCall::coroutine(&RUN_IN_THREAD, None, move || f().map_err(Error::new))
+    thread_call(&RUN_IN_THREAD, None, move || f().map_err(Error::new))
 }
 
 type Outcome<T> = std::thread::Result<Result<T, Error>>;
 
+/// The function of a call, as its leaf and its thread see it.
+trait Func<T>: FnOnce() -> Result<T, Error> + Send + 'static {}
+impl<T, F: FnOnce() -> Result<T, Error> + Send + 'static> Func<T> for F {}
+
 /// What the loop and the thread share for one call.
 struct Call<F, T> {
-    /// Wakes the leaf.
-    waker: std::task::Waker,
     stage: Mutex<Stage<F, T>>,
-    /// Signalled when the call ends, only if a join waits for it (`Stage::Running::joined`).
-    done: Condvar,
+    /// Set, under the `stage` lock, when the loop cancels the call.
     cancelled: AtomicBool,
+    /// Notified when a cancelled call ends, for its join.
+    ended: Condvar,
 }
 
 enum Stage<F, T> {
-    /// Waiting for a thread.
-    Queued(F),
-    /// Running on `thread` (unparked on cancellation); `joined` once a join waits for the end.
-    Running {
-        thread: Thread,
-        joined: bool,
-    },
+    /// Waiting for a thread, with the waker to wake once it has run.
+    Queued(F, Waker),
+    /// Running on this thread, which a cancellation unparks (for [`sleep`] and the blocking
+    /// operations of channels).
+    Running(Thread),
     Done(Outcome<T>),
     /// The outcome was taken, or the call was dropped before it started.
     Over,
 }
 
 impl<F, T> Stage<F, T> {
-    /// The outcome, if the call has ended (the stage is then over); else nothing changes.
+    /// The outcome, if the call has ended (the stage is then over).
     fn take_outcome(&mut self) -> Option<Outcome<T>> {
-        match mem::replace(self, Stage::Over) {
-            Stage::Done(outcome) => Some(outcome),
-            stage => {
-                *self = stage;
-                None
-            }
-        }
+        let Stage::Done(_) = self else { return None };
+        let Stage::Done(outcome) = mem::replace(self, Stage::Over) else { unreachable!() };
+        Some(outcome)
     }
-}
-
-/// A job for the cache's threads.
-enum Job {
-    Call(Arc<dyn Run>),
-    /// A turn at a pool's queue: runs its calls until none is left.
-    Pool(Arc<PoolQueue>),
 }
 
 /// A call, whatever its types.
 trait Run: Send + Sync {
-    /// Runs the call, unless it was dropped before it started. Gives whether a join waits.
-    fn run(self: Arc<Self>) -> bool;
-    /// Tells whoever waits that the call has ended: its loop, and a join if one waits.
-    fn announce(&self, joined: bool);
+    /// Runs the call on this thread, unless its leaf dropped it before it started; gives the
+    /// waker to wake, which the caller does once it no longer counts as busy.
+    fn run(self: Arc<Self>) -> Option<Waker>;
+    fn cancelled(&self) -> bool;
 }
 
-impl<F, T> Run for Call<F, T>
-where
-    T: Send + 'static,
-    F: FnOnce() -> Result<T, Error> + Send + 'static,
-{
-    fn run(self: Arc<Self>) -> bool {
+impl<F, T> Call<F, T> {
+    fn new(f: F, waker: Waker) -> Arc<Self> {
+        let stage = Mutex::new(Stage::Queued(f, waker));
+        Arc::new(Call { stage, cancelled: AtomicBool::new(false), ended: Condvar::new() })
+    }
+}
+
+impl<T: Send + 'static, F: Func<T>> Run for Call<F, T> {
+    fn run(self: Arc<Self>) -> Option<Waker> {
         let mut stage = lock(&self.stage);
-        if !matches!(*stage, Stage::Queued(..)) {
-            return false; // dropped by its leaf before it started
-        }
-        let running = Stage::Running { thread: std::thread::current(), joined: false };
-        let Stage::Queued(f) = mem::replace(&mut *stage, running) else { unreachable!("checked") };
+        let Stage::Queued(f, waker) =
+            mem::replace(&mut *stage, Stage::Running(std::thread::current()))
+        else {
+            *stage = Stage::Over; // dropped by its leaf before it started
+            return None;
+        };
         drop(stage);
-        CURRENT.with(|current| *current.borrow_mut() = Some(self.clone()));
+        CURRENT.set(Some(self.clone()));
         let outcome = panic::catch_unwind(AssertUnwindSafe(f));
-        let previous = CURRENT.with(|current| current.borrow_mut().take());
-        drop(previous);
-        let mut stage = lock(&self.stage);
-        let joined = matches!(*stage, Stage::Running { joined: true, .. });
-        *stage = Stage::Done(outcome);
-        joined
+        CURRENT.set(None);
+        *lock(&self.stage) = Stage::Done(outcome);
+        // A cancel sets the flag under the lock, and its join waits only while the call runs.
+        if self.cancelled() {
+            self.ended.notify_all();
+        }
+        Some(waker)
     }
 
-    fn announce(&self, joined: bool) {
-        if joined {
-            self.done.notify_all();
-        }
-        self.waker.wake_by_ref();
+    fn cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::Relaxed)
     }
 }
 
@@ -181,75 +175,42 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().expect("poisoned")
 }
 
-/// The leaf of a thread call.
+/// The leaf of a thread call: its function until the first poll sends it to a thread, then
+/// the call.
 struct ThreadCall<F, T> {
-    state: CallState<F, T>,
+    f: Option<F>,
+    call: Option<Arc<Call<F, T>>>,
     /// The pool whose queue the call waits in, or `None` for a call of its own.
-    pool: Option<Arc<PoolQueue>>,
+    pool: Option<Arc<Pool>>,
     site: &'static Site,
     at: &'static Location<'static>,
 }
 
-enum CallState<F, T> {
-    Fresh(F),
-    Started(Arc<Call<F, T>>),
-    Gone,
+#[track_caller]
+fn thread_call<T: Send + 'static>(
+    site: &'static Site,
+    pool: Option<Arc<Pool>>,
+    f: impl Func<T>,
+) -> Coro<T> {
+    let at = Location::caller();
+    Coroutine::leaf(site, ThreadCall { f: Some(f), call: None, pool, site, at })
 }
 
-impl<F, T> ThreadCall<F, T>
-where
-    T: Send + 'static,
-    F: FnOnce() -> Result<T, Error> + Send + 'static,
-{
-    #[track_caller]
-    fn coroutine(site: &'static Site, pool: Option<Arc<PoolQueue>>, f: F) -> Coro<T> {
-        Coroutine::leaf(
-            site,
-            ThreadCall { state: CallState::Fresh(f), pool, site, at: Location::caller() },
-        )
-    }
-}
-
-impl<F, T> Leaf for ThreadCall<F, T>
-where
-    T: Send + 'static,
-    F: FnOnce() -> Result<T, Error> + Send + 'static,
-{
+impl<T: Send + 'static, F: Func<T>> Leaf for ThreadCall<F, T> {
     type Output = T;
 
     fn poll(&mut self, cx: &mut Cx<'_>) -> Poll<Result<T, Error>> {
-        let mut call = match mem::replace(&mut self.state, CallState::Gone) {
-            CallState::Fresh(f) => {
-                let call = Arc::new(Call {
-                    waker: (cx.waker)(),
-                    stage: Mutex::new(Stage::Queued(f)),
-                    done: Condvar::new(),
-                    cancelled: AtomicBool::new(false),
-                });
-                self.state = CallState::Started(call.clone());
-                match &self.pool {
-                    Some(pool) => pool.push(call),
-                    None => CACHE.push(Job::Call(call)).expect(SPAWN_FAILED),
-                }
-                return Poll::Pending;
+        if let Some(f) = self.f.take() {
+            let call = Call::new(f, (cx.waker)());
+            match &self.pool {
+                Some(pool) => pool.push(call.clone()),
+                None => CACHE.push(Job::Call(call.clone())).expect(SPAWN_FAILED),
             }
-            CallState::Started(call) => call,
-            CallState::Gone => unreachable!("polled a finished thread call"),
-        };
-        let outcome = match Arc::get_mut(&mut call) {
-            // The thread let go of the call, which it does only once the call has ended: take
-            // the outcome without the lock.
-            Some(ended) => {
-                let stage = ended.stage.get_mut().expect("poisoned");
-                let outcome = stage.take_outcome();
-                Some(outcome.expect("a thread let go of a call before its end"))
-            }
-            None => lock(&call.stage).take_outcome(),
-        };
-        let Some(outcome) = outcome else {
-            self.state = CallState::Started(call);
+            self.call = Some(call);
             return Poll::Pending;
-        };
+        }
+        let call = self.call.as_ref().expect("polled a finished thread call");
+        let Some(outcome) = lock(&call.stage).take_outcome() else { return Poll::Pending };
         match outcome {
             Ok(Ok(output)) => Poll::Ready(Ok(output)),
             Ok(Err(error)) => Poll::Ready(Err(error.raised_at(self.at))),
@@ -258,24 +219,18 @@ where
     }
 
     fn cancel(&mut self, cx: &mut Cx<'_>) {
-        let CallState::Started(call) = mem::replace(&mut self.state, CallState::Gone) else {
-            return; // never started
-        };
+        let Some(call) = self.call.take() else { return }; // never started
         let mut stage = lock(&call.stage);
-        match &*stage {
-            Stage::Queued(..) => {
-                // No thread took it yet: drop it here, unrun. The queue keeps an empty call.
-                let unstarted = mem::replace(&mut *stage, Stage::Over);
-                drop(stage);
-                drop(unstarted);
-                return;
-            }
-            Stage::Running { thread, .. } => {
-                call.cancelled.store(true, Ordering::Relaxed);
-                thread.unpark(); // for `thread::sleep`
-            }
-            Stage::Done(_) => {}
-            Stage::Over => return,
+        if let Stage::Queued(..) | Stage::Over = *stage {
+            // No thread took it: drop it unrun, outside the lock. The queue keeps an empty call.
+            let unstarted = mem::replace(&mut *stage, Stage::Over);
+            drop(stage);
+            drop(unstarted);
+            return;
+        }
+        call.cancelled.store(true, Ordering::Relaxed);
+        if let Stage::Running(thread) = &*stage {
+            thread.unpark();
         }
         drop(stage);
         let (site, at) = (self.site, self.at);
@@ -294,47 +249,27 @@ fn join<F, T>(
     at: &'static Location<'static>,
     deadline: Option<Instant>,
 ) -> Poll<Option<Failure>> {
-    let mut stage = lock(&call.stage);
-    while let Stage::Running { joined, .. } = &mut *stage {
-        *joined = true;
-        stage = match deadline {
-            None => call.done.wait(stage).expect("poisoned"),
-            Some(deadline) => {
-                let Some(left) = deadline.checked_duration_since(Instant::now()) else {
-                    return Poll::Pending;
-                };
-                call.done.wait_timeout(stage, left).expect("poisoned").0
-            }
-        };
+    let running = |stage: &mut Stage<F, T>| matches!(stage, Stage::Running(_));
+    let left = deadline.map_or(Duration::MAX, |end| end.saturating_duration_since(Instant::now()));
+    let stage = call.ended.wait_timeout_while(lock(&call.stage), left, running);
+    let mut stage = stage.expect("poisoned").0;
+    if running(&mut stage) {
+        return Poll::Pending;
     }
-    let end = mem::replace(&mut *stage, Stage::Over);
+    let outcome = stage.take_outcome();
     drop(stage);
-    Poll::Ready(match end {
-        Stage::Done(Ok(Err(error))) if !error.is_cancelled() => {
+    Poll::Ready(match outcome {
+        Some(Ok(Err(error))) if !error.is_cancelled() => {
             Some(Failure::Error(error.raised_at(at).traced(site.frame(0), Vec::new())))
         }
-        Stage::Done(Err(payload)) => Some(Failure::Panic(payload)),
+        Some(Err(payload)) => Some(Failure::Panic(payload)),
         _ => None,
     })
 }
 
 thread_local! {
     /// The call this thread is running, if it runs one for a loop.
-    static CURRENT: RefCell<Option<Arc<dyn Cancellable>>> = const { RefCell::new(None) };
-}
-
-trait Cancellable: Send + Sync {
-    fn cancelled(&self) -> &AtomicBool;
-}
-
-impl<F: Send, T: Send> Cancellable for Call<F, T> {
-    fn cancelled(&self) -> &AtomicBool {
-        &self.cancelled
-    }
-}
-
-fn current_flag<R>(f: impl FnOnce(Option<&AtomicBool>) -> R) -> R {
-    CURRENT.with(|current| f(current.borrow().as_deref().map(Cancellable::cancelled)))
+    static CURRENT: RefCell<Option<Arc<dyn Run>>> = const { RefCell::new(None) };
 }
 
 /// Whether the loop that started this thread's work has told it to stop. Always `false` outside
@@ -361,7 +296,7 @@ fn current_flag<R>(f: impl FnOnce(Option<&AtomicBool>) -> R) -> R {
 /// assert!(!thread::is_cancelled());
 /// ```
 pub fn is_cancelled() -> bool {
-    current_flag(|flag| flag.is_some_and(|c| c.load(Ordering::Relaxed)))
+    CURRENT.with_borrow(|call| call.as_ref().is_some_and(|call| call.cancelled()))
 }
 
 /// `Err` (a cancellation) if this thread's work was told to stop, for `?`.
@@ -381,19 +316,16 @@ pub fn check() -> Result<(), Error> {
 /// assert!(tinyio::thread::sleep(Duration::from_millis(1)).is_ok());
 /// ```
 pub fn sleep(duration: Duration) -> Result<(), Error> {
-    let deadline = crate::time::after(duration);
-    loop {
-        check()?;
-        let now = Instant::now();
-        if now >= deadline {
-            return Ok(());
-        }
-        if current_flag(|flag| flag.is_none()) {
-            std::thread::sleep(deadline - now);
-        } else {
-            std::thread::park_timeout(deadline - now);
-        }
+    if CURRENT.with_borrow(Option::is_none) {
+        std::thread::sleep(duration); // no call to cancel it, and no park to steal a wake-up from
+        return Ok(());
     }
+    let deadline = crate::time::after(duration);
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        check()?;
+        std::thread::park_timeout(left); // unparked by a cancellation, or early for nothing
+    }
+    check()
 }
 
 /// At most `max_threads` calls of [`run_in_thread`] at once; the others wait their turn, in order.
@@ -418,13 +350,13 @@ pub fn sleep(duration: Duration) -> Result<(), Error> {
 /// ```
 #[derive(Clone)]
 pub struct ThreadPool {
-    queue: Arc<PoolQueue>,
+    pool: Arc<Pool>,
 }
 
 impl fmt::Debug for ThreadPool {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ThreadPool")
-            .field("max_threads", &self.queue.max_threads)
+            .field("max_threads", &self.pool.max_threads)
             .finish_non_exhaustive()
     }
 }
@@ -438,12 +370,8 @@ impl ThreadPool {
     /// ```
     pub fn new(max_threads: usize) -> Self {
         assert!(max_threads > 0, "`ThreadPool::new(0)` could never run anything; use at least 1");
-        ThreadPool {
-            queue: Arc::new(PoolQueue {
-                max_threads,
-                state: Mutex::new(PoolState { calls: VecDeque::new(), threads: 0 }),
-            }),
-        }
+        let state = Mutex::new(PoolState { calls: VecDeque::new(), threads: 0 });
+        ThreadPool { pool: Arc::new(Pool { max_threads, state }) }
     }
 
     /// Like [`run_in_thread`], once a thread of this pool is free.
@@ -459,7 +387,7 @@ impl ThreadPool {
         T: Send + 'static,
         F: FnOnce() -> T + Send + 'static,
     {
-        ThreadCall::coroutine(&POOL_RUN, Some(self.queue.clone()), move || Ok(f()))
+        thread_call(&POOL_RUN, Some(self.pool.clone()), move || Ok(f()))
     }
 
     /// Like [`try_run_in_thread`], once a thread of this pool is free.
@@ -480,8 +408,7 @@ impl ThreadPool {
         E: std::error::Error + Send + Sync + 'static,
         F: FnOnce() -> Result<T, E> + Send + 'static,
     {
-        let call = move || f().map_err(Error::new);
-        ThreadCall::coroutine(&POOL_RUN, Some(self.queue.clone()), call)
+        thread_call(&POOL_RUN, Some(self.pool.clone()), move || f().map_err(Error::new))
     }
 
     /// Runs `f` on each of `xs` in this pool; the outputs come back in the order of `xs`.
@@ -509,11 +436,10 @@ impl ThreadPool {
     }
 }
 
-/// A pool is a limit in front of the cache: its calls wait in its own queue, in order, and at
-/// most `max_threads` of the cache's threads take turns at that queue, each running calls until
-/// none is left. A call cancelled while queued stays in the queue with nothing in it: its
-/// function was dropped by the cancel.
-struct PoolQueue {
+/// A pool's own queue of calls, at which at most `max_threads` of the cache's threads take
+/// turns. A call cancelled while queued stays in the queue with nothing in it: its function was
+/// dropped by the cancel.
+struct Pool {
     max_threads: usize,
     state: Mutex<PoolState>,
 }
@@ -524,24 +450,25 @@ struct PoolState {
     threads: usize,
 }
 
-impl PoolQueue {
+impl Pool {
     fn push(self: &Arc<Self>, call: Arc<dyn Run>) {
         let mut state = lock(&self.state);
         state.calls.push_back(call);
         if state.threads < self.max_threads {
             state.threads += 1;
             drop(state);
-            CACHE.push(Job::Pool(self.clone())).expect(SPAWN_FAILED);
+            CACHE.push(Job::Turn(self.clone())).expect(SPAWN_FAILED);
         }
     }
 
     /// One thread's turn at the queue: runs calls until none is left.
-    fn work(&self) {
+    fn turn(&self) {
         let mut state = lock(&self.state);
         while let Some(call) = state.calls.pop_front() {
             drop(state);
-            let joined = call.clone().run();
-            call.announce(joined);
+            if let Some(waker) = call.run() {
+                waker.wake();
+            }
             state = lock(&self.state);
         }
         state.threads -= 1;
@@ -556,15 +483,21 @@ static CACHE: Cache = Cache::new(KEEP_ALIVE);
 /// How long a thread with nothing to do waits for work before it exits.
 const KEEP_ALIVE: Duration = Duration::from_secs(10);
 
+/// A job for the cache's threads.
+enum Job {
+    Call(Arc<dyn Run>),
+    /// A turn at a pool's queue.
+    Turn(Arc<Pool>),
+}
+
 /// Threads taking jobs from one queue: started on demand, leaving after `keep_alive` idle.
 ///
-/// Everything is under one lock. A thread is *free* while it is not inside a job and not
-/// asleep: it is about to look at the queue. The invariant, whenever the lock is released:
-/// **if jobs are queued, at least one thread is free** (a job never waits behind running ones
-/// while the cache could start a thread). `push` keeps it by waking a sleeping thread, or by
-/// starting one, when none is free; a thread that takes a job and leaves others queued keeps it
-/// the same way. A woken thread is counted free by whoever woke it, so one wake-up serves one
-/// job and a burst of jobs is drained by the threads already awake.
+/// A thread is *free* while it is neither running a job nor asleep: it is about to look at the
+/// queue. The invariant, whenever the lock is released: **if jobs are queued, at least one
+/// thread is free**, so that no job waits behind running ones while a thread could take it.
+/// Whoever leaves jobs queued with no thread free (`push`, or a thread taking a job) wakes a
+/// sleeping thread or starts one, and counts it free at once: one wake-up serves one job, and a
+/// burst of jobs is drained by the threads already awake.
 struct Cache {
     state: Mutex<CacheState>,
     /// Where sleeping threads wait for a wake-up (`CacheState::wakeups`).
@@ -576,27 +509,16 @@ struct CacheState {
     jobs: VecDeque<Job>,
     /// Threads free, as above.
     free: usize,
-    /// Threads asleep, waiting for a wake-up.
+    /// Threads asleep.
     sleeping: usize,
-    /// Wake-ups handed out and not yet taken by a sleeping thread.
+    /// Wake-ups handed out to sleeping threads and not yet taken.
     wakeups: usize,
-    /// Threads alive.
-    threads: usize,
 }
 
 impl Cache {
     const fn new(keep_alive: Duration) -> Self {
-        Cache {
-            state: Mutex::new(CacheState {
-                jobs: VecDeque::new(),
-                free: 0,
-                sleeping: 0,
-                wakeups: 0,
-                threads: 0,
-            }),
-            wake: Condvar::new(),
-            keep_alive,
-        }
+        let state = CacheState { jobs: VecDeque::new(), free: 0, sleeping: 0, wakeups: 0 };
+        Cache { state: Mutex::new(state), wake: Condvar::new(), keep_alive }
     }
 
     /// Queues a job. Should no thread be free and none start, the job stays queued for the next
@@ -620,17 +542,10 @@ impl Cache {
             self.wake.notify_one();
             return Ok(());
         }
-        state.threads += 1;
         drop(state);
         let spawned =
             std::thread::Builder::new().name("tinyio-blocking".into()).spawn(move || self.work());
-        if let Err(error) = spawned {
-            let mut state = lock(&self.state);
-            state.free -= 1;
-            state.threads -= 1;
-            return Err(error);
-        }
-        Ok(())
+        spawned.map(drop).inspect_err(|_| lock(&self.state).free -= 1)
     }
 
     /// A thread's life; it starts free.
@@ -639,57 +554,36 @@ impl Cache {
         loop {
             let Some(job) = state.jobs.pop_front() else {
                 state.free -= 1;
-                match self.sleep(state) {
-                    Some(woken) => state = woken, // free again: counted by the waker
-                    None => return,
+                state.sleeping += 1;
+                let keep_alive = self.keep_alive;
+                let woken = self.wake.wait_timeout_while(state, keep_alive, |s| s.wakeups == 0);
+                state = woken.expect("poisoned").0;
+                state.sleeping -= 1;
+                if state.wakeups == 0 {
+                    return; // the keep-alive passed with no wake-up
                 }
+                state.wakeups -= 1; // free again: counted by the waker
                 continue;
             };
             state.free -= 1;
             // Should no thread start, this one serves the rest after its job.
             let _ = self.keep_one_free(state);
-            let announce = match job {
-                Job::Call(call) => {
-                    let joined = call.clone().run();
-                    Some((call, joined))
-                }
-                Job::Pool(pool) => {
-                    pool.work();
+            let waker = match job {
+                Job::Call(call) => call.run(),
+                Job::Turn(pool) => {
+                    pool.turn();
                     None
                 }
             };
             state = lock(&self.state);
             state.free += 1;
-            // Counted free before the loop hears of the result, so that its next call finds
-            // this thread rather than starting another.
-            if let Some((call, joined)) = announce {
+            // Counted free before the loop hears of the end, so that its next call finds this
+            // thread rather than starting another.
+            if let Some(waker) = waker {
                 drop(state);
-                call.announce(joined);
+                waker.wake();
                 state = lock(&self.state);
             }
-        }
-    }
-
-    /// Sleeps until woken (the lock again, the thread counted free) or until the keep-alive
-    /// passes with no wake-up (`None`: the thread leaves).
-    fn sleep<'a>(
-        &self,
-        mut state: MutexGuard<'a, CacheState>,
-    ) -> Option<MutexGuard<'a, CacheState>> {
-        state.sleeping += 1;
-        let deadline = Instant::now() + self.keep_alive;
-        loop {
-            if state.wakeups > 0 {
-                state.wakeups -= 1;
-                state.sleeping -= 1;
-                return Some(state);
-            }
-            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
-                state.sleeping -= 1;
-                state.threads -= 1;
-                return None;
-            };
-            state = self.wake.wait_timeout(state, left).expect("poisoned").0;
         }
     }
 }
@@ -725,16 +619,38 @@ mod tests {
         })
     }
 
-    /// A job that counts how many times it ran.
-    struct Tally(AtomicUsize);
+    /// Counts the runs of its jobs, and the threads that ran one: a thread counts itself in at
+    /// its first job, and out (`left`) when it exits, as its thread-locals are destroyed.
+    #[derive(Default)]
+    struct Tally {
+        runs: AtomicUsize,
+        threads: AtomicUsize,
+        left: Arc<AtomicUsize>,
+    }
 
-    impl Run for Tally {
-        fn run(self: Arc<Self>) -> bool {
-            self.0.fetch_add(1, SeqCst);
-            false
+    thread_local! {
+        static LEAVING: std::cell::OnceCell<DropCount> = const { std::cell::OnceCell::new() };
+    }
+
+    impl Tally {
+        fn job(self: &Arc<Self>) -> Job {
+            let tally = self.clone();
+            let count = move || {
+                LEAVING.with(|leaving| {
+                    leaving.get_or_init(|| {
+                        tally.threads.fetch_add(1, SeqCst);
+                        DropCount(tally.left.clone())
+                    });
+                });
+                tally.runs.fetch_add(1, SeqCst);
+                Ok(())
+            };
+            Job::Call(Call::<_, ()>::new(count, Waker::noop().clone()))
         }
 
-        fn announce(&self, _: bool) {}
+        fn alive(&self) -> usize {
+            self.threads.load(SeqCst) - self.left.load(SeqCst)
+        }
     }
 
     /// Counts its drops.
@@ -754,10 +670,10 @@ mod tests {
         const JOBS: usize = 3000;
         for keep_alive in [Duration::ZERO, Duration::from_micros(20)] {
             let cache: &'static Cache = Box::leak(Box::new(Cache::new(keep_alive)));
-            let tally = Arc::new(Tally(AtomicUsize::new(0)));
+            let tally = Arc::new(Tally::default());
             let mut next = crate::xorshift(0x2545_f491_4f6c_dd1d);
             for _ in 0..JOBS {
-                cache.push(Job::Call(tally.clone())).unwrap();
+                cache.push(tally.job()).unwrap();
                 // Around the keep-alive.
                 let gap = Duration::from_micros(next(40));
                 let start = Instant::now();
@@ -765,27 +681,26 @@ mod tests {
                     std::hint::spin_loop();
                 }
             }
-            wait_until("every job to run", || tally.0.load(SeqCst) == JOBS);
-            wait_until("every thread to leave", || {
+            wait_until("every job to run", || tally.runs.load(SeqCst) == JOBS);
+            wait_until("every thread to leave, with the books balanced", || {
                 let state = lock(&cache.state);
-                state.threads == 0 && state.jobs.is_empty()
+                let books = (state.free, state.sleeping, state.wakeups, state.jobs.len());
+                tally.alive() == 0 && books == (0, 0, 0, 0)
             });
-            let state = lock(&cache.state);
-            assert_eq!(tally.0.load(SeqCst), JOBS, "a job ran twice");
-            assert_eq!((state.free, state.sleeping, state.wakeups), (0, 0, 0));
+            assert_eq!(tally.runs.load(SeqCst), JOBS, "a job ran twice");
         }
     }
 
     #[test]
     fn idle_threads_are_reused_then_leave() {
         let cache: &'static Cache = Box::leak(Box::new(Cache::new(ms(100))));
-        let tally = Arc::new(Tally(AtomicUsize::new(0)));
+        let tally = Arc::new(Tally::default());
         for round in 1..=20 {
-            cache.push(Job::Call(tally.clone())).unwrap();
-            wait_until("the job to run", || tally.0.load(SeqCst) == round);
+            cache.push(tally.job()).unwrap();
+            wait_until("the job to run", || tally.runs.load(SeqCst) == round);
         }
-        assert_eq!(lock(&cache.state).threads, 1, "one thread served every job");
-        wait_until("the idle thread to leave", || lock(&cache.state).threads == 0);
+        assert_eq!(tally.threads.load(SeqCst), 1, "one thread served every job");
+        wait_until("the idle thread to leave", || tally.alive() == 0);
     }
 
     #[test]
