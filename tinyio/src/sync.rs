@@ -1,5 +1,9 @@
 //! Synchronisation between coroutines: [`Event`] (also from other threads), [`Semaphore`],
-//! [`Lock`], [`Barrier`].
+//! [`Lock`] (a semaphore of one, with data), [`Barrier`] (an event per generation).
+//!
+//! An event's waits and a semaphore's waits queue alike, in a `Queue`: a wait that cannot pass
+//! at once takes a ticket with its waker; `set` wakes the whole queue, a permit given back wakes
+//! the first; a woken wait knows it by its ticket, and a wait that gives up leaves in O(log n).
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -377,23 +381,19 @@ impl Drop for Acquire {
 /// let semaphore = Semaphore::new(2);
 /// let (a, b) = Loop::new().run((semaphore.acquire(), semaphore.acquire())).unwrap();
 /// assert_eq!(semaphore.available(), 0);
+/// assert_eq!(format!("{a:?}"), "SemaphoreGuard(Semaphore { available: 0, .. })");
 /// drop(a);
 /// assert_eq!(semaphore.available(), 1);
 /// drop(b);
 /// assert_eq!(semaphore.available(), 2);
 /// ```
+#[derive(Debug)]
 #[must_use = "the permit is given back as soon as the guard drops"]
 pub struct SemaphoreGuard(Semaphore);
 
 impl Drop for SemaphoreGuard {
     fn drop(&mut self) {
         self.0.release();
-    }
-}
-
-impl fmt::Debug for SemaphoreGuard {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SemaphoreGuard").finish_non_exhaustive()
     }
 }
 
@@ -618,14 +618,16 @@ impl Barrier {
     pub fn wait(&self) -> Coro<usize> {
         let barrier = self.clone();
         coroutine(&BARRIER, move |co| async move {
-            let mut state = lock(&barrier.0);
-            let (index, released) = (state.arrived, state.released.clone());
-            state.arrived = (index + 1) % state.n;
-            // The last to arrive lets its generation go, and the next waits on a new event.
-            if state.arrived == 0 {
-                std::mem::take(&mut state.released).set();
-            }
-            drop(state);
+            let (index, released) = {
+                let mut state = lock(&barrier.0);
+                let arrival = (state.arrived, state.released.clone());
+                state.arrived = (arrival.0 + 1) % state.n;
+                // The last to arrive lets its generation go; the next waits on a new event.
+                if state.arrived == 0 {
+                    std::mem::take(&mut state.released).set();
+                }
+                arrival
+            };
             suspend(&co, released.wait(), line!()).await?;
             Ok(index)
         })
