@@ -115,15 +115,21 @@ impl<K: Copy + Ord, V> Arrivals<K, V> {
     }
 }
 
-/// Tokens of coroutines: usually one, sometimes many (boxed, to keep entries small).
+/// None, one or many: usually one; many are boxed, to keep the entries that hold them small.
 #[derive(Default)]
-pub(crate) enum Keys<K> {
+pub(crate) enum Few<K, M> {
     #[default]
     None,
     One(K),
-    #[allow(clippy::box_collection, reason = "one pointer, not three, in every entry")]
-    Many(Box<Vec<K>>),
+    Many(Box<M>),
 }
+
+/// Tokens of coroutines.
+pub(crate) type Keys<K> = Few<K, Vec<K>>;
+
+/// Who waits on a coroutine, each once, in the order they came. A waiter that stops waiting
+/// while the coroutine goes on (its timed wait ran out) leaves in O(log n).
+pub(crate) type Waiters = Few<u32, Arrivals<u32, ()>>;
 
 impl<K: Copy> Keys<K> {
     pub(crate) fn push(&mut self, key: K) {
@@ -141,17 +147,6 @@ impl<K: Copy> Keys<K> {
             Keys::Many(keys) => keys,
         }
     }
-}
-
-/// Who waits on a coroutine, each once, in the order they came: usually one, sometimes many
-/// (boxed, to keep entries small). A waiter that stops waiting while the coroutine goes on (its
-/// timed wait ran out) leaves in O(log n).
-#[derive(Default)]
-pub(crate) enum Waiters {
-    #[default]
-    None,
-    One(u32),
-    Many(Box<Arrivals<u32, ()>>),
 }
 
 impl Waiters {

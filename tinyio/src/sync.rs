@@ -10,7 +10,7 @@ use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::{Poll, Waker};
+use std::task::{Poll, Waker, ready};
 use std::time::{Duration, Instant};
 
 use crate::Coro;
@@ -44,6 +44,27 @@ struct Queue<S> {
 impl<S> Queue<S> {
     fn woken(&self, ticket: u64) -> bool {
         ticket <= self.woken.load(Ordering::Acquire)
+    }
+
+    /// Polls a wait that holds `ticket` (0: none yet). Ready once it is woken; or at once if
+    /// nobody queues and `pass` lets it through (asked under the lock, with what the lock
+    /// guards); else it joins the queue.
+    fn poll(&self, ticket: &mut u64, cx: &Cx<'_>, pass: impl FnOnce(&mut S) -> bool) -> Poll<()> {
+        match *ticket {
+            0 => {}
+            queued if self.woken(queued) => {
+                *ticket = 0;
+                return Poll::Ready(());
+            }
+            _ => return Poll::Pending,
+        }
+        let mut list = lock(&self.list);
+        let (held, waits) = &mut *list;
+        if waits.is_empty() && pass(held) {
+            return Poll::Ready(());
+        }
+        *ticket = waits.push((cx.waker)());
+        Poll::Pending
     }
 
     /// Wakes the first wait on `list` (this queue's, locked); false if none waits.
@@ -221,19 +242,12 @@ impl<O: Outcome> Leaf for EventWait<O> {
 
     fn poll(&mut self, cx: &mut Cx<'_>) -> Poll<Result<O, Error>> {
         let state = &*self.event.0;
-        if self.ticket == 0 {
-            if state.set.load(Ordering::Acquire) {
-                return Poll::Ready(Ok(O::of(true)));
-            }
-            let mut list = lock(&state.waits.list);
-            // Checked again under the lock, which `set` takes after setting the flag: either
-            // this sees the flag, or `set` sees this wait.
-            if state.set.load(Ordering::Relaxed) {
-                return Poll::Ready(Ok(O::of(true)));
-            }
-            self.ticket = list.1.push((cx.waker)());
-        } else if state.waits.woken(self.ticket) {
-            self.ticket = 0;
+        // Read again under the lock, which `set` takes after setting the flag: either this
+        // wait sees the flag, or `set` sees this wait. (Waits queued when the flag is read
+        // set are woken by the `set` that has yet to take the lock.)
+        let set = |_: &mut ()| state.set.load(Ordering::Relaxed);
+        let ready = self.ticket == 0 && state.set.load(Ordering::Acquire);
+        if ready || state.waits.poll(&mut self.ticket, cx, set).is_ready() {
             return Poll::Ready(Ok(O::of(true)));
         }
         match self.deadline {
@@ -346,20 +360,13 @@ impl Leaf for Acquire {
     type Output = SemaphoreGuard;
 
     fn poll(&mut self, cx: &mut Cx<'_>) -> Poll<Result<SemaphoreGuard, Error>> {
-        let queue = &*self.semaphore.0;
-        if self.ticket == 0 {
-            let mut list = lock(&queue.list);
-            let (permits, waits) = &mut *list;
-            if *permits == 0 || !waits.is_empty() {
-                self.ticket = waits.push((cx.waker)());
-                return Poll::Pending;
-            }
-            *permits -= 1;
-        } else if queue.woken(self.ticket) {
-            self.ticket = 0; // handed a permit by `release`
-        } else {
-            return Poll::Pending;
-        }
+        // Takes a free permit, unless others queue for one: woken, it was handed one by `release`.
+        let take = |permits: &mut usize| {
+            let free = *permits > 0;
+            *permits -= usize::from(free);
+            free
+        };
+        ready!(self.semaphore.0.poll(&mut self.ticket, cx, take));
         Poll::Ready(Ok(SemaphoreGuard(self.semaphore.clone())))
     }
 }
@@ -416,12 +423,10 @@ impl Drop for SemaphoreGuard {
 /// Loop::new().run((push(log.clone(), 1), push(log.clone(), 2))).unwrap();
 /// assert_eq!(log.into_inner(), Some(vec![1, 2]));
 /// ```
-pub struct Lock<T = ()>(Arc<Locked<T>>);
-
-struct Locked<T> {
+pub struct Lock<T = ()> {
     permit: Semaphore,
     /// The data, while nobody holds the lock; the holder's guard has it otherwise.
-    data: Mutex<Option<T>>,
+    data: Arc<Mutex<Option<T>>>,
 }
 
 impl Lock<()> {
@@ -449,7 +454,7 @@ impl<T> Lock<T> {
     /// assert_eq!(lock.into_inner(), Some(5));
     /// ```
     pub fn with_data(data: T) -> Self {
-        Lock(Arc::new(Locked { permit: Semaphore::new(1), data: Mutex::new(Some(data)) }))
+        Lock { permit: Semaphore::new(1), data: Arc::new(Mutex::new(Some(data))) }
     }
 
     /// A coroutine that finishes with the guard once the lock is free. It does not borrow the
@@ -469,11 +474,11 @@ impl<T> Lock<T> {
     where
         T: 't,
     {
-        let locked = self.0.clone();
+        let (permit, home) = (self.permit.clone(), self.data.clone());
         coroutine(&LOCK, move |co| async move {
-            let permit = suspend(&co, locked.permit.acquire(), line!()).await?;
-            let data = lock(&locked.data).take();
-            Ok(LockGuard { data, locked, _permit: permit })
+            let permit = suspend(&co, permit.acquire(), line!()).await?;
+            let data = lock(&home).take();
+            Ok(LockGuard { data, home, _permit: permit })
         })
     }
 
@@ -501,14 +506,13 @@ impl<T> Lock<T> {
     /// assert_eq!(other.into_inner(), Some(3));
     /// ```
     pub fn into_inner(self) -> Option<T> {
-        Arc::into_inner(self.0)
-            .and_then(|locked| locked.data.into_inner().unwrap_or_else(PoisonError::into_inner))
+        Arc::into_inner(self.data)?.into_inner().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
 impl<T> Clone for Lock<T> {
     fn clone(&self) -> Self {
-        Lock(self.0.clone())
+        Lock { permit: self.permit.clone(), data: self.data.clone() }
     }
 }
 
@@ -520,7 +524,7 @@ impl Default for Lock<()> {
 
 impl<T> fmt::Debug for Lock<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let locked = self.0.permit.available() == 0;
+        let locked = self.permit.available() == 0;
         f.debug_struct("Lock").field("locked", &locked).finish_non_exhaustive()
     }
 }
@@ -540,14 +544,15 @@ impl<T> fmt::Debug for Lock<T> {
 #[must_use = "the lock is released as soon as the guard drops"]
 pub struct LockGuard<T> {
     data: Option<T>,
-    locked: Arc<Locked<T>>,
+    /// Where the data goes back to.
+    home: Arc<Mutex<Option<T>>>,
     _permit: SemaphoreGuard,
 }
 
 impl<T> Drop for LockGuard<T> {
     fn drop(&mut self) {
         // The data goes home before the permit (a field, dropped after this) lets the next in.
-        *lock(&self.locked.data) = self.data.take();
+        *lock(&self.home) = self.data.take();
     }
 }
 
