@@ -1,6 +1,6 @@
 //! Queues in order of arrival that any entry can leave: [`Tickets`], the waiters of events and
-//! semaphores; [`Waiters`] (over [`Arrivals`]), the waiters of a coroutine in the run's table,
-//! keyed by who waits. And [`Keys`], a small list of wake tokens.
+//! semaphores; [`Arrivals`], the same keyed by who waits. And, for the run's table, [`Few`]
+//! in two shapes: [`Waiters`] (the waiters of a coroutine) and [`Keys`] (wake tokens).
 
 use std::collections::{BTreeMap, VecDeque};
 
