@@ -1,100 +1,8 @@
 //! Queues in order of arrival that any entry can leave: [`Tickets`], the waiters of events and
-//! semaphores; [`Waiters`] (over [`Arrivals`]), the waiters of a coroutine in the run's table,
-//! keyed by who waits. And [`Keys`], a small list of wake tokens.
+//! semaphores; [`Arrivals`], the same keyed by who waits. And, for the run's table, [`Few`]
+//! in two shapes: [`Waiters`] (the waiters of a coroutine) and [`Keys`] (wake tokens).
 
-use std::collections::hash_map::Entry;
-use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::hash::{BuildHasherDefault, Hash, Hasher};
-
-/// Entries in the order they arrived, each found by its key. Adding one, finding one and taking
-/// one out from anywhere cost O(log n), so n waiters that leave one by one (cancelled, timed
-/// out) cost O(n log n) in all, where a list scanned for each would cost O(n^2).
-///
-/// Each arrival takes the next ticket: `order` is sorted by ticket, so first come is first
-/// out, and `tickets` gives the ticket of a key. Both always hold the same keys.
-pub(crate) struct Arrivals<K, V> {
-    order: BTreeMap<u64, (K, V)>,
-    tickets: HashMap<K, u64, BuildHasherDefault<WordHasher>>,
-    next: u64,
-}
-
-/// Hashes the keys of [`Arrivals`]: table keys, wake tokens and loop addresses, which nobody
-/// picks to collide, so a multiply-and-rotate hash (rustc's FxHash) does, at a fraction of the
-/// cost of the default SipHash.
-#[derive(Default)]
-struct WordHasher(u64);
-
-impl WordHasher {
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
-    }
-}
-
-impl Hasher for WordHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for &byte in bytes {
-            self.add(u64::from(byte));
-        }
-    }
-
-    fn write_u32(&mut self, word: u32) {
-        self.add(u64::from(word));
-    }
-
-    fn write_u64(&mut self, word: u64) {
-        self.add(word);
-    }
-
-    fn write_usize(&mut self, word: usize) {
-        self.add(word as u64);
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-impl<K, V> Default for Arrivals<K, V> {
-    fn default() -> Self {
-        Arrivals { order: BTreeMap::new(), tickets: HashMap::default(), next: 0 }
-    }
-}
-
-impl<K: Copy + Eq + Hash, V> Arrivals<K, V> {
-    /// Adds `value` at the back, under `key`. If `key` is already here, nothing changes (it
-    /// keeps its place) and the answer is false.
-    pub(crate) fn push(&mut self, key: K, value: V) -> bool {
-        match self.tickets.entry(key) {
-            Entry::Occupied(_) => false,
-            Entry::Vacant(vacant) => {
-                vacant.insert(self.next);
-                self.order.insert(self.next, (key, value));
-                self.next += 1;
-                true
-            }
-        }
-    }
-
-    /// Takes `key` out, wherever it is.
-    pub(crate) fn remove(&mut self, key: K) -> Option<V> {
-        let ticket = self.tickets.remove(&key)?;
-        let (_, value) = self.order.remove(&ticket).expect("a ticket names an entry");
-        Some(value)
-    }
-
-    pub(crate) fn contains(&self, key: K) -> bool {
-        self.tickets.contains_key(&key)
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.tickets.len()
-    }
-
-    /// The keys and values, first come first.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (K, &V)> {
-        self.order.values().map(|(key, value)| (*key, value))
-    }
-}
+use std::collections::{BTreeMap, VecDeque};
 
 /// Values in order of arrival, each named by the ticket it was given (tickets only grow, from
 /// 1): first in, first out, and any one can leave early. One that leaves is marked gone in
@@ -133,20 +41,10 @@ impl<V> Tickets<V> {
         None
     }
 
-    fn find(&self, ticket: u64) -> Option<usize> {
-        let i = self.queue.binary_search_by_key(&ticket, |&(t, _)| t).ok()?;
-        self.queue[i].1.is_some().then_some(i)
-    }
-
-    #[cfg(test)]
-    fn contains(&self, ticket: u64) -> bool {
-        self.find(ticket).is_some()
-    }
-
     /// Takes `ticket`'s value out of the queue, if it is still in.
     pub(crate) fn remove(&mut self, ticket: u64) -> Option<V> {
-        let i = self.find(ticket)?;
-        let value = self.queue[i].1.take();
+        let i = self.queue.binary_search_by_key(&ticket, |&(t, _)| t).ok()?;
+        let value = self.queue[i].1.take()?;
         self.live -= 1;
         while matches!(self.queue.back(), Some((_, None))) {
             self.queue.pop_back();
@@ -157,38 +55,88 @@ impl<V> Tickets<V> {
         if self.queue.len() > 2 * self.live + 16 {
             self.queue.retain(|(_, value)| value.is_some());
         }
-        value
+        Some(value)
     }
 
     pub(crate) fn is_empty(&self) -> bool {
         self.live == 0
     }
 
-    /// The last ticket given.
-    pub(crate) fn last(&self) -> u64 {
-        self.last
+    #[cfg(test)]
+    fn contains(&self, ticket: u64) -> bool {
+        let found = self.queue.binary_search_by_key(&ticket, |&(t, _)| t);
+        found.is_ok_and(|i| self.queue[i].1.is_some())
+    }
+
+    /// The values still in, first come first.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &V> {
+        self.queue.iter().filter_map(|(_, value)| value.as_ref())
     }
 }
 
-/// Tokens of coroutines: usually one, sometimes many (boxed, to keep entries small).
+/// Entries in the order they arrived, each found by its key: a [`Tickets`] queue, and the
+/// ticket of each key. Adding one, finding one and taking one out from anywhere cost O(log n),
+/// so n waiters that leave one by one (cancelled, timed out) cost O(n log n) in all, where a
+/// list scanned for each would cost O(n^2). Both always hold the same keys.
 #[derive(Default)]
-pub(crate) enum Keys<K> {
+pub(crate) struct Arrivals<K, V> {
+    order: Tickets<(K, V)>,
+    tickets: BTreeMap<K, u64>,
+}
+
+impl<K: Copy + Ord, V> Arrivals<K, V> {
+    /// Adds `value` at the back, under `key`. If `key` is already here, nothing changes (it
+    /// keeps its place) and the answer is false.
+    pub(crate) fn push(&mut self, key: K, value: V) -> bool {
+        let fresh = !self.contains(key);
+        if fresh {
+            self.tickets.insert(key, self.order.push((key, value)));
+        }
+        fresh
+    }
+
+    /// Takes `key` out, wherever it is.
+    pub(crate) fn remove(&mut self, key: K) -> Option<V> {
+        let ticket = self.tickets.remove(&key)?;
+        self.order.remove(ticket).map(|(_, value)| value)
+    }
+
+    pub(crate) fn contains(&self, key: K) -> bool {
+        self.tickets.contains_key(&key)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.tickets.len()
+    }
+
+    /// The keys and values, first come first.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (K, &V)> {
+        self.order.iter().map(|(key, value)| (*key, value))
+    }
+}
+
+/// None, one or many: usually one; many are boxed, to keep the entries that hold them small.
+#[derive(Default)]
+pub(crate) enum Few<K, M> {
     #[default]
     None,
     One(K),
-    #[allow(clippy::box_collection, reason = "one pointer, not three, in every entry")]
-    Many(Box<Vec<K>>),
+    Many(Box<M>),
 }
+
+/// Tokens of coroutines.
+pub(crate) type Keys<K> = Few<K, Vec<K>>;
+
+/// Who waits on a coroutine, each once, in the order they came. A waiter that stops waiting
+/// while the coroutine goes on (its timed wait ran out) leaves in O(log n).
+pub(crate) type Waiters = Few<u32, Arrivals<u32, ()>>;
 
 impl<K: Copy> Keys<K> {
     pub(crate) fn push(&mut self, key: K) {
-        *self = match std::mem::take(self) {
-            Keys::None => Keys::One(key),
-            Keys::One(first) => Keys::Many(Box::new(vec![first, key])),
-            Keys::Many(mut keys) => {
-                keys.push(key);
-                Keys::Many(keys)
-            }
+        match self {
+            Keys::None => *self = Keys::One(key),
+            Keys::One(first) => *self = Keys::Many(Box::new(vec![*first, key])),
+            Keys::Many(keys) => keys.push(key),
         }
     }
 
@@ -201,17 +149,6 @@ impl<K: Copy> Keys<K> {
     }
 }
 
-/// Who waits on a coroutine, each once, in the order they came: usually one, sometimes many
-/// (boxed, to keep entries small). A waiter that stops waiting while the coroutine goes on (its
-/// timed wait ran out) leaves in O(log n).
-#[derive(Default)]
-pub(crate) enum Waiters {
-    #[default]
-    None,
-    One(u32),
-    Many(Box<Arrivals<u32, ()>>),
-}
-
 impl Waiters {
     /// Adds `waiter` at the back; false if it waits here already (it counts once).
     pub(crate) fn push(&mut self, waiter: u32) -> bool {
@@ -219,10 +156,10 @@ impl Waiters {
             Waiters::None => *self = Waiters::One(waiter),
             Waiters::One(first) if *first == waiter => return false,
             Waiters::One(first) => {
-                let mut many = Arrivals::default();
+                let mut many = Box::<Arrivals<u32, ()>>::default();
                 many.push(*first, ());
-                many.push(waiter, ());
-                *self = Waiters::Many(Box::new(many));
+                *self = Waiters::Many(many);
+                return self.push(waiter);
             }
             Waiters::Many(many) => return many.push(waiter, ()),
         }

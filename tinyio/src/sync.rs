@@ -1,11 +1,16 @@
 //! Synchronisation between coroutines: [`Event`] (also from other threads), [`Semaphore`],
-//! [`Lock`], [`Barrier`].
+//! [`Lock`] (a semaphore of one, with data), [`Barrier`] (an event per generation).
+//!
+//! An event's waits and a semaphore's waits queue alike, in a `Queue`: a wait that cannot pass
+//! at once takes a ticket with its waker; `set` wakes the whole queue, a permit given back wakes
+//! the first; a woken wait knows it by its ticket, and a wait that gives up leaves in O(log n).
 
 use std::fmt;
+use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::{Poll, Waker};
+use std::task::{Poll, Waker, ready};
 use std::time::{Duration, Instant};
 
 use crate::Coro;
@@ -22,6 +27,58 @@ static BARRIER: Site = site!("Barrier::wait");
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The waits on an event or a semaphore: their wakers by ticket, first come first woken, beside
+/// `S`, what else the lock guards (a semaphore's free permits). Waits are woken from the front
+/// and tickets grow, so a wait that still holds a ticket at most `woken` has been woken, and is
+/// off the list.
+#[derive(Default)]
+struct Queue<S> {
+    list: Mutex<(S, Tickets<Waker>)>,
+    /// The last ticket woken: written under the lock before its waker is woken, so that the
+    /// woken wait sees it without the lock.
+    woken: AtomicU64,
+}
+
+impl<S> Queue<S> {
+    fn woken(&self, ticket: u64) -> bool {
+        ticket <= self.woken.load(Ordering::Acquire)
+    }
+
+    /// Polls a wait that holds `ticket` (0: none yet). Ready once it is woken; or at once if
+    /// nobody queues and `pass` lets it through (asked under the lock, with what the lock
+    /// guards); else it joins the queue.
+    fn poll(&self, ticket: &mut u64, cx: &Cx<'_>, pass: impl FnOnce(&mut S) -> bool) -> Poll<()> {
+        match *ticket {
+            0 => {}
+            queued if self.woken(queued) => {
+                *ticket = 0;
+                return Poll::Ready(());
+            }
+            _ => return Poll::Pending,
+        }
+        let mut list = lock(&self.list);
+        let (held, waits) = &mut *list;
+        if waits.is_empty() && pass(held) {
+            return Poll::Ready(());
+        }
+        *ticket = waits.push((cx.waker)());
+        Poll::Pending
+    }
+
+    /// Wakes the first wait on `list` (this queue's, locked); false if none waits.
+    fn wake_first(&self, list: &mut Tickets<Waker>) -> bool {
+        let Some((ticket, waker)) = list.pop() else { return false };
+        self.woken.store(ticket, Ordering::Release);
+        waker.wake();
+        true
+    }
+
+    /// Takes the wait holding `ticket` (0: none) off the list; false if it had been woken.
+    fn leave(&self, ticket: u64) -> bool {
+        ticket != 0 && !self.woken(ticket) && lock(&self.list).1.remove(ticket).is_some()
+    }
 }
 
 /// A flag that coroutines can wait on, set from a coroutine or from any thread.
@@ -50,12 +107,8 @@ pub struct Event(Arc<EventState>);
 #[derive(Default)]
 struct EventState {
     set: AtomicBool,
-    /// The wakers of the waits in progress, by ticket: first come, first woken. Waits of any
-    /// loop, and of any thread, alike.
-    waiters: Mutex<Tickets<Waker>>,
-    /// Every wait whose ticket is at most this has been woken by a `set`: written under the
-    /// lock before the wakers are woken, so that a woken wait sees it without the lock.
-    woken: AtomicU64,
+    /// The waits in progress, of any loop and of any thread alike.
+    waits: Queue<()>,
 }
 
 impl Event {
@@ -82,15 +135,9 @@ impl Event {
         // Ordered by the lock: a wait that takes the lock after this `set` sees the flag; one
         // that took it before is on the list that this `set` then takes.
         state.set.store(true, Ordering::Release);
-        let mut tickets = lock(&state.waiters);
-        if tickets.is_empty() {
-            return;
-        }
-        state.woken.store(tickets.last(), Ordering::Release);
+        let mut list = lock(&state.waits.list);
         // Woken under the lock: a wait that leaves meanwhile has left before, or is woken.
-        while let Some((_, waker)) = tickets.pop() {
-            waker.wake();
-        }
+        while state.waits.wake_first(&mut list.1) {}
     }
 
     /// Clears the flag. Waiters already woken stay woken.
@@ -134,8 +181,7 @@ impl Event {
     /// ```
     #[track_caller]
     pub fn wait(&self) -> Coro<()> {
-        let wait = EventWait { event: self.clone(), ticket: None, deadline: None };
-        Coroutine::leaf(&EVENT_WAIT, Ignore(wait))
+        Coroutine::leaf(&EVENT_WAIT, EventWait::new(self, None))
     }
 
     /// Like [`wait`](Event::wait), for at most `timeout`: `true` if the flag was set, `false` if
@@ -152,8 +198,7 @@ impl Event {
     /// ```
     #[track_caller]
     pub fn wait_timeout(&self, timeout: Duration) -> Coro<bool> {
-        let deadline = Some(crate::time::after(timeout));
-        Coroutine::leaf(&EVENT_WAIT, EventWait { event: self.clone(), ticket: None, deadline })
+        Coroutine::leaf(&EVENT_WAIT, EventWait::new(self, Some(crate::time::after(timeout))))
     }
 }
 
@@ -163,38 +208,53 @@ impl fmt::Debug for Event {
     }
 }
 
-struct EventWait {
+struct EventWait<O> {
     event: Event,
-    /// Its ticket while it waits on the event's list.
-    ticket: Option<u64>,
+    /// Its ticket while it waits on the event's queue (0: none).
+    ticket: u64,
     deadline: Option<Instant>,
+    outcome: PhantomData<O>,
 }
 
-impl Leaf for EventWait {
-    type Output = bool;
+/// What a wait on an event gives: nothing, or whether the event was set (`bool`).
+trait Outcome {
+    fn of(set: bool) -> Self;
+}
 
-    fn poll(&mut self, cx: &mut Cx<'_>) -> Poll<Result<bool, Error>> {
+impl Outcome for () {
+    fn of(_: bool) {}
+}
+
+impl Outcome for bool {
+    fn of(set: bool) -> bool {
+        set
+    }
+}
+
+impl<O> EventWait<O> {
+    fn new(event: &Event, deadline: Option<Instant>) -> Self {
+        EventWait { event: event.clone(), ticket: 0, deadline, outcome: PhantomData }
+    }
+}
+
+impl<O: Outcome> Leaf for EventWait<O> {
+    type Output = O;
+
+    fn poll(&mut self, cx: &mut Cx<'_>) -> Poll<Result<O, Error>> {
         let state = &*self.event.0;
-        match self.ticket {
-            Some(_) if self.woken() => {
-                self.ticket = None;
-                return Poll::Ready(Ok(true));
-            }
-            Some(_) => {}
-            None if state.set.load(Ordering::Acquire) => return Poll::Ready(Ok(true)),
-            None => {
-                let mut tickets = lock(&state.waiters);
-                // Checked again under the lock, which `set` takes after setting the flag:
-                // either this sees the flag, or `set` sees this wait.
-                if state.set.load(Ordering::Relaxed) {
-                    return Poll::Ready(Ok(true));
-                }
-                self.ticket = Some(tickets.push((cx.waker)()));
-            }
+        // Read again under the lock, which `set` takes after setting the flag: either this
+        // wait sees the flag, or `set` sees this wait. (Waits queued when the flag is read
+        // set are woken by the `set` that has yet to take the lock.)
+        let set = |_: &mut ()| state.set.load(Ordering::Relaxed);
+        let ready = self.ticket == 0 && state.set.load(Ordering::Acquire);
+        if ready || state.waits.poll(&mut self.ticket, cx, set).is_ready() {
+            return Poll::Ready(Ok(O::of(true)));
         }
         match self.deadline {
-            // Off the list, unless a `set` took it off first.
-            Some(deadline) if cx.passed(deadline) => Poll::Ready(Ok(!self.deregister())),
+            // Off the queue, unless a `set` took it off first.
+            Some(deadline) if cx.passed(deadline) => {
+                Poll::Ready(Ok(O::of(!state.waits.leave(std::mem::take(&mut self.ticket)))))
+            }
             _ => Poll::Pending,
         }
     }
@@ -204,25 +264,9 @@ impl Leaf for EventWait {
     }
 }
 
-impl EventWait {
-    /// Whether a `set` has woken this wait.
-    fn woken(&self) -> bool {
-        let woken = self.event.0.woken.load(Ordering::Acquire);
-        self.ticket.is_some_and(|ticket| ticket <= woken)
-    }
-
-    /// Takes this wait off the event; false if a `set` had taken it off.
-    fn deregister(&mut self) -> bool {
-        let left = !self.woken()
-            && (self.ticket).is_some_and(|t| lock(&self.event.0.waiters).remove(t).is_some());
-        self.ticket = None;
-        left
-    }
-}
-
-impl Drop for EventWait {
+impl<O> Drop for EventWait<O> {
     fn drop(&mut self) {
-        self.deregister();
+        self.event.0.waits.leave(self.ticket);
     }
 }
 
@@ -248,24 +292,7 @@ impl Drop for EventWait {
 /// assert_eq!(most.get(), 2);
 /// ```
 #[derive(Clone)]
-pub struct Semaphore(Arc<Mutex<SemaphoreState>>);
-
-/// Waiters queue with tickets in increasing order, and `release` hands permits over from the
-/// front: so a waiter still waiting was handed one exactly when its ticket is at most the last
-/// ticket served (the ones before it have all left the queue, served or cancelled).
-struct SemaphoreState {
-    permits: usize,
-    /// By ticket: a waiter that gives up leaves in O(log n).
-    queue: Tickets<Waker>,
-    /// The ticket of the last waiter handed a permit (0: none yet).
-    served: u64,
-}
-
-impl SemaphoreState {
-    fn served(&self, ticket: u64) -> bool {
-        ticket <= self.served
-    }
-}
+pub struct Semaphore(Arc<Queue<usize>>);
 
 impl Semaphore {
     /// A semaphore with `permits` permits. Panics if `permits` is zero: nobody could ever pass.
@@ -279,11 +306,8 @@ impl Semaphore {
             permits > 0,
             "`Semaphore::new(0)` would block every `acquire` forever; use at least 1"
         );
-        Semaphore(Arc::new(Mutex::new(SemaphoreState {
-            permits,
-            queue: Tickets::default(),
-            served: 0,
-        })))
+        let list = Mutex::new((permits, Tickets::default()));
+        Semaphore(Arc::new(Queue { list, woken: AtomicU64::new(0) }))
     }
 
     /// A coroutine that finishes with a permit once one is free.
@@ -299,7 +323,7 @@ impl Semaphore {
     /// ```
     #[track_caller]
     pub fn acquire(&self) -> Coro<SemaphoreGuard> {
-        Coroutine::leaf(&ACQUIRE, Acquire { semaphore: self.clone(), ticket: None })
+        Coroutine::leaf(&ACQUIRE, Acquire { semaphore: self.clone(), ticket: 0 })
     }
 
     /// How many permits are free now.
@@ -308,18 +332,14 @@ impl Semaphore {
     /// assert_eq!(tinyio::Semaphore::new(3).available(), 3);
     /// ```
     pub fn available(&self) -> usize {
-        lock(&self.0).permits
+        lock(&self.0.list).0
     }
 
     /// Gives a permit back: to the first in the queue, or to the pool.
     fn release(&self) {
-        let mut state = lock(&self.0);
-        match state.queue.pop() {
-            Some((ticket, next)) => {
-                state.served = ticket;
-                next.wake();
-            }
-            None => state.permits += 1,
+        let mut list = lock(&self.0.list);
+        if !self.0.wake_first(&mut list.1) {
+            list.0 += 1;
         }
     }
 }
@@ -332,27 +352,21 @@ impl fmt::Debug for Semaphore {
 
 struct Acquire {
     semaphore: Semaphore,
-    /// Once queued: its ticket.
-    ticket: Option<u64>,
+    /// Its ticket while it waits in the queue (0: none).
+    ticket: u64,
 }
 
 impl Leaf for Acquire {
     type Output = SemaphoreGuard;
 
     fn poll(&mut self, cx: &mut Cx<'_>) -> Poll<Result<SemaphoreGuard, Error>> {
-        let mut state = lock(&self.semaphore.0);
-        match self.ticket {
-            Some(ticket) if state.served(ticket) => {
-                self.ticket = None; // handed a permit by `release`
-            }
-            Some(_) => return Poll::Pending,
-            None if state.permits > 0 && state.queue.is_empty() => state.permits -= 1,
-            None => {
-                self.ticket = Some(state.queue.push((cx.waker)()));
-                return Poll::Pending;
-            }
-        }
-        drop(state);
+        // Takes a free permit, unless others queue for one: woken, it was handed one by `release`.
+        let take = |permits: &mut usize| {
+            let free = *permits > 0;
+            *permits -= usize::from(free);
+            free
+        };
+        ready!(self.semaphore.0.poll(&mut self.ticket, cx, take));
         Poll::Ready(Ok(SemaphoreGuard(self.semaphore.clone())))
     }
 }
@@ -360,14 +374,8 @@ impl Leaf for Acquire {
 impl Drop for Acquire {
     fn drop(&mut self) {
         // Cancelled while queued: leave the queue, or pass on a permit handed over meanwhile.
-        if let Some(ticket) = self.ticket.take() {
-            let mut state = lock(&self.semaphore.0);
-            if state.served(ticket) {
-                drop(state);
-                self.semaphore.release();
-            } else {
-                state.queue.remove(ticket);
-            }
+        if self.ticket != 0 && !self.semaphore.0.leave(self.ticket) {
+            self.semaphore.release();
         }
     }
 }
@@ -380,23 +388,19 @@ impl Drop for Acquire {
 /// let semaphore = Semaphore::new(2);
 /// let (a, b) = Loop::new().run((semaphore.acquire(), semaphore.acquire())).unwrap();
 /// assert_eq!(semaphore.available(), 0);
+/// assert_eq!(format!("{a:?}"), "SemaphoreGuard(Semaphore { available: 0, .. })");
 /// drop(a);
 /// assert_eq!(semaphore.available(), 1);
 /// drop(b);
 /// assert_eq!(semaphore.available(), 2);
 /// ```
+#[derive(Debug)]
 #[must_use = "the permit is given back as soon as the guard drops"]
 pub struct SemaphoreGuard(Semaphore);
 
 impl Drop for SemaphoreGuard {
     fn drop(&mut self) {
         self.0.release();
-    }
-}
-
-impl fmt::Debug for SemaphoreGuard {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SemaphoreGuard").finish_non_exhaustive()
     }
 }
 
@@ -419,12 +423,10 @@ impl fmt::Debug for SemaphoreGuard {
 /// Loop::new().run((push(log.clone(), 1), push(log.clone(), 2))).unwrap();
 /// assert_eq!(log.into_inner(), Some(vec![1, 2]));
 /// ```
-pub struct Lock<T = ()>(Arc<Locked<T>>);
-
-struct Locked<T> {
+pub struct Lock<T = ()> {
     permit: Semaphore,
     /// The data, while nobody holds the lock; the holder's guard has it otherwise.
-    data: Mutex<Option<T>>,
+    data: Arc<Mutex<Option<T>>>,
 }
 
 impl Lock<()> {
@@ -452,7 +454,7 @@ impl<T> Lock<T> {
     /// assert_eq!(lock.into_inner(), Some(5));
     /// ```
     pub fn with_data(data: T) -> Self {
-        Lock(Arc::new(Locked { permit: Semaphore::new(1), data: Mutex::new(Some(data)) }))
+        Lock { permit: Semaphore::new(1), data: Arc::new(Mutex::new(Some(data))) }
     }
 
     /// A coroutine that finishes with the guard once the lock is free. It does not borrow the
@@ -472,11 +474,11 @@ impl<T> Lock<T> {
     where
         T: 't,
     {
-        let locked = self.0.clone();
+        let (permit, home) = (self.permit.clone(), self.data.clone());
         coroutine(&LOCK, move |co| async move {
-            let permit = suspend(&co, locked.permit.acquire(), line!()).await?;
-            let data = lock(&locked.data).take();
-            Ok(LockGuard { data, locked, _permit: permit })
+            let permit = suspend(&co, permit.acquire(), line!()).await?;
+            let data = lock(&home).take();
+            Ok(LockGuard { data, home, _permit: permit })
         })
     }
 
@@ -504,14 +506,13 @@ impl<T> Lock<T> {
     /// assert_eq!(other.into_inner(), Some(3));
     /// ```
     pub fn into_inner(self) -> Option<T> {
-        Arc::into_inner(self.0)
-            .and_then(|locked| locked.data.into_inner().unwrap_or_else(PoisonError::into_inner))
+        Arc::into_inner(self.data)?.into_inner().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
 impl<T> Clone for Lock<T> {
     fn clone(&self) -> Self {
-        Lock(self.0.clone())
+        Lock { permit: self.permit.clone(), data: self.data.clone() }
     }
 }
 
@@ -523,9 +524,8 @@ impl Default for Lock<()> {
 
 impl<T> fmt::Debug for Lock<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Lock")
-            .field("locked", &(self.0.permit.available() == 0))
-            .finish_non_exhaustive()
+        let locked = self.permit.available() == 0;
+        f.debug_struct("Lock").field("locked", &locked).finish_non_exhaustive()
     }
 }
 
@@ -544,14 +544,15 @@ impl<T> fmt::Debug for Lock<T> {
 #[must_use = "the lock is released as soon as the guard drops"]
 pub struct LockGuard<T> {
     data: Option<T>,
-    locked: Arc<Locked<T>>,
+    /// Where the data goes back to.
+    home: Arc<Mutex<Option<T>>>,
     _permit: SemaphoreGuard,
 }
 
 impl<T> Drop for LockGuard<T> {
     fn drop(&mut self) {
         // The data goes home before the permit (a field, dropped after this) lets the next in.
-        *lock(&self.locked.data) = self.data.take();
+        *lock(&self.home) = self.data.take();
     }
 }
 
@@ -624,15 +625,13 @@ impl Barrier {
         coroutine(&BARRIER, move |co| async move {
             let (index, released) = {
                 let mut state = lock(&barrier.0);
-                let index = state.arrived;
-                let released = state.released.clone();
-                state.arrived += 1;
-                if state.arrived == state.n {
-                    state.arrived = 0;
-                    state.released = Event::new();
-                    released.set();
+                let arrival = (state.arrived, state.released.clone());
+                state.arrived = (arrival.0 + 1) % state.n;
+                // The last to arrive lets its generation go; the next waits on a new event.
+                if state.arrived == 0 {
+                    std::mem::take(&mut state.released).set();
                 }
-                (index, released)
+                arrival
             };
             suspend(&co, released.wait(), line!()).await?;
             Ok(index)
@@ -644,24 +643,5 @@ impl fmt::Debug for Barrier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = lock(&self.0);
         f.debug_struct("Barrier").field("n", &state.n).field("arrived", &state.arrived).finish()
-    }
-}
-
-/// A leaf whose output is dropped.
-struct Ignore<L>(L);
-
-impl<L: Leaf> Leaf for Ignore<L> {
-    type Output = ();
-
-    fn poll(&mut self, cx: &mut Cx<'_>) -> Poll<Result<(), Error>> {
-        self.0.poll(cx).map(|output| output.map(drop))
-    }
-
-    fn deadline(&self) -> Option<Instant> {
-        self.0.deadline()
-    }
-
-    fn cancel(&mut self, cx: &mut Cx<'_>) {
-        self.0.cancel(cx)
     }
 }
