@@ -1,27 +1,31 @@
 //! Bounded channels between coroutines, and from threads into a loop: [`channel`].
 
-// A channel is one queue under one lock, with the waiters of each side in arrival order. A
-// waiter leaves its line in O(log n). Waking a waiter takes it out of the line and promises it
-// one value (or one slot of room): `chosen` counts the promises not yet used, and nobody else
-// may take what is promised, so a waiter that comes late cannot overtake the ones in line. A
-// chosen waiter that gives up (it was cancelled) passes its promise to the next in line.
+// A channel is one queue under one lock, with the waiters of each side in a line, in arrival
+// order. A send and a receive are the same thing on two sides (`Side`): each waits for a supply
+// (room, or values) and, when it takes a unit of it, wakes the other side's first waiter.
+//
+// Waking a waiter takes it out of its line and promises it one unit: `chosen` counts the
+// promises not yet used, and nobody else may take what is promised, so a waiter that comes late
+// cannot overtake the ones in line. A chosen waiter that gives up (it was cancelled) passes its
+// promise on to the next in line. A waiter leaves its line in O(log n).
 //
 // A `yield_!(tx.send(v))` or `yield_!(rx.recv())` that need not wait (room, or a value, that
 // nobody in line was promised) finishes in place, as `try_send` / `try_recv` would, without
-// suspending; one that must wait becomes a leaf coroutine that joins the line. So that a
-// coroutine on an always-ready channel still lets the others run, one count per thread limits
-// how many operations in a row finish in place (see `in_place`).
+// suspending; one that must wait becomes a leaf coroutine that joins the line (`Wait`), as a
+// `*_blocking` call does on its thread. So that a coroutine on an always-ready channel still
+// lets the others run, one count per thread limits how many operations in a row finish in place
+// (see `Op::now`).
 
 use std::cell::Cell;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::fmt;
 use std::panic::Location;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Poll, Waker};
 
 use crate::Coro;
-use crate::coro::Submission;
-use crate::coro::{Coroutine, Cx, Leaf};
+use crate::arrivals::Tickets;
+use crate::coro::{Coroutine, Cx, Leaf, Submission};
 use crate::error::Error;
 use crate::site::{Site, site};
 use crate::yieldable::Yieldable;
@@ -66,8 +70,8 @@ pub fn channel<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
         capacity,
         senders: 1,
         receivers: 1,
-        receiving: Waiters::default(),
-        sending: Waiters::default(),
+        receiving: Line::default(),
+        sending: Line::default(),
     }));
     (Sender { chan: chan.clone() }, Receiver { chan })
 }
@@ -80,9 +84,9 @@ struct Chan<T> {
     /// Live `Receiver`s; at zero, sending fails.
     receivers: usize,
     /// Receivers waiting for a value.
-    receiving: Waiters,
+    receiving: Line,
     /// Senders waiting for room.
-    sending: Waiters,
+    sending: Line,
 }
 
 fn lock<T>(chan: &Mutex<Chan<T>>) -> MutexGuard<'_, Chan<T>> {
@@ -90,111 +94,150 @@ fn lock<T>(chan: &Mutex<Chan<T>>) -> MutexGuard<'_, Chan<T>> {
     chan.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-impl<T> Chan<T> {
-    /// Takes a value for a receiver (in line with `ticket`, or not in line): the one promised
-    /// to it if it was chosen, or one promised to nobody. Out of the line once it has one.
+/// One side's operation: [`Put`] a value (a send) or [`Take`] one (a receive).
+trait Side<T>: Sized {
+    type Output;
+    /// The line of this side's waiters.
+    fn line(chan: &mut Chan<T>) -> &mut Line;
+    /// How much of what this side waits for is there now (room, or values), promised or not.
+    fn supply(chan: &Chan<T>) -> usize;
+    /// Finishes with a unit of the supply if one is `free` (promised to nobody else), or with
+    /// the other side gone; else gives itself back.
+    fn finish(self, chan: &mut Chan<T>, free: bool) -> Result<Self::Output, Self>;
+}
+
+/// A send, with its value.
+struct Put<T>(T);
+
+/// A receive.
+struct Take;
+
+impl<T> Side<T> for Put<T> {
+    type Output = Result<(), SendError<T>>;
+
+    fn line(chan: &mut Chan<T>) -> &mut Line {
+        &mut chan.sending
+    }
+
+    fn supply(chan: &Chan<T>) -> usize {
+        chan.capacity - chan.queue.len()
+    }
+
     #[inline]
-    fn take(&mut self, ticket: &mut Option<u64>) -> Option<T> {
-        self.receiving.claim(ticket);
-        if self.queue.len() <= self.receiving.chosen {
-            return None;
+    fn finish(self, chan: &mut Chan<T>, free: bool) -> Result<Self::Output, Self> {
+        if chan.receivers == 0 {
+            return Ok(Err(SendError { value: self.0, cancelled: false }));
         }
-        self.receiving.leave(ticket);
-        let value = self.queue.pop_front();
-        self.sending.wake_one();
-        value
+        if !free {
+            return Err(self);
+        }
+        chan.queue.push_back(self.0);
+        chan.receiving.wake_one();
+        Ok(Ok(()))
+    }
+}
+
+impl<T> Side<T> for Take {
+    type Output = Option<T>;
+
+    fn line(chan: &mut Chan<T>) -> &mut Line {
+        &mut chan.receiving
     }
 
-    /// Queues a value for a sender (in line with `ticket`, or not in line), into the room
-    /// promised to it if it was chosen, or into room promised to nobody; else gives it back.
+    fn supply(chan: &Chan<T>) -> usize {
+        chan.queue.len()
+    }
+
     #[inline]
-    fn put(&mut self, value: T, ticket: &mut Option<u64>) -> Result<(), T> {
-        self.sending.claim(ticket);
-        if self.queue.len() + self.sending.chosen >= self.capacity {
-            return Err(value);
-        }
-        self.sending.leave(ticket);
-        self.queue.push_back(value);
-        self.receiving.wake_one();
-        Ok(())
-    }
-
-    /// A receiver that gives up leaves the line, or passes on the value promised to it.
-    fn stop_receiving(&mut self, ticket: &mut Option<u64>) {
-        if self.receiving.leave(ticket) && self.queue.len() > self.receiving.chosen {
-            self.receiving.wake_one();
-        }
-    }
-
-    /// A sender that gives up leaves the line, or passes on the room promised to it.
-    fn stop_sending(&mut self, ticket: &mut Option<u64>) {
-        if self.sending.leave(ticket) && self.queue.len() + self.sending.chosen < self.capacity {
-            self.sending.wake_one();
+    fn finish(self, chan: &mut Chan<T>, free: bool) -> Result<Option<T>, Self> {
+        if free {
+            let value = chan.queue.pop_front();
+            chan.sending.wake_one();
+            Ok(value)
+        } else if chan.senders == 0 {
+            Ok(None)
+        } else {
+            Err(self)
         }
     }
 }
 
-/// Waiters of one side, by ticket: first come, first served.
+impl<T> Chan<T> {
+    /// Tries `op` for a waiter in line with `ticket` (or not in line): with the unit promised to
+    /// it if it was chosen, or one promised to nobody. Out of the line once it finished.
+    #[inline]
+    fn attempt<K: Side<T>>(&mut self, op: K, ticket: &mut Option<u64>) -> Result<K::Output, K> {
+        K::line(self).claim(ticket);
+        let free = K::supply(self) > K::line(self).chosen;
+        let output = op.finish(self, free)?;
+        K::line(self).leave(ticket);
+        Ok(output)
+    }
+
+    /// A waiter that gives up leaves the line, or passes on the unit promised to it.
+    fn give_up<K: Side<T>>(&mut self, ticket: &mut Option<u64>) {
+        K::line(self).claim(ticket);
+        K::line(self).leave(ticket);
+        if K::supply(self) > K::line(self).chosen {
+            K::line(self).wake_one();
+        }
+    }
+}
+
+/// The waiters of one side, first come, first served.
 #[derive(Default)]
-struct Waiters {
-    next: u64,
-    queue: BTreeMap<u64, Waker>,
+struct Line {
+    waiting: Tickets<Waker>,
+    /// The ticket of the last waiter woken. Waiters are woken from the front, so a waiter that
+    /// holds a ticket up to it is out of the line.
+    woken: u64,
     /// Waiters woken with a promise (a value, or room) that they have not used yet.
     chosen: usize,
 }
 
-impl Waiters {
-    /// Joins the line, or, if still in it, keeps its place with the newest waker.
+impl Line {
+    /// Joins the line, unless already in it.
     fn wait(&mut self, ticket: &mut Option<u64>, waker: impl FnOnce() -> Waker) {
-        if let Some(queued) = ticket.and_then(|t| self.queue.get_mut(&t)) {
-            let waker = waker();
-            if !queued.will_wake(&waker) {
-                *queued = waker;
-            }
-            return;
+        if ticket.is_none() {
+            *ticket = Some(self.waiting.push(waker()));
         }
-        let t = self.next;
-        self.next += 1;
-        self.queue.insert(t, waker());
-        *ticket = Some(t);
     }
 
-    /// A waiter that was chosen takes its promise back into the common pool, to use it now:
-    /// it is out of the line (its ticket cleared).
+    /// A waiter that was woken takes its promise back into the common pool, to use it now: it
+    /// is out of the line (its ticket cleared).
     #[inline]
     fn claim(&mut self, ticket: &mut Option<u64>) {
-        if ticket.is_some_and(|t| !self.queue.contains_key(&t)) {
+        if ticket.is_some_and(|t| t <= self.woken) {
             *ticket = None;
             self.chosen = self.chosen.saturating_sub(1);
         }
     }
 
-    /// Leaves the line; true if the waiter had been chosen instead (its promise then ends).
+    /// Leaves the line, if still in it.
     #[inline]
-    fn leave(&mut self, ticket: &mut Option<u64>) -> bool {
-        let chosen = ticket.take().is_some_and(|t| self.queue.remove(&t).is_none());
-        if chosen {
-            self.chosen = self.chosen.saturating_sub(1);
+    fn leave(&mut self, ticket: &mut Option<u64>) {
+        if let Some(t) = ticket.take() {
+            self.waiting.remove(t);
         }
-        chosen
     }
 
     /// Wakes the first in line, with a promise.
     #[inline]
     fn wake_one(&mut self) {
-        if self.queue.is_empty() {
-            return; // the common case, checked without the map's descent to its first leaf
+        if self.waiting.is_empty() {
+            return;
         }
-        if let Some((_, waker)) = self.queue.pop_first() {
-            self.chosen += 1;
+        if let Some((ticket, waker)) = self.waiting.pop() {
+            (self.woken, self.chosen) = (ticket, self.chosen + 1);
             waker.wake();
         }
     }
 
     /// Wakes everyone in line, to see that the other side is gone: no promise is made, and
-    /// `claim` and `leave` saturate for them.
+    /// `claim` saturates for them.
     fn wake_all(&mut self) {
-        for waker in std::mem::take(&mut self.queue).into_values() {
+        while let Some((ticket, waker)) = self.waiting.pop() {
+            self.woken = ticket;
             waker.wake();
         }
     }
@@ -244,7 +287,7 @@ impl<T> Sender<T> {
     /// ```
     #[track_caller]
     pub fn send(&self, value: T) -> Sending<T> {
-        Sending { chan: self.chan.clone(), value, at: Location::caller() }
+        Sending(Op { chan: self.chan.clone(), kind: Put(value), at: Location::caller() })
     }
 
     /// Queues `value` if there is room now.
@@ -257,11 +300,10 @@ impl<T> Sender<T> {
     /// assert!(matches!(tx.try_send(2), Err(TrySendError::Full(2))));
     /// ```
     pub fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
-        let mut chan = lock(&self.chan);
-        if chan.receivers == 0 {
-            return Err(TrySendError::Closed(value));
+        match lock(&self.chan).attempt(Put(value), &mut None) {
+            Ok(sent) => sent.map_err(|closed| TrySendError::Closed(closed.value)),
+            Err(Put(value)) => Err(TrySendError::Full(value)),
         }
-        chan.put(value, &mut None).map_err(TrySendError::Full)
     }
 
     /// Blocks this thread until there is room, then queues `value`: for plain threads and
@@ -290,23 +332,8 @@ impl<T> Sender<T> {
     /// assert_eq!(Loop::new().run((producer, sum(rx))).unwrap(), ((), 5050));
     /// ```
     pub fn send_blocking(&self, value: T) -> Result<(), SendError<T>> {
-        let (mut ticket, mut value) = (None, value);
-        let mut chan = lock(&self.chan);
-        loop {
-            if chan.receivers == 0 || crate::thread::is_cancelled() {
-                chan.stop_sending(&mut ticket);
-                let cancelled = chan.receivers > 0;
-                return Err(SendError { value, cancelled });
-            }
-            match chan.put(value, &mut ticket) {
-                Ok(()) => return Ok(()),
-                Err(back) => value = back,
-            }
-            chan.sending.wait(&mut ticket, thread_waker);
-            drop(chan);
-            std::thread::park();
-            chan = lock(&self.chan);
-        }
+        block(&self.chan, Put(value))
+            .unwrap_or_else(|Put(value)| Err(SendError { value, cancelled: true }))
     }
 
     /// How many values are queued now.
@@ -357,7 +384,7 @@ impl<T> Receiver<T> {
     /// ```
     #[track_caller]
     pub fn recv(&self) -> Receiving<T> {
-        Receiving { chan: self.chan.clone(), at: Location::caller() }
+        Receiving(Op { chan: self.chan.clone(), kind: Take, at: Location::caller() })
     }
 
     /// Takes a value if one is queued now.
@@ -371,11 +398,10 @@ impl<T> Receiver<T> {
     /// assert_eq!(rx.try_recv(), Ok('x'));
     /// ```
     pub fn try_recv(&self) -> Result<T, TryRecvError> {
-        let mut chan = lock(&self.chan);
-        match chan.take(&mut None) {
-            Some(value) => Ok(value),
-            None if chan.senders == 0 => Err(TryRecvError::Closed),
-            None => Err(TryRecvError::Empty),
+        match lock(&self.chan).attempt(Take, &mut None) {
+            Ok(Some(value)) => Ok(value),
+            Ok(None) => Err(TryRecvError::Closed),
+            Err(Take) => Err(TryRecvError::Empty),
         }
     }
 
@@ -390,21 +416,7 @@ impl<T> Receiver<T> {
     /// assert_eq!(consumer.join().unwrap(), Some(5));
     /// ```
     pub fn recv_blocking(&self) -> Option<T> {
-        let mut ticket = None;
-        let mut chan = lock(&self.chan);
-        loop {
-            if let Some(value) = chan.take(&mut ticket) {
-                return Some(value);
-            }
-            if chan.senders == 0 || crate::thread::is_cancelled() {
-                chan.stop_receiving(&mut ticket);
-                return None;
-            }
-            chan.receiving.wait(&mut ticket, thread_waker);
-            drop(chan);
-            std::thread::park();
-            chan = lock(&self.chan);
-        }
+        block(&self.chan, Take).unwrap_or(None)
     }
 
     /// How many values are queued now.
@@ -429,63 +441,40 @@ impl<T> Receiver<T> {
     }
 }
 
-fn thread_waker() -> Waker {
-    Waker::from(Arc::new(crate::wake::Unpark(std::thread::current())))
-}
-
-impl<T> Clone for Sender<T> {
-    fn clone(&self) -> Self {
-        lock(&self.chan).senders += 1;
-        Sender { chan: self.chan.clone() }
-    }
-}
-
-impl<T> Clone for Receiver<T> {
-    fn clone(&self) -> Self {
-        lock(&self.chan).receivers += 1;
-        Receiver { chan: self.chan.clone() }
-    }
-}
-
-impl<T> Drop for Sender<T> {
-    fn drop(&mut self) {
-        let mut chan = lock(&self.chan);
-        chan.senders -= 1;
-        if chan.senders == 0 {
-            chan.receiving.wake_all();
+/// `Clone`, `Drop` and `Debug` of the two ends, which differ only in the count they keep and
+/// the line they wake when the last of them is gone.
+macro_rules! end {
+    ($End:ident, $count:ident, $other_line:ident) => {
+        impl<T> Clone for $End<T> {
+            fn clone(&self) -> Self {
+                lock(&self.chan).$count += 1;
+                $End { chan: self.chan.clone() }
+            }
         }
-    }
-}
 
-impl<T> Drop for Receiver<T> {
-    fn drop(&mut self) {
-        let mut chan = lock(&self.chan);
-        chan.receivers -= 1;
-        if chan.receivers == 0 {
-            chan.sending.wake_all();
+        impl<T> Drop for $End<T> {
+            fn drop(&mut self) {
+                let mut chan = lock(&self.chan);
+                chan.$count -= 1;
+                if chan.$count == 0 {
+                    chan.$other_line.wake_all();
+                }
+            }
         }
-    }
+
+        impl<T> fmt::Debug for $End<T> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                let chan = lock(&self.chan);
+                let (len, capacity) = (chan.queue.len(), chan.capacity);
+                let mut f = f.debug_struct(stringify!($End));
+                f.field("len", &len).field("capacity", &capacity).finish_non_exhaustive()
+            }
+        }
+    };
 }
 
-impl<T> fmt::Debug for Sender<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let chan = lock(&self.chan);
-        f.debug_struct("Sender")
-            .field("len", &chan.queue.len())
-            .field("capacity", &chan.capacity)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<T> fmt::Debug for Receiver<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let chan = lock(&self.chan);
-        f.debug_struct("Receiver")
-            .field("len", &chan.queue.len())
-            .field("capacity", &chan.capacity)
-            .finish_non_exhaustive()
-    }
-}
+end!(Sender, senders, receiving);
+end!(Receiver, receivers, sending);
 
 /// What [`Sender::send`] gives: yield it to send. `yield_!` finishes it at once when the
 /// channel has room that nobody waiting was promised (or has no receiver left), and the
@@ -514,12 +503,7 @@ impl<T> fmt::Debug for Receiver<T> {
 /// assert_eq!(rx.try_recv(), Ok(1));
 /// ```
 #[must_use = "a send does nothing until it is yielded: `yield_!(tx.send(v))`"]
-pub struct Sending<T> {
-    chan: Arc<Mutex<Chan<T>>>,
-    value: T,
-    /// Where `send` was called, to place the leaf it may become.
-    at: &'static Location<'static>,
-}
+pub struct Sending<T>(Op<T, Put<T>>);
 
 /// What [`Receiver::recv`] gives: yield it to receive. `yield_!` finishes it at once when the
 /// channel holds a value that nobody waiting was promised (or is empty with no sender left), and
@@ -553,9 +537,13 @@ pub struct Sending<T> {
 /// assert_eq!(rx.try_recv(), Ok(8));
 /// ```
 #[must_use = "a receive does nothing until it is yielded: `yield_!(rx.recv())`"]
-pub struct Receiving<T> {
+pub struct Receiving<T>(Op<T, Take>);
+
+/// A send or a receive, not yet yielded.
+struct Op<T, K> {
     chan: Arc<Mutex<Chan<T>>>,
-    /// Where `recv` was called, to place the leaf it may become.
+    kind: K,
+    /// Where `send` or `recv` was called, to place the leaf it may become.
     at: &'static Location<'static>,
 }
 
@@ -568,169 +556,127 @@ thread_local! {
     static IN_A_ROW: Cell<u32> = const { Cell::new(0) };
 }
 
-/// Runs `op` in place, unless the operations before it used up this thread's run of them
-/// ([`IN_PLACE`]). An operation that does not finish in place (it must wait, or the run is used
-/// up) suspends through the loop, where every other ready coroutine runs first: that starts a
-/// new run.
-#[inline(always)]
-fn in_place<Y: Yieldable>(
-    y: Y,
-    op: impl FnOnce(Y) -> Result<Y::Output, Y>,
-) -> Result<Y::Output, Y> {
-    let done = IN_A_ROW.get();
-    let outcome = if done < IN_PLACE { op(y) } else { Err(y) };
-    IN_A_ROW.set(if outcome.is_ok() { done + 1 } else { 0 });
-    outcome
-}
-
-impl<T: 'static> Yieldable for Sending<T> {
-    type Output = Result<(), SendError<T>>;
-    type Pending = <Coro<Self::Output> as Yieldable>::Pending;
-
-    #[inline]
-    fn now(self) -> Result<Self::Output, Self> {
-        in_place(self, |this| {
-            let mut chan = lock(&this.chan);
-            if chan.receivers == 0 {
-                drop(chan);
-                let (value, cancelled) = (this.value, false);
-                return Ok(Err(SendError { value, cancelled }));
-            }
-            match chan.put(this.value, &mut None) {
-                Ok(()) => Ok(Ok(())),
-                Err(value) => {
-                    drop(chan);
-                    Err(Sending { value, ..this })
-                }
-            }
-        })
+impl<T, K: Side<T>> Op<T, K> {
+    /// Finishes in place, as `try_send` / `try_recv` would, unless the operations before it used
+    /// up this thread's run of them ([`IN_PLACE`]). An operation that does not finish in place
+    /// (it must wait, or the run is used up) suspends through the loop, where every other ready
+    /// coroutine runs first: that starts a new run.
+    #[inline(always)]
+    fn now(self) -> Result<K::Output, Self> {
+        let done = IN_A_ROW.get();
+        let outcome = if done < IN_PLACE {
+            let mut chan = lock(&self.chan);
+            let outcome = chan.attempt(self.kind, &mut None);
+            drop(chan);
+            outcome.map_err(|kind| Op { kind, ..self })
+        } else {
+            Err(self)
+        };
+        IN_A_ROW.set(if outcome.is_ok() { done + 1 } else { 0 });
+        outcome
     }
 
-    fn submit<'s>(self, submission: &mut Submission<'s>) -> Self::Pending
+    /// The leaf coroutine that waits in line, placed at `site`.
+    fn wait(self, site: &'static Site) -> Coro<K::Output>
     where
-        Self: 's,
+        T: 'static,
+        K: 'static,
     {
-        let leaf = SendLeaf { chan: self.chan, value: Some(self.value), ticket: None };
-        Coroutine::leaf_at(&SEND, self.at, leaf).submit(submission)
-    }
-
-    fn collect(pending: Self::Pending) -> Self::Output {
-        <Coro<Self::Output> as Yieldable>::collect(pending)
+        let wait = Wait { chan: self.chan, op: Some(self.kind), ticket: None };
+        Coroutine::leaf_at(site, self.at, wait)
     }
 }
 
-impl<T: 'static> Yieldable for Receiving<T> {
-    type Output = Option<T>;
-    type Pending = <Coro<Self::Output> as Yieldable>::Pending;
+/// `Yieldable` and `Debug` of the two operations, which differ only in their output and site.
+macro_rules! operation {
+    ($Op:ident, $Output:ty, $site:ident) => {
+        impl<T: 'static> Yieldable for $Op<T> {
+            type Output = $Output;
+            type Pending = <Coro<$Output> as Yieldable>::Pending;
 
-    #[inline]
-    fn now(self) -> Result<Self::Output, Self> {
-        in_place(self, |this| {
-            let mut chan = lock(&this.chan);
-            match chan.take(&mut None) {
-                Some(value) => Ok(Some(value)),
-                None if chan.senders == 0 => Ok(None),
-                None => {
-                    drop(chan);
-                    Err(this)
-                }
+            #[inline]
+            fn now(self) -> Result<$Output, Self> {
+                self.0.now().map_err($Op)
             }
-        })
-    }
 
-    fn submit<'s>(self, submission: &mut Submission<'s>) -> Self::Pending
-    where
-        Self: 's,
-    {
-        let leaf = RecvLeaf { chan: self.chan, ticket: None };
-        Coroutine::leaf_at(&RECV, self.at, leaf).submit(submission)
-    }
+            fn submit<'s>(self, submission: &mut Submission<'s>) -> Self::Pending
+            where
+                Self: 's,
+            {
+                self.0.wait(&$site).submit(submission)
+            }
 
-    fn collect(pending: Self::Pending) -> Self::Output {
-        <Coro<Self::Output> as Yieldable>::collect(pending)
-    }
+            fn collect(pending: Self::Pending) -> $Output {
+                <Coro<$Output> as Yieldable>::collect(pending)
+            }
+        }
+
+        impl<T> fmt::Debug for $Op<T> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($Op)).finish_non_exhaustive()
+            }
+        }
+    };
 }
 
-impl<T> fmt::Debug for Sending<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Sending").finish_non_exhaustive()
-    }
-}
+operation!(Sending, Result<(), SendError<T>>, SEND);
+operation!(Receiving, Option<T>, RECV);
 
-impl<T> fmt::Debug for Receiving<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Receiving").finish_non_exhaustive()
-    }
-}
-
-/// The leaf of a [`Sending`] that waits.
-struct SendLeaf<T> {
+/// An operation that waits: as the leaf of a [`Sending`] or [`Receiving`], or in a
+/// `*_blocking` call.
+struct Wait<T, K: Side<T>> {
     chan: Arc<Mutex<Chan<T>>>,
-    /// Until queued (or given back).
-    value: Option<T>,
-    /// Once waiting for room: its place in line.
+    /// Until it finishes.
+    op: Option<K>,
+    /// Once in line: its ticket.
     ticket: Option<u64>,
 }
 
-impl<T> Leaf for SendLeaf<T> {
-    type Output = Result<(), SendError<T>>;
-
-    fn poll(&mut self, cx: &mut Cx<'_>) -> Poll<Result<Self::Output, Error>> {
+impl<T, K: Side<T>> Wait<T, K> {
+    /// Tries once; if it must wait, gets in line to be woken by `waker`.
+    fn step(&mut self, waker: impl FnOnce() -> Waker) -> Option<K::Output> {
         let mut chan = lock(&self.chan);
-        let value = self.value.take().expect("polled after it finished");
-        if chan.receivers == 0 {
-            chan.stop_sending(&mut self.ticket);
-            let cancelled = false;
-            return Poll::Ready(Ok(Err(SendError { value, cancelled })));
-        }
-        match chan.put(value, &mut self.ticket) {
-            Ok(()) => Poll::Ready(Ok(Ok(()))),
-            Err(value) => {
-                self.value = Some(value);
-                chan.sending.wait(&mut self.ticket, || (cx.waker)());
-                Poll::Pending
+        let op = self.op.take().expect("polled after it finished");
+        match chan.attempt(op, &mut self.ticket) {
+            Ok(output) => Some(output),
+            Err(op) => {
+                self.op = Some(op);
+                K::line(&mut chan).wait(&mut self.ticket, waker);
+                None
             }
         }
     }
 }
 
-impl<T> Drop for SendLeaf<T> {
+impl<T, K: Side<T>> Leaf for Wait<T, K> {
+    type Output = K::Output;
+
+    fn poll(&mut self, cx: &mut Cx<'_>) -> Poll<Result<K::Output, Error>> {
+        self.step(|| (cx.waker)()).map_or(Poll::Pending, |output| Poll::Ready(Ok(output)))
+    }
+}
+
+impl<T, K: Side<T>> Drop for Wait<T, K> {
     fn drop(&mut self) {
         if self.ticket.is_some() {
-            lock(&self.chan).stop_sending(&mut self.ticket);
+            lock(&self.chan).give_up::<K>(&mut self.ticket);
         }
     }
 }
 
-/// The leaf of a [`Receiving`] that waits.
-struct RecvLeaf<T> {
-    chan: Arc<Mutex<Chan<T>>>,
-    /// Once waiting for a value: its place in line.
-    ticket: Option<u64>,
-}
-
-impl<T> Leaf for RecvLeaf<T> {
-    type Output = Option<T>;
-
-    fn poll(&mut self, cx: &mut Cx<'_>) -> Poll<Result<Option<T>, Error>> {
-        let mut chan = lock(&self.chan);
-        if let Some(value) = chan.take(&mut self.ticket) {
-            return Poll::Ready(Ok(Some(value)));
+/// Runs `op` on this thread, parking while it waits: until it finishes, or until the thread
+/// call this runs in is told to stop (then `op` comes back).
+fn block<T, K: Side<T>>(chan: &Arc<Mutex<Chan<T>>>, op: K) -> Result<K::Output, K> {
+    let mut wait = Wait { chan: chan.clone(), op: Some(op), ticket: None };
+    let waker = || Waker::from(Arc::new(crate::wake::Unpark(std::thread::current())));
+    loop {
+        if let Some(output) = wait.step(waker) {
+            return Ok(output);
         }
-        if chan.senders == 0 {
-            chan.stop_receiving(&mut self.ticket);
-            return Poll::Ready(Ok(None));
+        if crate::thread::is_cancelled() {
+            return Err(wait.op.take().expect("it waits"));
         }
-        chan.receiving.wait(&mut self.ticket, || (cx.waker)());
-        Poll::Pending
-    }
-}
-
-impl<T> Drop for RecvLeaf<T> {
-    fn drop(&mut self) {
-        if self.ticket.is_some() {
-            lock(&self.chan).stop_receiving(&mut self.ticket);
-        }
+        std::thread::park();
     }
 }
 
@@ -745,7 +691,12 @@ impl<T> Drop for RecvLeaf<T> {
 /// assert_eq!(error.to_string(), "sending on a channel whose receivers are all gone");
 /// assert_eq!(error.into_inner(), "lost");
 /// ```
-#[derive(PartialEq, Eq)]
+#[derive(PartialEq, Eq, thiserror::Error)]
+#[error("{}", if *.cancelled {
+    "sending was cancelled: the thread call was told to stop"
+} else {
+    "sending on a channel whose receivers are all gone"
+})]
 pub struct SendError<T> {
     value: T,
     cancelled: bool,
@@ -782,18 +733,6 @@ impl<T> fmt::Debug for SendError<T> {
     }
 }
 
-impl<T> fmt::Display for SendError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.cancelled {
-            "sending was cancelled: the thread call was told to stop"
-        } else {
-            "sending on a channel whose receivers are all gone"
-        })
-    }
-}
-
-impl<T> std::error::Error for SendError<T> {}
-
 /// Why [`Sender::try_send`] could not queue a value now; the value comes back.
 ///
 /// ```
@@ -805,24 +744,15 @@ impl<T> std::error::Error for SendError<T> {}
 /// drop(rx);
 /// assert_eq!(tx.try_send(3), Err(TrySendError::Closed(3)));
 /// ```
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum TrySendError<T> {
     /// The channel holds `capacity` values already.
+    #[error("the channel is full")]
     Full(T),
     /// Every receiver is gone.
+    #[error("sending on a channel whose receivers are all gone")]
     Closed(T),
 }
-
-impl<T> fmt::Display for TrySendError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            TrySendError::Full(_) => "the channel is full",
-            TrySendError::Closed(_) => "sending on a channel whose receivers are all gone",
-        })
-    }
-}
-
-impl<T: fmt::Debug> std::error::Error for TrySendError<T> {}
 
 impl<T> TrySendError<T> {
     /// The value that was not sent.
@@ -849,24 +779,15 @@ impl<T> TrySendError<T> {
 /// drop(tx);
 /// assert_eq!(rx.try_recv(), Err(TryRecvError::Closed));
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum TryRecvError {
     /// Nothing is queued now.
+    #[error("the channel is empty")]
     Empty,
     /// Nothing is queued, and every sender is gone.
+    #[error("the channel is empty and its senders are all gone")]
     Closed,
 }
-
-impl fmt::Display for TryRecvError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            TryRecvError::Empty => "the channel is empty",
-            TryRecvError::Closed => "the channel is empty and its senders are all gone",
-        })
-    }
-}
-
-impl std::error::Error for TryRecvError {}
 
 #[cfg(test)]
 mod tests {
@@ -893,20 +814,24 @@ mod tests {
         count.0.load(SeqCst)
     }
 
+    fn waiting<K: Side<u32>>(chan: &Arc<Mutex<Chan<u32>>>, op: K, waker: Waker) -> Wait<u32, K> {
+        let mut wait = Wait { chan: chan.clone(), op: Some(op), ticket: None };
+        K::line(&mut lock(chan)).wait(&mut wait.ticket, || waker);
+        wait
+    }
+
     #[test]
     fn a_receiver_chosen_for_a_value_that_gives_up_passes_it_on() {
         let (tx, rx) = channel::<u32>(1);
         let ((a, wa), (b, wb)) = (counting(), counting());
-        let mut first = RecvLeaf { chan: rx.chan.clone(), ticket: None };
-        let mut second = RecvLeaf { chan: rx.chan.clone(), ticket: None };
-        lock(&rx.chan).receiving.wait(&mut first.ticket, || wa);
-        lock(&rx.chan).receiving.wait(&mut second.ticket, || wb);
+        let first = waiting(&rx.chan, Take, wa);
+        let mut second = waiting(&rx.chan, Take, wb);
         tx.try_send(7).unwrap();
         assert_eq!((woken(&a), woken(&b)), (1, 0), "the first in line is chosen");
         assert_eq!(rx.try_recv(), Err(TryRecvError::Empty), "the value is promised");
         drop(first); // cancelled before it took the value
         assert_eq!(woken(&b), 1, "the promise went to the next in line");
-        assert_eq!(lock(&rx.chan).take(&mut second.ticket), Some(7));
+        assert!(matches!(lock(&rx.chan).attempt(Take, &mut second.ticket), Ok(Some(7))));
         drop(second);
         assert_eq!(lock(&rx.chan).receiving.chosen, 0);
     }
@@ -916,17 +841,15 @@ mod tests {
         let (tx, rx) = channel::<u32>(1);
         tx.try_send(0).unwrap();
         let ((a, wa), (b, wb)) = (counting(), counting());
-        let mut first = SendLeaf { chan: tx.chan.clone(), value: Some(1), ticket: None };
-        let mut second = SendLeaf { chan: tx.chan.clone(), value: Some(2), ticket: None };
-        lock(&tx.chan).sending.wait(&mut first.ticket, || wa);
-        lock(&tx.chan).sending.wait(&mut second.ticket, || wb);
+        let first = waiting(&tx.chan, Put(1), wa);
+        let mut second = waiting(&tx.chan, Put(2), wb);
         assert_eq!(rx.try_recv(), Ok(0));
         assert_eq!((woken(&a), woken(&b)), (1, 0), "the first in line is chosen");
         assert_eq!(tx.try_send(9), Err(TrySendError::Full(9)), "the room is promised");
         drop(first);
         assert_eq!(woken(&b), 1, "the promise went to the next in line");
-        let value = second.value.take().unwrap();
-        assert_eq!(lock(&tx.chan).put(value, &mut second.ticket), Ok(()));
+        let op = second.op.take().unwrap();
+        assert!(matches!(lock(&tx.chan).attempt(op, &mut second.ticket), Ok(Ok(()))));
         assert_eq!(rx.try_recv(), Ok(2));
     }
 
@@ -934,14 +857,23 @@ mod tests {
     fn a_waiter_that_leaves_the_line_wakes_nobody() {
         let (_tx, rx) = channel::<u32>(1);
         let ((a, wa), (b, wb)) = (counting(), counting());
-        let mut first = RecvLeaf { chan: rx.chan.clone(), ticket: None };
-        let mut second = RecvLeaf { chan: rx.chan.clone(), ticket: None };
-        lock(&rx.chan).receiving.wait(&mut first.ticket, || wa);
-        lock(&rx.chan).receiving.wait(&mut second.ticket, || wb);
+        let first = waiting(&rx.chan, Take, wa);
+        let second = waiting(&rx.chan, Take, wb);
         drop(first);
         assert_eq!((woken(&a), woken(&b)), (0, 0));
-        assert_eq!(lock(&rx.chan).receiving.queue.len(), 1);
+        lock(&rx.chan).receiving.wake_one();
+        assert_eq!((woken(&a), woken(&b)), (0, 1), "the second is first in line now");
+        assert!(lock(&rx.chan).receiving.waiting.is_empty());
         drop(second);
-        assert!(lock(&rx.chan).receiving.queue.is_empty());
+        assert_eq!(lock(&rx.chan).receiving.chosen, 0);
+    }
+
+    /// The error types are errors whatever they carry, as before they were derived.
+    #[test]
+    fn errors_need_no_debug_value() {
+        struct Opaque;
+        fn is_error<E: std::error::Error>() {}
+        is_error::<SendError<Opaque>>();
+        is_error::<TryRecvError>();
     }
 }
