@@ -1,20 +1,18 @@
 //! Bounded channels between coroutines, and from threads into a loop: [`channel`].
 
-// A channel is one queue under one lock, with the waiters of each side in a line, in arrival
-// order. A send and a receive are the same thing on two sides (`Side`): each waits for a supply
-// (room, or values) and, when it takes a unit of it, wakes the other side's first waiter.
+// A channel is one queue under one lock. A send and a receive are one operation on two sides
+// (`Side`): a send takes a unit of room and gives the receivers a value, a receive takes a value
+// and gives the senders a unit of room. Each side counts its units as a semaphore counts
+// permits (`Line`): a unit that comes is handed to the first waiter in line, or else kept free;
+// a waiter takes the unit it was handed, or a free one. A unit handed over is nobody else's, so
+// a waiter that comes late cannot overtake the ones in line, and a waiter that gives up after
+// it was handed one (it was cancelled) hands it on. A waiter leaves its line in O(log n).
 //
-// Waking a waiter takes it out of its line and promises it one unit: `chosen` counts the
-// promises not yet used, and nobody else may take what is promised, so a waiter that comes late
-// cannot overtake the ones in line. A chosen waiter that gives up (it was cancelled) passes its
-// promise on to the next in line. A waiter leaves its line in O(log n).
-//
-// A `yield_!(tx.send(v))` or `yield_!(rx.recv())` that need not wait (room, or a value, that
-// nobody in line was promised) finishes in place, as `try_send` / `try_recv` would, without
-// suspending; one that must wait becomes a leaf coroutine that joins the line (`Wait`), as a
-// `*_blocking` call does on its thread. So that a coroutine on an always-ready channel still
-// lets the others run, one count per thread limits how many operations in a row finish in place
-// (see `Op::now`).
+// A `yield_!(tx.send(v))` or `yield_!(rx.recv())` that need not wait (a free unit, or the other
+// side gone) finishes in place, as `try_send` / `try_recv` would, without suspending; one that
+// must wait becomes a leaf coroutine that joins the line (`Wait`), as a `*_blocking` call does
+// on its thread. So that a coroutine on an always-ready channel still lets the others run, one
+// count per thread limits how many operations in a row finish in place (see `Op::now`).
 
 use std::cell::Cell;
 use std::collections::VecDeque;
@@ -70,8 +68,8 @@ pub fn channel<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
         capacity,
         senders: 1,
         receivers: 1,
-        receiving: Line::default(),
-        sending: Line::default(),
+        receiving: Line::new(0),
+        sending: Line::new(capacity),
     }));
     (Sender { chan: chan.clone() }, Receiver { chan })
 }
@@ -83,9 +81,9 @@ struct Chan<T> {
     senders: usize,
     /// Live `Receiver`s; at zero, sending fails.
     receivers: usize,
-    /// Receivers waiting for a value.
+    /// Receivers waiting; its units are the queued values.
     receiving: Line,
-    /// Senders waiting for room.
+    /// Senders waiting; its units are the free slots.
     sending: Line,
 }
 
@@ -99,11 +97,9 @@ trait Side<T>: Sized {
     type Output;
     /// The line of this side's waiters.
     fn line(chan: &mut Chan<T>) -> &mut Line;
-    /// How much of what this side waits for is there now (room, or values), promised or not.
-    fn supply(chan: &Chan<T>) -> usize;
-    /// Finishes with a unit of the supply if one is `free` (promised to nobody else), or with
-    /// the other side gone; else gives itself back.
-    fn finish(self, chan: &mut Chan<T>, free: bool) -> Result<Self::Output, Self>;
+    /// Finishes, for a waiter in line with `ticket` (or not in line), with a unit of this side
+    /// or with the other side gone; else gives itself back.
+    fn finish(self, chan: &mut Chan<T>, ticket: &mut Option<u64>) -> Result<Self::Output, Self>;
 }
 
 /// A send, with its value.
@@ -119,21 +115,17 @@ impl<T> Side<T> for Put<T> {
         &mut chan.sending
     }
 
-    fn supply(chan: &Chan<T>) -> usize {
-        chan.capacity - chan.queue.len()
-    }
-
     #[inline]
-    fn finish(self, chan: &mut Chan<T>, free: bool) -> Result<Self::Output, Self> {
+    fn finish(self, chan: &mut Chan<T>, ticket: &mut Option<u64>) -> Result<Self::Output, Self> {
         if chan.receivers == 0 {
-            return Ok(Err(SendError { value: self.0, cancelled: false }));
+            Ok(Err(SendError { value: self.0, cancelled: false }))
+        } else if chan.sending.acquire(ticket) {
+            chan.queue.push_back(self.0);
+            chan.receiving.release();
+            Ok(Ok(()))
+        } else {
+            Err(self)
         }
-        if !free {
-            return Err(self);
-        }
-        chan.queue.push_back(self.0);
-        chan.receiving.wake_one();
-        Ok(Ok(()))
     }
 }
 
@@ -144,15 +136,14 @@ impl<T> Side<T> for Take {
         &mut chan.receiving
     }
 
-    fn supply(chan: &Chan<T>) -> usize {
-        chan.queue.len()
-    }
-
     #[inline]
-    fn finish(self, chan: &mut Chan<T>, free: bool) -> Result<Option<T>, Self> {
-        if free {
+    fn finish(self, chan: &mut Chan<T>, ticket: &mut Option<u64>) -> Result<Option<T>, Self> {
+        if chan.receiving.acquire(ticket) {
+            // None only for a receiver woken to see the end: then no room comes free.
             let value = chan.queue.pop_front();
-            chan.sending.wake_one();
+            if value.is_some() {
+                chan.sending.release();
+            }
             Ok(value)
         } else if chan.senders == 0 {
             Ok(None)
@@ -162,83 +153,70 @@ impl<T> Side<T> for Take {
     }
 }
 
-impl<T> Chan<T> {
-    /// Tries `op` for a waiter in line with `ticket` (or not in line): with the unit promised to
-    /// it if it was chosen, or one promised to nobody. Out of the line once it finished.
-    #[inline]
-    fn attempt<K: Side<T>>(&mut self, op: K, ticket: &mut Option<u64>) -> Result<K::Output, K> {
-        K::line(self).claim(ticket);
-        let free = K::supply(self) > K::line(self).chosen;
-        let output = op.finish(self, free)?;
-        K::line(self).leave(ticket);
-        Ok(output)
-    }
-
-    /// A waiter that gives up leaves the line, or passes on the unit promised to it.
-    fn give_up<K: Side<T>>(&mut self, ticket: &mut Option<u64>) {
-        K::line(self).claim(ticket);
-        K::line(self).leave(ticket);
-        if K::supply(self) > K::line(self).chosen {
-            K::line(self).wake_one();
-        }
-    }
-}
-
-/// The waiters of one side, first come, first served.
-#[derive(Default)]
+/// The waiters of one side, first come, first served, and its units that nobody waiting was
+/// handed. A unit that comes goes to the first in line if anyone waits, so no unit is free while
+/// anyone waits.
 struct Line {
     waiting: Tickets<Waker>,
-    /// The ticket of the last waiter woken. Waiters are woken from the front, so a waiter that
-    /// holds a ticket up to it is out of the line.
-    woken: u64,
-    /// Waiters woken with a promise (a value, or room) that they have not used yet.
-    chosen: usize,
+    /// The last ticket served. Waiters are served from the front, so a waiter that holds a
+    /// ticket up to it is out of the line: it was handed a unit, or woken to see the end.
+    served: u64,
+    free: usize,
 }
 
 impl Line {
+    fn new(free: usize) -> Self {
+        Line { waiting: Tickets::default(), served: 0, free }
+    }
+
     /// Joins the line, unless already in it.
     fn wait(&mut self, ticket: &mut Option<u64>, waker: impl FnOnce() -> Waker) {
-        if ticket.is_none() {
-            *ticket = Some(self.waiting.push(waker()));
-        }
+        ticket.get_or_insert_with(|| self.waiting.push(waker()));
     }
 
-    /// A waiter that was woken takes its promise back into the common pool, to use it now: it
-    /// is out of the line (its ticket cleared).
+    /// Takes a unit for a waiter in line with `ticket` (or not in line): the one it was handed,
+    /// or a free one. Out of the line once it has one.
     #[inline]
-    fn claim(&mut self, ticket: &mut Option<u64>) {
-        if ticket.is_some_and(|t| t <= self.woken) {
+    fn acquire(&mut self, ticket: &mut Option<u64>) -> bool {
+        if ticket.is_some_and(|t| t <= self.served) {
             *ticket = None;
-            self.chosen = self.chosen.saturating_sub(1);
+        } else if self.free > 0 {
+            self.free -= 1; // nobody waits, this one included
+        } else {
+            return false;
         }
+        true
     }
 
-    /// Leaves the line, if still in it.
+    /// A unit comes: handed to the first in line, else kept free.
     #[inline]
-    fn leave(&mut self, ticket: &mut Option<u64>) {
-        if let Some(t) = ticket.take() {
-            self.waiting.remove(t);
-        }
-    }
-
-    /// Wakes the first in line, with a promise.
-    #[inline]
-    fn wake_one(&mut self) {
+    fn release(&mut self) {
         if self.waiting.is_empty() {
-            return;
-        }
-        if let Some((ticket, waker)) = self.waiting.pop() {
-            (self.woken, self.chosen) = (ticket, self.chosen + 1);
-            waker.wake();
+            self.free += 1;
+        } else {
+            self.serve(false);
         }
     }
 
-    /// Wakes everyone in line, to see that the other side is gone: no promise is made, and
-    /// `claim` saturates for them.
-    fn wake_all(&mut self) {
+    /// Wakes the first in line, handing it a unit; or everyone in line (`all`), to see that the
+    /// other side is gone.
+    #[inline(never)]
+    fn serve(&mut self, all: bool) {
         while let Some((ticket, waker)) = self.waiting.pop() {
-            self.woken = ticket;
+            self.served = ticket;
             waker.wake();
+            if !all {
+                break;
+            }
+        }
+    }
+
+    /// A waiter that stops waiting leaves the line, or hands on the unit it was handed.
+    fn give_up(&mut self, ticket: Option<u64>) {
+        match ticket {
+            Some(t) if t <= self.served => self.release(),
+            Some(t) => drop(self.waiting.remove(t)),
+            None => {}
         }
     }
 }
@@ -300,7 +278,7 @@ impl<T> Sender<T> {
     /// assert!(matches!(tx.try_send(2), Err(TrySendError::Full(2))));
     /// ```
     pub fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
-        match lock(&self.chan).attempt(Put(value), &mut None) {
+        match Put(value).finish(&mut lock(&self.chan), &mut None) {
             Ok(sent) => sent.map_err(|closed| TrySendError::Closed(closed.value)),
             Err(Put(value)) => Err(TrySendError::Full(value)),
         }
@@ -398,7 +376,7 @@ impl<T> Receiver<T> {
     /// assert_eq!(rx.try_recv(), Ok('x'));
     /// ```
     pub fn try_recv(&self) -> Result<T, TryRecvError> {
-        match lock(&self.chan).attempt(Take, &mut None) {
+        match Take.finish(&mut lock(&self.chan), &mut None) {
             Ok(Some(value)) => Ok(value),
             Ok(None) => Err(TryRecvError::Closed),
             Err(Take) => Err(TryRecvError::Empty),
@@ -457,7 +435,7 @@ macro_rules! end {
                 let mut chan = lock(&self.chan);
                 chan.$count -= 1;
                 if chan.$count == 0 {
-                    chan.$other_line.wake_all();
+                    chan.$other_line.serve(true);
                 }
             }
         }
@@ -566,7 +544,7 @@ impl<T, K: Side<T>> Op<T, K> {
         let done = IN_A_ROW.get();
         let outcome = if done < IN_PLACE {
             let mut chan = lock(&self.chan);
-            let outcome = chan.attempt(self.kind, &mut None);
+            let outcome = self.kind.finish(&mut chan, &mut None);
             drop(chan);
             outcome.map_err(|kind| Op { kind, ..self })
         } else {
@@ -637,7 +615,7 @@ impl<T, K: Side<T>> Wait<T, K> {
     fn step(&mut self, waker: impl FnOnce() -> Waker) -> Option<K::Output> {
         let mut chan = lock(&self.chan);
         let op = self.op.take().expect("polled after it finished");
-        match chan.attempt(op, &mut self.ticket) {
+        match op.finish(&mut chan, &mut self.ticket) {
             Ok(output) => Some(output),
             Err(op) => {
                 self.op = Some(op);
@@ -659,7 +637,7 @@ impl<T, K: Side<T>> Leaf for Wait<T, K> {
 impl<T, K: Side<T>> Drop for Wait<T, K> {
     fn drop(&mut self) {
         if self.ticket.is_some() {
-            lock(&self.chan).give_up::<K>(&mut self.ticket);
+            K::line(&mut lock(&self.chan)).give_up(self.ticket.take());
         }
     }
 }
@@ -831,9 +809,10 @@ mod tests {
         assert_eq!(rx.try_recv(), Err(TryRecvError::Empty), "the value is promised");
         drop(first); // cancelled before it took the value
         assert_eq!(woken(&b), 1, "the promise went to the next in line");
-        assert!(matches!(lock(&rx.chan).attempt(Take, &mut second.ticket), Ok(Some(7))));
+        assert!(matches!(Take.finish(&mut lock(&rx.chan), &mut second.ticket), Ok(Some(7))));
         drop(second);
-        assert_eq!(lock(&rx.chan).receiving.chosen, 0);
+        let chan = lock(&rx.chan);
+        assert_eq!((chan.receiving.free, chan.sending.free), (0, 1), "no unit lost or made up");
     }
 
     #[test]
@@ -849,23 +828,26 @@ mod tests {
         drop(first);
         assert_eq!(woken(&b), 1, "the promise went to the next in line");
         let op = second.op.take().unwrap();
-        assert!(matches!(lock(&tx.chan).attempt(op, &mut second.ticket), Ok(Ok(()))));
+        assert!(matches!(op.finish(&mut lock(&tx.chan), &mut second.ticket), Ok(Ok(()))));
+        drop(second);
         assert_eq!(rx.try_recv(), Ok(2));
+        let chan = lock(&tx.chan);
+        assert_eq!((chan.receiving.free, chan.sending.free), (0, 1), "no unit lost or made up");
     }
 
     #[test]
     fn a_waiter_that_leaves_the_line_wakes_nobody() {
-        let (_tx, rx) = channel::<u32>(1);
+        let (tx, rx) = channel::<u32>(1);
         let ((a, wa), (b, wb)) = (counting(), counting());
         let first = waiting(&rx.chan, Take, wa);
         let second = waiting(&rx.chan, Take, wb);
         drop(first);
         assert_eq!((woken(&a), woken(&b)), (0, 0));
-        lock(&rx.chan).receiving.wake_one();
+        tx.try_send(5).unwrap();
         assert_eq!((woken(&a), woken(&b)), (0, 1), "the second is first in line now");
         assert!(lock(&rx.chan).receiving.waiting.is_empty());
         drop(second);
-        assert_eq!(lock(&rx.chan).receiving.chosen, 0);
+        assert_eq!(rx.try_recv(), Ok(5), "the value handed to the second is free again");
     }
 
     /// The error types are errors whatever they carry, as before they were derived.
