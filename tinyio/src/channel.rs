@@ -68,10 +68,10 @@ pub fn channel<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
         capacity,
         senders: 1,
         receivers: 1,
-        receiving: Line::new(0),
-        sending: Line::new(capacity),
+        receiving: Line::default(),
+        sending: Line { free: capacity, ..Line::default() },
     }));
-    (Sender { chan: chan.clone() }, Receiver { chan })
+    (Sender(chan.clone()), Receiver(chan))
 }
 
 struct Chan<T> {
@@ -139,12 +139,8 @@ impl<T> Side<T> for Take {
     #[inline]
     fn finish(self, chan: &mut Chan<T>, ticket: &mut Option<u64>) -> Result<Option<T>, Self> {
         if chan.receiving.acquire(ticket) {
-            // None only for a receiver woken to see the end: then no room comes free.
-            let value = chan.queue.pop_front();
-            if value.is_some() {
-                chan.sending.release();
-            }
-            Ok(value)
+            chan.sending.release();
+            Ok(chan.queue.pop_front())
         } else if chan.senders == 0 {
             Ok(None)
         } else {
@@ -156,24 +152,18 @@ impl<T> Side<T> for Take {
 /// The waiters of one side, first come, first served, and its units that nobody waiting was
 /// handed. A unit that comes goes to the first in line if anyone waits, so no unit is free while
 /// anyone waits.
+#[derive(Default)]
 struct Line {
     waiting: Tickets<Waker>,
-    /// The last ticket served. Waiters are served from the front, so a waiter that holds a
-    /// ticket up to it is out of the line: it was handed a unit, or woken to see the end.
+    /// The ticket of the last waiter handed a unit. Units are handed out from the front of the
+    /// line, so a waiter that holds a ticket up to it was handed one.
     served: u64,
+    /// Units handed to nobody: this side's supply (values, or room) less the units handed out
+    /// and not yet taken.
     free: usize,
 }
 
 impl Line {
-    fn new(free: usize) -> Self {
-        Line { waiting: Tickets::default(), served: 0, free }
-    }
-
-    /// Joins the line, unless already in it.
-    fn wait(&mut self, ticket: &mut Option<u64>, waker: impl FnOnce() -> Waker) {
-        ticket.get_or_insert_with(|| self.waiting.push(waker()));
-    }
-
     /// Takes a unit for a waiter in line with `ticket` (or not in line): the one it was handed,
     /// or a free one. Out of the line once it has one.
     #[inline]
@@ -194,18 +184,18 @@ impl Line {
         if self.waiting.is_empty() {
             self.free += 1;
         } else {
-            self.serve(false);
+            self.wake(false);
         }
     }
 
-    /// Wakes the first in line, handing it a unit; or everyone in line (`all`), to see that the
-    /// other side is gone.
+    /// Wakes the first in line, handing it a unit; or everyone in line (`all`), handing them
+    /// nothing, to see that the other side is gone (nobody joins a line after that).
     #[inline(never)]
-    fn serve(&mut self, all: bool) {
+    fn wake(&mut self, all: bool) {
         while let Some((ticket, waker)) = self.waiting.pop() {
-            self.served = ticket;
             waker.wake();
             if !all {
+                self.served = ticket;
                 break;
             }
         }
@@ -232,9 +222,7 @@ impl Line {
 /// assert_eq!(rx.try_recv(), Ok(7));
 /// assert_eq!(rx.try_recv(), Err(tinyio::TryRecvError::Closed));
 /// ```
-pub struct Sender<T> {
-    chan: Arc<Mutex<Chan<T>>>,
-}
+pub struct Sender<T>(Arc<Mutex<Chan<T>>>);
 
 /// The receiving side of a [`channel`]. Cloning gives another receiver (a pool of workers can
 /// share one channel, each value going to one of them); when the last one drops, sending fails.
@@ -244,9 +232,7 @@ pub struct Sender<T> {
 /// drop(rx);
 /// assert_eq!(tx.try_send(1).unwrap_err().into_inner(), 1);
 /// ```
-pub struct Receiver<T> {
-    chan: Arc<Mutex<Chan<T>>>,
-}
+pub struct Receiver<T>(Arc<Mutex<Chan<T>>>);
 
 impl<T> Sender<T> {
     /// Sends `value` once yielded: `yield_!(tx.send(v))` waits for room, then queues `value`,
@@ -265,7 +251,7 @@ impl<T> Sender<T> {
     /// ```
     #[track_caller]
     pub fn send(&self, value: T) -> Sending<T> {
-        Sending(Op { chan: self.chan.clone(), kind: Put(value), at: Location::caller() })
+        Sending(Op { chan: self.0.clone(), kind: Put(value), at: Location::caller() })
     }
 
     /// Queues `value` if there is room now.
@@ -278,7 +264,7 @@ impl<T> Sender<T> {
     /// assert!(matches!(tx.try_send(2), Err(TrySendError::Full(2))));
     /// ```
     pub fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
-        match Put(value).finish(&mut lock(&self.chan), &mut None) {
+        match Put(value).finish(&mut lock(&self.0), &mut None) {
             Ok(sent) => sent.map_err(|closed| TrySendError::Closed(closed.value)),
             Err(Put(value)) => Err(TrySendError::Full(value)),
         }
@@ -310,7 +296,7 @@ impl<T> Sender<T> {
     /// assert_eq!(Loop::new().run((producer, sum(rx))).unwrap(), ((), 5050));
     /// ```
     pub fn send_blocking(&self, value: T) -> Result<(), SendError<T>> {
-        block(&self.chan, Put(value))
+        block(&self.0, Put(value))
             .unwrap_or_else(|Put(value)| Err(SendError { value, cancelled: true }))
     }
 
@@ -322,7 +308,7 @@ impl<T> Sender<T> {
     /// assert_eq!((tx.len(), tx.capacity()), (1, 3));
     /// ```
     pub fn len(&self) -> usize {
-        lock(&self.chan).queue.len()
+        lock(&self.0).queue.len()
     }
 
     /// Whether no value is queued now.
@@ -342,7 +328,7 @@ impl<T> Sender<T> {
     /// assert_eq!(tx.capacity(), 8);
     /// ```
     pub fn capacity(&self) -> usize {
-        lock(&self.chan).capacity
+        lock(&self.0).capacity
     }
 }
 
@@ -362,7 +348,7 @@ impl<T> Receiver<T> {
     /// ```
     #[track_caller]
     pub fn recv(&self) -> Receiving<T> {
-        Receiving(Op { chan: self.chan.clone(), kind: Take, at: Location::caller() })
+        Receiving(Op { chan: self.0.clone(), kind: Take, at: Location::caller() })
     }
 
     /// Takes a value if one is queued now.
@@ -376,7 +362,7 @@ impl<T> Receiver<T> {
     /// assert_eq!(rx.try_recv(), Ok('x'));
     /// ```
     pub fn try_recv(&self) -> Result<T, TryRecvError> {
-        match Take.finish(&mut lock(&self.chan), &mut None) {
+        match Take.finish(&mut lock(&self.0), &mut None) {
             Ok(Some(value)) => Ok(value),
             Ok(None) => Err(TryRecvError::Closed),
             Err(Take) => Err(TryRecvError::Empty),
@@ -394,7 +380,7 @@ impl<T> Receiver<T> {
     /// assert_eq!(consumer.join().unwrap(), Some(5));
     /// ```
     pub fn recv_blocking(&self) -> Option<T> {
-        block(&self.chan, Take).unwrap_or(None)
+        block(&self.0, Take).unwrap_or(None)
     }
 
     /// How many values are queued now.
@@ -405,7 +391,7 @@ impl<T> Receiver<T> {
     /// assert_eq!(rx.len(), 1);
     /// ```
     pub fn len(&self) -> usize {
-        lock(&self.chan).queue.len()
+        lock(&self.0).queue.len()
     }
 
     /// Whether no value is queued now.
@@ -425,24 +411,24 @@ macro_rules! end {
     ($End:ident, $count:ident, $other_line:ident) => {
         impl<T> Clone for $End<T> {
             fn clone(&self) -> Self {
-                lock(&self.chan).$count += 1;
-                $End { chan: self.chan.clone() }
+                lock(&self.0).$count += 1;
+                $End(self.0.clone())
             }
         }
 
         impl<T> Drop for $End<T> {
             fn drop(&mut self) {
-                let mut chan = lock(&self.chan);
+                let mut chan = lock(&self.0);
                 chan.$count -= 1;
                 if chan.$count == 0 {
-                    chan.$other_line.serve(true);
+                    chan.$other_line.wake(true);
                 }
             }
         }
 
         impl<T> fmt::Debug for $End<T> {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                let chan = lock(&self.chan);
+                let chan = lock(&self.0);
                 let (len, capacity) = (chan.queue.len(), chan.capacity);
                 let mut f = f.debug_struct(stringify!($End));
                 f.field("len", &len).field("capacity", &capacity).finish_non_exhaustive()
@@ -543,25 +529,13 @@ impl<T, K: Side<T>> Op<T, K> {
     fn now(self) -> Result<K::Output, Self> {
         let done = IN_A_ROW.get();
         let outcome = if done < IN_PLACE {
-            let mut chan = lock(&self.chan);
-            let outcome = self.kind.finish(&mut chan, &mut None);
-            drop(chan);
+            let outcome = self.kind.finish(&mut lock(&self.chan), &mut None);
             outcome.map_err(|kind| Op { kind, ..self })
         } else {
             Err(self)
         };
         IN_A_ROW.set(if outcome.is_ok() { done + 1 } else { 0 });
         outcome
-    }
-
-    /// The leaf coroutine that waits in line, placed at `site`.
-    fn wait(self, site: &'static Site) -> Coro<K::Output>
-    where
-        T: 'static,
-        K: 'static,
-    {
-        let wait = Wait { chan: self.chan, op: Some(self.kind), ticket: None };
-        Coroutine::leaf_at(site, self.at, wait)
     }
 }
 
@@ -581,7 +555,9 @@ macro_rules! operation {
             where
                 Self: 's,
             {
-                self.0.wait(&$site).submit(submission)
+                let Op { chan, kind, at } = self.0;
+                let wait = Wait { chan, op: Some(kind), ticket: None };
+                Coroutine::leaf_at(&$site, at, wait).submit(submission)
             }
 
             fn collect(pending: Self::Pending) -> $Output {
@@ -614,12 +590,13 @@ impl<T, K: Side<T>> Wait<T, K> {
     /// Tries once; if it must wait, gets in line to be woken by `waker`.
     fn step(&mut self, waker: impl FnOnce() -> Waker) -> Option<K::Output> {
         let mut chan = lock(&self.chan);
-        let op = self.op.take().expect("polled after it finished");
-        match op.finish(&mut chan, &mut self.ticket) {
+        match self.op.take().expect("polled after it finished").finish(&mut chan, &mut self.ticket)
+        {
             Ok(output) => Some(output),
             Err(op) => {
                 self.op = Some(op);
-                K::line(&mut chan).wait(&mut self.ticket, waker);
+                // Joins the line, unless already in it.
+                self.ticket.get_or_insert_with(|| K::line(&mut chan).waiting.push(waker()));
                 None
             }
         }
@@ -794,7 +771,7 @@ mod tests {
 
     fn waiting<K: Side<u32>>(chan: &Arc<Mutex<Chan<u32>>>, op: K, waker: Waker) -> Wait<u32, K> {
         let mut wait = Wait { chan: chan.clone(), op: Some(op), ticket: None };
-        K::line(&mut lock(chan)).wait(&mut wait.ticket, || waker);
+        assert!(wait.step(|| waker).is_none(), "it waits");
         wait
     }
 
@@ -802,16 +779,16 @@ mod tests {
     fn a_receiver_chosen_for_a_value_that_gives_up_passes_it_on() {
         let (tx, rx) = channel::<u32>(1);
         let ((a, wa), (b, wb)) = (counting(), counting());
-        let first = waiting(&rx.chan, Take, wa);
-        let mut second = waiting(&rx.chan, Take, wb);
+        let first = waiting(&rx.0, Take, wa);
+        let mut second = waiting(&rx.0, Take, wb);
         tx.try_send(7).unwrap();
         assert_eq!((woken(&a), woken(&b)), (1, 0), "the first in line is chosen");
         assert_eq!(rx.try_recv(), Err(TryRecvError::Empty), "the value is promised");
         drop(first); // cancelled before it took the value
         assert_eq!(woken(&b), 1, "the promise went to the next in line");
-        assert!(matches!(Take.finish(&mut lock(&rx.chan), &mut second.ticket), Ok(Some(7))));
+        assert!(matches!(Take.finish(&mut lock(&rx.0), &mut second.ticket), Ok(Some(7))));
         drop(second);
-        let chan = lock(&rx.chan);
+        let chan = lock(&rx.0);
         assert_eq!((chan.receiving.free, chan.sending.free), (0, 1), "no unit lost or made up");
     }
 
@@ -820,18 +797,18 @@ mod tests {
         let (tx, rx) = channel::<u32>(1);
         tx.try_send(0).unwrap();
         let ((a, wa), (b, wb)) = (counting(), counting());
-        let first = waiting(&tx.chan, Put(1), wa);
-        let mut second = waiting(&tx.chan, Put(2), wb);
+        let first = waiting(&tx.0, Put(1), wa);
+        let mut second = waiting(&tx.0, Put(2), wb);
         assert_eq!(rx.try_recv(), Ok(0));
         assert_eq!((woken(&a), woken(&b)), (1, 0), "the first in line is chosen");
         assert_eq!(tx.try_send(9), Err(TrySendError::Full(9)), "the room is promised");
         drop(first);
         assert_eq!(woken(&b), 1, "the promise went to the next in line");
         let op = second.op.take().unwrap();
-        assert!(matches!(op.finish(&mut lock(&tx.chan), &mut second.ticket), Ok(Ok(()))));
+        assert!(matches!(op.finish(&mut lock(&tx.0), &mut second.ticket), Ok(Ok(()))));
         drop(second);
         assert_eq!(rx.try_recv(), Ok(2));
-        let chan = lock(&tx.chan);
+        let chan = lock(&tx.0);
         assert_eq!((chan.receiving.free, chan.sending.free), (0, 1), "no unit lost or made up");
     }
 
@@ -839,15 +816,30 @@ mod tests {
     fn a_waiter_that_leaves_the_line_wakes_nobody() {
         let (tx, rx) = channel::<u32>(1);
         let ((a, wa), (b, wb)) = (counting(), counting());
-        let first = waiting(&rx.chan, Take, wa);
-        let second = waiting(&rx.chan, Take, wb);
+        let first = waiting(&rx.0, Take, wa);
+        let second = waiting(&rx.0, Take, wb);
         drop(first);
         assert_eq!((woken(&a), woken(&b)), (0, 0));
         tx.try_send(5).unwrap();
         assert_eq!((woken(&a), woken(&b)), (0, 1), "the second is first in line now");
-        assert!(lock(&rx.chan).receiving.waiting.is_empty());
+        assert!(lock(&rx.0).receiving.waiting.is_empty());
         drop(second);
         assert_eq!(rx.try_recv(), Ok(5), "the value handed to the second is free again");
+    }
+
+    #[test]
+    fn a_receiver_woken_by_the_end_leaves_the_value_handed_to_another() {
+        let (tx, rx) = channel::<u32>(1);
+        let ((_, wa), (b, wb)) = (counting(), counting());
+        let mut first = waiting(&rx.0, Take, wa);
+        let mut second = waiting(&rx.0, Take, wb);
+        tx.try_send(7).unwrap(); // handed to the first
+        drop(tx);
+        assert_eq!(woken(&b), 1, "the end wakes everyone in line");
+        assert_eq!(second.step(|| unreachable!()), Some(None), "the second sees the end");
+        assert_eq!(first.step(|| unreachable!()), Some(Some(7)), "the first takes its value");
+        let chan = lock(&rx.0);
+        assert_eq!((chan.receiving.free, chan.sending.free), (0, 1), "no unit lost or made up");
     }
 
     /// The error types are errors whatever they carry, as before they were derived.
