@@ -188,6 +188,15 @@ impl Line {
         }
     }
 
+    /// A waiter that gives up leaves the line, or hands on the unit it was handed.
+    fn give_up(&mut self, ticket: u64) {
+        if ticket <= self.served {
+            self.release();
+        } else {
+            self.waiting.remove(ticket);
+        }
+    }
+
     /// Wakes the first in line, handing it a unit; or everyone in line (`all`), handing them
     /// nothing, to see that the other side is gone (nobody joins a line after that).
     #[inline(never)]
@@ -198,15 +207,6 @@ impl Line {
                 self.served = ticket;
                 break;
             }
-        }
-    }
-
-    /// A waiter that stops waiting leaves the line, or hands on the unit it was handed.
-    fn give_up(&mut self, ticket: Option<u64>) {
-        match ticket {
-            Some(t) if t <= self.served => self.release(),
-            Some(t) => drop(self.waiting.remove(t)),
-            None => {}
         }
     }
 }
@@ -590,8 +590,8 @@ impl<T, K: Side<T>> Wait<T, K> {
     /// Tries once; if it must wait, gets in line to be woken by `waker`.
     fn step(&mut self, waker: impl FnOnce() -> Waker) -> Option<K::Output> {
         let mut chan = lock(&self.chan);
-        match self.op.take().expect("polled after it finished").finish(&mut chan, &mut self.ticket)
-        {
+        let op = self.op.take().expect("polled after it finished");
+        match op.finish(&mut chan, &mut self.ticket) {
             Ok(output) => Some(output),
             Err(op) => {
                 self.op = Some(op);
@@ -613,8 +613,8 @@ impl<T, K: Side<T>> Leaf for Wait<T, K> {
 
 impl<T, K: Side<T>> Drop for Wait<T, K> {
     fn drop(&mut self) {
-        if self.ticket.is_some() {
-            K::line(&mut lock(&self.chan)).give_up(self.ticket.take());
+        if let Some(ticket) = self.ticket {
+            K::line(&mut lock(&self.chan)).give_up(ticket);
         }
     }
 }
@@ -635,6 +635,9 @@ fn block<T, K: Side<T>>(chan: &Arc<Mutex<Chan<T>>>, op: K) -> Result<K::Output, 
     }
 }
 
+const CLOSED: &str = "sending on a channel whose receivers are all gone";
+const CANCELLED: &str = "sending was cancelled: the thread call was told to stop";
+
 /// A value that could not be sent, given back: every receiver was gone, or (for
 /// [`Sender::send_blocking`] inside a thread call) the call was told to stop.
 ///
@@ -647,11 +650,7 @@ fn block<T, K: Side<T>>(chan: &Arc<Mutex<Chan<T>>>, op: K) -> Result<K::Output, 
 /// assert_eq!(error.into_inner(), "lost");
 /// ```
 #[derive(PartialEq, Eq, thiserror::Error)]
-#[error("{}", if *.cancelled {
-    "sending was cancelled: the thread call was told to stop"
-} else {
-    "sending on a channel whose receivers are all gone"
-})]
+#[error("{}", if *.cancelled { CANCELLED } else { CLOSED })]
 pub struct SendError<T> {
     value: T,
     cancelled: bool,
@@ -705,7 +704,7 @@ pub enum TrySendError<T> {
     #[error("the channel is full")]
     Full(T),
     /// Every receiver is gone.
-    #[error("sending on a channel whose receivers are all gone")]
+    #[error("{CLOSED}")]
     Closed(T),
 }
 
