@@ -296,6 +296,10 @@ impl<T> Sender<T> {
     /// assert_eq!(Loop::new().run((producer, sum(rx))).unwrap(), ((), 5050));
     /// ```
     pub fn send_blocking(&self, value: T) -> Result<(), SendError<T>> {
+        // Told to stop, it sends nothing, even with room (a closed channel is said first).
+        if crate::thread::is_cancelled() && lock(&self.0).receivers > 0 {
+            return Err(SendError { value, cancelled: true });
+        }
         block(&self.0, Put(value))
             .unwrap_or_else(|Put(value)| Err(SendError { value, cancelled: true }))
     }
