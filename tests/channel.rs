@@ -181,6 +181,40 @@ fn threads_send_into_a_loop_and_stop_when_cancelled() {
     assert_eq!(*outcome.lock().unwrap(), Some((true, 1)));
 }
 
+/// A thread call told to stop refuses to send even where there is room, but still receives a
+/// value that is there: neither waits.
+#[test]
+fn a_thread_call_told_to_stop_refuses_to_send_but_receives_what_is_there() {
+    let (tx, rx) = channel(4);
+    tx.try_send(7).unwrap();
+    let started = Event::new();
+    let outcome = Arc::new(Mutex::new(None));
+    #[tinyio::coroutine]
+    fn fails_once(started: Event) -> () {
+        yield_!(started.wait());
+        tinyio::bail!("stop");
+    }
+    let err = within(30, {
+        let outcome = outcome.clone();
+        move || {
+            let call = {
+                let started = started.clone();
+                run_in_thread(move || {
+                    started.set();
+                    // Returns once the failure tells the call to stop.
+                    assert!(tinyio::thread::sleep(Duration::from_secs(3600)).is_err());
+                    let refused = tx.send_blocking(1).unwrap_err();
+                    let received = rx.recv_blocking();
+                    *outcome.lock().unwrap() = Some((refused.is_cancelled(), received));
+                })
+            };
+            Loop::new().run((call, fails_once(started))).unwrap_err().to_string()
+        }
+    });
+    assert_eq!(err, "stop");
+    assert_eq!(*outcome.lock().unwrap(), Some((true, Some(7))));
+}
+
 #[test]
 fn the_stall_report_names_channel_waits() {
     let seen = Arc::new(Mutex::new(Vec::new()));

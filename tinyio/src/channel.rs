@@ -1,27 +1,29 @@
 //! Bounded channels between coroutines, and from threads into a loop: [`channel`].
 
-// A channel is one queue under one lock, with the waiters of each side in arrival order. A
-// waiter leaves its line in O(log n). Waking a waiter takes it out of the line and promises it
-// one value (or one slot of room): `chosen` counts the promises not yet used, and nobody else
-// may take what is promised, so a waiter that comes late cannot overtake the ones in line. A
-// chosen waiter that gives up (it was cancelled) passes its promise to the next in line.
+// A channel is one queue under one lock. A send and a receive are one operation on two sides
+// (`Side`): a send takes a unit of room and gives the receivers a value, a receive takes a value
+// and gives the senders a unit of room. Each side counts its units as a semaphore counts
+// permits (`Line`): a unit that comes is handed to the first waiter in line, or else kept free;
+// a waiter takes the unit it was handed, or a free one. A unit handed over is nobody else's, so
+// a waiter that comes late cannot overtake the ones in line, and a waiter that gives up after
+// it was handed one (it was cancelled) hands it on. A waiter leaves its line in O(log n).
 //
-// A `yield_!(tx.send(v))` or `yield_!(rx.recv())` that need not wait (room, or a value, that
-// nobody in line was promised) finishes in place, as `try_send` / `try_recv` would, without
-// suspending; one that must wait becomes a leaf coroutine that joins the line. So that a
-// coroutine on an always-ready channel still lets the others run, one count per thread limits
-// how many operations in a row finish in place (see `in_place`).
+// A `yield_!(tx.send(v))` or `yield_!(rx.recv())` that need not wait (a free unit, or the other
+// side gone) finishes in place, as `try_send` / `try_recv` would, without suspending; one that
+// must wait becomes a leaf coroutine that joins the line (`Wait`), as a `*_blocking` call does
+// on its thread. So that a coroutine on an always-ready channel still lets the others run, one
+// count per thread limits how many operations in a row finish in place (see `Op::now`).
 
 use std::cell::Cell;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::fmt;
 use std::panic::Location;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Poll, Waker};
 
 use crate::Coro;
-use crate::coro::Submission;
-use crate::coro::{Coroutine, Cx, Leaf};
+use crate::arrivals::Tickets;
+use crate::coro::{Coroutine, Cx, Leaf, Submission};
 use crate::error::Error;
 use crate::site::{Site, site};
 use crate::yieldable::Yieldable;
@@ -66,10 +68,10 @@ pub fn channel<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
         capacity,
         senders: 1,
         receivers: 1,
-        receiving: Waiters::default(),
-        sending: Waiters::default(),
+        receiving: Line::default(),
+        sending: Line { free: capacity, ..Line::default() },
     }));
-    (Sender { chan: chan.clone() }, Receiver { chan })
+    (Sender(chan.clone()), Receiver(chan))
 }
 
 struct Chan<T> {
@@ -79,10 +81,10 @@ struct Chan<T> {
     senders: usize,
     /// Live `Receiver`s; at zero, sending fails.
     receivers: usize,
-    /// Receivers waiting for a value.
-    receiving: Waiters,
-    /// Senders waiting for room.
-    sending: Waiters,
+    /// Receivers waiting; its units are the queued values.
+    receiving: Line,
+    /// Senders waiting; its units are the free slots.
+    sending: Line,
 }
 
 fn lock<T>(chan: &Mutex<Chan<T>>) -> MutexGuard<'_, Chan<T>> {
@@ -90,112 +92,121 @@ fn lock<T>(chan: &Mutex<Chan<T>>) -> MutexGuard<'_, Chan<T>> {
     chan.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-impl<T> Chan<T> {
-    /// Takes a value for a receiver (in line with `ticket`, or not in line): the one promised
-    /// to it if it was chosen, or one promised to nobody. Out of the line once it has one.
+/// One side's operation: [`Put`] a value (a send) or [`Take`] one (a receive).
+trait Side<T>: Sized {
+    type Output;
+    /// The line of this side's waiters.
+    fn line(chan: &mut Chan<T>) -> &mut Line;
+    /// Finishes, for a waiter in line with `ticket` (or not in line), with a unit of this side
+    /// or with the other side gone; else gives itself back.
+    fn finish(self, chan: &mut Chan<T>, ticket: &mut Option<u64>) -> Result<Self::Output, Self>;
+}
+
+/// A send, with its value.
+struct Put<T>(T);
+
+/// A receive.
+struct Take;
+
+impl<T> Side<T> for Put<T> {
+    type Output = Result<(), SendError<T>>;
+
+    fn line(chan: &mut Chan<T>) -> &mut Line {
+        &mut chan.sending
+    }
+
     #[inline]
-    fn take(&mut self, ticket: &mut Option<u64>) -> Option<T> {
-        self.receiving.claim(ticket);
-        if self.queue.len() <= self.receiving.chosen {
-            return None;
-        }
-        self.receiving.leave(ticket);
-        let value = self.queue.pop_front();
-        self.sending.wake_one();
-        value
-    }
-
-    /// Queues a value for a sender (in line with `ticket`, or not in line), into the room
-    /// promised to it if it was chosen, or into room promised to nobody; else gives it back.
-    #[inline]
-    fn put(&mut self, value: T, ticket: &mut Option<u64>) -> Result<(), T> {
-        self.sending.claim(ticket);
-        if self.queue.len() + self.sending.chosen >= self.capacity {
-            return Err(value);
-        }
-        self.sending.leave(ticket);
-        self.queue.push_back(value);
-        self.receiving.wake_one();
-        Ok(())
-    }
-
-    /// A receiver that gives up leaves the line, or passes on the value promised to it.
-    fn stop_receiving(&mut self, ticket: &mut Option<u64>) {
-        if self.receiving.leave(ticket) && self.queue.len() > self.receiving.chosen {
-            self.receiving.wake_one();
-        }
-    }
-
-    /// A sender that gives up leaves the line, or passes on the room promised to it.
-    fn stop_sending(&mut self, ticket: &mut Option<u64>) {
-        if self.sending.leave(ticket) && self.queue.len() + self.sending.chosen < self.capacity {
-            self.sending.wake_one();
+    fn finish(self, chan: &mut Chan<T>, ticket: &mut Option<u64>) -> Result<Self::Output, Self> {
+        if chan.receivers == 0 {
+            Ok(Err(SendError { value: self.0, cancelled: false }))
+        } else if chan.sending.acquire(ticket) {
+            chan.queue.push_back(self.0);
+            chan.receiving.release();
+            Ok(Ok(()))
+        } else {
+            Err(self)
         }
     }
 }
 
-/// Waiters of one side, by ticket: first come, first served.
+impl<T> Side<T> for Take {
+    type Output = Option<T>;
+
+    fn line(chan: &mut Chan<T>) -> &mut Line {
+        &mut chan.receiving
+    }
+
+    #[inline]
+    fn finish(self, chan: &mut Chan<T>, ticket: &mut Option<u64>) -> Result<Option<T>, Self> {
+        if chan.receiving.acquire(ticket) {
+            chan.sending.release();
+            Ok(chan.queue.pop_front())
+        } else if chan.senders == 0 {
+            Ok(None)
+        } else {
+            Err(self)
+        }
+    }
+}
+
+/// The waiters of one side, first come, first served, and its units that nobody waiting was
+/// handed. A unit that comes goes to the first in line if anyone waits, so no unit is free while
+/// anyone waits.
 #[derive(Default)]
-struct Waiters {
-    next: u64,
-    queue: BTreeMap<u64, Waker>,
-    /// Waiters woken with a promise (a value, or room) that they have not used yet.
-    chosen: usize,
+struct Line {
+    waiting: Tickets<Waker>,
+    /// The ticket of the last waiter handed a unit. Units are handed out from the front of the
+    /// line, so a waiter that holds a ticket up to it was handed one.
+    served: u64,
+    /// Units handed to nobody: this side's supply (values, or room) less the units handed out
+    /// and not yet taken.
+    free: usize,
 }
 
-impl Waiters {
-    /// Joins the line, or, if still in it, keeps its place with the newest waker.
-    fn wait(&mut self, ticket: &mut Option<u64>, waker: impl FnOnce() -> Waker) {
-        if let Some(queued) = ticket.and_then(|t| self.queue.get_mut(&t)) {
-            let waker = waker();
-            if !queued.will_wake(&waker) {
-                *queued = waker;
-            }
-            return;
-        }
-        let t = self.next;
-        self.next += 1;
-        self.queue.insert(t, waker());
-        *ticket = Some(t);
-    }
-
-    /// A waiter that was chosen takes its promise back into the common pool, to use it now:
-    /// it is out of the line (its ticket cleared).
+impl Line {
+    /// Takes a unit for a waiter in line with `ticket` (or not in line): the one it was handed,
+    /// or a free one. Out of the line once it has one.
     #[inline]
-    fn claim(&mut self, ticket: &mut Option<u64>) {
-        if ticket.is_some_and(|t| !self.queue.contains_key(&t)) {
+    fn acquire(&mut self, ticket: &mut Option<u64>) -> bool {
+        if ticket.is_some_and(|t| t <= self.served) {
             *ticket = None;
-            self.chosen = self.chosen.saturating_sub(1);
+        } else if self.free > 0 {
+            self.free -= 1; // nobody waits, this one included
+        } else {
+            return false;
         }
+        true
     }
 
-    /// Leaves the line; true if the waiter had been chosen instead (its promise then ends).
+    /// A unit comes: handed to the first in line, else kept free.
     #[inline]
-    fn leave(&mut self, ticket: &mut Option<u64>) -> bool {
-        let chosen = ticket.take().is_some_and(|t| self.queue.remove(&t).is_none());
-        if chosen {
-            self.chosen = self.chosen.saturating_sub(1);
-        }
-        chosen
-    }
-
-    /// Wakes the first in line, with a promise.
-    #[inline]
-    fn wake_one(&mut self) {
-        if self.queue.is_empty() {
-            return; // the common case, checked without the map's descent to its first leaf
-        }
-        if let Some((_, waker)) = self.queue.pop_first() {
-            self.chosen += 1;
-            waker.wake();
+    fn release(&mut self) {
+        if self.waiting.is_empty() {
+            self.free += 1;
+        } else {
+            self.wake(false);
         }
     }
 
-    /// Wakes everyone in line, to see that the other side is gone: no promise is made, and
-    /// `claim` and `leave` saturate for them.
-    fn wake_all(&mut self) {
-        for waker in std::mem::take(&mut self.queue).into_values() {
+    /// A waiter that gives up leaves the line, or hands on the unit it was handed.
+    fn give_up(&mut self, ticket: u64) {
+        if ticket <= self.served {
+            self.release();
+        } else {
+            self.waiting.remove(ticket);
+        }
+    }
+
+    /// Wakes the first in line, handing it a unit; or everyone in line (`all`), handing them
+    /// nothing, to see that the other side is gone (nobody joins a line after that).
+    #[inline(never)]
+    fn wake(&mut self, all: bool) {
+        while let Some((ticket, waker)) = self.waiting.pop() {
             waker.wake();
+            if !all {
+                self.served = ticket;
+                break;
+            }
         }
     }
 }
@@ -211,9 +222,7 @@ impl Waiters {
 /// assert_eq!(rx.try_recv(), Ok(7));
 /// assert_eq!(rx.try_recv(), Err(tinyio::TryRecvError::Closed));
 /// ```
-pub struct Sender<T> {
-    chan: Arc<Mutex<Chan<T>>>,
-}
+pub struct Sender<T>(Arc<Mutex<Chan<T>>>);
 
 /// The receiving side of a [`channel`]. Cloning gives another receiver (a pool of workers can
 /// share one channel, each value going to one of them); when the last one drops, sending fails.
@@ -223,9 +232,7 @@ pub struct Sender<T> {
 /// drop(rx);
 /// assert_eq!(tx.try_send(1).unwrap_err().into_inner(), 1);
 /// ```
-pub struct Receiver<T> {
-    chan: Arc<Mutex<Chan<T>>>,
-}
+pub struct Receiver<T>(Arc<Mutex<Chan<T>>>);
 
 impl<T> Sender<T> {
     /// Sends `value` once yielded: `yield_!(tx.send(v))` waits for room, then queues `value`,
@@ -244,7 +251,7 @@ impl<T> Sender<T> {
     /// ```
     #[track_caller]
     pub fn send(&self, value: T) -> Sending<T> {
-        Sending { chan: self.chan.clone(), value, at: Location::caller() }
+        Sending(Op { chan: self.0.clone(), kind: Put(value), at: Location::caller() })
     }
 
     /// Queues `value` if there is room now.
@@ -257,11 +264,10 @@ impl<T> Sender<T> {
     /// assert!(matches!(tx.try_send(2), Err(TrySendError::Full(2))));
     /// ```
     pub fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
-        let mut chan = lock(&self.chan);
-        if chan.receivers == 0 {
-            return Err(TrySendError::Closed(value));
+        match Put(value).finish(&mut lock(&self.0), &mut None) {
+            Ok(sent) => sent.map_err(|closed| TrySendError::Closed(closed.value)),
+            Err(Put(value)) => Err(TrySendError::Full(value)),
         }
-        chan.put(value, &mut None).map_err(TrySendError::Full)
     }
 
     /// Blocks this thread until there is room, then queues `value`: for plain threads and
@@ -290,23 +296,12 @@ impl<T> Sender<T> {
     /// assert_eq!(Loop::new().run((producer, sum(rx))).unwrap(), ((), 5050));
     /// ```
     pub fn send_blocking(&self, value: T) -> Result<(), SendError<T>> {
-        let (mut ticket, mut value) = (None, value);
-        let mut chan = lock(&self.chan);
-        loop {
-            if chan.receivers == 0 || crate::thread::is_cancelled() {
-                chan.stop_sending(&mut ticket);
-                let cancelled = chan.receivers > 0;
-                return Err(SendError { value, cancelled });
-            }
-            match chan.put(value, &mut ticket) {
-                Ok(()) => return Ok(()),
-                Err(back) => value = back,
-            }
-            chan.sending.wait(&mut ticket, thread_waker);
-            drop(chan);
-            std::thread::park();
-            chan = lock(&self.chan);
+        // Told to stop, it sends nothing, even with room (a closed channel is said first).
+        if crate::thread::is_cancelled() && lock(&self.0).receivers > 0 {
+            return Err(SendError { value, cancelled: true });
         }
+        block(&self.0, Put(value))
+            .unwrap_or_else(|Put(value)| Err(SendError { value, cancelled: true }))
     }
 
     /// How many values are queued now.
@@ -317,7 +312,7 @@ impl<T> Sender<T> {
     /// assert_eq!((tx.len(), tx.capacity()), (1, 3));
     /// ```
     pub fn len(&self) -> usize {
-        lock(&self.chan).queue.len()
+        lock(&self.0).queue.len()
     }
 
     /// Whether no value is queued now.
@@ -337,7 +332,7 @@ impl<T> Sender<T> {
     /// assert_eq!(tx.capacity(), 8);
     /// ```
     pub fn capacity(&self) -> usize {
-        lock(&self.chan).capacity
+        lock(&self.0).capacity
     }
 }
 
@@ -357,7 +352,7 @@ impl<T> Receiver<T> {
     /// ```
     #[track_caller]
     pub fn recv(&self) -> Receiving<T> {
-        Receiving { chan: self.chan.clone(), at: Location::caller() }
+        Receiving(Op { chan: self.0.clone(), kind: Take, at: Location::caller() })
     }
 
     /// Takes a value if one is queued now.
@@ -371,11 +366,10 @@ impl<T> Receiver<T> {
     /// assert_eq!(rx.try_recv(), Ok('x'));
     /// ```
     pub fn try_recv(&self) -> Result<T, TryRecvError> {
-        let mut chan = lock(&self.chan);
-        match chan.take(&mut None) {
-            Some(value) => Ok(value),
-            None if chan.senders == 0 => Err(TryRecvError::Closed),
-            None => Err(TryRecvError::Empty),
+        match Take.finish(&mut lock(&self.0), &mut None) {
+            Ok(Some(value)) => Ok(value),
+            Ok(None) => Err(TryRecvError::Closed),
+            Err(Take) => Err(TryRecvError::Empty),
         }
     }
 
@@ -390,21 +384,7 @@ impl<T> Receiver<T> {
     /// assert_eq!(consumer.join().unwrap(), Some(5));
     /// ```
     pub fn recv_blocking(&self) -> Option<T> {
-        let mut ticket = None;
-        let mut chan = lock(&self.chan);
-        loop {
-            if let Some(value) = chan.take(&mut ticket) {
-                return Some(value);
-            }
-            if chan.senders == 0 || crate::thread::is_cancelled() {
-                chan.stop_receiving(&mut ticket);
-                return None;
-            }
-            chan.receiving.wait(&mut ticket, thread_waker);
-            drop(chan);
-            std::thread::park();
-            chan = lock(&self.chan);
-        }
+        block(&self.0, Take).unwrap_or(None)
     }
 
     /// How many values are queued now.
@@ -415,7 +395,7 @@ impl<T> Receiver<T> {
     /// assert_eq!(rx.len(), 1);
     /// ```
     pub fn len(&self) -> usize {
-        lock(&self.chan).queue.len()
+        lock(&self.0).queue.len()
     }
 
     /// Whether no value is queued now.
@@ -429,63 +409,40 @@ impl<T> Receiver<T> {
     }
 }
 
-fn thread_waker() -> Waker {
-    Waker::from(Arc::new(crate::wake::Unpark(std::thread::current())))
-}
-
-impl<T> Clone for Sender<T> {
-    fn clone(&self) -> Self {
-        lock(&self.chan).senders += 1;
-        Sender { chan: self.chan.clone() }
-    }
-}
-
-impl<T> Clone for Receiver<T> {
-    fn clone(&self) -> Self {
-        lock(&self.chan).receivers += 1;
-        Receiver { chan: self.chan.clone() }
-    }
-}
-
-impl<T> Drop for Sender<T> {
-    fn drop(&mut self) {
-        let mut chan = lock(&self.chan);
-        chan.senders -= 1;
-        if chan.senders == 0 {
-            chan.receiving.wake_all();
+/// `Clone`, `Drop` and `Debug` of the two ends, which differ only in the count they keep and
+/// the line they wake when the last of them is gone.
+macro_rules! end {
+    ($End:ident, $count:ident, $other_line:ident) => {
+        impl<T> Clone for $End<T> {
+            fn clone(&self) -> Self {
+                lock(&self.0).$count += 1;
+                $End(self.0.clone())
+            }
         }
-    }
-}
 
-impl<T> Drop for Receiver<T> {
-    fn drop(&mut self) {
-        let mut chan = lock(&self.chan);
-        chan.receivers -= 1;
-        if chan.receivers == 0 {
-            chan.sending.wake_all();
+        impl<T> Drop for $End<T> {
+            fn drop(&mut self) {
+                let mut chan = lock(&self.0);
+                chan.$count -= 1;
+                if chan.$count == 0 {
+                    chan.$other_line.wake(true);
+                }
+            }
         }
-    }
+
+        impl<T> fmt::Debug for $End<T> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                let chan = lock(&self.0);
+                let (len, capacity) = (chan.queue.len(), chan.capacity);
+                let mut f = f.debug_struct(stringify!($End));
+                f.field("len", &len).field("capacity", &capacity).finish_non_exhaustive()
+            }
+        }
+    };
 }
 
-impl<T> fmt::Debug for Sender<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let chan = lock(&self.chan);
-        f.debug_struct("Sender")
-            .field("len", &chan.queue.len())
-            .field("capacity", &chan.capacity)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<T> fmt::Debug for Receiver<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let chan = lock(&self.chan);
-        f.debug_struct("Receiver")
-            .field("len", &chan.queue.len())
-            .field("capacity", &chan.capacity)
-            .finish_non_exhaustive()
-    }
-}
+end!(Sender, senders, receiving);
+end!(Receiver, receivers, sending);
 
 /// What [`Sender::send`] gives: yield it to send. `yield_!` finishes it at once when the
 /// channel has room that nobody waiting was promised (or has no receiver left), and the
@@ -514,12 +471,7 @@ impl<T> fmt::Debug for Receiver<T> {
 /// assert_eq!(rx.try_recv(), Ok(1));
 /// ```
 #[must_use = "a send does nothing until it is yielded: `yield_!(tx.send(v))`"]
-pub struct Sending<T> {
-    chan: Arc<Mutex<Chan<T>>>,
-    value: T,
-    /// Where `send` was called, to place the leaf it may become.
-    at: &'static Location<'static>,
-}
+pub struct Sending<T>(Op<T, Put<T>>);
 
 /// What [`Receiver::recv`] gives: yield it to receive. `yield_!` finishes it at once when the
 /// channel holds a value that nobody waiting was promised (or is empty with no sender left), and
@@ -553,9 +505,13 @@ pub struct Sending<T> {
 /// assert_eq!(rx.try_recv(), Ok(8));
 /// ```
 #[must_use = "a receive does nothing until it is yielded: `yield_!(rx.recv())`"]
-pub struct Receiving<T> {
+pub struct Receiving<T>(Op<T, Take>);
+
+/// A send or a receive, not yet yielded.
+struct Op<T, K> {
     chan: Arc<Mutex<Chan<T>>>,
-    /// Where `recv` was called, to place the leaf it may become.
+    kind: K,
+    /// Where `send` or `recv` was called, to place the leaf it may become.
     at: &'static Location<'static>,
 }
 
@@ -568,171 +524,123 @@ thread_local! {
     static IN_A_ROW: Cell<u32> = const { Cell::new(0) };
 }
 
-/// Runs `op` in place, unless the operations before it used up this thread's run of them
-/// ([`IN_PLACE`]). An operation that does not finish in place (it must wait, or the run is used
-/// up) suspends through the loop, where every other ready coroutine runs first: that starts a
-/// new run.
-#[inline(always)]
-fn in_place<Y: Yieldable>(
-    y: Y,
-    op: impl FnOnce(Y) -> Result<Y::Output, Y>,
-) -> Result<Y::Output, Y> {
-    let done = IN_A_ROW.get();
-    let outcome = if done < IN_PLACE { op(y) } else { Err(y) };
-    IN_A_ROW.set(if outcome.is_ok() { done + 1 } else { 0 });
-    outcome
+impl<T, K: Side<T>> Op<T, K> {
+    /// Finishes in place, as `try_send` / `try_recv` would, unless the operations before it used
+    /// up this thread's run of them ([`IN_PLACE`]). An operation that does not finish in place
+    /// (it must wait, or the run is used up) suspends through the loop, where every other ready
+    /// coroutine runs first: that starts a new run.
+    #[inline(always)]
+    fn now(self) -> Result<K::Output, Self> {
+        let done = IN_A_ROW.get();
+        let outcome = if done < IN_PLACE {
+            let outcome = self.kind.finish(&mut lock(&self.chan), &mut None);
+            outcome.map_err(|kind| Op { kind, ..self })
+        } else {
+            Err(self)
+        };
+        IN_A_ROW.set(if outcome.is_ok() { done + 1 } else { 0 });
+        outcome
+    }
 }
 
-impl<T: 'static> Yieldable for Sending<T> {
-    type Output = Result<(), SendError<T>>;
-    type Pending = <Coro<Self::Output> as Yieldable>::Pending;
+/// `Yieldable` and `Debug` of the two operations, which differ only in their output and site.
+macro_rules! operation {
+    ($Op:ident, $Output:ty, $site:ident) => {
+        impl<T: 'static> Yieldable for $Op<T> {
+            type Output = $Output;
+            type Pending = <Coro<$Output> as Yieldable>::Pending;
 
-    #[inline]
-    fn now(self) -> Result<Self::Output, Self> {
-        in_place(self, |this| {
-            let mut chan = lock(&this.chan);
-            if chan.receivers == 0 {
-                drop(chan);
-                let (value, cancelled) = (this.value, false);
-                return Ok(Err(SendError { value, cancelled }));
+            #[inline]
+            fn now(self) -> Result<$Output, Self> {
+                self.0.now().map_err($Op)
             }
-            match chan.put(this.value, &mut None) {
-                Ok(()) => Ok(Ok(())),
-                Err(value) => {
-                    drop(chan);
-                    Err(Sending { value, ..this })
-                }
+
+            fn submit<'s>(self, submission: &mut Submission<'s>) -> Self::Pending
+            where
+                Self: 's,
+            {
+                let Op { chan, kind, at } = self.0;
+                let wait = Wait { chan, op: Some(kind), ticket: None };
+                Coroutine::leaf_at(&$site, at, wait).submit(submission)
             }
-        })
-    }
 
-    fn submit<'s>(self, submission: &mut Submission<'s>) -> Self::Pending
-    where
-        Self: 's,
-    {
-        let leaf = SendLeaf { chan: self.chan, value: Some(self.value), ticket: None };
-        Coroutine::leaf_at(&SEND, self.at, leaf).submit(submission)
-    }
-
-    fn collect(pending: Self::Pending) -> Self::Output {
-        <Coro<Self::Output> as Yieldable>::collect(pending)
-    }
-}
-
-impl<T: 'static> Yieldable for Receiving<T> {
-    type Output = Option<T>;
-    type Pending = <Coro<Self::Output> as Yieldable>::Pending;
-
-    #[inline]
-    fn now(self) -> Result<Self::Output, Self> {
-        in_place(self, |this| {
-            let mut chan = lock(&this.chan);
-            match chan.take(&mut None) {
-                Some(value) => Ok(Some(value)),
-                None if chan.senders == 0 => Ok(None),
-                None => {
-                    drop(chan);
-                    Err(this)
-                }
+            fn collect(pending: Self::Pending) -> $Output {
+                <Coro<$Output> as Yieldable>::collect(pending)
             }
-        })
-    }
+        }
 
-    fn submit<'s>(self, submission: &mut Submission<'s>) -> Self::Pending
-    where
-        Self: 's,
-    {
-        let leaf = RecvLeaf { chan: self.chan, ticket: None };
-        Coroutine::leaf_at(&RECV, self.at, leaf).submit(submission)
-    }
-
-    fn collect(pending: Self::Pending) -> Self::Output {
-        <Coro<Self::Output> as Yieldable>::collect(pending)
-    }
+        impl<T> fmt::Debug for $Op<T> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($Op)).finish_non_exhaustive()
+            }
+        }
+    };
 }
 
-impl<T> fmt::Debug for Sending<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Sending").finish_non_exhaustive()
-    }
-}
+operation!(Sending, Result<(), SendError<T>>, SEND);
+operation!(Receiving, Option<T>, RECV);
 
-impl<T> fmt::Debug for Receiving<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Receiving").finish_non_exhaustive()
-    }
-}
-
-/// The leaf of a [`Sending`] that waits.
-struct SendLeaf<T> {
+/// An operation that waits: as the leaf of a [`Sending`] or [`Receiving`], or in a
+/// `*_blocking` call.
+struct Wait<T, K: Side<T>> {
     chan: Arc<Mutex<Chan<T>>>,
-    /// Until queued (or given back).
-    value: Option<T>,
-    /// Once waiting for room: its place in line.
+    /// Until it finishes.
+    op: Option<K>,
+    /// Once in line: its ticket.
     ticket: Option<u64>,
 }
 
-impl<T> Leaf for SendLeaf<T> {
-    type Output = Result<(), SendError<T>>;
-
-    fn poll(&mut self, cx: &mut Cx<'_>) -> Poll<Result<Self::Output, Error>> {
+impl<T, K: Side<T>> Wait<T, K> {
+    /// Tries once; if it must wait, gets in line to be woken by `waker`.
+    fn step(&mut self, waker: impl FnOnce() -> Waker) -> Option<K::Output> {
         let mut chan = lock(&self.chan);
-        let value = self.value.take().expect("polled after it finished");
-        if chan.receivers == 0 {
-            chan.stop_sending(&mut self.ticket);
-            let cancelled = false;
-            return Poll::Ready(Ok(Err(SendError { value, cancelled })));
-        }
-        match chan.put(value, &mut self.ticket) {
-            Ok(()) => Poll::Ready(Ok(Ok(()))),
-            Err(value) => {
-                self.value = Some(value);
-                chan.sending.wait(&mut self.ticket, || (cx.waker)());
-                Poll::Pending
+        let op = self.op.take().expect("polled after it finished");
+        match op.finish(&mut chan, &mut self.ticket) {
+            Ok(output) => Some(output),
+            Err(op) => {
+                self.op = Some(op);
+                // Joins the line, unless already in it.
+                self.ticket.get_or_insert_with(|| K::line(&mut chan).waiting.push(waker()));
+                None
             }
         }
     }
 }
 
-impl<T> Drop for SendLeaf<T> {
+impl<T, K: Side<T>> Leaf for Wait<T, K> {
+    type Output = K::Output;
+
+    fn poll(&mut self, cx: &mut Cx<'_>) -> Poll<Result<K::Output, Error>> {
+        self.step(|| (cx.waker)()).map_or(Poll::Pending, |output| Poll::Ready(Ok(output)))
+    }
+}
+
+impl<T, K: Side<T>> Drop for Wait<T, K> {
     fn drop(&mut self) {
-        if self.ticket.is_some() {
-            lock(&self.chan).stop_sending(&mut self.ticket);
+        if let Some(ticket) = self.ticket {
+            K::line(&mut lock(&self.chan)).give_up(ticket);
         }
     }
 }
 
-/// The leaf of a [`Receiving`] that waits.
-struct RecvLeaf<T> {
-    chan: Arc<Mutex<Chan<T>>>,
-    /// Once waiting for a value: its place in line.
-    ticket: Option<u64>,
-}
-
-impl<T> Leaf for RecvLeaf<T> {
-    type Output = Option<T>;
-
-    fn poll(&mut self, cx: &mut Cx<'_>) -> Poll<Result<Option<T>, Error>> {
-        let mut chan = lock(&self.chan);
-        if let Some(value) = chan.take(&mut self.ticket) {
-            return Poll::Ready(Ok(Some(value)));
+/// Runs `op` on this thread, parking while it waits: until it finishes, or until the thread
+/// call this runs in is told to stop (then `op` comes back).
+fn block<T, K: Side<T>>(chan: &Arc<Mutex<Chan<T>>>, op: K) -> Result<K::Output, K> {
+    let mut wait = Wait { chan: chan.clone(), op: Some(op), ticket: None };
+    let waker = || Waker::from(Arc::new(crate::wake::Unpark(std::thread::current())));
+    loop {
+        if let Some(output) = wait.step(waker) {
+            return Ok(output);
         }
-        if chan.senders == 0 {
-            chan.stop_receiving(&mut self.ticket);
-            return Poll::Ready(Ok(None));
+        if crate::thread::is_cancelled() {
+            return Err(wait.op.take().expect("it waits"));
         }
-        chan.receiving.wait(&mut self.ticket, || (cx.waker)());
-        Poll::Pending
+        std::thread::park();
     }
 }
 
-impl<T> Drop for RecvLeaf<T> {
-    fn drop(&mut self) {
-        if self.ticket.is_some() {
-            lock(&self.chan).stop_receiving(&mut self.ticket);
-        }
-    }
-}
+const CLOSED: &str = "sending on a channel whose receivers are all gone";
+const CANCELLED: &str = "sending was cancelled: the thread call was told to stop";
 
 /// A value that could not be sent, given back: every receiver was gone, or (for
 /// [`Sender::send_blocking`] inside a thread call) the call was told to stop.
@@ -745,7 +653,8 @@ impl<T> Drop for RecvLeaf<T> {
 /// assert_eq!(error.to_string(), "sending on a channel whose receivers are all gone");
 /// assert_eq!(error.into_inner(), "lost");
 /// ```
-#[derive(PartialEq, Eq)]
+#[derive(PartialEq, Eq, thiserror::Error)]
+#[error("{}", if *.cancelled { CANCELLED } else { CLOSED })]
 pub struct SendError<T> {
     value: T,
     cancelled: bool,
@@ -782,18 +691,6 @@ impl<T> fmt::Debug for SendError<T> {
     }
 }
 
-impl<T> fmt::Display for SendError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.cancelled {
-            "sending was cancelled: the thread call was told to stop"
-        } else {
-            "sending on a channel whose receivers are all gone"
-        })
-    }
-}
-
-impl<T> std::error::Error for SendError<T> {}
-
 /// Why [`Sender::try_send`] could not queue a value now; the value comes back.
 ///
 /// ```
@@ -805,24 +702,15 @@ impl<T> std::error::Error for SendError<T> {}
 /// drop(rx);
 /// assert_eq!(tx.try_send(3), Err(TrySendError::Closed(3)));
 /// ```
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum TrySendError<T> {
     /// The channel holds `capacity` values already.
+    #[error("the channel is full")]
     Full(T),
     /// Every receiver is gone.
+    #[error("{CLOSED}")]
     Closed(T),
 }
-
-impl<T> fmt::Display for TrySendError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            TrySendError::Full(_) => "the channel is full",
-            TrySendError::Closed(_) => "sending on a channel whose receivers are all gone",
-        })
-    }
-}
-
-impl<T: fmt::Debug> std::error::Error for TrySendError<T> {}
 
 impl<T> TrySendError<T> {
     /// The value that was not sent.
@@ -849,24 +737,15 @@ impl<T> TrySendError<T> {
 /// drop(tx);
 /// assert_eq!(rx.try_recv(), Err(TryRecvError::Closed));
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum TryRecvError {
     /// Nothing is queued now.
+    #[error("the channel is empty")]
     Empty,
     /// Nothing is queued, and every sender is gone.
+    #[error("the channel is empty and its senders are all gone")]
     Closed,
 }
-
-impl fmt::Display for TryRecvError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            TryRecvError::Empty => "the channel is empty",
-            TryRecvError::Closed => "the channel is empty and its senders are all gone",
-        })
-    }
-}
-
-impl std::error::Error for TryRecvError {}
 
 #[cfg(test)]
 mod tests {
@@ -893,22 +772,27 @@ mod tests {
         count.0.load(SeqCst)
     }
 
+    fn waiting<K: Side<u32>>(chan: &Arc<Mutex<Chan<u32>>>, op: K, waker: Waker) -> Wait<u32, K> {
+        let mut wait = Wait { chan: chan.clone(), op: Some(op), ticket: None };
+        assert!(wait.step(|| waker).is_none(), "it waits");
+        wait
+    }
+
     #[test]
     fn a_receiver_chosen_for_a_value_that_gives_up_passes_it_on() {
         let (tx, rx) = channel::<u32>(1);
         let ((a, wa), (b, wb)) = (counting(), counting());
-        let mut first = RecvLeaf { chan: rx.chan.clone(), ticket: None };
-        let mut second = RecvLeaf { chan: rx.chan.clone(), ticket: None };
-        lock(&rx.chan).receiving.wait(&mut first.ticket, || wa);
-        lock(&rx.chan).receiving.wait(&mut second.ticket, || wb);
+        let first = waiting(&rx.0, Take, wa);
+        let mut second = waiting(&rx.0, Take, wb);
         tx.try_send(7).unwrap();
         assert_eq!((woken(&a), woken(&b)), (1, 0), "the first in line is chosen");
         assert_eq!(rx.try_recv(), Err(TryRecvError::Empty), "the value is promised");
         drop(first); // cancelled before it took the value
         assert_eq!(woken(&b), 1, "the promise went to the next in line");
-        assert_eq!(lock(&rx.chan).take(&mut second.ticket), Some(7));
+        assert!(matches!(Take.finish(&mut lock(&rx.0), &mut second.ticket), Ok(Some(7))));
         drop(second);
-        assert_eq!(lock(&rx.chan).receiving.chosen, 0);
+        let chan = lock(&rx.0);
+        assert_eq!((chan.receiving.free, chan.sending.free), (0, 1), "no unit lost or made up");
     }
 
     #[test]
@@ -916,32 +800,57 @@ mod tests {
         let (tx, rx) = channel::<u32>(1);
         tx.try_send(0).unwrap();
         let ((a, wa), (b, wb)) = (counting(), counting());
-        let mut first = SendLeaf { chan: tx.chan.clone(), value: Some(1), ticket: None };
-        let mut second = SendLeaf { chan: tx.chan.clone(), value: Some(2), ticket: None };
-        lock(&tx.chan).sending.wait(&mut first.ticket, || wa);
-        lock(&tx.chan).sending.wait(&mut second.ticket, || wb);
+        let first = waiting(&tx.0, Put(1), wa);
+        let mut second = waiting(&tx.0, Put(2), wb);
         assert_eq!(rx.try_recv(), Ok(0));
         assert_eq!((woken(&a), woken(&b)), (1, 0), "the first in line is chosen");
         assert_eq!(tx.try_send(9), Err(TrySendError::Full(9)), "the room is promised");
         drop(first);
         assert_eq!(woken(&b), 1, "the promise went to the next in line");
-        let value = second.value.take().unwrap();
-        assert_eq!(lock(&tx.chan).put(value, &mut second.ticket), Ok(()));
+        let op = second.op.take().unwrap();
+        assert!(matches!(op.finish(&mut lock(&tx.0), &mut second.ticket), Ok(Ok(()))));
+        drop(second);
         assert_eq!(rx.try_recv(), Ok(2));
+        let chan = lock(&tx.0);
+        assert_eq!((chan.receiving.free, chan.sending.free), (0, 1), "no unit lost or made up");
     }
 
     #[test]
     fn a_waiter_that_leaves_the_line_wakes_nobody() {
-        let (_tx, rx) = channel::<u32>(1);
+        let (tx, rx) = channel::<u32>(1);
         let ((a, wa), (b, wb)) = (counting(), counting());
-        let mut first = RecvLeaf { chan: rx.chan.clone(), ticket: None };
-        let mut second = RecvLeaf { chan: rx.chan.clone(), ticket: None };
-        lock(&rx.chan).receiving.wait(&mut first.ticket, || wa);
-        lock(&rx.chan).receiving.wait(&mut second.ticket, || wb);
+        let first = waiting(&rx.0, Take, wa);
+        let second = waiting(&rx.0, Take, wb);
         drop(first);
         assert_eq!((woken(&a), woken(&b)), (0, 0));
-        assert_eq!(lock(&rx.chan).receiving.queue.len(), 1);
+        tx.try_send(5).unwrap();
+        assert_eq!((woken(&a), woken(&b)), (0, 1), "the second is first in line now");
+        assert!(lock(&rx.0).receiving.waiting.is_empty());
         drop(second);
-        assert!(lock(&rx.chan).receiving.queue.is_empty());
+        assert_eq!(rx.try_recv(), Ok(5), "the value handed to the second is free again");
+    }
+
+    #[test]
+    fn a_receiver_woken_by_the_end_leaves_the_value_handed_to_another() {
+        let (tx, rx) = channel::<u32>(1);
+        let ((_, wa), (b, wb)) = (counting(), counting());
+        let mut first = waiting(&rx.0, Take, wa);
+        let mut second = waiting(&rx.0, Take, wb);
+        tx.try_send(7).unwrap(); // handed to the first
+        drop(tx);
+        assert_eq!(woken(&b), 1, "the end wakes everyone in line");
+        assert_eq!(second.step(|| unreachable!()), Some(None), "the second sees the end");
+        assert_eq!(first.step(|| unreachable!()), Some(Some(7)), "the first takes its value");
+        let chan = lock(&rx.0);
+        assert_eq!((chan.receiving.free, chan.sending.free), (0, 1), "no unit lost or made up");
+    }
+
+    /// The error types are errors whatever they carry, as before they were derived.
+    #[test]
+    fn errors_need_no_debug_value() {
+        struct Opaque;
+        fn is_error<E: std::error::Error>() {}
+        is_error::<SendError<Opaque>>();
+        is_error::<TryRecvError>();
     }
 }
