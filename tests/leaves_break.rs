@@ -196,3 +196,51 @@ fn runners_that_all_finish_at_once() {
     assert_eq!(lp.run(race([done.clone(), done])).unwrap(), (0, 7));
     assert_eq!(lp.run(race(((), value(1u8)))).unwrap(), Race2::First(()));
 }
+
+/// A runner that cancels the `cancellable` around its own race, then wins: the handle stops
+/// the work or comes too late, and either way nothing panics over the race's winner.
+#[test]
+fn a_runner_cancels_the_cancellable_its_race_runs_in() {
+    #[tinyio::coroutine]
+    fn presses(slot: Rc<RefCell<Option<tinyio::CancelHandle>>>, then_wins: bool) -> u32 {
+        yield_!();
+        slot.borrow().as_ref().expect("filled before the run").cancel();
+        if !then_wins {
+            yield_!(forever(()));
+        }
+        1
+    }
+    for then_wins in [false, true] {
+        let out = within(30, move || {
+            let slot = Rc::new(RefCell::new(None));
+            let runners = vec![presses(slot.clone(), then_wins), after(1, 2)];
+            let (work, handle) = tinyio::cancellable(race(runners));
+            *slot.borrow_mut() = Some(handle);
+            Loop::new().run(work).unwrap()
+        });
+        match then_wins {
+            false => assert!(matches!(out, None | Some((1, 2))), "{out:?}"),
+            true => assert!(matches!(out, None | Some((0, 1) | (1, 2))), "{out:?}"),
+        }
+    }
+}
+
+/// Many `to_future` timers due at the same instant each wake their own task, and futures
+/// dropped while their timers are filed hinder none of the others.
+#[test]
+fn to_future_timers_due_at_one_instant_all_fire() {
+    within(30, || {
+        let at = std::time::Instant::now() + ms(20);
+        futures::executor::block_on(async {
+            for _ in 0..10 {
+                let mut dropped = Box::pin(tinyio::to_future(tinyio::sleep_until(at)));
+                assert!(futures::poll!(dropped.as_mut()).is_pending());
+            }
+            // More than `join_all` polls through one waker: each future has its own.
+            let all = (0..50).map(|_| tinyio::to_future(tinyio::sleep_until(at)));
+            let outs = futures::future::join_all(all).await;
+            assert!(outs.iter().all(Result::is_ok));
+            assert!(std::time::Instant::now() >= at);
+        });
+    });
+}
