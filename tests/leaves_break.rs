@@ -59,6 +59,19 @@ fn a_loser_misbehaving_when_stopped_is_traced_through_the_race() {
     assert!(names.contains(&"race"), "{text}");
 }
 
+/// The same inside an isolate: the error it gives back is traced up to its boundary.
+#[test]
+fn a_loser_misbehaving_in_an_isolate_is_traced_through_the_race() {
+    #[tinyio::coroutine]
+    fn isolated() -> tinyio::Error {
+        let started = Event::new();
+        let losing = vec![stubborn(started.clone()), started.wait()];
+        yield_!(isolate(race(losing))).expect_err("the loser misbehaves")
+    }
+    let err = within(30, || Loop::new().run(isolated()).unwrap());
+    assert_eq!(names(&err), ["race", "race", "stubborn"], "{err:?}");
+}
+
 /// A completion handed out by `copy` whose coroutine was cancelled by a crash of its loop
 /// raises where it is awaited, in another loop, rather than wait forever.
 #[test]
