@@ -81,7 +81,7 @@ fn deliver<'a, Y: Yieldable<Output: 'a> + 'a>(
         let (delivered, outcome) = match suspend(&co, y, line!()).await {
             Ok(output) => (Ok(output), Ok(())),
             Err(error) => {
-                let why = format!("the copied coroutine did not finish: {error}");
+                let why = format!("the coroutine given to `{}` did not finish: {error}", site.name);
                 (Err(Error::cancelled_because(why)), Err(Raise(error)))
             }
         };

@@ -76,6 +76,9 @@ pub(crate) struct Run<'s> {
     /// While coroutines are being stopped (see `Run::stopping`): the keys freed meanwhile,
     /// held back from reuse until it is over.
     held_back: Option<Vec<u32>>,
+    /// Meanwhile too: each coroutine stopped that had one waiter (its key, frame and waiter),
+    /// so that a failure further down is traced through the chain it was in.
+    gone: Vec<(u32, Frame, u32)>,
     /// Tokens of coroutines ready to be resumed, in order. A coroutine removed meanwhile (stopped
     /// by a timeout) leaves a stale token, skipped.
     ready: VecDeque<u64>,
@@ -198,6 +201,7 @@ impl<'s> Run<'s> {
             slots: recycle(room.slots),
             free: room.free,
             held_back: None,
+            gone: Vec::new(),
             ready: room.ready,
             timers: room.timers,
             remote,

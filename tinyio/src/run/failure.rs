@@ -73,6 +73,7 @@ impl<'s> Run<'s> {
         let stopped = stop(self);
         if !outer && let Some(held_back) = self.held_back.take() {
             self.free.extend(held_back);
+            self.gone.clear();
         }
         stopped
     }
@@ -163,6 +164,9 @@ impl<'s> Run<'s> {
                     (Err(payload), None) => Some((Origin::Outside, Failure::Panic(payload))),
                 };
                 if failed.is_none() {
+                    if let Waiters::One(waiter) = self.entry_ref(child).waiters {
+                        self.gone.push((child, frame, waiter));
+                    }
                     let members = self.take_members(child);
                     let Entry { task: removed, waits, .. } = self.remove(child);
                     let dropped = panic::catch_unwind(AssertUnwindSafe(move || {
@@ -288,8 +292,7 @@ impl<'s> Run<'s> {
 
     /// The error of a failure at `origin`, traced through the chain of single waiters above
     /// it, outermost first; and the keys of that chain. The chain stops where no one, or more
-    /// than one, waits, or where the waiter has left the table (stopped by a timeout, above a
-    /// coroutine being stopped).
+    /// than one, waits.
     fn trace(&self, origin: Origin, error: Error) -> (Error, HashSet<u32>) {
         let (Origin::Failed(key) | Origin::Suspended(key)) = origin else {
             return (error, HashSet::new());
@@ -298,12 +301,23 @@ impl<'s> Run<'s> {
             let entry = self.entry_ref(key);
             entry.task.site().frame(entry.line)
         };
+        // Above a coroutine being stopped, its waiters may have left the table already.
+        let gone: HashMap<u32, (Frame, u32)> =
+            self.gone.iter().map(|&(key, frame, waiter)| (key, (frame, waiter))).collect();
+        let up_of = |key: u32| match &self.slots[key as usize].entry {
+            Some(Entry { waiters: Waiters::One(waiter), .. }) => Some(*waiter),
+            Some(_) => None,
+            None => gone.get(&key).map(|&(_, waiter)| waiter),
+        };
         let (mut outer, mut chain, mut up) = (Vec::new(), HashSet::from([key]), key);
-        while let Some(Entry { waiters: Waiters::One(waiter), .. }) = self.slots[up as usize].entry
-            && waiter != ROOT
-            && self.slots[waiter as usize].entry.is_some()
-        {
-            outer.push(frame(waiter));
+        while let Some(waiter) = up_of(up).filter(|&waiter| waiter != ROOT) {
+            match self.slots[waiter as usize].entry {
+                Some(_) => outer.push(frame(waiter)),
+                None => match gone.get(&waiter) {
+                    Some(&(frame, _)) => outer.push(frame),
+                    None => break,
+                },
+            }
             chain.insert(waiter);
             up = waiter;
         }
