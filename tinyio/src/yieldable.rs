@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use crate::coro::{Co, Coroutine, Input, OutputOf, Request, SharedCoroutine, Submission};
+use crate::coro::{Co, Coroutine, Input, Request, SharedCoroutine, Submission};
 use crate::error::Error;
 use crate::wake::Cancel;
 
@@ -69,50 +69,40 @@ pub trait Yieldable {
     }
 }
 
-impl Yieldable for () {
-    type Output = ();
-    type Pending = ();
-    fn submit<'s>(self, _: &mut Submission<'s>)
-    where
-        Self: 's,
-    {
-    }
-    fn collect(_: ()) {}
-}
-
-impl<'a, T> Yieldable for Coroutine<'a, T> {
+/// A coroutine keeps itself, to read its output from once it has finished.
+impl<T> Yieldable for Coroutine<'_, T> {
     type Output = T;
-    type Pending = OutputOf<'a, T>;
+    type Pending = Self;
 
     #[inline(always)]
-    fn submit<'s>(self, submission: &mut Submission<'s>) -> Self::Pending
+    fn submit<'s>(self, submission: &mut Submission<'s>) -> Self
     where
         Self: 's,
     {
         submission.push(self.node.clone());
-        OutputOf(self.node)
+        self
     }
 
-    fn collect(node: Self::Pending) -> T {
-        node.0.take()
+    fn collect(pending: Self) -> T {
+        pending.node.take()
     }
 }
 
-impl<'a, T: Clone> Yieldable for SharedCoroutine<'a, T> {
+impl<T: Clone> Yieldable for SharedCoroutine<'_, T> {
     type Output = T;
-    type Pending = OutputOf<'a, T>;
+    type Pending = Self;
 
-    fn submit<'s>(self, submission: &mut Submission<'s>) -> Self::Pending
+    fn submit<'s>(self, submission: &mut Submission<'s>) -> Self
     where
         Self: 's,
     {
         submission.push(self.node.clone());
-        OutputOf(self.node)
+        self
     }
 
-    fn collect(node: Self::Pending) -> T {
+    fn collect(pending: Self) -> T {
         let mut output = None;
-        node.0.with_output(&mut |out| output = Some(out.clone()));
+        pending.node.with_output(&mut |out| output = Some(out.clone()));
         output.expect("a finished coroutine has an output")
     }
 }
@@ -217,30 +207,32 @@ impl<Y: Yieldable, const N: usize> Yieldable for [Y; N] {
     }
 }
 
+/// `()` is the empty tuple: a plain pause, which submits nothing.
 macro_rules! tuple {
-    ($($name:ident)+) => {
-        impl<$($name: Yieldable),+> Yieldable for ($($name,)+) {
-            type Output = ($($name::Output,)+);
-            type Pending = ($($name::Pending,)+);
+    ($($name:ident)*) => {
+        impl<$($name: Yieldable),*> Yieldable for ($($name,)*) {
+            type Output = ($($name::Output,)*);
+            type Pending = ($($name::Pending,)*);
 
-            #[allow(non_snake_case)]
+            #[allow(non_snake_case, unused_variables)]
             fn submit<'s>(self, submission: &mut Submission<'s>) -> Self::Pending
             where
                 Self: 's,
             {
-                let ($($name,)+) = self;
-                ($($name.submit(submission),)+)
+                let ($($name,)*) = self;
+                ($($name.submit(submission),)*)
             }
 
-            #[allow(non_snake_case)]
+            #[allow(non_snake_case, clippy::unused_unit)]
             fn collect(pending: Self::Pending) -> Self::Output {
-                let ($($name,)+) = pending;
-                ($($name::collect($name),)+)
+                let ($($name,)*) = pending;
+                ($($name::collect($name),)*)
             }
         }
     };
 }
 
+tuple!();
 tuple!(A);
 tuple!(A B);
 tuple!(A B C);
@@ -284,8 +276,10 @@ pub(crate) fn suspend_until<'c, 'a, Y: Yieldable + 'a>(
 ) -> Suspend<Y, impl Future<Output = Input> + Unpin + 'c> {
     let mut submission = Submission::default();
     let pending = value.submit(&mut submission);
-    submission.set_deadline(deadline);
-    submission.set_cancel(cancel);
+    if deadline.is_some() || cancel.is_some() {
+        let contents = submission.contents();
+        (contents.deadline, contents.cancel) = (deadline, cancel);
+    }
     Suspend { stage: Stage::Waiting(pending, co.0.yield_(Request::new(submission))), line }
 }
 
