@@ -345,8 +345,8 @@ pub(crate) struct Request<'a>(ManuallyDrop<Submission<'a>>);
 
 thread_local! {
     /// The line of the `yield_!` a generator last suspended at on this thread: written as the
-    /// generator hands over its request, read by the loop as it receives it, before anything
-    /// else runs. A third word in the request would cost every pause (see [`Request`]).
+    /// generator makes its request, which it hands over at once, read by the loop as it
+    /// receives the request, before anything else runs. A third word in the request would cost every pause (see [`Request`]).
     pub(crate) static LINE: Cell<u32> = const { Cell::new(0) };
 }
 
@@ -429,7 +429,10 @@ impl<'s> Submission<'s> {
     /// inlined, as is `submit` for a coroutine, so that the submission is built in registers.
     #[inline(always)]
     pub(crate) fn push(&mut self, task: Rc<dyn Task + 's>) {
-        if let Inner::Other(None) = self.0 { self.0 = Inner::One(task) } else { self.push_more(task) }
+        match self.0 {
+            Inner::Other(None) => self.0 = Inner::One(task),
+            _ => self.push_more(task),
+        }
     }
 
     #[inline(never)]

@@ -232,19 +232,18 @@ macro_rules! tuple {
     };
 }
 
-tuple!();
-tuple!(A);
-tuple!(A B);
-tuple!(A B C);
-tuple!(A B C D);
-tuple!(A B C D E);
-tuple!(A B C D E F);
-tuple!(A B C D E F G);
-tuple!(A B C D E F G H);
-tuple!(A B C D E F G H I);
-tuple!(A B C D E F G H I J);
-tuple!(A B C D E F G H I J K);
-tuple!(A B C D E F G H I J K L);
+/// Tuples of every length up to 12, `()` first: each call adds one more element.
+macro_rules! tuples {
+    ([$($done:ident)*]) => {
+        tuple!($($done)*);
+    };
+    ([$($done:ident)*] $next:ident $($rest:ident)*) => {
+        tuple!($($done)*);
+        tuples!([$($done)* $next] $($rest)*);
+    };
+}
+
+tuples!([] A B C D E F G H I J K L);
 
 /// One suspension point: hands `value`'s coroutines to the loop at once; the returned future,
 /// awaited right away, waits until they are done (or until the loop delivers an error), then
@@ -259,14 +258,15 @@ pub fn suspend<'c, 'a, Y: Yieldable + 'a>(
     line: u32,
 ) -> impl Future<Output = Result<Y::Output, Error>> + 'c {
     match value.now() {
-        Ok(output) => Suspend { stage: Stage::Done(output), line },
+        Ok(output) => Suspend::Done(output),
         Err(value) => suspend_until(co, value, None, None, line),
     }
 }
 
 /// Like [`suspend`], but gives up at `deadline`, or once `cancel` is cancelled: what was
 /// submitted is then stopped (with a timeout error, or a cancellation), and this suspension
-/// point gets a deadline error.
+/// point gets a deadline error. To be awaited at once: the line goes to the loop with the
+/// request, which the first poll hands over.
 pub(crate) fn suspend_until<'c, 'a, Y: Yieldable + 'a>(
     co: &'c Co<'a>,
     value: Y,
@@ -280,18 +280,14 @@ pub(crate) fn suspend_until<'c, 'a, Y: Yieldable + 'a>(
         let contents = submission.contents();
         (contents.deadline, contents.cancel) = (deadline, cancel);
     }
-    Suspend { stage: Stage::Waiting(pending, co.0.yield_(Request::new(submission))), line }
+    crate::coro::LINE.set(line);
+    Suspend::Waiting(pending, co.0.yield_(Request::new(submission)))
 }
 
 /// The future of one suspension point: written out rather than `async`, as it is on the path
 /// of every `yield_!`, where a hand-written one checks its stage once per poll.
 #[doc(hidden)]
-pub struct Suspend<Y: Yieldable, B> {
-    stage: Stage<Y, B>,
-    line: u32,
-}
-
-enum Stage<Y: Yieldable, B> {
+pub enum Suspend<Y: Yieldable, B> {
     /// Submitted: what to collect the output with, and the barrier, ready with the loop's
     /// input once the loop resumes the generator.
     Waiting(Y::Pending, B),
@@ -308,19 +304,15 @@ impl<Y: Yieldable, B: Future<Output = Input> + Unpin> Future for Suspend<Y, B> {
 
     #[inline]
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = &mut *self;
-        if let Stage::Waiting(_, barrier) = &mut this.stage {
-            crate::coro::LINE.set(this.line); // the first poll hands the request over
-            let input = std::task::ready!(Pin::new(barrier).poll(cx));
-            if let Some(error) = input.error() {
-                this.stage = Stage::Over;
-                return Poll::Ready(Err(error));
-            }
-        }
-        Poll::Ready(match std::mem::replace(&mut this.stage, Stage::Over) {
-            Stage::Waiting(pending, _) => Ok(Y::collect(pending)),
-            Stage::Done(output) => Ok(output),
-            Stage::Over => panic!("polled after completion"),
+        let input = match &mut *self {
+            Suspend::Waiting(_, barrier) => std::task::ready!(Pin::new(barrier).poll(cx)),
+            _ => Input::Go,
+        };
+        Poll::Ready(match (std::mem::replace(&mut *self, Suspend::Over), input.error()) {
+            (_, Some(error)) => Err(error),
+            (Suspend::Waiting(pending, _), None) => Ok(Y::collect(pending)),
+            (Suspend::Done(output), None) => Ok(output),
+            (Suspend::Over, None) => panic!("polled after completion"),
         })
     }
 }
