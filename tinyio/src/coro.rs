@@ -437,11 +437,17 @@ impl<'s> Submission<'s> {
 
     #[inline(never)]
     fn push_more(&mut self, task: Rc<dyn Task + 's>) {
-        let contents = self.contents();
+        let contents = match &mut self.0 {
+            Inner::Other(Some(contents)) => contents,
+            _ => self.contents(),
+        };
         let wait = !contents.background;
-        let first = wait && !contents.tasks.first().is_some_and(|submitted| submitted.wait);
-        let at = if first { 0 } else { contents.tasks.len() };
-        contents.tasks.insert(at, Submitted { task, wait });
+        contents.tasks.push(Submitted { task, wait });
+        // The first one waited on goes first: unless one is there already, all before it were
+        // started in the background.
+        if wait && !contents.tasks[0].wait {
+            contents.tasks.rotate_right(1);
+        }
     }
 
     /// Pushes what `submit` pushes in the background, and returns what it returns.
@@ -464,23 +470,23 @@ impl<'s> Submission<'s> {
         self.contents().boundary = Some(caught);
     }
 
-    /// The box, if one was made.
-    #[inline]
-    fn boxed(&mut self) -> Option<&mut Contents<'s>> {
-        if let Inner::Other(Some(contents)) = &mut self.0 { Some(contents) } else { None }
-    }
-
     /// Takes what [`set_boundary`](Submission::set_boundary) set.
     #[inline]
     pub(crate) fn take_boundary(&mut self) -> Option<Rc<Caught>> {
-        self.boxed()?.boundary.take()
+        match &mut self.0 {
+            Inner::Other(Some(contents)) => contents.boundary.take(),
+            _ => None,
+        }
     }
 
     /// When to give up on a timed wait, and the handle to arm for one that can be cancelled
     /// (which this takes).
     #[inline]
     pub(crate) fn take_limits(&mut self) -> (Option<Instant>, Option<Arc<Cancel>>) {
-        self.boxed().map_or((None, None), |contents| (contents.deadline, contents.cancel.take()))
+        match &mut self.0 {
+            Inner::Other(Some(contents)) => (contents.deadline, contents.cancel.take()),
+            _ => (None, None),
+        }
     }
 
     /// Whether nothing was submitted: a plain pause.
@@ -506,7 +512,8 @@ impl<'s> Submission<'s> {
     pub(crate) fn into_parts(self) -> (Option<Rc<dyn Task + 's>>, Vec<Submitted<'s>>) {
         match self.0 {
             Inner::One(task) => (Some(task), Vec::new()),
-            Inner::Other(contents) => (None, contents.map_or_else(Vec::new, |c| c.tasks)),
+            Inner::Other(None) => Default::default(),
+            Inner::Other(Some(contents)) => (None, contents.tasks),
         }
     }
 }

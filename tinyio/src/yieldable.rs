@@ -252,6 +252,7 @@ tuples!([] A B C D E F G H I J K L);
 /// `Suspend<Y, _>`, whose bound on `Y` would report a value that cannot be yielded a second
 /// time, naming `Suspend`.
 #[doc(hidden)]
+#[inline(always)]
 pub fn suspend<'c, 'a, Y: Yieldable + 'a>(
     co: &'c Co<'a>,
     value: Y,
@@ -267,6 +268,7 @@ pub fn suspend<'c, 'a, Y: Yieldable + 'a>(
 /// submitted is then stopped (with a timeout error, or a cancellation), and this suspension
 /// point gets a deadline error. To be awaited at once: the line goes to the loop with the
 /// request, which the first poll hands over.
+#[inline(always)]
 pub(crate) fn suspend_until<'c, 'a, Y: Yieldable + 'a>(
     co: &'c Co<'a>,
     value: Y,
@@ -304,15 +306,17 @@ impl<Y: Yieldable, B: Future<Output = Input> + Unpin> Future for Suspend<Y, B> {
 
     #[inline]
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let input = match &mut *self {
-            Suspend::Waiting(_, barrier) => std::task::ready!(Pin::new(barrier).poll(cx)),
-            _ => Input::Go,
-        };
-        Poll::Ready(match (std::mem::replace(&mut *self, Suspend::Over), input.error()) {
-            (_, Some(error)) => Err(error),
-            (Suspend::Waiting(pending, _), None) => Ok(Y::collect(pending)),
-            (Suspend::Done(output), None) => Ok(output),
-            (Suspend::Over, None) => panic!("polled after completion"),
+        if let Suspend::Waiting(_, barrier) = &mut *self {
+            let input = std::task::ready!(Pin::new(barrier).poll(cx));
+            if let Some(error) = input.error() {
+                *self = Suspend::Over;
+                return Poll::Ready(Err(error));
+            }
+        }
+        Poll::Ready(match std::mem::replace(&mut *self, Suspend::Over) {
+            Suspend::Waiting(pending, _) => Ok(Y::collect(pending)),
+            Suspend::Done(output) => Ok(output),
+            Suspend::Over => panic!("polled after completion"),
         })
     }
 }
