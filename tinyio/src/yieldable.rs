@@ -214,7 +214,7 @@ macro_rules! tuple {
             type Output = ($($name::Output,)*);
             type Pending = ($($name::Pending,)*);
 
-            #[allow(non_snake_case, unused_variables)]
+            #[allow(non_snake_case, unused_variables, clippy::unused_unit)]
             fn submit<'s>(self, submission: &mut Submission<'s>) -> Self::Pending
             where
                 Self: 's,
