@@ -389,9 +389,10 @@ impl Default for Submission<'_> {
 /// What a submission boxes: everything but a lone coroutine waited on.
 #[derive(Default)]
 pub(crate) struct Contents<'s> {
-    /// The coroutines in the order they came, except that the first one waited on is filed
-    /// first, even before those started in the background ahead of it.
-    tasks: Vec<Submitted<'s>>,
+    /// The first coroutine waited on, filed before the others (even those started in the
+    /// background ahead of it).
+    first: Option<Rc<dyn Task + 's>>,
+    rest: Vec<Submitted<'s>>,
     /// Whether coroutines pushed now start in the background.
     background: bool,
     /// For a timed wait (see `timeout`): when to give up.
@@ -413,11 +414,8 @@ impl<'s> Submission<'s> {
     /// The box, made now if need be (taking in the one coroutine held so far).
     pub(crate) fn contents(&mut self) -> &mut Contents<'s> {
         if let Inner::One(_) | Inner::Other(None) = self.0 {
-            let mut contents = Box::<Contents>::default();
-            if let Inner::One(task) = mem::take(self).0 {
-                contents.tasks.push(Submitted { task, wait: true });
-            }
-            self.0 = Inner::Other(Some(contents));
+            let first = if let Inner::One(task) = mem::take(self).0 { Some(task) } else { None };
+            self.0 = Inner::Other(Some(Box::new(Contents { first, ..Contents::default() })));
         }
         let Inner::Other(Some(contents)) = &mut self.0 else { unreachable!("boxed above") };
         contents
@@ -441,12 +439,11 @@ impl<'s> Submission<'s> {
             Inner::Other(Some(contents)) => contents,
             _ => self.contents(),
         };
-        let wait = !contents.background;
-        contents.tasks.push(Submitted { task, wait });
-        // The first one waited on goes first: unless one is there already, all before it were
-        // started in the background.
-        if wait && !contents.tasks[0].wait {
-            contents.tasks.rotate_right(1);
+        if contents.first.is_none() && !contents.background {
+            contents.first = Some(task);
+        } else {
+            let wait = !contents.background;
+            contents.rest.push(Submitted { task, wait });
         }
     }
 
@@ -461,7 +458,7 @@ impl<'s> Submission<'s> {
     /// Makes room for `additional` more coroutines (a gather knows how many it holds).
     pub(crate) fn reserve(&mut self, additional: usize) {
         if additional > 1 {
-            self.contents().tasks.reserve(additional);
+            self.contents().rest.reserve(additional);
         }
     }
 
@@ -507,13 +504,12 @@ impl<'s> Submission<'s> {
         task
     }
 
-    /// The coroutine waited on first, and the others (when the first is alone, it is given
-    /// apart, with no list; else every coroutine is in the list, the first one first).
+    /// The coroutine waited on first, if any, and the others.
     pub(crate) fn into_parts(self) -> (Option<Rc<dyn Task + 's>>, Vec<Submitted<'s>>) {
         match self.0 {
             Inner::One(task) => (Some(task), Vec::new()),
             Inner::Other(None) => Default::default(),
-            Inner::Other(Some(contents)) => (None, contents.tasks),
+            Inner::Other(Some(contents)) => (contents.first, contents.rest),
         }
     }
 }
@@ -669,8 +665,10 @@ impl<B: Body, O: Origin> Task for NodeCell<B, O> {
     }
 
     fn end(&self, ended: Ended) {
-        // The body is dropped once the state is no longer borrowed.
-        drop(self.state.replace(State::Dead(ended)));
+        let mut state = self.state.borrow_mut();
+        let body = mem::replace(&mut *state, State::Dead(ended));
+        drop(state);
+        drop(body);
     }
 
     fn started(&self) -> bool {
@@ -704,8 +702,9 @@ impl<B: Body, O: Origin> Task for NodeCell<B, O> {
                 Step::Done
             }
             ControlFlow::Continue(Step::Fail(error)) => {
+                let body = mem::replace(&mut *state, State::Dead(Ended::Failed));
                 drop(state);
-                self.end(Ended::Failed);
+                drop(body);
                 // Where a built-in's body raised is inside this crate: its frame says where.
                 Step::Fail(if O::KEEPS_RAISED_AT { error } else { error.placed() })
             }
