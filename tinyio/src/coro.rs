@@ -762,11 +762,10 @@ impl<'a, T, F: Future<Output = Result<T, Raise>>> Body for Generator<'a, F> {
 
 /// Builds a coroutine from the body the macro writes (`tinyio::__private::coroutine`).
 #[doc(hidden)]
-pub fn annotated<'a, T, F>(site: &'static Site, body: impl FnOnce(Co<'a>) -> F) -> Coroutine<'a, T>
-where
-    T: 'a,
-    F: Future<Output = Result<T, Raise>> + 'a,
-{
+pub fn annotated<'a, T: 'a, F: Future<Output = Result<T, Raise>> + 'a>(
+    site: &'static Site,
+    body: impl FnOnce(Co<'a>) -> F,
+) -> Coroutine<'a, T> {
     // The first resume of a genawaiter generator drops its argument (upstream issue #35): that
     // is fine here, as the first resume only starts the body, which reads no argument before
     // its first `yield_!`.
@@ -803,14 +802,10 @@ impl<R> Returns for fn() -> R {
 
 /// Builds a built-in coroutine of this crate, placed where it was called (see [`Called`]).
 #[track_caller]
-pub(crate) fn coroutine<'a, T, F>(
+pub(crate) fn coroutine<'a, T: 'a, F: Future<Output = Result<T, Raise>> + 'a>(
     site: &'static Site,
     body: impl FnOnce(Co<'a>) -> F,
-) -> Coroutine<'a, T>
-where
-    T: 'a,
-    F: Future<Output = Result<T, Raise>> + 'a,
-{
+) -> Coroutine<'a, T> {
     Coroutine::from_body(Called::here(site), Generator(Gen::new(|co| body(Co(co)))))
 }
 
