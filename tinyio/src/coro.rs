@@ -6,7 +6,7 @@
 //! `Rc<dyn Node<T>>` and reads the typed output from it once resumed. No output is ever boxed.
 
 use std::any::Any;
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, Ref, RefCell};
 use std::fmt;
 use std::future::Future;
 use std::mem::{self, ManuallyDrop};
@@ -275,7 +275,7 @@ pub(crate) trait Node<T>: Task {
     /// Moves the output out. Called once, after the coroutine finished.
     fn take(&self) -> T;
     /// Lends the output, for shared coroutines.
-    fn with_output(&self, f: &mut dyn FnMut(&T));
+    fn output(&self) -> Ref<'_, T>;
 }
 
 /// What the loop delivers at a suspension point: go on, or the error to return there. A plain
@@ -605,15 +605,6 @@ impl Cx<'_> {
     pub(crate) fn passed(&self, deadline: Instant) -> bool {
         self.now >= deadline
     }
-
-    /// Whether a generator that just paused may be resumed in place, rather than through the
-    /// ready queue; takes one spare round if so.
-    #[inline]
-    fn pause_in_place(&mut self) -> bool {
-        let go = *self.spare > 0 && !self.remote.interrupted();
-        *self.spare -= usize::from(go);
-        go
-    }
 }
 
 /// The body of a coroutine: a generator, or a leaf polled like a future.
@@ -721,11 +712,11 @@ impl<B: Body, O: Origin> Node<B::Output> for NodeCell<B, O> {
         }
     }
 
-    fn with_output(&self, f: &mut dyn FnMut(&B::Output)) {
-        match &*self.state.borrow() {
-            State::Finished(Some(output)) => f(output),
+    fn output(&self) -> Ref<'_, B::Output> {
+        Ref::map(self.state.borrow(), |state| match state {
+            State::Finished(Some(output)) => output,
             _ => unreachable!("read the output of an unfinished coroutine"),
-        }
+        })
     }
 }
 
@@ -746,7 +737,12 @@ impl<'a, T, F: Future<Output = Result<T, Raise>>> Body for Generator<'a, F> {
     {
         loop {
             return match self.0.resume_with(input) {
-                GeneratorState::Yielded(request) if request.0.is_pause() && cx.pause_in_place() => {
+                // A plain pause, with a spare round: resumed in place rather than through the
+                // ready queue.
+                GeneratorState::Yielded(request)
+                    if request.0.is_pause() && *cx.spare > 0 && !cx.remote.interrupted() =>
+                {
+                    *cx.spare -= 1;
                     input = Input::Go;
                     continue;
                 }

@@ -101,9 +101,7 @@ impl<T: Clone> Yieldable for SharedCoroutine<'_, T> {
     }
 
     fn collect(pending: Self) -> T {
-        let mut output = None;
-        pending.node.with_output(&mut |out| output = Some(out.clone()));
-        output.expect("a finished coroutine has an output")
+        T::clone(&pending.node.output())
     }
 }
 
