@@ -346,7 +346,8 @@ pub(crate) struct Request<'a>(ManuallyDrop<Submission<'a>>);
 thread_local! {
     /// The line of the `yield_!` a generator last suspended at on this thread: written as the
     /// generator makes its request, which it hands over at once, read by the loop as it
-    /// receives the request, before anything else runs. A third word in the request would cost every pause (see [`Request`]).
+    /// receives the request, before anything else runs. A third word in the request would cost
+    /// every pause (see [`Request`]).
     pub(crate) static LINE: Cell<u32> = const { Cell::new(0) };
 }
 
