@@ -364,6 +364,24 @@ fn background_output_via_share() {
     assert_eq!(runs.get(), 1);
 }
 
+/// What one `yield_!` starts is filed in order, except that the first coroutine it waits on
+/// comes first, even after coroutines it started in the background ahead of it.
+#[test]
+fn first_waited_on_starts_first() {
+    #[tinyio::coroutine]
+    fn mark(log: Rc<RefCell<Vec<&'static str>>>, name: &'static str) {
+        log.borrow_mut().push(name);
+    }
+    #[tinyio::coroutine]
+    fn g(log: Rc<RefCell<Vec<&'static str>>>) {
+        let m = |name| mark(log.clone(), name);
+        yield_!((background((m("bg1"), m("bg2"))), m("first"), background(m("bg3")), m("second")));
+    }
+    let log = Rc::new(RefCell::new(Vec::new()));
+    Loop::new().run(g(log.clone())).unwrap();
+    assert_eq!(*log.borrow(), ["first", "bg1", "bg2", "bg3", "second"]);
+}
+
 #[tinyio::coroutine]
 fn no_yield() -> u64 {
     3

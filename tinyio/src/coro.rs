@@ -6,10 +6,11 @@
 //! `Rc<dyn Node<T>>` and reads the typed output from it once resumed. No output is ever boxed.
 
 use std::any::Any;
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, Ref, RefCell};
 use std::fmt;
 use std::future::Future;
 use std::mem::{self, ManuallyDrop};
+use std::ops::ControlFlow;
 use std::panic;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -147,7 +148,24 @@ impl<'a, T> Coroutine<'a, T> {
     }
 
     fn from_body<B: Body<Output = T> + 'a, O: Origin + 'static>(origin: O, body: B) -> Self {
-        Coroutine { node: Rc::new(NodeCell::new(origin, body)) }
+        let state = State::Body { at: None, started: false, body };
+        Coroutine { node: Rc::new(NodeCell { origin, state: RefCell::new(state) }) }
+    }
+
+    /// A built-in leaf, placed where it was called (see [`Called`]).
+    #[track_caller]
+    pub(crate) fn leaf<L: Leaf<Output = T> + 'a>(site: &'static Site, leaf: L) -> Self {
+        Coroutine::from_body(Called::here(site), leaf)
+    }
+
+    /// A built-in leaf built after the call that asked for it, placed at that call, `at`
+    /// (a `#[track_caller]` function's `Location::caller()`).
+    pub(crate) fn leaf_at<L: Leaf<Output = T> + 'a>(
+        site: &'static Site,
+        at: &'static std::panic::Location<'static>,
+        leaf: L,
+    ) -> Self {
+        Coroutine::from_body(Called { site, at }, leaf)
     }
 }
 
@@ -245,8 +263,8 @@ pub(crate) trait Task {
     fn started(&self) -> bool;
     /// Whether this is a leaf (polled like a future) rather than a generator.
     fn is_leaf(&self) -> bool;
-    /// Runs the coroutine until it next suspends, delivering `input` at its suspension point. Must not be called again once it returned `Done` or `Fail`, or
-    /// panicked.
+    /// Runs the coroutine until it next suspends, delivering `input` at its suspension point.
+    /// Must not be called again once it returned `Done` or `Fail`, or panicked.
     fn resume<'s>(&self, input: Input, cx: &mut Cx<'_>) -> Step<'s>
     where
         Self: 's;
@@ -257,12 +275,8 @@ pub(crate) trait Node<T>: Task {
     /// Moves the output out. Called once, after the coroutine finished.
     fn take(&self) -> T;
     /// Lends the output, for shared coroutines.
-    fn with_output(&self, f: &mut dyn FnMut(&T));
+    fn output(&self) -> Ref<'_, T>;
 }
-
-/// What a suspended coroutine keeps of a coroutine it waits on: where to read the output.
-#[doc(hidden)]
-pub struct OutputOf<'a, T>(pub(crate) Rc<dyn Node<T> + 'a>);
 
 /// What the loop delivers at a suspension point: go on, or the error to return there. A plain
 /// word rather than a `Result`: it travels through the generator at every resume.
@@ -323,15 +337,17 @@ impl<'s> Step<'s> {
 ///
 /// It travels through genawaiter's airlock at every resume, so it is kept to two words and
 /// without drop glue (the submission is `ManuallyDrop`): the airlock then moves it with a few
-/// instructions instead of calling drop glue at each of its swaps. Whoever receives a request takes the submission out with
-/// [`into_submission`](Request::into_submission); only a plain pause, which holds nothing, may be
-/// dropped as it is. The line of the `yield_!` travels beside it (see [`line`](Request::line)).
+/// instructions instead of calling drop glue at each of its swaps. Whoever receives a request
+/// takes the submission out with [`into_submission`](Request::into_submission); only a plain
+/// pause, which holds nothing, may be dropped as it is. The line of the `yield_!` travels beside
+/// it (see [`line`](Request::line)).
 pub(crate) struct Request<'a>(ManuallyDrop<Submission<'a>>);
 
 thread_local! {
     /// The line of the `yield_!` a generator last suspended at on this thread: written as the
-    /// generator hands over its request, read by the loop as it receives it, before anything
-    /// else runs. A third word in the request would cost every pause (see [`Request`]).
+    /// generator makes its request, which it hands over at once, read by the loop as it
+    /// receives the request, before anything else runs. A third word in the request would cost
+    /// every pause (see [`Request`]).
     pub(crate) static LINE: Cell<u32> = const { Cell::new(0) };
 }
 
@@ -344,11 +360,6 @@ impl<'a> Request<'a> {
     #[inline]
     pub(crate) fn line(&self) -> u32 {
         LINE.get()
-    }
-
-    #[inline]
-    pub(crate) fn is_pause(&self) -> bool {
-        self.0.is_pause()
     }
 
     pub(crate) fn into_submission(self) -> Submission<'a> {
@@ -376,8 +387,9 @@ impl Default for Submission<'_> {
     }
 }
 
+/// What a submission boxes: everything but a lone coroutine waited on.
 #[derive(Default)]
-struct Contents<'s> {
+pub(crate) struct Contents<'s> {
     /// The first coroutine waited on, filed before the others (even those started in the
     /// background ahead of it).
     first: Option<Rc<dyn Task + 's>>,
@@ -385,9 +397,9 @@ struct Contents<'s> {
     /// Whether coroutines pushed now start in the background.
     background: bool,
     /// For a timed wait (see `timeout`): when to give up.
-    deadline: Option<Instant>,
+    pub(crate) deadline: Option<Instant>,
     /// For a wait that can be cancelled on demand (see `cancellable`): the handle to arm.
-    cancel: Option<Arc<Cancel>>,
+    pub(crate) cancel: Option<Arc<Cancel>>,
     /// For the yield of an [`isolate`](crate::isolate): what the run leaves for the boundary
     /// to read when it resumes it.
     boundary: Option<Rc<Caught>>,
@@ -401,18 +413,13 @@ pub(crate) struct Submitted<'s> {
 
 impl<'s> Submission<'s> {
     /// The box, made now if need be (taking in the one coroutine held so far).
-    fn contents(&mut self) -> &mut Contents<'s> {
+    pub(crate) fn contents(&mut self) -> &mut Contents<'s> {
         if let Inner::One(_) | Inner::Other(None) = self.0 {
-            let first = match std::mem::take(self).0 {
-                Inner::One(task) => Some(task),
-                Inner::Other(_) => None,
-            };
+            let first = if let Inner::One(task) = mem::take(self).0 { Some(task) } else { None };
             self.0 = Inner::Other(Some(Box::new(Contents { first, ..Contents::default() })));
         }
-        match &mut self.0 {
-            Inner::Other(Some(contents)) => contents,
-            _ => unreachable!("boxed above"),
-        }
+        let Inner::Other(Some(contents)) = &mut self.0 else { unreachable!("boxed above") };
+        contents
     }
 
     /// Adds a coroutine, waited on unless pushed in the background.
@@ -421,10 +428,9 @@ impl<'s> Submission<'s> {
     /// inlined, as is `submit` for a coroutine, so that the submission is built in registers.
     #[inline(always)]
     pub(crate) fn push(&mut self, task: Rc<dyn Task + 's>) {
-        if let Inner::Other(None) = self.0 {
-            self.0 = Inner::One(task);
-        } else {
-            self.push_more(task);
+        match self.0 {
+            Inner::Other(None) => self.0 = Inner::One(task),
+            _ => self.push_more(task),
         }
     }
 
@@ -432,7 +438,7 @@ impl<'s> Submission<'s> {
     fn push_more(&mut self, task: Rc<dyn Task + 's>) {
         let contents = match &mut self.0 {
             Inner::Other(Some(contents)) => contents,
-            Inner::Other(None) | Inner::One(_) => self.contents(),
+            _ => self.contents(),
         };
         if contents.first.is_none() && !contents.background {
             contents.first = Some(task);
@@ -444,7 +450,7 @@ impl<'s> Submission<'s> {
 
     /// Pushes what `submit` pushes in the background, and returns what it returns.
     pub(crate) fn background<R>(&mut self, submit: impl FnOnce(&mut Self) -> R) -> R {
-        let outer = std::mem::replace(&mut self.contents().background, true);
+        let outer = mem::replace(&mut self.contents().background, true);
         let pending = submit(self);
         self.contents().background = outer;
         pending
@@ -454,22 +460,6 @@ impl<'s> Submission<'s> {
     pub(crate) fn reserve(&mut self, additional: usize) {
         if additional > 1 {
             self.contents().rest.reserve(additional);
-        }
-    }
-
-    #[inline]
-    pub(crate) fn set_deadline(&mut self, deadline: Option<Instant>) {
-        if deadline.is_some() {
-            self.contents().deadline = deadline;
-        }
-    }
-
-    /// Makes this a wait that `cancel` ends as a passed deadline would (see
-    /// [`cancellable`](crate::cancellable)).
-    #[inline]
-    pub(crate) fn set_cancel(&mut self, cancel: Option<Arc<Cancel>>) {
-        if cancel.is_some() {
-            self.contents().cancel = cancel;
         }
     }
 
@@ -506,20 +496,16 @@ impl<'s> Submission<'s> {
     /// The one coroutine submitted, if that is all: waited on, with no deadline and no handle.
     #[inline]
     pub(crate) fn sole(&self) -> Option<&Rc<dyn Task + 's>> {
-        match &self.0 {
-            Inner::One(task) => Some(task),
-            Inner::Other(_) => None,
-        }
+        if let Inner::One(task) = &self.0 { Some(task) } else { None }
     }
 
     /// Takes the coroutine [`sole`](Submission::sole) gave.
     pub(crate) fn into_sole(self) -> Rc<dyn Task + 's> {
-        match self.0 {
-            Inner::One(task) => task,
-            Inner::Other(_) => unreachable!("a sole coroutine"),
-        }
+        let Inner::One(task) = self.0 else { unreachable!("a sole coroutine") };
+        task
     }
 
+    /// The coroutine waited on first, if any, and the others.
     pub(crate) fn into_parts(self) -> (Option<Rc<dyn Task + 's>>, Vec<Submitted<'s>>) {
         match self.0 {
             Inner::One(task) => (Some(task), Vec::new()),
@@ -540,14 +526,14 @@ pub(crate) struct Caught {
 
 impl Caught {
     /// Joins the threads left, then gives the error that failed the scope, grouped with those
-    /// the threads ended with as [`ErrorGroup::Auto`](crate::ErrorGroup::Auto) does, if any. A thread's panic resumes.
+    /// the threads ended with as [`ErrorGroup::Auto`](crate::ErrorGroup::Auto) does, if any. A
+    /// thread's panic resumes.
     pub(crate) fn take(&self) -> Option<Error> {
         let mut errors: Vec<Error> = self.error.take().into_iter().collect();
-        // One at a time: after a panic, those left are joined when this is dropped.
-        loop {
-            let Some(join) = self.joins.borrow_mut().pop() else {
-                break;
-            };
+        // One at a time, with the list not borrowed meanwhile: after a panic, those left are
+        // joined when this is dropped.
+        let next = || self.joins.borrow_mut().pop();
+        while let Some(join) = next() {
             match join.finish() {
                 Some(Failure::Error(error)) => errors.push(error),
                 Some(Failure::Panic(payload)) => panic::resume_unwind(payload),
@@ -585,21 +571,16 @@ pub(crate) struct Join {
 impl Join {
     /// Waits until it has ended; gives what it failed with, if anything but its cancellation.
     pub(crate) fn finish(mut self) -> Option<Failure> {
-        match (self.wait)(None) {
-            Poll::Ready(failure) => failure,
-            Poll::Pending => unreachable!("no deadline to pass"),
-        }
+        let Poll::Ready(failure) = (self.wait)(None) else { unreachable!("no deadline to pass") };
+        failure
     }
 }
 
-/// Errors as an isolated scope gives them, grouped as [`ErrorGroup::Auto`](crate::ErrorGroup::Auto) does: the first
-/// alone, or a group if there are more; `None` if there are none.
+/// Errors as an isolated scope gives them, grouped as
+/// [`ErrorGroup::Auto`](crate::ErrorGroup::Auto) does: the first alone, or a group if there are
+/// more; `None` if there are none.
 pub(crate) fn group(mut errors: Vec<Error>) -> Option<Error> {
-    match errors.len() {
-        0 => None,
-        1 => errors.pop(),
-        _ => Some(Error::from_group(errors)),
-    }
+    if errors.len() > 1 { Some(Error::from_group(errors)) } else { errors.pop() }
 }
 
 /// What a leaf can reach while it is polled.
@@ -625,31 +606,16 @@ impl Cx<'_> {
     pub(crate) fn passed(&self, deadline: Instant) -> bool {
         self.now >= deadline
     }
-
-    /// Whether a generator that just paused may be resumed in place, rather than through the
-    /// ready queue; takes one spare round if so.
-    #[inline]
-    fn pause_in_place(&mut self) -> bool {
-        let go = *self.spare > 0 && !self.remote.interrupted();
-        *self.spare -= usize::from(go);
-        go
-    }
 }
 
 /// The body of a coroutine: a generator, or a leaf polled like a future.
-pub(crate) trait Body {
+trait Body {
     type Output;
     const LEAF: bool;
-    fn step<'s>(&mut self, input: Input, cx: &mut Cx<'_>) -> BodyStep<'s, Self::Output>
+    /// `Break` with the output once finished; else what the resume gave (never `Step::Done`).
+    fn step<'s>(&mut self, input: Input, cx: &mut Cx<'_>) -> ControlFlow<Self::Output, Step<'s>>
     where
         Self: 's;
-}
-
-pub(crate) enum BodyStep<'s, T> {
-    Yield(Request<'s>),
-    Park(Option<Instant>),
-    Done(T),
-    Fail(Error),
 }
 
 /// One coroutine: where it comes from, and its state.
@@ -669,13 +635,6 @@ enum State<B, T> {
     Dead(Ended),
 }
 
-impl<B: Body, O> NodeCell<B, O> {
-    fn new(origin: O, body: B) -> Self {
-        let state = State::Body { at: None, started: false, body };
-        NodeCell { origin, state: RefCell::new(state) }
-    }
-}
-
 impl<B: Body, O: Origin> Task for NodeCell<B, O> {
     fn site(&self) -> Place {
         self.origin.place()
@@ -691,10 +650,9 @@ impl<B: Body, O: Origin> Task for NodeCell<B, O> {
     }
 
     fn schedule(&self, run: u32, key: u32) {
-        match &mut *self.state.borrow_mut() {
-            State::Body { at, .. } => *at = Some((run, key)),
-            // A held leaf that failed, settled in the table to be traced: it stays ended.
-            State::Finished(_) | State::Dead(_) => {}
+        // A held leaf that failed, settled in the table to be traced, stays ended.
+        if let State::Body { at, .. } = &mut *self.state.borrow_mut() {
+            *at = Some((run, key));
         }
     }
 
@@ -729,21 +687,20 @@ impl<B: Body, O: Origin> Task for NodeCell<B, O> {
         let step = body.step(input, cx);
         drop(placing);
         match step {
-            BodyStep::Yield(request) => Step::Yield(request),
-            BodyStep::Park(deadline) => Step::Park(deadline),
-            BodyStep::Done(output) => {
+            ControlFlow::Break(output) => {
                 // The body is dropped in place. Its drop cannot reach this node's state: only
                 // the loop reads it, never from inside a resume.
                 *state = State::Finished(Some(output));
                 Step::Done
             }
-            BodyStep::Fail(error) => {
+            ControlFlow::Continue(Step::Fail(error)) => {
                 let body = mem::replace(&mut *state, State::Dead(Ended::Failed));
                 drop(state);
                 drop(body);
                 // Where a built-in's body raised is inside this crate: its frame says where.
                 Step::Fail(if O::KEEPS_RAISED_AT { error } else { error.placed() })
             }
+            ControlFlow::Continue(step) => step,
         }
     }
 }
@@ -756,11 +713,11 @@ impl<B: Body, O: Origin> Node<B::Output> for NodeCell<B, O> {
         }
     }
 
-    fn with_output(&self, f: &mut dyn FnMut(&B::Output)) {
-        match &*self.state.borrow() {
-            State::Finished(Some(output)) => f(output),
+    fn output(&self) -> Ref<'_, B::Output> {
+        Ref::map(self.state.borrow(), |state| match state {
+            State::Finished(Some(output)) => output,
             _ => unreachable!("read the output of an unfinished coroutine"),
-        }
+        })
     }
 }
 
@@ -775,30 +732,37 @@ impl<'a, T, F: Future<Output = Result<T, Raise>>> Body for Generator<'a, F> {
     type Output = T;
     const LEAF: bool = false;
 
-    fn step<'s>(&mut self, mut input: Input, cx: &mut Cx<'_>) -> BodyStep<'s, T>
+    fn step<'s>(&mut self, mut input: Input, cx: &mut Cx<'_>) -> ControlFlow<T, Step<'s>>
     where
         Self: 's,
     {
         loop {
-            match self.0.resume_with(input) {
-                GeneratorState::Yielded(request) if request.is_pause() && cx.pause_in_place() => {
+            return match self.0.resume_with(input) {
+                // A plain pause, with a spare round: resumed in place rather than through the
+                // ready queue.
+                GeneratorState::Yielded(request)
+                    if request.0.is_pause() && *cx.spare > 0 && !cx.remote.interrupted() =>
+                {
+                    *cx.spare -= 1;
                     input = Input::Go;
+                    continue;
                 }
-                GeneratorState::Yielded(request) => return BodyStep::Yield(request),
-                GeneratorState::Complete(Ok(output)) => return BodyStep::Done(output),
-                GeneratorState::Complete(Err(Raise(error))) => return BodyStep::Fail(error),
-            }
+                GeneratorState::Yielded(request) => ControlFlow::Continue(Step::Yield(request)),
+                GeneratorState::Complete(Ok(output)) => ControlFlow::Break(output),
+                GeneratorState::Complete(Err(Raise(error))) => {
+                    ControlFlow::Continue(Step::Fail(error))
+                }
+            };
         }
     }
 }
 
 /// Builds a coroutine from the body the macro writes (`tinyio::__private::coroutine`).
 #[doc(hidden)]
-pub fn annotated<'a, T, F>(site: &'static Site, body: impl FnOnce(Co<'a>) -> F) -> Coroutine<'a, T>
-where
-    T: 'a,
-    F: Future<Output = Result<T, Raise>> + 'a,
-{
+pub fn annotated<'a, T: 'a, F: Future<Output = Result<T, Raise>> + 'a>(
+    site: &'static Site,
+    body: impl FnOnce(Co<'a>) -> F,
+) -> Coroutine<'a, T> {
     // The first resume of a genawaiter generator drops its argument (upstream issue #35): that
     // is fine here, as the first resume only starts the body, which reads no argument before
     // its first `yield_!`.
@@ -835,14 +799,10 @@ impl<R> Returns for fn() -> R {
 
 /// Builds a built-in coroutine of this crate, placed where it was called (see [`Called`]).
 #[track_caller]
-pub(crate) fn coroutine<'a, T, F>(
+pub(crate) fn coroutine<'a, T: 'a, F: Future<Output = Result<T, Raise>> + 'a>(
     site: &'static Site,
     body: impl FnOnce(Co<'a>) -> F,
-) -> Coroutine<'a, T>
-where
-    T: 'a,
-    F: Future<Output = Result<T, Raise>> + 'a,
-{
+) -> Coroutine<'a, T> {
     Coroutine::from_body(Called::here(site), Generator(Gen::new(|co| body(Co(co)))))
 }
 
@@ -862,42 +822,22 @@ pub(crate) trait Leaf {
     fn cancel(&mut self, _cx: &mut Cx<'_>) {}
 }
 
-struct LeafBody<L>(L);
-
-impl<L: Leaf> Body for LeafBody<L> {
+impl<L: Leaf> Body for L {
     type Output = L::Output;
     const LEAF: bool = true;
 
-    fn step<'s>(&mut self, input: Input, cx: &mut Cx<'_>) -> BodyStep<'s, L::Output>
+    fn step<'s>(&mut self, input: Input, cx: &mut Cx<'_>) -> ControlFlow<L::Output, Step<'s>>
     where
         Self: 's,
     {
         if let Some(error) = input.error() {
-            self.0.cancel(cx);
-            return BodyStep::Fail(error);
+            self.cancel(cx);
+            return ControlFlow::Continue(Step::Fail(error));
         }
-        match self.0.poll(cx) {
-            Poll::Ready(Ok(output)) => BodyStep::Done(output),
-            Poll::Ready(Err(error)) => BodyStep::Fail(error),
-            Poll::Pending => BodyStep::Park(self.0.deadline()),
+        match self.poll(cx) {
+            Poll::Ready(Ok(output)) => ControlFlow::Break(output),
+            Poll::Ready(Err(error)) => ControlFlow::Continue(Step::Fail(error)),
+            Poll::Pending => ControlFlow::Continue(Step::Park(self.deadline())),
         }
-    }
-}
-
-impl<'a, T> Coroutine<'a, T> {
-    /// A built-in leaf, placed where it was called (see [`Called`]).
-    #[track_caller]
-    pub(crate) fn leaf<L: Leaf<Output = T> + 'a>(site: &'static Site, leaf: L) -> Self {
-        Coroutine::from_body(Called::here(site), LeafBody(leaf))
-    }
-
-    /// A built-in leaf built after the call that asked for it, placed at that call, `at`
-    /// (a `#[track_caller]` function's `Location::caller()`).
-    pub(crate) fn leaf_at<L: Leaf<Output = T> + 'a>(
-        site: &'static Site,
-        at: &'static std::panic::Location<'static>,
-        leaf: L,
-    ) -> Self {
-        Coroutine::from_body(Called { site, at }, LeafBody(leaf))
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use crate::coro::{Co, Coroutine, Input, OutputOf, Request, SharedCoroutine, Submission};
+use crate::coro::{Co, Coroutine, Input, Request, SharedCoroutine, Submission};
 use crate::error::Error;
 use crate::wake::Cancel;
 
@@ -69,51 +69,39 @@ pub trait Yieldable {
     }
 }
 
-impl Yieldable for () {
-    type Output = ();
-    type Pending = ();
-    fn submit<'s>(self, _: &mut Submission<'s>)
-    where
-        Self: 's,
-    {
-    }
-    fn collect(_: ()) {}
-}
-
-impl<'a, T> Yieldable for Coroutine<'a, T> {
+/// A coroutine keeps itself, to read its output from once it has finished.
+impl<T> Yieldable for Coroutine<'_, T> {
     type Output = T;
-    type Pending = OutputOf<'a, T>;
+    type Pending = Self;
 
     #[inline(always)]
-    fn submit<'s>(self, submission: &mut Submission<'s>) -> Self::Pending
+    fn submit<'s>(self, submission: &mut Submission<'s>) -> Self
     where
         Self: 's,
     {
         submission.push(self.node.clone());
-        OutputOf(self.node)
+        self
     }
 
-    fn collect(node: Self::Pending) -> T {
-        node.0.take()
+    fn collect(pending: Self) -> T {
+        pending.node.take()
     }
 }
 
-impl<'a, T: Clone> Yieldable for SharedCoroutine<'a, T> {
+impl<T: Clone> Yieldable for SharedCoroutine<'_, T> {
     type Output = T;
-    type Pending = OutputOf<'a, T>;
+    type Pending = Self;
 
-    fn submit<'s>(self, submission: &mut Submission<'s>) -> Self::Pending
+    fn submit<'s>(self, submission: &mut Submission<'s>) -> Self
     where
         Self: 's,
     {
         submission.push(self.node.clone());
-        OutputOf(self.node)
+        self
     }
 
-    fn collect(node: Self::Pending) -> T {
-        let mut output = None;
-        node.0.with_output(&mut |out| output = Some(out.clone()));
-        output.expect("a finished coroutine has an output")
+    fn collect(pending: Self) -> T {
+        T::clone(&pending.node.output())
     }
 }
 
@@ -217,42 +205,43 @@ impl<Y: Yieldable, const N: usize> Yieldable for [Y; N] {
     }
 }
 
+/// `()` is the empty tuple: a plain pause, which submits nothing.
 macro_rules! tuple {
-    ($($name:ident)+) => {
-        impl<$($name: Yieldable),+> Yieldable for ($($name,)+) {
-            type Output = ($($name::Output,)+);
-            type Pending = ($($name::Pending,)+);
+    ($($name:ident)*) => {
+        impl<$($name: Yieldable),*> Yieldable for ($($name,)*) {
+            type Output = ($($name::Output,)*);
+            type Pending = ($($name::Pending,)*);
 
-            #[allow(non_snake_case)]
+            #[allow(non_snake_case, unused_variables, clippy::unused_unit)]
             fn submit<'s>(self, submission: &mut Submission<'s>) -> Self::Pending
             where
                 Self: 's,
             {
-                let ($($name,)+) = self;
-                ($($name.submit(submission),)+)
+                let ($($name,)*) = self;
+                ($($name.submit(submission),)*)
             }
 
-            #[allow(non_snake_case)]
+            #[allow(non_snake_case, clippy::unused_unit)]
             fn collect(pending: Self::Pending) -> Self::Output {
-                let ($($name,)+) = pending;
-                ($($name::collect($name),)+)
+                let ($($name,)*) = pending;
+                ($($name::collect($name),)*)
             }
         }
     };
 }
 
-tuple!(A);
-tuple!(A B);
-tuple!(A B C);
-tuple!(A B C D);
-tuple!(A B C D E);
-tuple!(A B C D E F);
-tuple!(A B C D E F G);
-tuple!(A B C D E F G H);
-tuple!(A B C D E F G H I);
-tuple!(A B C D E F G H I J);
-tuple!(A B C D E F G H I J K);
-tuple!(A B C D E F G H I J K L);
+/// Tuples of every length up to 12, `()` first: each call adds one more element.
+macro_rules! tuples {
+    ([$($done:ident)*]) => {
+        tuple!($($done)*);
+    };
+    ([$($done:ident)*] $next:ident $($rest:ident)*) => {
+        tuple!($($done)*);
+        tuples!([$($done)* $next] $($rest)*);
+    };
+}
+
+tuples!([] A B C D E F G H I J K L);
 
 /// One suspension point: hands `value`'s coroutines to the loop at once; the returned future,
 /// awaited right away, waits until they are done (or until the loop delivers an error), then
@@ -261,20 +250,23 @@ tuple!(A B C D E F G H I J K L);
 /// `Suspend<Y, _>`, whose bound on `Y` would report a value that cannot be yielded a second
 /// time, naming `Suspend`.
 #[doc(hidden)]
+#[inline(always)]
 pub fn suspend<'c, 'a, Y: Yieldable + 'a>(
     co: &'c Co<'a>,
     value: Y,
     line: u32,
 ) -> impl Future<Output = Result<Y::Output, Error>> + 'c {
     match value.now() {
-        Ok(output) => Suspend { stage: Stage::Done(output), line },
+        Ok(output) => Suspend::Done(output),
         Err(value) => suspend_until(co, value, None, None, line),
     }
 }
 
 /// Like [`suspend`], but gives up at `deadline`, or once `cancel` is cancelled: what was
 /// submitted is then stopped (with a timeout error, or a cancellation), and this suspension
-/// point gets a deadline error.
+/// point gets a deadline error. To be awaited at once: the line goes to the loop with the
+/// request, which the first poll hands over.
+#[inline(always)]
 pub(crate) fn suspend_until<'c, 'a, Y: Yieldable + 'a>(
     co: &'c Co<'a>,
     value: Y,
@@ -284,20 +276,18 @@ pub(crate) fn suspend_until<'c, 'a, Y: Yieldable + 'a>(
 ) -> Suspend<Y, impl Future<Output = Input> + Unpin + 'c> {
     let mut submission = Submission::default();
     let pending = value.submit(&mut submission);
-    submission.set_deadline(deadline);
-    submission.set_cancel(cancel);
-    Suspend { stage: Stage::Waiting(pending, co.0.yield_(Request::new(submission))), line }
+    if deadline.is_some() || cancel.is_some() {
+        let contents = submission.contents();
+        (contents.deadline, contents.cancel) = (deadline, cancel);
+    }
+    crate::coro::LINE.set(line);
+    Suspend::Waiting(pending, co.0.yield_(Request::new(submission)))
 }
 
 /// The future of one suspension point: written out rather than `async`, as it is on the path
 /// of every `yield_!`, where a hand-written one checks its stage once per poll.
 #[doc(hidden)]
-pub struct Suspend<Y: Yieldable, B> {
-    stage: Stage<Y, B>,
-    line: u32,
-}
-
-enum Stage<Y: Yieldable, B> {
+pub enum Suspend<Y: Yieldable, B> {
     /// Submitted: what to collect the output with, and the barrier, ready with the loop's
     /// input once the loop resumes the generator.
     Waiting(Y::Pending, B),
@@ -314,19 +304,17 @@ impl<Y: Yieldable, B: Future<Output = Input> + Unpin> Future for Suspend<Y, B> {
 
     #[inline]
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = &mut *self;
-        if let Stage::Waiting(_, barrier) = &mut this.stage {
-            crate::coro::LINE.set(this.line); // the first poll hands the request over
+        if let Suspend::Waiting(_, barrier) = &mut *self {
             let input = std::task::ready!(Pin::new(barrier).poll(cx));
             if let Some(error) = input.error() {
-                this.stage = Stage::Over;
+                *self = Suspend::Over;
                 return Poll::Ready(Err(error));
             }
         }
-        Poll::Ready(match std::mem::replace(&mut this.stage, Stage::Over) {
-            Stage::Waiting(pending, _) => Ok(Y::collect(pending)),
-            Stage::Done(output) => Ok(output),
-            Stage::Over => panic!("polled after completion"),
+        Poll::Ready(match std::mem::replace(&mut *self, Suspend::Over) {
+            Suspend::Waiting(pending, _) => Ok(Y::collect(pending)),
+            Suspend::Done(output) => Ok(output),
+            Suspend::Over => panic!("polled after completion"),
         })
     }
 }
