@@ -117,3 +117,161 @@ fn a_receive_under_a_passed_deadline_loses_no_value() {
     let left = rx.try_recv().ok();
     assert!(matches!((got, left), (Some(Some(1)), None) | (None, Some(1))), "{got:?} {left:?}");
 }
+
+/// A waiting receive, under `cancellable` directly or inside a coroutine, cancelled at every
+/// round around the moment a value comes: the value is received or left queued, never dropped.
+#[test]
+fn a_receive_cancelled_at_any_round_around_a_value_loses_nothing() {
+    #[tinyio::coroutine]
+    fn receive(rx: Receiver<u32>) -> Option<u32> {
+        yield_!(rx.recv())
+    }
+    #[tinyio::coroutine]
+    fn send_later(tx: Sender<u32>) -> () {
+        yield_!();
+        yield_!();
+        yield_!(tx.send(1)).unwrap();
+    }
+    #[tinyio::coroutine]
+    fn cancel_after(pauses: usize, handle: tinyio::CancelHandle) -> () {
+        for _ in 0..pauses {
+            yield_!();
+        }
+        handle.cancel();
+    }
+    for pauses in 0..8 {
+        for nested in [false, true] {
+            let (tx, rx) = channel(1);
+            let (got, handle) = if nested {
+                tinyio::cancellable(receive(rx.clone()))
+            } else {
+                tinyio::cancellable(rx.recv())
+            };
+            let run = (got, send_later(tx.clone()), cancel_after(pauses, handle));
+            let (got, (), ()) = Loop::new().run(run).unwrap();
+            let left = rx.try_recv().ok();
+            assert!(
+                matches!((got, left), (Some(Some(1)), None) | (None, Some(1))),
+                "after {pauses} pauses (nested: {nested}): received {got:?}, left {left:?}"
+            );
+        }
+    }
+}
+
+/// Threads blocked in `send_blocking` and `recv_blocking` racing coroutines on both sides of
+/// a channel of one: every value is received exactly once, and everyone sees the end.
+#[test]
+fn blocking_threads_and_coroutines_on_both_sides_lose_and_duplicate_nothing() {
+    const PER: u32 = 300;
+    #[tinyio::coroutine]
+    fn send_all(tx: Sender<u32>, from: u32) -> () {
+        for value in from..from + PER {
+            yield_!(tx.send(value)).unwrap();
+        }
+    }
+    #[tinyio::coroutine]
+    fn receive_all(rx: Receiver<u32>) -> Vec<u32> {
+        let mut got = Vec::new();
+        while let Some(value) = yield_!(rx.recv()) {
+            got.push(value);
+        }
+        got
+    }
+    let got = common::within(60, || {
+        let (tx, rx) = channel(1);
+        let senders: Vec<_> = (0..3)
+            .map(|i| {
+                let tx = tx.clone();
+                std::thread::spawn(move || {
+                    (i * PER..(i + 1) * PER).for_each(|value| tx.send_blocking(value).unwrap())
+                })
+            })
+            .collect();
+        let receivers: Vec<_> = (0..2)
+            .map(|_| {
+                let rx = rx.clone();
+                std::thread::spawn(move || {
+                    std::iter::from_fn(|| rx.recv_blocking()).collect::<Vec<u32>>()
+                })
+            })
+            .collect();
+        let coroutines = (send_all(tx.clone(), 3 * PER), send_all(tx, 4 * PER));
+        let (((), ()), mut got) =
+            Loop::new().run((coroutines, [receive_all(rx.clone()), receive_all(rx)])).unwrap();
+        senders.into_iter().for_each(|sender| sender.join().unwrap());
+        for receiver in receivers {
+            got[0].extend(receiver.join().unwrap());
+        }
+        got.concat()
+    });
+    let mut sorted = got.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, (0..5 * PER).collect::<Vec<_>>(), "each value once");
+}
+
+/// A coroutine whose channel operations always finish in place still lets a timer, a thread
+/// call and an event set from another thread wake the others.
+#[test]
+fn an_always_ready_channel_does_not_starve_timers_threads_or_remote_wakeups() {
+    use std::cell::Cell;
+    use std::rc::Rc;
+    #[tinyio::coroutine]
+    fn spin(tx: Sender<u32>, rx: Receiver<u32>, woken: Rc<Cell<usize>>) -> u64 {
+        let mut operations = 0;
+        while woken.get() < 3 {
+            yield_!(tx.send(1)).unwrap();
+            yield_!(rx.recv()).unwrap();
+            operations += 2;
+        }
+        operations
+    }
+    #[tinyio::coroutine]
+    fn after<Y: tinyio::Yieldable<Output = ()>>(y: Y, woken: Rc<Cell<usize>>) -> () {
+        yield_!(y);
+        woken.set(woken.get() + 1);
+    }
+    common::within(60, || {
+        let (tx, rx) = channel(1);
+        let woken = Rc::new(Cell::new(0));
+        let event = tinyio::Event::new();
+        let remote = event.clone();
+        let setter = std::thread::spawn(move || remote.set());
+        let (operations, ..) = Loop::new()
+            .run((
+                spin(tx, rx, woken.clone()),
+                after(tinyio::sleep(common::ms(1)), woken.clone()),
+                after(run_in_thread_unit(), woken.clone()),
+                after(event.wait(), woken.clone()),
+            ))
+            .unwrap();
+        setter.join().unwrap();
+        assert!(operations > 0);
+    });
+}
+
+fn run_in_thread_unit() -> tinyio::Coro<()> {
+    tinyio::run_in_thread(|| ())
+}
+
+/// A receive awaited through `to_future`, polled until it waits in line, then dropped by its
+/// executor: it leaves the line, so the next value is free for anyone, and a second receive
+/// that waited behind it gets the value.
+#[test]
+fn a_receive_in_a_dropped_to_future_leaves_the_line() {
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+    let (tx, rx) = channel(1);
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut first = Box::pin(tinyio::to_future(rx.recv()));
+    assert!(first.as_mut().poll(&mut cx).is_pending());
+    let mut second = Box::pin(tinyio::to_future(rx.recv()));
+    assert!(second.as_mut().poll(&mut cx).is_pending());
+    tx.try_send(1).unwrap(); // handed to the first in line
+    drop(first);
+    assert!(matches!(second.as_mut().poll(&mut cx), Poll::Ready(Ok(Some(1)))));
+    let mut third = Box::pin(tinyio::to_future(rx.recv()));
+    assert!(third.as_mut().poll(&mut cx).is_pending());
+    drop(third);
+    tx.try_send(2).unwrap();
+    assert_eq!(rx.try_recv(), Ok(2), "nobody is left in line");
+}

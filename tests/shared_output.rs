@@ -106,3 +106,18 @@ fn one_shared_coroutine_gathered_many_times_runs_once_and_is_cloned_once_per_wai
     assert_eq!(CLONES.get(), 1021);
     assert_eq!(runs.get(), 1);
 }
+
+/// A clone that panics as `Loop::run` itself collects a shared output leaves the loop usable.
+#[test]
+fn a_clone_that_panics_at_the_root_leaves_the_loop_usable() {
+    CLONES.set(0);
+    let runs = Rc::new(Cell::new(0));
+    let shared = make(runs.clone(), 9).share();
+    let lp = Loop::new();
+    PANIC_AT.set(Some(0));
+    let payload = catch_unwind(AssertUnwindSafe(|| lp.run(shared.clone()))).unwrap_err();
+    assert_eq!(payload_str(&*payload), "clone 0 panics");
+    PANIC_AT.set(None);
+    assert_eq!(lp.run(shared).unwrap(), Out(9));
+    assert_eq!(runs.get(), 1);
+}
