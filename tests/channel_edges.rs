@@ -275,3 +275,85 @@ fn a_receive_in_a_dropped_to_future_leaves_the_line() {
     tx.try_send(2).unwrap();
     assert_eq!(rx.try_recv(), Ok(2), "nobody is left in line");
 }
+
+/// A value that records its own drop.
+struct Token(u32, std::rc::Rc<std::cell::RefCell<Vec<u32>>>);
+
+impl Drop for Token {
+    fn drop(&mut self) {
+        self.1.borrow_mut().push(self.0);
+    }
+}
+
+/// Senders and receivers on one channel, each cancelled at its own round (or never): every
+/// value a sender was told it sent is received or still queued, never dropped; and no value is
+/// received twice.
+#[test]
+fn senders_and_receivers_cancelled_at_every_round_lose_no_sent_value() {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    type Log = Rc<RefCell<Vec<u32>>>;
+    #[tinyio::coroutine]
+    fn send_some(tx: Sender<Token>, from: u32, dropped: Log, sent: Log) -> () {
+        for id in from..from + 4 {
+            if yield_!(tx.send(Token(id, dropped.clone()))).is_ok() {
+                sent.borrow_mut().push(id);
+            }
+            yield_!();
+        }
+    }
+    #[tinyio::coroutine]
+    fn receive_some(rx: Receiver<Token>, got: Rc<RefCell<Vec<Token>>>) -> () {
+        for _ in 0..3 {
+            match yield_!(rx.recv()) {
+                Some(token) => got.borrow_mut().push(token),
+                None => return,
+            }
+        }
+    }
+    #[tinyio::coroutine]
+    fn cancel_at(round: usize, handle: tinyio::CancelHandle) -> () {
+        for _ in 0..round {
+            yield_!();
+        }
+        handle.cancel();
+    }
+    let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+    let mut next = move |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % n) as usize
+    };
+    for case in 0..300 {
+        let (dropped, sent): (Log, Log) = Default::default();
+        let got = Rc::new(RefCell::new(Vec::new()));
+        let (tx, rx) = channel(1 + next(2));
+        let mut actors = Vec::new();
+        let mut cancels = Vec::new();
+        for i in 0..3 {
+            let (work, handle) =
+                tinyio::cancellable(send_some(tx.clone(), 10 * i, dropped.clone(), sent.clone()));
+            actors.push(work);
+            cancels.push(cancel_at(next(16), handle));
+            let (work, handle) = tinyio::cancellable(receive_some(rx.clone(), got.clone()));
+            actors.push(work);
+            cancels.push(cancel_at(next(16), handle));
+        }
+        Loop::new().run((actors, cancels)).unwrap();
+        while let Ok(token) = rx.try_recv() {
+            got.borrow_mut().push(token);
+        }
+        let received: Vec<u32> = got.borrow().iter().map(|token| token.0).collect();
+        let mut unique = received.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), received.len(), "case {case}: received twice: {received:?}");
+        for id in sent.borrow().iter() {
+            assert!(
+                received.contains(id) && !dropped.borrow().contains(id),
+                "case {case}: {id} was sent, but neither received nor left queued: {received:?}"
+            );
+        }
+    }
+}
