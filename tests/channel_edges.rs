@@ -22,6 +22,22 @@ fn a_race_of_two_receives_takes_one_value() {
     assert_eq!(rx.try_recv(), Ok(2), "the losing receive took nothing");
 }
 
+/// The usual select over two channels, each holding a value: the race gives one of them, and
+/// the other stays in its channel.
+#[test]
+fn a_race_over_two_channels_that_both_hold_a_value_loses_neither() {
+    #[tinyio::coroutine]
+    fn select(a: Receiver<u32>, b: Receiver<u32>) -> Race2<Option<u32>, Option<u32>> {
+        yield_!(race((a.recv(), b.recv())))
+    }
+    let ((tx_a, rx_a), (tx_b, rx_b)) = (channel(1), channel(1));
+    tx_a.try_send(1).unwrap();
+    tx_b.try_send(2).unwrap();
+    let won = Loop::new().run(select(rx_a.clone(), rx_b.clone())).unwrap();
+    assert_eq!(won, Race2::First(Some(1)));
+    assert_eq!(rx_b.try_recv(), Ok(2), "the losing receive took nothing");
+}
+
 /// The same with sends: one of two raced sends queues its value, the other none.
 #[test]
 fn a_race_of_two_sends_queues_one_value() {
