@@ -373,3 +373,35 @@ fn senders_and_receivers_cancelled_at_every_round_lose_no_sent_value() {
         }
     }
 }
+
+/// A thread call parked in `recv_blocking` on an empty channel returns `None` once the loop
+/// fails, and leaves the line: the next value is free for anyone.
+#[test]
+fn a_thread_call_parked_in_recv_blocking_leaves_the_line_when_told_to_stop() {
+    use std::sync::{Arc, Mutex};
+    #[tinyio::coroutine]
+    fn fails_once(waiting: tinyio::Event) -> () {
+        yield_!(waiting.wait());
+        tinyio::bail!("stop");
+    }
+    let (tx, rx) = channel::<u32>(1);
+    let outcome = Arc::new(Mutex::new(None));
+    let err = common::within(30, {
+        let (outcome, rx) = (outcome.clone(), rx.clone());
+        move || {
+            let waiting = tinyio::Event::new();
+            let call = {
+                let waiting = waiting.clone();
+                tinyio::run_in_thread(move || {
+                    waiting.set();
+                    *outcome.lock().unwrap() = Some(rx.recv_blocking());
+                })
+            };
+            Loop::new().run((call, fails_once(waiting))).unwrap_err().to_string()
+        }
+    });
+    assert_eq!(err, "stop");
+    assert_eq!(*outcome.lock().unwrap(), Some(None));
+    tx.try_send(3).unwrap();
+    assert_eq!(rx.try_recv(), Ok(3), "the stopped call left the line");
+}
