@@ -447,8 +447,10 @@ end!(Receiver, receivers, sending);
 /// What [`Sender::send`] gives: yield it to send. `yield_!` finishes it at once when the
 /// channel has room that nobody waiting was promised (or has no receiver left), and the
 /// coroutine goes on without suspending; otherwise it waits in line for room. Like any
-/// yieldable it also goes into gathers, [`race`](crate::race), [`timeout`](crate::timeout) and
-/// [`background`](crate::background), where it always takes its turn through the loop.
+/// yieldable it also goes into gathers, [`timeout`](crate::timeout) and
+/// [`background`](crate::background), where it takes its turn through the loop, and into a
+/// [`race`](crate::race), where it may finish at once too: a race never loses a value, as the
+/// runners it stops have not taken one.
 ///
 /// After a run of operations that all finished at once (64 on this thread), the next one
 /// suspends whatever the channel holds, so that a coroutine on a channel that is always ready
@@ -476,8 +478,10 @@ pub struct Sending<T>(Op<T, Put<T>>);
 /// What [`Receiver::recv`] gives: yield it to receive. `yield_!` finishes it at once when the
 /// channel holds a value that nobody waiting was promised (or is empty with no sender left), and
 /// the coroutine goes on without suspending; otherwise it waits in line for a value. Like any
-/// yieldable it also goes into gathers, [`race`](crate::race), [`timeout`](crate::timeout) and
-/// [`background`](crate::background), where it always takes its turn through the loop.
+/// yieldable it also goes into gathers, [`timeout`](crate::timeout) and
+/// [`background`](crate::background), where it takes its turn through the loop, and into a
+/// [`race`](crate::race), where it may finish at once too: a race never loses a value, as the
+/// runners it stops have not taken one.
 ///
 /// After a run of operations that all finished at once (64 on this thread), the next one
 /// suspends whatever the channel holds, so that a coroutine on a channel that is always ready

@@ -280,6 +280,11 @@ impl<'s> Run<'s> {
                     rounds -= used;
                     self.steps += used as u64;
                     stepped?;
+                    // Work cancelled by this step (a race it won, say) stops now, before what
+                    // it stops runs in this round: a second runner must not take a value.
+                    if crate::wake::take_cancelled() {
+                        self.take_wakeups()?;
+                    }
                 }
             }
         }

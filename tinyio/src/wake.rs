@@ -154,6 +154,15 @@ thread_local! {
     /// Whether `IN_RUN` may hold tokens: read at every pause, so kept where reading costs one
     /// load.
     static IN_RUN_ANY: Cell<bool> = const { Cell::new(false) };
+    /// Whether a [`Cancel`] was cancelled on this thread since the run last looked: a race won
+    /// by the coroutine just resumed must stop the other runners before they run too.
+    static CANCELLED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether a [`Cancel`] was cancelled on this thread since the last call.
+#[inline]
+pub(crate) fn take_cancelled() -> bool {
+    CANCELLED.with(|cancelled| cancelled.replace(false))
 }
 
 /// The thread's in-run wake-ups, taken out (its queue keeps its buffer when it has none).
@@ -267,6 +276,7 @@ impl Cancel {
     pub(crate) fn cancel(&self) {
         let mut state = self.0.lock().expect("poisoned");
         state.cancelled = true;
+        CANCELLED.with(|cancelled| cancelled.set(true));
         // Woken under the lock: the wait cannot end and its token be reused meanwhile.
         if let Some(waker) = state.armed.take() {
             waker.wake();
