@@ -153,7 +153,7 @@ fn give_up_then<'a, Y: Yieldable<Output: 'a> + 'a, O: 'a>(
 /// [`CancelHandle::cancel`] cancels (each coroutine only they waited on resumed with a
 /// cancellation error, threads told to stop and joined) before the race gives its winner. If
 /// several could finish in the same round, the first of them in order wins, and the others are
-/// stopped before they resume: a loser never takes a value from a channel, say. An error in any of them
+/// stopped before they resume: a channel operation that loses has not taken a value. An error in any of them
 /// before a winner crashes the loop, as in a gather. A stall report shows the waiter as waiting
 /// on `race`.
 ///

@@ -449,8 +449,8 @@ end!(Receiver, receivers, sending);
 /// coroutine goes on without suspending; otherwise it waits in line for room. Like any
 /// yieldable it also goes into gathers, [`timeout`](crate::timeout) and
 /// [`background`](crate::background), where it takes its turn through the loop, and into a
-/// [`race`](crate::race), where it may finish at once too: a race never loses a value, as the
-/// runners it stops have not taken one.
+/// [`race`](crate::race), where it may finish at once too: raced directly, it never loses a
+/// value, as the runners a race stops have not taken one.
 ///
 /// After a run of operations that all finished at once (64 on this thread), the next one
 /// suspends whatever the channel holds, so that a coroutine on a channel that is always ready
@@ -480,8 +480,8 @@ pub struct Sending<T>(Op<T, Put<T>>);
 /// the coroutine goes on without suspending; otherwise it waits in line for a value. Like any
 /// yieldable it also goes into gathers, [`timeout`](crate::timeout) and
 /// [`background`](crate::background), where it takes its turn through the loop, and into a
-/// [`race`](crate::race), where it may finish at once too: a race never loses a value, as the
-/// runners it stops have not taken one.
+/// [`race`](crate::race), where it may finish at once too: raced directly, it never loses a
+/// value, as the runners a race stops have not taken one.
 ///
 /// After a run of operations that all finished at once (64 on this thread), the next one
 /// suspends whatever the channel holds, so that a coroutine on a channel that is always ready
