@@ -179,7 +179,7 @@ struct Entry<'s> {
     /// How many of the children it waits on have not finished; for a parked leaf, or a
     /// coroutine whose held leaf is parked, 1 (the wake-up).
     pending: u32,
-    /// The line this coroutine is suspended at; its definition's line until it first suspends.
+    /// The line this coroutine is suspended at; 0 until it first suspends (see `Task::frame`).
     line: u32,
 }
 
@@ -538,7 +538,7 @@ impl<'s> Run<'s> {
                          through `tinyio::copy`"
                     }
                 };
-                let name = task.site().name;
+                let name = task.frame(0).name;
                 return Err(Error::cancelled_because(format!("coroutine `{name}` {why}")));
             }
         };
@@ -568,8 +568,6 @@ impl<'s> Run<'s> {
     }
 
     fn insert(&mut self, task: Rc<dyn Task + 's>, scope: u32) -> u32 {
-        // Until it first suspends, a coroutine is placed at its definition.
-        let line = task.site().line;
         let key = match self.free.pop() {
             Some(key) => {
                 let slot = &mut self.slots[key as usize];
@@ -595,8 +593,13 @@ impl<'s> Run<'s> {
         // Built in place, into a slot known to be empty (a new slot is made by `resize_with`).
         let slot = &mut self.slots[key as usize];
         assert!(slot.entry.is_none(), "a free slot is empty");
-        slot.entry =
-            Some(Entry { line, task, waiters: Waiters::None, waits: Waits::NOTHING, pending: 0 });
+        slot.entry = Some(Entry {
+            line: 0,
+            task,
+            waiters: Waiters::None,
+            waits: Waits::NOTHING,
+            pending: 0,
+        });
         slot.scope = scope;
         if scope != ROOT {
             self.join(scope, key);

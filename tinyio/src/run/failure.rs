@@ -144,7 +144,7 @@ impl<'s> Run<'s> {
                 self.settle(child); // its held leaf is stopped after it, as its child
                 let entry = self.entry(child);
                 let (task, line) = (entry.task.clone(), entry.line);
-                let (token, frame) = (self.token(child), task.site().frame(line));
+                let (token, frame) = (self.token(child), task.frame(line));
                 // Judged while still linked to its waiter, so that a failure is traced through
                 // the chain that was waiting on it.
                 let clean = |error: &Error| error.is_timeout() || error.is_cancelled();
@@ -169,15 +169,10 @@ impl<'s> Run<'s> {
                     }
                     let members = self.take_members(child);
                     let Entry { task: removed, waits, .. } = self.remove(child);
-                    let dropped = panic::catch_unwind(AssertUnwindSafe(move || {
-                        removed.end(ended);
-                        drop((task, removed));
-                    }));
-                    match (dropped, record.as_deref_mut()) {
+                    drop(task);
+                    match (end(removed, ended), record.as_deref_mut()) {
                         (Ok(()), _) => {}
-                        (Err(payload), Some(cancelled)) => {
-                            cancelled.record(Err(payload), true, None)
-                        }
+                        (Err(payload), Some(cancelled)) => cancelled.panicked(payload),
                         (Err(payload), None) => {
                             failed = Some((Origin::Outside, Failure::Panic(payload)))
                         }
@@ -207,7 +202,7 @@ impl<'s> Run<'s> {
         let mut todo = VecDeque::from([waiter]);
         while let Some(key) = todo.pop_front() {
             if key == child {
-                let name = |key: u32| format!("`{}`", self.entry_ref(key).task.site().name);
+                let name = |key: u32| format!("`{}`", self.entry_ref(key).task.frame(0).name);
                 let mut names = vec![name(waiter)];
                 let mut key = child;
                 while key != waiter {
@@ -299,7 +294,7 @@ impl<'s> Run<'s> {
         };
         let frame = |key: u32| {
             let entry = self.entry_ref(key);
-            entry.task.site().frame(entry.line)
+            entry.task.frame(entry.line)
         };
         // Above a coroutine being stopped, its waiters may have left the table already.
         let gone: HashMap<u32, (Frame, u32)> =
@@ -337,12 +332,9 @@ impl<'s> Run<'s> {
         };
         // It was resumed (or is a leaf), so it holds no leaf.
         let Entry { task, waits, .. } = self.remove(key);
-        let dropped = panic::catch_unwind(AssertUnwindSafe(|| {
-            task.end(Ended::Failed); // its body, if it panicked
-            drop(task);
-        }));
-        if let Err(payload) = dropped {
-            cancelled.record(Err(payload), true, None);
+        // Its body is dropped here, if it panicked.
+        if let Err(payload) = end(task, Ended::Failed) {
+            cancelled.panicked(payload);
         }
         Some((key, waits.into_children()))
     }
@@ -393,13 +385,13 @@ impl<'s> Run<'s> {
 
     /// What every suspended coroutine waits on, for the stall report.
     pub(crate) fn stall(&self, idle: Duration) -> Stall {
-        let name = |key: u32| self.entry_ref(key).task.site().name;
+        let name = |key: u32| self.entry_ref(key).task.frame(0).name;
         let entries = (self.slots.iter().enumerate())
             .filter_map(|(key, slot)| Some((key as u32, slot.entry.as_ref()?)));
         let suspended = entries.filter(|(_, e)| e.task.started() && !e.task.is_leaf());
         let coroutines = suspended
             .map(|(key, entry)| Suspended {
-                frame: entry.task.site().frame(entry.line),
+                frame: entry.task.frame(entry.line),
                 // A boundary waits on the members of its scope, but for leaves: each is
                 // named by the coroutine that waits on it.
                 waits_on: (entry.waits.children().iter())
@@ -411,7 +403,7 @@ impl<'s> Run<'s> {
                     )
                     .map(name)
                     .chain(match &entry.waits {
-                        Waits::Held(leaf) => Some(leaf.site().name),
+                        Waits::Held(leaf) => Some(leaf.frame(0).name),
                         Waits::Children(_) => None,
                     })
                     .collect(),
@@ -428,7 +420,7 @@ impl<'s> Run<'s> {
             let Some(entry) = self.slots[key].entry.take() else {
                 continue;
             };
-            let (frame, joins) = (entry.task.site().frame(entry.line), self.joins.len());
+            let (frame, joins) = (entry.task.frame(entry.line), self.joins.len());
             let outcome = self.cancel(entry.task, frame);
             // A thread call's cancellation counts as clean only once its thread, joined, has
             // not failed otherwise.
@@ -457,14 +449,15 @@ impl<'s> Run<'s> {
             || panic::catch_unwind(AssertUnwindSafe(|| task.resume(Input::Cancel, &mut cx)));
         let trace = |error: Error| error.traced(frame, Vec::new());
         let answered = answer(&*task, Ended::Cancelled, Error::is_cancelled, resume);
-        answered.map(|answered| answered.map(trace).map_err(trace)).and_then(|outcome| {
-            let ended = panic::catch_unwind(AssertUnwindSafe(|| {
-                task.end(Ended::Cancelled);
-                drop(task);
-            }));
-            ended.map(|()| outcome)
-        })
+        let answered = answered.map(|answered| answered.map(trace).map_err(trace));
+        answered.and_then(|outcome| end(task, Ended::Cancelled).map(|()| outcome))
     }
+}
+
+/// Ends `task` as `ended`, and drops it: user code (its body's destructors) runs here, and a
+/// panic in it is caught.
+fn end(task: Rc<dyn Task + '_>, ended: Ended) -> thread::Result<()> {
+    panic::catch_unwind(AssertUnwindSafe(move || task.end(ended)))
 }
 
 /// Delivers an error at `task`'s suspension point (a cancellation, a timeout) by `resume`, or
@@ -487,7 +480,7 @@ fn answer<'s>(
         Error::msg(format_args!(
             "coroutine `{}` did not respond properly to cancellation: it {what} instead of \
              propagating the cancellation error, so it may have leaked resources",
-            task.site().name
+            task.frame(0).name
         ))
     };
     panic::catch_unwind(AssertUnwindSafe(|| match step {
@@ -520,7 +513,7 @@ impl Cancelled {
     fn joined(&mut self, failure: Option<Failure>) {
         match failure {
             Some(Failure::Error(error)) => self.others.push(error),
-            Some(Failure::Panic(payload)) => self.record(Err(payload), true, None),
+            Some(Failure::Panic(payload)) => self.panicked(payload),
             None => {}
         }
     }
@@ -540,9 +533,11 @@ impl Cancelled {
             },
             Ok(Ok(_)) => {}
             Ok(Err(other)) => self.others.push(other),
-            Err(payload) => {
-                self.panic.get_or_insert(payload);
-            }
+            Err(payload) => self.panicked(payload),
         }
+    }
+
+    fn panicked(&mut self, payload: Box<dyn Any + Send>) {
+        self.panic.get_or_insert(payload);
     }
 }
