@@ -8,7 +8,8 @@ use std::future::{Future, IntoFuture};
 use std::panic;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Condvar, Mutex, Once};
+use std::sync::mpsc::{self, Sender};
+use std::sync::{Arc, LazyLock};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
@@ -244,13 +245,11 @@ impl<'a, Y: Yieldable + 'a> Session<'a, Y> {
     /// Runs up to `rounds` rounds: until everything has finished, nothing is ready, or the
     /// rounds are used up.
     pub(crate) fn advance(&mut self, rounds: usize) -> Result<Progress<Y::Output>, Failure> {
-        let progress = match self.run.advance(rounds) {
-            Ok(Progress::Finished(())) => self.run.finish_threads().map(Progress::Finished),
-            progress => progress,
-        };
+        let progress = self.run.advance(rounds);
         self.ended = !matches!(progress, Ok(Progress::Ready | Progress::Blocked(_)));
         Ok(match progress? {
             Progress::Finished(()) => {
+                self.run.finish_threads()?;
                 Progress::Finished(Y::collect(self.pending.take().expect("finished once")))
             }
             Progress::Ready => Progress::Ready,
@@ -454,36 +453,29 @@ thread_local! {
 
 /// Wakes `waker` at `deadline`, from one timer thread shared by every [`ToFuture`].
 fn wake_at(deadline: Instant, waker: Waker) {
-    /// The wakers by deadline, each with a number of its own so that equal deadlines coexist;
-    /// and the last number given.
-    type Timers = (BTreeMap<(Instant, u64), Waker>, u64);
-    static TIMERS: Mutex<Timers> = Mutex::new((BTreeMap::new(), 0));
-    static CHANGED: Condvar = Condvar::new();
-    static STARTED: Once = Once::new();
-    STARTED.call_once(|| {
+    static TIMER: LazyLock<Sender<(Instant, Waker)>> = LazyLock::new(|| {
+        let (sender, asked) = mpsc::channel();
         let timer = move || {
-            let mut timers = TIMERS.lock().expect("poisoned");
+            let mut wakers = BTreeMap::<Instant, Vec<Waker>>::new();
             loop {
                 let now = Instant::now();
-                while let Some(due) = timers.0.first_entry().filter(|t| t.key().0 <= now) {
-                    due.remove().wake();
+                while let Some(due) = wakers.first_entry().filter(|due| *due.key() <= now) {
+                    due.remove().into_iter().for_each(Waker::wake);
                 }
-                timers = match timers.0.first_key_value().map(|((at, _), _)| *at - now) {
-                    Some(wait) => CHANGED.wait_timeout(timers, wait).expect("poisoned").0,
-                    None => CHANGED.wait(timers).expect("poisoned"),
+                let asked = match wakers.first_key_value() {
+                    Some((at, _)) => asked.recv_timeout(*at - now).ok(),
+                    None => asked.recv().ok(),
                 };
+                if let Some((at, waker)) = asked {
+                    wakers.entry(at).or_default().push(waker);
+                }
             }
         };
-        std::thread::Builder::new()
-            .name("tinyio-timer".into())
-            .spawn(timer)
-            .expect("failed to spawn tinyio's timer thread");
+        let timer = std::thread::Builder::new().name("tinyio-timer".into()).spawn(timer);
+        timer.expect("failed to spawn tinyio's timer thread");
+        sender
     });
-    let mut timers = TIMERS.lock().expect("poisoned");
-    timers.1 += 1;
-    let number = timers.1;
-    timers.0.insert((deadline, number), waker);
-    CHANGED.notify_one();
+    TIMER.send((deadline, waker)).expect("the timer thread never ends");
 }
 
 /// Whether an executor drives a loop on this thread right now (inside `ToFuture::poll`, and not

@@ -47,7 +47,7 @@ pub(crate) trait Origin {
 /// first suspends, then at the `yield_!` it is suspended at.
 impl Origin for &'static Site {
     fn frame(&self, line: u32) -> Frame {
-        Site::frame(*self, if line == 0 { self.line } else { line })
+        Frame { name: self.name, file: self.file, line: if line == 0 { self.line } else { line } }
     }
 }
 

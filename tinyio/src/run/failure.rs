@@ -151,8 +151,7 @@ impl<'s> Run<'s> {
                 let answered = answer(&*task, ended, clean, || self.resume::<false>(token, input));
                 let mut failed = match (answered, record.as_deref_mut()) {
                     (answered, Some(cancelled)) => {
-                        let trace = |error: Error| error.traced(frame, Vec::new());
-                        cancelled.record(answered.map(|a| a.map(trace).map_err(trace)), true, None);
+                        cancelled.record(answered, frame, true, None);
                         None
                     }
                     (Ok(Ok(_)), None) => None,
@@ -203,23 +202,20 @@ impl<'s> Run<'s> {
         while let Some(key) = todo.pop_front() {
             if key == child {
                 let name = |key: u32| format!("`{}`", self.entry_ref(key).task.frame(0).name);
-                let mut names = vec![name(waiter)];
-                let mut key = child;
-                while key != waiter {
-                    names.push(name(key));
-                    key = came_from[&key];
-                }
-                names.push(name(waiter));
+                // From `child` to `waiter`, each waiting on the next.
+                let up =
+                    std::iter::successors(Some(child), |k| (*k != waiter).then(|| came_from[k]));
+                let names: Vec<_> = std::iter::once(waiter).chain(up).map(name).collect();
                 return Some(format!("{} (each waits on the next)", names.join(" -> ")));
             }
             let Some(entry) = &self.slots[key as usize].entry else {
                 continue;
             };
-            for up in entry.waiters.iter() {
-                if up != ROOT && !came_from.contains_key(&up) {
-                    came_from.insert(up, key);
+            for up in entry.waiters.iter().filter(|&up| up != ROOT) {
+                came_from.entry(up).or_insert_with(|| {
                     todo.push_back(up);
-                }
+                    key
+                });
             }
         }
         None
@@ -292,32 +288,29 @@ impl<'s> Run<'s> {
         let (Origin::Failed(key) | Origin::Suspended(key)) = origin else {
             return (error, HashSet::new());
         };
-        let frame = |key: u32| {
-            let entry = self.entry_ref(key);
-            entry.task.frame(entry.line)
-        };
         // Above a coroutine being stopped, its waiters may have left the table already.
         let gone: HashMap<u32, (Frame, u32)> =
             self.gone.iter().map(|&(key, frame, waiter)| (key, (frame, waiter))).collect();
-        let up_of = |key: u32| match &self.slots[key as usize].entry {
-            Some(Entry { waiters: Waiters::One(waiter), .. }) => Some(*waiter),
-            Some(_) => None,
-            None => gone.get(&key).map(|&(_, waiter)| waiter),
-        };
-        let (mut outer, mut chain, mut up) = (Vec::new(), HashSet::from([key]), key);
-        while let Some(waiter) = up_of(up).filter(|&waiter| waiter != ROOT) {
-            match self.slots[waiter as usize].entry {
-                Some(_) => outer.push(frame(waiter)),
-                None => match gone.get(&waiter) {
-                    Some(&(frame, _)) => outer.push(frame),
-                    None => break,
-                },
+        // A coroutine's frame, and its waiter if it has one and only one.
+        let link = |key: u32| match &self.slots[key as usize].entry {
+            Some(entry) => {
+                let waiter =
+                    if let Waiters::One(waiter) = entry.waiters { Some(waiter) } else { None };
+                Some((entry.task.frame(entry.line), waiter))
             }
+            None => gone.get(&key).map(|&(frame, waiter)| (frame, Some(waiter))),
+        };
+        let (innermost, mut up) = link(key).expect("what failed is in the table");
+        let (mut outer, mut chain) = (Vec::new(), HashSet::from([key]));
+        while let Some(waiter) = up.filter(|&waiter| waiter != ROOT)
+            && let Some((frame, next)) = link(waiter)
+        {
+            outer.push(frame);
             chain.insert(waiter);
-            up = waiter;
+            up = next;
         }
         outer.reverse();
-        (error.traced(frame(key), outer), chain)
+        (error.traced(innermost, outer), chain)
     }
 
     /// Takes what failed out of the run and drops it. Gives what the failed coroutine was
@@ -421,11 +414,11 @@ impl<'s> Run<'s> {
                 continue;
             };
             let (frame, joins) = (entry.task.frame(entry.line), self.joins.len());
-            let outcome = self.cancel(entry.task, frame);
+            let outcome = self.cancel(entry.task);
             // A thread call's cancellation counts as clean only once its thread, joined, has
             // not failed otherwise.
             let join = (self.joins.len() > joins).then_some(joins);
-            cancelled.record(outcome, !on_trace.contains(&(key as u32)), join);
+            cancelled.record(outcome, frame, !on_trace.contains(&(key as u32)), join);
         }
         self.free.clear();
         if let Some(held_back) = &mut self.held_back {
@@ -436,20 +429,14 @@ impl<'s> Run<'s> {
 
     /// Cancels one coroutine taken out of the table: its clean cancellation, or what it did
     /// instead, or its panic.
-    fn cancel(
-        &mut self,
-        task: Rc<dyn Task + 's>,
-        frame: Frame,
-    ) -> thread::Result<Result<Error, Error>> {
+    fn cancel(&mut self, task: Rc<dyn Task + 's>) -> thread::Result<Result<Error, Error>> {
         let remote = &self.remote;
         let waker = || Waker::from(LeafWaker::new(remote, u64::MAX));
         let mut cx =
             Cx { waker: &waker, joins: &mut self.joins, spare: &mut 0, remote, now: self.now };
         let resume =
             || panic::catch_unwind(AssertUnwindSafe(|| task.resume(Input::Cancel, &mut cx)));
-        let trace = |error: Error| error.traced(frame, Vec::new());
         let answered = answer(&*task, Ended::Cancelled, Error::is_cancelled, resume);
-        let answered = answered.map(|answered| answered.map(trace).map_err(trace));
         answered.and_then(|outcome| end(task, Ended::Cancelled).map(|()| outcome))
     }
 }
@@ -518,21 +505,23 @@ impl Cancelled {
         }
     }
 
-    /// Files how one coroutine took its cancellation; a clean one is listed if `listed`, once
-    /// its thread is joined if it pushed the join numbered `join`.
+    /// Files how the coroutine of `frame` took its cancellation; a clean one is listed if
+    /// `listed`, once its thread is joined if it pushed the join numbered `join`.
     fn record(
         &mut self,
         outcome: thread::Result<Result<Error, Error>>,
+        frame: Frame,
         listed: bool,
         join: Option<usize>,
     ) {
+        let trace = |error: Error| error.traced(frame, Vec::new());
         match outcome {
             Ok(Ok(clean)) if listed => match join {
-                Some(join) => self.awaiting.push((join, clean)),
-                None => self.clean.push(clean),
+                Some(join) => self.awaiting.push((join, trace(clean))),
+                None => self.clean.push(trace(clean)),
             },
             Ok(Ok(_)) => {}
-            Ok(Err(other)) => self.others.push(other),
+            Ok(Err(other)) => self.others.push(trace(other)),
             Err(payload) => self.panicked(payload),
         }
     }
