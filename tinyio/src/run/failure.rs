@@ -413,8 +413,16 @@ impl<'s> Run<'s> {
             let Some(entry) = self.slots[key].entry.take() else {
                 continue;
             };
-            let (frame, joins) = (entry.task.frame(entry.line), self.joins.len());
-            let outcome = self.cancel(entry.task);
+            let (task, joins, remote) = (&entry.task, self.joins.len(), &self.remote);
+            // Out of the table: it is resumed with a waker that wakes nothing.
+            let waker = || Waker::from(LeafWaker::new(remote, u64::MAX));
+            let mut cx =
+                Cx { waker: &waker, joins: &mut self.joins, spare: &mut 0, remote, now: self.now };
+            let resume =
+                || panic::catch_unwind(AssertUnwindSafe(|| task.resume(Input::Cancel, &mut cx)));
+            let answered = answer(&**task, Ended::Cancelled, Error::is_cancelled, resume);
+            let frame = task.frame(entry.line);
+            let outcome = answered.and_then(|ok| end(entry.task, Ended::Cancelled).map(|()| ok));
             // A thread call's cancellation counts as clean only once its thread, joined, has
             // not failed otherwise.
             let join = (self.joins.len() > joins).then_some(joins);
@@ -425,19 +433,6 @@ impl<'s> Run<'s> {
             held_back.clear();
         }
         self.slots.clear();
-    }
-
-    /// Cancels one coroutine taken out of the table: its clean cancellation, or what it did
-    /// instead, or its panic.
-    fn cancel(&mut self, task: Rc<dyn Task + 's>) -> thread::Result<Result<Error, Error>> {
-        let remote = &self.remote;
-        let waker = || Waker::from(LeafWaker::new(remote, u64::MAX));
-        let mut cx =
-            Cx { waker: &waker, joins: &mut self.joins, spare: &mut 0, remote, now: self.now };
-        let resume =
-            || panic::catch_unwind(AssertUnwindSafe(|| task.resume(Input::Cancel, &mut cx)));
-        let answered = answer(&*task, Ended::Cancelled, Error::is_cancelled, resume);
-        answered.and_then(|outcome| end(task, Ended::Cancelled).map(|()| outcome))
     }
 }
 
