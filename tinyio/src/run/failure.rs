@@ -415,7 +415,7 @@ impl<'s> Run<'s> {
             };
             let (task, joins, remote) = (&entry.task, self.joins.len(), &self.remote);
             // Out of the table: it is resumed with a waker that wakes nothing.
-            let waker = || Waker::from(LeafWaker::new(remote, u64::MAX));
+            let waker = || Waker::noop().clone();
             let mut cx =
                 Cx { waker: &waker, joins: &mut self.joins, spare: &mut 0, remote, now: self.now };
             let resume =
