@@ -568,6 +568,8 @@ impl<'s> Run<'s> {
     }
 
     fn insert(&mut self, task: Rc<dyn Task + 's>, scope: u32) -> u32 {
+        // Until it first suspends, a coroutine is placed at its definition (see `Task::frame`).
+        let line = 0;
         let key = match self.free.pop() {
             Some(key) => {
                 let slot = &mut self.slots[key as usize];
@@ -593,13 +595,8 @@ impl<'s> Run<'s> {
         // Built in place, into a slot known to be empty (a new slot is made by `resize_with`).
         let slot = &mut self.slots[key as usize];
         assert!(slot.entry.is_none(), "a free slot is empty");
-        slot.entry = Some(Entry {
-            line: 0,
-            task,
-            waiters: Waiters::None,
-            waits: Waits::NOTHING,
-            pending: 0,
-        });
+        slot.entry =
+            Some(Entry { line, task, waiters: Waiters::None, waits: Waits::NOTHING, pending: 0 });
         slot.scope = scope;
         if scope != ROOT {
             self.join(scope, key);
