@@ -113,24 +113,13 @@ pub fn cancellable<'a, Y: Yieldable<Output: 'a> + 'a>(
     y: Y,
 ) -> (Coroutine<'a, Option<Y::Output>>, CancelHandle) {
     let handle = CancelHandle::default();
-    (give_up(&CANCELLABLE, y, None, Some(handle.0.clone())), handle)
+    (give_up(&CANCELLABLE, y, None, Some(handle.0.clone()), |output| output), handle)
 }
 
-/// The wait of [`timeout`](crate::timeout) and [`cancellable`]: `Some(output)`, or `None` once
-/// the deadline passed or `cancel` was cancelled.
+/// The wait of [`timeout`](crate::timeout), [`cancellable`] and [`race`]: `finish` with
+/// `Some(output)`, or with `None` once the deadline passed or `cancel` was cancelled.
 #[track_caller]
-pub(crate) fn give_up<'a, Y: Yieldable<Output: 'a> + 'a>(
-    site: &'static Site,
-    y: Y,
-    deadline: Option<Instant>,
-    cancel: Option<Arc<Cancel>>,
-) -> Coroutine<'a, Option<Y::Output>> {
-    give_up_then(site, y, deadline, cancel, |output| output)
-}
-
-/// [`give_up`], then `finish` with what it gives.
-#[track_caller]
-fn give_up_then<'a, Y: Yieldable<Output: 'a> + 'a, O: 'a>(
+pub(crate) fn give_up<'a, Y: Yieldable<Output: 'a> + 'a, O: 'a>(
     site: &'static Site,
     y: Y,
     deadline: Option<Instant>,
@@ -259,7 +248,7 @@ impl<'a, T: 'a> Field<T> {
     #[track_caller]
     fn start(self: Rc<Self>, runners: Vec<Coroutine<'a, ()>>) -> Coroutine<'a, T> {
         let cancel = Some(self.handle.0.clone());
-        give_up_then(&RACE, runners, None, cancel, move |_| {
+        give_up(&RACE, runners, None, cancel, move |_| {
             self.winner.take().expect("a race ends when one of its runners has won")
         })
     }

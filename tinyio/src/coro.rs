@@ -21,7 +21,7 @@ use genawaiter::GeneratorState;
 use genawaiter::rc::{Co as GenCo, Gen};
 
 use crate::error::{Error, Frame, Raise};
-use crate::site::{Called, Origin, Place, Site};
+use crate::site::{Called, Origin, Site};
 use crate::wake::Cancel;
 
 /// A coroutine producing `T`, made by calling a [`#[coroutine]`](crate::coroutine) function
@@ -144,7 +144,7 @@ impl<'a, T> Coroutine<'a, T> {
     /// assert_eq!(tinyio::sleep(std::time::Duration::ZERO).name(), "sleep");
     /// ```
     pub fn name(&self) -> &'static str {
-        self.node.site().name
+        self.node.frame(0).name
     }
 
     fn from_body<B: Body<Output = T> + 'a, O: Origin + 'static>(origin: O, body: B) -> Self {
@@ -182,7 +182,7 @@ impl<T> SharedCoroutine<'_, T> {
     /// assert_eq!(shared.clone().name(), "fetch");
     /// ```
     pub fn name(&self) -> &'static str {
-        self.node.site().name
+        self.node.frame(0).name
     }
 
     /// Whether both handles point at the same coroutine.
@@ -250,7 +250,8 @@ pub(crate) enum Ended {
 
 /// What the loop asks of a coroutine, whatever its output type.
 pub(crate) trait Task {
-    fn site(&self) -> Place;
+    /// Its frame, suspended at `line` (0: not suspended yet); see [`Origin`].
+    fn frame(&self, line: u32) -> Frame;
     /// Where it is, or how it ended; `None` while it runs (only it could be asking).
     fn owner(&self) -> Option<Owner>;
     /// It is scheduled by run `run`, at `key` in its table.
@@ -636,8 +637,8 @@ enum State<B, T> {
 }
 
 impl<B: Body, O: Origin> Task for NodeCell<B, O> {
-    fn site(&self) -> Place {
-        self.origin.place()
+    fn frame(&self, line: u32) -> Frame {
+        self.origin.frame(line)
     }
 
     fn owner(&self) -> Option<Owner> {

@@ -421,17 +421,13 @@ impl fmt::Debug for Error {
         }
         write!(f, "{}", self.inner().kind)?;
         self.write_trace(f)?;
-        let causes = std::iter::successors(self.inner().kind.source(), |&cause| cause.source());
-        let causes: Vec<String> =
-            causes.map(|cause| cause.to_string().replace('\n', "\n       ")).collect();
-        if !causes.is_empty() {
-            write!(f, "\n\nCaused by:")?;
-        }
+        let causes: Vec<_> =
+            std::iter::successors(self.inner().kind.source(), |&cause| cause.source()).collect();
         for (i, cause) in causes.iter().enumerate() {
-            match causes.len() {
-                1 => write!(f, "\n    {cause}")?,
-                _ => write!(f, "\n    {i}: {cause}")?,
-            }
+            let heading = if i == 0 { "\n\nCaused by:" } else { "" };
+            let number = if causes.len() == 1 { String::new() } else { format!("{i}: ") };
+            let cause = cause.to_string().replace('\n', "\n       ");
+            write!(f, "{heading}\n    {number}{cause}")?;
         }
         Ok(())
     }

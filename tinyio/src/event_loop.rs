@@ -8,7 +8,8 @@ use std::future::{Future, IntoFuture};
 use std::panic;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Condvar, Mutex, Once};
+use std::sync::mpsc::{self, Sender};
+use std::sync::{Arc, LazyLock};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
@@ -143,8 +144,7 @@ impl Loop {
                  yield the coroutine instead, or run it on a new `Loop`",
             ));
         }
-        let _running = Reset(&self.running);
-        let _blocking = Blocking::enter();
+        let _running = Running(&self.running, DRIVEN.replace(0));
         let remote = &self.remote;
         remote.set_driver(Waker::from(Arc::new(Unpark(std::thread::current()))));
         remote.forget_posted();
@@ -181,11 +181,7 @@ impl Loop {
         // The run has ended, and cleaned up after itself if it failed: keep its room.
         self.room.set(session.run.take_room());
         self.stall.set(session.run.stall.take());
-        match outcome {
-            Ok(output) => Ok(output),
-            Err(Failure::Error(error)) => Err(error),
-            Err(Failure::Panic(payload)) => panic::resume_unwind(payload),
-        }
+        outcome.map_err(raise)
     }
 
     /// Calls `report` when the loop has had nothing to run for `threshold` while coroutines are
@@ -249,13 +245,11 @@ impl<'a, Y: Yieldable + 'a> Session<'a, Y> {
     /// Runs up to `rounds` rounds: until everything has finished, nothing is ready, or the
     /// rounds are used up.
     pub(crate) fn advance(&mut self, rounds: usize) -> Result<Progress<Y::Output>, Failure> {
-        let progress = match self.run.advance(rounds) {
-            Ok(Progress::Finished(())) => self.run.finish_threads().map(Progress::Finished),
-            progress => progress,
-        };
+        let progress = self.run.advance(rounds);
         self.ended = !matches!(progress, Ok(Progress::Ready | Progress::Blocked(_)));
         Ok(match progress? {
             Progress::Finished(()) => {
+                self.run.finish_threads()?;
                 Progress::Finished(Y::collect(self.pending.take().expect("finished once")))
             }
             Progress::Ready => Progress::Ready,
@@ -282,11 +276,23 @@ impl<Y: Yieldable> Drop for Session<'_, Y> {
     }
 }
 
-struct Reset<'a>(&'a Cell<bool>);
+/// The error a failed run returns; a panic resumes instead.
+fn raise(failure: Failure) -> Error {
+    match failure {
+        Failure::Error(error) => error,
+        Failure::Panic(payload) => panic::resume_unwind(payload),
+    }
+}
 
-impl Drop for Reset<'_> {
+/// Until dropped, the loop of the cell is running, and this thread is blocked in `Loop::run`:
+/// whatever executor may be driving an outer loop on this thread (its count of `DRIVEN`, kept
+/// here) is not driving anything meanwhile.
+struct Running<'a>(&'a Cell<bool>, usize);
+
+impl Drop for Running<'_> {
     fn drop(&mut self) {
         self.0.set(false);
+        DRIVEN.set(self.1);
     }
 }
 
@@ -402,12 +408,9 @@ impl<'a, Y: Yieldable + 'a> Future for ToFuture<'a, Y> {
             Session::new(y, Arc::default(), ErrorGroup::Auto, Room::default())
         });
         session.run.remote.set_driver(cx.waker().clone());
-        let progress = DRIVEN.with(|driven| {
-            driven.set(driven.get() + 1);
-            let progress = session.advance(ROUNDS_PER_POLL);
-            driven.set(driven.get() - 1);
-            progress
-        });
+        DRIVEN.set(DRIVEN.get() + 1);
+        let progress = session.advance(ROUNDS_PER_POLL);
+        DRIVEN.set(DRIVEN.get() - 1);
         match progress {
             Ok(Progress::Finished(output)) => Poll::Ready(Ok(output)),
             Ok(Progress::Ready) => {
@@ -423,88 +426,61 @@ impl<'a, Y: Yieldable + 'a> Future for ToFuture<'a, Y> {
                 }
                 Poll::Pending
             }
-            Err(Failure::Error(error)) => Poll::Ready(Err(error)),
-            Err(Failure::Panic(payload)) => panic::resume_unwind(payload),
+            Err(failure) => Poll::Ready(Err(raise(failure))),
         }
     }
 }
 
-impl<'a, T: 'a> IntoFuture for Coroutine<'a, T> {
-    type Output = Result<T, Error>;
-    type IntoFuture = ToFuture<'a, Coroutine<'a, T>>;
+macro_rules! into_future {
+    ($($coroutine:ident<T: $($bound:ident)?>)+) => {$(
+        impl<'a, T: $($bound +)? 'a> IntoFuture for $coroutine<'a, T> {
+            type Output = Result<T, Error>;
+            type IntoFuture = ToFuture<'a, Self>;
 
-    fn into_future(self) -> Self::IntoFuture {
-        to_future(self)
-    }
+            fn into_future(self) -> Self::IntoFuture {
+                to_future(self)
+            }
+        }
+    )+};
 }
 
-impl<'a, T: Clone + 'a> IntoFuture for SharedCoroutine<'a, T> {
-    type Output = Result<T, Error>;
-    type IntoFuture = ToFuture<'a, SharedCoroutine<'a, T>>;
-
-    fn into_future(self) -> Self::IntoFuture {
-        to_future(self)
-    }
-}
+into_future!(Coroutine<T:> SharedCoroutine<T: Clone>);
 
 thread_local! {
     /// Whether this thread is inside a `ToFuture::poll`: an executor drives the loop here.
     static DRIVEN: Cell<usize> = const { Cell::new(0) };
 }
 
-/// Marks this thread as blocked in `Loop::run` until dropped: whatever executor may be driving
-/// an outer loop on this thread is not driving anything meanwhile.
-pub(crate) struct Blocking(usize);
-
-impl Blocking {
-    pub(crate) fn enter() -> Self {
-        Blocking(DRIVEN.with(|driven| driven.replace(0)))
-    }
-}
-
-impl Drop for Blocking {
-    fn drop(&mut self) {
-        DRIVEN.with(|driven| driven.set(self.0));
-    }
-}
-
 /// Wakes `waker` at `deadline`, from one timer thread shared by every [`ToFuture`].
 fn wake_at(deadline: Instant, waker: Waker) {
-    /// The wakers by deadline, each with a number of its own so that equal deadlines coexist;
-    /// and the last number given.
-    type Timers = (BTreeMap<(Instant, u64), Waker>, u64);
-    static TIMERS: Mutex<Timers> = Mutex::new((BTreeMap::new(), 0));
-    static CHANGED: Condvar = Condvar::new();
-    static STARTED: Once = Once::new();
-    STARTED.call_once(|| {
+    static TIMER: LazyLock<Sender<(Instant, Waker)>> = LazyLock::new(|| {
+        let (sender, asked) = mpsc::channel();
         let timer = move || {
-            let mut timers = TIMERS.lock().expect("poisoned");
+            let mut wakers = BTreeMap::<Instant, Vec<Waker>>::new();
             loop {
                 let now = Instant::now();
-                while let Some(due) = timers.0.first_entry().filter(|t| t.key().0 <= now) {
-                    due.remove().wake();
+                while let Some(due) = wakers.first_entry().filter(|due| *due.key() <= now) {
+                    due.remove().into_iter().for_each(Waker::wake);
                 }
-                timers = match timers.0.first_key_value().map(|((at, _), _)| *at - now) {
-                    Some(wait) => CHANGED.wait_timeout(timers, wait).expect("poisoned").0,
-                    None => CHANGED.wait(timers).expect("poisoned"),
+                let asked = match wakers.first_key_value() {
+                    Some((at, _)) => asked.recv_timeout(*at - now).ok(),
+                    None => asked.recv().ok(),
                 };
+                if let Some((at, waker)) = asked {
+                    wakers.entry(at).or_default().push(waker);
+                }
             }
         };
-        std::thread::Builder::new()
-            .name("tinyio-timer".into())
-            .spawn(timer)
-            .expect("failed to spawn tinyio's timer thread");
+        let timer = std::thread::Builder::new().name("tinyio-timer".into()).spawn(timer);
+        timer.expect("failed to spawn tinyio's timer thread");
+        sender
     });
-    let mut timers = TIMERS.lock().expect("poisoned");
-    timers.1 += 1;
-    let number = timers.1;
-    timers.0.insert((deadline, number), waker);
-    CHANGED.notify_one();
+    TIMER.send((deadline, waker)).expect("the timer thread never ends");
 }
 
 /// Whether an executor drives a loop on this thread right now (inside `ToFuture::poll`, and not
 /// in a `Loop::run` nested there).
 #[cfg(feature = "tokio")]
 pub(crate) fn driven() -> bool {
-    DRIVEN.with(Cell::get) > 0
+    DRIVEN.get() > 0
 }

@@ -179,7 +179,7 @@ struct Entry<'s> {
     /// How many of the children it waits on have not finished; for a parked leaf, or a
     /// coroutine whose held leaf is parked, 1 (the wake-up).
     pending: u32,
-    /// The line this coroutine is suspended at; its definition's line until it first suspends.
+    /// The line this coroutine is suspended at; 0 until it first suspends (see `Task::frame`).
     line: u32,
 }
 
@@ -543,7 +543,7 @@ impl<'s> Run<'s> {
                          through `tinyio::copy`"
                     }
                 };
-                let name = task.site().name;
+                let name = task.frame(0).name;
                 return Err(Error::cancelled_because(format!("coroutine `{name}` {why}")));
             }
         };
@@ -573,8 +573,8 @@ impl<'s> Run<'s> {
     }
 
     fn insert(&mut self, task: Rc<dyn Task + 's>, scope: u32) -> u32 {
-        // Until it first suspends, a coroutine is placed at its definition.
-        let line = task.site().line;
+        // Until it first suspends, a coroutine is placed at its definition (see `Task::frame`).
+        let line = 0;
         let key = match self.free.pop() {
             Some(key) => {
                 let slot = &mut self.slots[key as usize];

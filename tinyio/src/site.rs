@@ -34,7 +34,8 @@ pub(crate) trait Origin {
     /// Whether a failure keeps where the body raised it (the `?` or `bail!`).
     const KEEPS_RAISED_AT: bool = true;
 
-    fn place(&self) -> Place;
+    /// The frame of the coroutine suspended at `line` (0: it has not suspended yet).
+    fn frame(&self, line: u32) -> Frame;
 
     /// Held while the coroutine's generator body runs.
     fn placing(&self) -> Option<Placing> {
@@ -45,8 +46,8 @@ pub(crate) trait Origin {
 /// A coroutine written with `#[coroutine]` is placed in its function: at its definition until it
 /// first suspends, then at the `yield_!` it is suspended at.
 impl Origin for &'static Site {
-    fn place(&self) -> Place {
-        Place { name: self.name, file: self.file, line: self.line, fixed: false }
+    fn frame(&self, line: u32) -> Frame {
+        Frame { name: self.name, file: self.file, line: if line == 0 { self.line } else { line } }
     }
 }
 
@@ -74,8 +75,8 @@ impl Called {
 impl Origin for Called {
     const KEEPS_RAISED_AT: bool = false;
 
-    fn place(&self) -> Place {
-        Place { name: self.site.name, file: self.at.file(), line: self.at.line(), fixed: true }
+    fn frame(&self, _: u32) -> Frame {
+        Frame { name: self.site.name, file: self.at.file(), line: self.at.line() }
     }
 
     fn placing(&self) -> Option<Placing> {
@@ -94,23 +95,5 @@ pub(crate) struct Placing(Option<&'static Location<'static>>);
 impl Drop for Placing {
     fn drop(&mut self) {
         PLACING.set(self.0);
-    }
-}
-
-/// A coroutine's name and where its frames are placed.
-#[derive(Clone, Copy)]
-pub(crate) struct Place {
-    pub(crate) name: &'static str,
-    file: &'static str,
-    /// Its definition's line, or where a built-in was called.
-    pub(crate) line: u32,
-    /// Whether every frame is at `line` (a built-in), rather than where it is suspended.
-    fixed: bool,
-}
-
-impl Place {
-    /// The frame of the coroutine suspended at `line`.
-    pub(crate) fn frame(&self, line: u32) -> Frame {
-        Frame { name: self.name, file: self.file, line: if self.fixed { self.line } else { line } }
     }
 }

@@ -93,5 +93,5 @@ where
     Y: Yieldable + 'a,
     Y::Output: 'a,
 {
-    give_up(&TIMEOUT, y, Some(after(duration)), None)
+    give_up(&TIMEOUT, y, Some(after(duration)), None, |output| output)
 }

@@ -144,15 +144,14 @@ impl<'s> Run<'s> {
                 self.settle(child); // its held leaf is stopped after it, as its child
                 let entry = self.entry(child);
                 let (task, line) = (entry.task.clone(), entry.line);
-                let (token, frame) = (self.token(child), task.site().frame(line));
+                let (token, frame) = (self.token(child), task.frame(line));
                 // Judged while still linked to its waiter, so that a failure is traced through
                 // the chain that was waiting on it.
                 let clean = |error: &Error| error.is_timeout() || error.is_cancelled();
                 let answered = answer(&*task, ended, clean, || self.resume::<false>(token, input));
                 let mut failed = match (answered, record.as_deref_mut()) {
                     (answered, Some(cancelled)) => {
-                        let trace = |error: Error| error.traced(frame, Vec::new());
-                        cancelled.record(answered.map(|a| a.map(trace).map_err(trace)), true, None);
+                        cancelled.record(answered, frame, true, None);
                         None
                     }
                     (Ok(Ok(_)), None) => None,
@@ -169,15 +168,10 @@ impl<'s> Run<'s> {
                     }
                     let members = self.take_members(child);
                     let Entry { task: removed, waits, .. } = self.remove(child);
-                    let dropped = panic::catch_unwind(AssertUnwindSafe(move || {
-                        removed.end(ended);
-                        drop((task, removed));
-                    }));
-                    match (dropped, record.as_deref_mut()) {
+                    drop(task);
+                    match (end(removed, ended), record.as_deref_mut()) {
                         (Ok(()), _) => {}
-                        (Err(payload), Some(cancelled)) => {
-                            cancelled.record(Err(payload), true, None)
-                        }
+                        (Err(payload), Some(cancelled)) => cancelled.panicked(payload),
                         (Err(payload), None) => {
                             failed = Some((Origin::Outside, Failure::Panic(payload)))
                         }
@@ -207,24 +201,21 @@ impl<'s> Run<'s> {
         let mut todo = VecDeque::from([waiter]);
         while let Some(key) = todo.pop_front() {
             if key == child {
-                let name = |key: u32| format!("`{}`", self.entry_ref(key).task.site().name);
-                let mut names = vec![name(waiter)];
-                let mut key = child;
-                while key != waiter {
-                    names.push(name(key));
-                    key = came_from[&key];
-                }
-                names.push(name(waiter));
+                let name = |key: u32| format!("`{}`", self.entry_ref(key).task.frame(0).name);
+                // From `child` to `waiter`, each waiting on the next.
+                let up =
+                    std::iter::successors(Some(child), |k| (*k != waiter).then(|| came_from[k]));
+                let names: Vec<_> = std::iter::once(waiter).chain(up).map(name).collect();
                 return Some(format!("{} (each waits on the next)", names.join(" -> ")));
             }
             let Some(entry) = &self.slots[key as usize].entry else {
                 continue;
             };
-            for up in entry.waiters.iter() {
-                if up != ROOT && !came_from.contains_key(&up) {
-                    came_from.insert(up, key);
+            for up in entry.waiters.iter().filter(|&up| up != ROOT) {
+                came_from.entry(up).or_insert_with(|| {
                     todo.push_back(up);
-                }
+                    key
+                });
             }
         }
         None
@@ -297,32 +288,29 @@ impl<'s> Run<'s> {
         let (Origin::Failed(key) | Origin::Suspended(key)) = origin else {
             return (error, HashSet::new());
         };
-        let frame = |key: u32| {
-            let entry = self.entry_ref(key);
-            entry.task.site().frame(entry.line)
-        };
         // Above a coroutine being stopped, its waiters may have left the table already.
         let gone: HashMap<u32, (Frame, u32)> =
             self.gone.iter().map(|&(key, frame, waiter)| (key, (frame, waiter))).collect();
-        let up_of = |key: u32| match &self.slots[key as usize].entry {
-            Some(Entry { waiters: Waiters::One(waiter), .. }) => Some(*waiter),
-            Some(_) => None,
-            None => gone.get(&key).map(|&(_, waiter)| waiter),
-        };
-        let (mut outer, mut chain, mut up) = (Vec::new(), HashSet::from([key]), key);
-        while let Some(waiter) = up_of(up).filter(|&waiter| waiter != ROOT) {
-            match self.slots[waiter as usize].entry {
-                Some(_) => outer.push(frame(waiter)),
-                None => match gone.get(&waiter) {
-                    Some(&(frame, _)) => outer.push(frame),
-                    None => break,
-                },
+        // A coroutine's frame, and its waiter if it has one and only one.
+        let link = |key: u32| match &self.slots[key as usize].entry {
+            Some(entry) => {
+                let waiter =
+                    if let Waiters::One(waiter) = entry.waiters { Some(waiter) } else { None };
+                Some((entry.task.frame(entry.line), waiter))
             }
+            None => gone.get(&key).map(|&(frame, waiter)| (frame, Some(waiter))),
+        };
+        let (innermost, mut up) = link(key).expect("what failed is in the table");
+        let (mut outer, mut chain) = (Vec::new(), HashSet::from([key]));
+        while let Some(waiter) = up.filter(|&waiter| waiter != ROOT)
+            && let Some((frame, next)) = link(waiter)
+        {
+            outer.push(frame);
             chain.insert(waiter);
-            up = waiter;
+            up = next;
         }
         outer.reverse();
-        (error.traced(frame(key), outer), chain)
+        (error.traced(innermost, outer), chain)
     }
 
     /// Takes what failed out of the run and drops it. Gives what the failed coroutine was
@@ -337,12 +325,9 @@ impl<'s> Run<'s> {
         };
         // It was resumed (or is a leaf), so it holds no leaf.
         let Entry { task, waits, .. } = self.remove(key);
-        let dropped = panic::catch_unwind(AssertUnwindSafe(|| {
-            task.end(Ended::Failed); // its body, if it panicked
-            drop(task);
-        }));
-        if let Err(payload) = dropped {
-            cancelled.record(Err(payload), true, None);
+        // Its body is dropped here, if it panicked.
+        if let Err(payload) = end(task, Ended::Failed) {
+            cancelled.panicked(payload);
         }
         Some((key, waits.into_children()))
     }
@@ -393,13 +378,13 @@ impl<'s> Run<'s> {
 
     /// What every suspended coroutine waits on, for the stall report.
     pub(crate) fn stall(&self, idle: Duration) -> Stall {
-        let name = |key: u32| self.entry_ref(key).task.site().name;
+        let name = |key: u32| self.entry_ref(key).task.frame(0).name;
         let entries = (self.slots.iter().enumerate())
             .filter_map(|(key, slot)| Some((key as u32, slot.entry.as_ref()?)));
         let suspended = entries.filter(|(_, e)| e.task.started() && !e.task.is_leaf());
         let coroutines = suspended
             .map(|(key, entry)| Suspended {
-                frame: entry.task.site().frame(entry.line),
+                frame: entry.task.frame(entry.line),
                 // A boundary waits on the members of its scope, but for leaves: each is
                 // named by the coroutine that waits on it.
                 waits_on: (entry.waits.children().iter())
@@ -411,7 +396,7 @@ impl<'s> Run<'s> {
                     )
                     .map(name)
                     .chain(match &entry.waits {
-                        Waits::Held(leaf) => Some(leaf.site().name),
+                        Waits::Held(leaf) => Some(leaf.frame(0).name),
                         Waits::Children(_) => None,
                     })
                     .collect(),
@@ -428,12 +413,20 @@ impl<'s> Run<'s> {
             let Some(entry) = self.slots[key].entry.take() else {
                 continue;
             };
-            let (frame, joins) = (entry.task.site().frame(entry.line), self.joins.len());
-            let outcome = self.cancel(entry.task, frame);
+            let (task, joins, remote) = (&entry.task, self.joins.len(), &self.remote);
+            // Out of the table: it is resumed with a waker that wakes nothing.
+            let waker = || Waker::noop().clone();
+            let mut cx =
+                Cx { waker: &waker, joins: &mut self.joins, spare: &mut 0, remote, now: self.now };
+            let resume =
+                || panic::catch_unwind(AssertUnwindSafe(|| task.resume(Input::Cancel, &mut cx)));
+            let answered = answer(&**task, Ended::Cancelled, Error::is_cancelled, resume);
+            let frame = task.frame(entry.line);
+            let outcome = answered.and_then(|ok| end(entry.task, Ended::Cancelled).map(|()| ok));
             // A thread call's cancellation counts as clean only once its thread, joined, has
             // not failed otherwise.
             let join = (self.joins.len() > joins).then_some(joins);
-            cancelled.record(outcome, !on_trace.contains(&(key as u32)), join);
+            cancelled.record(outcome, frame, !on_trace.contains(&(key as u32)), join);
         }
         self.free.clear();
         if let Some(held_back) = &mut self.held_back {
@@ -441,30 +434,12 @@ impl<'s> Run<'s> {
         }
         self.slots.clear();
     }
+}
 
-    /// Cancels one coroutine taken out of the table: its clean cancellation, or what it did
-    /// instead, or its panic.
-    fn cancel(
-        &mut self,
-        task: Rc<dyn Task + 's>,
-        frame: Frame,
-    ) -> thread::Result<Result<Error, Error>> {
-        let remote = &self.remote;
-        let waker = || Waker::from(LeafWaker::new(remote, u64::MAX));
-        let mut cx =
-            Cx { waker: &waker, joins: &mut self.joins, spare: &mut 0, remote, now: self.now };
-        let resume =
-            || panic::catch_unwind(AssertUnwindSafe(|| task.resume(Input::Cancel, &mut cx)));
-        let trace = |error: Error| error.traced(frame, Vec::new());
-        let answered = answer(&*task, Ended::Cancelled, Error::is_cancelled, resume);
-        answered.map(|answered| answered.map(trace).map_err(trace)).and_then(|outcome| {
-            let ended = panic::catch_unwind(AssertUnwindSafe(|| {
-                task.end(Ended::Cancelled);
-                drop(task);
-            }));
-            ended.map(|()| outcome)
-        })
-    }
+/// Ends `task` as `ended`, and drops it: user code (its body's destructors) runs here, and a
+/// panic in it is caught.
+fn end(task: Rc<dyn Task + '_>, ended: Ended) -> thread::Result<()> {
+    panic::catch_unwind(AssertUnwindSafe(move || task.end(ended)))
 }
 
 /// Delivers an error at `task`'s suspension point (a cancellation, a timeout) by `resume`, or
@@ -487,7 +462,7 @@ fn answer<'s>(
         Error::msg(format_args!(
             "coroutine `{}` did not respond properly to cancellation: it {what} instead of \
              propagating the cancellation error, so it may have leaked resources",
-            task.site().name
+            task.frame(0).name
         ))
     };
     panic::catch_unwind(AssertUnwindSafe(|| match step {
@@ -520,29 +495,33 @@ impl Cancelled {
     fn joined(&mut self, failure: Option<Failure>) {
         match failure {
             Some(Failure::Error(error)) => self.others.push(error),
-            Some(Failure::Panic(payload)) => self.record(Err(payload), true, None),
+            Some(Failure::Panic(payload)) => self.panicked(payload),
             None => {}
         }
     }
 
-    /// Files how one coroutine took its cancellation; a clean one is listed if `listed`, once
-    /// its thread is joined if it pushed the join numbered `join`.
+    /// Files how the coroutine of `frame` took its cancellation; a clean one is listed if
+    /// `listed`, once its thread is joined if it pushed the join numbered `join`.
     fn record(
         &mut self,
         outcome: thread::Result<Result<Error, Error>>,
+        frame: Frame,
         listed: bool,
         join: Option<usize>,
     ) {
+        let trace = |error: Error| error.traced(frame, Vec::new());
         match outcome {
             Ok(Ok(clean)) if listed => match join {
-                Some(join) => self.awaiting.push((join, clean)),
-                None => self.clean.push(clean),
+                Some(join) => self.awaiting.push((join, trace(clean))),
+                None => self.clean.push(trace(clean)),
             },
             Ok(Ok(_)) => {}
-            Ok(Err(other)) => self.others.push(other),
-            Err(payload) => {
-                self.panic.get_or_insert(payload);
-            }
+            Ok(Err(other)) => self.others.push(trace(other)),
+            Err(payload) => self.panicked(payload),
         }
+    }
+
+    fn panicked(&mut self, payload: Box<dyn Any + Send>) {
+        self.panic.get_or_insert(payload);
     }
 }
