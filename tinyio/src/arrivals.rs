@@ -1,8 +1,9 @@
-//! Queues in order of arrival that any entry can leave: [`Tickets`], the waiters of events and
-//! semaphores; [`Arrivals`], the same keyed by who waits. And, for the run's table, [`Few`]
-//! in two shapes: [`Waiters`] (the waiters of a coroutine) and [`Keys`] (wake tokens).
+//! Queues in order of arrival that any entry can leave: [`Tickets`]; [`Line`], the waiters of
+//! events, semaphores and channels; [`Arrivals`], keyed by who waits. And, for the run's table,
+//! [`Few`] in two shapes: [`Waiters`] (the waiters of a coroutine) and [`Keys`] (wake tokens).
 
 use std::collections::{BTreeMap, VecDeque};
+use std::task::Waker;
 
 /// Values in order of arrival, each named by the ticket it was given (tickets only grow, from
 /// 1): first in, first out, and any one can leave early. One that leaves is marked gone in
@@ -58,6 +59,7 @@ impl<V> Tickets<V> {
         Some(value)
     }
 
+    #[cfg(test)]
     pub(crate) fn is_empty(&self) -> bool {
         self.live == 0
     }
@@ -71,6 +73,89 @@ impl<V> Tickets<V> {
     /// The values still in, first come first.
     pub(crate) fn iter(&self) -> impl Iterator<Item = &V> {
         self.queue.iter().filter_map(|(_, value)| value.as_ref())
+    }
+}
+
+/// Waiters for units of something (a semaphore's permits, a channel's values or its room), first
+/// come first served, and the units that nobody waiting was handed. A unit that comes goes to
+/// the first in line, else it is kept free, so no unit is free while anyone waits and a waiter
+/// that comes late cannot overtake the line. A waiter holds a ticket while in line (0: none);
+/// the line is served from the front and tickets grow, so a ticket up to `served` was handed a
+/// unit and is off the line. The owner guards a line with its lock.
+#[derive(Default)]
+pub(crate) struct Line {
+    waiting: Tickets<Waker>,
+    /// The last ticket handed a unit.
+    served: u64,
+    /// Units handed to nobody: the supply less the units handed out and not yet taken.
+    pub(crate) free: usize,
+}
+
+impl Line {
+    /// A line of nobody, with `free` units.
+    pub(crate) fn new(free: usize) -> Self {
+        Line { free, ..Line::default() }
+    }
+
+    /// Takes a unit for the holder of `ticket`: the one it was handed, or, if it is not in line,
+    /// a free one. Out of the line (`ticket` 0) once it has one.
+    #[inline]
+    pub(crate) fn take(&mut self, ticket: &mut u64) -> bool {
+        match *ticket {
+            0 if self.free > 0 => self.free -= 1,
+            queued if self.served(queued) => *ticket = 0,
+            _ => return false,
+        }
+        true
+    }
+
+    /// Joins the line to be woken by `waker`, unless in it already.
+    pub(crate) fn join(&mut self, ticket: &mut u64, waker: impl FnOnce() -> Waker) {
+        if *ticket == 0 {
+            *ticket = self.waiting.push(waker());
+        }
+    }
+
+    /// A unit comes: handed to the first in line, else kept free.
+    #[inline]
+    pub(crate) fn release(&mut self) {
+        match self.waiting.pop() {
+            Some((ticket, waker)) => {
+                self.served = ticket;
+                waker.wake();
+            }
+            None => self.free += 1,
+        }
+    }
+
+    /// Wakes everyone in line: handing each a unit (`serve`, an event set), or nothing (to see
+    /// that the other side of a channel is gone; nobody joins the line after that).
+    pub(crate) fn wake_all(&mut self, serve: bool) {
+        while let Some((ticket, waker)) = self.waiting.pop() {
+            if serve {
+                self.served = ticket;
+            }
+            waker.wake();
+        }
+    }
+
+    /// Takes the holder of `ticket` (0: none) off the line; true if it had been handed a unit,
+    /// which is its to hand on.
+    pub(crate) fn leave(&mut self, ticket: u64) -> bool {
+        let served = self.served(ticket);
+        if !served {
+            self.waiting.remove(ticket);
+        }
+        served
+    }
+
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.waiting.is_empty()
+    }
+
+    fn served(&self, ticket: u64) -> bool {
+        ticket != 0 && ticket <= self.served
     }
 }
 

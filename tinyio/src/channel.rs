@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Poll, Waker};
 
 use crate::Coro;
-use crate::arrivals::Tickets;
+use crate::arrivals::Line;
 use crate::coro::{Coroutine, Cx, Leaf, Submission};
 use crate::error::Error;
 use crate::site::{Site, site};
@@ -69,7 +69,7 @@ pub fn channel<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
         senders: 1,
         receivers: 1,
         receiving: Line::default(),
-        sending: Line { free: capacity, ..Line::default() },
+        sending: Line::new(capacity),
     }));
     (Sender(chan.clone()), Receiver(chan))
 }
@@ -99,7 +99,7 @@ trait Side<T>: Sized {
     fn line(chan: &mut Chan<T>) -> &mut Line;
     /// Finishes, for a waiter in line with `ticket` (or not in line), with a unit of this side
     /// or with the other side gone; else gives itself back.
-    fn finish(self, chan: &mut Chan<T>, ticket: &mut Option<u64>) -> Result<Self::Output, Self>;
+    fn finish(self, chan: &mut Chan<T>, ticket: &mut u64) -> Result<Self::Output, Self>;
 }
 
 /// A send, with its value.
@@ -116,10 +116,10 @@ impl<T> Side<T> for Put<T> {
     }
 
     #[inline]
-    fn finish(self, chan: &mut Chan<T>, ticket: &mut Option<u64>) -> Result<Self::Output, Self> {
+    fn finish(self, chan: &mut Chan<T>, ticket: &mut u64) -> Result<Self::Output, Self> {
         if chan.receivers == 0 {
             Ok(Err(SendError { value: self.0, cancelled: false }))
-        } else if chan.sending.acquire(ticket) {
+        } else if chan.sending.take(ticket) {
             chan.queue.push_back(self.0);
             chan.receiving.release();
             Ok(Ok(()))
@@ -137,76 +137,14 @@ impl<T> Side<T> for Take {
     }
 
     #[inline]
-    fn finish(self, chan: &mut Chan<T>, ticket: &mut Option<u64>) -> Result<Option<T>, Self> {
-        if chan.receiving.acquire(ticket) {
+    fn finish(self, chan: &mut Chan<T>, ticket: &mut u64) -> Result<Option<T>, Self> {
+        if chan.receiving.take(ticket) {
             chan.sending.release();
             Ok(chan.queue.pop_front())
         } else if chan.senders == 0 {
             Ok(None)
         } else {
             Err(self)
-        }
-    }
-}
-
-/// The waiters of one side, first come, first served, and its units that nobody waiting was
-/// handed. A unit that comes goes to the first in line if anyone waits, so no unit is free while
-/// anyone waits.
-#[derive(Default)]
-struct Line {
-    waiting: Tickets<Waker>,
-    /// The ticket of the last waiter handed a unit. Units are handed out from the front of the
-    /// line, so a waiter that holds a ticket up to it was handed one.
-    served: u64,
-    /// Units handed to nobody: this side's supply (values, or room) less the units handed out
-    /// and not yet taken.
-    free: usize,
-}
-
-impl Line {
-    /// Takes a unit for a waiter in line with `ticket` (or not in line): the one it was handed,
-    /// or a free one. Out of the line once it has one.
-    #[inline]
-    fn acquire(&mut self, ticket: &mut Option<u64>) -> bool {
-        if ticket.is_some_and(|t| t <= self.served) {
-            *ticket = None;
-        } else if self.free > 0 {
-            self.free -= 1; // nobody waits, this one included
-        } else {
-            return false;
-        }
-        true
-    }
-
-    /// A unit comes: handed to the first in line, else kept free.
-    #[inline]
-    fn release(&mut self) {
-        if self.waiting.is_empty() {
-            self.free += 1;
-        } else {
-            self.wake(false);
-        }
-    }
-
-    /// A waiter that gives up leaves the line, or hands on the unit it was handed.
-    fn give_up(&mut self, ticket: u64) {
-        if ticket <= self.served {
-            self.release();
-        } else {
-            self.waiting.remove(ticket);
-        }
-    }
-
-    /// Wakes the first in line, handing it a unit; or everyone in line (`all`), handing them
-    /// nothing, to see that the other side is gone (nobody joins a line after that).
-    #[inline(never)]
-    fn wake(&mut self, all: bool) {
-        while let Some((ticket, waker)) = self.waiting.pop() {
-            waker.wake();
-            if !all {
-                self.served = ticket;
-                break;
-            }
         }
     }
 }
@@ -264,7 +202,7 @@ impl<T> Sender<T> {
     /// assert!(matches!(tx.try_send(2), Err(TrySendError::Full(2))));
     /// ```
     pub fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
-        match Put(value).finish(&mut lock(&self.0), &mut None) {
+        match Put(value).finish(&mut lock(&self.0), &mut 0) {
             Ok(sent) => sent.map_err(|closed| TrySendError::Closed(closed.value)),
             Err(Put(value)) => Err(TrySendError::Full(value)),
         }
@@ -366,7 +304,7 @@ impl<T> Receiver<T> {
     /// assert_eq!(rx.try_recv(), Ok('x'));
     /// ```
     pub fn try_recv(&self) -> Result<T, TryRecvError> {
-        match Take.finish(&mut lock(&self.0), &mut None) {
+        match Take.finish(&mut lock(&self.0), &mut 0) {
             Ok(Some(value)) => Ok(value),
             Ok(None) => Err(TryRecvError::Closed),
             Err(Take) => Err(TryRecvError::Empty),
@@ -425,7 +363,7 @@ macro_rules! end {
                 let mut chan = lock(&self.0);
                 chan.$count -= 1;
                 if chan.$count == 0 {
-                    chan.$other_line.wake(true);
+                    chan.$other_line.wake_all(false);
                 }
             }
         }
@@ -533,7 +471,7 @@ impl<T, K: Side<T>> Op<T, K> {
     fn now(self) -> Result<K::Output, Self> {
         let done = IN_A_ROW.get();
         let outcome = if done < IN_PLACE {
-            let outcome = self.kind.finish(&mut lock(&self.chan), &mut None);
+            let outcome = self.kind.finish(&mut lock(&self.chan), &mut 0);
             outcome.map_err(|kind| Op { kind, ..self })
         } else {
             Err(self)
@@ -560,7 +498,7 @@ macro_rules! operation {
                 Self: 's,
             {
                 let Op { chan, kind, at } = self.0;
-                let wait = Wait { chan, op: Some(kind), ticket: None };
+                let wait = Wait { chan, op: Some(kind), ticket: 0 };
                 Coroutine::leaf_at(&$site, at, wait).submit(submission)
             }
 
@@ -586,8 +524,8 @@ struct Wait<T, K: Side<T>> {
     chan: Arc<Mutex<Chan<T>>>,
     /// Until it finishes.
     op: Option<K>,
-    /// Once in line: its ticket.
-    ticket: Option<u64>,
+    /// Its ticket while it waits in line (0: none).
+    ticket: u64,
 }
 
 impl<T, K: Side<T>> Wait<T, K> {
@@ -599,8 +537,7 @@ impl<T, K: Side<T>> Wait<T, K> {
             Ok(output) => Some(output),
             Err(op) => {
                 self.op = Some(op);
-                // Joins the line, unless already in it.
-                self.ticket.get_or_insert_with(|| K::line(&mut chan).waiting.push(waker()));
+                K::line(&mut chan).join(&mut self.ticket, waker);
                 None
             }
         }
@@ -617,8 +554,12 @@ impl<T, K: Side<T>> Leaf for Wait<T, K> {
 
 impl<T, K: Side<T>> Drop for Wait<T, K> {
     fn drop(&mut self) {
-        if let Some(ticket) = self.ticket {
-            K::line(&mut lock(&self.chan)).give_up(ticket);
+        // Cancelled in line: leave it, or hand on a unit it was handed meanwhile.
+        if self.ticket != 0 {
+            let mut chan = lock(&self.chan);
+            if K::line(&mut chan).leave(self.ticket) {
+                K::line(&mut chan).release();
+            }
         }
     }
 }
@@ -626,7 +567,7 @@ impl<T, K: Side<T>> Drop for Wait<T, K> {
 /// Runs `op` on this thread, parking while it waits: until it finishes, or until the thread
 /// call this runs in is told to stop (then `op` comes back).
 fn block<T, K: Side<T>>(chan: &Arc<Mutex<Chan<T>>>, op: K) -> Result<K::Output, K> {
-    let mut wait = Wait { chan: chan.clone(), op: Some(op), ticket: None };
+    let mut wait = Wait { chan: chan.clone(), op: Some(op), ticket: 0 };
     let waker = || Waker::from(Arc::new(crate::wake::Unpark(std::thread::current())));
     loop {
         if let Some(output) = wait.step(waker) {
@@ -773,7 +714,7 @@ mod tests {
     }
 
     fn waiting<K: Side<u32>>(chan: &Arc<Mutex<Chan<u32>>>, op: K, waker: Waker) -> Wait<u32, K> {
-        let mut wait = Wait { chan: chan.clone(), op: Some(op), ticket: None };
+        let mut wait = Wait { chan: chan.clone(), op: Some(op), ticket: 0 };
         assert!(wait.step(|| waker).is_none(), "it waits");
         wait
     }
@@ -825,7 +766,7 @@ mod tests {
         assert_eq!((woken(&a), woken(&b)), (0, 0));
         tx.try_send(5).unwrap();
         assert_eq!((woken(&a), woken(&b)), (0, 1), "the second is first in line now");
-        assert!(lock(&rx.0).receiving.waiting.is_empty());
+        assert!(lock(&rx.0).receiving.is_empty());
         drop(second);
         assert_eq!(rx.try_recv(), Ok(5), "the value handed to the second is free again");
     }
