@@ -3,7 +3,12 @@
 //! [`Few`] in two shapes: [`Waiters`] (the waiters of a coroutine) and [`Keys`] (wake tokens).
 
 use std::collections::{BTreeMap, VecDeque};
-use std::task::Waker;
+use std::sync::{Arc, Mutex};
+use std::task::{Poll, Waker};
+
+use crate::coro::{Cx, Leaf};
+use crate::error::Error;
+use crate::sync::lock;
 
 /// Values in order of arrival, each named by the ticket it was given (tickets only grow, from
 /// 1): first in, first out, and any one can leave early. One that leaves is marked gone in
@@ -59,7 +64,6 @@ impl<V> Tickets<V> {
         Some(value)
     }
 
-    #[cfg(test)]
     pub(crate) fn is_empty(&self) -> bool {
         self.live == 0
     }
@@ -119,23 +123,26 @@ impl Line {
     /// A unit comes: handed to the first in line, else kept free.
     #[inline]
     pub(crate) fn release(&mut self) {
-        match self.waiting.pop() {
-            Some((ticket, waker)) => {
-                self.served = ticket;
-                waker.wake();
-            }
-            None => self.free += 1,
+        if self.waiting.is_empty() {
+            self.free += 1;
+        } else {
+            self.wake(false, true);
         }
     }
 
-    /// Wakes everyone in line: handing each a unit (`serve`, an event set), or nothing (to see
-    /// that the other side of a channel is gone; nobody joins the line after that).
-    pub(crate) fn wake_all(&mut self, serve: bool) {
+    /// Wakes the first in line, or everyone in it (`all`), handing each a unit if `serve`
+    /// (an event's `set` serves everyone; the end of a channel's other side serves nobody, and
+    /// nobody joins the line after that).
+    #[inline(never)]
+    pub(crate) fn wake(&mut self, all: bool, serve: bool) {
         while let Some((ticket, waker)) = self.waiting.pop() {
             if serve {
                 self.served = ticket;
             }
             waker.wake();
+            if !all {
+                break;
+            }
         }
     }
 
@@ -156,6 +163,66 @@ impl Line {
 
     fn served(&self, ticket: u64) -> bool {
         ticket != 0 && ticket <= self.served
+    }
+}
+
+/// An operation on `S`, a state under a lock with a [`Line`] to wait in for a unit.
+pub(crate) trait Side<S>: Sized {
+    type Output;
+    /// The line this operation waits in.
+    fn line(state: &mut S) -> &mut Line;
+    /// Finishes, for a waiter with `ticket` (0: not in line), with a unit of its line or with
+    /// no need of one (a channel's other side is gone); else gives itself back.
+    fn finish(self, state: &mut S, ticket: &mut u64) -> Result<Self::Output, Self>;
+}
+
+/// An operation that waits in line: as a leaf, or in a call that parks its thread. Dropped
+/// while in line (cancelled), it leaves the line, or hands on the unit it was handed meanwhile.
+pub(crate) struct Wait<S, K: Side<S>> {
+    state: Arc<Mutex<S>>,
+    /// Until it finishes.
+    pub(crate) op: Option<K>,
+    /// Its ticket while it waits in line (0: none).
+    pub(crate) ticket: u64,
+}
+
+impl<S, K: Side<S>> Wait<S, K> {
+    pub(crate) fn new(state: Arc<Mutex<S>>, op: K) -> Self {
+        Wait { state, op: Some(op), ticket: 0 }
+    }
+
+    /// Tries once; if it must wait, gets in line to be woken by `waker`.
+    pub(crate) fn step(&mut self, waker: impl FnOnce() -> Waker) -> Option<K::Output> {
+        let mut state = lock(&self.state);
+        let op = self.op.take().expect("polled after it finished");
+        match op.finish(&mut state, &mut self.ticket) {
+            Ok(output) => Some(output),
+            Err(op) => {
+                self.op = Some(op);
+                K::line(&mut state).join(&mut self.ticket, waker);
+                None
+            }
+        }
+    }
+}
+
+impl<S, K: Side<S>> Leaf for Wait<S, K> {
+    type Output = K::Output;
+
+    fn poll(&mut self, cx: &mut Cx<'_>) -> Poll<Result<K::Output, Error>> {
+        self.step(cx.waker).map_or(Poll::Pending, |output| Poll::Ready(Ok(output)))
+    }
+}
+
+impl<S, K: Side<S>> Drop for Wait<S, K> {
+    fn drop(&mut self) {
+        if self.ticket != 0 {
+            let mut state = lock(&self.state);
+            let line = K::line(&mut state);
+            if line.leave(self.ticket) {
+                line.release();
+            }
+        }
     }
 }
 

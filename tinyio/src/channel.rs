@@ -18,14 +18,14 @@ use std::cell::Cell;
 use std::collections::VecDeque;
 use std::fmt;
 use std::panic::Location;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::{Poll, Waker};
+use std::sync::{Arc, Mutex};
+use std::task::Waker;
 
 use crate::Coro;
-use crate::arrivals::Line;
-use crate::coro::{Coroutine, Cx, Leaf, Submission};
-use crate::error::Error;
+use crate::arrivals::{Line, Side, Wait};
+use crate::coro::{Coroutine, Submission};
 use crate::site::{Site, site};
+use crate::sync::lock;
 use crate::yieldable::Yieldable;
 
 static SEND: Site = site!("Sender::send");
@@ -87,28 +87,13 @@ struct Chan<T> {
     sending: Line,
 }
 
-fn lock<T>(chan: &Mutex<Chan<T>>) -> MutexGuard<'_, Chan<T>> {
-    // A panic while the lock is held leaves the queue and counts consistent.
-    chan.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// One side's operation: [`Put`] a value (a send) or [`Take`] one (a receive).
-trait Side<T>: Sized {
-    type Output;
-    /// The line of this side's waiters.
-    fn line(chan: &mut Chan<T>) -> &mut Line;
-    /// Finishes, for a waiter in line with `ticket` (or not in line), with a unit of this side
-    /// or with the other side gone; else gives itself back.
-    fn finish(self, chan: &mut Chan<T>, ticket: &mut u64) -> Result<Self::Output, Self>;
-}
-
 /// A send, with its value.
 struct Put<T>(T);
 
 /// A receive.
 struct Take;
 
-impl<T> Side<T> for Put<T> {
+impl<T> Side<Chan<T>> for Put<T> {
     type Output = Result<(), SendError<T>>;
 
     fn line(chan: &mut Chan<T>) -> &mut Line {
@@ -129,7 +114,7 @@ impl<T> Side<T> for Put<T> {
     }
 }
 
-impl<T> Side<T> for Take {
+impl<T> Side<Chan<T>> for Take {
     type Output = Option<T>;
 
     fn line(chan: &mut Chan<T>) -> &mut Line {
@@ -363,7 +348,7 @@ macro_rules! end {
                 let mut chan = lock(&self.0);
                 chan.$count -= 1;
                 if chan.$count == 0 {
-                    chan.$other_line.wake_all(false);
+                    chan.$other_line.wake(true, false);
                 }
             }
         }
@@ -462,7 +447,7 @@ thread_local! {
     static IN_A_ROW: Cell<u32> = const { Cell::new(0) };
 }
 
-impl<T, K: Side<T>> Op<T, K> {
+impl<T, K: Side<Chan<T>>> Op<T, K> {
     /// Finishes in place, as `try_send` / `try_recv` would, unless the operations before it used
     /// up this thread's run of them ([`IN_PLACE`]). An operation that does not finish in place
     /// (it must wait, or the run is used up) suspends through the loop, where every other ready
@@ -498,8 +483,7 @@ macro_rules! operation {
                 Self: 's,
             {
                 let Op { chan, kind, at } = self.0;
-                let wait = Wait { chan, op: Some(kind), ticket: 0 };
-                Coroutine::leaf_at(&$site, at, wait).submit(submission)
+                Coroutine::leaf_at(&$site, at, Wait::new(chan, kind)).submit(submission)
             }
 
             fn collect(pending: Self::Pending) -> $Output {
@@ -518,56 +502,10 @@ macro_rules! operation {
 operation!(Sending, Result<(), SendError<T>>, SEND);
 operation!(Receiving, Option<T>, RECV);
 
-/// An operation that waits: as the leaf of a [`Sending`] or [`Receiving`], or in a
-/// `*_blocking` call.
-struct Wait<T, K: Side<T>> {
-    chan: Arc<Mutex<Chan<T>>>,
-    /// Until it finishes.
-    op: Option<K>,
-    /// Its ticket while it waits in line (0: none).
-    ticket: u64,
-}
-
-impl<T, K: Side<T>> Wait<T, K> {
-    /// Tries once; if it must wait, gets in line to be woken by `waker`.
-    fn step(&mut self, waker: impl FnOnce() -> Waker) -> Option<K::Output> {
-        let mut chan = lock(&self.chan);
-        let op = self.op.take().expect("polled after it finished");
-        match op.finish(&mut chan, &mut self.ticket) {
-            Ok(output) => Some(output),
-            Err(op) => {
-                self.op = Some(op);
-                K::line(&mut chan).join(&mut self.ticket, waker);
-                None
-            }
-        }
-    }
-}
-
-impl<T, K: Side<T>> Leaf for Wait<T, K> {
-    type Output = K::Output;
-
-    fn poll(&mut self, cx: &mut Cx<'_>) -> Poll<Result<K::Output, Error>> {
-        self.step(|| (cx.waker)()).map_or(Poll::Pending, |output| Poll::Ready(Ok(output)))
-    }
-}
-
-impl<T, K: Side<T>> Drop for Wait<T, K> {
-    fn drop(&mut self) {
-        // Cancelled in line: leave it, or hand on a unit it was handed meanwhile.
-        if self.ticket != 0 {
-            let mut chan = lock(&self.chan);
-            if K::line(&mut chan).leave(self.ticket) {
-                K::line(&mut chan).release();
-            }
-        }
-    }
-}
-
 /// Runs `op` on this thread, parking while it waits: until it finishes, or until the thread
 /// call this runs in is told to stop (then `op` comes back).
-fn block<T, K: Side<T>>(chan: &Arc<Mutex<Chan<T>>>, op: K) -> Result<K::Output, K> {
-    let mut wait = Wait { chan: chan.clone(), op: Some(op), ticket: 0 };
+fn block<T, K: Side<Chan<T>>>(chan: &Arc<Mutex<Chan<T>>>, op: K) -> Result<K::Output, K> {
+    let mut wait = Wait::new(chan.clone(), op);
     let waker = || Waker::from(Arc::new(crate::wake::Unpark(std::thread::current())));
     loop {
         if let Some(output) = wait.step(waker) {
@@ -713,8 +651,12 @@ mod tests {
         count.0.load(SeqCst)
     }
 
-    fn waiting<K: Side<u32>>(chan: &Arc<Mutex<Chan<u32>>>, op: K, waker: Waker) -> Wait<u32, K> {
-        let mut wait = Wait { chan: chan.clone(), op: Some(op), ticket: 0 };
+    fn waiting<K: Side<Chan<u32>>>(
+        chan: &Arc<Mutex<Chan<u32>>>,
+        op: K,
+        waker: Waker,
+    ) -> Wait<Chan<u32>, K> {
+        let mut wait = Wait::new(chan.clone(), op);
         assert!(wait.step(|| waker).is_none(), "it waits");
         wait
     }

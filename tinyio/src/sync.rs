@@ -7,7 +7,6 @@
 //! O(log n).
 
 use std::fmt;
-use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -15,7 +14,7 @@ use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use crate::Coro;
-use crate::arrivals::Line;
+use crate::arrivals::{Line, Side, Wait};
 use crate::coro::{Coroutine, Cx, Leaf, coroutine};
 use crate::error::Error;
 use crate::site::{Site, site};
@@ -26,7 +25,9 @@ static ACQUIRE: Site = site!("Semaphore::acquire");
 static LOCK: Site = site!("Lock::lock");
 static BARRIER: Site = site!("Barrier::wait");
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+/// Locks `mutex`, poisoned or not: what these locks guard is whole between statements, so a
+/// panic while one is held leaves it consistent.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -86,7 +87,7 @@ impl Event {
         // that took it before is on the list that this `set` then takes.
         state.set.store(true, Ordering::Release);
         // Woken under the lock: a wait that leaves meanwhile has left before, or is served.
-        lock(&state.waits).wake_all(true);
+        lock(&state.waits).wake(true, true);
     }
 
     /// Clears the flag. Waiters already woken stay woken.
@@ -130,7 +131,8 @@ impl Event {
     /// ```
     #[track_caller]
     pub fn wait(&self) -> Coro<()> {
-        Coroutine::leaf(&EVENT_WAIT, EventWait::new(self, None))
+        let wait = EventWait { event: self.clone(), ticket: 0, deadline: None, outcome: |_| () };
+        Coroutine::leaf(&EVENT_WAIT, wait)
     }
 
     /// Like [`wait`](Event::wait), for at most `timeout`: `true` if the flag was set, `false` if
@@ -147,7 +149,9 @@ impl Event {
     /// ```
     #[track_caller]
     pub fn wait_timeout(&self, timeout: Duration) -> Coro<bool> {
-        Coroutine::leaf(&EVENT_WAIT, EventWait::new(self, Some(crate::time::after(timeout))))
+        let deadline = Some(crate::time::after(timeout));
+        let wait = EventWait { event: self.clone(), ticket: 0, deadline, outcome: |set| set };
+        Coroutine::leaf(&EVENT_WAIT, wait)
     }
 }
 
@@ -157,42 +161,23 @@ impl fmt::Debug for Event {
     }
 }
 
-struct EventWait<O> {
+/// A wait on an event; `outcome` makes its output of whether the event was set: nothing, or
+/// the flag itself (`wait_timeout`).
+struct EventWait<F> {
     event: Event,
     /// Its ticket while it waits in the event's line (0: none).
     ticket: u64,
     deadline: Option<Instant>,
-    outcome: PhantomData<O>,
+    outcome: F,
 }
 
-/// What a wait on an event gives: nothing, or whether the event was set (`bool`).
-trait Outcome {
-    fn of(set: bool) -> Self;
-}
-
-impl Outcome for () {
-    fn of(_: bool) {}
-}
-
-impl Outcome for bool {
-    fn of(set: bool) -> bool {
-        set
-    }
-}
-
-impl<O> EventWait<O> {
-    fn new(event: &Event, deadline: Option<Instant>) -> Self {
-        EventWait { event: event.clone(), ticket: 0, deadline, outcome: PhantomData }
-    }
-}
-
-impl<O: Outcome> Leaf for EventWait<O> {
+impl<O, F: Fn(bool) -> O> Leaf for EventWait<F> {
     type Output = O;
 
     fn poll(&mut self, cx: &mut Cx<'_>) -> Poll<Result<O, Error>> {
         let state = &*self.event.0;
         if self.ticket == 0 && state.set.load(Ordering::Acquire) {
-            return Poll::Ready(Ok(O::of(true)));
+            return Poll::Ready(Ok((self.outcome)(true)));
         }
         let mut waits = lock(&state.waits);
         // Read again under the lock, which `set` takes after setting the flag: either this
@@ -200,12 +185,12 @@ impl<O: Outcome> Leaf for EventWait<O> {
         // set are served by the `set` that has yet to take the lock.)
         let set = self.ticket == 0 && state.set.load(Ordering::Relaxed);
         if set || waits.take(&mut self.ticket) {
-            return Poll::Ready(Ok(O::of(true)));
+            return Poll::Ready(Ok((self.outcome)(true)));
         }
         match self.deadline {
             // Off the line, unless a `set` served it first.
             Some(deadline) if cx.passed(deadline) => {
-                Poll::Ready(Ok(O::of(waits.leave(std::mem::take(&mut self.ticket)))))
+                Poll::Ready(Ok((self.outcome)(waits.leave(std::mem::take(&mut self.ticket)))))
             }
             _ => {
                 waits.join(&mut self.ticket, cx.waker);
@@ -219,7 +204,7 @@ impl<O: Outcome> Leaf for EventWait<O> {
     }
 }
 
-impl<O> Drop for EventWait<O> {
+impl<F> Drop for EventWait<F> {
     fn drop(&mut self) {
         if self.ticket != 0 {
             lock(&self.event.0.waits).leave(self.ticket);
@@ -279,7 +264,7 @@ impl Semaphore {
     /// ```
     #[track_caller]
     pub fn acquire(&self) -> Coro<SemaphoreGuard> {
-        Coroutine::leaf(&ACQUIRE, Acquire { semaphore: self.clone(), ticket: 0 })
+        Coroutine::leaf(&ACQUIRE, Wait::new(self.0.clone(), Permit(self.clone())))
     }
 
     /// How many permits are free now.
@@ -298,34 +283,18 @@ impl fmt::Debug for Semaphore {
     }
 }
 
-struct Acquire {
-    semaphore: Semaphore,
-    /// Its ticket while it waits in line (0: none).
-    ticket: u64,
-}
+/// A wait for a permit of the semaphore it holds.
+struct Permit(Semaphore);
 
-impl Leaf for Acquire {
+impl Side<Line> for Permit {
     type Output = SemaphoreGuard;
 
-    fn poll(&mut self, cx: &mut Cx<'_>) -> Poll<Result<SemaphoreGuard, Error>> {
-        let mut line = lock(&self.semaphore.0);
-        if line.take(&mut self.ticket) {
-            return Poll::Ready(Ok(SemaphoreGuard(self.semaphore.clone())));
-        }
-        line.join(&mut self.ticket, cx.waker);
-        Poll::Pending
+    fn line(line: &mut Line) -> &mut Line {
+        line
     }
-}
 
-impl Drop for Acquire {
-    fn drop(&mut self) {
-        // Cancelled in line: leave it, or hand on a permit it was handed meanwhile.
-        if self.ticket != 0 {
-            let mut line = lock(&self.semaphore.0);
-            if line.leave(self.ticket) {
-                line.release();
-            }
-        }
+    fn finish(self, line: &mut Line, ticket: &mut u64) -> Result<SemaphoreGuard, Self> {
+        if line.take(ticket) { Ok(SemaphoreGuard(self.0)) } else { Err(self) }
     }
 }
 
