@@ -1,6 +1,7 @@
 //! Queues in order of arrival that any entry can leave: [`Tickets`]; [`Line`], the waiters of
-//! events, semaphores and channels; [`Arrivals`], keyed by who waits. And, for the run's table,
-//! [`Few`] in two shapes: [`Waiters`] (the waiters of a coroutine) and [`Keys`] (wake tokens).
+//! events, semaphores and channels, and [`Wait`], the leaf that waits in one; [`Arrivals`],
+//! keyed by who waits. And, for the run's table, [`Few`] in two shapes: [`Waiters`] (the
+//! waiters of a coroutine) and [`Keys`] (wake tokens).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -85,7 +86,8 @@ impl<V> Tickets<V> {
 /// the first in line, else it is kept free, so no unit is free while anyone waits and a waiter
 /// that comes late cannot overtake the line. A waiter holds a ticket while in line (0: none);
 /// the line is served from the front and tickets grow, so a ticket up to `served` was handed a
-/// unit and is off the line. The owner guards a line with its lock.
+/// unit and is off the line. The owner guards a line with its lock. An event's line has no
+/// units: its `set` serves everyone in it.
 #[derive(Default)]
 pub(crate) struct Line {
     waiting: Tickets<Waker>,
@@ -348,6 +350,9 @@ impl Waiters {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    use std::task::Wake;
+
     use super::*;
 
     fn keys(queue: &Arrivals<u32, char>) -> Vec<u32> {
@@ -396,5 +401,56 @@ mod tests {
                 assert!(tickets.contains(ticket));
             }
         }
+    }
+
+    /// A waker that counts its wake-ups, and the count.
+    fn counting() -> (Arc<Count>, Waker) {
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        (count.clone(), Waker::from(count))
+    }
+
+    struct Count(AtomicUsize);
+
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, SeqCst);
+        }
+    }
+
+    fn woken(counts: &[&Arc<Count>]) -> Vec<usize> {
+        counts.iter().map(|count| count.0.load(SeqCst)).collect()
+    }
+
+    #[test]
+    fn a_line_hands_each_unit_to_one_waiter_first_come_first_served() {
+        let mut line = Line::new(1);
+        let ((a, wa), (b, wb), (c, wc)) = (counting(), counting(), counting());
+        let (mut first, mut second, mut third) = (0, 0, 0);
+        assert!(line.take(&mut first) && line.free == 0, "a free unit, taken out of line");
+        assert!(!line.take(&mut second));
+        line.join(&mut second, || wa);
+        line.join(&mut second, || unreachable!("in line already"));
+        line.join(&mut third, || wb);
+        line.release();
+        assert_eq!(woken(&[&a, &b]), [1, 0], "the unit goes to the first in line");
+        assert!(!line.take(&mut first) && line.free == 0, "and nobody else can take it");
+        assert!(line.leave(second), "the first gives up after it was handed the unit");
+        line.release(); // so it hands it on
+        assert_eq!(woken(&[&a, &b]), [1, 1]);
+        assert!(line.take(&mut third) && third == 0);
+        line.release();
+        assert_eq!(line.free, 1, "with nobody in line, a unit is kept free");
+
+        let (mut late, mut gone) = (0, 0);
+        line.free = 0;
+        line.join(&mut late, || wc);
+        line.wake(true, false);
+        assert_eq!(woken(&[&c]), [1]);
+        assert!(!line.take(&mut late), "woken without a unit (the other side is gone)");
+        assert!(!line.leave(late) && !line.leave(gone) && line.free == 0);
+        let (d, wd) = counting();
+        line.join(&mut gone, || wd);
+        line.wake(true, true);
+        assert!(woken(&[&d]) == [1] && line.take(&mut gone), "woken and served (an event)");
     }
 }
