@@ -103,14 +103,17 @@ impl Line {
         Line { free, ..Line::default() }
     }
 
-    /// Takes a unit for the holder of `ticket`: the one it was handed, or, if it is not in line,
-    /// a free one. Out of the line (`ticket` 0) once it has one.
+    /// Takes a unit for the holder of `ticket`: the one it was handed (then it is out of the
+    /// line, `ticket` 0), or a free one (no unit is free while anyone is in line, so it is not:
+    /// it never was, or a wake-up that served nobody took it off).
     #[inline]
     pub(crate) fn take(&mut self, ticket: &mut u64) -> bool {
-        match *ticket {
-            0 if self.free > 0 => self.free -= 1,
-            queued if self.served(queued) => *ticket = 0,
-            _ => return false,
+        if self.served(*ticket) {
+            *ticket = 0;
+        } else if self.free > 0 {
+            self.free -= 1;
+        } else {
+            return false;
         }
         true
     }

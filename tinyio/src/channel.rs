@@ -714,6 +714,19 @@ mod tests {
     }
 
     #[test]
+    fn a_receiver_woken_by_the_end_takes_a_value_that_a_send_in_flight_queues_after() {
+        let (tx, rx) = channel::<u32>(1);
+        let (a, wa) = counting();
+        let mut waiter = waiting(&rx.0, Take, wa);
+        let sending = tx.send(7); // made before the last sender drops, yielded after
+        drop(tx);
+        assert_eq!(woken(&a), 1, "the end wakes the receiver");
+        assert!(matches!(Yieldable::now(sending), Ok(Ok(()))), "a receiver is still there");
+        assert_eq!(waiter.step(|| unreachable!()), Some(Some(7)), "the value, not the end");
+        assert_eq!(rx.try_recv(), Err(TryRecvError::Closed));
+    }
+
+    #[test]
     fn a_receiver_woken_by_the_end_leaves_the_value_handed_to_another() {
         let (tx, rx) = channel::<u32>(1);
         let ((_, wa), (b, wb)) = (counting(), counting());
