@@ -1,8 +1,15 @@
-//! Queues in order of arrival that any entry can leave: [`Tickets`], the waiters of events and
-//! semaphores; [`Arrivals`], the same keyed by who waits. And, for the run's table, [`Few`]
-//! in two shapes: [`Waiters`] (the waiters of a coroutine) and [`Keys`] (wake tokens).
+//! Queues in order of arrival that any entry can leave: [`Tickets`]; [`Line`], the waiters of
+//! events, semaphores and channels, and [`Wait`], the leaf that waits in one; [`Arrivals`],
+//! keyed by who waits. And, for the run's table, [`Few`] in two shapes: [`Waiters`] (the
+//! waiters of a coroutine) and [`Keys`] (wake tokens).
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::task::{Poll, Waker};
+
+use crate::coro::{Cx, Leaf};
+use crate::error::Error;
+use crate::sync::lock;
 
 /// Values in order of arrival, each named by the ticket it was given (tickets only grow, from
 /// 1): first in, first out, and any one can leave early. One that leaves is marked gone in
@@ -71,6 +78,156 @@ impl<V> Tickets<V> {
     /// The values still in, first come first.
     pub(crate) fn iter(&self) -> impl Iterator<Item = &V> {
         self.queue.iter().filter_map(|(_, value)| value.as_ref())
+    }
+}
+
+/// Waiters for units of something (a semaphore's permits, a channel's values or its room), first
+/// come first served, and the units that nobody waiting was handed. A unit that comes goes to
+/// the first in line, else it is kept free, so no unit is free while anyone waits and a waiter
+/// that comes late cannot overtake the line. A waiter holds a ticket while in line (0: none);
+/// the line is served from the front and tickets grow, so a ticket up to `served` was handed a
+/// unit and is off the line. The owner guards a line with its lock. An event's line has no
+/// units: its `set` serves everyone in it.
+#[derive(Default)]
+pub(crate) struct Line {
+    waiting: Tickets<Waker>,
+    /// The last ticket handed a unit.
+    served: u64,
+    /// Units handed to nobody: the supply less the units handed out and not yet taken.
+    pub(crate) free: usize,
+}
+
+impl Line {
+    /// A line of nobody, with `free` units.
+    pub(crate) fn new(free: usize) -> Self {
+        Line { free, ..Line::default() }
+    }
+
+    /// Takes a unit for the holder of `ticket`: the one it was handed (then it is out of the
+    /// line, `ticket` 0), or a free one (no unit is free while anyone is in line, so it is not:
+    /// it never was, or a wake-up that served nobody took it off).
+    #[inline]
+    pub(crate) fn take(&mut self, ticket: &mut u64) -> bool {
+        if self.served(*ticket) {
+            *ticket = 0;
+        } else if self.free > 0 {
+            self.free -= 1;
+        } else {
+            return false;
+        }
+        true
+    }
+
+    /// Joins the line to be woken by `waker`, unless in it already.
+    pub(crate) fn join(&mut self, ticket: &mut u64, waker: impl FnOnce() -> Waker) {
+        if *ticket == 0 {
+            *ticket = self.waiting.push(waker());
+        }
+    }
+
+    /// A unit comes: handed to the first in line, else kept free.
+    #[inline]
+    pub(crate) fn release(&mut self) {
+        if self.waiting.is_empty() {
+            self.free += 1;
+        } else {
+            self.wake(false, true);
+        }
+    }
+
+    /// Wakes the first in line, or everyone in it (`all`), handing each a unit if `serve`
+    /// (an event's `set` serves everyone; the end of a channel's other side serves nobody, and
+    /// nobody joins the line after that).
+    #[inline(never)]
+    pub(crate) fn wake(&mut self, all: bool, serve: bool) {
+        while let Some((ticket, waker)) = self.waiting.pop() {
+            if serve {
+                self.served = ticket;
+            }
+            waker.wake();
+            if !all {
+                break;
+            }
+        }
+    }
+
+    /// Takes the holder of `ticket` (0: none) off the line; true if it had been handed a unit,
+    /// which is its to hand on.
+    pub(crate) fn leave(&mut self, ticket: u64) -> bool {
+        let served = self.served(ticket);
+        if !served {
+            self.waiting.remove(ticket);
+        }
+        served
+    }
+
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.waiting.is_empty()
+    }
+
+    fn served(&self, ticket: u64) -> bool {
+        ticket != 0 && ticket <= self.served
+    }
+}
+
+/// An operation on `S`, a state under a lock with a [`Line`] to wait in for a unit.
+pub(crate) trait Side<S>: Sized {
+    type Output;
+    /// The line this operation waits in.
+    fn line(state: &mut S) -> &mut Line;
+    /// Finishes, for a waiter with `ticket` (0: not in line), with a unit of its line or with
+    /// no need of one (a channel's other side is gone); else gives itself back.
+    fn finish(self, state: &mut S, ticket: &mut u64) -> Result<Self::Output, Self>;
+}
+
+/// An operation that waits in line: as a leaf, or in a call that parks its thread. Dropped
+/// while in line (cancelled), it leaves the line, or hands on the unit it was handed meanwhile.
+pub(crate) struct Wait<S, K: Side<S>> {
+    state: Arc<Mutex<S>>,
+    /// Until it finishes.
+    pub(crate) op: Option<K>,
+    /// Its ticket while it waits in line (0: none).
+    pub(crate) ticket: u64,
+}
+
+impl<S, K: Side<S>> Wait<S, K> {
+    pub(crate) fn new(state: Arc<Mutex<S>>, op: K) -> Self {
+        Wait { state, op: Some(op), ticket: 0 }
+    }
+
+    /// Tries once; if it must wait, gets in line to be woken by `waker`.
+    pub(crate) fn step(&mut self, waker: impl FnOnce() -> Waker) -> Option<K::Output> {
+        let mut state = lock(&self.state);
+        let op = self.op.take().expect("polled after it finished");
+        match op.finish(&mut state, &mut self.ticket) {
+            Ok(output) => Some(output),
+            Err(op) => {
+                self.op = Some(op);
+                K::line(&mut state).join(&mut self.ticket, waker);
+                None
+            }
+        }
+    }
+}
+
+impl<S, K: Side<S>> Leaf for Wait<S, K> {
+    type Output = K::Output;
+
+    fn poll(&mut self, cx: &mut Cx<'_>) -> Poll<Result<K::Output, Error>> {
+        self.step(cx.waker).map_or(Poll::Pending, |output| Poll::Ready(Ok(output)))
+    }
+}
+
+impl<S, K: Side<S>> Drop for Wait<S, K> {
+    fn drop(&mut self) {
+        if self.ticket != 0 {
+            let mut state = lock(&self.state);
+            let line = K::line(&mut state);
+            if line.leave(self.ticket) {
+                line.release();
+            }
+        }
     }
 }
 
@@ -196,6 +353,9 @@ impl Waiters {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    use std::task::Wake;
+
     use super::*;
 
     fn keys(queue: &Arrivals<u32, char>) -> Vec<u32> {
@@ -244,5 +404,56 @@ mod tests {
                 assert!(tickets.contains(ticket));
             }
         }
+    }
+
+    /// A waker that counts its wake-ups, and the count.
+    fn counting() -> (Arc<Count>, Waker) {
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        (count.clone(), Waker::from(count))
+    }
+
+    struct Count(AtomicUsize);
+
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, SeqCst);
+        }
+    }
+
+    fn woken(counts: &[&Arc<Count>]) -> Vec<usize> {
+        counts.iter().map(|count| count.0.load(SeqCst)).collect()
+    }
+
+    #[test]
+    fn a_line_hands_each_unit_to_one_waiter_first_come_first_served() {
+        let mut line = Line::new(1);
+        let ((a, wa), (b, wb), (c, wc)) = (counting(), counting(), counting());
+        let (mut first, mut second, mut third) = (0, 0, 0);
+        assert!(line.take(&mut first) && line.free == 0, "a free unit, taken out of line");
+        assert!(!line.take(&mut second));
+        line.join(&mut second, || wa);
+        line.join(&mut second, || unreachable!("in line already"));
+        line.join(&mut third, || wb);
+        line.release();
+        assert_eq!(woken(&[&a, &b]), [1, 0], "the unit goes to the first in line");
+        assert!(!line.take(&mut first) && line.free == 0, "and nobody else can take it");
+        assert!(line.leave(second), "the first gives up after it was handed the unit");
+        line.release(); // so it hands it on
+        assert_eq!(woken(&[&a, &b]), [1, 1]);
+        assert!(line.take(&mut third) && third == 0);
+        line.release();
+        assert_eq!(line.free, 1, "with nobody in line, a unit is kept free");
+
+        let (mut late, mut gone) = (0, 0);
+        line.free = 0;
+        line.join(&mut late, || wc);
+        line.wake(true, false);
+        assert_eq!(woken(&[&c]), [1]);
+        assert!(!line.take(&mut late), "woken without a unit (the other side is gone)");
+        assert!(!line.leave(late) && !line.leave(gone) && line.free == 0);
+        let (d, wd) = counting();
+        line.join(&mut gone, || wd);
+        line.wake(true, true);
+        assert!(woken(&[&d]) == [1] && line.take(&mut gone), "woken and served (an event)");
     }
 }

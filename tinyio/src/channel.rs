@@ -3,29 +3,29 @@
 // A channel is one queue under one lock. A send and a receive are one operation on two sides
 // (`Side`): a send takes a unit of room and gives the receivers a value, a receive takes a value
 // and gives the senders a unit of room. Each side counts its units as a semaphore counts
-// permits (`Line`): a unit that comes is handed to the first waiter in line, or else kept free;
+// permits (`Line`, in arrivals.rs): a unit that comes is handed to the first waiter in line, or else kept free;
 // a waiter takes the unit it was handed, or a free one. A unit handed over is nobody else's, so
 // a waiter that comes late cannot overtake the ones in line, and a waiter that gives up after
 // it was handed one (it was cancelled) hands it on. A waiter leaves its line in O(log n).
 //
 // A `yield_!(tx.send(v))` or `yield_!(rx.recv())` that need not wait (a free unit, or the other
 // side gone) finishes in place, as `try_send` / `try_recv` would, without suspending; one that
-// must wait becomes a leaf coroutine that joins the line (`Wait`), as a `*_blocking` call does
-// on its thread. So that a coroutine on an always-ready channel still lets the others run, one
+// must wait becomes a leaf coroutine that joins the line (`Wait`, as a semaphore's acquire
+// does), as a `*_blocking` call does on its thread. So that a coroutine on an always-ready channel still lets the others run, one
 // count per thread limits how many operations in a row finish in place (see `Op::now`).
 
 use std::cell::Cell;
 use std::collections::VecDeque;
 use std::fmt;
 use std::panic::Location;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::{Poll, Waker};
+use std::sync::{Arc, Mutex};
+use std::task::Waker;
 
 use crate::Coro;
-use crate::arrivals::Tickets;
-use crate::coro::{Coroutine, Cx, Leaf, Submission};
-use crate::error::Error;
+use crate::arrivals::{Line, Side, Wait};
+use crate::coro::{Coroutine, Submission};
 use crate::site::{Site, site};
+use crate::sync::lock;
 use crate::yieldable::Yieldable;
 
 static SEND: Site = site!("Sender::send");
@@ -69,7 +69,7 @@ pub fn channel<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
         senders: 1,
         receivers: 1,
         receiving: Line::default(),
-        sending: Line { free: capacity, ..Line::default() },
+        sending: Line::new(capacity),
     }));
     (Sender(chan.clone()), Receiver(chan))
 }
@@ -87,28 +87,13 @@ struct Chan<T> {
     sending: Line,
 }
 
-fn lock<T>(chan: &Mutex<Chan<T>>) -> MutexGuard<'_, Chan<T>> {
-    // A panic while the lock is held leaves the queue and counts consistent.
-    chan.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// One side's operation: [`Put`] a value (a send) or [`Take`] one (a receive).
-trait Side<T>: Sized {
-    type Output;
-    /// The line of this side's waiters.
-    fn line(chan: &mut Chan<T>) -> &mut Line;
-    /// Finishes, for a waiter in line with `ticket` (or not in line), with a unit of this side
-    /// or with the other side gone; else gives itself back.
-    fn finish(self, chan: &mut Chan<T>, ticket: &mut Option<u64>) -> Result<Self::Output, Self>;
-}
-
 /// A send, with its value.
 struct Put<T>(T);
 
 /// A receive.
 struct Take;
 
-impl<T> Side<T> for Put<T> {
+impl<T> Side<Chan<T>> for Put<T> {
     type Output = Result<(), SendError<T>>;
 
     fn line(chan: &mut Chan<T>) -> &mut Line {
@@ -116,10 +101,10 @@ impl<T> Side<T> for Put<T> {
     }
 
     #[inline]
-    fn finish(self, chan: &mut Chan<T>, ticket: &mut Option<u64>) -> Result<Self::Output, Self> {
+    fn finish(self, chan: &mut Chan<T>, ticket: &mut u64) -> Result<Self::Output, Self> {
         if chan.receivers == 0 {
             Ok(Err(SendError { value: self.0, cancelled: false }))
-        } else if chan.sending.acquire(ticket) {
+        } else if chan.sending.take(ticket) {
             chan.queue.push_back(self.0);
             chan.receiving.release();
             Ok(Ok(()))
@@ -129,7 +114,7 @@ impl<T> Side<T> for Put<T> {
     }
 }
 
-impl<T> Side<T> for Take {
+impl<T> Side<Chan<T>> for Take {
     type Output = Option<T>;
 
     fn line(chan: &mut Chan<T>) -> &mut Line {
@@ -137,76 +122,14 @@ impl<T> Side<T> for Take {
     }
 
     #[inline]
-    fn finish(self, chan: &mut Chan<T>, ticket: &mut Option<u64>) -> Result<Option<T>, Self> {
-        if chan.receiving.acquire(ticket) {
+    fn finish(self, chan: &mut Chan<T>, ticket: &mut u64) -> Result<Option<T>, Self> {
+        if chan.receiving.take(ticket) {
             chan.sending.release();
             Ok(chan.queue.pop_front())
         } else if chan.senders == 0 {
             Ok(None)
         } else {
             Err(self)
-        }
-    }
-}
-
-/// The waiters of one side, first come, first served, and its units that nobody waiting was
-/// handed. A unit that comes goes to the first in line if anyone waits, so no unit is free while
-/// anyone waits.
-#[derive(Default)]
-struct Line {
-    waiting: Tickets<Waker>,
-    /// The ticket of the last waiter handed a unit. Units are handed out from the front of the
-    /// line, so a waiter that holds a ticket up to it was handed one.
-    served: u64,
-    /// Units handed to nobody: this side's supply (values, or room) less the units handed out
-    /// and not yet taken.
-    free: usize,
-}
-
-impl Line {
-    /// Takes a unit for a waiter in line with `ticket` (or not in line): the one it was handed,
-    /// or a free one. Out of the line once it has one.
-    #[inline]
-    fn acquire(&mut self, ticket: &mut Option<u64>) -> bool {
-        if ticket.is_some_and(|t| t <= self.served) {
-            *ticket = None;
-        } else if self.free > 0 {
-            self.free -= 1; // nobody waits, this one included
-        } else {
-            return false;
-        }
-        true
-    }
-
-    /// A unit comes: handed to the first in line, else kept free.
-    #[inline]
-    fn release(&mut self) {
-        if self.waiting.is_empty() {
-            self.free += 1;
-        } else {
-            self.wake(false);
-        }
-    }
-
-    /// A waiter that gives up leaves the line, or hands on the unit it was handed.
-    fn give_up(&mut self, ticket: u64) {
-        if ticket <= self.served {
-            self.release();
-        } else {
-            self.waiting.remove(ticket);
-        }
-    }
-
-    /// Wakes the first in line, handing it a unit; or everyone in line (`all`), handing them
-    /// nothing, to see that the other side is gone (nobody joins a line after that).
-    #[inline(never)]
-    fn wake(&mut self, all: bool) {
-        while let Some((ticket, waker)) = self.waiting.pop() {
-            waker.wake();
-            if !all {
-                self.served = ticket;
-                break;
-            }
         }
     }
 }
@@ -264,7 +187,7 @@ impl<T> Sender<T> {
     /// assert!(matches!(tx.try_send(2), Err(TrySendError::Full(2))));
     /// ```
     pub fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
-        match Put(value).finish(&mut lock(&self.0), &mut None) {
+        match Put(value).finish(&mut lock(&self.0), &mut 0) {
             Ok(sent) => sent.map_err(|closed| TrySendError::Closed(closed.value)),
             Err(Put(value)) => Err(TrySendError::Full(value)),
         }
@@ -366,7 +289,7 @@ impl<T> Receiver<T> {
     /// assert_eq!(rx.try_recv(), Ok('x'));
     /// ```
     pub fn try_recv(&self) -> Result<T, TryRecvError> {
-        match Take.finish(&mut lock(&self.0), &mut None) {
+        match Take.finish(&mut lock(&self.0), &mut 0) {
             Ok(Some(value)) => Ok(value),
             Ok(None) => Err(TryRecvError::Closed),
             Err(Take) => Err(TryRecvError::Empty),
@@ -425,7 +348,7 @@ macro_rules! end {
                 let mut chan = lock(&self.0);
                 chan.$count -= 1;
                 if chan.$count == 0 {
-                    chan.$other_line.wake(true);
+                    chan.$other_line.wake(true, false);
                 }
             }
         }
@@ -528,7 +451,7 @@ thread_local! {
     static IN_A_ROW: Cell<u32> = const { Cell::new(0) };
 }
 
-impl<T, K: Side<T>> Op<T, K> {
+impl<T, K: Side<Chan<T>>> Op<T, K> {
     /// Finishes in place, as `try_send` / `try_recv` would, unless the operations before it used
     /// up this thread's run of them ([`IN_PLACE`]). An operation that does not finish in place
     /// (it must wait, or the run is used up) suspends through the loop, where every other ready
@@ -537,7 +460,7 @@ impl<T, K: Side<T>> Op<T, K> {
     fn now(self) -> Result<K::Output, Self> {
         let done = IN_A_ROW.get();
         let outcome = if done < IN_PLACE {
-            let outcome = self.kind.finish(&mut lock(&self.chan), &mut None);
+            let outcome = self.kind.finish(&mut lock(&self.chan), &mut 0);
             outcome.map_err(|kind| Op { kind, ..self })
         } else {
             Err(self)
@@ -564,8 +487,7 @@ macro_rules! operation {
                 Self: 's,
             {
                 let Op { chan, kind, at } = self.0;
-                let wait = Wait { chan, op: Some(kind), ticket: None };
-                Coroutine::leaf_at(&$site, at, wait).submit(submission)
+                Coroutine::leaf_at(&$site, at, Wait::new(chan, kind)).submit(submission)
             }
 
             fn collect(pending: Self::Pending) -> $Output {
@@ -584,53 +506,10 @@ macro_rules! operation {
 operation!(Sending, Result<(), SendError<T>>, SEND);
 operation!(Receiving, Option<T>, RECV);
 
-/// An operation that waits: as the leaf of a [`Sending`] or [`Receiving`], or in a
-/// `*_blocking` call.
-struct Wait<T, K: Side<T>> {
-    chan: Arc<Mutex<Chan<T>>>,
-    /// Until it finishes.
-    op: Option<K>,
-    /// Once in line: its ticket.
-    ticket: Option<u64>,
-}
-
-impl<T, K: Side<T>> Wait<T, K> {
-    /// Tries once; if it must wait, gets in line to be woken by `waker`.
-    fn step(&mut self, waker: impl FnOnce() -> Waker) -> Option<K::Output> {
-        let mut chan = lock(&self.chan);
-        let op = self.op.take().expect("polled after it finished");
-        match op.finish(&mut chan, &mut self.ticket) {
-            Ok(output) => Some(output),
-            Err(op) => {
-                self.op = Some(op);
-                // Joins the line, unless already in it.
-                self.ticket.get_or_insert_with(|| K::line(&mut chan).waiting.push(waker()));
-                None
-            }
-        }
-    }
-}
-
-impl<T, K: Side<T>> Leaf for Wait<T, K> {
-    type Output = K::Output;
-
-    fn poll(&mut self, cx: &mut Cx<'_>) -> Poll<Result<K::Output, Error>> {
-        self.step(|| (cx.waker)()).map_or(Poll::Pending, |output| Poll::Ready(Ok(output)))
-    }
-}
-
-impl<T, K: Side<T>> Drop for Wait<T, K> {
-    fn drop(&mut self) {
-        if let Some(ticket) = self.ticket {
-            K::line(&mut lock(&self.chan)).give_up(ticket);
-        }
-    }
-}
-
 /// Runs `op` on this thread, parking while it waits: until it finishes, or until the thread
 /// call this runs in is told to stop (then `op` comes back).
-fn block<T, K: Side<T>>(chan: &Arc<Mutex<Chan<T>>>, op: K) -> Result<K::Output, K> {
-    let mut wait = Wait { chan: chan.clone(), op: Some(op), ticket: None };
+fn block<T, K: Side<Chan<T>>>(chan: &Arc<Mutex<Chan<T>>>, op: K) -> Result<K::Output, K> {
+    let mut wait = Wait::new(chan.clone(), op);
     let waker = || Waker::from(Arc::new(crate::wake::Unpark(std::thread::current())));
     loop {
         if let Some(output) = wait.step(waker) {
@@ -776,8 +655,12 @@ mod tests {
         count.0.load(SeqCst)
     }
 
-    fn waiting<K: Side<u32>>(chan: &Arc<Mutex<Chan<u32>>>, op: K, waker: Waker) -> Wait<u32, K> {
-        let mut wait = Wait { chan: chan.clone(), op: Some(op), ticket: None };
+    fn waiting<K: Side<Chan<u32>>>(
+        chan: &Arc<Mutex<Chan<u32>>>,
+        op: K,
+        waker: Waker,
+    ) -> Wait<Chan<u32>, K> {
+        let mut wait = Wait::new(chan.clone(), op);
         assert!(wait.step(|| waker).is_none(), "it waits");
         wait
     }
@@ -829,9 +712,22 @@ mod tests {
         assert_eq!((woken(&a), woken(&b)), (0, 0));
         tx.try_send(5).unwrap();
         assert_eq!((woken(&a), woken(&b)), (0, 1), "the second is first in line now");
-        assert!(lock(&rx.0).receiving.waiting.is_empty());
+        assert!(lock(&rx.0).receiving.is_empty());
         drop(second);
         assert_eq!(rx.try_recv(), Ok(5), "the value handed to the second is free again");
+    }
+
+    #[test]
+    fn a_receiver_woken_by_the_end_takes_a_value_that_a_send_in_flight_queues_after() {
+        let (tx, rx) = channel::<u32>(1);
+        let (a, wa) = counting();
+        let mut waiter = waiting(&rx.0, Take, wa);
+        let sending = tx.send(7); // made before the last sender drops, yielded after
+        drop(tx);
+        assert_eq!(woken(&a), 1, "the end wakes the receiver");
+        assert!(matches!(Yieldable::now(sending), Ok(Ok(()))), "a receiver is still there");
+        assert_eq!(waiter.step(|| unreachable!()), Some(Some(7)), "the value, not the end");
+        assert_eq!(rx.try_recv(), Err(TryRecvError::Closed));
     }
 
     #[test]

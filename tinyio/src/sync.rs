@@ -1,20 +1,20 @@
 //! Synchronisation between coroutines: [`Event`] (also from other threads), [`Semaphore`],
 //! [`Lock`] (a semaphore of one, with data), [`Barrier`] (an event per generation).
 //!
-//! An event's waits and a semaphore's waits queue alike, in a `Queue`: a wait that cannot pass
-//! at once takes a ticket with its waker; `set` wakes the whole queue, a permit given back wakes
-//! the first; a woken wait knows it by its ticket, and a wait that gives up leaves in O(log n).
+//! An event's waits and a semaphore's waits queue alike, in a `Line` under a lock: a wait that
+//! cannot pass at once takes a ticket with its waker; `set` serves the whole line, a permit given
+//! back serves the first; a served wait knows it by its ticket, and one that gives up leaves in
+//! O(log n).
 
 use std::fmt;
-use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::{Poll, Waker, ready};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use crate::Coro;
-use crate::arrivals::Tickets;
+use crate::arrivals::{Line, Side, Wait};
 use crate::coro::{Coroutine, Cx, Leaf, coroutine};
 use crate::error::Error;
 use crate::site::{Site, site};
@@ -25,60 +25,10 @@ static ACQUIRE: Site = site!("Semaphore::acquire");
 static LOCK: Site = site!("Lock::lock");
 static BARRIER: Site = site!("Barrier::wait");
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+/// Locks `mutex`, poisoned or not: what these locks guard is whole between statements, so a
+/// panic while one is held leaves it consistent.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// The waits on an event or a semaphore: their wakers by ticket, first come first woken, beside
-/// `S`, what else the lock guards (a semaphore's free permits). Waits are woken from the front
-/// and tickets grow, so a wait that still holds a ticket at most `woken` has been woken, and is
-/// off the list.
-#[derive(Default)]
-struct Queue<S> {
-    list: Mutex<(S, Tickets<Waker>)>,
-    /// The last ticket woken: written under the lock before its waker is woken, so that the
-    /// woken wait sees it without the lock.
-    woken: AtomicU64,
-}
-
-impl<S> Queue<S> {
-    fn woken(&self, ticket: u64) -> bool {
-        ticket <= self.woken.load(Ordering::Acquire)
-    }
-
-    /// Polls a wait that holds `ticket` (0: none yet). Ready once it is woken; or at once if
-    /// nobody queues and `pass` lets it through (asked under the lock, with what the lock
-    /// guards); else it joins the queue.
-    fn poll(&self, ticket: &mut u64, cx: &Cx<'_>, pass: impl FnOnce(&mut S) -> bool) -> Poll<()> {
-        match *ticket {
-            0 => {}
-            queued if self.woken(queued) => {
-                *ticket = 0;
-                return Poll::Ready(());
-            }
-            _ => return Poll::Pending,
-        }
-        let mut list = lock(&self.list);
-        let (held, waits) = &mut *list;
-        if waits.is_empty() && pass(held) {
-            return Poll::Ready(());
-        }
-        *ticket = waits.push((cx.waker)());
-        Poll::Pending
-    }
-
-    /// Wakes the first wait on `list` (this queue's, locked); false if none waits.
-    fn wake_first(&self, list: &mut Tickets<Waker>) -> bool {
-        let Some((ticket, waker)) = list.pop() else { return false };
-        self.woken.store(ticket, Ordering::Release);
-        waker.wake();
-        true
-    }
-
-    /// Takes the wait holding `ticket` (0: none) off the list; false if it had been woken.
-    fn leave(&self, ticket: u64) -> bool {
-        ticket != 0 && !self.woken(ticket) && lock(&self.list).1.remove(ticket).is_some()
-    }
 }
 
 /// A flag that coroutines can wait on, set from a coroutine or from any thread.
@@ -107,8 +57,9 @@ pub struct Event(Arc<EventState>);
 #[derive(Default)]
 struct EventState {
     set: AtomicBool,
-    /// The waits in progress, of any loop and of any thread alike.
-    waits: Queue<()>,
+    /// The waits in progress, of any loop and of any thread alike. It has no units: `set`
+    /// serves everyone in it.
+    waits: Mutex<Line>,
 }
 
 impl Event {
@@ -135,9 +86,8 @@ impl Event {
         // Ordered by the lock: a wait that takes the lock after this `set` sees the flag; one
         // that took it before is on the list that this `set` then takes.
         state.set.store(true, Ordering::Release);
-        let mut list = lock(&state.waits.list);
-        // Woken under the lock: a wait that leaves meanwhile has left before, or is woken.
-        while state.waits.wake_first(&mut list.1) {}
+        // Woken under the lock: a wait that leaves meanwhile has left before, or is served.
+        lock(&state.waits).wake(true, true);
     }
 
     /// Clears the flag. Waiters already woken stay woken.
@@ -181,7 +131,8 @@ impl Event {
     /// ```
     #[track_caller]
     pub fn wait(&self) -> Coro<()> {
-        Coroutine::leaf(&EVENT_WAIT, EventWait::new(self, None))
+        let wait = EventWait { event: self.clone(), ticket: 0, deadline: None, outcome: |_| () };
+        Coroutine::leaf(&EVENT_WAIT, wait)
     }
 
     /// Like [`wait`](Event::wait), for at most `timeout`: `true` if the flag was set, `false` if
@@ -198,7 +149,9 @@ impl Event {
     /// ```
     #[track_caller]
     pub fn wait_timeout(&self, timeout: Duration) -> Coro<bool> {
-        Coroutine::leaf(&EVENT_WAIT, EventWait::new(self, Some(crate::time::after(timeout))))
+        let deadline = Some(crate::time::after(timeout));
+        let wait = EventWait { event: self.clone(), ticket: 0, deadline, outcome: |set| set };
+        Coroutine::leaf(&EVENT_WAIT, wait)
     }
 }
 
@@ -208,54 +161,41 @@ impl fmt::Debug for Event {
     }
 }
 
-struct EventWait<O> {
+/// A wait on an event; `outcome` makes its output of whether the event was set: nothing, or
+/// the flag itself (`wait_timeout`).
+struct EventWait<F> {
     event: Event,
-    /// Its ticket while it waits on the event's queue (0: none).
+    /// Its ticket while it waits in the event's line (0: none).
     ticket: u64,
     deadline: Option<Instant>,
-    outcome: PhantomData<O>,
+    outcome: F,
 }
 
-/// What a wait on an event gives: nothing, or whether the event was set (`bool`).
-trait Outcome {
-    fn of(set: bool) -> Self;
-}
-
-impl Outcome for () {
-    fn of(_: bool) {}
-}
-
-impl Outcome for bool {
-    fn of(set: bool) -> bool {
-        set
-    }
-}
-
-impl<O> EventWait<O> {
-    fn new(event: &Event, deadline: Option<Instant>) -> Self {
-        EventWait { event: event.clone(), ticket: 0, deadline, outcome: PhantomData }
-    }
-}
-
-impl<O: Outcome> Leaf for EventWait<O> {
+impl<O, F: Fn(bool) -> O> Leaf for EventWait<F> {
     type Output = O;
 
     fn poll(&mut self, cx: &mut Cx<'_>) -> Poll<Result<O, Error>> {
         let state = &*self.event.0;
+        if self.ticket == 0 && state.set.load(Ordering::Acquire) {
+            return Poll::Ready(Ok((self.outcome)(true)));
+        }
+        let mut waits = lock(&state.waits);
         // Read again under the lock, which `set` takes after setting the flag: either this
-        // wait sees the flag, or `set` sees this wait. (Waits queued when the flag is read
-        // set are woken by the `set` that has yet to take the lock.)
-        let set = |_: &mut ()| state.set.load(Ordering::Relaxed);
-        let ready = self.ticket == 0 && state.set.load(Ordering::Acquire);
-        if ready || state.waits.poll(&mut self.ticket, cx, set).is_ready() {
-            return Poll::Ready(Ok(O::of(true)));
+        // wait sees the flag, or `set` sees this wait. (Waits in line when the flag is read
+        // set are served by the `set` that has yet to take the lock.)
+        let set = self.ticket == 0 && state.set.load(Ordering::Relaxed);
+        if set || waits.take(&mut self.ticket) {
+            return Poll::Ready(Ok((self.outcome)(true)));
         }
         match self.deadline {
-            // Off the queue, unless a `set` took it off first.
+            // Off the line, unless a `set` served it first.
             Some(deadline) if cx.passed(deadline) => {
-                Poll::Ready(Ok(O::of(!state.waits.leave(std::mem::take(&mut self.ticket)))))
+                Poll::Ready(Ok((self.outcome)(waits.leave(std::mem::take(&mut self.ticket)))))
             }
-            _ => Poll::Pending,
+            _ => {
+                waits.join(&mut self.ticket, cx.waker);
+                Poll::Pending
+            }
         }
     }
 
@@ -264,9 +204,11 @@ impl<O: Outcome> Leaf for EventWait<O> {
     }
 }
 
-impl<O> Drop for EventWait<O> {
+impl<F> Drop for EventWait<F> {
     fn drop(&mut self) {
-        self.event.0.waits.leave(self.ticket);
+        if self.ticket != 0 {
+            lock(&self.event.0.waits).leave(self.ticket);
+        }
     }
 }
 
@@ -292,7 +234,7 @@ impl<O> Drop for EventWait<O> {
 /// assert_eq!(most.get(), 2);
 /// ```
 #[derive(Clone)]
-pub struct Semaphore(Arc<Queue<usize>>);
+pub struct Semaphore(Arc<Mutex<Line>>);
 
 impl Semaphore {
     /// A semaphore with `permits` permits. Panics if `permits` is zero: nobody could ever pass.
@@ -306,8 +248,7 @@ impl Semaphore {
             permits > 0,
             "`Semaphore::new(0)` would block every `acquire` forever; use at least 1"
         );
-        let list = Mutex::new((permits, Tickets::default()));
-        Semaphore(Arc::new(Queue { list, woken: AtomicU64::new(0) }))
+        Semaphore(Arc::new(Mutex::new(Line::new(permits))))
     }
 
     /// A coroutine that finishes with a permit once one is free.
@@ -323,7 +264,7 @@ impl Semaphore {
     /// ```
     #[track_caller]
     pub fn acquire(&self) -> Coro<SemaphoreGuard> {
-        Coroutine::leaf(&ACQUIRE, Acquire { semaphore: self.clone(), ticket: 0 })
+        Coroutine::leaf(&ACQUIRE, Wait::new(self.0.clone(), Permit(self.clone())))
     }
 
     /// How many permits are free now.
@@ -332,15 +273,7 @@ impl Semaphore {
     /// assert_eq!(tinyio::Semaphore::new(3).available(), 3);
     /// ```
     pub fn available(&self) -> usize {
-        lock(&self.0.list).0
-    }
-
-    /// Gives a permit back: to the first in the queue, or to the pool.
-    fn release(&self) {
-        let mut list = lock(&self.0.list);
-        if !self.0.wake_first(&mut list.1) {
-            list.0 += 1;
-        }
+        lock(&self.0).free
     }
 }
 
@@ -350,33 +283,18 @@ impl fmt::Debug for Semaphore {
     }
 }
 
-struct Acquire {
-    semaphore: Semaphore,
-    /// Its ticket while it waits in the queue (0: none).
-    ticket: u64,
-}
+/// A wait for a permit of the semaphore it holds.
+struct Permit(Semaphore);
 
-impl Leaf for Acquire {
+impl Side<Line> for Permit {
     type Output = SemaphoreGuard;
 
-    fn poll(&mut self, cx: &mut Cx<'_>) -> Poll<Result<SemaphoreGuard, Error>> {
-        // Takes a free permit, unless others queue for one: woken, it was handed one by `release`.
-        let take = |permits: &mut usize| {
-            let free = *permits > 0;
-            *permits -= usize::from(free);
-            free
-        };
-        ready!(self.semaphore.0.poll(&mut self.ticket, cx, take));
-        Poll::Ready(Ok(SemaphoreGuard(self.semaphore.clone())))
+    fn line(line: &mut Line) -> &mut Line {
+        line
     }
-}
 
-impl Drop for Acquire {
-    fn drop(&mut self) {
-        // Cancelled while queued: leave the queue, or pass on a permit handed over meanwhile.
-        if self.ticket != 0 && !self.semaphore.0.leave(self.ticket) {
-            self.semaphore.release();
-        }
+    fn finish(self, line: &mut Line, ticket: &mut u64) -> Result<SemaphoreGuard, Self> {
+        if line.take(ticket) { Ok(SemaphoreGuard(self.0)) } else { Err(self) }
     }
 }
 
@@ -400,7 +318,7 @@ pub struct SemaphoreGuard(Semaphore);
 
 impl Drop for SemaphoreGuard {
     fn drop(&mut self) {
-        self.0.release();
+        lock(&self.0.0).release();
     }
 }
 
