@@ -37,7 +37,10 @@ use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
 use crate::arrivals::{Keys, Waiters};
-use crate::coro::{Caught, Cx, Ended, Failure, Input, Join, Owner, Step, Submission, Task, group};
+use crate::coro::{
+    Caught, Contents, Cx, Ended, Failure, Inner, Input, Join, LINE, Owner, Step, Submission, Task,
+    group,
+};
 use crate::error::{Error, ErrorGroup, Frame};
 use crate::stall::{Stall, Suspended};
 use crate::timers::Timers;
@@ -239,7 +242,7 @@ impl<'s> Run<'s> {
         let _advancing = self.remote.advancing();
         if let Some(submission) = self.submission.take() {
             self.root_pending = self
-                .submit(ROOT, submission)
+                .submit(ROOT, submission.into_contents())
                 .map_err(|refused| self.crash(Origin::Outside, Failure::Error(refused)))?;
             self.start_leaves()?;
         }
@@ -364,27 +367,29 @@ impl<'s> Run<'s> {
         }
         match self.resume::<false>(token, input) {
             Ok(Step::Yield(request)) => {
-                self.entry(key).line = request.line();
-                let mut submission = request.into_submission();
-                if submission.is_pause() {
-                    self.ready.push_back(token); // a plain pause: to the back of the queue
-                    return Ok(());
-                }
-                if let Some(leaf) = submission.sole()
-                    && leaf.is_leaf()
-                    && leaf.owner() == Some(Owner::Fresh)
-                    // The submission's handle and the waiter's, to read the output from: as a
-                    // `Coroutine` is not `Clone`, nobody else can yield it.
-                    && Rc::strong_count(leaf) == 2
-                {
-                    return self.hold(token, submission.into_sole());
-                }
+                self.entry(key).line = LINE.get();
+                let mut contents = match request.into_submission().0 {
+                    Inner::Other(None) => {
+                        self.ready.push_back(token); // a plain pause: to the back of the queue
+                        return Ok(());
+                    }
+                    Inner::One(leaf)
+                        if leaf.is_leaf()
+                            && leaf.owner() == Some(Owner::Fresh)
+                            // The submission's handle and the waiter's, to read the output
+                            // from: as a `Coroutine` is not `Clone`, nobody else can yield it.
+                            && Rc::strong_count(&leaf) == 2 =>
+                    {
+                        return self.hold(token, leaf);
+                    }
+                    inner => Submission(inner).into_contents(),
+                };
                 self.entry(key).waits = Waits::NOTHING;
-                let (deadline, cancel) = submission.take_limits();
-                if let Some(caught) = submission.take_boundary() {
+                let (deadline, cancel) = (contents.deadline, contents.cancel.take());
+                if let Some(caught) = contents.boundary.take() {
                     self.open(key, caught);
                 }
-                let pending = match self.submit(key, submission) {
+                let pending = match self.submit(key, contents) {
                     Ok(pending) => pending,
                     Err(refused) => {
                         return self.fail(Origin::Suspended(key), Failure::Error(refused));
@@ -466,8 +471,8 @@ impl<'s> Run<'s> {
 
     /// Files what `waiter` yielded: schedules new coroutines, and returns how many it must wait
     /// for; or the error that refuses what it yielded.
-    pub(crate) fn submit(&mut self, waiter: u32, submission: Submission<'s>) -> Result<u32, Error> {
-        let (first, rest) = submission.into_parts();
+    fn submit(&mut self, waiter: u32, contents: Contents<'s>) -> Result<u32, Error> {
+        let Contents { first, rest, .. } = contents;
         if !rest.is_empty() {
             let count = usize::from(first.is_some()) + rest.len();
             self.slots.reserve(count.saturating_sub(self.free.len()));
@@ -475,7 +480,6 @@ impl<'s> Run<'s> {
         }
         let scope = if waiter == ROOT { ROOT } else { self.slots[waiter as usize].scope };
         let mut pending = 0;
-        let rest = rest.into_iter().map(|s| (s.task, s.wait));
         for (task, wait) in first.map(|task| (task, true)).into_iter().chain(rest) {
             pending += self.file(waiter, scope, task, wait)?;
         }
