@@ -606,9 +606,8 @@ impl<B: Body, O: Origin> Task for NodeCell<B, O> {
     }
 
     fn end(&self, ended: Ended) {
-        let mut state = self.state.borrow_mut();
-        let body = mem::replace(&mut *state, State::Dead(ended));
-        drop(state);
+        // The state is no longer borrowed when the body drops.
+        let body = mem::replace(&mut *self.state.borrow_mut(), State::Dead(ended));
         drop(body);
     }
 
@@ -643,9 +642,8 @@ impl<B: Body, O: Origin> Task for NodeCell<B, O> {
                 Step::Done
             }
             ControlFlow::Continue(Step::Fail(error)) => {
-                let body = mem::replace(&mut *state, State::Dead(Ended::Failed));
                 drop(state);
-                drop(body);
+                self.end(Ended::Failed);
                 // Where a built-in's body raised is inside this crate: its frame says where.
                 Step::Fail(if O::KEEPS_RAISED_AT { error } else { error.placed() })
             }

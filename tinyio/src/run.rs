@@ -160,6 +160,7 @@ fn recycle<A, B>(mut buffer: Vec<A>) -> Vec<B> {
 /// [`Loop::stall_report`](crate::Loop::stall_report)).
 pub(crate) type StallReport = (Duration, Box<dyn Fn(&Stall) + Send>);
 
+#[derive(Default)]
 struct Slot<'s> {
     /// Bumped each time the slot is reused, so that a stale wake token is ignored.
     generation: u32,
@@ -319,8 +320,8 @@ impl<'s> Run<'s> {
                 return self.expire(key, if cancelled { Input::Cancel } else { Input::Timeout });
             }
         } else if entry.pending == 1
-            && entry.waits.children().is_empty()
-            // A parked leaf, or a holder: not a boundary, whose pending counts members.
+            // A parked leaf, or a holder: not a boundary, whose pending counts members, nor a
+            // coroutine waiting on children.
             && (entry.task.is_leaf() || matches!(entry.waits, Waits::Held(_)))
         {
             entry.pending = 0;
@@ -551,10 +552,10 @@ impl<'s> Run<'s> {
         }
         if waiter != ROOT {
             let child = self.token(key);
-            match &mut self.entry(waiter).waits {
-                Waits::Children(keys) => keys.push(child),
-                Waits::Held(_) => unreachable!("a coroutine holding a leaf waits on nothing else"),
-            }
+            let Waits::Children(keys) = &mut self.entry(waiter).waits else {
+                unreachable!("a coroutine holding a leaf waits on nothing else")
+            };
+            keys.push(child);
         }
         Ok(1)
     }
@@ -575,20 +576,11 @@ impl<'s> Run<'s> {
         // Until it first suspends, a coroutine is placed at its definition.
         let line = task.site().line;
         let key = match self.free.pop() {
-            Some(key) => {
-                let slot = &mut self.slots[key as usize];
-                slot.generation = slot.generation.wrapping_add(1);
-                key
-            }
+            Some(key) => key,
             None => {
                 let key = u32::try_from(self.slots.len()).ok().filter(|&k| k != ROOT);
                 let key = key.expect("more than 4 billion coroutines at once");
-                self.slots.resize_with(key as usize + 1, || Slot {
-                    generation: 0,
-                    scope: ROOT,
-                    entry: None,
-                    waker: Cell::new(None),
-                });
+                self.slots.push(Slot::default());
                 let room = self.slots.capacity();
                 if self.free.capacity() < room {
                     self.free.reserve_exact(room - self.free.len());
@@ -597,16 +589,17 @@ impl<'s> Run<'s> {
             }
         };
         // Built in place, into a slot known to be empty (a new slot is made by `resize_with`).
+        task.schedule(self.id, key);
         let slot = &mut self.slots[key as usize];
         assert!(slot.entry.is_none(), "a free slot is empty");
+        // A new use of the slot: tokens of the last one go stale.
+        slot.generation = slot.generation.wrapping_add(1);
         slot.entry =
             Some(Entry { line, task, waiters: Waiters::None, waits: Waits::NOTHING, pending: 0 });
         slot.scope = scope;
         if scope != ROOT {
             self.join(scope, key);
         }
-        let run = self.id;
-        self.entry(key).task.schedule(run, key);
         key
     }
 
@@ -658,41 +651,26 @@ impl<'s> Run<'s> {
     /// its members leave it quietly. Out of line, so that `remove`, which every coroutine pays,
     /// stays small enough to be inlined.
     #[inline(never)]
-    fn leave(&mut self, key: u32, scope: u32) {
-        let scope = if scope == key {
-            match self.scopes.remove(&key) {
-                Some(closed) => closed.parent,
-                None => return,
-            }
-        } else {
-            scope
-        };
-        if scope == ROOT || !self.scopes.contains_key(&scope) {
-            return;
+    fn leave(&mut self, key: u32, mut scope: u32) {
+        if scope == key {
+            let Some(closed) = self.scopes.remove(&key) else { return };
+            scope = closed.parent;
         }
-        let boundary = self.entry(scope);
-        boundary.pending -= 1;
-        if boundary.pending == 0 {
-            self.schedule(scope);
+        if scope != ROOT && self.scopes.contains_key(&scope) {
+            self.done_waiting(scope); // the boundary waits on its members
         }
     }
 
     /// The isolated scope `key` belongs to (`ROOT`: none).
     fn member_scope(&self, key: u32) -> u32 {
         let scope = self.slots[key as usize].scope;
-        if scope != key {
-            return scope;
-        }
-        self.scopes.get(&key).map_or(ROOT, |scope| scope.parent)
+        if scope != key { scope } else { self.scopes.get(&key).map_or(ROOT, |scope| scope.parent) }
     }
 
     /// If `key` is a boundary, the members of its scope, taken for a stop to stop them too.
     /// (The boundary, stopped first, has joined the threads its timeouts told to stop.)
     fn take_members(&mut self, key: u32) -> Option<Vec<u64>> {
-        if self.slots[key as usize].scope != key {
-            return None;
-        }
-        let scope = self.scopes.get_mut(&key)?;
+        let scope = self.scopes.get_mut(&key).filter(|_| self.slots[key as usize].scope == key)?;
         Some(std::mem::take(&mut scope.members))
     }
 
@@ -703,14 +681,8 @@ impl<'s> Run<'s> {
         if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| drop(task))) {
             return Err(self.crash(Origin::Outside, Failure::Panic(payload)));
         }
-        match waiters {
-            Waiters::None => {}
-            Waiters::One(waiter) => self.done_waiting(waiter),
-            Waiters::Many(many) => {
-                for (waiter, ()) in many.iter() {
-                    self.done_waiting(waiter);
-                }
-            }
+        for waiter in waiters.iter() {
+            self.done_waiting(waiter);
         }
         Ok(())
     }
