@@ -242,8 +242,9 @@ impl<'s> Run<'s> {
     pub(crate) fn advance(&mut self, mut rounds: usize) -> Result<Progress<()>, Failure> {
         let _advancing = self.remote.advancing();
         if let Some(submission) = self.submission.take() {
+            let Contents { first, rest, .. } = submission.into_contents();
             self.root_pending = self
-                .submit(ROOT, submission.into_contents())
+                .submit(ROOT, first, rest)
                 .map_err(|refused| self.crash(Origin::Outside, Failure::Error(refused)))?;
             self.start_leaves()?;
         }
@@ -369,7 +370,7 @@ impl<'s> Run<'s> {
         match self.resume::<false>(token, input) {
             Ok(Step::Yield(request)) => {
                 self.entry(key).line = LINE.get();
-                let mut contents = match request.into_submission().0 {
+                let contents = match request.into_submission().0 {
                     Inner::Other(None) => {
                         self.ready.push_back(token); // a plain pause: to the back of the queue
                         return Ok(());
@@ -386,11 +387,11 @@ impl<'s> Run<'s> {
                     inner => Submission(inner).into_contents(),
                 };
                 self.entry(key).waits = Waits::NOTHING;
-                let (deadline, cancel) = (contents.deadline, contents.cancel.take());
-                if let Some(caught) = contents.boundary.take() {
+                let Contents { first, rest, deadline, cancel, boundary, .. } = contents;
+                if let Some(caught) = boundary {
                     self.open(key, caught);
                 }
-                let pending = match self.submit(key, contents) {
+                let pending = match self.submit(key, first, rest) {
                     Ok(pending) => pending,
                     Err(refused) => {
                         return self.fail(Origin::Suspended(key), Failure::Error(refused));
@@ -472,8 +473,12 @@ impl<'s> Run<'s> {
 
     /// Files what `waiter` yielded: schedules new coroutines, and returns how many it must wait
     /// for; or the error that refuses what it yielded.
-    fn submit(&mut self, waiter: u32, contents: Contents<'s>) -> Result<u32, Error> {
-        let Contents { first, rest, .. } = contents;
+    fn submit(
+        &mut self,
+        waiter: u32,
+        first: Option<Rc<dyn Task + 's>>,
+        rest: Vec<(Rc<dyn Task + 's>, bool)>,
+    ) -> Result<u32, Error> {
         if !rest.is_empty() {
             let count = usize::from(first.is_some()) + rest.len();
             self.slots.reserve(count.saturating_sub(self.free.len()));
