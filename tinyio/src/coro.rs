@@ -412,9 +412,7 @@ impl<'s> Submission<'s> {
         contents
     }
 
-    /// Everything submitted, unboxed: nothing for a plain pause. Inlined, so that the run's
-    /// commonest case, one coroutine, is read without building the rest.
-    #[inline(always)]
+    /// Everything submitted, unboxed: nothing for a plain pause.
     pub(crate) fn into_contents(self) -> Contents<'s> {
         match self.0 {
             Inner::One(task) => Contents { first: Some(task), ..Contents::default() },
