@@ -686,8 +686,10 @@ impl<'s> Run<'s> {
         if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| drop(task))) {
             return Err(self.crash(Origin::Outside, Failure::Panic(payload)));
         }
-        for waiter in waiters.iter() {
-            self.done_waiting(waiter);
+        match waiters {
+            Waiters::None => {}
+            Waiters::One(waiter) => self.done_waiting(waiter),
+            Waiters::Many(many) => many.iter().for_each(|(waiter, ())| self.done_waiting(waiter)),
         }
         Ok(())
     }
