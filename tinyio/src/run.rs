@@ -162,7 +162,7 @@ pub(crate) type StallReport = (Duration, Box<dyn Fn(&Stall) + Send>);
 
 #[derive(Default)]
 struct Slot<'s> {
-    /// Bumped each time the slot is reused, so that a stale wake token is ignored.
+    /// Bumped each time the slot takes an entry, so that a stale wake token is ignored.
     generation: u32,
     /// While the slot holds an entry: the isolated scope of the coroutines it starts, which is
     /// the boundary it belongs to (or `ROOT`), or its own key if it is a boundary. A boundary's
