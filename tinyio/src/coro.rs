@@ -341,7 +341,7 @@ impl<'s> Step<'s> {
 /// instructions instead of calling drop glue at each of its swaps. Whoever receives a request
 /// takes the submission out with [`into_submission`](Request::into_submission); only a plain
 /// pause, which holds nothing, may be dropped as it is. The line of the `yield_!` travels beside
-/// it (see [`line`](Request::line)).
+/// it (see [`LINE`]).
 pub(crate) struct Request<'a>(ManuallyDrop<Submission<'a>>);
 
 thread_local! {
@@ -357,12 +357,6 @@ impl<'a> Request<'a> {
         Request(ManuallyDrop::new(submission))
     }
 
-    /// The line of the `yield_!` that made this request; read it as the request is received.
-    #[inline]
-    pub(crate) fn line(&self) -> u32 {
-        LINE.get()
-    }
-
     pub(crate) fn into_submission(self) -> Submission<'a> {
         ManuallyDrop::into_inner(self.0)
     }
@@ -371,11 +365,12 @@ impl<'a> Request<'a> {
 /// The coroutines one `yield_!` hands to the loop: nothing for a plain pause, the coroutine
 /// itself when it is the one waited on, else a box made when a second coroutine (or a deadline,
 /// or a background start) comes. Two words, as it travels through the generator at every
-/// suspension; one coroutine, the commonest yield after a pause, needs no allocation.
+/// suspension; one coroutine, the commonest yield after a pause, needs no allocation. The run
+/// matches on it: a pause and a lone leaf take their own short ways there.
 #[doc(hidden)]
-pub struct Submission<'s>(Inner<'s>);
+pub struct Submission<'s>(pub(crate) Inner<'s>);
 
-enum Inner<'s> {
+pub(crate) enum Inner<'s> {
     /// One coroutine, waited on.
     One(Rc<dyn Task + 's>),
     /// Nothing, or whatever is more than one coroutine waited on.
@@ -388,13 +383,15 @@ impl Default for Submission<'_> {
     }
 }
 
-/// What a submission boxes: everything but a lone coroutine waited on.
+/// Everything a submission can hold, as it boxes it when it holds more than a lone coroutine
+/// waited on.
 #[derive(Default)]
 pub(crate) struct Contents<'s> {
     /// The first coroutine waited on, filed before the others (even those started in the
     /// background ahead of it).
-    first: Option<Rc<dyn Task + 's>>,
-    rest: Vec<Submitted<'s>>,
+    pub(crate) first: Option<Rc<dyn Task + 's>>,
+    /// The others, each with whether the yielding coroutine waits for it.
+    pub(crate) rest: Vec<(Rc<dyn Task + 's>, bool)>,
     /// Whether coroutines pushed now start in the background.
     background: bool,
     /// For a timed wait (see `timeout`): when to give up.
@@ -403,24 +400,26 @@ pub(crate) struct Contents<'s> {
     pub(crate) cancel: Option<Arc<Cancel>>,
     /// For the yield of an [`isolate`](crate::isolate): what the run leaves for the boundary
     /// to read when it resumes it.
-    boundary: Option<Rc<Caught>>,
-}
-
-/// A submitted coroutine, and whether the yielding coroutine waits for it.
-pub(crate) struct Submitted<'s> {
-    pub(crate) task: Rc<dyn Task + 's>,
-    pub(crate) wait: bool,
+    pub(crate) boundary: Option<Rc<Caught>>,
 }
 
 impl<'s> Submission<'s> {
     /// The box, made now if need be (taking in the one coroutine held so far).
     pub(crate) fn contents(&mut self) -> &mut Contents<'s> {
-        if let Inner::One(_) | Inner::Other(None) = self.0 {
-            let first = if let Inner::One(task) = mem::take(self).0 { Some(task) } else { None };
-            self.0 = Inner::Other(Some(Box::new(Contents { first, ..Contents::default() })));
+        if !matches!(self.0, Inner::Other(Some(_))) {
+            self.0 = Inner::Other(Some(Box::new(mem::take(self).into_contents())));
         }
         let Inner::Other(Some(contents)) = &mut self.0 else { unreachable!("boxed above") };
         contents
+    }
+
+    /// Everything submitted, unboxed: nothing for a plain pause.
+    pub(crate) fn into_contents(self) -> Contents<'s> {
+        match self.0 {
+            Inner::One(task) => Contents { first: Some(task), ..Contents::default() },
+            Inner::Other(None) => Contents::default(),
+            Inner::Other(Some(contents)) => *contents,
+        }
     }
 
     /// Adds a coroutine, waited on unless pushed in the background.
@@ -437,15 +436,11 @@ impl<'s> Submission<'s> {
 
     #[inline(never)]
     fn push_more(&mut self, task: Rc<dyn Task + 's>) {
-        let contents = match &mut self.0 {
-            Inner::Other(Some(contents)) => contents,
-            _ => self.contents(),
-        };
+        let contents = self.contents();
         if contents.first.is_none() && !contents.background {
             contents.first = Some(task);
         } else {
-            let wait = !contents.background;
-            contents.rest.push(Submitted { task, wait });
+            contents.rest.push((task, !contents.background));
         }
     }
 
@@ -467,52 +462,6 @@ impl<'s> Submission<'s> {
     /// Makes this the yield of an isolated scope's boundary (see [`isolate`](crate::isolate)).
     pub(crate) fn set_boundary(&mut self, caught: Rc<Caught>) {
         self.contents().boundary = Some(caught);
-    }
-
-    /// Takes what [`set_boundary`](Submission::set_boundary) set.
-    #[inline]
-    pub(crate) fn take_boundary(&mut self) -> Option<Rc<Caught>> {
-        match &mut self.0 {
-            Inner::Other(Some(contents)) => contents.boundary.take(),
-            _ => None,
-        }
-    }
-
-    /// When to give up on a timed wait, and the handle to arm for one that can be cancelled
-    /// (which this takes).
-    #[inline]
-    pub(crate) fn take_limits(&mut self) -> (Option<Instant>, Option<Arc<Cancel>>) {
-        match &mut self.0 {
-            Inner::Other(Some(contents)) => (contents.deadline, contents.cancel.take()),
-            _ => (None, None),
-        }
-    }
-
-    /// Whether nothing was submitted: a plain pause.
-    #[inline]
-    pub(crate) fn is_pause(&self) -> bool {
-        matches!(self.0, Inner::Other(None))
-    }
-
-    /// The one coroutine submitted, if that is all: waited on, with no deadline and no handle.
-    #[inline]
-    pub(crate) fn sole(&self) -> Option<&Rc<dyn Task + 's>> {
-        if let Inner::One(task) = &self.0 { Some(task) } else { None }
-    }
-
-    /// Takes the coroutine [`sole`](Submission::sole) gave.
-    pub(crate) fn into_sole(self) -> Rc<dyn Task + 's> {
-        let Inner::One(task) = self.0 else { unreachable!("a sole coroutine") };
-        task
-    }
-
-    /// The coroutine waited on first, if any, and the others.
-    pub(crate) fn into_parts(self) -> (Option<Rc<dyn Task + 's>>, Vec<Submitted<'s>>) {
-        match self.0 {
-            Inner::One(task) => (Some(task), Vec::new()),
-            Inner::Other(None) => Default::default(),
-            Inner::Other(Some(contents)) => (contents.first, contents.rest),
-        }
     }
 }
 
@@ -658,9 +607,8 @@ impl<B: Body, O: Origin> Task for NodeCell<B, O> {
     }
 
     fn end(&self, ended: Ended) {
-        let mut state = self.state.borrow_mut();
-        let body = mem::replace(&mut *state, State::Dead(ended));
-        drop(state);
+        // The state is no longer borrowed when the body drops.
+        let body = mem::replace(&mut *self.state.borrow_mut(), State::Dead(ended));
         drop(body);
     }
 
@@ -695,9 +643,8 @@ impl<B: Body, O: Origin> Task for NodeCell<B, O> {
                 Step::Done
             }
             ControlFlow::Continue(Step::Fail(error)) => {
-                let body = mem::replace(&mut *state, State::Dead(Ended::Failed));
                 drop(state);
-                drop(body);
+                self.end(Ended::Failed);
                 // Where a built-in's body raised is inside this crate: its frame says where.
                 Step::Fail(if O::KEEPS_RAISED_AT { error } else { error.placed() })
             }
@@ -742,7 +689,9 @@ impl<'a, T, F: Future<Output = Result<T, Raise>>> Body for Generator<'a, F> {
                 // A plain pause, with a spare round: resumed in place rather than through the
                 // ready queue.
                 GeneratorState::Yielded(request)
-                    if request.0.is_pause() && *cx.spare > 0 && !cx.remote.interrupted() =>
+                    if matches!(request.0.0, Inner::Other(None))
+                        && *cx.spare > 0
+                        && !cx.remote.interrupted() =>
                 {
                     *cx.spare -= 1;
                     input = Input::Go;

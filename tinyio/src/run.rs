@@ -37,7 +37,10 @@ use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
 use crate::arrivals::{Keys, Waiters};
-use crate::coro::{Caught, Cx, Ended, Failure, Input, Join, Owner, Step, Submission, Task, group};
+use crate::coro::{
+    Caught, Contents, Cx, Ended, Failure, Inner, Input, Join, LINE, Owner, Step, Submission, Task,
+    group,
+};
 use crate::error::{Error, ErrorGroup, Frame};
 use crate::stall::{Stall, Suspended};
 use crate::timers::Timers;
@@ -157,8 +160,9 @@ fn recycle<A, B>(mut buffer: Vec<A>) -> Vec<B> {
 /// [`Loop::stall_report`](crate::Loop::stall_report)).
 pub(crate) type StallReport = (Duration, Box<dyn Fn(&Stall) + Send>);
 
+#[derive(Default)]
 struct Slot<'s> {
-    /// Bumped each time the slot is reused, so that a stale wake token is ignored.
+    /// Bumped each time the slot takes an entry, so that a stale wake token is ignored.
     generation: u32,
     /// While the slot holds an entry: the isolated scope of the coroutines it starts, which is
     /// the boundary it belongs to (or `ROOT`), or its own key if it is a boundary. A boundary's
@@ -238,8 +242,9 @@ impl<'s> Run<'s> {
     pub(crate) fn advance(&mut self, mut rounds: usize) -> Result<Progress<()>, Failure> {
         let _advancing = self.remote.advancing();
         if let Some(submission) = self.submission.take() {
+            let Contents { first, rest, .. } = submission.into_contents();
             self.root_pending = self
-                .submit(ROOT, submission)
+                .submit(ROOT, first, rest)
                 .map_err(|refused| self.crash(Origin::Outside, Failure::Error(refused)))?;
             self.start_leaves()?;
         }
@@ -321,8 +326,8 @@ impl<'s> Run<'s> {
                 return self.expire(key, if cancelled { Input::Cancel } else { Input::Timeout });
             }
         } else if entry.pending == 1
-            && entry.waits.children().is_empty()
-            // A parked leaf, or a holder: not a boundary, whose pending counts members.
+            // A parked leaf, or a holder: not a boundary, whose pending counts members, nor a
+            // coroutine waiting on children.
             && (entry.task.is_leaf() || matches!(entry.waits, Waits::Held(_)))
         {
             entry.pending = 0;
@@ -369,27 +374,29 @@ impl<'s> Run<'s> {
         }
         match self.resume::<false>(token, input) {
             Ok(Step::Yield(request)) => {
-                self.entry(key).line = request.line();
-                let mut submission = request.into_submission();
-                if submission.is_pause() {
-                    self.ready.push_back(token); // a plain pause: to the back of the queue
-                    return Ok(());
-                }
-                if let Some(leaf) = submission.sole()
-                    && leaf.is_leaf()
-                    && leaf.owner() == Some(Owner::Fresh)
-                    // The submission's handle and the waiter's, to read the output from: as a
-                    // `Coroutine` is not `Clone`, nobody else can yield it.
-                    && Rc::strong_count(leaf) == 2
-                {
-                    return self.hold(token, submission.into_sole());
-                }
+                self.entry(key).line = LINE.get();
+                let contents = match request.into_submission().0 {
+                    Inner::Other(None) => {
+                        self.ready.push_back(token); // a plain pause: to the back of the queue
+                        return Ok(());
+                    }
+                    Inner::One(leaf)
+                        if leaf.is_leaf()
+                            && leaf.owner() == Some(Owner::Fresh)
+                            // The submission's handle and the waiter's, to read the output
+                            // from: as a `Coroutine` is not `Clone`, nobody else can yield it.
+                            && Rc::strong_count(&leaf) == 2 =>
+                    {
+                        return self.hold(token, leaf);
+                    }
+                    inner => Submission(inner).into_contents(),
+                };
                 self.entry(key).waits = Waits::NOTHING;
-                let (deadline, cancel) = submission.take_limits();
-                if let Some(caught) = submission.take_boundary() {
+                let Contents { first, rest, deadline, cancel, boundary, .. } = contents;
+                if let Some(caught) = boundary {
                     self.open(key, caught);
                 }
-                let pending = match self.submit(key, submission) {
+                let pending = match self.submit(key, first, rest) {
                     Ok(pending) => pending,
                     Err(refused) => {
                         return self.fail(Origin::Suspended(key), Failure::Error(refused));
@@ -471,8 +478,12 @@ impl<'s> Run<'s> {
 
     /// Files what `waiter` yielded: schedules new coroutines, and returns how many it must wait
     /// for; or the error that refuses what it yielded.
-    pub(crate) fn submit(&mut self, waiter: u32, submission: Submission<'s>) -> Result<u32, Error> {
-        let (first, rest) = submission.into_parts();
+    fn submit(
+        &mut self,
+        waiter: u32,
+        first: Option<Rc<dyn Task + 's>>,
+        rest: Vec<(Rc<dyn Task + 's>, bool)>,
+    ) -> Result<u32, Error> {
         if !rest.is_empty() {
             let count = usize::from(first.is_some()) + rest.len();
             self.slots.reserve(count.saturating_sub(self.free.len()));
@@ -480,7 +491,6 @@ impl<'s> Run<'s> {
         }
         let scope = if waiter == ROOT { ROOT } else { self.slots[waiter as usize].scope };
         let mut pending = 0;
-        let rest = rest.into_iter().map(|s| (s.task, s.wait));
         for (task, wait) in first.map(|task| (task, true)).into_iter().chain(rest) {
             pending += self.file(waiter, scope, task, wait)?;
         }
@@ -552,10 +562,10 @@ impl<'s> Run<'s> {
         }
         if waiter != ROOT {
             let child = self.token(key);
-            match &mut self.entry(waiter).waits {
-                Waits::Children(keys) => keys.push(child),
-                Waits::Held(_) => unreachable!("a coroutine holding a leaf waits on nothing else"),
-            }
+            let Waits::Children(keys) = &mut self.entry(waiter).waits else {
+                unreachable!("a coroutine holding a leaf waits on nothing else")
+            };
+            keys.push(child);
         }
         Ok(1)
     }
@@ -576,20 +586,11 @@ impl<'s> Run<'s> {
         // Until it first suspends, a coroutine is placed at its definition (see `Task::frame`).
         let line = 0;
         let key = match self.free.pop() {
-            Some(key) => {
-                let slot = &mut self.slots[key as usize];
-                slot.generation = slot.generation.wrapping_add(1);
-                key
-            }
+            Some(key) => key,
             None => {
                 let key = u32::try_from(self.slots.len()).ok().filter(|&k| k != ROOT);
                 let key = key.expect("more than 4 billion coroutines at once");
-                self.slots.resize_with(key as usize + 1, || Slot {
-                    generation: 0,
-                    scope: ROOT,
-                    entry: None,
-                    waker: Cell::new(None),
-                });
+                self.slots.push(Slot::default());
                 let room = self.slots.capacity();
                 if self.free.capacity() < room {
                     self.free.reserve_exact(room - self.free.len());
@@ -598,16 +599,17 @@ impl<'s> Run<'s> {
             }
         };
         // Built in place, into a slot known to be empty (a new slot is made by `resize_with`).
+        task.schedule(self.id, key);
         let slot = &mut self.slots[key as usize];
         assert!(slot.entry.is_none(), "a free slot is empty");
+        // A new use of the slot: tokens of the last one go stale.
+        slot.generation = slot.generation.wrapping_add(1);
         slot.entry =
             Some(Entry { line, task, waiters: Waiters::None, waits: Waits::NOTHING, pending: 0 });
         slot.scope = scope;
         if scope != ROOT {
             self.join(scope, key);
         }
-        let run = self.id;
-        self.entry(key).task.schedule(run, key);
         key
     }
 
@@ -659,41 +661,26 @@ impl<'s> Run<'s> {
     /// its members leave it quietly. Out of line, so that `remove`, which every coroutine pays,
     /// stays small enough to be inlined.
     #[inline(never)]
-    fn leave(&mut self, key: u32, scope: u32) {
-        let scope = if scope == key {
-            match self.scopes.remove(&key) {
-                Some(closed) => closed.parent,
-                None => return,
-            }
-        } else {
-            scope
-        };
-        if scope == ROOT || !self.scopes.contains_key(&scope) {
-            return;
+    fn leave(&mut self, key: u32, mut scope: u32) {
+        if scope == key {
+            let Some(closed) = self.scopes.remove(&key) else { return };
+            scope = closed.parent;
         }
-        let boundary = self.entry(scope);
-        boundary.pending -= 1;
-        if boundary.pending == 0 {
-            self.schedule(scope);
+        if scope != ROOT && self.scopes.contains_key(&scope) {
+            self.done_waiting(scope); // the boundary waits on its members
         }
     }
 
     /// The isolated scope `key` belongs to (`ROOT`: none).
     fn member_scope(&self, key: u32) -> u32 {
         let scope = self.slots[key as usize].scope;
-        if scope != key {
-            return scope;
-        }
-        self.scopes.get(&key).map_or(ROOT, |scope| scope.parent)
+        if scope != key { scope } else { self.scopes.get(&key).map_or(ROOT, |scope| scope.parent) }
     }
 
     /// If `key` is a boundary, the members of its scope, taken for a stop to stop them too.
     /// (The boundary, stopped first, has joined the threads its timeouts told to stop.)
     fn take_members(&mut self, key: u32) -> Option<Vec<u64>> {
-        if self.slots[key as usize].scope != key {
-            return None;
-        }
-        let scope = self.scopes.get_mut(&key)?;
+        let scope = self.scopes.get_mut(&key).filter(|_| self.slots[key as usize].scope == key)?;
         Some(std::mem::take(&mut scope.members))
     }
 
@@ -707,11 +694,7 @@ impl<'s> Run<'s> {
         match waiters {
             Waiters::None => {}
             Waiters::One(waiter) => self.done_waiting(waiter),
-            Waiters::Many(many) => {
-                for (waiter, ()) in many.iter() {
-                    self.done_waiting(waiter);
-                }
-            }
+            Waiters::Many(many) => many.iter().for_each(|(waiter, ())| self.done_waiting(waiter)),
         }
         Ok(())
     }

@@ -41,8 +41,7 @@ impl<'s> Run<'s> {
     #[inline(always)]
     pub(super) fn hold(&mut self, token: u64, leaf: Rc<dyn Task + 's>) -> Result<(), Failure> {
         leaf.schedule(self.id, token as u32);
-        let children = std::mem::replace(&mut self.entry(token as u32).waits, Waits::Held(leaf));
-        drop(children);
+        self.entry(token as u32).waits = Waits::Held(leaf);
         if self.poll_held(token)? {
             self.ready.push_back(token); // done at once: to the back, as when a child finishes
         }
