@@ -8,8 +8,8 @@ mod common;
 
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::time::Duration;
 
 use common::within;
@@ -111,7 +111,8 @@ fn semaphore_waiters_cancelled_in_every_order_around_a_release() {
                         .unzip();
                     let control = cancel_in_order(holder, handles, order.clone(), release_at);
                     let (outs, ()) = lp.run((waiters, control)).unwrap();
-                    let what = format!("{permits} permits, cancel {order:?}, release at {release_at}");
+                    let what =
+                        format!("{permits} permits, cancel {order:?}, release at {release_at}");
                     let log = log.borrow();
                     assert!(log.windows(2).all(|w| w[0] < w[1]), "{what}: not in order {log:?}");
                     for (i, out) in outs.iter().enumerate() {
@@ -254,9 +255,8 @@ fn event_toggled_from_other_threads_while_waits_time_out() {
             .collect();
         let mut next = xorshift(0x77);
         for _ in 0..200 {
-            let waits: Vec<_> = (0..50)
-                .map(|_| event.wait_timeout(Duration::from_micros(next(300))))
-                .collect();
+            let waits: Vec<_> =
+                (0..50).map(|_| event.wait_timeout(Duration::from_micros(next(300)))).collect();
             Loop::new().run(waits).unwrap();
         }
         stop.store(true, SeqCst);
@@ -485,5 +485,250 @@ fn thread_sleep_is_cut_short_by_a_cancel() {
             let (out, ()) = Loop::new().run((work, cancel_when_told(handle, started))).unwrap();
             assert!(out.is_none());
         }
+    });
+}
+
+// --- Across loops on several threads -----------------------------------------------------------
+
+#[tinyio::coroutine]
+fn inside_for(
+    semaphore: Semaphore,
+    inside: Arc<AtomicUsize>,
+    most: Arc<AtomicUsize>,
+    turns: u64,
+) -> () {
+    let _permit = yield_!(semaphore.acquire());
+    most.fetch_max(inside.fetch_add(1, SeqCst) + 1, SeqCst);
+    // Dropped before the permit, also when a timeout stops this at its `yield_!`.
+    let _leaving = Leaving(inside);
+    for _ in 0..turns {
+        yield_!();
+    }
+}
+
+/// Counts one out of the section on drop.
+struct Leaving(Arc<AtomicUsize>);
+
+impl Drop for Leaving {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, SeqCst);
+    }
+}
+
+#[test]
+fn one_semaphore_shared_by_loops_on_several_threads_with_timeouts() {
+    within(300, || {
+        for permits in [1, 3] {
+            let semaphore = Semaphore::new(permits);
+            let (inside, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+            let loops: Vec<_> = (0..4u64)
+                .map(|t| {
+                    let (semaphore, inside, most) =
+                        (semaphore.clone(), inside.clone(), most.clone());
+                    std::thread::spawn(move || {
+                        let mut next = xorshift(0xabc + t);
+                        for _ in 0..100 {
+                            let visitors: Vec<_> = (0..20)
+                                .map(|_| {
+                                    let visit = inside_for(
+                                        semaphore.clone(),
+                                        inside.clone(),
+                                        most.clone(),
+                                        next(3),
+                                    );
+                                    timeout(visit, Duration::from_micros(next(300)))
+                                })
+                                .collect();
+                            Loop::new().run(visitors).unwrap();
+                        }
+                    })
+                })
+                .collect();
+            loops.into_iter().for_each(|t| t.join().unwrap());
+            assert!(most.load(SeqCst) <= permits, "more inside than permits");
+            assert_eq!(inside.load(SeqCst), 0);
+            assert_eq!(semaphore.available(), permits, "a permit was lost or given twice");
+        }
+    });
+}
+
+#[tinyio::coroutine]
+fn add_one(lock: Lock<u64>, added: Arc<AtomicUsize>, turns: u64) -> () {
+    let mut guard = yield_!(lock.lock());
+    for _ in 0..turns {
+        yield_!();
+    }
+    *guard += 1;
+    added.fetch_add(1, SeqCst);
+}
+
+#[test]
+fn one_lock_shared_by_loops_on_several_threads_with_timeouts() {
+    within(300, || {
+        let lock = Lock::with_data(0u64);
+        let added = Arc::new(AtomicUsize::new(0));
+        let loops: Vec<_> = (0..4u64)
+            .map(|t| {
+                let (lock, added) = (lock.clone(), added.clone());
+                std::thread::spawn(move || {
+                    let mut next = xorshift(0xfeed + t);
+                    for _ in 0..100 {
+                        let adders: Vec<_> = (0..20)
+                            .map(|_| {
+                                let add = add_one(lock.clone(), added.clone(), next(3));
+                                timeout(add, Duration::from_micros(next(300)))
+                            })
+                            .collect();
+                        Loop::new().run(adders).unwrap();
+                    }
+                })
+            })
+            .collect();
+        loops.into_iter().for_each(|t| t.join().unwrap());
+        assert!(format!("{lock:?}").contains("locked: false"));
+        assert_eq!(lock.into_inner(), Some(added.load(SeqCst) as u64));
+    });
+}
+
+#[test]
+fn event_set_by_another_thread_as_many_waits_time_out() {
+    within(300, || {
+        let mut next = xorshift(0x4242);
+        for round in 0..300 {
+            let event = Event::new();
+            let go = Arc::new(std::sync::Barrier::new(2));
+            let delay = next(200);
+            let setter = {
+                let (event, go) = (event.clone(), go.clone());
+                std::thread::spawn(move || {
+                    go.wait();
+                    spin(delay);
+                    event.set();
+                })
+            };
+            let waits: Vec<_> =
+                (0..40).map(|i| event.wait_timeout(Duration::from_micros(i * 5))).collect();
+            let patient = event.wait();
+            let lp = Loop::new();
+            let started = tinyio::from_future(async move {
+                go.wait();
+            });
+            let (outs, (), ()) = lp.run((waits, started, patient)).unwrap();
+            setter.join().unwrap();
+            // Once one timed wait saw the flag, every later deadline saw it too: they were all
+            // queued before the set.
+            let first_true = outs.iter().position(|&o| o).unwrap_or(outs.len());
+            assert!(outs[first_true..].iter().all(|&o| o), "round {round}: {outs:?}");
+        }
+    });
+}
+
+/// A call that, once told to stop, panics instead of returning.
+fn panics_when_cancelled(pool: &ThreadPool, started: &Arc<common::Arrivals>) -> Coro<()> {
+    let started = started.clone();
+    pool.run_in_thread(move || {
+        started.arrive();
+        while !thread::is_cancelled() {
+            std::thread::park();
+        }
+        panic!("stopped badly");
+    })
+}
+
+#[test]
+fn a_call_panicking_as_it_is_cancelled_resumes_out_of_run() {
+    within(120, || {
+        let pool = ThreadPool::new(1);
+        for by_timeout in [false, true] {
+            let started = Arc::new(common::Arrivals::new(1));
+            let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                if by_timeout {
+                    // The hold keeps the loop's thread until the call runs: the timeout meets it
+                    // running, not queued.
+                    let call = panics_when_cancelled(&pool, &started);
+                    Loop::new()
+                        .run(timeout((call, started.hold()), Duration::from_millis(1)))
+                        .map(drop)
+                } else {
+                    let (call, handle) = cancellable(panics_when_cancelled(&pool, &started));
+                    Loop::new().run((call, cancel_when_told(handle, started.clone()))).map(drop)
+                }
+            }));
+            let payload = caught.expect_err("the panic comes out of run");
+            assert_eq!(payload.downcast_ref::<&str>(), Some(&"stopped badly"), "{by_timeout}");
+            assert_eq!(Loop::new().run(pool.run_in_thread(|| 7)).unwrap(), 7);
+        }
+    });
+}
+
+#[test]
+fn one_barrier_for_loops_on_several_threads_over_many_generations() {
+    within(300, || {
+        const THREADS: usize = 4;
+        const GENERATIONS: usize = 500;
+        let barrier = Barrier::new(THREADS);
+        let loops: Vec<_> = (0..THREADS)
+            .map(|_| {
+                let barrier = barrier.clone();
+                std::thread::spawn(move || {
+                    let lp = Loop::new();
+                    (0..GENERATIONS).map(|_| lp.run(barrier.wait()).unwrap()).collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let indices: Vec<Vec<usize>> = loops.into_iter().map(|t| t.join().unwrap()).collect();
+        for generation in 0..GENERATIONS {
+            let mut got: Vec<usize> = indices.iter().map(|mine| mine[generation]).collect();
+            got.sort();
+            assert_eq!(got, [0, 1, 2, 3], "generation {generation}");
+        }
+    });
+}
+
+#[tinyio::coroutine]
+fn cancel_these(handles: Vec<CancelHandle>) -> () {
+    for handle in handles {
+        handle.cancel();
+    }
+}
+
+#[test]
+fn a_pool_of_one_runs_its_calls_in_order_around_cancelled_ones() {
+    within(120, || {
+        let pool = ThreadPool::new(1);
+        let ran = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let gate = Event::new();
+        let first = {
+            let gate = gate.clone();
+            // Holds the pool's thread until the others are queued and some are cancelled.
+            pool.run_in_thread(move || {
+                let waited = Loop::new().run(timeout(gate.wait(), Duration::from_secs(30)));
+                waited.unwrap().is_some()
+            })
+        };
+        let mut next = xorshift(0x0dd);
+        let (mut calls, mut cancelled) = (Vec::new(), Vec::new());
+        for i in 0..300usize {
+            let ran = ran.clone();
+            let (work, handle) =
+                cancellable(pool.run_in_thread(move || ran.lock().unwrap().push(i)));
+            calls.push(work);
+            if next(3) == 0 {
+                cancelled.push(handle);
+            }
+        }
+        #[tinyio::coroutine]
+        fn then_open(cancel: Coro<()>, gate: Event) -> () {
+            yield_!(cancel);
+            gate.set();
+        }
+        let n_cancelled = cancelled.len();
+        let (opened, outs, ()) =
+            Loop::new().run((first, calls, then_open(cancel_these(cancelled), gate))).unwrap();
+        assert!(opened);
+        let ran = ran.lock().unwrap();
+        assert!(ran.windows(2).all(|w| w[0] < w[1]), "out of order: {ran:?}");
+        assert_eq!(ran.len(), 300 - n_cancelled);
+        assert_eq!(outs.iter().filter(|out| out.is_some()).count(), ran.len());
     });
 }
