@@ -10,7 +10,7 @@ use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, LazyLock};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
 use crate::coro::{Coroutine, Failure, SharedCoroutine, Submission};
@@ -422,7 +422,8 @@ impl<'a, Y: Yieldable + 'a> Future for ToFuture<'a, Y> {
                     && this.registered.is_none_or(|r| deadline < r || r <= Instant::now())
                 {
                     this.registered = Some(deadline);
-                    wake_at(deadline, cx.waker().clone());
+                    // Whoever drives the run then: a later poll may come with another waker.
+                    wake_at(deadline, Waker::from(Arc::new(Driver(session.run.remote.clone()))));
                 }
                 Poll::Pending
             }
@@ -449,6 +450,15 @@ into_future!(Coroutine<T:> SharedCoroutine<T: Clone>);
 thread_local! {
     /// Whether this thread is inside a `ToFuture::poll`: an executor drives the loop here.
     static DRIVEN: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Wakes the task that polled a [`ToFuture`] last (its run's driver).
+struct Driver(Arc<Remote>);
+
+impl Wake for Driver {
+    fn wake(self: Arc<Self>) {
+        self.0.wake_driver();
+    }
 }
 
 /// Wakes `waker` at `deadline`, from one timer thread shared by every [`ToFuture`].

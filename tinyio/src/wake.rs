@@ -94,6 +94,7 @@ impl Remote {
             remote: self.clone(),
             outer: ADVANCING.with(|a| a.replace(Arc::as_ptr(self).addr())),
             outer_woken: take_in_run(),
+            outer_cancelled: take_cancelled(),
         }
     }
 
@@ -182,6 +183,9 @@ pub(crate) struct Advancing {
     remote: Arc<Remote>,
     outer: usize,
     outer_woken: Vec<u64>,
+    /// Whether the outer run's step had cancelled something: the outer run, not this one, stops
+    /// that work once the step is over.
+    outer_cancelled: bool,
 }
 
 impl Drop for Advancing {
@@ -195,6 +199,9 @@ impl Drop for Advancing {
             IN_RUN_ANY.with(|any| any.set(true));
         }
         ADVANCING.with(|a| a.set(self.outer));
+        if self.outer_cancelled {
+            CANCELLED.with(|cancelled| cancelled.set(true));
+        }
     }
 }
 
