@@ -67,8 +67,9 @@ pub type Coro<T> = Coroutine<'static, T>;
 /// same run or a later one, returns at once.
 ///
 /// A shared coroutine that did not finish (it failed, was cancelled when its run or its
-/// [`isolate`](crate::isolate) failed, or was stopped by a [`timeout`](crate::timeout)) has no output and is never started again: yielding
-/// it afterwards raises a cancellation that says which of these happened.
+/// [`isolate`](crate::isolate) failed, or was stopped by a [`timeout`](crate::timeout)) has no
+/// output and is never started again: yielding it afterwards raises a cancellation that says which
+/// of these happened.
 ///
 /// ```
 /// use tinyio::{Loop, Shared};
