@@ -761,8 +761,8 @@ pub(crate) fn coroutine<'a, T: 'a, F: Future<Output = Result<T, Raise>> + 'a>(
 /// threads, events and foreign futures are leaves.
 pub(crate) trait Leaf {
     type Output;
-    /// `Ready` finishes the coroutine; `Pending(deadline)` parks it until its waker is woken or
-    /// the deadline passes.
+    /// `Ready` finishes the coroutine; `Pending` parks it until its waker is woken or its
+    /// [`deadline`](Leaf::deadline) passes.
     fn poll(&mut self, cx: &mut Cx<'_>) -> Poll<Result<Self::Output, Error>>;
     /// The deadline to wake at while pending, if any.
     fn deadline(&self) -> Option<Instant> {

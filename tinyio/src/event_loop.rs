@@ -447,7 +447,8 @@ macro_rules! into_future {
 into_future!(Coroutine<T:> SharedCoroutine<T: Clone>);
 
 thread_local! {
-    /// Whether this thread is inside a `ToFuture::poll`: an executor drives the loop here.
+    /// How many `ToFuture::poll`s this thread is inside (an executor drives a loop here); 0
+    /// while a `Loop::run` blocks it (see `Running`).
     static DRIVEN: Cell<usize> = const { Cell::new(0) };
 }
 

@@ -257,13 +257,13 @@ pub(crate) struct Cancel(Mutex<State>);
 #[derive(Default)]
 struct State {
     cancelled: bool,
-    /// While the work runs: the run it runs in, and the wake token of the wait on it. Cleared
-    /// when the wait ends, so that a late `cancel` never wakes a token that has been reused.
+    /// While the work runs: the waker that ends the wait on it. Cleared when the wait ends, so
+    /// that a late `cancel` never wakes a token that has been reused.
     armed: Option<Waker>,
 }
 
 impl Cancel {
-    /// The wait on the work has been filed as `token` of the run `remote` leads to.
+    /// The wait on the work has been filed: `waker` ends it.
     pub(crate) fn arm(&self, waker: Waker) {
         let mut state = self.0.lock().expect("poisoned");
         if state.cancelled {
