@@ -225,8 +225,8 @@ impl Loop {
 
 /// A run being driven: by [`Loop::run`], or by an async executor through
 /// [`to_future`].
-pub(crate) struct Session<'a, Y: Yieldable> {
-    pub(crate) run: Run<'a>,
+struct Session<'a, Y: Yieldable> {
+    run: Run<'a>,
     /// What the root collects its output from; `None` once given out.
     pending: Option<Y::Pending>,
     /// Set once the run has ended, so that dropping the session does not cancel.
@@ -234,7 +234,7 @@ pub(crate) struct Session<'a, Y: Yieldable> {
 }
 
 impl<'a, Y: Yieldable + 'a> Session<'a, Y> {
-    pub(crate) fn new(y: Y, remote: Arc<Remote>, error_group: ErrorGroup, room: Room) -> Self {
+    fn new(y: Y, remote: Arc<Remote>, error_group: ErrorGroup, room: Room) -> Self {
         let mut run = Run::new(remote, error_group, room);
         let mut submission = Submission::default();
         let pending = Some(y.submit(&mut submission));
@@ -244,7 +244,7 @@ impl<'a, Y: Yieldable + 'a> Session<'a, Y> {
 
     /// Runs up to `rounds` rounds: until everything has finished, nothing is ready, or the
     /// rounds are used up.
-    pub(crate) fn advance(&mut self, rounds: usize) -> Result<Progress<Y::Output>, Failure> {
+    fn advance(&mut self, rounds: usize) -> Result<Progress<Y::Output>, Failure> {
         let progress = self.run.advance(rounds);
         self.ended = !matches!(progress, Ok(Progress::Ready | Progress::Blocked(_)));
         Ok(match progress? {

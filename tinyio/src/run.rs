@@ -198,7 +198,7 @@ fn token(key: u32, generation: u32) -> u64 {
 }
 
 const DEADLINE: u64 = 1 << 63;
-pub(crate) const CANCEL: u64 = DEADLINE | 1 << 61;
+const CANCEL: u64 = DEADLINE | 1 << 61;
 
 impl<'s> Run<'s> {
     pub(crate) fn new(remote: Arc<Remote>, error_group: ErrorGroup, room: Room) -> Self {
