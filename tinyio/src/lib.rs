@@ -207,7 +207,6 @@ macro_rules! try_yield {
 // Not public API: what `#[coroutine]` expands to.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::combinators::{AsCompleted, as_completed, copy, isolate};
     pub use crate::coro::annotated as coroutine;
     pub use crate::coro::{Co, NoReturnType, Submission, unit};
     pub use crate::error::Raise;
