@@ -447,7 +447,7 @@ impl Error {
 /// suspended, or, for the last frame, where the error was raised.
 ///
 /// ```
-/// use tinyio::{Loop};
+/// use tinyio::Loop;
 ///
 /// #[tinyio::coroutine]
 /// fn fails() -> () {
@@ -565,7 +565,7 @@ pub enum ErrorGroup {
 /// `Result<_, tinyio::Error>`).
 ///
 /// ```
-/// use tinyio::{Loop};
+/// use tinyio::Loop;
 ///
 /// #[tinyio::coroutine]
 /// fn check(x: u32) -> u32 {

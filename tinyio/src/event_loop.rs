@@ -30,7 +30,7 @@ use crate::yieldable::Yieldable;
 /// and run on another.
 ///
 /// ```
-/// use tinyio::{Loop};
+/// use tinyio::Loop;
 ///
 /// #[tinyio::coroutine]
 /// fn add_one(x: u64) -> u64 {
@@ -126,7 +126,7 @@ impl Loop {
     /// Calling `run` on a loop that is already running returns an error.
     ///
     /// ```
-    /// use tinyio::{Loop};
+    /// use tinyio::Loop;
     ///
     /// #[tinyio::coroutine]
     /// fn reenter(lp: &Loop) -> bool {
@@ -302,7 +302,7 @@ impl Drop for Running<'_> {
 ///
 /// ```
 /// use std::time::Duration;
-/// use tinyio::{Loop};
+/// use tinyio::Loop;
 ///
 /// #[tinyio::coroutine]
 /// fn forever() -> () {

@@ -121,7 +121,7 @@ pub use crate::yieldable::{Background, Yieldable, background};
 /// attribute's errors), and this one never runs.
 ///
 /// ```
-/// use tinyio::{Loop};
+/// use tinyio::Loop;
 ///
 /// #[tinyio::coroutine]
 /// fn add_one(x: u64) -> u64 {

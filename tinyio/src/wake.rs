@@ -32,7 +32,7 @@ pub(crate) struct Remote {
     /// Wake-ups the run makes itself wait in the thread's own queue instead ([`IN_RUN`]).
     posted: AtomicBool,
     pub(crate) stopped: AtomicBool,
-    pub(crate) driver: Mutex<Option<Waker>>,
+    driver: Mutex<Option<Waker>>,
 }
 
 impl Remote {
