@@ -409,10 +409,10 @@ impl<'s> Run<'s> {
                 let entry = self.entry(key);
                 entry.pending += pending; // a boundary has counted its members as they joined
                 let pending = entry.pending;
-                match deadline {
-                    _ if pending == 0 => self.ready.push_back(token),
-                    Some(deadline) => self.timers.push(deadline, token | DEADLINE),
-                    None => {}
+                if pending == 0 {
+                    self.ready.push_back(token);
+                } else if let Some(deadline) = deadline {
+                    self.timers.push(deadline, token | DEADLINE);
                 }
                 if let Some(cancel) = cancel {
                     self.arm(&cancel, token);
