@@ -20,7 +20,6 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::panic::Location;
 use std::sync::{Arc, Mutex};
-use std::task::Waker;
 
 use crate::Coro;
 use crate::arrivals::{Line, Side, Wait};
@@ -511,9 +510,8 @@ operation!(Receiving, Option<T>, RECV);
 /// call this runs in is told to stop (then `op` comes back).
 fn block<T, K: Side<Chan<T>>>(chan: &Arc<Mutex<Chan<T>>>, op: K) -> Result<K::Output, K> {
     let mut wait = Wait::new(chan.clone(), op);
-    let waker = || Waker::from(Arc::new(crate::wake::Unpark(std::thread::current())));
     loop {
-        if let Some(output) = wait.step(waker) {
+        if let Some(output) = wait.step(crate::wake::this_thread) {
             return Ok(output);
         }
         if crate::thread::is_cancelled() {
@@ -634,7 +632,7 @@ pub enum TryRecvError {
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-    use std::task::Wake;
+    use std::task::{Wake, Waker};
 
     use super::*;
 

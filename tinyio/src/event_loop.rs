@@ -17,7 +17,7 @@ use crate::coro::{Coroutine, Failure, SharedCoroutine, Submission};
 use crate::error::{Error, ErrorGroup};
 use crate::run::{Origin, Progress, Room, Run, StallReport};
 use crate::stall::Stall;
-use crate::wake::{Remote, Unpark};
+use crate::wake::Remote;
 use crate::yieldable::Yieldable;
 
 /// A single-threaded event loop for coroutines.
@@ -146,7 +146,7 @@ impl Loop {
         }
         let _running = Running(&self.running, DRIVEN.replace(0));
         let remote = &self.remote;
-        remote.set_driver(Waker::from(Arc::new(Unpark(std::thread::current()))));
+        remote.set_driver(crate::wake::this_thread());
         remote.forget_posted();
         let mut session = Session::new(y, remote.clone(), self.error_group, self.room.take());
         session.run.stall = self.stall.take();

@@ -52,7 +52,7 @@ pub use self::tokio_support::from_tokio;
 #[cfg(feature = "tokio")]
 mod tokio_support {
     use std::panic::{self, Location};
-    use std::sync::{Arc, LazyLock};
+    use std::sync::LazyLock;
     use std::time::Instant;
 
     use tokio::runtime::{Handle, Runtime, RuntimeFlavor};
@@ -170,7 +170,7 @@ mod tokio_support {
         task: &mut JoinHandle<T>,
         deadline: Option<Instant>,
     ) -> Poll<Option<Failure>> {
-        let waker = Waker::from(Arc::new(crate::wake::Unpark(std::thread::current())));
+        let waker = crate::wake::this_thread();
         let mut cx = Context::from_waker(&waker);
         loop {
             if let Poll::Ready(joined) = Pin::new(&mut *task).poll(&mut cx) {

@@ -198,8 +198,13 @@ impl Drop for Advancing {
     }
 }
 
-/// Wakes the thread blocked in [`Loop::run`](crate::Loop::run).
-pub(crate) struct Unpark(pub(crate) std::thread::Thread);
+/// A waker that unparks this thread, which parks to wait: in [`Loop::run`](crate::Loop::run),
+/// in a blocking channel operation, or joining an aborted tokio task.
+pub(crate) fn this_thread() -> Waker {
+    Waker::from(Arc::new(Unpark(std::thread::current())))
+}
+
+struct Unpark(std::thread::Thread);
 
 impl Wake for Unpark {
     fn wake(self: Arc<Self>) {
