@@ -418,6 +418,8 @@ impl<'a, Y: Yieldable + 'a> Future for ToFuture<'a, Y> {
                 Poll::Pending
             }
             Ok(Progress::Blocked(deadline)) => {
+                // The timer thread is asked again only for a sooner deadline, or once the one it
+                // was given has passed (and woke this task already).
                 if let Some(deadline) = deadline
                     && this.registered.is_none_or(|r| deadline < r || r <= Instant::now())
                 {
