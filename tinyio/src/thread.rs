@@ -134,7 +134,7 @@ impl<F, T> Stage<F, T> {
 /// A call, whatever its types.
 trait AnyCall: Send + Sync {
     /// Runs the call on this thread, unless its leaf dropped it before it started; gives the
-    /// waker to wake, which the caller does once it no longer counts as busy.
+    /// waker to wake, which the caller does once it counts itself free again (see `Cache`).
     fn run(self: Arc<Self>) -> Option<Waker>;
     fn cancelled(&self) -> bool;
 }

@@ -333,7 +333,8 @@ impl<'s> Run<'s> {
 
     /// Something failed: cancel everything, join the threads, and return the error to raise.
     pub(crate) fn crash(&mut self, origin: Origin, failure: Failure) -> Failure {
-        // Every coroutine to cancel in the table, with a key of its own, before keys are noted.
+        // Held leaves go into the table first, each under a key of its own, so that the trace
+        // below and the cancellation of everything find every coroutine there.
         for key in 0..self.slots.len() as u32 {
             self.settle(key);
         }
