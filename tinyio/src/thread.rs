@@ -134,7 +134,8 @@ impl<F, T> Stage<F, T> {
 /// A call, whatever its types.
 trait AnyCall: Send + Sync {
     /// Runs the call on this thread, unless its leaf dropped it before it started; gives the
-    /// waker to wake, which the caller does once it counts itself free again (see `Cache`).
+    /// waker to wake, which the caller wakes itself (a cache thread counts itself free first, so
+    /// that the loop's next call finds it: see `Cache::work`).
     fn run(self: Arc<Self>) -> Option<Waker>;
     fn cancelled(&self) -> bool;
 }
