@@ -354,6 +354,7 @@ impl Error {
     pub(crate) fn traced(self, innermost: Frame, mut trace: Vec<Frame>) -> Self {
         let mut inner = match self.0 {
             Repr::Full(inner) => inner,
+            // A bare error is one of three statics: a cancellation, a timeout, a deadline.
             Repr::Bare(Inner { kind: Kind::Cancelled(why), .. }) => {
                 Box::new(Inner::bare(Kind::Cancelled(why.clone())))
             }
