@@ -16,7 +16,7 @@ use crate::sync::lock;
 /// place, found by binary search, and the marks are dropped from the ends at once, or in one
 /// sweep once they outnumber the values still in: O(log n) amortised each, and no allocation
 /// per value once the buffer has grown.
-pub(crate) struct Tickets<V> {
+struct Tickets<V> {
     queue: VecDeque<(u64, Option<V>)>,
     live: usize,
     last: u64,
@@ -30,7 +30,7 @@ impl<V> Default for Tickets<V> {
 
 impl<V> Tickets<V> {
     /// Queues `value` at the back; gives its ticket.
-    pub(crate) fn push(&mut self, value: V) -> u64 {
+    fn push(&mut self, value: V) -> u64 {
         self.last += 1;
         self.queue.push_back((self.last, Some(value)));
         self.live += 1;
@@ -38,7 +38,7 @@ impl<V> Tickets<V> {
     }
 
     /// Takes the value at the front, with its ticket.
-    pub(crate) fn pop(&mut self) -> Option<(u64, V)> {
+    fn pop(&mut self) -> Option<(u64, V)> {
         while let Some((ticket, value)) = self.queue.pop_front() {
             if let Some(value) = value {
                 self.live -= 1;
@@ -49,7 +49,7 @@ impl<V> Tickets<V> {
     }
 
     /// Takes `ticket`'s value out of the queue, if it is still in.
-    pub(crate) fn remove(&mut self, ticket: u64) -> Option<V> {
+    fn remove(&mut self, ticket: u64) -> Option<V> {
         let i = self.queue.binary_search_by_key(&ticket, |&(t, _)| t).ok()?;
         let value = self.queue[i].1.take()?;
         self.live -= 1;
@@ -65,7 +65,7 @@ impl<V> Tickets<V> {
         Some(value)
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
+    fn is_empty(&self) -> bool {
         self.live == 0
     }
 
@@ -76,7 +76,7 @@ impl<V> Tickets<V> {
     }
 
     /// The values still in, first come first.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = &V> {
+    fn iter(&self) -> impl Iterator<Item = &V> {
         self.queue.iter().filter_map(|(_, value)| value.as_ref())
     }
 }

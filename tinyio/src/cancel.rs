@@ -42,9 +42,10 @@ pub struct CancelHandle(Arc<Cancel>);
 
 impl CancelHandle {
     /// Stops the work, if it has not finished: each coroutine that only the work waits on is
-    /// resumed with a cancellation error ([`Error::is_cancelled`](crate::Error::is_cancelled)) at its `yield_!`, threads it
-    /// started are told to stop and joined, and the [`cancellable`] gives `None`. Before the
-    /// work starts, it never starts; after it finished, or a second time, this does nothing.
+    /// resumed with a cancellation error ([`Error::is_cancelled`](crate::Error::is_cancelled)) at
+    /// its `yield_!`, threads it started are told to stop and joined, and the [`cancellable`] gives
+    /// `None`. Before the work starts, it never starts; after it finished, or a second time, this
+    /// does nothing.
     ///
     /// ```
     /// use std::time::Duration;
@@ -136,15 +137,14 @@ pub(crate) fn give_up<'a, Y: Yieldable<Output: 'a> + 'a, O: 'a>(
     })
 }
 
-/// Runs every one of `runners` at once, and gives the output of the first to finish: for a
-/// `Vec` or an array, `(index, output)`; for a tuple of 2 to 12, an enum with one variant per
-/// position ([`Race2::First`], [`Race2::Second`], ...). The others are cancelled as
-/// [`CancelHandle::cancel`] cancels (each coroutine only they waited on resumed with a
-/// cancellation error, threads told to stop and joined) before the race gives its winner. If
-/// several could finish in the same round, the first of them in order wins, and the others are
-/// stopped before they resume: a channel operation that loses has not taken a value. An error in any of them
-/// before a winner crashes the loop, as in a gather. A stall report shows the waiter as waiting
-/// on `race`.
+/// Runs every one of `runners` at once, and gives the output of the first to finish: for a `Vec` or
+/// an array, `(index, output)`; for a tuple of 2 to 12, an enum with one variant per position
+/// ([`Race2::First`], [`Race2::Second`], ...). The others are cancelled as [`CancelHandle::cancel`]
+/// cancels (each coroutine only they waited on resumed with a cancellation error, threads told to
+/// stop and joined) before the race gives its winner. If several could finish in the same round,
+/// the first of them in order wins, and the others are stopped before they resume: a channel
+/// operation that loses has not taken a value. An error in any of them before a winner crashes the
+/// loop, as in a gather. A stall report shows the waiter as waiting on `race`.
 ///
 /// # Panics
 ///

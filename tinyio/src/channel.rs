@@ -2,24 +2,24 @@
 
 // A channel is one queue under one lock. A send and a receive are one operation on two sides
 // (`Side`): a send takes a unit of room and gives the receivers a value, a receive takes a value
-// and gives the senders a unit of room. Each side counts its units as a semaphore counts
-// permits (`Line`, in arrivals.rs): a unit that comes is handed to the first waiter in line, or else kept free;
-// a waiter takes the unit it was handed, or a free one. A unit handed over is nobody else's, so
-// a waiter that comes late cannot overtake the ones in line, and a waiter that gives up after
-// it was handed one (it was cancelled) hands it on. A waiter leaves its line in O(log n).
+// and gives the senders a unit of room. Each side counts its units as a semaphore counts permits
+// (`Line`, in arrivals.rs): a unit that comes is handed to the first waiter in line, or else kept
+// free; a waiter takes the unit it was handed, or a free one. A unit handed over is nobody else's,
+// so a waiter that comes late cannot overtake the ones in line, and a waiter that gives up after it
+// was handed one (it was cancelled) hands it on. A waiter leaves its line in O(log n).
 //
 // A `yield_!(tx.send(v))` or `yield_!(rx.recv())` that need not wait (a free unit, or the other
-// side gone) finishes in place, as `try_send` / `try_recv` would, without suspending; one that
-// must wait becomes a leaf coroutine that joins the line (`Wait`, as a semaphore's acquire
-// does), as a `*_blocking` call does on its thread. So that a coroutine on an always-ready channel still lets the others run, one
-// count per thread limits how many operations in a row finish in place (see `Op::now`).
+// side gone) finishes in place, as `try_send` / `try_recv` would, without suspending; one that must
+// wait becomes a leaf coroutine that joins the line (`Wait`, as a semaphore's acquire does), as a
+// `*_blocking` call does on its thread. So that a coroutine on an always-ready channel still lets
+// the others run, one count per thread limits how many operations in a row finish in place (see
+// `Op::now`).
 
 use std::cell::Cell;
 use std::collections::VecDeque;
 use std::fmt;
 use std::panic::Location;
 use std::sync::{Arc, Mutex};
-use std::task::Waker;
 
 use crate::Coro;
 use crate::arrivals::{Line, Side, Wait};
@@ -510,9 +510,8 @@ operation!(Receiving, Option<T>, RECV);
 /// call this runs in is told to stop (then `op` comes back).
 fn block<T, K: Side<Chan<T>>>(chan: &Arc<Mutex<Chan<T>>>, op: K) -> Result<K::Output, K> {
     let mut wait = Wait::new(chan.clone(), op);
-    let waker = || Waker::from(Arc::new(crate::wake::Unpark(std::thread::current())));
     loop {
-        if let Some(output) = wait.step(waker) {
+        if let Some(output) = wait.step(crate::wake::this_thread) {
             return Ok(output);
         }
         if crate::thread::is_cancelled() {
@@ -633,7 +632,7 @@ pub enum TryRecvError {
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-    use std::task::Wake;
+    use std::task::{Wake, Waker};
 
     use super::*;
 

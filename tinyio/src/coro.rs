@@ -67,8 +67,9 @@ pub type Coro<T> = Coroutine<'static, T>;
 /// same run or a later one, returns at once.
 ///
 /// A shared coroutine that did not finish (it failed, was cancelled when its run or its
-/// [`isolate`](crate::isolate) failed, or was stopped by a [`timeout`](crate::timeout)) has no output and is never started again: yielding
-/// it afterwards raises a cancellation that says which of these happened.
+/// [`isolate`](crate::isolate) failed, or was stopped by a [`timeout`](crate::timeout)) has no
+/// output and is never started again: yielding it afterwards raises a cancellation that says which
+/// of these happened.
 ///
 /// ```
 /// use tinyio::{Loop, Shared};
@@ -760,8 +761,8 @@ pub(crate) fn coroutine<'a, T: 'a, F: Future<Output = Result<T, Raise>> + 'a>(
 /// threads, events and foreign futures are leaves.
 pub(crate) trait Leaf {
     type Output;
-    /// `Ready` finishes the coroutine; `Pending(deadline)` parks it until its waker is woken or
-    /// the deadline passes.
+    /// `Ready` finishes the coroutine; `Pending` parks it until its waker is woken or its
+    /// [`deadline`](Leaf::deadline) passes.
     fn poll(&mut self, cx: &mut Cx<'_>) -> Poll<Result<Self::Output, Error>>;
     /// The deadline to wake at while pending, if any.
     fn deadline(&self) -> Option<Instant> {

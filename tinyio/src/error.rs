@@ -354,6 +354,7 @@ impl Error {
     pub(crate) fn traced(self, innermost: Frame, mut trace: Vec<Frame>) -> Self {
         let mut inner = match self.0 {
             Repr::Full(inner) => inner,
+            // A bare error is one of three statics: a cancellation, a timeout, a deadline.
             Repr::Bare(Inner { kind: Kind::Cancelled(why), .. }) => {
                 Box::new(Inner::bare(Kind::Cancelled(why.clone())))
             }
@@ -447,7 +448,7 @@ impl Error {
 /// suspended, or, for the last frame, where the error was raised.
 ///
 /// ```
-/// use tinyio::{Loop};
+/// use tinyio::Loop;
 ///
 /// #[tinyio::coroutine]
 /// fn fails() -> () {
@@ -565,7 +566,7 @@ pub enum ErrorGroup {
 /// `Result<_, tinyio::Error>`).
 ///
 /// ```
-/// use tinyio::{Loop};
+/// use tinyio::Loop;
 ///
 /// #[tinyio::coroutine]
 /// fn check(x: u32) -> u32 {

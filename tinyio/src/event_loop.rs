@@ -17,7 +17,7 @@ use crate::coro::{Coroutine, Failure, SharedCoroutine, Submission};
 use crate::error::{Error, ErrorGroup};
 use crate::run::{Origin, Progress, Room, Run, StallReport};
 use crate::stall::Stall;
-use crate::wake::{Remote, Unpark};
+use crate::wake::Remote;
 use crate::yieldable::Yieldable;
 
 /// A single-threaded event loop for coroutines.
@@ -30,7 +30,7 @@ use crate::yieldable::Yieldable;
 /// and run on another.
 ///
 /// ```
-/// use tinyio::{Loop};
+/// use tinyio::Loop;
 ///
 /// #[tinyio::coroutine]
 /// fn add_one(x: u64) -> u64 {
@@ -126,7 +126,7 @@ impl Loop {
     /// Calling `run` on a loop that is already running returns an error.
     ///
     /// ```
-    /// use tinyio::{Loop};
+    /// use tinyio::Loop;
     ///
     /// #[tinyio::coroutine]
     /// fn reenter(lp: &Loop) -> bool {
@@ -146,7 +146,7 @@ impl Loop {
         }
         let _running = Running(&self.running, DRIVEN.replace(0));
         let remote = &self.remote;
-        remote.set_driver(Waker::from(Arc::new(Unpark(std::thread::current()))));
+        remote.set_driver(crate::wake::this_thread());
         remote.forget_posted();
         let mut session = Session::new(y, remote.clone(), self.error_group, self.room.take());
         session.run.stall = self.stall.take();
@@ -225,8 +225,8 @@ impl Loop {
 
 /// A run being driven: by [`Loop::run`], or by an async executor through
 /// [`to_future`].
-pub(crate) struct Session<'a, Y: Yieldable> {
-    pub(crate) run: Run<'a>,
+struct Session<'a, Y: Yieldable> {
+    run: Run<'a>,
     /// What the root collects its output from; `None` once given out.
     pending: Option<Y::Pending>,
     /// Set once the run has ended, so that dropping the session does not cancel.
@@ -234,7 +234,7 @@ pub(crate) struct Session<'a, Y: Yieldable> {
 }
 
 impl<'a, Y: Yieldable + 'a> Session<'a, Y> {
-    pub(crate) fn new(y: Y, remote: Arc<Remote>, error_group: ErrorGroup, room: Room) -> Self {
+    fn new(y: Y, remote: Arc<Remote>, error_group: ErrorGroup, room: Room) -> Self {
         let mut run = Run::new(remote, error_group, room);
         let mut submission = Submission::default();
         let pending = Some(y.submit(&mut submission));
@@ -244,7 +244,7 @@ impl<'a, Y: Yieldable + 'a> Session<'a, Y> {
 
     /// Runs up to `rounds` rounds: until everything has finished, nothing is ready, or the
     /// rounds are used up.
-    pub(crate) fn advance(&mut self, rounds: usize) -> Result<Progress<Y::Output>, Failure> {
+    fn advance(&mut self, rounds: usize) -> Result<Progress<Y::Output>, Failure> {
         let progress = self.run.advance(rounds);
         self.ended = !matches!(progress, Ok(Progress::Ready | Progress::Blocked(_)));
         Ok(match progress? {
@@ -302,7 +302,7 @@ impl Drop for Running<'_> {
 ///
 /// ```
 /// use std::time::Duration;
-/// use tinyio::{Loop};
+/// use tinyio::Loop;
 ///
 /// #[tinyio::coroutine]
 /// fn forever() -> () {
@@ -418,6 +418,8 @@ impl<'a, Y: Yieldable + 'a> Future for ToFuture<'a, Y> {
                 Poll::Pending
             }
             Ok(Progress::Blocked(deadline)) => {
+                // The timer thread is asked again only for a sooner deadline, or once the one it
+                // was given has passed (and woke this task already).
                 if let Some(deadline) = deadline
                     && this.registered.is_none_or(|r| deadline < r || r <= Instant::now())
                 {
@@ -448,7 +450,8 @@ macro_rules! into_future {
 into_future!(Coroutine<T:> SharedCoroutine<T: Clone>);
 
 thread_local! {
-    /// Whether this thread is inside a `ToFuture::poll`: an executor drives the loop here.
+    /// How many `ToFuture::poll`s this thread is inside (an executor drives a loop here); 0
+    /// while a `Loop::run` blocks it (see `Running`).
     static DRIVEN: Cell<usize> = const { Cell::new(0) };
 }
 

@@ -52,7 +52,7 @@ pub use self::tokio_support::from_tokio;
 #[cfg(feature = "tokio")]
 mod tokio_support {
     use std::panic::{self, Location};
-    use std::sync::{Arc, LazyLock};
+    use std::sync::LazyLock;
     use std::time::Instant;
 
     use tokio::runtime::{Handle, Runtime, RuntimeFlavor};
@@ -68,16 +68,16 @@ mod tokio_support {
     /// A coroutine that runs `future` on a tokio runtime and finishes with its output: for
     /// futures that need tokio's timers or sockets.
     ///
-    /// It runs on the ambient runtime when that runtime is certainly being driven (a
-    /// multi-thread runtime, or the current-thread runtime whose task is awaiting this loop
-    /// through [`to_future`](crate::to_future)); otherwise on a small runtime of tinyio's own, with one worker
-    /// thread. A panic in the task resumes in the loop.
+    /// It runs on the ambient runtime when that runtime is certainly being driven (a multi-thread
+    /// runtime, or the current-thread runtime whose task is awaiting this loop through
+    /// [`to_future`](crate::to_future)); otherwise on a small runtime of tinyio's own, with one
+    /// worker thread. A panic in the task resumes in the loop.
     ///
     /// Cancelling the coroutine aborts the task and joins it like a thread call: `Loop::run`
     /// returns only once the future has been dropped, even if it was inside a poll. A loop driven
-    /// through [`to_future`](crate::to_future) cannot block its executor's thread, which the runtime may need to
-    /// finish the abort; there the future is dropped when its runtime next gets to it, possibly
-    /// after the loop's future has resolved.
+    /// through [`to_future`](crate::to_future) cannot block its executor's thread, which the
+    /// runtime may need to finish the abort; there the future is dropped when its runtime next gets
+    /// to it, possibly after the loop's future has resolved.
     ///
     /// Some tokio futures need the runtime already when they are created (`tokio::time::sleep`
     /// does): create them inside an `async` block, which runs on the runtime.
@@ -151,9 +151,9 @@ mod tokio_support {
             })
         }
 
-        /// Aborts the task and, unless the loop is driven through [`to_future`](crate::to_future) (whose executor
-        /// may be the very runtime that must finish the abort, on this thread), joins it with the
-        /// loop's threads: the future is dropped before the run returns.
+        /// Aborts the task and, unless the loop is driven through [`to_future`](crate::to_future)
+        /// (whose executor may be the very runtime that must finish the abort, on this thread),
+        /// joins it with the loop's threads: the future is dropped before the run returns.
         fn cancel(&mut self, cx: &mut Cx<'_>) {
             let Some(mut task) = self.task.take() else { return }; // never spawned
             task.abort();
@@ -170,7 +170,7 @@ mod tokio_support {
         task: &mut JoinHandle<T>,
         deadline: Option<Instant>,
     ) -> Poll<Option<Failure>> {
-        let waker = Waker::from(Arc::new(crate::wake::Unpark(std::thread::current())));
+        let waker = crate::wake::this_thread();
         let mut cx = Context::from_waker(&waker);
         loop {
             if let Poll::Ready(joined) = Pin::new(&mut *task).poll(&mut cx) {

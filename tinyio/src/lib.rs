@@ -121,7 +121,7 @@ pub use crate::yieldable::{Background, Yieldable, background};
 /// attribute's errors), and this one never runs.
 ///
 /// ```
-/// use tinyio::{Loop};
+/// use tinyio::Loop;
 ///
 /// #[tinyio::coroutine]
 /// fn add_one(x: u64) -> u64 {
@@ -207,7 +207,6 @@ macro_rules! try_yield {
 // Not public API: what `#[coroutine]` expands to.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::combinators::{AsCompleted, as_completed, copy, isolate};
     pub use crate::coro::annotated as coroutine;
     pub use crate::coro::{Co, NoReturnType, Submission, unit};
     pub use crate::error::Raise;

@@ -57,7 +57,9 @@ const ROOT: u32 = u32::MAX;
 
 static NEXT_RUN: AtomicU32 = AtomicU32::new(1);
 
+/// How far a call to advance a run got.
 pub(crate) enum Progress<T> {
+    /// Everything has finished, with the output.
     Finished(T),
     /// Rounds ran out with coroutines still ready.
     Ready,
@@ -187,15 +189,16 @@ struct Entry<'s> {
     line: u32,
 }
 
-/// Names one use of a slot: a key and the slot's generation. Two top bits are flags: one marks
-/// the deadline of a timed wait (see [`timeout`](crate::timeout)) rather than of a leaf, the
-/// other, with the first, a timed wait cancelled on demand (see [`cancellable`](crate::cancellable)).
+/// Names one use of a slot: the key in the low 32 bits, the slot's generation (cut to 29 bits)
+/// above, and flags above that: [`DEADLINE`] marks the deadline of a timed wait (see
+/// [`timeout`](crate::timeout)) rather than of a leaf; [`CANCEL`] is that flag and bit 61, for a
+/// timed wait cancelled on demand (see [`cancellable`](crate::cancellable)).
 fn token(key: u32, generation: u32) -> u64 {
     (u64::from(generation & ((1 << 29) - 1)) << 32) | u64::from(key)
 }
 
 const DEADLINE: u64 = 1 << 63;
-pub(crate) const CANCEL: u64 = DEADLINE | 1 << 61;
+const CANCEL: u64 = DEADLINE | 1 << 61;
 
 impl<'s> Run<'s> {
     pub(crate) fn new(remote: Arc<Remote>, error_group: ErrorGroup, room: Room) -> Self {
@@ -238,7 +241,8 @@ impl<'s> Run<'s> {
         room
     }
 
-    /// Runs rounds until everything has finished, or nothing is ready.
+    /// Runs up to `rounds` rounds: until everything has finished, nothing is ready, or the
+    /// rounds are used up.
     pub(crate) fn advance(&mut self, mut rounds: usize) -> Result<Progress<()>, Failure> {
         let _advancing = self.remote.advancing();
         if let Some(submission) = self.submission.take() {
@@ -405,10 +409,10 @@ impl<'s> Run<'s> {
                 let entry = self.entry(key);
                 entry.pending += pending; // a boundary has counted its members as they joined
                 let pending = entry.pending;
-                match deadline {
-                    _ if pending == 0 => self.ready.push_back(token),
-                    Some(deadline) => self.timers.push(deadline, token | DEADLINE),
-                    None => {}
+                if pending == 0 {
+                    self.ready.push_back(token);
+                } else if let Some(deadline) = deadline {
+                    self.timers.push(deadline, token | DEADLINE);
                 }
                 if let Some(cancel) = cancel {
                     self.arm(&cancel, token);
@@ -598,7 +602,7 @@ impl<'s> Run<'s> {
                 key
             }
         };
-        // Built in place, into a slot known to be empty (a new slot is made by `resize_with`).
+        // Built in place, into a slot known to be empty (a new slot is pushed empty above).
         task.schedule(self.id, key);
         let slot = &mut self.slots[key as usize];
         assert!(slot.entry.is_none(), "a free slot is empty");

@@ -112,7 +112,8 @@ impl Stall {
     /// let (running, release) = (Event::new(), Event::new());
     /// let (started, released) = (running.clone(), release.clone());
     /// // Ignores `tinyio::thread::is_cancelled`: returns only once the report releases it.
-    /// let called_at = line!(); let stubborn = run_in_thread(move || {
+    /// let called_at = line!() + 1;
+    /// let stubborn = run_in_thread(move || {
     ///     started.set();
     ///     while !released.is_set() {
     ///         std::thread::park_timeout(Duration::from_millis(1));

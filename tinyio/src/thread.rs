@@ -20,7 +20,7 @@ use std::io;
 use std::mem;
 use std::panic::{self, AssertUnwindSafe, Location};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::task::{Poll, Waker};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
@@ -29,6 +29,7 @@ use crate::Coro;
 use crate::coro::{Coroutine, Cx, Failure, Join, Leaf, coroutine};
 use crate::error::{Error, Frame};
 use crate::site::{Site, site};
+use crate::sync::lock;
 use crate::yieldable::suspend;
 
 static RUN_IN_THREAD: Site = site!("run_in_thread");
@@ -131,9 +132,10 @@ impl<F, T> Stage<F, T> {
 }
 
 /// A call, whatever its types.
-trait Run: Send + Sync {
+trait AnyCall: Send + Sync {
     /// Runs the call on this thread, unless its leaf dropped it before it started; gives the
-    /// waker to wake, which the caller does once it no longer counts as busy.
+    /// waker to wake, which the caller wakes itself (a cache thread counts itself free first, so
+    /// that the loop's next call finds it: see `Cache::work`).
     fn run(self: Arc<Self>) -> Option<Waker>;
     fn cancelled(&self) -> bool;
 }
@@ -145,7 +147,7 @@ impl<F, T> Call<F, T> {
     }
 }
 
-impl<T: Send + 'static, F: Func<T>> Run for Call<F, T> {
+impl<T: Send + 'static, F: Func<T>> AnyCall for Call<F, T> {
     fn run(self: Arc<Self>) -> Option<Waker> {
         let mut stage = lock(&self.stage);
         let Stage::Queued(f, waker) =
@@ -169,10 +171,6 @@ impl<T: Send + 'static, F: Func<T>> Run for Call<F, T> {
     fn cancelled(&self) -> bool {
         self.cancelled.load(Ordering::Relaxed)
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().expect("poisoned")
 }
 
 /// The leaf of a thread call: its function until the first poll sends it to a thread, then
@@ -252,7 +250,7 @@ fn join<F, T>(
     let running = |stage: &mut Stage<F, T>| matches!(stage, Stage::Running(_));
     let left = deadline.map_or(Duration::MAX, |end| end.saturating_duration_since(Instant::now()));
     let stage = call.ended.wait_timeout_while(lock(&call.stage), left, running);
-    let mut stage = stage.expect("poisoned").0;
+    let mut stage = stage.unwrap_or_else(PoisonError::into_inner).0;
     if running(&mut stage) {
         return Poll::Pending;
     }
@@ -269,7 +267,7 @@ fn join<F, T>(
 
 thread_local! {
     /// The call this thread is running, if it runs one for a loop.
-    static CURRENT: RefCell<Option<Arc<dyn Run>>> = const { RefCell::new(None) };
+    static CURRENT: RefCell<Option<Arc<dyn AnyCall>>> = const { RefCell::new(None) };
 }
 
 /// Whether the loop that started this thread's work has told it to stop. Always `false` outside
@@ -445,13 +443,13 @@ struct Pool {
 }
 
 struct PoolState {
-    calls: VecDeque<Arc<dyn Run>>,
+    calls: VecDeque<Arc<dyn AnyCall>>,
     /// Cache threads taking turns at the queue.
     threads: usize,
 }
 
 impl Pool {
-    fn push(self: &Arc<Self>, call: Arc<dyn Run>) {
+    fn push(self: &Arc<Self>, call: Arc<dyn AnyCall>) {
         let mut state = lock(&self.state);
         state.calls.push_back(call);
         if state.threads < self.max_threads {
@@ -485,7 +483,7 @@ const KEEP_ALIVE: Duration = Duration::from_secs(10);
 
 /// A job for the cache's threads.
 enum Job {
-    Call(Arc<dyn Run>),
+    Call(Arc<dyn AnyCall>),
     /// A turn at a pool's queue.
     Turn(Arc<Pool>),
 }
@@ -557,7 +555,7 @@ impl Cache {
                 state.sleeping += 1;
                 let keep_alive = self.keep_alive;
                 let woken = self.wake.wait_timeout_while(state, keep_alive, |s| s.wakeups == 0);
-                state = woken.expect("poisoned").0;
+                state = woken.unwrap_or_else(PoisonError::into_inner).0;
                 state.sleeping -= 1;
                 if state.wakeups == 0 {
                     return; // the keep-alive passed with no wake-up

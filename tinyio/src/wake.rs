@@ -32,7 +32,7 @@ pub(crate) struct Remote {
     /// Wake-ups the run makes itself wait in the thread's own queue instead ([`IN_RUN`]).
     posted: AtomicBool,
     pub(crate) stopped: AtomicBool,
-    pub(crate) driver: Mutex<Option<Waker>>,
+    driver: Mutex<Option<Waker>>,
 }
 
 impl Remote {
@@ -205,8 +205,13 @@ impl Drop for Advancing {
     }
 }
 
-/// Wakes the thread blocked in [`Loop::run`](crate::Loop::run).
-pub(crate) struct Unpark(pub(crate) std::thread::Thread);
+/// A waker that unparks this thread, which parks to wait: in [`Loop::run`](crate::Loop::run),
+/// in a blocking channel operation, or joining an aborted tokio task.
+pub(crate) fn this_thread() -> Waker {
+    Waker::from(Arc::new(Unpark(std::thread::current())))
+}
+
+struct Unpark(std::thread::Thread);
 
 impl Wake for Unpark {
     fn wake(self: Arc<Self>) {
@@ -264,13 +269,13 @@ pub(crate) struct Cancel(Mutex<State>);
 #[derive(Default)]
 struct State {
     cancelled: bool,
-    /// While the work runs: the run it runs in, and the wake token of the wait on it. Cleared
-    /// when the wait ends, so that a late `cancel` never wakes a token that has been reused.
+    /// While the work runs: the waker that ends the wait on it. Cleared when the wait ends, so
+    /// that a late `cancel` never wakes a token that has been reused.
     armed: Option<Waker>,
 }
 
 impl Cancel {
-    /// The wait on the work has been filed as `token` of the run `remote` leads to.
+    /// The wait on the work has been filed: `waker` ends it.
     pub(crate) fn arm(&self, waker: Waker) {
         let mut state = self.0.lock().expect("poisoned");
         if state.cancelled {

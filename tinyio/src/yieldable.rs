@@ -23,7 +23,7 @@ use crate::wake::Cancel;
 /// | [`tx.send(v)`](crate::Sender::send), [`rx.recv()`](crate::Receiver::recv) | room, or a value (not at all if there is one now) | `Result<(), SendError<T>>`, `Option<T>` |
 ///
 /// ```
-/// use tinyio::{Loop};
+/// use tinyio::Loop;
 ///
 /// #[tinyio::coroutine]
 /// fn id(x: u32) -> u32 { x }

@@ -131,9 +131,8 @@ impl<'s> Run<'s> {
         while let Some((parent, tokens)) = todo.pop() {
             let tokens = tokens.as_slice();
             for (i, &child) in tokens.iter().enumerate() {
-                let Some(child) = self.live(child) else {
-                    continue;
-                }; // finished meanwhile
+                // One that finished meanwhile has left the table.
+                let Some(child) = self.live(child) else { continue };
                 let entry = self.entry(child);
                 // A timeout stops only what nobody else waits on. A failed scope stops every
                 // member, whoever waits on it (all of them inside), so it need not look.
@@ -334,7 +333,8 @@ impl<'s> Run<'s> {
 
     /// Something failed: cancel everything, join the threads, and return the error to raise.
     pub(crate) fn crash(&mut self, origin: Origin, failure: Failure) -> Failure {
-        // Every coroutine to cancel in the table, with a key of its own, before keys are noted.
+        // Held leaves go into the table first, each under a key of its own, so that the trace
+        // below and the cancellation of everything find every coroutine there.
         for key in 0..self.slots.len() as u32 {
             self.settle(key);
         }
@@ -379,29 +379,25 @@ impl<'s> Run<'s> {
     /// What every suspended coroutine waits on, for the stall report.
     pub(crate) fn stall(&self, idle: Duration) -> Stall {
         let name = |key: u32| self.entry_ref(key).task.frame(0).name;
-        let entries = (self.slots.iter().enumerate())
-            .filter_map(|(key, slot)| Some((key as u32, slot.entry.as_ref()?)));
-        let suspended = entries.filter(|(_, e)| e.task.started() && !e.task.is_leaf());
-        let coroutines = suspended
-            .map(|(key, entry)| Suspended {
-                frame: entry.task.frame(entry.line),
-                // A boundary waits on the members of its scope, but for leaves: each is
-                // named by the coroutine that waits on it.
-                waits_on: (entry.waits.children().iter())
-                    .filter_map(|&t| self.live(t))
-                    .chain(
-                        (self.scopes.get(&key).map_or(&[][..], |s| &s.members).iter())
-                            .filter_map(|&t| self.live(t))
-                            .filter(|&member| !self.entry_ref(member).task.is_leaf()),
-                    )
-                    .map(name)
-                    .chain(match &entry.waits {
-                        Waits::Held(leaf) => Some(leaf.frame(0).name),
-                        Waits::Children(_) => None,
-                    })
-                    .collect(),
-            })
-            .collect();
+        let mut coroutines = Vec::new();
+        for (key, slot) in self.slots.iter().enumerate() {
+            let Some(entry) = slot.entry.as_ref() else { continue };
+            if !entry.task.started() || entry.task.is_leaf() {
+                continue; // not suspended: it never ran, or it is a leaf, named by its waiter
+            }
+            let children = entry.waits.children().iter().filter_map(|&t| self.live(t));
+            // A boundary waits on the members of its scope, but for leaves: each is named by the
+            // coroutine that waits on it.
+            let members = self.scopes.get(&(key as u32)).map_or(&[][..], |s| &s.members);
+            let members = (members.iter().filter_map(|&t| self.live(t)))
+                .filter(|&member| !self.entry_ref(member).task.is_leaf());
+            let held = match &entry.waits {
+                Waits::Held(leaf) => Some(leaf.frame(0).name),
+                Waits::Children(_) => None,
+            };
+            let waits_on = children.chain(members).map(name).chain(held).collect();
+            coroutines.push(Suspended { frame: entry.task.frame(entry.line), waits_on });
+        }
         Stall { idle, coroutines, joining: Vec::new() }
     }
 
