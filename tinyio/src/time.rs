@@ -16,7 +16,7 @@ static TIMEOUT: Site = site!("timeout");
 /// A coroutine that finishes after `duration`, without blocking the loop.
 ///
 /// The loop wakes for a deadline within microseconds: it parks its thread until 100 us before
-/// the deadline (a timed park wakes tens of microseconds late) and yields the thread for the
+/// the deadline (a timed park wakes 50-100 us late on Linux) and yields the thread for the
 /// rest, which costs at most 100 us of a core per timed wake-up.
 ///
 /// ```
