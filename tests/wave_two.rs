@@ -41,3 +41,200 @@ fn a_to_future_timer_wakes_the_waker_of_the_latest_poll() {
         woken.recv().unwrap();
     }
 }
+
+use std::cell::Cell;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::rc::Rc;
+
+use common::{CountDrops, names, payload_str};
+use tinyio::{
+    CancelHandle, Event, Loop, Race2, Semaphore, SemaphoreGuard, cancellable, channel, race,
+    timeout,
+};
+
+#[derive(Debug)]
+struct Oops;
+
+impl std::fmt::Display for Oops {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("oops while cleaning up")
+    }
+}
+
+impl std::error::Error for Oops {}
+
+/// Answers its cancellation (a timeout's) with an error of its own.
+#[tinyio::coroutine]
+fn stubborn() -> () {
+    if try_yield!(sleep(Duration::from_secs(3600))).is_err() {
+        Err(Oops)?;
+    }
+}
+
+#[tinyio::coroutine]
+fn middle() -> () {
+    yield_!(stubborn())
+}
+
+#[tinyio::coroutine]
+fn top() -> Option<()> {
+    yield_!(timeout(middle(), ms(1)))
+}
+
+/// A timeout stops `middle` (it leaves the table) and then `stubborn`, which fails while being
+/// stopped: the trace still runs through `middle` and the timeout, each at its suspension point.
+#[test]
+fn a_failure_while_a_timeout_stops_is_traced_through_what_it_stopped_above() {
+    let err = Loop::new().run(top()).unwrap_err();
+    assert!(err.downcast_ref::<Oops>().is_some(), "{err:?}");
+    assert_eq!(names(&err), ["top", "timeout", "middle", "stubborn"], "{err:?}");
+    assert!(err.trace().iter().all(|frame| frame.file() == file!()), "{err:?}");
+    let lines: Vec<u32> = err.trace().iter().map(|frame| frame.line()).collect();
+    let here = line!();
+    // top's yield_ (also where the timeout was called), middle's yield_, stubborn's `?`.
+    assert_eq!(lines, [here - 12, here - 12, here - 17, here - 23], "{err:?}");
+}
+
+/// A holder whose destructor panics: the crash's `end()` path.
+struct Bomb;
+
+impl Drop for Bomb {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            panic!("bomb went off");
+        }
+    }
+}
+
+#[tinyio::coroutine]
+fn hold_permit(semaphore: Semaphore, bomb: bool, drops: Rc<Cell<usize>>) -> () {
+    let _count = CountDrops(drops);
+    let _bomb = bomb.then(|| Bomb);
+    let _permit: SemaphoreGuard = yield_!(semaphore.acquire());
+    yield_!(sleep(Duration::from_secs(3600)));
+}
+
+#[tinyio::coroutine]
+fn fail_after(pauses: u32) -> () {
+    for _ in 0..pauses {
+        yield_!();
+    }
+    Err(Oops)?;
+}
+
+/// A crash cancels holders of permits and waiters in line (some handed a permit as a holder
+/// before them gives theirs back), one of whose destructors panics: every permit comes back,
+/// every holder and waiter is dropped, and the panic comes out.
+#[test]
+fn permits_come_back_when_a_crash_cancels_holders_whose_destructors_panic() {
+    for bomb_at in 0..6 {
+        let semaphore = Semaphore::new(2);
+        let drops = Rc::new(Cell::new(0));
+        let holders: Vec<_> =
+            (0..6).map(|i| hold_permit(semaphore.clone(), i == bomb_at, drops.clone())).collect();
+        let lp = Loop::new();
+        let out = catch_unwind(AssertUnwindSafe(|| lp.run((holders, fail_after(3)))));
+        let payload = out.expect_err("the destructor's panic comes out");
+        assert_eq!(payload_str(&*payload), "bomb went off");
+        assert_eq!(semaphore.available(), 2, "bomb at {bomb_at}: a permit was lost");
+        assert_eq!(drops.get(), 6, "bomb at {bomb_at}: every holder's and waiter's clean-up ran");
+        // And the semaphore still works.
+        let both = lp.run((semaphore.acquire(), semaphore.acquire())).unwrap();
+        assert_eq!(semaphore.available(), 0);
+        drop(both);
+    }
+}
+
+#[tinyio::coroutine]
+fn toggles(event: Event, rounds: u32) -> u32 {
+    let mut set = 0;
+    for _ in 0..rounds {
+        set += u32::from(yield_!(event.wait_timeout(Duration::from_micros(50))));
+    }
+    yield_!(event.wait());
+    set
+}
+
+/// Waits that time out while threads set and clear the event: each wait ends (by its timeout
+/// or by a set), none is woken twice into a stale line, and a final set reaches every waiter.
+#[test]
+fn event_waits_time_out_while_threads_set_and_clear() {
+    let event = Event::new();
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let togglers: Vec<_> = (0..2)
+        .map(|_| {
+            let (event, done) = (event.clone(), done.clone());
+            std::thread::spawn(move || {
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    event.set();
+                    event.clear();
+                }
+            })
+        })
+        .collect();
+    let waiters: Vec<_> = (0..8).map(|_| toggles(event.clone(), 200)).collect();
+    let setter = event.clone();
+    #[tinyio::coroutine]
+    fn finish(
+        event: Event,
+        done: Arc<std::sync::atomic::AtomicBool>,
+        waiters: Vec<tinyio::Coro<u32>>,
+    ) -> Vec<u32> {
+        let got = yield_!((waiters, stop_and_set(event, done)));
+        got.0
+    }
+    #[tinyio::coroutine]
+    fn stop_and_set(event: Event, done: Arc<std::sync::atomic::AtomicBool>) -> () {
+        yield_!(sleep(ms(20)));
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        event.set();
+    }
+    let got = Loop::new().run(finish(setter, done.clone(), waiters)).unwrap();
+    assert_eq!(got.len(), 8);
+    togglers.into_iter().for_each(|t| t.join().unwrap());
+}
+
+#[tinyio::coroutine]
+fn cancel_then_nest(go: Event, handle: CancelHandle, nest: bool) -> () {
+    yield_!(go.wait());
+    handle.cancel();
+    if nest {
+        // A loop run inside this step, after the cancel: it must not swallow the cancel.
+        let inner = race((pause_once(), sleep(Duration::from_secs(3600))));
+        assert!(matches!(Loop::new().run(inner), Ok(Race2::First(()))));
+    }
+}
+
+#[tinyio::coroutine]
+fn pause_once() -> () {
+    yield_!();
+}
+
+#[tinyio::coroutine]
+fn kick(go: Event, tx: tinyio::Sender<u32>) -> () {
+    go.set();
+    tx.try_send(5).unwrap();
+}
+
+/// A coroutine cancels a `cancellable` receive that is ready in the same round, then runs a
+/// nested loop: the receive is stopped before it runs, as it is without the nested loop, so
+/// the value stays in the channel.
+#[test]
+fn a_nested_loop_after_a_cancel_does_not_let_the_cancelled_work_run_first() {
+    let mut outcomes = Vec::new();
+    for nest in [false, true] {
+        let (tx, rx) = channel(1);
+        let go = Event::new();
+        let (work, handle) = cancellable(rx.recv());
+        let lp = Loop::new();
+        let (_, got, _) =
+            lp.run((cancel_then_nest(go.clone(), handle, nest), work, kick(go, tx))).unwrap();
+        let left = rx.try_recv().ok();
+        assert!(
+            got.flatten().is_some() != left.is_some(),
+            "value lost or doubled: {got:?} {left:?}"
+        );
+        outcomes.push((got, left));
+    }
+    assert_eq!(outcomes[0], outcomes[1], "a nested loop changed what the cancel stopped");
+}
