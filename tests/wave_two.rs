@@ -238,3 +238,78 @@ fn a_nested_loop_after_a_cancel_does_not_let_the_cancelled_work_run_first() {
     }
     assert_eq!(outcomes[0], outcomes[1], "a nested loop changed what the cancel stopped");
 }
+
+#[tinyio::coroutine]
+fn send_then_cancel(tx: tinyio::Sender<u32>, handle: CancelHandle, value: u32) -> () {
+    yield_!(tx.send(value)).unwrap();
+    handle.cancel();
+}
+
+/// A coroutine of one loop sends a value and cancels the receive of another loop's work, on
+/// another thread, at every phase of it: the value is received, or left in the channel, once.
+#[test]
+fn a_cancel_from_another_loop_leaves_the_value_or_takes_it_once() {
+    for round in 0..200u32 {
+        let (tx, rx) = channel(1);
+        let (ready_tx, ready) = mpsc::channel();
+        let remote = std::thread::spawn(move || {
+            let (work, handle) = cancellable(rx.recv());
+            ready_tx.send(handle).unwrap();
+            let got = Loop::new().run(work).unwrap();
+            (got, rx.try_recv().ok())
+        });
+        let handle = ready.recv().unwrap();
+        Loop::new().run(send_then_cancel(tx, handle, round)).unwrap();
+        let (got, left) = remote.join().unwrap();
+        match (got, left) {
+            (Some(Some(v)), None) | (None, Some(v)) => assert_eq!(v, round),
+            other => panic!("round {round}: lost or doubled: {other:?}"),
+        }
+    }
+}
+
+#[tinyio::coroutine]
+fn contend(semaphore: Semaphore, inside: Arc<std::sync::atomic::AtomicUsize>, seed: u64) -> u32 {
+    let mut state = seed | 1;
+    let mut next = move |n: u64| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % n
+    };
+    let mut held = 0;
+    for _ in 0..100 {
+        let wait = Duration::from_micros(next(300));
+        if let Some(_permit) = yield_!(timeout(semaphore.acquire(), wait)) {
+            let now = inside.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            assert!(now <= 2, "{now} holders of 2 permits");
+            for _ in 0..next(3) {
+                yield_!();
+            }
+            inside.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+            held += 1;
+        }
+    }
+    held
+}
+
+/// Two loops on two threads share a semaphore of 2 whose acquires time out at every point:
+/// never more than 2 holders, and every permit is back at the end.
+#[test]
+fn a_semaphore_shared_by_two_loops_with_timed_out_acquires_keeps_its_permits() {
+    let semaphore = Semaphore::new(2);
+    let inside = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let other = {
+        let (semaphore, inside) = (semaphore.clone(), inside.clone());
+        std::thread::spawn(move || {
+            let all: Vec<_> =
+                (0..6).map(|i| contend(semaphore.clone(), inside.clone(), 100 + i)).collect();
+            Loop::new().run(all).unwrap()
+        })
+    };
+    let here: Vec<_> = (0..6).map(|i| contend(semaphore.clone(), inside.clone(), i)).collect();
+    let held: u32 = Loop::new().run(here).unwrap().into_iter().sum();
+    let held_there: u32 = other.join().unwrap().into_iter().sum();
+    assert!(held + held_there > 0);
+    assert_eq!(semaphore.available(), 2, "a permit was lost or made up");
+}
