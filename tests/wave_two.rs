@@ -313,3 +313,34 @@ fn a_semaphore_shared_by_two_loops_with_timed_out_acquires_keeps_its_permits() {
     assert!(held + held_there > 0);
     assert_eq!(semaphore.available(), 2, "a permit was lost or made up");
 }
+
+#[tinyio::coroutine]
+fn receive_then_hold(rx: tinyio::Receiver<u32>, semaphore: Semaphore) -> u32 {
+    let _permit = yield_!(semaphore.acquire());
+    let value = yield_!(rx.recv()).unwrap();
+    yield_!(sleep(Duration::from_secs(3600)));
+    value
+}
+
+/// `to_future`s dropped between polls, after a value was handed to their receive and a permit
+/// to their acquire: the value stays in the channel for the next receiver, the permit comes back.
+#[test]
+fn dropped_to_futures_hand_back_the_value_and_the_permit_they_were_handed() {
+    let (tx, rx) = channel(4);
+    let semaphore = Semaphore::new(1);
+    let noop = &mut Context::from_waker(Waker::noop());
+    // The first holds the permit and waits in the receive line; the second waits in the
+    // semaphore's line.
+    let mut first = Box::pin(to_future(receive_then_hold(rx.clone(), semaphore.clone())));
+    let mut second = Box::pin(to_future(receive_then_hold(rx.clone(), semaphore.clone())));
+    assert!(first.as_mut().poll(noop).is_pending());
+    assert!(second.as_mut().poll(noop).is_pending());
+    assert_eq!(semaphore.available(), 0);
+    // From another thread: the value is handed to the first's receive.
+    std::thread::spawn(move || tx.send_blocking(7).unwrap()).join().unwrap();
+    drop(first); // before it runs again: it hands the value on, and gives the permit back
+    assert_eq!(rx.try_recv(), Ok(7), "the value handed to a dropped future is lost");
+    // The permit went to the second, in line: dropping it gives it back.
+    drop(second);
+    assert_eq!(semaphore.available(), 1, "a permit handed to a dropped future is lost");
+}
