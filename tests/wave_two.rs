@@ -344,3 +344,39 @@ fn dropped_to_futures_hand_back_the_value_and_the_permit_they_were_handed() {
     drop(second);
     assert_eq!(semaphore.available(), 1, "a permit handed to a dropped future is lost");
 }
+
+#[tinyio::coroutine]
+fn armed(bomb: Bomb, count: CountDrops, semaphore: Semaphore) -> () {
+    let _armed = (count, bomb); // dropped in order: the count, then the bomb
+    let _permit = yield_!(semaphore.acquire());
+    yield_!(sleep(Duration::from_secs(3600)));
+}
+
+#[tinyio::coroutine]
+fn bomb_below_timeout(semaphore: Semaphore, drops: Rc<Cell<usize>>, started: bool) -> () {
+    let inner = armed(Bomb, CountDrops(drops), semaphore);
+    // A zero timeout is due before the work ever runs: it is dropped unstarted.
+    yield_!(timeout(inner, if started { ms(1) } else { Duration::ZERO }));
+}
+
+/// A timeout stops work whose destructor panics (started, holding a permit; or never started,
+/// its arguments dropped): the panic comes out of the run, after every other coroutine was
+/// cancelled, each destructor ran once, and every permit came back.
+#[test]
+fn a_destructor_panicking_while_a_timeout_stops_its_work_still_cleans_up_everything() {
+    for started in [true, false] {
+        let (payload, drops, available) = common::within(60, move || {
+            let semaphore = Semaphore::new(2);
+            let drops = Rc::new(Cell::new(0));
+            let others: Vec<_> =
+                (0..3).map(|_| hold_permit(semaphore.clone(), false, drops.clone())).collect();
+            let work = bomb_below_timeout(semaphore.clone(), drops.clone(), started);
+            let out = catch_unwind(AssertUnwindSafe(|| Loop::new().run((others, work))));
+            let payload = out.expect_err("the destructor's panic comes out");
+            (payload_str(&*payload).to_string(), drops.get(), semaphore.available())
+        });
+        assert_eq!(payload, "bomb went off");
+        assert_eq!(drops, 4, "started: {started}: a destructor did not run");
+        assert_eq!(available, 2, "started: {started}: a permit was lost");
+    }
+}
