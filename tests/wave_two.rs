@@ -173,25 +173,23 @@ fn event_waits_time_out_while_threads_set_and_clear() {
         })
         .collect();
     let waiters: Vec<_> = (0..8).map(|_| toggles(event.clone(), 200)).collect();
-    let setter = event.clone();
-    #[tinyio::coroutine]
-    fn finish(
-        event: Event,
-        done: Arc<std::sync::atomic::AtomicBool>,
-        waiters: Vec<tinyio::Coro<u32>>,
-    ) -> Vec<u32> {
-        let got = yield_!((waiters, stop_and_set(event, done)));
-        got.0
-    }
-    #[tinyio::coroutine]
-    fn stop_and_set(event: Event, done: Arc<std::sync::atomic::AtomicBool>) -> () {
-        yield_!(sleep(ms(20)));
-        done.store(true, std::sync::atomic::Ordering::Relaxed);
-        event.set();
-    }
-    let got = Loop::new().run(finish(setter, done.clone(), waiters)).unwrap();
+    let stop = stop_toggling(event.clone(), done, togglers);
+    let (got, ()) = Loop::new().run((waiters, stop)).unwrap();
     assert_eq!(got.len(), 8);
-    togglers.into_iter().for_each(|t| t.join().unwrap());
+    assert!(event.is_set());
+}
+
+/// Lets the togglers run a while, stops and joins them, then sets the event for good.
+#[tinyio::coroutine]
+fn stop_toggling(
+    event: Event,
+    done: Arc<std::sync::atomic::AtomicBool>,
+    togglers: Vec<std::thread::JoinHandle<()>>,
+) -> () {
+    yield_!(sleep(ms(20)));
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    yield_!(tinyio::run_in_thread(move || togglers.into_iter().for_each(|t| t.join().unwrap())));
+    event.set();
 }
 
 #[tinyio::coroutine]
