@@ -378,3 +378,40 @@ fn a_destructor_panicking_while_a_timeout_stops_its_work_still_cleans_up_everyth
         assert_eq!(available, 2, "started: {started}: a permit was lost");
     }
 }
+
+#[tinyio::coroutine]
+fn nap(micros: u64) -> u64 {
+    yield_!(sleep(Duration::from_micros(micros)));
+    micros
+}
+
+/// Many `to_future` timers, some due at the same instant, driven by two executors on two
+/// threads at once, with half of the futures dropped after their first poll: every future
+/// kept finishes (the shared timer thread wakes each one), on both.
+#[test]
+fn many_to_future_timers_on_two_executors_with_dropped_futures_all_finish() {
+    fn work(seed: u64) -> impl Future<Output = u64> {
+        let mut kept = Vec::new();
+        for i in 0..64u64 {
+            let micros = 200 + (i * 37 + seed) % 1500;
+            let same = i % 8 == 0; // several due together
+            let mut future = Box::pin(to_future(nap(if same { 1000 } else { micros })));
+            if i % 2 == 0 {
+                kept.push(future);
+            } else {
+                // Polled once, then dropped: its timer stays registered.
+                let first = future.as_mut().poll(&mut Context::from_waker(Waker::noop()));
+                assert!(first.is_pending());
+            }
+        }
+        async move { futures::future::join_all(kept).await.into_iter().map(Result::unwrap).sum() }
+    }
+    let other = std::thread::spawn(|| {
+        let mut pool = futures::executor::LocalPool::new();
+        pool.run_until(work(1))
+    });
+    let here = common::within(120, || {
+        tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(work(0))
+    });
+    assert!(here > 0 && other.join().unwrap() > 0);
+}
