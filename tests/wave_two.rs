@@ -415,3 +415,44 @@ fn many_to_future_timers_on_two_executors_with_dropped_futures_all_finish() {
     });
     assert!(here > 0 && other.join().unwrap() > 0);
 }
+
+#[tinyio::coroutine]
+fn pauses(n: u32) -> u32 {
+    for _ in 0..n {
+        yield_!();
+    }
+    n
+}
+
+#[tinyio::coroutine]
+fn send_after(tx: tinyio::Sender<u32>, pauses: u32) -> () {
+    for _ in 0..pauses {
+        yield_!();
+    }
+    tx.try_send(9).unwrap();
+}
+
+#[tinyio::coroutine]
+fn race_in_race(p: u32, rx: tinyio::Receiver<u32>) -> Race2<Race2<u32, ()>, Option<u32>> {
+    let inner = race((pauses(p), sleep(Duration::from_secs(3600))));
+    yield_!(race((inner, rx.recv())))
+}
+
+/// A race won by an inner race (whose own win stops its loser through the cancel taken in at
+/// once) against a receive whose value comes in any round around it: if the inner race wins,
+/// the receive has not taken the value; if the receive wins, it has.
+#[test]
+fn a_race_won_by_an_inner_race_leaves_the_losing_receive_value_in_the_channel() {
+    for p in 0..6 {
+        for q in 0..6 {
+            let (tx, rx) = channel(1);
+            let (won, ()) =
+                Loop::new().run((race_in_race(p, rx.clone()), send_after(tx, q))).unwrap();
+            let left = rx.try_recv().ok();
+            match won {
+                Race2::First(_) => assert_eq!(left, Some(9), "{p} {q}: the loser took the value"),
+                Race2::Second(got) => assert_eq!((got, left), (Some(9), None), "{p} {q}"),
+            }
+        }
+    }
+}
