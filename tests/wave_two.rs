@@ -456,3 +456,29 @@ fn a_race_won_by_an_inner_race_leaves_the_losing_receive_value_in_the_channel() 
         }
     }
 }
+
+/// A waker that reports its wake-up, then panics: an executor's bug, not the loop's.
+struct Explode(mpsc::Sender<()>);
+
+impl Wake for Explode {
+    fn wake(self: Arc<Self>) {
+        let _ = self.0.send(());
+        panic!("a foreign waker panics");
+    }
+}
+
+/// The timer thread that every `to_future` shares outlives a waker that panics when it fires:
+/// a later `to_future` still gets its wake-up (rather than a panic, or a hang).
+#[test]
+fn a_panicking_waker_leaves_the_to_future_timer_thread_running() {
+    let (exploded, boom) = mpsc::channel();
+    let mut first = Box::pin(to_future(sleep(ms(1))));
+    let explode = Waker::from(Arc::new(Explode(exploded)));
+    assert!(first.as_mut().poll(&mut Context::from_waker(&explode)).is_pending());
+    boom.recv_timeout(Duration::from_secs(10)).expect("the timer fired");
+    let mut second = Box::pin(to_future(sleep(ms(1))));
+    let (tell, woken) = mpsc::channel();
+    let waker = Waker::from(Arc::new(Tell(tell)));
+    assert!(second.as_mut().poll(&mut Context::from_waker(&waker)).is_pending());
+    woken.recv_timeout(Duration::from_secs(10)).expect("the timer thread still runs");
+}

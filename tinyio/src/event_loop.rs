@@ -5,7 +5,7 @@ use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::future::{Future, IntoFuture};
-use std::panic;
+use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{self, Sender};
@@ -473,7 +473,10 @@ fn wake_at(deadline: Instant, waker: Waker) {
             loop {
                 let now = Instant::now();
                 while let Some(due) = wakers.first_entry().filter(|due| *due.key() <= now) {
-                    due.remove().into_iter().for_each(Waker::wake);
+                    for waker in due.remove() {
+                        // A foreign waker that panics must not end the thread all of them share.
+                        let _ = panic::catch_unwind(AssertUnwindSafe(|| waker.wake()));
+                    }
                 }
                 let asked = match wakers.first_key_value() {
                     Some((at, _)) => asked.recv_timeout(*at - now).ok(),

@@ -110,8 +110,10 @@ impl Remote {
     }
 
     pub(crate) fn wake_driver(&self) {
-        if let Some(driver) = &*self.driver.lock().expect("poisoned") {
-            driver.wake_by_ref();
+        // Woken outside the lock: a foreign waker may panic, or poll the loop again at once.
+        let driver = self.driver.lock().expect("poisoned").clone();
+        if let Some(driver) = driver {
+            driver.wake();
         }
     }
 
