@@ -221,8 +221,7 @@ pub fn isolate<'a, Y: Yieldable<Output: 'a> + 'a>(y: Y) -> Coroutine<'a, Result<
         let mut submission = Submission::default();
         let pending = submission.background(|submission| y.submit(submission));
         submission.set_boundary(caught.clone());
-        crate::coro::LINE.set(line!()); // the yield below hands the request over at its first poll
-        let input = co.0.yield_(Request::new(submission)).await;
+        let input = co.0.yield_(Request::new(submission, line!())).await;
         // The error that failed the scope, which the run has put in `caught` and cancelled the
         // scope for, once the threads a timeout inside stopped are joined (see [`Caught`]),
         // whatever comes.

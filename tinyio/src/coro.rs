@@ -354,7 +354,11 @@ thread_local! {
 }
 
 impl<'a> Request<'a> {
-    pub(crate) fn new(submission: Submission<'a>) -> Self {
+    /// The request of the `yield_!` at `line`, whose line goes to [`LINE`]: to be handed over at
+    /// once.
+    #[inline]
+    pub(crate) fn new(submission: Submission<'a>, line: u32) -> Self {
+        LINE.set(line);
         Request(ManuallyDrop::new(submission))
     }
 

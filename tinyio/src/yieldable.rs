@@ -280,8 +280,7 @@ pub(crate) fn suspend_until<'c, 'a, Y: Yieldable + 'a>(
         let contents = submission.contents();
         (contents.deadline, contents.cancel) = (deadline, cancel);
     }
-    crate::coro::LINE.set(line);
-    Suspend::Waiting(pending, co.0.yield_(Request::new(submission)))
+    Suspend::Waiting(pending, co.0.yield_(Request::new(submission, line)))
 }
 
 /// The future of one suspension point: written out rather than `async`, as it is on the path

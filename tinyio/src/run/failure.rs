@@ -140,46 +140,7 @@ impl<'s> Run<'s> {
                     entry.waiters.remove(parent);
                     continue; // someone outside still waits on it
                 }
-                self.settle(child); // its held leaf is stopped after it, as its child
-                let entry = self.entry(child);
-                let (task, line) = (entry.task.clone(), entry.line);
-                let (token, frame) = (self.token(child), task.frame(line));
-                // Judged while still linked to its waiter, so that a failure is traced through
-                // the chain that was waiting on it.
-                let clean = |error: &Error| error.is_timeout() || error.is_cancelled();
-                let answered = answer(&*task, ended, clean, || self.resume::<false>(token, input));
-                let mut failed = match (answered, record.as_deref_mut()) {
-                    (answered, Some(cancelled)) => {
-                        cancelled.record(answered, frame, true, None);
-                        None
-                    }
-                    (Ok(Ok(_)), None) => None,
-                    (Ok(Err(error)), None) => Some((Origin::Failed(child), Failure::Error(error))),
-                    // A coroutine that never started is still in the table, to cancel.
-                    (Err(payload), None) if task.started() => {
-                        Some((Origin::Failed(child), Failure::Panic(payload)))
-                    }
-                    (Err(payload), None) => Some((Origin::Outside, Failure::Panic(payload))),
-                };
-                if failed.is_none() {
-                    if let Waiters::One(waiter) = self.entry_ref(child).waiters {
-                        self.gone.push((child, frame, waiter));
-                    }
-                    let members = self.take_members(child);
-                    let Entry { task: removed, waits, .. } = self.remove(child);
-                    drop(task);
-                    match (end(removed, ended), record.as_deref_mut()) {
-                        (Ok(()), _) => {}
-                        (Err(payload), Some(cancelled)) => cancelled.panicked(payload),
-                        (Err(payload), None) => {
-                            failed = Some((Origin::Outside, Failure::Panic(payload)))
-                        }
-                    }
-                    todo.push((child, waits.into_children()));
-                    if let Some(members) = members {
-                        todo.push((child, Keys::Many(Box::new(members))));
-                    }
-                }
+                let failed = self.stop_one(child, input, ended, record.as_deref_mut(), todo);
                 if let Some(failed) = failed {
                     todo.push((parent, Keys::Many(Box::new(tokens[i + 1..].to_vec()))));
                     return Some(failed);
@@ -187,6 +148,56 @@ impl<'s> Run<'s> {
             }
         }
         None
+    }
+
+    /// Stops `child` for [`stop`](Run::stop): resumes it with `input`, then (unless that ends
+    /// the walk) removes it from the table, ends it, and adds what it waited on, and the members
+    /// of its scope if it is a boundary, to `todo`. What ends the walk, where, if anything.
+    fn stop_one(
+        &mut self,
+        child: u32,
+        input: Input,
+        ended: Ended,
+        mut record: Option<&mut Cancelled>,
+        todo: &mut Vec<(u32, Keys<u64>)>,
+    ) -> Option<(Origin, Failure)> {
+        self.settle(child); // its held leaf is stopped after it, as its child
+        let entry = self.entry(child);
+        let (task, line) = (entry.task.clone(), entry.line);
+        let (token, frame) = (self.token(child), task.frame(line));
+        // Judged while still linked to its waiter, so that a failure is traced through the
+        // chain that was waiting on it.
+        let clean = |error: &Error| error.is_timeout() || error.is_cancelled();
+        let answered = answer(&*task, ended, clean, || self.resume::<false>(token, input));
+        match (answered, record.as_deref_mut()) {
+            (answered, Some(cancelled)) => cancelled.record(answered, frame, true, None),
+            (Ok(Ok(_)), None) => {}
+            (Ok(Err(error)), None) => return Some((Origin::Failed(child), Failure::Error(error))),
+            // A coroutine that never started is still in the table, to cancel.
+            (Err(payload), None) if task.started() => {
+                return Some((Origin::Failed(child), Failure::Panic(payload)));
+            }
+            (Err(payload), None) => return Some((Origin::Outside, Failure::Panic(payload))),
+        }
+        if let Waiters::One(waiter) = self.entry_ref(child).waiters {
+            self.gone.push((child, frame, waiter));
+        }
+        let members = self.take_members(child);
+        let Entry { task: removed, waits, .. } = self.remove(child);
+        drop(task);
+        let failed = match (end(removed, ended), record) {
+            (Ok(()), _) => None,
+            (Err(payload), Some(cancelled)) => {
+                cancelled.panicked(payload);
+                None
+            }
+            (Err(payload), None) => Some((Origin::Outside, Failure::Panic(payload))),
+        };
+        todo.push((child, waits.into_children()));
+        if let Some(members) = members {
+            todo.push((child, Keys::Many(Box::new(members))));
+        }
+        failed
     }
 
     /// If `child` already waits, directly or not, on `waiter`, the cycle that waiting on it
