@@ -92,7 +92,7 @@ impl<V> Tickets<V> {
 pub(crate) struct Line {
     waiting: Tickets<Waker>,
     /// The last ticket handed a unit.
-    served: u64,
+    pub(crate) served: u64,
     /// Units handed to nobody: the supply less the units handed out and not yet taken.
     pub(crate) free: usize,
 }
