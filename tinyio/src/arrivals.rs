@@ -9,7 +9,7 @@ use std::task::{Poll, Waker};
 
 use crate::coro::{Cx, Leaf};
 use crate::error::Error;
-use crate::sync::lock;
+use crate::wake::lock;
 
 /// Values in order of arrival, each named by the ticket it was given (tickets only grow, from
 /// 1): first in, first out, and any one can leave early. One that leaves is marked gone in

@@ -25,7 +25,7 @@ use crate::Coro;
 use crate::arrivals::{Line, Side, Wait};
 use crate::coro::{Coroutine, Submission};
 use crate::site::{Site, site};
-use crate::sync::lock;
+use crate::wake::lock;
 use crate::yieldable::Yieldable;
 
 static SEND: Site = site!("Sender::send");

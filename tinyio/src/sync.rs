@@ -9,7 +9,7 @@
 use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
@@ -18,18 +18,13 @@ use crate::arrivals::{Line, Side, Wait};
 use crate::coro::{Coroutine, Cx, Leaf, coroutine};
 use crate::error::Error;
 use crate::site::{Site, site};
+use crate::wake::lock;
 use crate::yieldable::suspend;
 
 static EVENT_WAIT: Site = site!("Event::wait");
 static ACQUIRE: Site = site!("Semaphore::acquire");
 static LOCK: Site = site!("Lock::lock");
 static BARRIER: Site = site!("Barrier::wait");
-
-/// Locks `mutex`, poisoned or not: what these locks guard is whole between statements, so a
-/// panic while one is held leaves it consistent.
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 /// A flag that coroutines can wait on, set from a coroutine or from any thread.
 ///

@@ -29,7 +29,7 @@ use crate::Coro;
 use crate::coro::{Coroutine, Cx, Failure, Join, Leaf, coroutine};
 use crate::error::{Error, Frame};
 use crate::site::{Site, site};
-use crate::sync::lock;
+use crate::wake::lock;
 use crate::yieldable::suspend;
 
 static RUN_IN_THREAD: Site = site!("run_in_thread");

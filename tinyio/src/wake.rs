@@ -19,9 +19,15 @@
 
 use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Wake, Waker};
 use std::time::{Duration, Instant};
+
+/// Locks `mutex`, poisoned or not: what the crate's locks guard is whole between statements,
+/// so a panic while one is held (a foreign waker's, say) leaves it consistent.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 /// Where wake-ups from outside the loop's thread arrive: woken leaves' tokens, a stop request,
 /// and the waker of whoever drives the loop (its thread, or a foreign executor's task).
@@ -60,7 +66,7 @@ impl Remote {
 
     /// Files wake-ups for the run from outside it.
     fn post(&self, tokens: impl IntoIterator<Item = u64>) {
-        self.woken.lock().expect("poisoned").extend(tokens);
+        lock(&self.woken).extend(tokens);
         self.posted.store(true, Ordering::Release);
     }
 
@@ -68,7 +74,7 @@ impl Remote {
     /// its run was being cancelled, say): tokens name slots of that run, not of the next.
     pub(crate) fn forget_posted(&self) {
         if self.posted.swap(false, Ordering::Acquire) {
-            self.woken.lock().expect("poisoned").clear();
+            lock(&self.woken).clear();
         }
     }
 
@@ -84,7 +90,7 @@ impl Remote {
             });
         }
         if self.posted.load(Ordering::Relaxed) && self.posted.swap(false, Ordering::Acquire) {
-            into.append(&mut self.woken.lock().expect("poisoned"));
+            into.append(&mut lock(&self.woken));
         }
     }
 
@@ -99,21 +105,19 @@ impl Remote {
     }
 
     pub(crate) fn set_driver(&self, driver: Waker) {
-        let mut current = self.driver.lock().expect("poisoned");
+        let mut current = lock(&self.driver);
         if !current.as_ref().is_some_and(|c| c.will_wake(&driver)) {
             *current = Some(driver);
         }
     }
 
     pub(crate) fn clear_driver(&self) {
-        self.driver.lock().expect("poisoned").take();
+        lock(&self.driver).take();
     }
 
     pub(crate) fn wake_driver(&self) {
-        // Woken outside the lock: a foreign waker may panic, or poll the loop again at once.
-        let driver = self.driver.lock().expect("poisoned").clone();
-        if let Some(driver) = driver {
-            driver.wake();
+        if let Some(driver) = &*lock(&self.driver) {
+            driver.wake_by_ref();
         }
     }
 
@@ -279,7 +283,7 @@ struct State {
 impl Cancel {
     /// The wait on the work has been filed: `waker` ends it.
     pub(crate) fn arm(&self, waker: Waker) {
-        let mut state = self.0.lock().expect("poisoned");
+        let mut state = lock(&self.0);
         if state.cancelled {
             waker.wake(); // cancelled before it started: stop it at once
         } else {
@@ -288,7 +292,7 @@ impl Cancel {
     }
 
     pub(crate) fn cancel(&self) {
-        let mut state = self.0.lock().expect("poisoned");
+        let mut state = lock(&self.0);
         state.cancelled = true;
         CANCELLED.with(|cancelled| cancelled.set(true));
         // Woken under the lock: the wait cannot end and its token be reused meanwhile.
@@ -298,12 +302,12 @@ impl Cancel {
     }
 
     pub(crate) fn is_cancelled(&self) -> bool {
-        self.0.lock().expect("poisoned").cancelled
+        lock(&self.0).cancelled
     }
 
     /// The wait has ended: a later `cancel` wakes nobody.
     pub(crate) fn disarm(&self) {
-        let armed = self.0.lock().map(|mut state| state.armed.take());
+        let armed = lock(&self.0).armed.take();
         drop(armed); // the waker outside the lock
     }
 }
