@@ -3,13 +3,14 @@
 
 mod common;
 
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::mpsc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use common::ms;
-use tinyio::{sleep, to_future};
+use tinyio::{Coro, ToFuture, sleep, to_future};
 
 /// A waker that reports each wake-up on a channel.
 struct Tell(mpsc::Sender<()>);
@@ -20,18 +21,36 @@ impl Wake for Tell {
     }
 }
 
+/// A `to_future` of a sleep, polled with each of the wakers `make` gives and still pending after
+/// the last poll, with what `make` gave beside them. A busy machine may take longer than a
+/// short sleep between two polls: the sleep is made longer and the polls made again until they
+/// come in time.
+fn polled_pending<T>(
+    mut make: impl FnMut() -> (Vec<Waker>, T),
+) -> (Pin<Box<ToFuture<'static, Coro<()>>>>, T) {
+    let mut wait = ms(20);
+    loop {
+        let (wakers, kept) = make();
+        let mut future = Box::pin(to_future(sleep(wait)));
+        let mut pending = wakers.iter().map(|w| future.as_mut().poll(&mut Context::from_waker(w)));
+        if pending.all(|poll| poll.is_pending()) {
+            return (future, kept);
+        }
+        wait *= 4;
+    }
+}
+
 /// A `to_future` polled once with one waker, then with another (as `now_or_never` before an
 /// `.await`, or a future handed from one task to another, does) must wake the latest waker
 /// when its timer is due: the future contract says only the waker of the latest poll counts.
 #[test]
 fn a_to_future_timer_wakes_the_waker_of_the_latest_poll() {
-    let mut future = Box::pin(to_future(sleep(ms(20))));
-    let mut first = Context::from_waker(Waker::noop());
-    assert!(future.as_mut().poll(&mut first).is_pending(), "the sleep waits");
-    let (tell, woken) = mpsc::channel();
-    let latest = Waker::from(Arc::new(Tell(tell)));
-    assert!(future.as_mut().poll(&mut Context::from_waker(&latest)).is_pending());
-    // Generous: the timer is due in 20 ms; only a waker that was never registered misses it.
+    let (mut future, (woken, latest)) = polled_pending(|| {
+        let (tell, woken) = mpsc::channel();
+        let latest = Waker::from(Arc::new(Tell(tell)));
+        (vec![Waker::noop().clone(), latest.clone()], (woken, latest))
+    });
+    // Generous: the timer is due within a second; only a waker never registered misses it.
     let wake = woken.recv_timeout(Duration::from_secs(10));
     assert!(wake.is_ok(), "the timer woke only the waker of the first poll");
     loop {
@@ -471,14 +490,14 @@ impl Wake for Explode {
 /// a later `to_future` still gets its wake-up (rather than a panic, or a hang).
 #[test]
 fn a_panicking_waker_leaves_the_to_future_timer_thread_running() {
-    let (exploded, boom) = mpsc::channel();
-    let mut first = Box::pin(to_future(sleep(ms(1))));
-    let explode = Waker::from(Arc::new(Explode(exploded)));
-    assert!(first.as_mut().poll(&mut Context::from_waker(&explode)).is_pending());
+    let (_first, boom) = polled_pending(|| {
+        let (exploded, boom) = mpsc::channel();
+        (vec![Waker::from(Arc::new(Explode(exploded)))], boom)
+    });
     boom.recv_timeout(Duration::from_secs(10)).expect("the timer fired");
-    let mut second = Box::pin(to_future(sleep(ms(1))));
-    let (tell, woken) = mpsc::channel();
-    let waker = Waker::from(Arc::new(Tell(tell)));
-    assert!(second.as_mut().poll(&mut Context::from_waker(&waker)).is_pending());
+    let (_second, woken) = polled_pending(|| {
+        let (tell, woken) = mpsc::channel();
+        (vec![Waker::from(Arc::new(Tell(tell)))], woken)
+    });
     woken.recv_timeout(Duration::from_secs(10)).expect("the timer thread still runs");
 }
