@@ -247,7 +247,9 @@ fn to_future_timers_due_at_one_instant_all_fire() {
         futures::executor::block_on(async {
             for _ in 0..10 {
                 let mut dropped = Box::pin(tinyio::to_future(tinyio::sleep_until(at)));
-                assert!(futures::poll!(dropped.as_mut()).is_pending());
+                // Pending with its timer filed, unless this machine took 20 ms to get here:
+                // either way it must hinder none of the others.
+                let _ = futures::poll!(dropped.as_mut());
             }
             // More than `join_all` polls through one waker: each future has its own.
             let all = (0..50).map(|_| tinyio::to_future(tinyio::sleep_until(at)));
