@@ -128,26 +128,32 @@ impl<'s> Run<'s> {
             Input::Cancel if record.is_none() => Ended::Withdrawn,
             _ => Ended::Cancelled,
         };
-        while let Some((parent, tokens)) = todo.pop() {
-            let tokens = tokens.as_slice();
-            for (i, &child) in tokens.iter().enumerate() {
-                // One that finished meanwhile has left the table.
-                let Some(child) = self.live(child) else { continue };
-                let entry = self.entry(child);
-                // A timeout stops only what nobody else waits on. A failed scope stops every
-                // member, whoever waits on it (all of them inside), so it need not look.
-                if record.is_none() && entry.waiters.others_than(parent) {
-                    entry.waiters.remove(parent);
-                    continue; // someone outside still waits on it
-                }
-                let failed = self.stop_one(child, input, ended, record.as_deref_mut(), todo);
-                if let Some(failed) = failed {
-                    todo.push((parent, Keys::Many(Box::new(tokens[i + 1..].to_vec()))));
-                    return Some(failed);
+        // A coroutine being stopped may not pause in place (see `Cx::spare`).
+        let spare = std::mem::take(&mut self.spare);
+        let failed = 'walk: {
+            while let Some((parent, tokens)) = todo.pop() {
+                let tokens = tokens.as_slice();
+                for (i, &child) in tokens.iter().enumerate() {
+                    // One that finished meanwhile has left the table.
+                    let Some(child) = self.live(child) else { continue };
+                    let entry = self.entry(child);
+                    // A timeout stops only what nobody else waits on. A failed scope stops every
+                    // member, whoever waits on it (all of them inside), so it need not look.
+                    if record.is_none() && entry.waiters.others_than(parent) {
+                        entry.waiters.remove(parent);
+                        continue; // someone outside still waits on it
+                    }
+                    let failed = self.stop_one(child, input, ended, record.as_deref_mut(), todo);
+                    if let Some(failed) = failed {
+                        todo.push((parent, Keys::Many(Box::new(tokens[i + 1..].to_vec()))));
+                        break 'walk Some(failed);
+                    }
                 }
             }
-        }
-        None
+            None
+        };
+        self.spare = spare;
+        failed
     }
 
     /// Stops `child` for [`stop`](Run::stop): resumes it with `input`, then (unless that ends
@@ -167,10 +173,13 @@ impl<'s> Run<'s> {
         let (token, frame) = (self.token(child), task.frame(line));
         // Judged while still linked to its waiter, so that a failure is traced through the
         // chain that was waiting on it.
-        let clean = |error: &Error| error.is_timeout() || error.is_cancelled();
-        let answered = answer(&*task, ended, clean, || self.resume::<false>(token, input));
+        let joins = self.joins.len();
+        let answered = answer(&*task, ended, || self.resume::<false>(token, input));
         match (answered, record.as_deref_mut()) {
-            (answered, Some(cancelled)) => cancelled.record(answered, frame, true, None),
+            (answered, Some(cancelled)) => {
+                let join = (self.joins.len() > joins).then_some(joins);
+                cancelled.record(answered, child, frame, join);
+            }
             (Ok(Ok(_)), None) => {}
             (Ok(Err(error)), None) => return Some((Origin::Failed(child), Failure::Error(error))),
             // A coroutine that never started is still in the table, to cancel.
@@ -179,7 +188,10 @@ impl<'s> Run<'s> {
             }
             (Err(payload), None) => return Some((Origin::Outside, Failure::Panic(payload))),
         }
-        if let Waiters::One(waiter) = self.entry_ref(child).waiters {
+        // A walk that records goes on past every failure: none is traced through this link.
+        if record.is_none()
+            && let Waiters::One(waiter) = self.entry_ref(child).waiters
+        {
             self.gone.push((child, frame, waiter));
         }
         let members = self.take_members(child);
@@ -193,7 +205,10 @@ impl<'s> Run<'s> {
             }
             (Err(payload), None) => Some((Origin::Outside, Failure::Panic(payload))),
         };
-        todo.push((child, waits.into_children()));
+        let children = waits.into_children();
+        if !children.as_slice().is_empty() {
+            todo.push((child, children));
+        }
         if let Some(members) = members {
             todo.push((child, Keys::Many(Box::new(members))));
         }
@@ -241,9 +256,7 @@ impl<'s> Run<'s> {
             Origin::Outside => ROOT,
         };
         match failure {
-            Failure::Error(error) if scope != ROOT => {
-                self.stopping(|run| run.catch(scope, origin, error, Vec::new()))
-            }
+            Failure::Error(error) if scope != ROOT => self.catch(scope, origin, error, Vec::new()),
             failure => Err(self.crash(origin, failure)),
         }
     }
@@ -253,8 +266,7 @@ impl<'s> Run<'s> {
     /// this scope was stopping when the error came). Threads told to stop are joined (those a
     /// timeout inside stopped earlier, by the boundary: see [`Caught`]). The boundary is then
     /// readied to give the error, grouped with any met while cancelling (as
-    /// [`ErrorGroup::Auto`] does); or, if anything panicked meanwhile, the run crashes. Called
-    /// while `stopping`.
+    /// [`ErrorGroup::Auto`] does); or, if anything panicked meanwhile, the run crashes.
     fn catch(
         &mut self,
         boundary: u32,
@@ -268,17 +280,8 @@ impl<'s> Run<'s> {
             _ => self.trace(origin, error).0,
         };
         let scope = self.scopes.remove(&boundary).expect("a waiting boundary is open");
-        let (mut cancelled, joins) = (Cancelled::default(), self.joins.len());
         todo.push((boundary, Keys::Many(Box::new(scope.members))));
-        if let Some(children) = self.take_failed(origin, &mut cancelled) {
-            todo.push(children);
-        }
-        // Caught inside a step that may pause in place: a member being cancelled may not.
-        let spare = std::mem::take(&mut self.spare);
-        self.stop(&mut todo, Input::Cancel, Some(&mut cancelled));
-        self.spare = spare;
-        self.join_threads(joins, |_, failure| cancelled.joined(failure));
-        self.fresh_leaves.clear();
+        let cancelled = self.cancel(origin, todo, HashSet::new(), self.joins.len());
         if let Some(payload) = cancelled.panic {
             return Err(self.crash(Origin::Outside, Failure::Panic(payload)));
         }
@@ -343,36 +346,26 @@ impl<'s> Run<'s> {
     }
 
     /// Something failed: cancel everything, join the threads, and return the error to raise.
+    /// The run fails as the outermost scope would: every coroutine in the table is one of its
+    /// members, stopped by the walk that stops a failed isolate's.
     pub(crate) fn crash(&mut self, origin: Origin, failure: Failure) -> Failure {
-        // Held leaves go into the table first, each under a key of its own, so that the trace
-        // below and the cancellation of everything find every coroutine there.
-        for key in 0..self.slots.len() as u32 {
-            self.settle(key);
-        }
         // The coroutines on the error's trace: their cancellations are part of that story, so
         // they are not listed again in a group (as the original's trace stitching does).
-        let (failure, on_trace) = match failure {
+        let (failure, traced) = match failure {
             Failure::Error(error) => {
                 let (error, chain) = self.trace(origin, error);
                 (Failure::Error(error), chain)
             }
             panic => (panic, HashSet::new()),
         };
-        let mut cancelled = Cancelled::default();
-        self.take_failed(origin, &mut cancelled);
-        self.cancel_all(&on_trace, &mut cancelled);
-        let mut awaiting = std::mem::take(&mut cancelled.awaiting).into_iter().peekable();
-        self.join_threads(0, |i, failure| {
-            let clean = awaiting.next_if(|(j, _)| *j == i).map(|(_, clean)| clean);
-            match failure {
-                None => cancelled.clean.extend(clean),
-                failure => cancelled.joined(failure),
-            }
-        });
+        // Every isolated scope fails with the run: its members leave it quietly.
         self.scopes.clear();
+        let members = (0..self.slots.len() as u32)
+            .filter_map(|key| self.slots[key as usize].entry.as_ref().map(|_| self.token(key)));
+        let todo = vec![(ROOT, Keys::Many(Box::new(members.collect())))];
+        let cancelled = self.cancel(origin, todo, traced, 0);
         self.ready.clear();
         self.timers.clear();
-        self.fresh_leaves.clear();
         let mut errors = match (failure, cancelled.panic) {
             (Failure::Panic(payload), _) | (_, Some(payload)) => return Failure::Panic(payload),
             (Failure::Error(original), None) => vec![original],
@@ -385,6 +378,35 @@ impl<'s> Run<'s> {
         }
         errors.extend(cancelled.clean);
         Failure::Error(Error::from_group(errors))
+    }
+
+    /// The walk of a failed scope: takes out what failed at `origin`, then cancels what it
+    /// waited on and what `todo` holds (see [`stop`](Run::stop)), and joins the threads told
+    /// to stop from index `joins` on. How each coroutine answered; a thread call's clean
+    /// cancellation counts once its thread is joined, unless it failed otherwise, and none of
+    /// those on `traced` is listed.
+    fn cancel(
+        &mut self,
+        origin: Origin,
+        mut todo: Vec<(u32, Keys<u64>)>,
+        traced: HashSet<u32>,
+        joins: usize,
+    ) -> Cancelled {
+        let mut cancelled = Cancelled { traced, ..Cancelled::default() };
+        self.stopping(|run| {
+            todo.extend(run.take_failed(origin, &mut cancelled));
+            run.stop(&mut todo, Input::Cancel, Some(&mut cancelled));
+        });
+        self.fresh_leaves.clear();
+        let mut awaiting = std::mem::take(&mut cancelled.awaiting).into_iter().peekable();
+        self.join_threads(joins, |i, failure| {
+            let clean = awaiting.next_if(|(j, _)| *j == i).map(|(_, clean)| clean);
+            match failure {
+                None => cancelled.clean.extend(clean),
+                failure => cancelled.joined(failure),
+            }
+        });
+        cancelled
     }
 
     /// What every suspended coroutine waits on, for the stall report.
@@ -411,36 +433,6 @@ impl<'s> Run<'s> {
         }
         Stall { idle, coroutines, joining: Vec::new() }
     }
-
-    /// Cancels every coroutine in the table: resumes it with a cancellation, or drops it if it
-    /// never started. User code runs here (clean-up, destructors): a panic in it is caught,
-    /// and the first one resumes once everything is cancelled.
-    fn cancel_all(&mut self, on_trace: &HashSet<u32>, cancelled: &mut Cancelled) {
-        for key in 0..self.slots.len() {
-            let Some(entry) = self.slots[key].entry.take() else {
-                continue;
-            };
-            let (task, joins, remote) = (&entry.task, self.joins.len(), &self.remote);
-            // Out of the table: it is resumed with a waker that wakes nothing.
-            let waker = || Waker::noop().clone();
-            let mut cx =
-                Cx { waker: &waker, joins: &mut self.joins, spare: &mut 0, remote, now: self.now };
-            let resume =
-                || panic::catch_unwind(AssertUnwindSafe(|| task.resume(Input::Cancel, &mut cx)));
-            let answered = answer(&**task, Ended::Cancelled, Error::is_cancelled, resume);
-            let frame = task.frame(entry.line);
-            let outcome = answered.and_then(|ok| end(entry.task, Ended::Cancelled).map(|()| ok));
-            // A thread call's cancellation counts as clean only once its thread, joined, has
-            // not failed otherwise.
-            let join = (self.joins.len() > joins).then_some(joins);
-            cancelled.record(outcome, frame, !on_trace.contains(&(key as u32)), join);
-        }
-        self.free.clear();
-        if let Some(held_back) = &mut self.held_back {
-            held_back.clear();
-        }
-        self.slots.clear();
-    }
 }
 
 /// Ends `task` as `ended`, and drops it: user code (its body's destructors) runs here, and a
@@ -450,14 +442,13 @@ fn end(task: Rc<dyn Task + '_>, ended: Ended) -> thread::Result<()> {
 }
 
 /// Delivers an error at `task`'s suspension point (a cancellation, a timeout) by `resume`, or
-/// ends it if it never started. How it answered: `Ok` with the error it propagated if `clean`
-/// accepts it (a cancellation, for one that never started), else `Err` with what it did
-/// instead; or its panic. One that yielded again is dropped without running further, with what
+/// ends it if it never started. How it answered: `Ok` with the error it propagated if that is
+/// the timeout or cancellation it was given (a cancellation, for one that never started), else
+/// `Err` with what it did instead; or its panic. One that yielded again is dropped without running further, with what
 /// it yielded.
 fn answer<'s>(
     task: &(dyn Task + 's),
     ended: Ended,
-    clean: impl Fn(&Error) -> bool,
     resume: impl FnOnce() -> thread::Result<Step<'s>>,
 ) -> thread::Result<Result<Error, Error>> {
     if !task.started() {
@@ -473,7 +464,7 @@ fn answer<'s>(
         ))
     };
     panic::catch_unwind(AssertUnwindSafe(|| match step {
-        Step::Fail(error) if clean(&error) => Ok(error),
+        Step::Fail(error) if error.is_timeout() || error.is_cancelled() => Ok(error),
         Step::Fail(error) => Err(error),
         Step::Done => Err(misbehaved("returned a value")),
         step @ (Step::Yield(_) | Step::Park(_)) => {
@@ -495,6 +486,8 @@ struct Cancelled {
     awaiting: Vec<(usize, Error)>,
     /// The first panic met while cancelling.
     panic: Option<Box<dyn Any + Send>>,
+    /// The coroutines on the error's trace, whose clean cancellations are not listed.
+    traced: HashSet<u32>,
 }
 
 impl Cancelled {
@@ -507,18 +500,18 @@ impl Cancelled {
         }
     }
 
-    /// Files how the coroutine of `frame` took its cancellation; a clean one is listed if
-    /// `listed`, once its thread is joined if it pushed the join numbered `join`.
+    /// Files how the coroutine `key`, at `frame`, took its cancellation; a clean one is listed
+    /// unless it is on the trace, once its thread is joined if it pushed the join numbered `join`.
     fn record(
         &mut self,
         outcome: thread::Result<Result<Error, Error>>,
+        key: u32,
         frame: Frame,
-        listed: bool,
         join: Option<usize>,
     ) {
         let trace = |error: Error| error.traced(frame, Vec::new());
         match outcome {
-            Ok(Ok(clean)) if listed => match join {
+            Ok(Ok(clean)) if !self.traced.contains(&key) => match join {
                 Some(join) => self.awaiting.push((join, trace(clean))),
                 None => self.clean.push(trace(clean)),
             },
