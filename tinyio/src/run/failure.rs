@@ -326,25 +326,6 @@ impl<'s> Run<'s> {
         (error.traced(innermost, outer), chain)
     }
 
-    /// Takes what failed out of the run and drops it. Gives what the failed coroutine was
-    /// waiting on, if it was.
-    fn take_failed(
-        &mut self,
-        origin: Origin,
-        cancelled: &mut Cancelled,
-    ) -> Option<(u32, Keys<u64>)> {
-        let Origin::Failed(key) = origin else {
-            return None;
-        };
-        // It was resumed (or is a leaf), so it holds no leaf.
-        let Entry { task, waits, .. } = self.remove(key);
-        // Its body is dropped here, if it panicked.
-        if let Err(payload) = end(task, Ended::Failed) {
-            cancelled.panicked(payload);
-        }
-        Some((key, waits.into_children()))
-    }
-
     /// Something failed: cancel everything, join the threads, and return the error to raise.
     /// The run fails as the outermost scope would: every coroutine in the table is one of its
     /// members, stopped by the walk that stops a failed isolate's.
@@ -380,9 +361,9 @@ impl<'s> Run<'s> {
         Failure::Error(Error::from_group(errors))
     }
 
-    /// The walk of a failed scope: takes out what failed at `origin`, then cancels what it
-    /// waited on and what `todo` holds (see [`stop`](Run::stop)), and joins the threads told
-    /// to stop from index `joins` on. How each coroutine answered; a thread call's clean
+    /// The walk of a failed scope: takes out what failed at `origin` and drops it, then cancels
+    /// what it waited on and what `todo` holds (see [`stop`](Run::stop)), and joins the threads
+    /// told to stop from index `joins` on. How each coroutine answered; a thread call's clean
     /// cancellation counts once its thread is joined, unless it failed otherwise, and none of
     /// those on `traced` is listed.
     fn cancel(
@@ -394,7 +375,15 @@ impl<'s> Run<'s> {
     ) -> Cancelled {
         let mut cancelled = Cancelled { traced, ..Cancelled::default() };
         self.stopping(|run| {
-            todo.extend(run.take_failed(origin, &mut cancelled));
+            if let Origin::Failed(key) = origin {
+                // It was resumed (or is a leaf), so it holds no leaf.
+                let Entry { task, waits, .. } = run.remove(key);
+                // Its body is dropped here, if it panicked.
+                if let Err(payload) = end(task, Ended::Failed) {
+                    cancelled.panicked(payload);
+                }
+                todo.push((key, waits.into_children()));
+            }
             run.stop(&mut todo, Input::Cancel, Some(&mut cancelled));
         });
         self.fresh_leaves.clear();
@@ -403,7 +392,8 @@ impl<'s> Run<'s> {
             let clean = awaiting.next_if(|(j, _)| *j == i).map(|(_, clean)| clean);
             match failure {
                 None => cancelled.clean.extend(clean),
-                failure => cancelled.joined(failure),
+                Some(Failure::Error(error)) => cancelled.others.push(error),
+                Some(Failure::Panic(payload)) => cancelled.panicked(payload),
             }
         });
         cancelled
@@ -491,15 +481,6 @@ struct Cancelled {
 }
 
 impl Cancelled {
-    /// Files what a thread told to stop failed with, if anything.
-    fn joined(&mut self, failure: Option<Failure>) {
-        match failure {
-            Some(Failure::Error(error)) => self.others.push(error),
-            Some(Failure::Panic(payload)) => self.panicked(payload),
-            None => {}
-        }
-    }
-
     /// Files how the coroutine `key`, at `frame`, took its cancellation; a clean one is listed
     /// unless it is on the trace, once its thread is joined if it pushed the join numbered `join`.
     fn record(
