@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::{DropGuard, dropped, names};
-use tinyio::{Error, ErrorGroup, Event, Loop, Shared, sleep};
+use tinyio::{Error, ErrorGroup, Event, Loop, Shared, background, isolate, sleep, timeout};
 
 const MODES: [ErrorGroup; 3] = [ErrorGroup::Auto, ErrorGroup::Never, ErrorGroup::Always];
 
@@ -716,5 +716,53 @@ fn a_thread_answering_cancellation_with_an_error_is_listed_once() {
                 assert_eq!(gave_up, (0..10).collect::<Vec<_>>());
             }
         }
+    }
+}
+
+/// A coroutine that answers its cancellation with a timeout error (one caught earlier) has not
+/// propagated its cancellation: the error is listed beside the original one, as any other
+/// error would be, whether the whole run fails or only an isolate.
+#[test]
+fn a_timeout_error_does_not_answer_a_cancellation() {
+    type Stash = Rc<RefCell<Option<Error>>>;
+    /// Stopped by a timeout: keeps the timeout error, and fails with another.
+    #[tinyio::coroutine]
+    fn keeps_its_timeout(stash: Stash, started: Event) -> () {
+        started.set();
+        let timeout = try_yield!(sleep(Duration::from_secs(3600))).unwrap_err();
+        assert!(timeout.is_timeout(), "{timeout:?}");
+        *stash.borrow_mut() = Some(timeout);
+        Err(Original)?
+    }
+    /// Answers its cancellation with the error kept by then.
+    #[tinyio::coroutine]
+    fn answers_with(stash: Stash) -> () {
+        let cancelled = try_yield!(sleep(Duration::from_secs(3600))).unwrap_err();
+        assert!(cancelled.is_cancelled(), "{cancelled:?}");
+        Err(stash.borrow_mut().take().expect("kept"))?
+    }
+    #[tinyio::coroutine]
+    fn times_out(stash: Stash) -> () {
+        let started = Event::new();
+        let keeps = keeps_its_timeout(stash, started.clone()).share();
+        // Started first, so that the timeout stops it suspended rather than never started.
+        yield_!(background(keeps.clone()));
+        yield_!(started.wait());
+        yield_!(timeout(keeps, Duration::ZERO));
+    }
+    #[tinyio::coroutine]
+    fn isolated(stash: Stash) -> Error {
+        yield_!(isolate((times_out(stash.clone()), answers_with(stash)))).unwrap_err()
+    }
+    let stash = Stash::default();
+    let crashed = Loop::new().run((times_out(stash.clone()), answers_with(stash))).unwrap_err();
+    let stash = Stash::default();
+    let caught = Loop::new().run(isolated(stash)).unwrap();
+    for err in [crashed, caught] {
+        let group = err.group().unwrap_or_else(|| panic!("not listed: {err:?}"));
+        assert_eq!(group.len(), 2, "{err:?}");
+        assert!(group[0].downcast_ref::<Original>().is_some(), "{err:?}");
+        assert!(group[1].is_timeout(), "{err:?}");
+        assert_eq!(names(&group[1]), ["answers_with"], "{err:?}");
     }
 }

@@ -18,7 +18,8 @@
 // (or dropped, if it never started), threads are told to stop and joined, and the original error
 // comes out with the chain of coroutines that waited on the one that failed. When a timed wait
 // (`timeout`) runs out, only what nobody else waits on below it is stopped that way, with a
-// timeout error, and the waiter is resumed.
+// timeout error, and the waiter is resumed. One walk (`Run::stop`, in `run/failure.rs`) stops
+// coroutines in every case, from each to what it waits on, with a work list.
 //
 // An `isolate` is a boundary: an entry whose scope holds every coroutine started inside it, at
 // any depth (each entry names the boundary it belongs to). The boundary waits until all of its

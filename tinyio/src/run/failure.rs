@@ -1,7 +1,8 @@
 //! What happens when something fails, or is given up on: a crash cancels the whole run; an
 //! error inside an `isolate` fails that scope alone; a timed wait that runs out (or is
-//! cancelled on demand) stops only its own work. Also the error's trace (the chain of waiters),
-//! cycles, and the stall report.
+//! cancelled on demand) stops only its own work. All three stop coroutines by one walk
+//! ([`Run::stop`]): a crash is the run failing as its outermost scope. Also the error's trace
+//! (the chain of waiters), cycles, and the stall report.
 
 use super::*;
 use std::thread;
@@ -433,9 +434,9 @@ fn end(task: Rc<dyn Task + '_>, ended: Ended) -> thread::Result<()> {
 
 /// Delivers an error at `task`'s suspension point (a cancellation, a timeout) by `resume`, or
 /// ends it if it never started. How it answered: `Ok` with the error it propagated if that is
-/// the timeout or cancellation it was given (a cancellation, for one that never started), else
-/// `Err` with what it did instead; or its panic. One that yielded again is dropped without running further, with what
-/// it yielded.
+/// the error it was given (or a cancellation: one that never started gives that), else `Err`
+/// with what it did instead; or its panic. One that yielded again is dropped without running
+/// further, with what it yielded.
 fn answer<'s>(
     task: &(dyn Task + 's),
     ended: Ended,
@@ -446,6 +447,8 @@ fn answer<'s>(
         return end.map(|()| Ok(Error::cancelled()));
     }
     let step = resume()?;
+    let given =
+        |error: &Error| error.is_cancelled() || (ended == Ended::TimedOut && error.is_timeout());
     let misbehaved = |what: &str| {
         Error::msg(format_args!(
             "coroutine `{}` did not respond properly to cancellation: it {what} instead of \
@@ -454,7 +457,7 @@ fn answer<'s>(
         ))
     };
     panic::catch_unwind(AssertUnwindSafe(|| match step {
-        Step::Fail(error) if error.is_timeout() || error.is_cancelled() => Ok(error),
+        Step::Fail(error) if given(&error) => Ok(error),
         Step::Fail(error) => Err(error),
         Step::Done => Err(misbehaved("returned a value")),
         step @ (Step::Yield(_) | Step::Park(_)) => {
