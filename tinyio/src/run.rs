@@ -79,8 +79,8 @@ pub(crate) struct Run<'s> {
     /// coroutines finish would make glibc consolidate every chunk freed so far (a pause of
     /// half a millisecond per ten thousand coroutines, in the middle of a burst of wake-ups).
     free: Vec<u32>,
-    /// While coroutines are being stopped (see `Run::stopping`): the keys freed meanwhile,
-    /// held back from reuse until it is over.
+    /// While a timed wait's work is being stopped (see `Run::expire`): the keys freed
+    /// meanwhile, held back from reuse until it is over.
     held_back: Option<Vec<u32>>,
     /// Meanwhile too: each coroutine stopped that had one waiter (its key, frame and waiter),
     /// so that a failure further down is traced through the chain it was in.

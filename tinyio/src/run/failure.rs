@@ -59,24 +59,19 @@ impl<'s> Run<'s> {
     /// to stop, so that nothing of the work runs once a `cancellable` or a `race` goes on; a
     /// timeout gives up at its deadline, and leaves them to be joined when the run (or the
     /// isolate it is in) ends.
+    ///
+    /// Meanwhile the keys freed are held back from reuse: one stopped may still be named as a
+    /// waiter (by what someone outside waits on too), or be on the trace of a failure further
+    /// down, which a reused slot would give to a stranger (a held leaf being settled). The walk
+    /// of a failed scope needs none of this: it reads no waiter, traces nothing, and tells
+    /// coroutines apart by token.
     pub(super) fn expire(&mut self, key: u32, input: Input) -> Result<(), Failure> {
-        self.stopping(|run| run.stop_work(key, input))
-    }
-
-    /// Runs `stop` with the keys it frees held back from reuse until it is over: while
-    /// coroutines are being stopped, one may still name as its waiter the key of one stopped
-    /// already, which a reused slot would give to a stranger (a held leaf being settled).
-    fn stopping<R>(&mut self, stop: impl FnOnce(&mut Self) -> R) -> R {
-        let outer = self.held_back.is_some();
-        if !outer {
-            self.held_back = Some(Vec::new());
-        }
-        let stopped = stop(self);
-        if !outer && let Some(held_back) = self.held_back.take() {
-            self.free.extend(held_back);
-            self.gone.clear();
-        }
-        stopped
+        debug_assert!(self.held_back.is_none(), "timed waits end one at a time");
+        self.held_back = Some(Vec::new());
+        let expired = self.stop_work(key, input);
+        self.free.extend(self.held_back.take().expect("held back above"));
+        self.gone.clear();
+        expired
     }
 
     fn stop_work(&mut self, key: u32, input: Input) -> Result<(), Failure> {
@@ -172,14 +167,14 @@ impl<'s> Run<'s> {
         let entry = self.entry(child);
         let (task, line) = (entry.task.clone(), entry.line);
         let (token, frame) = (self.token(child), task.frame(line));
+        let joins = self.joins.len();
         // Judged while still linked to its waiter, so that a failure is traced through the
         // chain that was waiting on it.
-        let joins = self.joins.len();
         let answered = answer(&*task, ended, || self.resume::<false>(token, input));
         match (answered, record.as_deref_mut()) {
             (answered, Some(cancelled)) => {
                 let join = (self.joins.len() > joins).then_some(joins);
-                cancelled.record(answered, child, frame, join);
+                cancelled.record(answered, token, frame, join);
             }
             (Ok(Ok(_)), None) => {}
             (Ok(Err(error)), None) => return Some((Origin::Failed(child), Failure::Error(error))),
@@ -296,9 +291,9 @@ impl<'s> Run<'s> {
     }
 
     /// The error of a failure at `origin`, traced through the chain of single waiters above
-    /// it, outermost first; and the keys of that chain. The chain stops where no one, or more
+    /// it, outermost first; and the tokens of that chain. The chain stops where no one, or more
     /// than one, waits.
-    fn trace(&self, origin: Origin, error: Error) -> (Error, HashSet<u32>) {
+    fn trace(&self, origin: Origin, error: Error) -> (Error, HashSet<u64>) {
         let (Origin::Failed(key) | Origin::Suspended(key)) = origin else {
             return (error, HashSet::new());
         };
@@ -315,12 +310,12 @@ impl<'s> Run<'s> {
             None => gone.get(&key).map(|&(frame, waiter)| (frame, Some(waiter))),
         };
         let (innermost, mut up) = link(key).expect("what failed is in the table");
-        let (mut outer, mut chain) = (Vec::new(), HashSet::from([key]));
+        let (mut outer, mut chain) = (Vec::new(), HashSet::from([self.token(key)]));
         while let Some(waiter) = up.filter(|&waiter| waiter != ROOT)
             && let Some((frame, next)) = link(waiter)
         {
             outer.push(frame);
-            chain.insert(waiter);
+            chain.insert(self.token(waiter));
             up = next;
         }
         outer.reverse();
@@ -371,22 +366,20 @@ impl<'s> Run<'s> {
         &mut self,
         origin: Origin,
         mut todo: Vec<(u32, Keys<u64>)>,
-        traced: HashSet<u32>,
+        traced: HashSet<u64>,
         joins: usize,
     ) -> Cancelled {
         let mut cancelled = Cancelled { traced, ..Cancelled::default() };
-        self.stopping(|run| {
-            if let Origin::Failed(key) = origin {
-                // It was resumed (or is a leaf), so it holds no leaf.
-                let Entry { task, waits, .. } = run.remove(key);
-                // Its body is dropped here, if it panicked.
-                if let Err(payload) = end(task, Ended::Failed) {
-                    cancelled.panicked(payload);
-                }
-                todo.push((key, waits.into_children()));
+        if let Origin::Failed(key) = origin {
+            // It was resumed (or is a leaf), so it holds no leaf.
+            let Entry { task, waits, .. } = self.remove(key);
+            // Its body is dropped here, if it panicked.
+            if let Err(payload) = end(task, Ended::Failed) {
+                cancelled.panicked(payload);
             }
-            run.stop(&mut todo, Input::Cancel, Some(&mut cancelled));
-        });
+            todo.push((key, waits.into_children()));
+        }
+        self.stop(&mut todo, Input::Cancel, Some(&mut cancelled));
         self.fresh_leaves.clear();
         let mut awaiting = std::mem::take(&mut cancelled.awaiting).into_iter().peekable();
         self.join_threads(joins, |i, failure| {
@@ -480,22 +473,23 @@ struct Cancelled {
     /// The first panic met while cancelling.
     panic: Option<Box<dyn Any + Send>>,
     /// The coroutines on the error's trace, whose clean cancellations are not listed.
-    traced: HashSet<u32>,
+    traced: HashSet<u64>,
 }
 
 impl Cancelled {
-    /// Files how the coroutine `key`, at `frame`, took its cancellation; a clean one is listed
-    /// unless it is on the trace, once its thread is joined if it pushed the join numbered `join`.
+    /// Files how the coroutine of `token`, at `frame`, took its cancellation; a clean one is
+    /// listed unless it is on the trace, once its thread is joined if it pushed the join
+    /// numbered `join`.
     fn record(
         &mut self,
         outcome: thread::Result<Result<Error, Error>>,
-        key: u32,
+        token: u64,
         frame: Frame,
         join: Option<usize>,
     ) {
         let trace = |error: Error| error.traced(frame, Vec::new());
         match outcome {
-            Ok(Ok(clean)) if !self.traced.contains(&key) => match join {
+            Ok(Ok(clean)) if !self.traced.contains(&token) => match join {
                 Some(join) => self.awaiting.push((join, trace(clean))),
                 None => self.clean.push(trace(clean)),
             },
