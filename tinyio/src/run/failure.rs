@@ -277,7 +277,7 @@ impl<'s> Run<'s> {
         };
         let scope = self.scopes.remove(&boundary).expect("a waiting boundary is open");
         todo.push((boundary, Keys::Many(Box::new(scope.members))));
-        let cancelled = self.cancel(origin, todo, HashSet::new(), self.joins.len());
+        let cancelled = self.cancel(origin, todo, BTreeSet::new(), self.joins.len());
         if let Some(payload) = cancelled.panic {
             return Err(self.crash(Origin::Outside, Failure::Panic(payload)));
         }
@@ -293,9 +293,9 @@ impl<'s> Run<'s> {
     /// The error of a failure at `origin`, traced through the chain of single waiters above
     /// it, outermost first; and the tokens of that chain. The chain stops where no one, or more
     /// than one, waits.
-    fn trace(&self, origin: Origin, error: Error) -> (Error, HashSet<u64>) {
+    fn trace(&self, origin: Origin, error: Error) -> (Error, BTreeSet<u64>) {
         let (Origin::Failed(key) | Origin::Suspended(key)) = origin else {
-            return (error, HashSet::new());
+            return (error, BTreeSet::new());
         };
         // Above a coroutine being stopped, its waiters may have left the table already.
         let gone: HashMap<u32, (Frame, u32)> =
@@ -310,7 +310,7 @@ impl<'s> Run<'s> {
             None => gone.get(&key).map(|&(frame, waiter)| (frame, Some(waiter))),
         };
         let (innermost, mut up) = link(key).expect("what failed is in the table");
-        let (mut outer, mut chain) = (Vec::new(), HashSet::from([self.token(key)]));
+        let (mut outer, mut chain) = (Vec::new(), BTreeSet::from([self.token(key)]));
         while let Some(waiter) = up.filter(|&waiter| waiter != ROOT)
             && let Some((frame, next)) = link(waiter)
         {
@@ -333,7 +333,7 @@ impl<'s> Run<'s> {
                 let (error, chain) = self.trace(origin, error);
                 (Failure::Error(error), chain)
             }
-            panic => (panic, HashSet::new()),
+            panic => (panic, BTreeSet::new()),
         };
         // Every isolated scope fails with the run: its members leave it quietly.
         self.scopes.clear();
@@ -366,7 +366,7 @@ impl<'s> Run<'s> {
         &mut self,
         origin: Origin,
         mut todo: Vec<(u32, Keys<u64>)>,
-        traced: HashSet<u64>,
+        traced: BTreeSet<u64>,
         joins: usize,
     ) -> Cancelled {
         let mut cancelled = Cancelled { traced, ..Cancelled::default() };
@@ -473,7 +473,7 @@ struct Cancelled {
     /// The first panic met while cancelling.
     panic: Option<Box<dyn Any + Send>>,
     /// The coroutines on the error's trace, whose clean cancellations are not listed.
-    traced: HashSet<u64>,
+    traced: BTreeSet<u64>,
 }
 
 impl Cancelled {
