@@ -7,7 +7,7 @@ use std::fmt;
 use std::future::{Future, IntoFuture};
 use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, LazyLock, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -451,20 +451,20 @@ thread_local! {
 /// taken out when the future finishes or is dropped, so that the thread keeps nothing of a
 /// future that is gone.
 #[derive(Default)]
-struct Alarm(Option<(Instant, u64)>);
+struct Alarm(Option<(Instant, usize)>);
 
-/// The timer thread's entries, soonest first: a deadline and an id (futures may be due at the
-/// same instant), with the remote of the run whose driver to wake then (whoever polled it last).
-/// `sooner` wakes the thread when an entry comes first.
+/// The timer thread's entries, soonest first: a deadline and the address of the remote of the
+/// run whose driver to wake then (whoever polled it last), which the entry keeps alive, so that
+/// it tells apart futures due at the same instant. `sooner` wakes the thread when an entry
+/// comes first.
 struct Alarms {
-    due: Mutex<BTreeMap<(Instant, u64), Arc<Remote>>>,
+    due: Mutex<BTreeMap<(Instant, usize), Arc<Remote>>>,
     sooner: Condvar,
 }
 
 impl Alarm {
     /// Files `deadline` in place of the one filed before, if it differs.
     fn set(&mut self, deadline: Option<Instant>, remote: &Arc<Remote>) {
-        static NEXT: AtomicU64 = AtomicU64::new(0);
         if deadline == self.0.map(|(at, _)| at) {
             return;
         }
@@ -473,7 +473,7 @@ impl Alarm {
             due.remove(&filed);
         }
         if let Some(at) = deadline {
-            let key = (at, NEXT.fetch_add(1, Ordering::Relaxed));
+            let key = (at, Arc::as_ptr(remote).addr());
             due.insert(key, remote.clone());
             self.0 = Some(key);
             if due.first_key_value().is_some_and(|(first, _)| *first == key) {
