@@ -546,4 +546,27 @@ mod tests {
         drop(future);
         assert!(remote.upgrade().is_none(), "the timer thread keeps the run of a dropped future");
     }
+
+    /// A deadline filed while the timer thread waits for a later one wakes its future in time:
+    /// the thread looks again when an entry comes first.
+    #[test]
+    fn a_sooner_deadline_wakes_its_future_while_a_later_one_waits() {
+        let mut later = to_future(crate::sleep(Duration::from_secs(3600)));
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(Pin::new(&mut later).poll(&mut cx).is_pending());
+
+        struct Woken(std::sync::mpsc::Sender<()>);
+        impl std::task::Wake for Woken {
+            fn wake(self: Arc<Self>) {
+                let _ = self.0.send(());
+            }
+        }
+        let (woken, wakes) = std::sync::mpsc::channel();
+        let waker = Waker::from(Arc::new(Woken(woken)));
+        let mut sooner = to_future(crate::sleep(Duration::from_millis(1)));
+        while Pin::new(&mut sooner).poll(&mut Context::from_waker(&waker)).is_pending() {
+            // Generous: a missed wake-up would take the hour.
+            wakes.recv_timeout(Duration::from_secs(60)).expect("the sooner deadline was missed");
+        }
+    }
 }
