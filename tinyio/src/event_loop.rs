@@ -8,16 +8,15 @@ use std::future::{Future, IntoFuture};
 use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{self, Sender};
-use std::sync::{Arc, LazyLock};
-use std::task::{Context, Poll, Wake, Waker};
+use std::sync::{Arc, Condvar, LazyLock, Mutex, PoisonError};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use crate::coro::{Coroutine, Failure, SharedCoroutine, Submission};
 use crate::error::{Error, ErrorGroup};
 use crate::run::{Origin, Progress, Room, Run, StallReport};
 use crate::stall::Stall;
-use crate::wake::Remote;
+use crate::wake::{Remote, lock};
 use crate::yieldable::Yieldable;
 
 /// A single-threaded event loop for coroutines.
@@ -370,7 +369,7 @@ const ROUNDS_PER_POLL: usize = 64;
 /// assert_eq!(gathered.unwrap(), (2, 4));
 /// ```
 pub fn to_future<'a, Y: Yieldable + 'a>(y: Y) -> ToFuture<'a, Y> {
-    ToFuture { y: Some(y), session: None, registered: None }
+    ToFuture { y: Some(y), session: None, alarm: Alarm::default() }
 }
 
 /// The future of [`to_future`].
@@ -392,7 +391,7 @@ pub struct ToFuture<'a, Y: Yieldable> {
     y: Option<Y>,
     session: Option<Session<'a, Y>>,
     /// The deadline this future has asked the timer thread to wake it at.
-    registered: Option<Instant>,
+    alarm: Alarm,
 }
 
 // Nothing is ever pinned inside: the session lives on the heap as plain data.
@@ -411,24 +410,16 @@ impl<'a, Y: Yieldable + 'a> Future for ToFuture<'a, Y> {
         DRIVEN.set(DRIVEN.get() + 1);
         let progress = session.advance(ROUNDS_PER_POLL);
         DRIVEN.set(DRIVEN.get() - 1);
+        // The timer thread is asked to wake the task only while it waits for a deadline.
+        let deadline = if let Ok(Progress::Blocked(deadline)) = progress { deadline } else { None };
+        this.alarm.set(deadline, &session.run.remote);
         match progress {
             Ok(Progress::Finished(output)) => Poll::Ready(Ok(output)),
             Ok(Progress::Ready) => {
                 cx.waker().wake_by_ref();
                 Poll::Pending
             }
-            Ok(Progress::Blocked(deadline)) => {
-                // The timer thread is asked again only for a sooner deadline, or once the one it
-                // was given has passed (and woke this task already).
-                if let Some(deadline) = deadline
-                    && this.registered.is_none_or(|r| deadline < r || r <= Instant::now())
-                {
-                    this.registered = Some(deadline);
-                    // Whoever drives the run then: a later poll may come with another waker.
-                    wake_at(deadline, Waker::from(Arc::new(Driver(session.run.remote.clone()))));
-                }
-                Poll::Pending
-            }
+            Ok(Progress::Blocked(_)) => Poll::Pending,
             Err(failure) => Poll::Ready(Err(raise(failure))),
         }
     }
@@ -455,48 +446,127 @@ thread_local! {
     static DRIVEN: Cell<usize> = const { Cell::new(0) };
 }
 
-/// Wakes the task that polled a [`ToFuture`] last (its run's driver).
-struct Driver(Arc<Remote>);
+/// The deadline a blocked [`ToFuture`] waits for, filed with the one timer thread that serves
+/// every `ToFuture`: one entry per future at most, moved when its run's next deadline moves and
+/// taken out when the future finishes or is dropped, so that the thread keeps nothing of a
+/// future that is gone.
+#[derive(Default)]
+struct Alarm(Option<(Instant, usize)>);
 
-impl Wake for Driver {
-    fn wake(self: Arc<Self>) {
-        self.0.wake_driver();
+/// The timer thread's entries, soonest first: a deadline and the address of the remote of the
+/// run whose driver to wake then (whoever polled it last), which the entry keeps alive, so that
+/// it tells apart futures due at the same instant. `sooner` wakes the thread when an entry
+/// comes first.
+struct Alarms {
+    due: Mutex<BTreeMap<(Instant, usize), Arc<Remote>>>,
+    sooner: Condvar,
+}
+
+impl Alarm {
+    /// Files `deadline` in place of the one filed before, if it differs.
+    fn set(&mut self, deadline: Option<Instant>, remote: &Arc<Remote>) {
+        if deadline == self.0.map(|(at, _)| at) {
+            return;
+        }
+        let mut due = lock(&ALARMS.due);
+        if let Some(filed) = self.0.take() {
+            due.remove(&filed);
+        }
+        if let Some(at) = deadline {
+            let key = (at, Arc::as_ptr(remote).addr());
+            due.insert(key, remote.clone());
+            self.0 = Some(key);
+            if due.first_key_value().is_some_and(|(first, _)| *first == key) {
+                ALARMS.sooner.notify_one();
+            }
+        }
     }
 }
 
-/// Wakes `waker` at `deadline`, from one timer thread shared by every [`ToFuture`].
-fn wake_at(deadline: Instant, waker: Waker) {
-    static TIMER: LazyLock<Sender<(Instant, Waker)>> = LazyLock::new(|| {
-        let (sender, asked) = mpsc::channel();
-        let timer = move || {
-            let mut wakers = BTreeMap::<Instant, Vec<Waker>>::new();
-            loop {
-                let now = Instant::now();
-                while let Some(due) = wakers.first_entry().filter(|due| *due.key() <= now) {
-                    for waker in due.remove() {
-                        // A foreign waker that panics must not end the thread all of them share.
-                        let _ = panic::catch_unwind(AssertUnwindSafe(|| waker.wake()));
-                    }
-                }
-                let asked = match wakers.first_key_value() {
-                    Some((at, _)) => asked.recv_timeout(*at - now).ok(),
-                    None => asked.recv().ok(),
-                };
-                if let Some((at, waker)) = asked {
-                    wakers.entry(at).or_default().push(waker);
-                }
-            }
-        };
-        let timer = std::thread::Builder::new().name("tinyio-timer".into()).spawn(timer);
-        timer.expect("failed to spawn tinyio's timer thread");
-        sender
-    });
-    TIMER.send((deadline, waker)).expect("the timer thread never ends");
+impl Drop for Alarm {
+    fn drop(&mut self) {
+        if let Some(filed) = self.0 {
+            lock(&ALARMS.due).remove(&filed);
+        }
+    }
 }
+
+/// The timer thread, started by the first [`Alarm`] filed. It wakes each entry's driver once
+/// its deadline has passed, outside the lock: a waker may poll the future, which files again.
+static ALARMS: LazyLock<Arc<Alarms>> = LazyLock::new(|| {
+    let alarms = Arc::new(Alarms { due: Mutex::default(), sooner: Condvar::new() });
+    let shared = alarms.clone();
+    let timer = move || {
+        let mut due = lock(&shared.due);
+        loop {
+            let now = Instant::now();
+            due = match due.first_entry() {
+                Some(entry) if entry.key().0 <= now => {
+                    let remote = entry.remove();
+                    drop(due);
+                    // A foreign waker that panics must not end the thread every future shares.
+                    let _ = panic::catch_unwind(AssertUnwindSafe(|| remote.wake_driver()));
+                    lock(&shared.due)
+                }
+                Some(entry) => {
+                    let until = entry.key().0 - now;
+                    let woken = shared.sooner.wait_timeout(due, until);
+                    woken.unwrap_or_else(PoisonError::into_inner).0
+                }
+                None => shared.sooner.wait(due).unwrap_or_else(PoisonError::into_inner),
+            };
+        }
+    };
+    let timer = std::thread::Builder::new().name("tinyio-timer".into()).spawn(timer);
+    timer.expect("failed to spawn tinyio's timer thread");
+    alarms
+});
 
 /// Whether an executor drives a loop on this thread right now (inside `ToFuture::poll`, and not
 /// in a `Loop::run` nested there).
 #[cfg(feature = "tokio")]
 pub(crate) fn driven() -> bool {
     DRIVEN.get() > 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::task::Waker;
+
+    /// A future dropped while it waits for a deadline an hour away takes its entry out of the
+    /// timer thread at once: nothing of its run (here, its remote) is kept until then.
+    #[test]
+    fn a_dropped_to_future_leaves_nothing_with_the_timer_thread() {
+        let mut future = to_future(crate::sleep(Duration::from_secs(3600)));
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(Pin::new(&mut future).poll(&mut cx).is_pending());
+        let remote = Arc::downgrade(&future.session.as_ref().expect("polled").run.remote);
+        assert!(future.alarm.0.is_some(), "the future waits for its deadline");
+        drop(future);
+        assert!(remote.upgrade().is_none(), "the timer thread keeps the run of a dropped future");
+    }
+
+    /// A deadline filed while the timer thread waits for a later one wakes its future in time:
+    /// the thread looks again when an entry comes first.
+    #[test]
+    fn a_sooner_deadline_wakes_its_future_while_a_later_one_waits() {
+        let mut later = to_future(crate::sleep(Duration::from_secs(3600)));
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(Pin::new(&mut later).poll(&mut cx).is_pending());
+
+        struct Woken(std::sync::mpsc::Sender<()>);
+        impl std::task::Wake for Woken {
+            fn wake(self: Arc<Self>) {
+                let _ = self.0.send(());
+            }
+        }
+        let (woken, wakes) = std::sync::mpsc::channel();
+        let waker = Waker::from(Arc::new(Woken(woken)));
+        let mut sooner = to_future(crate::sleep(Duration::from_millis(1)));
+        while Pin::new(&mut sooner).poll(&mut Context::from_waker(&waker)).is_pending() {
+            // Generous: a missed wake-up would take the hour.
+            wakes.recv_timeout(Duration::from_secs(60)).expect("the sooner deadline was missed");
+        }
+    }
 }
