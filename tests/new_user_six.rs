@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{ms, names, within};
-use tinyio::{Error, Event, Loop, isolate, sleep, timeout};
+use tinyio::{Error, Event, Loop, isolate, timeout};
 
 #[derive(Debug, thiserror::Error)]
 #[error("oh no")]
@@ -83,4 +83,83 @@ fn a_stall_inside_nested_combinators_names_every_level() {
             ("isolate", vec!["Event::wait"]),
         ]
     );
+}
+
+// --- Errors mixed with `anyhow` and boxed errors ------------------------------------------------
+
+/// Runs `fails` in a loop of its own, and raises what comes out, through a `Box<dyn Error>`.
+#[tinyio::coroutine]
+fn reraises_boxed() -> u32 {
+    let result: Result<u32, Box<dyn StdError + Send + Sync>> =
+        Loop::new().run(fails()).map_err(Into::into);
+    result?
+}
+
+#[test]
+fn a_tinyio_error_raised_back_through_a_box_keeps_its_type_and_its_trace() {
+    let err = Loop::new().run(reraises_boxed()).unwrap_err();
+    assert!(err.downcast_ref::<OhNo>().is_some());
+    assert_eq!(names(&err), ["reraises_boxed", "fails"]);
+    let boxed: Box<dyn StdError + Send + Sync> = err.into();
+    let err = boxed.downcast_ref::<Error>().expect("the very same tinyio::Error");
+    assert_eq!(names(err), ["reraises_boxed", "fails"]);
+    // Its source chain: the trace on one line, then the original error's own sources (none).
+    let chain: Vec<String> =
+        std::iter::successors(boxed.source(), |&e| e.source()).map(ToString::to_string).collect();
+    assert_eq!(chain.len(), 1, "{chain:?}");
+    assert!(chain[0].starts_with("in coroutine reraises_boxed at "), "{chain:?}");
+    assert!(chain[0].contains(" -> fails at "), "{chain:?}");
+}
+
+/// Raises an `anyhow::Error` that holds `OhNo`.
+#[tinyio::coroutine]
+fn fails_with_anyhow() -> u32 {
+    yield_!();
+    Err(anyhow::Error::new(OhNo))?
+}
+
+/// Runs `fails` in a loop of its own behind a function returning `anyhow::Result`, and raises
+/// what comes out as the error docs of `tinyio::Error` advise: taken out of the `anyhow::Error`.
+#[tinyio::coroutine]
+fn reraises_from_anyhow() -> u32 {
+    fn helper() -> anyhow::Result<u32> {
+        Ok(Loop::new().run(fails())?)
+    }
+    helper().map_err(|e| e.downcast::<Error>().unwrap_or_else(Error::new))?
+}
+
+#[test]
+fn an_anyhow_error_keeps_its_message_and_its_chain_and_hides_its_type() {
+    // As the docs of `tinyio::Error` say: anyhow boxes its error behind a private wrapper.
+    let err = Loop::new().run(fails_with_anyhow()).unwrap_err();
+    assert_eq!(err.to_string(), "oh no");
+    assert_eq!(names(&err), ["fails_with_anyhow"]);
+    assert!(err.downcast_ref::<OhNo>().is_none());
+    // The way round it: take the error out of the anyhow::Error before raising it.
+    let err = Loop::new().run(reraises_from_anyhow()).unwrap_err();
+    assert!(err.downcast_ref::<OhNo>().is_some());
+    assert_eq!(names(&err), ["reraises_from_anyhow", "fails"]);
+}
+
+#[test]
+fn a_tinyio_error_in_an_anyhow_report_shows_its_trace_among_the_causes() {
+    #[derive(Debug, thiserror::Error)]
+    #[error("could not start")]
+    struct Start(#[source] OhNo);
+
+    #[tinyio::coroutine]
+    fn start() -> u32 {
+        yield_!();
+        Err(Start(OhNo))?
+    }
+
+    let err = anyhow::Error::from(Loop::new().run(start()).unwrap_err()).context("booting");
+    let line = format!("{err:#}");
+    assert!(line.starts_with("booting: could not start: in coroutine start at "), "{line}");
+    assert!(line.ends_with(": oh no"), "{line}");
+    let tinyio_err = err.downcast_ref::<Error>().expect("anyhow finds it under its context");
+    assert_eq!(names(tinyio_err), ["start"]);
+    assert!(tinyio_err.downcast_ref::<Start>().is_some());
+    let alternate = format!("{tinyio_err:#}");
+    assert!(alternate.starts_with("could not start\ncoroutine trace, outermost first:\n"));
 }
