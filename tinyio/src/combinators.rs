@@ -241,6 +241,11 @@ pub fn isolate<'a, Y: Yieldable<Output: 'a> + 'a>(y: Y) -> Coroutine<'a, Result<
 /// or the isolate it is in), as any other; if `y` is cancelled, the fresh coroutine raises a
 /// cancellation rather than wait forever.
 ///
+/// The other loop gets the output once this one has made it: a later run, or a loop driven
+/// beside this one (two [`to_future`](crate::to_future)s on one executor). A loop run from
+/// inside a coroutine of this one blocks this one until it returns, so it must not wait for a
+/// copy whose `y` has not finished: that wait never ends.
+///
 /// ```
 /// use std::rc::Rc;
 /// use tinyio::{Loop, copy, isolate};

@@ -44,8 +44,13 @@ use std::panic::Location;
 ///
 /// Inside a coroutine, `?` raises anything that converts into
 /// `Box<dyn std::error::Error + Send + Sync>`: an error type, an `anyhow::Error`, a boxed error, a
-/// `String`. [`downcast_ref`](Error::downcast_ref) gives an error type back; a `tinyio::Error`
-/// (from a nested loop, say) is raised as itself, its trace kept.
+/// `String`. [`downcast_ref`](Error::downcast_ref) gives an error type back, from a boxed error
+/// too; a `tinyio::Error` (from a nested loop, say), boxed or not, is raised as itself, its trace
+/// kept. An `anyhow::Error` keeps its message and its causes, but not its type: anyhow converts
+/// it into a box of a wrapper of its own, which `downcast_ref` cannot see through, and a
+/// `tinyio::Error` inside is raised as a new error, with its trace among the causes. To keep
+/// either, take the error out first with `anyhow`'s `downcast`, as in
+/// `e.downcast::<tinyio::Error>()`.
 ///
 /// ```
 /// use tinyio::Loop;

@@ -498,9 +498,9 @@ impl<T: fmt::Debug> fmt::Debug for LockGuard<T> {
     }
 }
 
-/// Holds coroutines back until `n` of them wait; then all of them go on. Each generation of
-/// `n` arrivals goes through together; [`wait`](Barrier::wait) gives the arrival index within
-/// its generation.
+/// Holds coroutines back until `n` of them have arrived; then all of them go on. Each
+/// generation of `n` arrivals goes through together; [`wait`](Barrier::wait) gives the arrival
+/// index within its generation.
 ///
 /// ```
 /// use tinyio::{Barrier, Loop};
@@ -509,6 +509,20 @@ impl<T: fmt::Debug> fmt::Debug for LockGuard<T> {
 /// let mut indices = Loop::new().run([barrier.wait(), barrier.wait(), barrier.wait()]).unwrap();
 /// indices.sort();
 /// assert_eq!(indices, [0, 1, 2]);
+/// ```
+///
+/// An arrival counts once made, as in the Python original: a waiter stopped before its
+/// generation goes (by a [`timeout`](crate::timeout), say) still counts toward it, and the
+/// generation goes when `n` have arrived, whether or not they all still wait.
+///
+/// ```
+/// use std::time::Duration;
+/// use tinyio::{Barrier, Loop, timeout};
+///
+/// let (barrier, lp) = (Barrier::new(2), Loop::new());
+/// let alone = lp.run(timeout(barrier.wait(), Duration::from_millis(1))).unwrap();
+/// assert_eq!(alone, None); // timed out, but it arrived
+/// assert_eq!(lp.run(barrier.wait()).unwrap(), 1); // the second arrival: the barrier opens
 /// ```
 #[derive(Clone)]
 pub struct Barrier(Arc<Mutex<BarrierState>>);

@@ -403,11 +403,13 @@ impl<'s> Run<'s> {
                 continue; // not suspended: it never ran, or it is a leaf, named by its waiter
             }
             let children = entry.waits.children().iter().filter_map(|&t| self.live(t));
-            // A boundary waits on the members of its scope, but for leaves: each is named by the
-            // coroutine that waits on it.
+            // A boundary waits on the members of its scope, but for leaves that a coroutine
+            // waits on: each of those is named by its waiter.
             let members = self.scopes.get(&(key as u32)).map_or(&[][..], |s| &s.members);
-            let members = (members.iter().filter_map(|&t| self.live(t)))
-                .filter(|&member| !self.entry_ref(member).task.is_leaf());
+            let members = (members.iter().filter_map(|&t| self.live(t))).filter(|&member| {
+                let member = self.entry_ref(member);
+                !member.task.is_leaf() || matches!(member.waiters, Waiters::None)
+            });
             let held = match &entry.waits {
                 Waits::Held(leaf) => Some(leaf.frame(0).name),
                 Waits::Children(_) => None,
