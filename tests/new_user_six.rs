@@ -180,14 +180,40 @@ fn copy_into_a_nested_loop() -> u64 {
 }
 
 #[test]
-#[ignore = "bug: a copy received by a loop nested in the loop that makes it waits forever: the \
-            maker is blocked under the nested `run`; it should raise a cancellation, as a \
-            `Shared` started in the blocked loop does (needs a thread-local record of the runs \
-            blocked in `Loop::run`, in run.rs/event_loop.rs)"]
 fn a_copy_received_by_a_loop_nested_in_its_maker_raises_rather_than_hang() {
     let message =
         within(30, || Loop::new().run(copy_into_a_nested_loop()).unwrap_err().to_string());
     assert!(message.contains("copy"), "{message}");
+}
+
+/// The same for `as_completed`: its completions are made by the loop that runs it.
+#[tinyio::coroutine]
+fn as_completed_into_a_nested_loop() -> u64 {
+    let mut done = yield_!(tinyio::as_completed(vec![nap(5)]));
+    Loop::new().run(done.next().expect("one"))?
+}
+
+#[test]
+fn an_as_completed_received_by_a_loop_nested_in_its_maker_raises_rather_than_hang() {
+    let message =
+        within(30, || Loop::new().run(as_completed_into_a_nested_loop()).unwrap_err().to_string());
+    assert!(
+        message.contains("`as_completed` run in a loop that this one runs inside"),
+        "{message}"
+    );
+}
+
+/// Received in its maker's loop, after a nested loop has come and gone, it still arrives.
+#[tinyio::coroutine]
+fn copy_received_after_a_nested_loop() -> u64 {
+    let copied = yield_!(tinyio::copy(nap(5)));
+    Loop::new().run(nap(1))?;
+    yield_!(copied)
+}
+
+#[test]
+fn a_copy_received_in_its_makers_loop_after_a_nested_loop_arrives() {
+    assert_eq!(within(30, || Loop::new().run(copy_received_after_a_nested_loop()).unwrap()), 5);
 }
 
 // --- Combinators nested in each other -------------------------------------------------------------

@@ -9,6 +9,7 @@ use std::task::{Poll, Waker};
 use crate::coro::{Caught, Coroutine, Cx, Leaf, Request, Submission, coroutine};
 use crate::error::{Error, Raise};
 use crate::site::{Site, site};
+use crate::wake::{blocked_beneath, current_run};
 use crate::yieldable::{Yieldable, background, suspend};
 
 static AS_COMPLETED: Site = site!("as_completed");
@@ -45,7 +46,7 @@ static COMPLETED: Site = site!("as_completed::next");
 pub fn as_completed<'a, Y: Yieldable<Output: 'a> + 'a>(
     ys: impl IntoIterator<Item = Y>,
 ) -> Coroutine<'a, AsCompleted<'a, Y::Output>> {
-    let state = Rc::new(RefCell::new(Completions { outputs: Vec::new(), wakers: Vec::new() }));
+    let state = Completions::new(&AS_COMPLETED);
     // A loop, not a closure: `#[track_caller]` does not reach into closures.
     let mut wrapped = Vec::new();
     for y in ys {
@@ -53,6 +54,7 @@ pub fn as_completed<'a, Y: Yieldable<Output: 'a> + 'a>(
     }
     let indices = 0..wrapped.len();
     coroutine(&AS_COMPLETED, move |co| async move {
+        state.borrow_mut().made_in = current_run();
         suspend(&co, background(wrapped), line!()).await?;
         Ok(AsCompleted { state, indices, _borrow: PhantomData })
     })
@@ -65,6 +67,16 @@ struct Completions<T> {
     /// receiver raises rather than wait forever.
     outputs: Vec<Option<Result<T, Error>>>,
     wakers: Vec<Option<Waker>>,
+    /// The combinator, and the run its coroutines run in (see [`current_run`]).
+    site: &'static Site,
+    made_in: usize,
+}
+
+impl<T> Completions<T> {
+    fn new(site: &'static Site) -> Rc<RefCell<Self>> {
+        let (outputs, wakers) = (Vec::new(), Vec::new());
+        Rc::new(RefCell::new(Completions { outputs, wakers, site, made_in: 0 }))
+    }
 }
 
 /// Runs `y`, then files its output (or its failure, which it raises too) as the next
@@ -160,13 +172,20 @@ impl<T> Leaf for Completion<T> {
 
     fn poll(&mut self, cx: &mut Cx<'_>) -> Poll<Result<T, Error>> {
         let mut state = self.state.borrow_mut();
-        match state.outputs.get_mut(self.index) {
-            Some(output) => Poll::Ready(output.take().expect("each completion is taken once")),
-            None => {
-                state.wakers[self.index] = Some((cx.waker)());
-                Poll::Pending
-            }
+        if let Some(output) = state.outputs.get_mut(self.index) {
+            return Poll::Ready(output.take().expect("each completion is taken once"));
         }
+        // Made in a run that this one is nested in: that run cannot go on until this one
+        // returns, so the wait would never end.
+        if blocked_beneath(state.made_in) {
+            return Poll::Ready(Err(Error::cancelled_because(format!(
+                "the coroutines given to `{}` run in a loop that this one runs inside, which \
+                 cannot go on until this one returns: receive in that loop, or in one beside it",
+                state.site.name
+            ))));
+        }
+        state.wakers[self.index] = Some((cx.waker)());
+        Poll::Pending
     }
 }
 
@@ -269,14 +288,15 @@ pub fn isolate<'a, Y: Yieldable<Output: 'a> + 'a>(y: Y) -> Coroutine<'a, Result<
 /// ```
 #[track_caller]
 pub fn copy<'a, Y: Yieldable<Output: 'a> + 'a>(y: Y) -> Coroutine<'a, Coroutine<'a, Y::Output>> {
-    let state = Rc::new(RefCell::new(Completions { outputs: Vec::new(), wakers: Vec::new() }));
-    let send = deliver(&COPY, y, &state);
+    let state = Completions::new(&COPY);
+    let (send, made_in) = (deliver(&COPY, y, &state), state.clone());
     // A coroutine around the leaf, as a stall report lists coroutines, not leaves.
     let delivered = Coroutine::leaf(&COPIED, Completion { state, index: 0 });
     let receive = coroutine(&COPIED, move |co| async move {
         suspend(&co, delivered, line!()).await.map_err(Raise)
     });
     coroutine(&COPY, move |co| async move {
+        made_in.borrow_mut().made_in = current_run();
         suspend(&co, background(send), line!()).await?;
         Ok(receive)
     })

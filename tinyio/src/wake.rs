@@ -96,9 +96,10 @@ impl Remote {
 
     /// Marks this thread as advancing the run that this remote serves, until the guard drops.
     pub(crate) fn advancing(self: &Arc<Self>) -> Advancing {
+        let outer = ADVANCING.with(|a| a.replace(Arc::as_ptr(self).addr()));
+        OUTER.with_borrow_mut(|runs| runs.push(outer));
         Advancing {
             remote: self.clone(),
-            outer: ADVANCING.with(|a| a.replace(Arc::as_ptr(self).addr())),
             outer_woken: take_in_run(),
             outer_cancelled: take_cancelled(),
         }
@@ -156,6 +157,9 @@ const SLACK: Duration = Duration::from_micros(100);
 thread_local! {
     /// The address of the remote whose run this thread is advancing (0: none).
     static ADVANCING: Cell<usize> = const { Cell::new(0) };
+    /// The runs this thread advanced before the one it advances now, outermost first (0: none):
+    /// each is blocked until the run nested in it returns.
+    static OUTER: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
     /// Wake-ups the run being advanced on this thread made itself (see [`Remote::wake`]).
     static IN_RUN: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
     /// Whether `IN_RUN` may hold tokens: read at every pause, so kept where reading costs one
@@ -170,6 +174,17 @@ thread_local! {
 #[inline]
 pub(crate) fn take_cancelled() -> bool {
     CANCELLED.with(|cancelled| cancelled.replace(false))
+}
+
+/// The run this thread advances now, by the address of its remote (0: none).
+pub(crate) fn current_run() -> usize {
+    ADVANCING.get()
+}
+
+/// Whether `run` (an address from [`current_run`]) is blocked on this thread beneath the run it
+/// advances now: nothing of it runs until that run returns.
+pub(crate) fn blocked_beneath(run: usize) -> bool {
+    run != 0 && OUTER.with_borrow(|runs| runs.contains(&run))
 }
 
 /// The thread's in-run wake-ups, taken out (its queue keeps its buffer when it has none).
@@ -187,7 +202,6 @@ fn take_in_run() -> Vec<u64> {
 /// error) are filed with the wake-ups from outside, so that none is lost whatever the way out.
 pub(crate) struct Advancing {
     remote: Arc<Remote>,
-    outer: usize,
     outer_woken: Vec<u64>,
     /// Whether the outer run's step had cancelled something: the outer run, not this one, stops
     /// that work once the step is over.
@@ -204,7 +218,8 @@ impl Drop for Advancing {
             IN_RUN.with_borrow_mut(|woken| *woken = std::mem::take(&mut self.outer_woken));
             IN_RUN_ANY.with(|any| any.set(true));
         }
-        ADVANCING.with(|a| a.set(self.outer));
+        let outer = OUTER.with_borrow_mut(Vec::pop).expect("pushed by `advancing`");
+        ADVANCING.with(|a| a.set(outer));
         if self.outer_cancelled {
             CANCELLED.with(|cancelled| cancelled.set(true));
         }
