@@ -262,8 +262,8 @@ pub fn isolate<'a, Y: Yieldable<Output: 'a> + 'a>(y: Y) -> Coroutine<'a, Result<
 ///
 /// The other loop gets the output once this one has made it: a later run, or a loop driven
 /// beside this one (two [`to_future`](crate::to_future)s on one executor). A loop run from
-/// inside a coroutine of this one blocks this one until it returns, so it must not wait for a
-/// copy whose `y` has not finished: that wait never ends.
+/// inside a coroutine of this one blocks this one until it returns, so there a copy whose `y`
+/// has not finished raises a cancellation that says so, rather than wait forever.
 ///
 /// ```
 /// use std::rc::Rc;
