@@ -32,7 +32,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
@@ -55,8 +55,6 @@ use held::Waits;
 /// a scope: the run's own, outside every isolate.
 const ROOT: u32 = u32::MAX;
 
-static NEXT_RUN: AtomicU32 = AtomicU32::new(1);
-
 /// How far a call to advance a run got.
 pub(crate) enum Progress<T> {
     /// Everything has finished, with the output.
@@ -69,8 +67,6 @@ pub(crate) enum Progress<T> {
 
 /// The state of one run: everything here is dropped when `run` returns.
 pub(crate) struct Run<'s> {
-    /// Tells runs apart, so that a coroutine knows which run it belongs to (see `Owner`).
-    id: u32,
     error_group: ErrorGroup,
     /// The table of coroutines, indexed by key.
     slots: Vec<Slot<'s>>,
@@ -203,7 +199,6 @@ const CANCEL: u64 = DEADLINE | 1 << 61;
 impl<'s> Run<'s> {
     pub(crate) fn new(remote: Arc<Remote>, error_group: ErrorGroup, room: Room) -> Self {
         Run {
-            id: NEXT_RUN.fetch_add(1, Ordering::Relaxed),
             error_group,
             slots: recycle(room.slots),
             free: room.free,
@@ -448,7 +443,7 @@ impl<'s> Run<'s> {
         }
     }
 
-    /// Whether `key`'s entry is `task` itself (a run id alone may have wrapped around).
+    /// Whether `key`'s entry is `task` itself (else it is scheduled in another run).
     fn holds(&self, key: u32, task: &Rc<dyn Task + 's>) -> bool {
         let entry = self.slots.get(key as usize).and_then(|slot| slot.entry.as_ref());
         entry.is_some_and(|entry| Rc::ptr_eq(&entry.task, task))
@@ -522,8 +517,8 @@ impl<'s> Run<'s> {
                 }
                 key
             }
-            Some(Owner::Scheduled { run, key })
-                if run == self.id && self.holds(key, &task) && self.member_scope(key) == scope =>
+            Some(Owner::Scheduled { key })
+                if self.holds(key, &task) && self.member_scope(key) == scope =>
             {
                 if wait && let Some(cycle) = self.find_cycle(waiter, key) {
                     let error = Error::cancelled_because(format!("cycle detected: {cycle}"));
@@ -603,7 +598,7 @@ impl<'s> Run<'s> {
             }
         };
         // Built in place, into a slot known to be empty (a new slot is pushed empty above).
-        task.schedule(self.id, key);
+        task.schedule(key);
         let slot = &mut self.slots[key as usize];
         assert!(slot.entry.is_none(), "a free slot is empty");
         // A new use of the slot: tokens of the last one go stale.

@@ -40,7 +40,7 @@ impl<'s> Run<'s> {
     /// coroutine's entry, and poll it.
     #[inline(always)]
     pub(super) fn hold(&mut self, token: u64, leaf: Rc<dyn Task + 's>) -> Result<(), Failure> {
-        leaf.schedule(self.id, token as u32);
+        leaf.schedule(token as u32);
         self.entry(token as u32).waits = Waits::Held(leaf);
         if self.poll_held(token)? {
             self.ready.push_back(token); // done at once: to the back, as when a child finishes
