@@ -328,10 +328,10 @@ impl<'s> Run<'s> {
         } else if entry.pending == 1
             // A parked leaf, or a holder: not a boundary, whose pending counts members, nor a
             // coroutine waiting on children.
-            && (entry.task.is_leaf() || matches!(entry.waits, Waits::Held(_)))
+            && (matches!(entry.waits, Waits::Held(_)) || entry.task.is_leaf())
         {
             entry.pending = 0;
-            self.schedule(key);
+            self.ready.push_back(woken); // live: `woken` is the token of this use of the slot
         }
         Ok(())
     }
