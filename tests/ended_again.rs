@@ -615,3 +615,35 @@ fn a_leaf_whose_future_panics_on_drop_once_it_is_ready() {
         assert_eq!(drops.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 }
+
+#[tinyio::coroutine]
+fn until(event: Event) -> u32 {
+    yield_!(event.wait());
+    5
+}
+
+#[tinyio::coroutine]
+fn trivial() -> () {}
+
+/// Runs a nested loop that yields `shared`, suspended in the outer run, behind enough
+/// coroutines of its own that the nested table holds one of them at `shared`'s key there.
+#[tinyio::coroutine]
+fn nested_yield(shared: Shared<u32>, event: Event) -> () {
+    yield_!(); // `shared` is scheduled and suspended in the outer run by now
+    let own: Vec<_> = (0..8).map(|_| trivial()).collect();
+    let error = Loop::new().run((own, shared)).unwrap_err();
+    assert!(
+        error.to_string().contains("`until` has already started in another loop run"),
+        "a coroutine of the outer run, yielded where the nested table's slot is taken: {error}"
+    );
+    event.set();
+}
+
+#[test]
+fn a_coroutine_of_an_outer_run_is_refused_by_a_nested_one_whose_table_is_fuller() {
+    let event = Event::new();
+    let shared = until(event.clone()).share();
+    let lp = Loop::new();
+    let (five, ()) = lp.run((shared.clone(), nested_yield(shared, event))).unwrap();
+    assert_eq!(five, 5);
+}

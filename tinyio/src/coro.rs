@@ -149,7 +149,7 @@ impl<'a, T> Coroutine<'a, T> {
     }
 
     fn from_body<B: Body<Output = T> + 'a, O: Origin + 'static>(origin: O, body: B) -> Self {
-        let state = State::Body { at: None, started: false, body };
+        let state = State::Body { key: UNSCHEDULED, started: false, body };
         Coroutine { node: Rc::new(NodeCell { origin, state: RefCell::new(state) }) }
     }
 
@@ -227,9 +227,9 @@ impl<T> fmt::Debug for SharedCoroutine<'_, T> {
 pub(crate) enum Owner {
     /// Never scheduled.
     Fresh,
-    /// Scheduled by run `run`, at `key` in its table. Run ids wrap after 2^32 runs: the loop
-    /// checks that its table holds this very coroutine at `key` before it believes one.
-    Scheduled { run: u32, key: u32 },
+    /// Scheduled at `key` in the table of some run: a run believes it is in its own table only
+    /// once it has found it there.
+    Scheduled { key: u32 },
     /// Finished; its output is kept.
     Finished,
     /// Ended without an output, and never runs again.
@@ -255,8 +255,8 @@ pub(crate) trait Task {
     fn frame(&self, line: u32) -> Frame;
     /// Where it is, or how it ended; `None` while it runs (only it could be asking).
     fn owner(&self) -> Option<Owner>;
-    /// It is scheduled by run `run`, at `key` in its table.
-    fn schedule(&self, run: u32, key: u32);
+    /// It is scheduled at `key` in its run's table.
+    fn schedule(&self, key: u32);
     /// It ended without an output: its body is dropped (a panic in a destructor unwinds from
     /// here).
     fn end(&self, ended: Ended);
@@ -579,11 +579,16 @@ struct NodeCell<B: Body, O> {
     state: RefCell<State<B, B::Output>>,
 }
 
+/// The key of a coroutine no run has scheduled: never a table's key (the run keeps it for
+/// itself, as its root).
+const UNSCHEDULED: u32 = u32::MAX;
+
 /// A coroutine's one state, from its making to its end.
 enum State<B, T> {
-    /// Not finished: where it is scheduled (run and key; `None`: not yet), whether it has been
-    /// resumed at all, and its body.
-    Body { at: Option<(u32, u32)>, started: bool, body: B },
+    /// Not finished: its key in its run's table ([`UNSCHEDULED`]: not scheduled yet), whether
+    /// it has been resumed at all, and its body. A key and a flag rather than an `Option` keep
+    /// the state three words for a generator.
+    Body { key: u32, started: bool, body: B },
     /// Finished: its output, until it is taken (a shared coroutine's is only lent).
     Finished(Option<T>),
     /// Ended without an output; never runs again.
@@ -597,17 +602,17 @@ impl<B: Body, O: Origin> Task for NodeCell<B, O> {
 
     fn owner(&self) -> Option<Owner> {
         Some(match &*self.state.try_borrow().ok()? {
-            State::Body { at: None, .. } => Owner::Fresh,
-            &State::Body { at: Some((run, key)), .. } => Owner::Scheduled { run, key },
+            State::Body { key: UNSCHEDULED, .. } => Owner::Fresh,
+            &State::Body { key, .. } => Owner::Scheduled { key },
             State::Finished(_) => Owner::Finished,
             &State::Dead(ended) => Owner::Dead(ended),
         })
     }
 
-    fn schedule(&self, run: u32, key: u32) {
+    fn schedule(&self, key: u32) {
         // A held leaf that failed, settled in the table to be traced, stays ended.
-        if let State::Body { at, .. } = &mut *self.state.borrow_mut() {
-            *at = Some((run, key));
+        if let State::Body { key: at, .. } = &mut *self.state.borrow_mut() {
+            *at = key;
         }
     }
 

@@ -33,7 +33,7 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
@@ -56,8 +56,6 @@ use held::Waits;
 /// a scope: the run's own, outside every isolate.
 const ROOT: u32 = u32::MAX;
 
-static NEXT_RUN: AtomicU32 = AtomicU32::new(1);
-
 /// How far a call to advance a run got.
 pub(crate) enum Progress<T> {
     /// Everything has finished, with the output.
@@ -70,8 +68,6 @@ pub(crate) enum Progress<T> {
 
 /// The state of one run: everything here is dropped when `run` returns.
 pub(crate) struct Run<'s> {
-    /// Tells runs apart, so that a coroutine knows which run it belongs to (see `Owner`).
-    id: u32,
     error_group: ErrorGroup,
     /// The table of coroutines, indexed by key.
     slots: Vec<Slot<'s>>,
@@ -107,6 +103,8 @@ pub(crate) struct Run<'s> {
     fresh_leaves: Vec<u32>,
     /// Rounds the coroutine being resumed may take in place (see `Cx::spare`).
     spare: usize,
+    /// The last waker made for a leaf, reused when nobody else holds it any more.
+    waker: Cell<Option<Arc<LeafWaker>>>,
     /// The stall report of the loop that drives this run, if it has one.
     pub(crate) stall: Option<StallReport>,
     /// The clock as last read (see `Cx::now`).
@@ -173,8 +171,6 @@ struct Slot<'s> {
     /// in the padding.
     scope: u32,
     entry: Option<Entry<'s>>,
-    /// The last waker made for a leaf in this slot, reused when nobody else holds it any more.
-    waker: Cell<Option<Arc<LeafWaker>>>,
 }
 
 struct Entry<'s> {
@@ -204,7 +200,6 @@ const CANCEL: u64 = DEADLINE | 1 << 61;
 impl<'s> Run<'s> {
     pub(crate) fn new(remote: Arc<Remote>, error_group: ErrorGroup, room: Room) -> Self {
         Run {
-            id: NEXT_RUN.fetch_add(1, Ordering::Relaxed),
             error_group,
             slots: recycle(room.slots),
             free: room.free,
@@ -220,6 +215,7 @@ impl<'s> Run<'s> {
             steps: 0,
             fresh_leaves: Vec::new(),
             spare: 0,
+            waker: Cell::default(),
             stall: None,
             now: Instant::now(),
             scopes: HashMap::new(),
@@ -333,10 +329,10 @@ impl<'s> Run<'s> {
         } else if entry.pending == 1
             // A parked leaf, or a holder: not a boundary, whose pending counts members, nor a
             // coroutine waiting on children.
-            && (entry.task.is_leaf() || matches!(entry.waits, Waits::Held(_)))
+            && (matches!(entry.waits, Waits::Held(_)) || entry.task.is_leaf())
         {
             entry.pending = 0;
-            self.schedule(key);
+            self.ready.push_back(woken); // live: `woken` is the token of this use of the slot
         }
         Ok(())
     }
@@ -352,13 +348,13 @@ impl<'s> Run<'s> {
         input: Input,
     ) -> std::thread::Result<Step<'s>> {
         self.steps += 1;
-        let Run { slots, remote, joins, spare, now, .. } = self;
+        let Run { slots, remote, joins, spare, now, waker: last, .. } = self;
         let now = *now;
         let slot = &slots[token as u32 as usize];
         let entry = slot.entry.as_ref().expect("resumed coroutines are in the table");
         let waker = || {
-            let waker = LeafWaker::reuse(slot.waker.take(), remote, token);
-            slot.waker.set(Some(waker.clone()));
+            let waker = LeafWaker::reuse(last.take(), remote, token);
+            last.set(Some(waker.clone()));
             Waker::from(waker)
         };
         let mut cx = Cx { waker: &waker, joins, spare, remote, now };
@@ -449,7 +445,7 @@ impl<'s> Run<'s> {
         }
     }
 
-    /// Whether `key`'s entry is `task` itself (a run id alone may have wrapped around).
+    /// Whether `key`'s entry is `task` itself (else it is scheduled in another run).
     fn holds(&self, key: u32, task: &Rc<dyn Task + 's>) -> bool {
         let entry = self.slots.get(key as usize).and_then(|slot| slot.entry.as_ref());
         entry.is_some_and(|entry| Rc::ptr_eq(&entry.task, task))
@@ -523,8 +519,8 @@ impl<'s> Run<'s> {
                 }
                 key
             }
-            Some(Owner::Scheduled { run, key })
-                if run == self.id && self.holds(key, &task) && self.member_scope(key) == scope =>
+            Some(Owner::Scheduled { key })
+                if self.holds(key, &task) && self.member_scope(key) == scope =>
             {
                 if wait && let Some(cycle) = self.find_cycle(waiter, key) {
                     let error = Error::cancelled_because(format!("cycle detected: {cycle}"));
@@ -604,7 +600,7 @@ impl<'s> Run<'s> {
             }
         };
         // Built in place, into a slot known to be empty (a new slot is pushed empty above).
-        task.schedule(self.id, key);
+        task.schedule(key);
         let slot = &mut self.slots[key as usize];
         assert!(slot.entry.is_none(), "a free slot is empty");
         // A new use of the slot: tokens of the last one go stale.

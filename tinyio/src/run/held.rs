@@ -38,9 +38,10 @@ impl Waits<'_> {
 impl<'s> Run<'s> {
     /// `token`'s coroutine yielded `leaf` alone, and nobody else holds it: keep it in the
     /// coroutine's entry, and poll it.
+    /// The leaf stays unscheduled (its state names no key) until `settle` files it: nobody
+    /// else can yield it meanwhile.
     #[inline(always)]
     pub(super) fn hold(&mut self, token: u64, leaf: Rc<dyn Task + 's>) -> Result<(), Failure> {
-        leaf.schedule(self.id, token as u32);
         self.entry(token as u32).waits = Waits::Held(leaf);
         if self.poll_held(token)? {
             self.ready.push_back(token); // done at once: to the back, as when a child finishes
