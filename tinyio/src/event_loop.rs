@@ -524,7 +524,6 @@ static ALARMS: LazyLock<Arc<Alarms>> = LazyLock::new(|| {
 
 /// Whether an executor drives a loop on this thread right now (inside `ToFuture::poll`, and not
 /// in a `Loop::run` nested there).
-#[cfg(feature = "tokio")]
 pub(crate) fn driven() -> bool {
     DRIVEN.get() > 0
 }

@@ -241,7 +241,8 @@ impl<'s> Run<'s> {
     /// Runs up to `rounds` rounds: until everything has finished, nothing is ready, or the
     /// rounds are used up.
     pub(crate) fn advance(&mut self, mut rounds: usize) -> Result<Progress<()>, Failure> {
-        let _advancing = self.remote.advancing();
+        // A run polled by an executor (`to_future`) hands back whenever it waits.
+        let _advancing = self.remote.advancing(!crate::event_loop::driven());
         if let Some(submission) = self.submission.take() {
             let Contents { first, rest, .. } = submission.into_contents();
             self.root_pending = self
