@@ -261,9 +261,10 @@ pub fn isolate<'a, Y: Yieldable<Output: 'a> + 'a>(y: Y) -> Coroutine<'a, Result<
 /// cancellation rather than wait forever.
 ///
 /// The other loop gets the output once this one has made it: a later run, or a loop driven
-/// beside this one (two [`to_future`](crate::to_future)s on one executor). A loop run from
-/// inside a coroutine of this one blocks this one until it returns, so there a copy whose `y`
-/// has not finished raises a cancellation that says so, rather than wait forever.
+/// beside this one (two [`to_future`](crate::to_future)s on one executor, or a `to_future`
+/// polled by this loop through [`from_future`](crate::from_future)). A loop run from inside a
+/// coroutine of this one blocks this one until it returns, so there a copy whose `y` has not
+/// finished raises a cancellation that says so, rather than wait forever.
 ///
 /// ```
 /// use std::rc::Rc;

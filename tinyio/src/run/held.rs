@@ -38,6 +38,7 @@ impl Waits<'_> {
 impl<'s> Run<'s> {
     /// `token`'s coroutine yielded `leaf` alone, and nobody else holds it: keep it in the
     /// coroutine's entry, and poll it.
+    ///
     /// The leaf stays unscheduled (its state names no key) until `settle` files it: nobody
     /// else can yield it meanwhile.
     #[inline(always)]
