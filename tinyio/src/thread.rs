@@ -261,7 +261,10 @@ fn join<F, T>(
             Some(Failure::Error(error.raised_at(at).traced(site.frame(0), Vec::new())))
         }
         Some(Err(payload)) => Some(Failure::Panic(payload)),
-        _ => None,
+        // What nobody will take (an output, say, of a call that returned as it was cancelled)
+        // is dropped here, in user code: a panic there must not cut the joins of the other
+        // threads short.
+        outcome => panic::catch_unwind(AssertUnwindSafe(|| drop(outcome))).err().map(Failure::Panic),
     })
 }
 
@@ -465,7 +468,7 @@ impl Pool {
         while let Some(call) = state.calls.pop_front() {
             drop(state);
             if let Some(waker) = call.run() {
-                waker.wake();
+                wake(waker);
             }
             state = lock(&self.state);
         }
@@ -579,11 +582,19 @@ impl Cache {
             // thread rather than starting another.
             if let Some(waker) = waker {
                 drop(state);
-                waker.wake();
+                wake(waker);
                 state = lock(&self.state);
             }
         }
     }
+}
+
+/// Tells a loop, from a thread of the cache, that its call has ended. The waker may reach a
+/// foreign executor's (the task polling a [`to_future`](crate::to_future)): should that panic,
+/// the panic must not end a thread the cache counts as free, nor a pool's turn half-way, or
+/// later calls would wait for a thread that is gone.
+fn wake(waker: Waker) {
+    let _ = panic::catch_unwind(AssertUnwindSafe(|| waker.wake()));
 }
 
 #[cfg(test)]
