@@ -5,6 +5,8 @@
 
 mod common;
 
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -14,7 +16,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use common::{DropGuard, dropped, ms, payload_str, within};
-use tinyio::{Loop, run_in_thread};
+use tinyio::{Coro, Event, Loop, Semaphore, Shared, run_in_thread};
 
 /// The tests that count on the thread cache being idle but for them take turns: a thread call
 /// of another test could otherwise hand a stuck job to a thread of its own.
@@ -43,9 +45,9 @@ fn a_to_future_waker_panicking_on_a_thread_call_thread_does_not_stall_later_thre
     let (woken, wakes) = mpsc::channel();
     let bomb = Waker::from(Arc::new(Bomb(Mutex::new(woken))));
     let mut future = tinyio::to_future(run_in_thread(|| 5));
-    let pending = Pin::new(&mut future).poll(&mut Context::from_waker(&bomb));
-    assert!(pending.is_pending(), "the call runs on a thread");
-    // The call's thread has finished it and woken the future's task with the bomb.
+    // Pending, or done already if the call's thread was quick; either way that thread wakes the
+    // future's task (with the bomb) once it has finished the call.
+    let first = Pin::new(&mut future).poll(&mut Context::from_waker(&bomb));
     wakes.recv().unwrap();
     // Every later call runs: the cache has not lost count of its threads.
     let out = within(30, || {
@@ -54,7 +56,11 @@ fn a_to_future_waker_panicking_on_a_thread_call_thread_does_not_stall_later_thre
     });
     assert_eq!(out, [0, 1, 2, 3]);
     // And the future itself finishes, polled with a waker that works (its call is over).
-    assert_eq!(futures::executor::block_on(future).unwrap(), 5);
+    let finished = match first {
+        Poll::Ready(finished) => finished,
+        Poll::Pending => futures::executor::block_on(future),
+    };
+    assert_eq!(finished.unwrap(), 5);
 }
 
 #[test]
@@ -64,11 +70,15 @@ fn a_to_future_waker_panicking_on_a_pool_thread_does_not_stall_the_pool() {
     let (woken, wakes) = mpsc::channel();
     let bomb = Waker::from(Arc::new(Bomb(Mutex::new(woken))));
     let mut future = tinyio::to_future(pool.run_in_thread(|| 5));
-    let pending = Pin::new(&mut future).poll(&mut Context::from_waker(&bomb));
-    assert!(pending.is_pending(), "the call runs on a thread");
+    let first = Pin::new(&mut future).poll(&mut Context::from_waker(&bomb));
     wakes.recv().unwrap();
     let out = within(30, move || Loop::new().run(pool.map(|i: u32| i * 2, 0..4)).unwrap());
     assert_eq!(out, [0, 2, 4, 6]);
+    let finished = match first {
+        Poll::Ready(finished) => finished,
+        Poll::Pending => futures::executor::block_on(future),
+    };
+    assert_eq!(finished.unwrap(), 5);
 }
 
 /// A value whose drop says so, then panics.
@@ -127,4 +137,276 @@ fn a_panic_dropping_a_cancelled_calls_output_still_joins_every_other_thread() {
     assert_eq!(payload_str(&*payload), "dropping the output of a cancelled thread call");
     assert!(finished.load(Ordering::SeqCst), "a thread call outlived its run");
     assert_eq!(dropped(&DROPS), 1);
+}
+
+#[test]
+fn a_panic_dropping_a_cancelled_from_tokio_output_still_joins_every_other_thread() {
+    let _alone = threads_alone();
+    static DROPS: AtomicUsize = AtomicUsize::new(0);
+    let finished = Arc::new(AtomicBool::new(false));
+    let (dropping, dropped_output) = mpsc::channel();
+    let (returns, returned) = mpsc::channel::<()>();
+    let (starts, started) = mpsc::channel();
+    let (release, released) = mpsc::channel::<()>();
+    // Finished on tokio (its sender gone with it) before the loop fails, and never taken.
+    let first = tinyio::from_tokio(async move {
+        let _returns = returns;
+        PanicsOnDrop(dropping)
+    });
+    let second = run_in_thread({
+        let finished = finished.clone();
+        move || {
+            let _guard = DropGuard(&DROPS);
+            starts.send(()).unwrap();
+            while tinyio::thread::sleep(Duration::from_secs(3600)).is_ok() {}
+            dropped_output.recv().unwrap();
+            released.recv().unwrap();
+            finished.store(true, Ordering::SeqCst);
+        }
+    });
+    let lp = Loop::new().stall_report(ms(50), move |_| {
+        let _ = release.send(());
+    });
+    let panicked = catch_unwind(AssertUnwindSafe(|| {
+        lp.run((first, second, fails_once_returned(returned, started)))
+    }));
+    let payload = panicked.expect_err("the panic of the drop resumes out of run");
+    assert_eq!(payload_str(&*payload), "dropping the output of a cancelled thread call");
+    assert!(finished.load(Ordering::SeqCst), "a thread call outlived its run");
+    assert_eq!(dropped(&DROPS), 1);
+}
+
+// Scale: a failure, a timeout, a race or an isolate's failure reaching 10^5 waiters of one
+// event, semaphore or channel, or a 10^5-long chain, on a stack far too small for recursion
+// per coroutine; and the work it takes, counted as the bytes the run allocates, grows in
+// proportion (10^4 against 10^5), not with the square.
+
+/// Bytes allocated per thread (a realloc counts what it grows by): the tests of this binary
+/// running beside each other do not disturb each other's counts.
+struct Counting;
+
+thread_local! {
+    static ALLOCATED: Cell<usize> = const { Cell::new(0) };
+}
+
+fn count(bytes: usize) {
+    // `try_with`: a thread being torn down has no counter left.
+    let _ = ALLOCATED.try_with(|allocated| allocated.set(allocated.get() + bytes));
+}
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        count(layout.size());
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        count(new_size.saturating_sub(layout.size()));
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static COUNTING: Counting = Counting;
+
+/// A stack far too small for 10^5 nested frames.
+const SMALL_STACK: usize = 256 * 1024;
+
+/// Runs `scenario(n)` on a fresh thread with a small stack; gives the bytes it allocated.
+fn work(n: u32, scenario: fn(u32)) -> usize {
+    let thread = std::thread::Builder::new().stack_size(SMALL_STACK).spawn(move || {
+        scenario(n);
+        ALLOCATED.with(Cell::get)
+    });
+    thread.unwrap().join().unwrap()
+}
+
+/// `scenario` at `n` and at `10 n`: the work grows about tenfold (a quadratic cost would make
+/// it a hundredfold).
+fn assert_linear(name: &str, n: u32, scenario: fn(u32)) {
+    let (small, large) = (work(n, scenario), work(10 * n, scenario));
+    let ratio = large as f64 / small as f64;
+    eprintln!("{name}: {small} bytes at {n}, {large} at {}: x{ratio:.1}", 10 * n);
+    assert!(ratio < 25.0, "{name}: the work grew x{ratio:.1} for ten times the size");
+}
+
+const N: u32 = 10_000;
+
+#[tinyio::coroutine]
+fn waits(event: Event) -> () {
+    yield_!(event.wait());
+}
+
+#[tinyio::coroutine]
+fn fails_after_a_pause() -> () {
+    yield_!();
+    yield_!();
+    tinyio::bail!("at scale");
+}
+
+#[tinyio::coroutine]
+fn acquires(semaphore: Semaphore) -> () {
+    let _permit = yield_!(semaphore.acquire());
+}
+
+#[tinyio::coroutine]
+fn receives(rx: tinyio::Receiver<u32>) -> () {
+    assert!(yield_!(rx.recv()).is_none(), "nothing is sent");
+}
+
+fn event_waiters(n: u32) -> Vec<Coro<()>> {
+    let event = Event::new();
+    (0..n).map(|_| waits(event.clone())).collect()
+}
+
+#[test]
+fn a_crash_cancels_many_waiters_of_one_event_semaphore_or_channel_in_linear_work() {
+    assert_linear("crash, event", N, |n| {
+        let err = Loop::new().run((event_waiters(n), fails_after_a_pause())).unwrap_err();
+        assert_eq!(err.to_string(), "at scale");
+    });
+    assert_linear("crash, semaphore", N, |n| {
+        let semaphore = Semaphore::new(1);
+        let _held = Loop::new().run(semaphore.acquire()).unwrap();
+        let acquirers: Vec<_> = (0..n).map(|_| acquires(semaphore.clone())).collect();
+        let err = Loop::new().run((acquirers, fails_after_a_pause())).unwrap_err();
+        assert_eq!(err.to_string(), "at scale");
+    });
+    assert_linear("crash, channel", N, |n| {
+        let (_tx, rx) = tinyio::channel::<u32>(1);
+        let receivers: Vec<_> = (0..n).map(|_| receives(rx.clone())).collect();
+        let err = Loop::new().run((receivers, fails_after_a_pause())).unwrap_err();
+        assert_eq!(err.to_string(), "at scale");
+    });
+}
+
+#[tinyio::coroutine]
+fn cancels(handle: tinyio::CancelHandle) -> () {
+    yield_!();
+    yield_!();
+    handle.cancel();
+}
+
+#[tinyio::coroutine]
+fn all_wait(waiters: Vec<Coro<()>>) -> u64 {
+    yield_!(waiters);
+    0
+}
+
+#[tinyio::coroutine]
+fn wins() -> u64 {
+    yield_!();
+    yield_!();
+    1
+}
+
+#[test]
+fn a_cancel_a_race_or_an_isolate_failing_stops_many_waiters_of_one_event_in_linear_work() {
+    assert_linear("cancellable", N, |n| {
+        let (work, handle) = tinyio::cancellable(event_waiters(n));
+        assert!(Loop::new().run((work, cancels(handle))).unwrap().0.is_none());
+    });
+    assert_linear("race", N, |n| {
+        let race = tinyio::race(vec![all_wait(event_waiters(n)), wins()]);
+        assert_eq!(Loop::new().run(race).unwrap(), (1, 1));
+    });
+    assert_linear("isolate", N, |n| {
+        let isolated = tinyio::isolate((event_waiters(n), fails_after_a_pause()));
+        assert_eq!(Loop::new().run(isolated).unwrap().unwrap_err().to_string(), "at scale");
+    });
+}
+
+#[tinyio::coroutine]
+fn failing_chain(depth: u32) -> u64 {
+    if depth == 0 {
+        yield_!();
+        tinyio::bail!("bottom");
+    }
+    yield_!(failing_chain(depth - 1)) + 1
+}
+
+#[tinyio::coroutine]
+fn chain_of_copies(depth: u32) -> u64 {
+    if depth == 0 {
+        yield_!();
+        tinyio::bail!("bottom");
+    }
+    let below = yield_!(tinyio::copy(chain_of_copies(depth - 1)));
+    yield_!(below) + 1
+}
+
+/// A chain `depth` long whose bottom says it is there, then waits forever.
+#[tinyio::coroutine]
+fn waits_forever_at_the_bottom(depth: u32, there: Event) -> u64 {
+    if depth == 0 {
+        there.set();
+        yield_!(Event::new().wait());
+        return 0;
+    }
+    yield_!(waits_forever_at_the_bottom(depth - 1, there)) + 1
+}
+
+#[tinyio::coroutine]
+fn cancels_once(there: Event, handle: tinyio::CancelHandle) -> () {
+    yield_!(there.wait());
+    handle.cancel();
+}
+
+#[tinyio::coroutine]
+fn wins_once(there: Event) -> u64 {
+    yield_!(there.wait());
+    1
+}
+
+#[test]
+fn a_long_chain_failing_at_the_bottom_or_given_up_on_at_the_top_takes_linear_work() {
+    assert_linear("chain in an isolate", N, |n| {
+        let err = Loop::new().run(tinyio::isolate(failing_chain(n))).unwrap().unwrap_err();
+        assert_eq!((err.to_string().as_str(), err.trace().len()), ("bottom", n as usize + 1));
+    });
+    assert_linear("chain of copies", N, |n| {
+        let err = Loop::new().run(chain_of_copies(n)).unwrap_err();
+        assert_eq!(err.to_string(), "bottom");
+    });
+    assert_linear("chain cancelled at the top", N, |n| {
+        let there = Event::new();
+        let (work, handle) = tinyio::cancellable(waits_forever_at_the_bottom(n, there.clone()));
+        assert!(Loop::new().run((work, cancels_once(there, handle))).unwrap().0.is_none());
+    });
+    assert_linear("chain losing a race", N, |n| {
+        let there = Event::new();
+        let runners = vec![waits_forever_at_the_bottom(n, there.clone()), wins_once(there)];
+        assert_eq!(Loop::new().run(tinyio::race(runners)).unwrap(), (1, 1));
+    });
+}
+
+#[tinyio::coroutine]
+fn every_level_reads(depth: u32, shared: Shared<u64>, made: Event) -> u64 {
+    if depth == 0 {
+        made.set();
+        return 0;
+    }
+    // Every level also waits on a value still being made (a setting, a connection).
+    let (below, value) = yield_!((every_level_reads(depth - 1, shared.clone(), made), shared));
+    below + value
+}
+
+#[tinyio::coroutine]
+fn made_once(made: Event) -> u64 {
+    yield_!(made.wait());
+    1
+}
+
+#[test]
+fn every_level_of_a_long_chain_waiting_on_one_shared_coroutine_takes_linear_work() {
+    assert_linear("one shared coroutine at every level", 1_000, |n| {
+        let made = Event::new();
+        let shared = made_once(made.clone()).share();
+        let out = Loop::new().run((shared.clone(), every_level_reads(n, shared, made))).unwrap();
+        assert_eq!(out, (1, u64::from(n)));
+    });
 }
