@@ -264,7 +264,9 @@ fn join<F, T>(
         // What nobody will take (an output, say, of a call that returned as it was cancelled)
         // is dropped here, in user code: a panic there must not cut the joins of the other
         // threads short.
-        outcome => panic::catch_unwind(AssertUnwindSafe(|| drop(outcome))).err().map(Failure::Panic),
+        outcome => {
+            panic::catch_unwind(AssertUnwindSafe(|| drop(outcome))).err().map(Failure::Panic)
+        }
     })
 }
 

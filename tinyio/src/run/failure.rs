@@ -202,33 +202,58 @@ impl<'s> Run<'s> {
 
     /// If `child` already waits, directly or not, on `waiter`, the cycle that waiting on it
     /// would close, by name.
+    ///
+    /// Two searches take turns, one coroutine each: up from `waiter` through whoever waits on
+    /// it, and down from `child` through what it waits on. A cycle is where they meet; none, once
+    /// either has run out. So a wait costs the smaller side, not the larger: one coroutine
+    /// yielded at every level of a deep chain costs each level what that coroutine waits on,
+    /// not the depth above it.
     pub(super) fn find_cycle(&self, waiter: u32, child: u32) -> Option<String> {
         if waiter == ROOT {
             return None;
         }
-        // Walk up from `waiter` through everything that waits on it, looking for `child`.
-        let mut came_from = HashMap::from([(waiter, waiter)]);
-        let mut todo = VecDeque::from([waiter]);
-        while let Some(key) = todo.pop_front() {
-            if key == child {
-                let name = |key: u32| format!("`{}`", self.entry_ref(key).task.frame(0).name);
-                // From `child` to `waiter`, each waiting on the next.
-                let up =
-                    std::iter::successors(Some(child), |k| (*k != waiter).then(|| came_from[k]));
-                let names: Vec<_> = std::iter::once(waiter).chain(up).map(name).collect();
-                return Some(format!("{} (each waits on the next)", names.join(" -> ")));
+        // Each coroutine reached, with the one it was reached from: `up[k]` is what `k` waits
+        // on, on the way up to `waiter`; `down[k]` is what waits on `k`, from `child` down.
+        let (mut up, mut down) =
+            (HashMap::from([(waiter, waiter)]), HashMap::from([(child, child)]));
+        let (mut up_todo, mut down_todo) = (VecDeque::from([waiter]), VecDeque::from([child]));
+        let met = if waiter == child { Some(child) } else { None };
+        let met = met.or_else(|| {
+            loop {
+                let key = up_todo.pop_front()?;
+                let entry = self.slots[key as usize].entry.as_ref();
+                for next in entry.into_iter().flat_map(|entry| entry.waiters.iter()) {
+                    if next != ROOT && !up.contains_key(&next) {
+                        up.insert(next, key);
+                        if down.contains_key(&next) {
+                            return Some(next);
+                        }
+                        up_todo.push_back(next);
+                    }
+                }
+                let key = down_todo.pop_front()?;
+                let entry = self.slots[key as usize].entry.as_ref();
+                let children = entry.map_or(&[][..], |entry| entry.waits.children());
+                for next in children.iter().filter_map(|&token| self.live(token)) {
+                    if !down.contains_key(&next) {
+                        down.insert(next, key);
+                        if up.contains_key(&next) {
+                            return Some(next);
+                        }
+                        down_todo.push_back(next);
+                    }
+                }
             }
-            let Some(entry) = &self.slots[key as usize].entry else {
-                continue;
-            };
-            for up in entry.waiters.iter().filter(|&up| up != ROOT) {
-                came_from.entry(up).or_insert_with(|| {
-                    todo.push_back(up);
-                    key
-                });
-            }
-        }
-        None
+        })?;
+        // From `child` down to where they met, then up to `waiter`: each waits on the next.
+        let mut from_child: Vec<u32> =
+            std::iter::successors(Some(met), |k| (*k != child).then(|| down[k])).collect();
+        from_child.reverse();
+        let to_waiter = std::iter::successors(Some(met), |k| (*k != waiter).then(|| up[k])).skip(1);
+        let name = |key: u32| format!("`{}`", self.entry_ref(key).task.frame(0).name);
+        let names: Vec<_> =
+            std::iter::once(waiter).chain(from_child).chain(to_waiter).map(name).collect();
+        Some(format!("{} (each waits on the next)", names.join(" -> ")))
     }
 
     /// Something failed at `origin`. An error inside an isolated scope fails that scope alone
