@@ -410,3 +410,57 @@ fn every_level_of_a_long_chain_waiting_on_one_shared_coroutine_takes_linear_work
         assert_eq!(out, (1, u64::from(n)));
     });
 }
+
+/// Timeouts nested `depth` deep; the innermost work says it is there, then waits forever.
+#[tinyio::coroutine]
+fn nested_timeouts(depth: u32, there: Event) -> u64 {
+    if depth == 0 {
+        there.set();
+        yield_!(Event::new().wait());
+        return 0;
+    }
+    let inner = tinyio::timeout(nested_timeouts(depth - 1, there), Duration::from_secs(3600));
+    yield_!(inner).map_or(0, |below| below + 1)
+}
+
+/// Races nested `depth` deep, each against work that never ends; the innermost says it is
+/// there, then waits forever.
+#[tinyio::coroutine]
+fn nested_races(depth: u32, there: Event) -> u64 {
+    if depth == 0 {
+        there.set();
+        yield_!(Event::new().wait());
+        return 0;
+    }
+    let never = waits_forever_at_the_bottom(0, Event::new());
+    let (_, below) = yield_!(tinyio::race(vec![nested_races(depth - 1, there), never]));
+    below + 1
+}
+
+#[test]
+fn nested_timeouts_and_races_given_up_on_from_outside_take_linear_work() {
+    assert_linear("nested timeouts cancelled", N, |n| {
+        let there = Event::new();
+        let (work, handle) = tinyio::cancellable(nested_timeouts(n, there.clone()));
+        assert!(Loop::new().run((work, cancels_once(there, handle))).unwrap().0.is_none());
+    });
+    assert_linear("nested races losing a race", N, |n| {
+        let there = Event::new();
+        let runners = vec![nested_races(n, there.clone()), wins_once(there)];
+        assert_eq!(Loop::new().run(tinyio::race(runners)).unwrap(), (1, 1));
+    });
+    assert_linear("nested timeouts failing at the bottom", N, |n| {
+        let err = Loop::new().run(nested_timeouts_failing(n)).unwrap_err();
+        assert_eq!(err.to_string(), "bottom");
+    });
+}
+
+#[tinyio::coroutine]
+fn nested_timeouts_failing(depth: u32) -> u64 {
+    if depth == 0 {
+        yield_!();
+        tinyio::bail!("bottom");
+    }
+    let inner = tinyio::timeout(nested_timeouts_failing(depth - 1), Duration::from_secs(3600));
+    yield_!(inner).map_or(0, |below| below + 1)
+}
