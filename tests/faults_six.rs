@@ -464,3 +464,21 @@ fn nested_timeouts_failing(depth: u32) -> u64 {
     let inner = tinyio::timeout(nested_timeouts_failing(depth - 1), Duration::from_secs(3600));
     yield_!(inner).map_or(0, |below| below + 1)
 }
+
+#[tinyio::coroutine]
+fn sleeps_on_tokio() -> u32 {
+    yield_!(tinyio::from_tokio(async { tokio::time::sleep(ms(1)).await }));
+    5
+}
+
+#[test]
+#[ignore = "bug: from_tokio inside a to_future polled by another executor, with a current-thread \
+            runtime entered but not driven, spawns onto that runtime and never finishes"]
+fn from_tokio_in_a_to_future_polled_by_futures_while_a_current_thread_runtime_is_entered() {
+    let out = within(30, || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let _entered = runtime.enter();
+        futures::executor::block_on(tinyio::to_future(sleeps_on_tokio())).unwrap()
+    });
+    assert_eq!(out, 5);
+}
