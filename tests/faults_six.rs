@@ -16,7 +16,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use common::{DropGuard, dropped, ms, payload_str, within};
-use tinyio::{Coro, Event, Loop, Semaphore, Shared, run_in_thread};
+use tinyio::{Coro, Event, Loop, Semaphore, Shared, from_future, run_in_thread};
 
 /// The tests that count on the thread cache being idle but for them take turns: a thread call
 /// of another test could otherwise hand a stuck job to a thread of its own.
@@ -481,4 +481,45 @@ fn from_tokio_in_a_to_future_polled_by_futures_while_a_current_thread_runtime_is
         futures::executor::block_on(tinyio::to_future(sleeps_on_tokio())).unwrap()
     });
     assert_eq!(out, 5);
+}
+
+#[tinyio::coroutine]
+fn deepest(fail: bool) -> u32 {
+    let (a, (), b) = yield_!((run_in_thread(|| 1), tinyio::sleep(ms(1)), from_future(async { 2 })));
+    if fail {
+        tinyio::bail!("deepest failed");
+    }
+    a + b
+}
+
+#[tinyio::coroutine]
+fn through_futures(fail: bool) -> u32 {
+    // A loop nested inside this one's coroutine, driven by another executor, with a plain loop
+    // nested inside that.
+    let inner = futures::executor::block_on(tinyio::to_future(plain_inside(fail)))?;
+    let again = yield_!(run_in_thread(|| 10));
+    inner + again
+}
+
+#[tinyio::coroutine]
+fn plain_inside(fail: bool) -> u32 {
+    yield_!(tinyio::sleep(ms(1)));
+    Loop::new().run(deepest(fail))? + 100
+}
+
+#[test]
+fn loops_nested_through_tokio_futures_executor_and_plain_runs_finish_and_fail_cleanly() {
+    let _alone = threads_alone();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let out = runtime.block_on(tinyio::to_future(through_futures(false))).unwrap();
+    assert_eq!(out, 113);
+    let err = runtime.block_on(tinyio::to_future(through_futures(true))).unwrap_err();
+    assert_eq!(err.to_string(), "deepest failed");
+    // And again from a plain run: the executors' marks are restored on every way out.
+    assert_eq!(Loop::new().run(through_futures(false)).unwrap(), 113);
+    // (futures' executor refuses to nest in itself: with it outside, the nested loop is plain.)
+    let out = futures::executor::block_on(tinyio::to_future(plain_inside(false)));
+    assert_eq!(out.unwrap(), 103);
+    let err = futures::executor::block_on(tinyio::to_future(plain_inside(true))).unwrap_err();
+    assert_eq!(err.to_string(), "deepest failed");
 }
