@@ -523,3 +523,48 @@ fn loops_nested_through_tokio_futures_executor_and_plain_runs_finish_and_fail_cl
     let err = futures::executor::block_on(tinyio::to_future(plain_inside(true))).unwrap_err();
     assert_eq!(err.to_string(), "deepest failed");
 }
+
+#[derive(Debug, thiserror::Error)]
+#[error("cleaning up failed")]
+struct CleanupFailed;
+
+/// Answers its cancellation with an error of its own, or (`clean`) propagates it.
+#[tinyio::coroutine]
+fn cleans_up(event: Event, clean: bool) -> () {
+    if let Err(cancelled) = tinyio::try_yield!(event.wait()) {
+        if clean {
+            Err(cancelled)?;
+        }
+        Err(CleanupFailed)?;
+    }
+}
+
+fn crash_with_errors_while_cancelling(n: u32, mode: tinyio::ErrorGroup) -> tinyio::Error {
+    let event = Event::new();
+    let cleaners: Vec<_> = (0..n).map(|i| cleans_up(event.clone(), i % 2 == 0)).collect();
+    Loop::new().error_group(mode).run((cleaners, fails_after_a_pause())).unwrap_err()
+}
+
+#[test]
+fn many_errors_met_while_cancelling_are_grouped_in_linear_work_in_every_mode() {
+    use tinyio::ErrorGroup::{Always, Auto, Never};
+    assert_linear("errors while cancelling, auto", N, |n| {
+        let err = crash_with_errors_while_cancelling(n, Auto);
+        let group = err.group().expect("a group");
+        assert_eq!((group.len(), group[0].to_string()), (n as usize / 2 + 1, "at scale".into()));
+        assert!(group[1..].iter().all(|e| e.downcast_ref::<CleanupFailed>().is_some()));
+        assert!(err.to_string().contains("at scale"), "{err}");
+    });
+    assert_linear("errors while cancelling, always", N, |n| {
+        // Every coroutine, and every event wait they held, is listed after the original.
+        let err = crash_with_errors_while_cancelling(n, Always);
+        let group = err.group().expect("a group");
+        assert_eq!(group.len(), 2 * n as usize + 1);
+        let failed = group.iter().filter(|e| e.downcast_ref::<CleanupFailed>().is_some());
+        assert_eq!(failed.count(), n as usize / 2);
+    });
+    assert_linear("errors while cancelling, never", N, |n| {
+        let err = crash_with_errors_while_cancelling(n, Never);
+        assert!(err.group().is_none() && err.to_string() == "at scale", "{err}");
+    });
+}
