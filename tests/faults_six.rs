@@ -568,3 +568,32 @@ fn many_errors_met_while_cancelling_are_grouped_in_linear_work_in_every_mode() {
         assert!(err.group().is_none() && err.to_string() == "at scale", "{err}");
     });
 }
+
+#[tinyio::coroutine]
+fn cancels_all(there: Event, handles: Vec<tinyio::CancelHandle>, made: Event) -> () {
+    yield_!(there.wait());
+    handles.iter().for_each(tinyio::CancelHandle::cancel);
+    yield_!();
+    made.set(); // the shared coroutine, which others still wait on, goes on
+}
+
+#[tinyio::coroutine]
+fn made_once_there(there: Event, made: Event) -> u64 {
+    there.set();
+    yield_!(made.wait());
+    1
+}
+
+#[test]
+fn many_waits_on_one_shared_coroutine_given_up_on_one_by_one_take_linear_work() {
+    assert_linear("waits on one shared coroutine cancelled", N, |n| {
+        let (there, made) = (Event::new(), Event::new());
+        let shared = made_once_there(there.clone(), made.clone()).share();
+        let (waits, handles): (Vec<_>, Vec<_>) =
+            (0..n).map(|_| tinyio::cancellable(shared.clone())).unzip();
+        let run = (waits, shared, cancels_all(there, handles, made));
+        let (waits, out, ()) = Loop::new().run(run).unwrap();
+        assert!(waits.iter().all(Option::is_none));
+        assert_eq!(out, 1);
+    });
+}
