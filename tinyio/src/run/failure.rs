@@ -4,6 +4,7 @@
 //! cycles, and the stall report.
 
 use super::*;
+use std::collections::hash_map::Entry::Vacant;
 use std::thread;
 
 /// The coroutine a failure came from.
@@ -214,37 +215,27 @@ impl<'s> Run<'s> {
         }
         // Each coroutine reached, with the one it was reached from: `up[k]` is what `k` waits
         // on, on the way up to `waiter`; `down[k]` is what waits on `k`, from `child` down.
-        let (mut up, mut down) =
-            (HashMap::from([(waiter, waiter)]), HashMap::from([(child, child)]));
+        let mut up = HashMap::from([(waiter, waiter)]);
+        let mut down = HashMap::from([(child, child)]);
         let (mut up_todo, mut down_todo) = (VecDeque::from([waiter]), VecDeque::from([child]));
-        let met = if waiter == child { Some(child) } else { None };
-        let met = met.or_else(|| {
-            loop {
-                let key = up_todo.pop_front()?;
-                let entry = self.slots[key as usize].entry.as_ref();
-                for next in entry.into_iter().flat_map(|entry| entry.waiters.iter()) {
-                    if next != ROOT && !up.contains_key(&next) {
-                        up.insert(next, key);
-                        if down.contains_key(&next) {
-                            return Some(next);
-                        }
-                        up_todo.push_back(next);
-                    }
-                }
-                let key = down_todo.pop_front()?;
-                let entry = self.slots[key as usize].entry.as_ref();
-                let children = entry.map_or(&[][..], |entry| entry.waits.children());
-                for next in children.iter().filter_map(|&token| self.live(token)) {
-                    if !down.contains_key(&next) {
-                        down.insert(next, key);
-                        if up.contains_key(&next) {
-                            return Some(next);
-                        }
-                        down_todo.push_back(next);
-                    }
-                }
+        let mut met = (waiter == child).then_some(child);
+        let met = loop {
+            if let Some(met) = met {
+                break met;
             }
-        })?;
+            let (Some(above), Some(below)) = (up_todo.pop_front(), down_todo.pop_front()) else {
+                return None; // one side has run out: they never meet
+            };
+            let entry = self.slots[above as usize].entry.iter();
+            let waiters = entry.flat_map(|entry| entry.waiters.iter()).filter(|&up| up != ROOT);
+            met = reach(&mut up, &down, &mut up_todo, above, waiters);
+            if met.is_none() {
+                let entry = self.slots[below as usize].entry.iter();
+                let children = entry.flat_map(|entry| entry.waits.children());
+                let children = children.filter_map(|&token| self.live(token));
+                met = reach(&mut down, &up, &mut down_todo, below, children);
+            }
+        };
         // From `child` down to where they met, then up to `waiter`: each waits on the next.
         let mut from_child: Vec<u32> =
             std::iter::successors(Some(met), |k| (*k != child).then(|| down[k])).collect();
@@ -466,6 +457,27 @@ impl<'s> Run<'s> {
         }
         self.slots.clear();
     }
+}
+
+/// One step of a search of [`Run::find_cycle`]: each of `next` not reached yet is recorded as
+/// reached from `from`, and queued; gives the first that the other search has reached.
+fn reach(
+    reached: &mut HashMap<u32, u32>,
+    other: &HashMap<u32, u32>,
+    todo: &mut VecDeque<u32>,
+    from: u32,
+    next: impl Iterator<Item = u32>,
+) -> Option<u32> {
+    for next in next {
+        if let Vacant(vacant) = reached.entry(next) {
+            vacant.insert(from);
+            if other.contains_key(&next) {
+                return Some(next);
+            }
+            todo.push_back(next);
+        }
+    }
+    None
 }
 
 /// Ends `task` as `ended`, and drops it: user code (its body's destructors) runs here, and a
