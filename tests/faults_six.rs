@@ -597,3 +597,30 @@ fn many_waits_on_one_shared_coroutine_given_up_on_one_by_one_take_linear_work() 
         assert_eq!(out, 1);
     });
 }
+
+#[test]
+fn an_event_set_while_a_to_future_waker_panics_still_wakes_every_waiter_of_other_loops() {
+    let (woken, wakes) = mpsc::channel();
+    let bomb = Waker::from(Arc::new(Bomb(Mutex::new(woken))));
+    let event = Event::new();
+    // First in the event's line: a wait in a loop whose executor's waker panics.
+    let mut first = tinyio::to_future(event.wait());
+    assert!(Pin::new(&mut first).poll(&mut Context::from_waker(&bomb)).is_pending());
+    // Second: a wait in a plain loop on another thread, in line once that loop is idle.
+    let (lp, stalled) = common::on_stall(Loop::new(), ms(20));
+    let (done, finished) = mpsc::channel();
+    let second = std::thread::spawn({
+        let event = event.clone();
+        move || done.send(lp.run(event.wait()).is_ok()).unwrap()
+    });
+    stalled.recv().unwrap();
+    // The set is no place for the executor's panic, and it wakes the second wait all the same.
+    let set = catch_unwind(AssertUnwindSafe(|| event.set()));
+    wakes.recv().unwrap();
+    let finished = finished.recv_timeout(Duration::from_secs(30));
+    assert_eq!(finished, Ok(true), "the second wait was never woken");
+    assert!(set.is_ok(), "the waker's panic came out of `Event::set`");
+    second.join().unwrap();
+    let finished = futures::executor::block_on(first);
+    assert!(finished.is_ok());
+}
