@@ -470,7 +470,7 @@ impl Pool {
         while let Some(call) = state.calls.pop_front() {
             drop(state);
             if let Some(waker) = call.run() {
-                wake(waker);
+                waker.wake();
             }
             state = lock(&self.state);
         }
@@ -584,19 +584,11 @@ impl Cache {
             // thread rather than starting another.
             if let Some(waker) = waker {
                 drop(state);
-                wake(waker);
+                waker.wake();
                 state = lock(&self.state);
             }
         }
     }
-}
-
-/// Tells a loop, from a thread of the cache, that its call has ended. The waker may reach a
-/// foreign executor's (the task polling a [`to_future`](crate::to_future)): should that panic,
-/// the panic must not end a thread the cache counts as free, nor a pool's turn half-way, or
-/// later calls would wait for a thread that is gone.
-fn wake(waker: Waker) {
-    let _ = panic::catch_unwind(AssertUnwindSafe(|| waker.wake()));
 }
 
 #[cfg(test)]
