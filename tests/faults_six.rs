@@ -624,3 +624,32 @@ fn an_event_set_while_a_to_future_waker_panics_still_wakes_every_waiter_of_other
     let finished = futures::executor::block_on(first);
     assert!(finished.is_ok());
 }
+
+#[tinyio::coroutine]
+fn panics_later(guard: DropGuard) -> u32 {
+    let _guard = guard;
+    yield_!();
+    yield_!();
+    panic!("the copied coroutine panicked");
+}
+
+#[tinyio::coroutine]
+fn receives_a_copy(drops: &'static AtomicUsize) -> u32 {
+    let _guard = DropGuard(drops);
+    let copied = yield_!(tinyio::copy(panics_later(DropGuard(drops))));
+    // Waiting inside an isolate, beside work that never ends: the panic is fatal all the same.
+    let inside = (copied, common::forever(DropGuard(drops)));
+    yield_!(tinyio::isolate(inside)).map(|(out, ())| out)?
+}
+
+#[test]
+fn a_panic_in_a_copied_coroutine_is_fatal_to_its_waiter_in_an_isolate_and_drops_everything() {
+    static DROPS: AtomicUsize = AtomicUsize::new(0);
+    let lp = Loop::new();
+    let run = (receives_a_copy(&DROPS), common::forever(DropGuard(&DROPS)));
+    let panicked = catch_unwind(AssertUnwindSafe(|| lp.run(run))).expect_err("a panic");
+    assert_eq!(payload_str(&*panicked), "the copied coroutine panicked");
+    assert_eq!(dropped(&DROPS), 4);
+    // The loop is usable again.
+    assert_eq!(lp.run(wins()).unwrap(), 1);
+}
