@@ -51,7 +51,7 @@ pub use self::tokio_support::from_tokio;
 
 #[cfg(feature = "tokio")]
 mod tokio_support {
-    use std::panic::{self, Location};
+    use std::panic::{self, AssertUnwindSafe, Location};
     use std::sync::LazyLock;
     use std::time::Instant;
 
@@ -174,7 +174,12 @@ mod tokio_support {
         let mut cx = Context::from_waker(&waker);
         loop {
             if let Poll::Ready(joined) = Pin::new(&mut *task).poll(&mut cx) {
-                let panicked = joined.err().and_then(|error| error.try_into_panic().ok());
+                let panicked = match joined {
+                    // It finished before it saw the abort: its output is dropped here, in user
+                    // code, and a panic there must not cut the joins of the other threads short.
+                    Ok(output) => panic::catch_unwind(AssertUnwindSafe(|| drop(output))).err(),
+                    Err(error) => error.try_into_panic().ok(),
+                };
                 return Poll::Ready(panicked.map(Failure::Panic));
             }
             match deadline.map(|deadline| deadline.checked_duration_since(Instant::now())) {

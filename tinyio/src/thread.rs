@@ -261,7 +261,12 @@ fn join<F, T>(
             Some(Failure::Error(error.raised_at(at).traced(site.frame(0), Vec::new())))
         }
         Some(Err(payload)) => Some(Failure::Panic(payload)),
-        _ => None,
+        // What nobody will take (an output, say, of a call that returned as it was cancelled)
+        // is dropped here, in user code: a panic there must not cut the joins of the other
+        // threads short.
+        outcome => {
+            panic::catch_unwind(AssertUnwindSafe(|| drop(outcome))).err().map(Failure::Panic)
+        }
     })
 }
 

@@ -18,6 +18,7 @@
 //! [`cancellable`]: crate::cancellable
 
 use std::cell::{Cell, RefCell};
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Wake, Waker};
@@ -118,9 +119,14 @@ impl Remote {
         lock(&self.driver).take();
     }
 
+    /// Wakes whoever drives the run. That may be a foreign executor's waker, called from
+    /// wherever the wake-up comes from: a thread of the cache, or an `Event::set` serving the
+    /// waiters of other loops in turn. Should it panic, that is no news for them, and it must
+    /// not cut their work short (a cache thread ended, the rest of a line left unwoken): the
+    /// panic is caught here and the hook has reported it.
     pub(crate) fn wake_driver(&self) {
         if let Some(driver) = &*lock(&self.driver) {
-            driver.wake_by_ref();
+            let _ = panic::catch_unwind(AssertUnwindSafe(|| driver.wake_by_ref()));
         }
     }
 

@@ -5,6 +5,7 @@
 //! (the chain of waiters), cycles, and the stall report.
 
 use super::*;
+use std::collections::hash_map::Entry::Vacant;
 use std::thread;
 
 /// The coroutine a failure came from.
@@ -213,33 +214,48 @@ impl<'s> Run<'s> {
 
     /// If `child` already waits, directly or not, on `waiter`, the cycle that waiting on it
     /// would close, by name.
+    ///
+    /// Two searches take turns, one coroutine each: up from `waiter` through whoever waits on
+    /// it, and down from `child` through what it waits on. A cycle is where they meet; none, once
+    /// either has run out. So a wait costs the smaller side, not the larger: one coroutine
+    /// yielded at every level of a deep chain costs each level what that coroutine waits on,
+    /// not the depth above it.
     pub(super) fn find_cycle(&self, waiter: u32, child: u32) -> Option<String> {
         if waiter == ROOT {
             return None;
         }
-        // Walk up from `waiter` through everything that waits on it, looking for `child`.
-        let mut came_from = HashMap::from([(waiter, waiter)]);
-        let mut todo = VecDeque::from([waiter]);
-        while let Some(key) = todo.pop_front() {
-            if key == child {
-                let name = |key: u32| format!("`{}`", self.entry_ref(key).task.frame(0).name);
-                // From `child` to `waiter`, each waiting on the next.
-                let up =
-                    std::iter::successors(Some(child), |k| (*k != waiter).then(|| came_from[k]));
-                let names: Vec<_> = std::iter::once(waiter).chain(up).map(name).collect();
-                return Some(format!("{} (each waits on the next)", names.join(" -> ")));
+        // Each coroutine reached, with the one it was reached from: `up[k]` is what `k` waits
+        // on, on the way up to `waiter`; `down[k]` is what waits on `k`, from `child` down.
+        let mut up = HashMap::from([(waiter, waiter)]);
+        let mut down = HashMap::from([(child, child)]);
+        let (mut up_todo, mut down_todo) = (VecDeque::from([waiter]), VecDeque::from([child]));
+        let mut met = (waiter == child).then_some(child);
+        let met = loop {
+            if let Some(met) = met {
+                break met;
             }
-            let Some(entry) = &self.slots[key as usize].entry else {
-                continue;
+            let (Some(above), Some(below)) = (up_todo.pop_front(), down_todo.pop_front()) else {
+                return None; // one side has run out: they never meet
             };
-            for up in entry.waiters.iter().filter(|&up| up != ROOT) {
-                came_from.entry(up).or_insert_with(|| {
-                    todo.push_back(up);
-                    key
-                });
+            let entry = self.slots[above as usize].entry.iter();
+            let waiters = entry.flat_map(|entry| entry.waiters.iter()).filter(|&up| up != ROOT);
+            met = reach(&mut up, &down, &mut up_todo, above, waiters);
+            if met.is_none() {
+                let entry = self.slots[below as usize].entry.iter();
+                let children = entry.flat_map(|entry| entry.waits.children());
+                let children = children.filter_map(|&token| self.live(token));
+                met = reach(&mut down, &up, &mut down_todo, below, children);
             }
-        }
-        None
+        };
+        // From `child` down to where they met, then up to `waiter`: each waits on the next.
+        let mut from_child: Vec<u32> =
+            std::iter::successors(Some(met), |k| (*k != child).then(|| down[k])).collect();
+        from_child.reverse();
+        let to_waiter = std::iter::successors(Some(met), |k| (*k != waiter).then(|| up[k])).skip(1);
+        let name = |key: u32| format!("`{}`", self.entry_ref(key).task.frame(0).name);
+        let names: Vec<_> =
+            std::iter::once(waiter).chain(from_child).chain(to_waiter).map(name).collect();
+        Some(format!("{} (each waits on the next)", names.join(" -> ")))
     }
 
     /// Something failed at `origin`. An error inside an isolated scope fails that scope alone
@@ -419,6 +435,27 @@ impl<'s> Run<'s> {
         }
         Stall { idle, coroutines, joining: Vec::new() }
     }
+}
+
+/// One step of a search of [`Run::find_cycle`]: each of `next` not reached yet is recorded as
+/// reached from `from`, and queued; gives the first that the other search has reached.
+fn reach(
+    reached: &mut HashMap<u32, u32>,
+    other: &HashMap<u32, u32>,
+    todo: &mut VecDeque<u32>,
+    from: u32,
+    next: impl Iterator<Item = u32>,
+) -> Option<u32> {
+    for next in next {
+        if let Vacant(vacant) = reached.entry(next) {
+            vacant.insert(from);
+            if other.contains_key(&next) {
+                return Some(next);
+            }
+            todo.push_back(next);
+        }
+    }
+    None
 }
 
 /// Ends `task` as `ended`, and drops it: user code (its body's destructors) runs here, and a
