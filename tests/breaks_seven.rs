@@ -1,0 +1,463 @@
+//! A tester's pass on the one failure walk (a crash cancels through the walk of a failed
+//! isolate), the run's one reusable leaf waker, `to_future`'s timer, and coroutines yielded into
+//! a nested run.
+
+mod common;
+
+use std::cell::RefCell;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, mpsc};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use common::{ms, payload_str, within};
+use tinyio::{
+    Error, ErrorGroup, Event, Loop, background, cancellable, isolate, race, sleep, timeout,
+};
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+#[derive(Debug, thiserror::Error)]
+#[error("new error")]
+struct NewError;
+
+#[derive(Debug, thiserror::Error)]
+#[error("original")]
+struct Original;
+
+thread_local! {
+    /// What happened, in order: each guard's drop, each cancellation seen.
+    static LOG: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+}
+
+fn log(what: impl Into<String>) {
+    LOG.with_borrow_mut(|log| log.push(what.into()));
+}
+
+fn take_log() -> Vec<String> {
+    LOG.with_borrow_mut(std::mem::take)
+}
+
+/// How many times `what` is in the log.
+fn count(log: &[String], what: &str) -> usize {
+    log.iter().filter(|w| *w == what).count()
+}
+
+/// Logs `dropped NAME` when dropped, and runs its action first.
+struct Guard {
+    name: &'static str,
+    action: Option<Box<dyn FnOnce()>>,
+}
+
+fn guard(name: &'static str) -> Guard {
+    Guard { name, action: None }
+}
+
+fn guard_doing(name: &'static str, action: impl FnOnce() + 'static) -> Guard {
+    Guard { name, action: Some(Box::new(action)) }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        log(format!("dropped {}", self.name));
+        if let Some(action) = self.action.take() {
+            action();
+        }
+    }
+}
+
+/// Waits on `event` (a held leaf: yielded alone), with `guard`.
+#[tinyio::coroutine]
+fn waits_on(event: Event, guard: Guard) -> () {
+    let _guard = guard;
+    yield_!(event.wait());
+}
+
+/// Sleeps an hour (a held leaf), with `guard`; answers a cancellation by raising `NewError`.
+#[tinyio::coroutine]
+fn raises_when_stopped(guard: Guard) -> () {
+    let _guard = guard;
+    if try_yield!(sleep(HOUR)).is_err() {
+        log("raiser stopped");
+        Err(NewError)?;
+    }
+}
+
+/// Sets `started`, then sleeps an hour, with `guard`; on a cancellation, pauses again then goes.
+#[tinyio::coroutine]
+fn yields_when_stopped(started: Event, guard: Guard) -> () {
+    let _guard = guard;
+    started.set();
+    if try_yield!(sleep(HOUR)).is_err() {
+        yield_!();
+    }
+}
+
+#[tinyio::coroutine]
+fn fails_after(event: Event) -> () {
+    yield_!(event.wait());
+    Err(Original)?
+}
+
+#[tinyio::coroutine]
+fn panics_after(event: Event) -> () {
+    yield_!(event.wait());
+    panic!("first panic");
+}
+
+// --- 1. A crash through the walk ----------------------------------------------------------------
+
+/// A timeout stopping its work meets one that raises: the run crashes with that error while the
+/// timeout's stop is half-way, and everything else (before it, after it, outside) is cancelled
+/// exactly once.
+#[tinyio::coroutine]
+fn timeout_meets_a_raiser(release: Event) -> () {
+    let work = (
+        waits_on(release.clone(), guard("before")),
+        raises_when_stopped(guard("raiser")),
+        waits_on(release.clone(), guard("after")),
+    );
+    yield_!(timeout(work, ms(5)));
+}
+
+#[test]
+fn a_crash_while_a_timeout_stops_its_work_cancels_everything_once() {
+    for mode in [ErrorGroup::Auto, ErrorGroup::Never, ErrorGroup::Always] {
+        let out = within(60, move || {
+            let release = Event::new();
+            let shared = waits_on(release.clone(), guard("shared")).share();
+            let run = (
+                timeout_meets_a_raiser(release.clone()),
+                waits_on(release.clone(), guard("outside")),
+                shared.clone(),
+                shared,
+                background(waits_on(release, guard("background"))),
+            );
+            let error = Loop::new().error_group(mode).run(run).unwrap_err();
+            (error.downcast_ref::<NewError>().is_some(), format!("{error:?}"), take_log())
+        });
+        let (is_new, error, log) = out;
+        assert!(is_new, "{mode:?}: {error}");
+        for name in ["before", "raiser", "after", "outside", "shared", "background"] {
+            assert_eq!(count(&log, &format!("dropped {name}")), 1, "{mode:?} {name}: {log:?}");
+        }
+        assert_eq!(count(&log, "raiser stopped"), 1, "{mode:?}: {log:?}");
+    }
+}
+
+/// An isolate inside a timeout inside a race, with a crash from outside: each level's held
+/// leaves, a yielder-again, and a destructor that sets an event, cancels a handle and sends on
+/// a channel while it is being cancelled. Everything is cancelled once, and the error is the
+/// original one.
+#[tinyio::coroutine]
+fn nested_levels(release: Event, handle_event: Event, started: Event) -> () {
+    let (other, handle) = cancellable(waits_on(handle_event.clone(), guard("cancellable")));
+    let (send, recv) = mpsc::channel::<&'static str>();
+    let busy = guard_doing("busy", {
+        let (release, handle) = (release.clone(), handle.clone());
+        move || {
+            release.set();
+            handle.cancel();
+            // The receiver may be gone already: its coroutine may be cancelled first.
+            let _ = send.send("sent from a destructor");
+        }
+    });
+    let inner = isolate((
+        waits_on(release.clone(), busy),
+        yields_when_stopped(started, guard("stubborn")),
+        tinyio::run_in_thread(|| {
+            while !tinyio::thread::is_cancelled() {
+                std::thread::yield_now();
+            }
+            log("unreachable: thread-local log of another thread");
+        }),
+    ));
+    let _recv = recv;
+    yield_!(race((timeout(inner, HOUR), other, waits_on(release, guard("racer")))));
+}
+
+#[test]
+fn a_crash_through_isolates_inside_timeouts_inside_races_cancels_everything_once() {
+    for mode in [ErrorGroup::Auto, ErrorGroup::Never, ErrorGroup::Always] {
+        let (error, log) = within(60, move || {
+            let (go, release, handle_event) = (Event::new(), Event::new(), Event::new());
+            // It fails once the stubborn one, deepest, has suspended.
+            let run = (nested_levels(release, handle_event, go.clone()), fails_after(go));
+            let error = Loop::new().error_group(mode).run(run).unwrap_err();
+            (error, take_log())
+        });
+        assert!(error.downcast_ref::<Original>().is_some(), "{mode:?}: {error:?}");
+        for name in ["busy", "stubborn", "cancellable", "racer"] {
+            assert_eq!(count(&log, &format!("dropped {name}")), 1, "{mode:?} {name}: {log:?}");
+        }
+        let group = error.group().map_or(0, <[Error]>::len);
+        match mode {
+            ErrorGroup::Never => assert_eq!(group, 0, "{error:?}"),
+            // The original, and the stubborn one's misbehaviour.
+            ErrorGroup::Auto => assert_eq!(group, 2, "{error:?}"),
+            ErrorGroup::Always => {
+                let group = error.group().unwrap();
+                assert!(group[1].to_string().contains("did not respond properly"), "{error:?}");
+                // No clean cancellation of the trace (`fails_after`) is listed again.
+                assert!(
+                    group[2..]
+                        .iter()
+                        .all(|e| e.is_cancelled()
+                            && e.trace().iter().all(|f| f.name() != "fails_after")),
+                    "{error:?}"
+                );
+            }
+        }
+    }
+}
+
+/// The first panic resumes once everything is cancelled, however many destructors panic while
+/// the run is being cancelled.
+#[test]
+fn the_first_panic_resumes_after_every_coroutine_is_cancelled() {
+    let log = within(60, || {
+        let go = Event::new();
+        let release = Event::new();
+        let run = (
+            waits_on(release.clone(), guard_doing("a", || panic!("second panic"))),
+            panics_after(go.clone()),
+            waits_on(release.clone(), guard_doing("b", || panic!("third panic"))),
+            waits_on(release, guard("c")),
+        );
+        go.set();
+        let payload = catch_unwind(AssertUnwindSafe(|| Loop::new().run(run))).unwrap_err();
+        assert_eq!(payload_str(&*payload), "first panic");
+        take_log()
+    });
+    for name in ["a", "b", "c"] {
+        assert_eq!(count(&log, &format!("dropped {name}")), 1, "{name}: {log:?}");
+    }
+}
+
+/// A destructor that panics while an isolate fails, in a run that then crashes with an error:
+/// the panic resumes, and everything is cancelled once.
+#[tinyio::coroutine]
+fn isolate_with_a_panicking_destructor(release: Event, go: Event) -> () {
+    let failing = (
+        waits_on(release.clone(), guard_doing("bomb", || panic!("destructor panic"))),
+        fails_after(go),
+    );
+    let _ = yield_!(isolate(failing));
+    yield_!(waits_on(release, guard("after isolate")));
+}
+
+#[test]
+fn a_destructor_that_panics_while_an_isolate_fails_crashes_the_run_once() {
+    let log = within(60, || {
+        let (go, release) = (Event::new(), Event::new());
+        let run = (
+            isolate_with_a_panicking_destructor(release.clone(), go.clone()),
+            waits_on(release, guard("outside")),
+        );
+        go.set();
+        let payload = catch_unwind(AssertUnwindSafe(|| Loop::new().run(run))).unwrap_err();
+        assert_eq!(payload_str(&*payload), "destructor panic");
+        take_log()
+    });
+    assert_eq!(count(&log, "dropped bomb"), 1, "{log:?}");
+    assert_eq!(count(&log, "dropped outside"), 1, "{log:?}");
+}
+
+/// A stop request, or a `to_future` dropped mid-way, crashes through the same walk.
+#[test]
+fn a_stop_and_a_dropped_future_cancel_everything_once() {
+    let log = within(60, || {
+        let lp = Loop::new();
+        let release = Event::new();
+        let shared = waits_on(release.clone(), guard("shared")).share();
+        let run = (
+            waits_on(release.clone(), guard("stopper")),
+            shared.clone(),
+            timeout(isolate(shared), HOUR),
+            isolate(timeout(waits_on(release.clone(), guard("deep")), HOUR)),
+        );
+        let stopping = lp.stop_handle();
+        std::thread::spawn(move || stopping.stop());
+        assert!(lp.run(run).unwrap_err().is_stopped());
+        assert!(lp.run(()).is_ok());
+
+        let mut future = tinyio::to_future((
+            waits_on(release.clone(), guard("future a")),
+            isolate(timeout(waits_on(release, guard("future b")), HOUR)),
+        ));
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(std::pin::Pin::new(&mut future).poll(&mut cx).is_pending());
+        drop(future);
+        take_log()
+    });
+    for name in ["shared", "stopper", "deep", "future a", "future b"] {
+        assert_eq!(count(&log, &format!("dropped {name}")), 1, "{name}: {log:?}");
+    }
+}
+
+/// A thread told to stop by a timeout inside an isolate, which panics once it sees that: the
+/// run crashes with an error elsewhere before the isolate reads its joins, and the panic must
+/// still resume out of the run once all is done (it is joined with the isolate's record).
+#[tinyio::coroutine]
+fn isolate_with_a_thread_its_timeout_stopped(stopped: Event, release: Event) -> () {
+    let thread = tinyio::run_in_thread(move || {
+        while !tinyio::thread::is_cancelled() {
+            std::thread::yield_now();
+        }
+        stopped.set();
+        panic!("thread panic");
+    });
+    let _ = yield_!(isolate((timeout(thread, ms(1)), waits_on(release, guard("in isolate")))));
+}
+
+#[test]
+fn a_thread_panic_joined_by_a_crash_inside_an_isolate_resumes() {
+    let (payload, log) = within(60, || {
+        let (stopped, release) = (Event::new(), Event::new());
+        let run = (
+            isolate_with_a_thread_its_timeout_stopped(stopped.clone(), release),
+            fails_after(stopped),
+        );
+        let out = catch_unwind(AssertUnwindSafe(|| Loop::new().run(run)));
+        (out.map_err(|payload| payload_str(&*payload).to_owned()), take_log())
+    });
+    assert_eq!(count(&log, "dropped in isolate"), 1, "{log:?}");
+    match payload {
+        Err(payload) => assert_eq!(payload, "thread panic"),
+        Ok(out) => panic!("the thread's panic was lost: the run gave {out:?}"),
+    }
+}
+
+// --- 2. One reusable leaf waker per run -------------------------------------------------------
+
+/// Pending until `ready` is set; each poll hands a clone of its waker to `wakers` (a thread
+/// that wakes it, late and often, and drops it).
+struct Handing {
+    ready: Arc<std::sync::atomic::AtomicBool>,
+    wakers: mpsc::Sender<Waker>,
+}
+
+impl std::future::Future for Handing {
+    type Output = ();
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let _ = self.wakers.send(cx.waker().clone());
+        if self.ready.load(std::sync::atomic::Ordering::SeqCst) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
+#[tinyio::coroutine]
+fn waits_then_logs(event: Event, name: &'static str) -> () {
+    yield_!(event.wait());
+    log(format!("{name} woke"));
+}
+
+#[tinyio::coroutine]
+fn pauses_then_sets(event: Event, pauses: usize, name: &'static str) -> () {
+    for _ in 0..pauses {
+        yield_!();
+    }
+    log(format!("{name} sets"));
+    event.set();
+}
+
+/// Wakers handed to other threads wake late (after their leaf finished, its slot reused, and
+/// in later runs of the same loop, whose tokens repeat) and concurrently with the run: no
+/// coroutine waiting on an event goes on before the event is set, and every run finishes.
+#[test]
+fn late_and_foreign_wake_ups_never_resume_a_waiter_early() {
+    let log = within(120, || {
+        let (wakers, handed) = mpsc::channel::<Waker>();
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        // Wakes every waker it was handed, again and again, until the test is over.
+        let waker_thread = std::thread::spawn({
+            let done = done.clone();
+            move || {
+                let mut kept: Vec<Waker> = Vec::new();
+                while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                    kept.extend(handed.try_iter());
+                    kept.iter().for_each(Waker::wake_by_ref);
+                    // Some are dropped at once (a waker reused), some kept (woken late).
+                    if kept.len() > 64 {
+                        kept.drain(..32);
+                    }
+                    std::thread::yield_now();
+                }
+            }
+        });
+        let lp = Loop::new();
+        for round in 0..200 {
+            let (a, b) = (Event::new(), Event::new());
+            let ready = Arc::new(std::sync::atomic::AtomicBool::new(round % 2 == 0));
+            let foreign = tinyio::from_future(Handing { ready, wakers: wakers.clone() });
+            let run = (
+                waits_then_logs(a.clone(), "a"),
+                waits_then_logs(b.clone(), "b"),
+                pauses_then_sets(a, 3, "a"),
+                pauses_then_sets(b, 5, "b"),
+                timeout(foreign, Duration::ZERO),
+            );
+            lp.run(run).unwrap();
+            let log = take_log();
+            assert_eq!(log, ["a sets", "a woke", "b sets", "b woke"], "round {round}");
+        }
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        waker_thread.join().unwrap();
+    });
+    let _ = log;
+}
+
+// --- 4. Coroutines and copies received in a nested run --------------------------------------
+
+#[tinyio::coroutine]
+fn waits_then_gives(event: Event, value: u32) -> u32 {
+    yield_!(event.wait());
+    value
+}
+
+#[tinyio::coroutine]
+fn sets_after_pauses(event: Event) -> () {
+    for _ in 0..3 {
+        yield_!();
+    }
+    event.set();
+}
+
+/// A copy received by a `to_future` that this run polls (through `from_future`): the nested
+/// run hands back `Pending`, so the maker's run goes on, makes the value, and the nested run
+/// receives it. Nothing is blocked: it must not raise.
+#[tinyio::coroutine]
+fn copy_received_by_a_polled_future() -> u32 {
+    let event = Event::new();
+    let copied = yield_!(tinyio::copy(waits_then_gives(event.clone(), 7)));
+    let received = tinyio::from_future(tinyio::to_future(copied));
+    let (got, ()) = yield_!((received, sets_after_pauses(event)));
+    got?
+}
+
+#[test]
+fn a_copy_received_by_a_future_this_run_polls_arrives() {
+    let out = within(30, || Loop::new().run(copy_received_by_a_polled_future()));
+    assert_eq!(out.map_err(|e| e.to_string()), Ok(7));
+}
+
+/// The same with `as_completed`.
+#[tinyio::coroutine]
+fn as_completed_received_by_a_polled_future() -> u32 {
+    let event = Event::new();
+    let mut done = yield_!(tinyio::as_completed(vec![waits_then_gives(event.clone(), 8)]));
+    let next = done.next().expect("one");
+    let received = tinyio::from_future(tinyio::to_future(next));
+    let (got, ()) = yield_!((received, sets_after_pauses(event)));
+    got?
+}
+
+#[test]
+fn an_as_completed_received_by_a_future_this_run_polls_arrives() {
+    let out = within(30, || Loop::new().run(as_completed_received_by_a_polled_future()));
+    assert_eq!(out.map_err(|e| e.to_string()), Ok(8));
+}
