@@ -370,7 +370,7 @@ fn pauses_then_sets(event: Event, pauses: usize, name: &'static str) -> () {
 /// coroutine waiting on an event goes on before the event is set, and every run finishes.
 #[test]
 fn late_and_foreign_wake_ups_never_resume_a_waiter_early() {
-    let log = within(120, || {
+    within(120, || {
         let (wakers, handed) = mpsc::channel::<Waker>();
         let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
         // Wakes every waker it was handed, again and again, until the test is over.
@@ -408,7 +408,6 @@ fn late_and_foreign_wake_ups_never_resume_a_waiter_early() {
         done.store(true, std::sync::atomic::Ordering::SeqCst);
         waker_thread.join().unwrap();
     });
-    let _ = log;
 }
 
 // --- 4. Coroutines and copies received in a nested run --------------------------------------
@@ -460,4 +459,109 @@ fn as_completed_received_by_a_polled_future() -> u32 {
 fn an_as_completed_received_by_a_future_this_run_polls_arrives() {
     let out = within(30, || Loop::new().run(as_completed_received_by_a_polled_future()));
     assert_eq!(out.map_err(|e| e.to_string()), Ok(8));
+}
+
+/// But a `to_future` polled inside a `Loop::run` nested in the maker's run is blocked with it:
+/// that raises rather than wait forever.
+#[tinyio::coroutine]
+fn copy_received_by_a_future_polled_in_a_nested_loop() -> u32 {
+    let event = Event::new();
+    let copied = yield_!(tinyio::copy(waits_then_gives(event.clone(), 7)));
+    let received = tinyio::from_future(tinyio::to_future(copied));
+    let got = Loop::new().run(received)?;
+    event.set();
+    got?
+}
+
+#[test]
+fn a_copy_received_by_a_future_polled_in_a_nested_loop_raises() {
+    let message = within(30, || {
+        Loop::new().run(copy_received_by_a_future_polled_in_a_nested_loop()).unwrap_err()
+    })
+    .to_string();
+    assert!(message.contains("`copy` run in a loop that this one runs inside"), "{message}");
+}
+
+// --- 3. `to_future`'s timer -----------------------------------------------------------------------
+
+/// Sleeps through `naps` (in milliseconds, so that its next deadline moves later and earlier),
+/// then gives `value`.
+#[tinyio::coroutine]
+fn naps_then_gives(naps: Vec<u64>, value: u32) -> u32 {
+    for nap in naps {
+        yield_!(sleep(ms(nap)));
+    }
+    value
+}
+
+/// Many futures with timers on one executor, some dropped half-way, one first polled by hand
+/// with a waker that wakes nothing and then moved to the executor: each that is kept finishes
+/// with its value, woken by the timer thread.
+#[test]
+fn many_to_futures_with_moving_deadlines_finish_and_dropped_ones_go() {
+    within(60, || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+        let mut moved = tinyio::to_future(naps_then_gives(vec![3, 1, 2], 1000));
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(std::pin::Pin::new(&mut moved).poll(&mut cx).is_pending());
+        let local = tokio::task::LocalSet::new();
+        let kept: Vec<_> = (0..40u32)
+            .map(|i| {
+                let naps = vec![u64::from(i % 7), u64::from(7 - i % 7), 1, u64::from(i % 3)];
+                local.spawn_local(tinyio::to_future(naps_then_gives(naps, i)))
+            })
+            .collect();
+        let dropped: Vec<_> = (0..40u32)
+            .map(|i| {
+                let future = tinyio::to_future(naps_then_gives(vec![1, 3600 * 1000], i));
+                local.spawn_local(async move {
+                    // Polled until it waits for its hour, then dropped with it.
+                    let mut future = std::pin::pin!(future);
+                    std::future::poll_fn(|cx| match future.as_mut().poll(cx) {
+                        Poll::Ready(_) => Poll::Ready(false),
+                        Poll::Pending => Poll::Ready(true),
+                    })
+                    .await
+                })
+            })
+            .collect();
+        let moved = local.spawn_local(moved);
+        runtime.block_on(local.run_until(async move {
+            for (i, kept) in kept.into_iter().enumerate() {
+                assert_eq!(kept.await.unwrap().unwrap(), i as u32);
+            }
+            for dropped in dropped {
+                assert!(dropped.await.unwrap());
+            }
+            assert_eq!(moved.await.unwrap().unwrap(), 1000);
+        }));
+    });
+}
+
+/// A shared coroutine suspended in this run, yielded into a loop nested in it (run there, or
+/// polled there as a `to_future`), is refused there with the reason, whatever the nested
+/// table holds at its key; and it still finishes here afterwards.
+#[tinyio::coroutine]
+fn yields_into_nested_runs(s: tinyio::Shared<u32>, release: Event) -> u32 {
+    yield_!(background(s.clone()));
+    yield_!();
+    // The nested table's first keys hold other coroutines.
+    let nested = (waits_then_gives(release.clone(), 1), s.clone());
+    let message = Loop::new().run(nested).unwrap_err().to_string();
+    assert!(message.contains("already started in another loop run"), "{message}");
+    let polled = tinyio::from_future(tinyio::to_future((sleep(ms(0)), s.clone())));
+    let message = yield_!(polled).unwrap_err().to_string();
+    assert!(message.contains("already started in another loop run"), "{message}");
+    release.set();
+    yield_!(s)
+}
+
+#[test]
+fn a_shared_coroutine_yielded_into_a_nested_run_is_refused_there_and_finishes_here() {
+    let out = within(30, || {
+        let release = Event::new();
+        let s = waits_then_gives(release.clone(), 9).share();
+        Loop::new().run(yields_into_nested_runs(s, release)).map_err(|e| e.to_string())
+    });
+    assert_eq!(out, Ok(9));
 }

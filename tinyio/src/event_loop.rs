@@ -149,6 +149,7 @@ impl Loop {
         remote.forget_posted();
         let mut session = Session::new(y, remote.clone(), self.error_group, self.room.take());
         session.run.stall = self.stall.take();
+        session.run.blocks = true;
         // For the stall report: when the loop last made progress, and whether it has reported.
         let (mut steps, mut idle_since, mut reported) = (0, Instant::now(), false);
         let outcome = loop {

@@ -107,6 +107,9 @@ pub(crate) struct Run<'s> {
     waker: Cell<Option<Arc<LeafWaker>>>,
     /// The stall report of the loop that drives this run, if it has one.
     pub(crate) stall: Option<StallReport>,
+    /// Whether this run is a `Loop::run`, which holds its thread until it returns (see
+    /// [`Remote::advancing`]).
+    pub(crate) blocks: bool,
     /// The clock as last read (see `Cx::now`).
     now: Instant,
     /// The isolated scopes, by the key of their boundary.
@@ -217,6 +220,7 @@ impl<'s> Run<'s> {
             spare: 0,
             waker: Cell::default(),
             stall: None,
+            blocks: false,
             now: Instant::now(),
             scopes: HashMap::new(),
         }
@@ -241,7 +245,7 @@ impl<'s> Run<'s> {
     /// Runs up to `rounds` rounds: until everything has finished, nothing is ready, or the
     /// rounds are used up.
     pub(crate) fn advance(&mut self, mut rounds: usize) -> Result<Progress<()>, Failure> {
-        let _advancing = self.remote.advancing();
+        let _advancing = self.remote.advancing(self.blocks);
         if let Some(submission) = self.submission.take() {
             let Contents { first, rest, .. } = submission.into_contents();
             self.root_pending = self

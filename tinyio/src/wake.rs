@@ -95,9 +95,11 @@ impl Remote {
     }
 
     /// Marks this thread as advancing the run that this remote serves, until the guard drops.
-    pub(crate) fn advancing(self: &Arc<Self>) -> Advancing {
+    /// `blocks`: the run is a `Loop::run`, which holds the thread until it returns (rather than
+    /// a `to_future` polled, which hands the thread back to whatever polls it).
+    pub(crate) fn advancing(self: &Arc<Self>, blocks: bool) -> Advancing {
         let outer = ADVANCING.with(|a| a.replace(Arc::as_ptr(self).addr()));
-        OUTER.with_borrow_mut(|runs| runs.push(outer));
+        OUTER.with_borrow_mut(|runs| runs.push((outer, blocks)));
         Advancing {
             remote: self.clone(),
             outer_woken: take_in_run(),
@@ -157,9 +159,9 @@ const SLACK: Duration = Duration::from_micros(100);
 thread_local! {
     /// The address of the remote whose run this thread is advancing (0: none).
     static ADVANCING: Cell<usize> = const { Cell::new(0) };
-    /// The runs this thread advanced before the one it advances now, outermost first (0: none):
-    /// each is blocked until the run nested in it returns.
-    static OUTER: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+    /// The runs this thread advanced before the one it advances now, outermost first (0: none),
+    /// each with whether the run nested in it blocks (see [`Remote::advancing`]).
+    static OUTER: RefCell<Vec<(usize, bool)>> = const { RefCell::new(Vec::new()) };
     /// Wake-ups the run being advanced on this thread made itself (see [`Remote::wake`]).
     static IN_RUN: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
     /// Whether `IN_RUN` may hold tokens: read at every pause, so kept where reading costs one
@@ -182,9 +184,18 @@ pub(crate) fn current_run() -> usize {
 }
 
 /// Whether `run` (an address from [`current_run`]) is blocked on this thread beneath the run it
-/// advances now: nothing of it runs until that run returns.
+/// advances now: a `Loop::run` nested in it, at any depth up to the current one, holds the
+/// thread, so nothing of it runs until that returns. A run that only polls a `to_future` goes on
+/// once the poll hands back `Pending`.
 pub(crate) fn blocked_beneath(run: usize) -> bool {
-    run != 0 && OUTER.with_borrow(|runs| runs.contains(&run))
+    run != 0
+        && OUTER.with_borrow(|runs| {
+            let mut held = false;
+            runs.iter().rev().any(|&(outer, blocks)| {
+                held |= blocks;
+                held && outer == run
+            })
+        })
 }
 
 /// The thread's in-run wake-ups, taken out (its queue keeps its buffer when it has none).
@@ -218,7 +229,7 @@ impl Drop for Advancing {
             IN_RUN.with_borrow_mut(|woken| *woken = std::mem::take(&mut self.outer_woken));
             IN_RUN_ANY.with(|any| any.set(true));
         }
-        let outer = OUTER.with_borrow_mut(Vec::pop).expect("pushed by `advancing`");
+        let (outer, _) = OUTER.with_borrow_mut(Vec::pop).expect("pushed by `advancing`");
         ADVANCING.with(|a| a.set(outer));
         if self.outer_cancelled {
             CANCELLED.with(|cancelled| cancelled.set(true));
