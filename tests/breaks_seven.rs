@@ -565,3 +565,171 @@ fn a_shared_coroutine_yielded_into_a_nested_run_is_refused_there_and_finishes_he
     });
     assert_eq!(out, Ok(9));
 }
+
+// --- Everything at once ---------------------------------------------------------------------------
+
+thread_local! {
+    /// Guards made by `node` and not yet dropped, by id; and how many were made.
+    static ALIVE: RefCell<(std::collections::BTreeMap<u64, usize>, u64)> =
+        const { RefCell::new((std::collections::BTreeMap::new(), 0)) };
+}
+
+/// Counted in `ALIVE`: made once, dropped once.
+struct Counted(u64);
+
+fn counted() -> Counted {
+    ALIVE.with_borrow_mut(|(alive, made)| {
+        *made += 1;
+        alive.insert(*made, 1);
+        Counted(*made)
+    })
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        ALIVE.with_borrow_mut(|(alive, _)| {
+            let left = alive.get_mut(&self.0).expect("dropped once");
+            *left -= 1;
+            if *left == 0 {
+                alive.remove(&self.0);
+            }
+        });
+    }
+}
+
+fn next(rng: &mut u64) -> u64 {
+    *rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    *rng >> 33
+}
+
+/// A random tree of the combinators, with leaves that wait, raise, panic, yield again when
+/// stopped, or call a thread; each node holds a counted guard.
+#[tinyio::coroutine]
+fn node(seed: u64, depth: u32, release: Event) -> () {
+    let _guard = counted();
+    let mut rng = seed;
+    let kind = if depth == 0 { next(&mut rng) % 6 } else { next(&mut rng) % 17 };
+    let child = |rng: &mut u64| node(next(rng), depth.saturating_sub(1), release.clone());
+    match kind {
+        0 => yield_!(release.wait()),
+        1 => {
+            if tinyio::try_yield!(release.wait()).is_err() {
+                Err(NewError)?;
+            }
+        }
+        2 => {
+            if tinyio::try_yield!(release.wait()).is_err() {
+                yield_!();
+            }
+        }
+        3 => {
+            for _ in 0..next(&mut rng) % 4 {
+                yield_!();
+            }
+            if next(&mut rng) % 8 == 0 {
+                panic!("chaos panic");
+            }
+            Err(Original)?;
+        }
+        4 => {
+            let release = release.clone();
+            yield_!(tinyio::run_in_thread(move || {
+                while !tinyio::thread::is_cancelled() && !release.is_set() {
+                    std::thread::yield_now();
+                }
+            }));
+        }
+        5 => {
+            for _ in 0..next(&mut rng) % 3 {
+                yield_!();
+            }
+        }
+        6 | 7 => {
+            let _ = yield_!(timeout(child(&mut rng), ms(next(&mut rng) % 3)));
+        }
+        8 => {
+            let _ = yield_!(isolate(child(&mut rng)));
+        }
+        9 => {
+            let _ = yield_!(race((child(&mut rng), child(&mut rng))));
+        }
+        10 => {
+            yield_!((child(&mut rng), child(&mut rng)));
+        }
+        11 => {
+            let shared = child(&mut rng).share();
+            yield_!((shared.clone(), shared, child(&mut rng)));
+        }
+        12 => {
+            yield_!(background(child(&mut rng)));
+            yield_!(child(&mut rng));
+        }
+        13 => {
+            // A destructor that cancels a handle and sets the event while it is cancelled.
+            let (work, handle) = cancellable(child(&mut rng));
+            let (release, panics) = (release.clone(), next(&mut rng) % 5 == 0);
+            let _cancels = guard_doing("cancels", move || {
+                handle.cancel();
+                release.set();
+                if panics {
+                    panic!("chaos destructor panic");
+                }
+            });
+            yield_!((work, child(&mut rng)));
+        }
+        14 => {
+            // Run in a run of its own, which this one polls.
+            let _ = yield_!(tinyio::from_future(tinyio::to_future(child(&mut rng))));
+        }
+        15 => {
+            let copied = yield_!(tinyio::copy(child(&mut rng)));
+            yield_!((isolate(copied), child(&mut rng)));
+        }
+        _ => {
+            let mut done = yield_!(tinyio::as_completed(vec![child(&mut rng), child(&mut rng)]));
+            while let Some(next) = done.next() {
+                yield_!(next);
+            }
+        }
+    }
+}
+
+/// Whatever a random tree does, every guard is dropped exactly once by the time the run
+/// returns (or its panic resumes), and the loop runs again afterwards.
+#[test]
+fn random_trees_of_combinators_drop_every_guard_exactly_once() {
+    within(120, || {
+        let modes = [ErrorGroup::Auto, ErrorGroup::Never, ErrorGroup::Always];
+        let loops = modes.map(|mode| Loop::new().error_group(mode));
+        // `SEEDS=n` tries more trees.
+        for seed in 0..std::env::var("SEEDS").map_or(400u64, |s| s.parse().unwrap()) {
+            let lp = &loops[seed as usize % 3];
+            let release = Event::new();
+            let tree = node(seed.wrapping_mul(0x9E3779B97F4A7C15), 4, release.clone());
+            let run = (tree, sleeps_then_sets(release, seed % 3));
+            if seed % 4 == 3 {
+                // Polled a few times by hand, then dropped half-way.
+                let mut future = tinyio::to_future(run);
+                let mut cx = Context::from_waker(Waker::noop());
+                let _ = catch_unwind(AssertUnwindSafe(|| {
+                    for _ in 0..seed % 5 {
+                        let _ = std::pin::Pin::new(&mut future).poll(&mut cx);
+                    }
+                    drop(future);
+                }));
+            } else {
+                let _ = catch_unwind(AssertUnwindSafe(|| lp.run(run)));
+            }
+            take_log();
+            let alive = ALIVE.with_borrow(|(alive, _)| alive.clone());
+            assert!(alive.is_empty(), "seed {seed}: guards left alive: {alive:?}");
+            lp.run(()).unwrap();
+        }
+    });
+}
+
+#[tinyio::coroutine]
+fn sleeps_then_sets(release: Event, millis: u64) -> () {
+    yield_!(sleep(ms(millis)));
+    release.set();
+}
