@@ -113,10 +113,13 @@ fn panics_after(event: Event) -> () {
 #[tinyio::coroutine]
 fn timeout_meets_a_raiser(release: Event) -> () {
     let work = (
-        waits_on(release.clone(), guard("before")),
-        raises_when_stopped(guard("raiser")),
-        waits_on(release.clone(), guard("after")),
+        waits_on(release.clone(), guard("before")).share(),
+        raises_when_stopped(guard("raiser")).share(),
+        waits_on(release.clone(), guard("after")).share(),
     );
+    // Started, and suspended, before the timeout is: it stops them however late it looks.
+    yield_!(background(work.clone()));
+    yield_!();
     yield_!(timeout(work, ms(5)));
 }
 
@@ -300,14 +303,19 @@ fn a_stop_and_a_dropped_future_cancel_everything_once() {
 /// still resume out of the run once all is done (it is joined with the isolate's record).
 #[tinyio::coroutine]
 fn isolate_with_a_thread_its_timeout_stopped(stopped: Event, release: Event) -> () {
+    // The loop waits for the thread to begin (a call still queued would be dropped unrun).
+    let begun = Arc::new(common::Arrivals::new(1));
+    let hold = begun.hold();
     let thread = tinyio::run_in_thread(move || {
+        begun.arrive();
         while !tinyio::thread::is_cancelled() {
             std::thread::yield_now();
         }
         stopped.set();
         panic!("thread panic");
     });
-    let _ = yield_!(isolate((timeout(thread, ms(1)), waits_on(release, guard("in isolate")))));
+    let work = (timeout((thread, hold), ms(1)), waits_on(release, guard("in isolate")));
+    let _ = yield_!(isolate(work));
 }
 
 #[test]
@@ -683,7 +691,7 @@ fn node(seed: u64, depth: u32, release: Event) -> () {
         }
         15 => {
             let copied = yield_!(tinyio::copy(child(&mut rng)));
-            yield_!((isolate(copied), child(&mut rng)));
+            let _ = yield_!((isolate(copied), child(&mut rng)));
         }
         _ => {
             let mut done = yield_!(tinyio::as_completed(vec![child(&mut rng), child(&mut rng)]));
