@@ -616,7 +616,7 @@ fn next(rng: &mut u64) -> u64 {
 fn node(seed: u64, depth: u32, release: Event) -> () {
     let _guard = counted();
     let mut rng = seed;
-    let kind = if depth == 0 { next(&mut rng) % 6 } else { next(&mut rng) % 17 };
+    let kind = if depth == 0 { next(&mut rng) % 6 } else { next(&mut rng) % 18 };
     let child = |rng: &mut u64| node(next(rng), depth.saturating_sub(1), release.clone());
     match kind {
         0 => yield_!(release.wait()),
@@ -634,7 +634,7 @@ fn node(seed: u64, depth: u32, release: Event) -> () {
             for _ in 0..next(&mut rng) % 4 {
                 yield_!();
             }
-            if next(&mut rng) % 8 == 0 {
+            if next(&mut rng).is_multiple_of(8) {
                 panic!("chaos panic");
             }
             Err(Original)?;
@@ -675,7 +675,7 @@ fn node(seed: u64, depth: u32, release: Event) -> () {
         13 => {
             // A destructor that cancels a handle and sets the event while it is cancelled.
             let (work, handle) = cancellable(child(&mut rng));
-            let (release, panics) = (release.clone(), next(&mut rng) % 5 == 0);
+            let (release, panics) = (release.clone(), next(&mut rng).is_multiple_of(5));
             let _cancels = guard_doing("cancels", move || {
                 handle.cancel();
                 release.set();
@@ -693,9 +693,18 @@ fn node(seed: u64, depth: u32, release: Event) -> () {
             let copied = yield_!(tinyio::copy(child(&mut rng)));
             let _ = yield_!((isolate(copied), child(&mut rng)));
         }
+        16 => {
+            // A destructor that sends on a channel whose receiver waits in this run.
+            let (send, receive) = tinyio::channel::<u32>(1);
+            let _sends = guard_doing("sends", move || {
+                let _ = send.try_send(1);
+            });
+            let receiver = race((receive.recv(), release.wait()));
+            yield_!((receiver, child(&mut rng)));
+        }
         _ => {
-            let mut done = yield_!(tinyio::as_completed(vec![child(&mut rng), child(&mut rng)]));
-            while let Some(next) = done.next() {
+            let done = yield_!(tinyio::as_completed(vec![child(&mut rng), child(&mut rng)]));
+            for next in done {
                 yield_!(next);
             }
         }
@@ -721,7 +730,9 @@ fn random_trees_of_combinators_drop_every_guard_exactly_once() {
                 let mut cx = Context::from_waker(Waker::noop());
                 let _ = catch_unwind(AssertUnwindSafe(|| {
                     for _ in 0..seed % 5 {
-                        let _ = std::pin::Pin::new(&mut future).poll(&mut cx);
+                        if std::pin::Pin::new(&mut future).poll(&mut cx).is_ready() {
+                            break;
+                        }
                     }
                     drop(future);
                 }));
@@ -740,4 +751,24 @@ fn random_trees_of_combinators_drop_every_guard_exactly_once() {
 fn sleeps_then_sets(release: Event, millis: u64) -> () {
     yield_!(sleep(ms(millis)));
     release.set();
+}
+
+#[tinyio::coroutine]
+fn fails_at_once() -> () {
+    Err(Original)?
+}
+
+/// A `to_future` polled again after it gave its error says it was misused, rather than give
+/// `Ok` the second time.
+#[test]
+fn a_to_future_polled_after_its_error_panics_rather_than_succeed() {
+    let mut future = tinyio::to_future(background(fails_at_once()));
+    let mut cx = Context::from_waker(Waker::noop());
+    let first = std::pin::Pin::new(&mut future).poll(&mut cx);
+    assert!(matches!(&first, Poll::Ready(Err(e)) if e.downcast_ref::<Original>().is_some()));
+    let again = catch_unwind(AssertUnwindSafe(|| std::pin::Pin::new(&mut future).poll(&mut cx)));
+    match again {
+        Err(payload) => assert!(payload_str(&*payload).contains("after completion")),
+        Ok(again) => panic!("polled again, it gave {again:?}"),
+    }
 }
