@@ -406,6 +406,8 @@ impl<'a, Y: Yieldable + 'a> Future for ToFuture<'a, Y> {
             let y = this.y.take().expect("polled after completion");
             Session::new(y, Arc::default(), ErrorGroup::Auto, Room::default())
         });
+        // An ended run has nothing left to give: its output, or its error, was given already.
+        assert!(!session.ended, "`ToFuture` polled after completion");
         session.run.remote.set_driver(cx.waker().clone());
         DRIVEN.set(DRIVEN.get() + 1);
         let progress = session.advance(ROUNDS_PER_POLL);
