@@ -103,8 +103,6 @@ pub(crate) struct Run<'s> {
     fresh_leaves: Vec<u32>,
     /// Rounds the coroutine being resumed may take in place (see `Cx::spare`).
     spare: usize,
-    /// The last waker made for a leaf, reused when nobody else holds it any more.
-    waker: Cell<Option<Arc<LeafWaker>>>,
     /// The stall report of the loop that drives this run, if it has one.
     pub(crate) stall: Option<StallReport>,
     /// The clock as last read (see `Cx::now`).
@@ -171,6 +169,8 @@ struct Slot<'s> {
     /// in the padding.
     scope: u32,
     entry: Option<Entry<'s>>,
+    /// The last waker made for a leaf in this slot, reused when nobody else holds it any more.
+    waker: Cell<Option<Arc<LeafWaker>>>,
 }
 
 struct Entry<'s> {
@@ -215,7 +215,6 @@ impl<'s> Run<'s> {
             steps: 0,
             fresh_leaves: Vec::new(),
             spare: 0,
-            waker: Cell::default(),
             stall: None,
             now: Instant::now(),
             scopes: HashMap::new(),
@@ -349,13 +348,13 @@ impl<'s> Run<'s> {
         input: Input,
     ) -> std::thread::Result<Step<'s>> {
         self.steps += 1;
-        let Run { slots, remote, joins, spare, now, waker: last, .. } = self;
+        let Run { slots, remote, joins, spare, now, .. } = self;
         let now = *now;
         let slot = &slots[token as u32 as usize];
         let entry = slot.entry.as_ref().expect("resumed coroutines are in the table");
         let waker = || {
-            let waker = LeafWaker::reuse(last.take(), remote, token);
-            last.set(Some(waker.clone()));
+            let waker = LeafWaker::reuse(slot.waker.take(), remote, token);
+            slot.waker.set(Some(waker.clone()));
             Waker::from(waker)
         };
         let mut cx = Cx { waker: &waker, joins, spare, remote, now };

@@ -19,7 +19,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Wake, Waker};
 use std::time::{Duration, Instant};
@@ -277,13 +277,12 @@ impl Wake for Unpark {
 /// The waker of one leaf.
 pub(crate) struct LeafWaker {
     remote: Arc<Remote>,
-    /// Changed only while nobody else holds the waker (see [`LeafWaker::reuse`]).
-    token: AtomicU64,
+    token: u64,
 }
 
 impl LeafWaker {
     pub(crate) fn new(remote: &Arc<Remote>, token: u64) -> Arc<Self> {
-        Arc::new(LeafWaker { remote: remote.clone(), token: AtomicU64::new(token) })
+        Arc::new(LeafWaker { remote: remote.clone(), token })
     }
 
     /// A waker for `token`: `old` itself if it wakes `token` already; else `old` made new
@@ -291,15 +290,15 @@ impl LeafWaker {
     /// fresh one.
     pub(crate) fn reuse(old: Option<Arc<Self>>, remote: &Arc<Remote>, token: u64) -> Arc<Self> {
         match old {
-            Some(waker) if waker.token.load(Ordering::Relaxed) == token => waker,
-            // No weak handle is ever made, so a count of one is this handle alone: the last
-            // holder's wake-up (read before its release of its handle) is over.
-            Some(waker) if Arc::strong_count(&waker) == 1 => {
-                std::sync::atomic::fence(Ordering::Acquire);
-                waker.token.store(token, Ordering::Relaxed);
-                waker
-            }
-            _ => Self::new(remote, token),
+            Some(waker) if waker.token == token => waker,
+            Some(mut waker) => match Arc::get_mut(&mut waker) {
+                Some(reused) => {
+                    reused.token = token;
+                    waker
+                }
+                None => Self::new(remote, token),
+            },
+            None => Self::new(remote, token),
         }
     }
 }
@@ -310,7 +309,7 @@ impl Wake for LeafWaker {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        self.remote.wake(self.token.load(Ordering::Relaxed));
+        self.remote.wake(self.token);
     }
 }
 
