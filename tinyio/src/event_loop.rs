@@ -351,7 +351,8 @@ const ROUNDS_PER_POLL: usize = 64;
 /// wake the task through its waker; nothing blocks the executor's thread. The future is not
 /// `Send` (coroutines live on one thread): use a current-thread runtime or a `LocalSet`.
 /// Dropping it before it finishes cancels the computation as a crash would, and joins its
-/// threads.
+/// threads. Like most futures, it panics if polled again once it has given its output (or its
+/// error).
 ///
 /// ```
 /// use std::time::Duration;
