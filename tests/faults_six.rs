@@ -101,19 +101,22 @@ fn fails_once_returned(returned: mpsc::Receiver<()>, started: mpsc::Receiver<()>
     tinyio::bail!("failed while the first call's output waited to be taken");
 }
 
-#[test]
-fn a_panic_dropping_a_cancelled_calls_output_still_joins_every_other_thread() {
+/// Runs `first` (given the sender its returning drops and the sender its output's drop
+/// signals on), a thread call that stops only once that output has been dropped, and a
+/// coroutine that fails once `first` has returned: the drop's panic resumes out of `run`, and
+/// only after the second thread has been joined.
+fn a_panic_dropping_the_output_of(
+    first: impl FnOnce(mpsc::Sender<()>, mpsc::Sender<()>) -> Coro<PanicsOnDrop>,
+) {
     let _alone = threads_alone();
     static DROPS: AtomicUsize = AtomicUsize::new(0);
+    let before = dropped(&DROPS); // each test that calls this counts the drops of its own run
     let finished = Arc::new(AtomicBool::new(false));
     let (dropping, dropped_output) = mpsc::channel();
     let (returns, returned) = mpsc::channel::<()>();
     let (starts, started) = mpsc::channel();
     let (release, released) = mpsc::channel::<()>();
-    let first = run_in_thread(move || {
-        let _returns = returns;
-        PanicsOnDrop(dropping)
-    });
+    let first = first(returns, dropping);
     let second = run_in_thread({
         let finished = finished.clone();
         move || {
@@ -136,44 +139,28 @@ fn a_panic_dropping_a_cancelled_calls_output_still_joins_every_other_thread() {
     let payload = panicked.expect_err("the panic of the drop resumes out of run");
     assert_eq!(payload_str(&*payload), "dropping the output of a cancelled thread call");
     assert!(finished.load(Ordering::SeqCst), "a thread call outlived its run");
-    assert_eq!(dropped(&DROPS), 1);
+    assert_eq!(dropped(&DROPS) - before, 1);
+}
+
+#[test]
+fn a_panic_dropping_a_cancelled_calls_output_still_joins_every_other_thread() {
+    a_panic_dropping_the_output_of(|returns, dropping| {
+        run_in_thread(move || {
+            let _returns = returns;
+            PanicsOnDrop(dropping)
+        })
+    });
 }
 
 #[test]
 fn a_panic_dropping_a_cancelled_from_tokio_output_still_joins_every_other_thread() {
-    let _alone = threads_alone();
-    static DROPS: AtomicUsize = AtomicUsize::new(0);
-    let finished = Arc::new(AtomicBool::new(false));
-    let (dropping, dropped_output) = mpsc::channel();
-    let (returns, returned) = mpsc::channel::<()>();
-    let (starts, started) = mpsc::channel();
-    let (release, released) = mpsc::channel::<()>();
     // Finished on tokio (its sender gone with it) before the loop fails, and never taken.
-    let first = tinyio::from_tokio(async move {
-        let _returns = returns;
-        PanicsOnDrop(dropping)
+    a_panic_dropping_the_output_of(|returns, dropping| {
+        tinyio::from_tokio(async move {
+            let _returns = returns;
+            PanicsOnDrop(dropping)
+        })
     });
-    let second = run_in_thread({
-        let finished = finished.clone();
-        move || {
-            let _guard = DropGuard(&DROPS);
-            starts.send(()).unwrap();
-            while tinyio::thread::sleep(Duration::from_secs(3600)).is_ok() {}
-            dropped_output.recv().unwrap();
-            released.recv().unwrap();
-            finished.store(true, Ordering::SeqCst);
-        }
-    });
-    let lp = Loop::new().stall_report(ms(50), move |_| {
-        let _ = release.send(());
-    });
-    let panicked = catch_unwind(AssertUnwindSafe(|| {
-        lp.run((first, second, fails_once_returned(returned, started)))
-    }));
-    let payload = panicked.expect_err("the panic of the drop resumes out of run");
-    assert_eq!(payload_str(&*payload), "dropping the output of a cancelled thread call");
-    assert!(finished.load(Ordering::SeqCst), "a thread call outlived its run");
-    assert_eq!(dropped(&DROPS), 1);
 }
 
 // Scale: a failure, a timeout, a race or an isolate's failure reaching 10^5 waiters of one
