@@ -92,21 +92,28 @@ impl Drop for PanicsOnDrop {
     }
 }
 
+/// Lets the first call return and fails once it has, all in one step: the loop cannot take
+/// the call's output in between, so it is still waiting to be taken when the run fails.
 #[tinyio::coroutine]
-fn fails_once_returned(returned: mpsc::Receiver<()>, started: mpsc::Receiver<()>) -> () {
+fn fails_once_returned(
+    go: mpsc::Sender<()>,
+    returned: mpsc::Receiver<()>,
+    started: mpsc::Receiver<()>,
+) -> () {
     yield_!();
     started.recv().unwrap();
+    go.send(()).unwrap();
     // The first call's function has returned (its sender went with it).
     assert!(returned.recv().is_err());
     tinyio::bail!("failed while the first call's output waited to be taken");
 }
 
-/// Runs `first` (given the sender its returning drops and the sender its output's drop
-/// signals on), a thread call that stops only once that output has been dropped, and a
-/// coroutine that fails once `first` has returned: the drop's panic resumes out of `run`, and
-/// only after the second thread has been joined.
+/// Runs `first` (given the signal to return on, the sender its returning drops and the sender
+/// its output's drop signals on), a thread call that stops only once that output has been
+/// dropped, and a coroutine that fails once `first` has returned: the drop's panic resumes out
+/// of `run`, and only after the second thread has been joined.
 fn a_panic_dropping_the_output_of(
-    first: impl FnOnce(mpsc::Sender<()>, mpsc::Sender<()>) -> Coro<PanicsOnDrop>,
+    first: impl FnOnce(mpsc::Receiver<()>, mpsc::Sender<()>, mpsc::Sender<()>) -> Coro<PanicsOnDrop>,
 ) {
     let _alone = threads_alone();
     static DROPS: AtomicUsize = AtomicUsize::new(0);
@@ -116,7 +123,8 @@ fn a_panic_dropping_the_output_of(
     let (returns, returned) = mpsc::channel::<()>();
     let (starts, started) = mpsc::channel();
     let (release, released) = mpsc::channel::<()>();
-    let first = first(returns, dropping);
+    let (go, going) = mpsc::channel();
+    let first = first(going, returns, dropping);
     let second = run_in_thread({
         let finished = finished.clone();
         move || {
@@ -134,7 +142,7 @@ fn a_panic_dropping_the_output_of(
         let _ = release.send(());
     });
     let panicked = catch_unwind(AssertUnwindSafe(|| {
-        lp.run((first, second, fails_once_returned(returned, started)))
+        lp.run((first, second, fails_once_returned(go, returned, started)))
     }));
     let payload = panicked.expect_err("the panic of the drop resumes out of run");
     assert_eq!(payload_str(&*payload), "dropping the output of a cancelled thread call");
@@ -144,9 +152,10 @@ fn a_panic_dropping_the_output_of(
 
 #[test]
 fn a_panic_dropping_a_cancelled_calls_output_still_joins_every_other_thread() {
-    a_panic_dropping_the_output_of(|returns, dropping| {
+    a_panic_dropping_the_output_of(|going, returns, dropping| {
         run_in_thread(move || {
             let _returns = returns;
+            going.recv().unwrap();
             PanicsOnDrop(dropping)
         })
     });
@@ -155,9 +164,10 @@ fn a_panic_dropping_a_cancelled_calls_output_still_joins_every_other_thread() {
 #[test]
 fn a_panic_dropping_a_cancelled_from_tokio_output_still_joins_every_other_thread() {
     // Finished on tokio (its sender gone with it) before the loop fails, and never taken.
-    a_panic_dropping_the_output_of(|returns, dropping| {
+    a_panic_dropping_the_output_of(|going, returns, dropping| {
         tinyio::from_tokio(async move {
             let _returns = returns;
+            going.recv().unwrap(); // blocks tinyio's tokio worker for a moment: a test alone
             PanicsOnDrop(dropping)
         })
     });
