@@ -182,6 +182,12 @@ impl VisitMut for Rewriter<'_> {
                 self.stray(expr.to_token_stream());
             }
             Expr::Return(node) => {
+                if let (None, Some(_)) = (&node.expr, self.output) {
+                    // `return;` is checked as `return ();`, on the `return`: a `break` without a
+                    // value would be reported at the attribute, with a help to write `42` there.
+                    node.expr =
+                        Some(Box::new(Expr::Verbatim(quote_spanned!(node.return_token.span=> ()))));
+                }
                 if let Some(value) = &mut node.expr {
                     self.visit_expr_mut(value);
                 }
