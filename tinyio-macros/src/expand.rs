@@ -62,6 +62,9 @@ pub(crate) fn coroutine(krate: &Path, mut item: ItemFn) -> Result<TokenStream> {
     let label = Lifetime::new("'__tinyio_body", Span::mixed_site());
     let output = output_type(&item.sig);
     let mut errors = valid::signature(&item.sig);
+    errors.extend(
+        item.attrs.iter().filter(|attr| valid::is_coroutine(attr)).map(valid::applied_twice),
+    );
     errors.extend(visit::rewrite(&mut item.block, krate, &co, &label, output.as_ref()));
     valid::combine(errors)?;
     if let (ReturnType::Default, Some(Stmt::Expr(tail, None))) =

@@ -1,6 +1,6 @@
 use proc_macro2::Ident;
 use proc_macro2::Span;
-use syn::{Error, Result, Signature, Token, TraitItemFn};
+use syn::{Attribute, Error, Result, Signature, Token, TraitItemFn};
 
 pub(crate) fn signature(sig: &Signature) -> Vec<Error> {
     let mut errors = Vec::new();
@@ -46,6 +46,27 @@ pub(crate) fn stray_suspend(name: &Ident) -> Error {
          closure, async block or nested function"
     );
     Error::new(name.span(), message)
+}
+
+/// Whether `attr` is this attribute, under whatever path (`tinyio::coroutine`, `tio::coroutine`).
+pub(crate) fn is_coroutine(attr: &Attribute) -> bool {
+    attr.path().segments.last().is_some_and(|segment| segment.ident == "coroutine")
+}
+
+pub(crate) fn applied_twice(attr: &Attribute) -> Error {
+    Error::new_spanned(
+        attr,
+        "`#[tinyio::coroutine]` is applied twice to this function; remove one (twice, it would \
+         return a coroutine whose output is a coroutine)",
+    )
+}
+
+pub(crate) fn several_values(name: &Ident, comma: &Token![,]) -> Error {
+    let message = format!(
+        "`{name}!` takes one value; to wait for several at once, yield a tuple of them: \
+         `{name}!((a, b))`"
+    );
+    Error::new(comma.span, message)
 }
 
 pub(crate) fn not_a_function() -> Error {

@@ -1,8 +1,10 @@
 use crate::valid;
 use proc_macro2::{Delimiter, Group, Ident, Span, TokenStream, TokenTree};
 use quote::{ToTokens, quote, quote_spanned};
+use syn::parse::Parser;
+use syn::punctuated::Punctuated;
 use syn::visit_mut::{self, VisitMut};
-use syn::{Block, Error, Expr, Item, Lifetime, Macro, Path, Stmt};
+use syn::{Block, Error, Expr, Item, Lifetime, Macro, Path, Stmt, Token};
 
 /// Rewrites `yield_!` and `try_yield!` in a coroutine body into suspension calls, turns `return`
 /// into a `break` out of the `body` block, its value checked against `output` on its own, and
@@ -55,7 +57,14 @@ impl Rewriter<'_> {
                     expr.into_token_stream()
                 }
                 Err(error) => {
-                    self.errors.push(error);
+                    // `yield_!(a, b)`: say to yield a tuple rather than "unexpected token".
+                    let several =
+                        Punctuated::<Expr, Token![,]>::parse_terminated.parse2(args.clone());
+                    let comma = several
+                        .ok()
+                        .and_then(|values| values.pairs().next()?.punct().map(|&&comma| comma));
+                    self.errors
+                        .push(comma.map_or(error, |comma| valid::several_values(ident, &comma)));
                     args
                 }
             }
@@ -182,6 +191,12 @@ impl VisitMut for Rewriter<'_> {
                 self.stray(expr.to_token_stream());
             }
             Expr::Return(node) => {
+                if let (None, Some(_)) = (&node.expr, self.output) {
+                    // `return;` is checked as `return ();`, on the `return`: a `break` without a
+                    // value would be reported at the attribute, with a help to write `42` there.
+                    node.expr =
+                        Some(Box::new(Expr::Verbatim(quote_spanned!(node.return_token.span=> ()))));
+                }
                 if let Some(value) = &mut node.expr {
                     self.visit_expr_mut(value);
                 }
@@ -203,10 +218,7 @@ impl VisitMut for Rewriter<'_> {
     }
 
     fn visit_item_mut(&mut self, item: &mut Item) {
-        let is_coroutine = |attr: &syn::Attribute| {
-            attr.path().segments.last().is_some_and(|s| s.ident == "coroutine")
-        };
-        if !matches!(item, Item::Fn(f) if f.attrs.iter().any(is_coroutine)) {
+        if !matches!(item, Item::Fn(f) if f.attrs.iter().any(valid::is_coroutine)) {
             self.stray(item.to_token_stream());
         }
     }
