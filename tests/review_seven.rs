@@ -3,7 +3,8 @@
 //! waits on many.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
 
 use tinyio::{Event, Loop, Shared};
 
@@ -87,4 +88,29 @@ fn many_waits_on_one_shared_coroutine_with_many_children_take_linear_work() {
         assert_eq!(one, 1);
         assert_eq!(read.iter().sum::<u64>(), u64::from(n));
     });
+}
+
+type Slot = Rc<RefCell<Option<Shared<u64>>>>;
+
+/// Waits on whatever `next` holds by then.
+#[tinyio::coroutine]
+fn link(next: Slot) -> u64 {
+    yield_!();
+    let next = next.borrow_mut().take().expect("filled before the run");
+    yield_!(next) + 1
+}
+
+/// A ring of seven: the last wait closes it, and the two searches meet half-way round. The
+/// message names the whole ring, each once, and the waiter again at the end.
+#[test]
+fn a_long_cycle_is_named_whole() {
+    let slots: Vec<Slot> = (0..7).map(|_| Rc::default()).collect();
+    let links: Vec<_> = slots.iter().map(|slot| link(slot.clone()).share()).collect();
+    for (i, slot) in slots.iter().enumerate() {
+        *slot.borrow_mut() = Some(links[(i + 1) % links.len()].clone());
+    }
+    let err = Loop::new().run(links).unwrap_err();
+    let message = err.to_string();
+    assert!(err.is_cancelled() && message.contains("cycle detected"), "{message}");
+    assert_eq!(message.matches("`link`").count(), 8, "{message}");
 }
