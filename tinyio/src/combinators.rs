@@ -290,14 +290,14 @@ pub fn isolate<'a, Y: Yieldable<Output: 'a> + 'a>(y: Y) -> Coroutine<'a, Result<
 #[track_caller]
 pub fn copy<'a, Y: Yieldable<Output: 'a> + 'a>(y: Y) -> Coroutine<'a, Coroutine<'a, Y::Output>> {
     let state = Completions::new(&COPY);
-    let (send, made_in) = (deliver(&COPY, y, &state), state.clone());
+    let (send, completions) = (deliver(&COPY, y, &state), state.clone());
     // A coroutine around the leaf, as a stall report lists coroutines, not leaves.
     let delivered = Coroutine::leaf(&COPIED, Completion { state, index: 0 });
     let receive = coroutine(&COPIED, move |co| async move {
         suspend(&co, delivered, line!()).await.map_err(Raise)
     });
     coroutine(&COPY, move |co| async move {
-        made_in.borrow_mut().made_in = current_run();
+        completions.borrow_mut().made_in = current_run();
         suspend(&co, background(send), line!()).await?;
         Ok(receive)
     })

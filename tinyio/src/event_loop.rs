@@ -404,7 +404,7 @@ impl<'a, Y: Yieldable + 'a> Future for ToFuture<'a, Y> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         let session = this.session.get_or_insert_with(|| {
-            let y = this.y.take().expect("polled after completion");
+            let y = this.y.take().expect("taken once, as the run is made");
             Session::new(y, Arc::default(), ErrorGroup::Auto, Room::default())
         });
         // An ended run has nothing left to give: its output, or its error, was given already.

@@ -72,8 +72,8 @@ pub(crate) struct Run<'s> {
     /// The table of coroutines, indexed by key.
     slots: Vec<Slot<'s>>,
     /// Keys of empty slots, for reuse. Room for every slot is kept: growing this list while
-    /// coroutines finish would make glibc consolidate every chunk freed so far (a pause of
-    /// half a millisecond per ten thousand coroutines, in the middle of a burst of wake-ups).
+    /// coroutines finish would make glibc consolidate every chunk freed so far (a pause that
+    /// grows with the table, in the middle of a burst of wake-ups).
     free: Vec<u32>,
     /// While a timed wait's work is being stopped (see `Run::expire`): the keys freed
     /// meanwhile, held back from reuse until it is over.

@@ -6,6 +6,7 @@
 
 use super::*;
 use std::collections::hash_map::Entry::Vacant;
+use std::ops::ControlFlow::{self, Break};
 use std::thread;
 
 /// The coroutine a failure came from.
@@ -215,39 +216,37 @@ impl<'s> Run<'s> {
     /// If `child` already waits, directly or not, on `waiter`, the cycle that waiting on it
     /// would close, by name.
     ///
-    /// Two searches take turns, one coroutine each: up from `waiter` through whoever waits on
-    /// it, and down from `child` through what it waits on. A cycle is where they meet; none, once
+    /// Two searches take turns, one link each: up from `waiter` through whoever waits on it,
+    /// and down from `child` through what it waits on. A cycle is where they meet; none, once
     /// either has run out. So a wait costs the smaller side, not the larger: one coroutine
     /// yielded at every level of a deep chain costs each level what that coroutine waits on,
-    /// not the depth above it.
+    /// and one with many children, yielded by many waiters, costs each what is above it.
     pub(super) fn find_cycle(&self, waiter: u32, child: u32) -> Option<String> {
         if waiter == ROOT {
             return None;
         }
-        // Each coroutine reached, with the one it was reached from: `up[k]` is what `k` waits
-        // on, on the way up to `waiter`; `down[k]` is what waits on `k`, from `child` down.
-        let mut up = HashMap::from([(waiter, waiter)]);
-        let mut down = HashMap::from([(child, child)]);
-        let (mut up_todo, mut down_todo) = (VecDeque::from([waiter]), VecDeque::from([child]));
-        let mut met = (waiter == child).then_some(child);
-        let met = loop {
-            if let Some(met) = met {
-                break met;
-            }
-            let (Some(above), Some(below)) = (up_todo.pop_front(), down_todo.pop_front()) else {
-                return None; // one side has run out: they never meet
-            };
-            let entry = self.slots[above as usize].entry.iter();
-            let waiters = entry.flat_map(|entry| entry.waiters.iter()).filter(|&up| up != ROOT);
-            met = reach(&mut up, &down, &mut up_todo, above, waiters);
-            if met.is_none() {
-                let entry = self.slots[below as usize].entry.iter();
-                let children = entry.flat_map(|entry| entry.waits.children());
-                let children = children.filter_map(|&token| self.live(token));
-                met = reach(&mut down, &up, &mut down_todo, below, children);
-            }
+        let links = |key: u32| self.slots[key as usize].entry.as_ref();
+        let mut up = Search::new(waiter, |key| {
+            links(key).into_iter().flat_map(|entry| entry.waiters.iter()).filter(|&k| k != ROOT)
+        });
+        let mut down = Search::new(child, |key| {
+            let children = links(key).into_iter().flat_map(|entry| entry.waits.children());
+            children.filter_map(|&token| self.live(token))
+        });
+        let met = if waiter == child {
+            child
+        } else {
+            loop {
+                if let Break(met) = up.step(&down.reached) {
+                    break met;
+                }
+                if let Break(met) = down.step(&up.reached) {
+                    break met;
+                }
+            }?
         };
         // From `child` down to where they met, then up to `waiter`: each waits on the next.
+        let (up, down) = (up.reached, down.reached);
         let mut from_child: Vec<u32> =
             std::iter::successors(Some(met), |k| (*k != child).then(|| down[k])).collect();
         from_child.reverse();
@@ -437,25 +436,44 @@ impl<'s> Run<'s> {
     }
 }
 
-/// One step of a search of [`Run::find_cycle`]: each of `next` not reached yet is recorded as
-/// reached from `from`, and queued; gives the first that the other search has reached.
-fn reach(
-    reached: &mut HashMap<u32, u32>,
-    other: &HashMap<u32, u32>,
-    todo: &mut VecDeque<u32>,
-    from: u32,
-    next: impl Iterator<Item = u32>,
-) -> Option<u32> {
-    for next in next {
-        if let Vacant(vacant) = reached.entry(next) {
-            vacant.insert(from);
-            if other.contains_key(&next) {
-                return Some(next);
+/// One side of the search of [`Run::find_cycle`], which follows one link per step.
+struct Search<F, I> {
+    /// Each coroutine reached, with the one it was reached from.
+    reached: HashMap<u32, u32>,
+    /// Those reached whose links have not been followed yet.
+    todo: VecDeque<u32>,
+    /// The coroutine whose links are being followed, and those left.
+    at: Option<(u32, I)>,
+    /// The links of a coroutine: its waiters, or what it waits on.
+    links: F,
+}
+
+impl<F: Fn(u32) -> I, I: Iterator<Item = u32>> Search<F, I> {
+    fn new(start: u32, links: F) -> Self {
+        let (reached, todo) = (HashMap::from([(start, start)]), VecDeque::from([start]));
+        Search { reached, todo, at: None, links }
+    }
+
+    /// Follows one link: breaks with a coroutine it reaches that `other` has reached too, or
+    /// with `None` once no link is left.
+    fn step(&mut self, other: &HashMap<u32, u32>) -> ControlFlow<Option<u32>> {
+        loop {
+            if let Some((from, links)) = &mut self.at
+                && let Some(next) = links.next()
+            {
+                if let Vacant(vacant) = self.reached.entry(next) {
+                    vacant.insert(*from);
+                    if other.contains_key(&next) {
+                        return Break(Some(next));
+                    }
+                    self.todo.push_back(next);
+                }
+                return ControlFlow::Continue(());
             }
-            todo.push_back(next);
+            let Some(from) = self.todo.pop_front() else { return Break(None) };
+            self.at = Some((from, (self.links)(from)));
         }
     }
-    None
 }
 
 /// Ends `task` as `ended`, and drops it: user code (its body's destructors) runs here, and a

@@ -1,0 +1,116 @@
+//! A senior pass over the round's changes: the cycle check of a wait on a coroutine already
+//! scheduled costs the smaller side, link by link, even where one coroutine on the far side
+//! waits on many.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+
+use tinyio::{Event, Loop, Shared};
+
+/// Bytes allocated per thread (a realloc counts what it grows by).
+struct Counting;
+
+thread_local! {
+    static ALLOCATED: Cell<usize> = const { Cell::new(0) };
+}
+
+fn count(bytes: usize) {
+    // `try_with`: a thread being torn down has no counter left.
+    let _ = ALLOCATED.try_with(|allocated| allocated.set(allocated.get() + bytes));
+}
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        count(layout.size());
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        count(new_size.saturating_sub(layout.size()));
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static COUNTING: Counting = Counting;
+
+/// The bytes `scenario(n)` allocates, on a fresh thread.
+fn work(n: u32, scenario: fn(u32)) -> usize {
+    let thread = std::thread::spawn(move || {
+        scenario(n);
+        ALLOCATED.with(Cell::get)
+    });
+    thread.join().unwrap()
+}
+
+/// `scenario` at `n` and at `10 n`: the work grows about tenfold (a quadratic cost would make
+/// it a hundredfold).
+fn assert_linear(name: &str, n: u32, scenario: fn(u32)) {
+    let (small, large) = (work(n, scenario), work(10 * n, scenario));
+    let ratio = large as f64 / small as f64;
+    eprintln!("{name}: {small} bytes at {n}, {large} at {}: x{ratio:.1}", 10 * n);
+    assert!(ratio < 25.0, "{name}: the work grew x{ratio:.1} for ten times the size");
+}
+
+/// Waits on `n` waits of `made` at once, as `n` children in the table.
+#[tinyio::coroutine]
+fn waits_on_many(n: u32, made: Event) -> u64 {
+    let waits: Vec<_> = (0..n).map(|_| made.wait()).collect();
+    yield_!(waits);
+    1
+}
+
+#[tinyio::coroutine]
+fn reads(shared: Shared<u64>) -> u64 {
+    yield_!(shared)
+}
+
+#[tinyio::coroutine]
+fn sets(made: Event) -> () {
+    made.set();
+}
+
+/// `n` coroutines, each waited on by the root alone, wait on one shared coroutine that waits
+/// on `n` children: each wait's cycle check finds nothing above its waiter at once, and must
+/// not look through all `n` below.
+#[test]
+fn many_waits_on_one_shared_coroutine_with_many_children_take_linear_work() {
+    assert_linear("many waits on a wide shared coroutine", 1_000, |n| {
+        let made = Event::new();
+        let shared = waits_on_many(n, made.clone()).share();
+        let readers: Vec<_> = (0..n).map(|_| reads(shared.clone())).collect();
+        let (one, read, ()) = Loop::new().run((shared, readers, sets(made))).unwrap();
+        assert_eq!(one, 1);
+        assert_eq!(read.iter().sum::<u64>(), u64::from(n));
+    });
+}
+
+type Slot = Rc<RefCell<Option<Shared<u64>>>>;
+
+/// Waits on whatever `next` holds by then.
+#[tinyio::coroutine]
+fn link(next: Slot) -> u64 {
+    yield_!();
+    let next = next.borrow_mut().take().expect("filled before the run");
+    yield_!(next) + 1
+}
+
+/// A ring of seven: the last wait closes it, and the two searches meet half-way round. The
+/// message names the whole ring, each once, and the waiter again at the end.
+#[test]
+fn a_long_cycle_is_named_whole() {
+    let slots: Vec<Slot> = (0..7).map(|_| Rc::default()).collect();
+    let links: Vec<_> = slots.iter().map(|slot| link(slot.clone()).share()).collect();
+    for (i, slot) in slots.iter().enumerate() {
+        *slot.borrow_mut() = Some(links[(i + 1) % links.len()].clone());
+    }
+    let err = Loop::new().run(links).unwrap_err();
+    let message = err.to_string();
+    assert!(err.is_cancelled() && message.contains("cycle detected"), "{message}");
+    assert_eq!(message.matches("`link`").count(), 8, "{message}");
+}
