@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 
 use tinyio::{
@@ -249,4 +250,59 @@ fn a_lock_guard_held_across_a_crash_gives_back_its_data_and_the_lock() {
     let (lock, held, lp) = (Lock::with_data(Vec::new()), Event::new(), Loop::new());
     assert!(lp.run((hold(lock.clone(), held.clone()), crash(held))).is_err());
     assert_eq!(lp.run(read(lock.clone())).unwrap(), [1]);
+}
+
+/// Many coroutines take permits under short timeouts and give them back from other threads:
+/// at most `permits` are ever held at once, and every permit is back at the end.
+#[test]
+fn permits_taken_under_timeouts_and_given_back_from_threads_are_all_counted() {
+    static HELD: AtomicUsize = AtomicUsize::new(0);
+    static MOST: AtomicUsize = AtomicUsize::new(0);
+    #[tinyio::coroutine]
+    fn take(sem: Semaphore, wait_us: u64) -> bool {
+        let wait = std::time::Duration::from_micros(wait_us);
+        let Some(guard) = yield_!(timeout(sem.acquire(), wait)) else { return false };
+        let now = HELD.fetch_add(1, SeqCst) + 1;
+        MOST.fetch_max(now, SeqCst);
+        yield_!();
+        yield_!(run_in_thread(move || {
+            HELD.fetch_sub(1, SeqCst);
+            drop(guard);
+        }));
+        true
+    }
+    let sem = Semaphore::new(3);
+    let takers: Vec<_> = (0..60).map(|i| take(sem.clone(), (i % 7) * 150)).collect();
+    let took = Loop::new().run(takers).unwrap();
+    assert!(took.iter().any(|&t| t));
+    assert!(MOST.load(SeqCst) <= 3, "more holders than permits: {}", MOST.load(SeqCst));
+    assert_eq!(sem.available(), 3, "a permit was lost or made up");
+}
+
+/// The stall report names a send waiting for room, inside a race and inside a timeout.
+#[test]
+fn the_stall_report_names_sends_waiting_inside_race_and_timeout() {
+    use std::sync::Mutex;
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let (tx, rx) = channel::<u32>(1);
+    tx.try_send(0).unwrap();
+    let lp = Loop::new().stall_report(common::ms(20), {
+        let (seen, rx) = (seen.clone(), rx.clone());
+        move |stall| {
+            for s in stall.coroutines() {
+                seen.lock().unwrap().extend(s.waits_on().iter().copied());
+            }
+            let _ = rx.try_recv(); // unstalls the loop
+        }
+    });
+    #[tinyio::coroutine]
+    fn waits(tx: Sender<u32>) -> () {
+        let raced = race((tx.send(1), Event::new().wait()));
+        assert!(matches!(yield_!(raced), Race2::First(Ok(()))));
+        let timed = timeout(tx.send(2), std::time::Duration::from_secs(3600));
+        assert!(matches!(yield_!(timed), Some(Ok(()))));
+    }
+    lp.run(waits(tx)).unwrap();
+    let seen = seen.lock().unwrap();
+    assert!(seen.iter().filter(|&&name| name == "Sender::send").count() >= 2, "{seen:?}");
 }
