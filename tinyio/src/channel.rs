@@ -298,7 +298,8 @@ impl<T> Receiver<T> {
 
     /// Blocks this thread until a value comes (or every sender is gone: `None`): for plain
     /// threads and [`run_in_thread`](crate::run_in_thread) calls, never inside a coroutine (use
-    /// `recv`). Inside a thread call, gives `None` as soon as the call is told to stop.
+    /// `recv`). Inside a thread call told to stop, it no longer waits: it still takes a value
+    /// that is queued, else gives `None` at once.
     ///
     /// ```
     /// let (tx, rx) = tinyio::channel(1);
