@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -178,37 +176,8 @@ fn a_panic_dropping_a_cancelled_from_tokio_output_still_joins_every_other_thread
 // per coroutine; and the work it takes, counted as the bytes the run allocates, grows in
 // proportion (10^4 against 10^5), not with the square.
 
-/// Bytes allocated per thread (a realloc counts what it grows by): the tests of this binary
-/// running beside each other do not disturb each other's counts.
-struct Counting;
-
-thread_local! {
-    static ALLOCATED: Cell<usize> = const { Cell::new(0) };
-}
-
-fn count(bytes: usize) {
-    // `try_with`: a thread being torn down has no counter left.
-    let _ = ALLOCATED.try_with(|allocated| allocated.set(allocated.get() + bytes));
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count(layout.size());
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count(new_size.saturating_sub(layout.size()));
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static COUNTING: Counting = Counting;
+static COUNTING: common::Counting = common::Counting;
 
 /// A stack far too small for 10^5 nested frames.
 const SMALL_STACK: usize = 256 * 1024;
@@ -217,7 +186,7 @@ const SMALL_STACK: usize = 256 * 1024;
 fn work(n: u32, scenario: fn(u32)) -> usize {
     let thread = std::thread::Builder::new().stack_size(SMALL_STACK).spawn(move || {
         scenario(n);
-        ALLOCATED.with(Cell::get)
+        common::allocated()
     });
     thread.unwrap().join().unwrap()
 }

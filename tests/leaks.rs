@@ -3,56 +3,24 @@
 
 mod common;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Duration;
 
 use common::forever;
 use tinyio::{Loop, sleep, timeout};
 
-/// Counts the bytes live on the heap, per thread: a test's loop runs on its own thread, so the
-/// tests of this binary running beside each other do not disturb each other's counts.
-struct Counting;
-
-thread_local! {
-    static LIVE: Cell<isize> = const { Cell::new(0) };
-}
-
-fn count(bytes: isize) {
-    // `try_with`: a thread being torn down has no counter left, and frees nothing we count.
-    let _ = LIVE.try_with(|live| live.set(live.get() + bytes));
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count(layout.size() as isize);
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        count(-(layout.size() as isize));
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count(new_size as isize - layout.size() as isize);
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static COUNTING: Counting = Counting;
+static COUNTING: common::Counting = common::Counting;
 
 /// Live bytes on this thread after `scenario` ran `times` times, minus before; one run first
 /// warms up what is made once per thread (the panic machinery, thread-locals).
 fn leaked_by(times: usize, scenario: impl Fn()) -> isize {
     scenario();
-    let before = LIVE.with(Cell::get);
+    let before = common::live();
     for _ in 0..times {
         scenario();
     }
-    LIVE.with(Cell::get) - before
+    common::live() - before
 }
 
 struct PanicOnDrop;
@@ -161,9 +129,9 @@ fn times_out_held_waits(times: usize) -> () {
 /// which is as large as the run's table grew.
 fn kept_after(times: usize) -> isize {
     let lp = Loop::new();
-    let before = LIVE.with(Cell::get);
+    let before = common::live();
     lp.run(times_out_held_waits(times)).unwrap();
-    LIVE.with(Cell::get) - before
+    common::live() - before
 }
 
 #[test]

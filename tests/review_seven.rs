@@ -2,48 +2,21 @@
 //! scheduled costs the smaller side, link by link, even where one coroutine on the far side
 //! waits on many.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::{Cell, RefCell};
+mod common;
+
+use std::cell::RefCell;
 use std::rc::Rc;
 
 use tinyio::{Event, Loop, Shared};
 
-/// Bytes allocated per thread (a realloc counts what it grows by).
-struct Counting;
-
-thread_local! {
-    static ALLOCATED: Cell<usize> = const { Cell::new(0) };
-}
-
-fn count(bytes: usize) {
-    // `try_with`: a thread being torn down has no counter left.
-    let _ = ALLOCATED.try_with(|allocated| allocated.set(allocated.get() + bytes));
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count(layout.size());
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count(new_size.saturating_sub(layout.size()));
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static COUNTING: Counting = Counting;
+static COUNTING: common::Counting = common::Counting;
 
 /// The bytes `scenario(n)` allocates, on a fresh thread.
 fn work(n: u32, scenario: fn(u32)) -> usize {
     let thread = std::thread::spawn(move || {
         scenario(n);
-        ALLOCATED.with(Cell::get)
+        common::allocated()
     });
     thread.join().unwrap()
 }

@@ -1,6 +1,7 @@
 //! Helpers shared by the behaviour tests. Each test file uses only some of them.
 #![allow(dead_code)]
 
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::any::Any;
 use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -160,4 +161,48 @@ pub fn payload_str(payload: &(dyn Any + Send)) -> &str {
         .copied()
         .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
         .unwrap_or("<not a string>")
+}
+
+/// A global allocator that counts, per thread, the bytes allocated (a realloc counts what it grows
+/// by) and the bytes live: per thread, so that the tests of one binary running beside each other
+/// do not disturb each other's counts. A test file installs it with
+/// `#[global_allocator] static COUNTING: common::Counting = common::Counting;`.
+pub struct Counting;
+
+thread_local! {
+    static ALLOCATED: Cell<usize> = const { Cell::new(0) };
+    static LIVE: Cell<isize> = const { Cell::new(0) };
+}
+
+fn count(grown: isize) {
+    // `try_with`: a thread being torn down has no counters left, and frees nothing counted.
+    let _ = ALLOCATED.try_with(|allocated| allocated.set(allocated.get() + grown.max(0) as usize));
+    let _ = LIVE.try_with(|live| live.set(live.get() + grown));
+}
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        count(layout.size() as isize);
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        count(-(layout.size() as isize));
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        count(new_size as isize - layout.size() as isize);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+/// The bytes this thread has allocated so far (with [`Counting`] installed).
+pub fn allocated() -> usize {
+    ALLOCATED.with(Cell::get)
+}
+
+/// The bytes this thread has allocated and not freed (with [`Counting`] installed).
+pub fn live() -> isize {
+    LIVE.with(Cell::get)
 }
