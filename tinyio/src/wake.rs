@@ -121,9 +121,9 @@ impl Remote {
 
     /// Wakes whoever drives the run. That may be a foreign executor's waker, called from
     /// wherever the wake-up comes from: a thread of the cache, or an `Event::set` serving the
-    /// waiters of other loops in turn. Should it panic, that is no news for them, and it must
-    /// not cut their work short (a cache thread ended, the rest of a line left unwoken): the
-    /// panic is caught here and the hook has reported it.
+    /// waiters of other loops in turn. A panic in it is the executor's fault, not theirs, and
+    /// must not cut their work short (a cache thread ended, the rest of a line left unwoken):
+    /// it is caught here, once the panic hook has reported it.
     pub(crate) fn wake_driver(&self) {
         if let Some(driver) = &*lock(&self.driver) {
             let _ = panic::catch_unwind(AssertUnwindSafe(|| driver.wake_by_ref()));
