@@ -153,7 +153,9 @@ impl<'a, T> Coroutine<'a, T> {
         Coroutine { node: Rc::new(NodeCell { origin, state: RefCell::new(state) }) }
     }
 
-    /// A built-in leaf, placed where it was called (see [`Called`]).
+    /// A built-in leaf, placed where it was called (see [`Called`]). Inlined: it is on the path
+    /// of every wait (an event's, a sleep's), whose caller knows the leaf's type.
+    #[inline]
     #[track_caller]
     pub(crate) fn leaf<L: Leaf<Output = T> + 'a>(site: &'static Site, leaf: L) -> Self {
         Coroutine::from_body(Called::here(site), leaf)
@@ -265,6 +267,9 @@ pub(crate) trait Task {
     fn started(&self) -> bool;
     /// Whether this is a leaf (polled like a future) rather than a generator.
     fn is_leaf(&self) -> bool;
+    /// It is about to be stopped with the others its waiter waits on: work it has queued but
+    /// not started must not start meanwhile (see [`Leaf::withdraw`]).
+    fn withdraw(&self);
     /// Runs the coroutine until it next suspends, delivering `input` at its suspension point.
     /// Must not be called again once it returned `Done` or `Fail`, or panicked.
     fn resume<'s>(&self, input: Input, cx: &mut Cx<'_>) -> Step<'s>
@@ -571,6 +576,8 @@ trait Body {
     fn step<'s>(&mut self, input: Input, cx: &mut Cx<'_>) -> ControlFlow<Self::Output, Step<'s>>
     where
         Self: 's;
+    /// See [`Task::withdraw`].
+    fn withdraw(&mut self) {}
 }
 
 /// One coroutine: where it comes from, and its state.
@@ -628,6 +635,12 @@ impl<B: Body, O: Origin> Task for NodeCell<B, O> {
 
     fn is_leaf(&self) -> bool {
         B::LEAF
+    }
+
+    fn withdraw(&self) {
+        if let State::Body { body, .. } = &mut *self.state.borrow_mut() {
+            body.withdraw();
+        }
     }
 
     fn resume<'s>(&self, input: Input, cx: &mut Cx<'_>) -> Step<'s>
@@ -780,6 +793,10 @@ pub(crate) trait Leaf {
     /// Told before the leaf is dropped by a cancellation: a thread is told to stop here, and
     /// its join pushed to `cx.joins`.
     fn cancel(&mut self, _cx: &mut Cx<'_>) {}
+    /// Told, before any of them is cancelled, that the leaf and the others its waiter waits on
+    /// are about to be: a thread call still queued is dropped here, so that no thread freed by
+    /// a sibling's stop starts it meanwhile.
+    fn withdraw(&mut self) {}
 }
 
 impl<L: Leaf> Body for L {
@@ -799,5 +816,9 @@ impl<L: Leaf> Body for L {
             Poll::Ready(Err(error)) => ControlFlow::Continue(Step::Fail(error)),
             Poll::Pending => ControlFlow::Continue(Step::Park(self.deadline())),
         }
+    }
+
+    fn withdraw(&mut self) {
+        Leaf::withdraw(self);
     }
 }

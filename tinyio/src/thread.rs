@@ -150,6 +150,9 @@ impl<F, T> Call<F, T> {
 impl<T: Send + 'static, F: Func<T>> AnyCall for Call<F, T> {
     fn run(self: Arc<Self>) -> Option<Waker> {
         let mut stage = lock(&self.stage);
+        if self.cancelled() {
+            return None; // withdrawn before it started: its leaf drops it
+        }
         let Stage::Queued(f, waker) =
             mem::replace(&mut *stage, Stage::Running(std::thread::current()))
         else {
@@ -213,6 +216,17 @@ impl<T: Send + 'static, F: Func<T>> Leaf for ThreadCall<F, T> {
             Ok(Ok(output)) => Poll::Ready(Ok(output)),
             Ok(Err(error)) => Poll::Ready(Err(error.raised_at(self.at))),
             Err(payload) => panic::resume_unwind(payload),
+        }
+    }
+
+    fn withdraw(&mut self) {
+        if let Some(call) = &self.call {
+            // Under the lock, so that no thread is taking it meanwhile: one that comes to it
+            // now leaves it queued, for `cancel` to drop.
+            let stage = lock(&call.stage);
+            if let Stage::Queued(..) = *stage {
+                call.cancelled.store(true, Ordering::Relaxed);
+            }
         }
     }
 

@@ -131,6 +131,15 @@ impl<'s> Run<'s> {
         let failed = 'walk: {
             while let Some((parent, tokens)) = todo.pop() {
                 let tokens = tokens.as_slice();
+                // Before any of them is stopped: a thread freed by one's stop must not start
+                // work another has queued.
+                for &child in tokens {
+                    let Some(child) = self.live(child) else { continue };
+                    let entry = self.entry_ref(child);
+                    if record.is_some() || !entry.waiters.others_than(parent) {
+                        entry.task.withdraw();
+                    }
+                }
                 for (i, &child) in tokens.iter().enumerate() {
                     // One that finished meanwhile has left the table.
                     let Some(child) = self.live(child) else { continue };
