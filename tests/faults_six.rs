@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
-use common::{DropGuard, dropped, ms, payload_str, within};
+use common::{DropGuard, dropped, failing_chain, ms, payload_str, within};
 use tinyio::{Coro, Event, Loop, Semaphore, Shared, from_future, run_in_thread};
 
 /// The tests that count on the thread cache being idle but for them take turns: a thread call
@@ -284,15 +284,6 @@ fn a_cancel_a_race_or_an_isolate_failing_stops_many_waiters_of_one_event_in_line
         let isolated = tinyio::isolate((event_waiters(n), fails_after_a_pause()));
         assert_eq!(Loop::new().run(isolated).unwrap().unwrap_err().to_string(), "at scale");
     });
-}
-
-#[tinyio::coroutine]
-fn failing_chain(depth: u32) -> u64 {
-    if depth == 0 {
-        yield_!();
-        tinyio::bail!("bottom");
-    }
-    yield_!(failing_chain(depth - 1)) + 1
 }
 
 #[tinyio::coroutine]

@@ -14,7 +14,7 @@ use std::sync::Mutex;
 use std::sync::atomic::AtomicUsize;
 use std::time::{Duration, Instant};
 
-use common::{DropGuard, dropped, under_valgrind};
+use common::{DropGuard, dropped, failing_chain, under_valgrind};
 use tinyio::{Coro, Loop, sleep, sleep_until};
 
 /// `n`, or a hundredth of it under valgrind.
@@ -49,15 +49,6 @@ fn deep_chain() {
     let out = on_small_stack(|| Loop::new().run(chain(million())).unwrap());
     assert_eq!(out, u64::from(million()));
     eprintln!("deep_chain: {:?}", start.elapsed());
-}
-
-#[tinyio::coroutine]
-fn failing_chain(depth: u32) -> u64 {
-    if depth == 0 {
-        yield_!();
-        tinyio::bail!("bottom");
-    }
-    yield_!(failing_chain(depth - 1)) + 1
 }
 
 #[test]

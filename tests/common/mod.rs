@@ -206,3 +206,13 @@ pub fn allocated() -> usize {
 pub fn live() -> isize {
     LIVE.with(Cell::get)
 }
+
+/// A chain `depth` coroutines long, each waiting on the next, whose bottom fails with "bottom".
+#[tinyio::coroutine]
+pub fn failing_chain(depth: u32) -> u64 {
+    if depth == 0 {
+        yield_!();
+        tinyio::bail!("bottom");
+    }
+    yield_!(failing_chain(depth - 1)) + 1
+}
