@@ -13,7 +13,7 @@
 // wait becomes a leaf coroutine that joins the line (`Wait`, as a semaphore's acquire does), as a
 // `*_blocking` call does on its thread. So that a coroutine on an always-ready channel still lets
 // the others run, one count per thread limits how many operations in a row finish in place (see
-// `Op::now`).
+// `now` in `operation!`).
 
 use std::cell::Cell;
 use std::collections::VecDeque;
@@ -227,32 +227,12 @@ impl<T> Sender<T> {
             .unwrap_or_else(|Put(value)| Err(SendError { value, cancelled: true }))
     }
 
-    /// How many values are queued now.
+    /// How many values the channel holds at most.
     ///
     /// ```
     /// let (tx, _rx) = tinyio::channel(3);
     /// tx.try_send(()).unwrap();
     /// assert_eq!((tx.len(), tx.capacity()), (1, 3));
-    /// ```
-    pub fn len(&self) -> usize {
-        lock(&self.0).queue.len()
-    }
-
-    /// Whether no value is queued now.
-    ///
-    /// ```
-    /// let (tx, _rx) = tinyio::channel::<u8>(1);
-    /// assert!(tx.is_empty());
-    /// ```
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// How many values the channel holds at most.
-    ///
-    /// ```
-    /// let (tx, _rx) = tinyio::channel::<u8>(8);
-    /// assert_eq!(tx.capacity(), 8);
     /// ```
     pub fn capacity(&self) -> usize {
         lock(&self.0).capacity
@@ -310,33 +290,35 @@ impl<T> Receiver<T> {
     pub fn recv_blocking(&self) -> Option<T> {
         block(&self.0, Take).unwrap_or(None)
     }
-
-    /// How many values are queued now.
-    ///
-    /// ```
-    /// let (tx, rx) = tinyio::channel(2);
-    /// tx.try_send(1).unwrap();
-    /// assert_eq!(rx.len(), 1);
-    /// ```
-    pub fn len(&self) -> usize {
-        lock(&self.0).queue.len()
-    }
-
-    /// Whether no value is queued now.
-    ///
-    /// ```
-    /// let (_tx, rx) = tinyio::channel::<u8>(1);
-    /// assert!(rx.is_empty());
-    /// ```
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
-/// `Clone`, `Drop` and `Debug` of the two ends, which differ only in the count they keep and
-/// the line they wake when the last of them is gone.
+/// `len`, `is_empty`, `Clone`, `Drop` and `Debug` of the two ends, which differ only in the
+/// count they keep and the line they wake when the last of them is gone.
 macro_rules! end {
     ($End:ident, $count:ident, $other_line:ident) => {
+        impl<T> $End<T> {
+            /// How many values are queued now.
+            ///
+            /// ```
+            /// let (tx, rx) = tinyio::channel(2);
+            /// tx.try_send(1).unwrap();
+            /// assert_eq!((tx.len(), rx.len()), (1, 1));
+            /// ```
+            pub fn len(&self) -> usize {
+                lock(&self.0).queue.len()
+            }
+
+            /// Whether no value is queued now.
+            ///
+            /// ```
+            /// let (tx, rx) = tinyio::channel::<u8>(1);
+            /// assert!(tx.is_empty() && rx.is_empty());
+            /// ```
+            pub fn is_empty(&self) -> bool {
+                self.len() == 0
+            }
+        }
+
         impl<T> Clone for $End<T> {
             fn clone(&self) -> Self {
                 lock(&self.0).$count += 1;
@@ -452,25 +434,6 @@ thread_local! {
     static IN_A_ROW: Cell<u32> = const { Cell::new(0) };
 }
 
-impl<T, K: Side<Chan<T>>> Op<T, K> {
-    /// Finishes in place, as `try_send` / `try_recv` would, unless the operations before it used
-    /// up this thread's run of them ([`IN_PLACE`]). An operation that does not finish in place
-    /// (it must wait, or the run is used up) suspends through the loop, where every other ready
-    /// coroutine runs first: that starts a new run.
-    #[inline(always)]
-    fn now(self) -> Result<K::Output, Self> {
-        let done = IN_A_ROW.get();
-        let outcome = if done < IN_PLACE {
-            let outcome = self.kind.finish(&mut lock(&self.chan), &mut 0);
-            outcome.map_err(|kind| Op { kind, ..self })
-        } else {
-            Err(self)
-        };
-        IN_A_ROW.set(if outcome.is_ok() { done + 1 } else { 0 });
-        outcome
-    }
-}
-
 /// `Yieldable` and `Debug` of the two operations, which differ only in their output and site.
 macro_rules! operation {
     ($Op:ident, $Output:ty, $site:ident) => {
@@ -478,9 +441,21 @@ macro_rules! operation {
             type Output = $Output;
             type Pending = <Coro<$Output> as Yieldable>::Pending;
 
-            #[inline]
+            /// Finishes in place, as `try_send` / `try_recv` would, unless the operations before
+            /// it used up this thread's run of them ([`IN_PLACE`]). An operation that does not
+            /// finish in place (it must wait, or the run is used up) suspends through the loop,
+            /// where every other ready coroutine runs first: that starts a new run.
+            #[inline(always)]
             fn now(self) -> Result<$Output, Self> {
-                self.0.now().map_err($Op)
+                let done = IN_A_ROW.get();
+                let outcome = if done < IN_PLACE {
+                    let outcome = self.0.kind.finish(&mut lock(&self.0.chan), &mut 0);
+                    outcome.map_err(|kind| $Op(Op { kind, ..self.0 }))
+                } else {
+                    Err(self)
+                };
+                IN_A_ROW.set(if outcome.is_ok() { done + 1 } else { 0 });
+                outcome
             }
 
             fn submit<'s>(self, submission: &mut Submission<'s>) -> Self::Pending

@@ -50,7 +50,7 @@ pub fn as_completed<'a, Y: Yieldable<Output: 'a> + 'a>(
     // A loop, not a closure: `#[track_caller]` does not reach into closures.
     let mut wrapped = Vec::new();
     for y in ys {
-        wrapped.push(deliver(&AS_COMPLETED, y, &state));
+        wrapped.push(deliver(y, &state));
     }
     let indices = 0..wrapped.len();
     coroutine(&AS_COMPLETED, move |co| async move {
@@ -72,8 +72,11 @@ struct Completions<T> {
     made_in: usize,
 }
 
+/// What the coroutines of a combinator and their receivers share.
+type State<T> = Rc<RefCell<Completions<T>>>;
+
 impl<T> Completions<T> {
-    fn new(site: &'static Site) -> Rc<RefCell<Self>> {
+    fn new(site: &'static Site) -> State<T> {
         let (outputs, wakers) = (Vec::new(), Vec::new());
         Rc::new(RefCell::new(Completions { outputs, wakers, site, made_in: 0 }))
     }
@@ -82,12 +85,8 @@ impl<T> Completions<T> {
 /// Runs `y`, then files its output (or its failure, which it raises too) as the next
 /// completion.
 #[track_caller]
-fn deliver<'a, Y: Yieldable<Output: 'a> + 'a>(
-    site: &'static Site,
-    y: Y,
-    state: &Rc<RefCell<Completions<Y::Output>>>,
-) -> Coroutine<'a, ()> {
-    let state = state.clone();
+fn deliver<'a, Y: Yieldable<Output: 'a> + 'a>(y: Y, state: &State<Y::Output>) -> Coroutine<'a, ()> {
+    let (state, site) = (state.clone(), state.borrow().site);
     state.borrow_mut().wakers.push(None);
     coroutine(site, move |co| async move {
         let (delivered, outcome) = match suspend(&co, y, line!()).await {
@@ -132,7 +131,7 @@ fn deliver<'a, Y: Yieldable<Output: 'a> + 'a>(
 /// assert_eq!(Loop::new().run(total()).unwrap(), 6);
 /// ```
 pub struct AsCompleted<'a, T> {
-    state: Rc<RefCell<Completions<T>>>,
+    state: State<T>,
     /// The completions not handed out yet.
     indices: Range<usize>,
     _borrow: PhantomData<&'a ()>,
@@ -163,7 +162,7 @@ impl<T> std::fmt::Debug for AsCompleted<'_, T> {
 }
 
 struct Completion<T> {
-    state: Rc<RefCell<Completions<T>>>,
+    state: State<T>,
     index: usize,
 }
 
@@ -290,7 +289,7 @@ pub fn isolate<'a, Y: Yieldable<Output: 'a> + 'a>(y: Y) -> Coroutine<'a, Result<
 #[track_caller]
 pub fn copy<'a, Y: Yieldable<Output: 'a> + 'a>(y: Y) -> Coroutine<'a, Coroutine<'a, Y::Output>> {
     let state = Completions::new(&COPY);
-    let (send, completions) = (deliver(&COPY, y, &state), state.clone());
+    let (send, completions) = (deliver(y, &state), state.clone());
     // A coroutine around the leaf, as a stall report lists coroutines, not leaves.
     let delivered = Coroutine::leaf(&COPIED, Completion { state, index: 0 });
     let receive = coroutine(&COPIED, move |co| async move {
