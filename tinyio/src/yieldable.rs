@@ -199,9 +199,10 @@ impl<Y: Yieldable, const N: usize> Yieldable for [Y; N] {
     }
 }
 
-/// `()` is the empty tuple: a plain pause, which submits nothing.
-macro_rules! tuple {
-    ($($name:ident)*) => {
+/// Tuples of every length up to 12, `()` first (the empty tuple: a plain pause, which submits
+/// nothing): the first arm implements one length, the second each length and then one more.
+macro_rules! tuples {
+    ([$($name:ident)*]) => {
         impl<$($name: Yieldable),*> Yieldable for ($($name,)*) {
             type Output = ($($name::Output,)*);
             type Pending = ($($name::Pending,)*);
@@ -222,15 +223,8 @@ macro_rules! tuple {
             }
         }
     };
-}
-
-/// Tuples of every length up to 12, `()` first: each call adds one more element.
-macro_rules! tuples {
-    ([$($done:ident)*]) => {
-        tuple!($($done)*);
-    };
     ([$($done:ident)*] $next:ident $($rest:ident)*) => {
-        tuple!($($done)*);
+        tuples!([$($done)*]);
         tuples!([$($done)* $next] $($rest)*);
     };
 }
