@@ -238,7 +238,7 @@ pub fn isolate<'a, Y: Yieldable<Output: 'a> + 'a>(y: Y) -> Coroutine<'a, Result<
         let caught = Rc::new(Caught::default());
         let mut submission = Submission::default();
         let pending = submission.background(|submission| y.submit(submission));
-        submission.set_boundary(caught.clone());
+        submission.contents().boundary = Some(caught.clone());
         let input = co.0.yield_(Request::new(submission, line!())).await;
         // The error that failed the scope, which the run has put in `caught` and cancelled the
         // scope for, once the threads a timeout inside stopped are joined (see [`Caught`]),

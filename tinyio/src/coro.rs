@@ -461,18 +461,6 @@ impl<'s> Submission<'s> {
         self.contents().background = outer;
         pending
     }
-
-    /// Makes room for `additional` more coroutines (a gather knows how many it holds).
-    pub(crate) fn reserve(&mut self, additional: usize) {
-        if additional > 1 {
-            self.contents().rest.reserve(additional);
-        }
-    }
-
-    /// Makes this the yield of an isolated scope's boundary (see [`isolate`](crate::isolate)).
-    pub(crate) fn set_boundary(&mut self, caught: Rc<Caught>) {
-        self.contents().boundary = Some(caught);
-    }
 }
 
 /// What an isolate's boundary reads when it is resumed: the error that failed its scope, and

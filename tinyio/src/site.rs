@@ -66,9 +66,7 @@ impl Called {
     #[track_caller]
     pub(crate) fn here(site: &'static Site) -> Self {
         // Called directly: `Location::caller` passed as a function would name `core`.
-        let caller = Location::caller();
-        let at = PLACING.get().unwrap_or(caller);
-        Called { site, at }
+        Called { site, at: PLACING.get().unwrap_or(Location::caller()) }
     }
 }
 

@@ -232,12 +232,9 @@ impl fmt::Display for Stall {
         for suspended in &self.coroutines {
             write!(f, "\n    {} waits on {}", suspended.frame, suspended.waits_on.join(", "))?;
         }
+        let told = "it was told to stop (see `tinyio::thread::is_cancelled`)";
         for call in &self.joining {
-            write!(
-                f,
-                "\n    waiting for {call} to return: it was told to stop (see \
-                 `tinyio::thread::is_cancelled`)"
-            )?;
+            write!(f, "\n    waiting for {call} to return: {told}")?;
         }
         Ok(())
     }

@@ -69,41 +69,32 @@ pub trait Yieldable {
     }
 }
 
-/// A coroutine keeps itself, to read its output from once it has finished.
-impl<T> Yieldable for Coroutine<'_, T> {
-    type Output = T;
-    type Pending = Self;
+/// A coroutine keeps itself, to read its output from once it has finished: a coroutine's is
+/// moved out, a shared one's cloned.
+macro_rules! handle {
+    ($Handle:ident $(: $bound:ident)?, |$pending:ident| $collect:expr) => {
+        impl<T $(: $bound)?> Yieldable for $Handle<'_, T> {
+            type Output = T;
+            type Pending = Self;
 
-    #[inline(always)]
-    fn submit<'s>(self, submission: &mut Submission<'s>) -> Self
-    where
-        Self: 's,
-    {
-        submission.push(self.node.clone());
-        self
-    }
+            #[inline(always)]
+            fn submit<'s>(self, submission: &mut Submission<'s>) -> Self
+            where
+                Self: 's,
+            {
+                submission.push(self.node.clone());
+                self
+            }
 
-    fn collect(pending: Self) -> T {
-        pending.node.take()
-    }
+            fn collect($pending: Self) -> T {
+                $collect
+            }
+        }
+    };
 }
 
-impl<T: Clone> Yieldable for SharedCoroutine<'_, T> {
-    type Output = T;
-    type Pending = Self;
-
-    fn submit<'s>(self, submission: &mut Submission<'s>) -> Self
-    where
-        Self: 's,
-    {
-        submission.push(self.node.clone());
-        self
-    }
-
-    fn collect(pending: Self) -> T {
-        T::clone(&pending.node.output())
-    }
-}
+handle!(Coroutine, |pending| pending.node.take());
+handle!(SharedCoroutine: Clone, |pending| T::clone(&pending.node.output()));
 
 /// Starts `y` without waiting for it: `yield_!(background(y))` returns at once. The loop still
 /// runs `y` to completion before [`Loop::run`](crate::Loop::run) returns, and an error in it
@@ -180,7 +171,10 @@ impl<Y: Yieldable> Yieldable for Vec<Y> {
     where
         Self: 's,
     {
-        submission.reserve(self.len());
+        // A gather knows how many it holds; a lone coroutine needs no box.
+        if self.len() > 1 {
+            submission.contents().rest.reserve(self.len());
+        }
         self.into_iter().map(|y| y.submit(submission)).collect()
     }
 
@@ -205,9 +199,10 @@ impl<Y: Yieldable, const N: usize> Yieldable for [Y; N] {
     }
 }
 
-/// `()` is the empty tuple: a plain pause, which submits nothing.
-macro_rules! tuple {
-    ($($name:ident)*) => {
+/// Tuples of every length up to 12, `()` first (the empty tuple: a plain pause, which submits
+/// nothing): the first arm implements one length, the second each length and then one more.
+macro_rules! tuples {
+    ([$($name:ident)*]) => {
         impl<$($name: Yieldable),*> Yieldable for ($($name,)*) {
             type Output = ($($name::Output,)*);
             type Pending = ($($name::Pending,)*);
@@ -228,15 +223,8 @@ macro_rules! tuple {
             }
         }
     };
-}
-
-/// Tuples of every length up to 12, `()` first: each call adds one more element.
-macro_rules! tuples {
-    ([$($done:ident)*]) => {
-        tuple!($($done)*);
-    };
     ([$($done:ident)*] $next:ident $($rest:ident)*) => {
-        tuple!($($done)*);
+        tuples!([$($done)*]);
         tuples!([$($done)* $next] $($rest)*);
     };
 }
