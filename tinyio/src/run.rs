@@ -80,7 +80,7 @@ pub(crate) struct Run<'s> {
     held_back: Option<Vec<u32>>,
     /// Meanwhile too: each coroutine stopped that had one waiter (its key, frame and waiter),
     /// so that a failure further down is traced through the chain it was in.
-    gone: Vec<(u32, Frame, u32)>,
+    gone: HashMap<u32, (Frame, u32)>,
     /// Tokens of coroutines ready to be resumed, in order. A coroutine removed meanwhile (stopped
     /// by a timeout) leaves a stale token, skipped.
     ready: VecDeque<u64>,
@@ -204,7 +204,7 @@ impl<'s> Run<'s> {
             slots: recycle(room.slots),
             free: room.free,
             held_back: None,
-            gone: Vec::new(),
+            gone: HashMap::new(),
             ready: room.ready,
             timers: room.timers,
             remote,
@@ -676,13 +676,6 @@ impl<'s> Run<'s> {
     fn member_scope(&self, key: u32) -> u32 {
         let scope = self.slots[key as usize].scope;
         if scope != key { scope } else { self.scopes.get(&key).map_or(ROOT, |scope| scope.parent) }
-    }
-
-    /// If `key` is a boundary, the members of its scope, taken for a stop to stop them too.
-    /// (The boundary, stopped first, has joined the threads its timeouts told to stop.)
-    fn take_members(&mut self, key: u32) -> Option<Vec<u64>> {
-        let scope = self.scopes.get_mut(&key).filter(|_| self.slots[key as usize].scope == key)?;
-        Some(std::mem::take(&mut scope.members))
     }
 
     /// A coroutine finished: wake whoever waited on it.
