@@ -62,10 +62,8 @@ impl<'s> Run<'s> {
             }
             Ok(Step::Done) => {
                 let entry = self.entry(key);
-                entry.pending = 0;
-                let held = std::mem::replace(&mut entry.waits, Waits::NOTHING);
-                debug_assert!(matches!(held, Waits::Held(_)), "polled a held leaf");
                 // The waiter holds the leaf's other handle: only a count drops here.
+                (entry.pending, entry.waits) = (0, Waits::NOTHING);
                 return Ok(true);
             }
             Ok(Step::Fail(error)) => Failure::Error(error),
