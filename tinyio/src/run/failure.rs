@@ -119,41 +119,35 @@ impl<'s> Run<'s> {
             Input::Cancel if record.is_none() => Ended::Withdrawn,
             _ => Ended::Cancelled,
         };
-        // A coroutine being stopped may not pause in place (see `Cx::spare`).
-        let spare = std::mem::take(&mut self.spare);
-        let failed = 'walk: {
-            while let Some((parent, tokens)) = todo.pop() {
-                let tokens = tokens.as_slice();
-                // Before any of them is stopped: a thread freed by one's stop must not start
-                // work another has queued.
-                for &child in tokens {
-                    let Some(child) = self.live(child) else { continue };
-                    let entry = self.entry_ref(child);
-                    if record.is_some() || !entry.waiters.others_than(parent) {
-                        entry.task.withdraw();
-                    }
-                }
-                for (i, &child) in tokens.iter().enumerate() {
-                    // One that finished meanwhile has left the table.
-                    let Some(child) = self.live(child) else { continue };
-                    let entry = self.entry(child);
-                    // A timeout stops only what nobody else waits on. A failed scope stops every
-                    // member, whoever waits on it (all of them inside), so it need not look.
-                    if record.is_none() && entry.waiters.others_than(parent) {
-                        entry.waiters.remove(parent);
-                        continue; // someone outside still waits on it
-                    }
-                    let failed = self.stop_one(child, input, ended, record.as_deref_mut(), todo);
-                    if let Some(failed) = failed {
-                        todo.push((parent, Keys::Many(Box::new(tokens[i + 1..].to_vec()))));
-                        break 'walk Some(failed);
-                    }
+        while let Some((parent, tokens)) = todo.pop() {
+            let tokens = tokens.as_slice();
+            // Before any of them is stopped: a thread freed by one's stop must not start
+            // work another has queued.
+            for &child in tokens {
+                let Some(child) = self.live(child) else { continue };
+                let entry = self.entry_ref(child);
+                if record.is_some() || !entry.waiters.others_than(parent) {
+                    entry.task.withdraw();
                 }
             }
-            None
-        };
-        self.spare = spare;
-        failed
+            for (i, &child) in tokens.iter().enumerate() {
+                // One that finished meanwhile has left the table.
+                let Some(child) = self.live(child) else { continue };
+                let entry = self.entry(child);
+                // A timeout stops only what nobody else waits on. A failed scope stops every
+                // member, whoever waits on it (all of them inside), so it need not look.
+                if record.is_none() && entry.waiters.others_than(parent) {
+                    entry.waiters.remove(parent);
+                    continue; // someone outside still waits on it
+                }
+                let failed = self.stop_one(child, input, ended, record.as_deref_mut(), todo);
+                if let Some(failed) = failed {
+                    todo.push((parent, Keys::Many(Box::new(tokens[i + 1..].to_vec()))));
+                    return Some(failed);
+                }
+            }
+        }
+        None
     }
 
     /// Stops `child` for [`stop`](Run::stop): resumes it with `input`, then (unless that ends
@@ -175,7 +169,10 @@ impl<'s> Run<'s> {
         let joins = self.joins.len();
         // Judged while still linked to its waiter, so that a failure is traced through the
         // chain that was waiting on it.
+        // A coroutine being stopped may not pause in place (see `Cx::spare`).
+        let spare = std::mem::take(&mut self.spare);
         let answered = answer(&*task, ended, || self.resume::<false>(token, input));
+        self.spare = spare;
         if let Some(cancelled) = &mut record {
             let join = (self.joins.len() > joins).then_some(joins);
             cancelled.record(answered, token, frame, join);
@@ -198,7 +195,10 @@ impl<'s> Run<'s> {
             self.scopes.get_mut(&child).filter(|_| self.slots[child as usize].scope == child);
         let members = scope.map(|scope| std::mem::take(&mut scope.members));
         let Entry { waits, .. } = self.remove(child);
-        todo.push((child, waits.into_children()));
+        let children = waits.into_children();
+        if !children.as_slice().is_empty() {
+            todo.push((child, children));
+        }
         if let Some(members) = members {
             todo.push((child, Keys::Many(Box::new(members))));
         }
@@ -311,8 +311,8 @@ impl<'s> Run<'s> {
         let (Origin::Failed(key) | Origin::Suspended(key)) = origin else {
             return (error, BTreeSet::new());
         };
-        // Above a coroutine being stopped, its waiters may have left the table already.
-        // A coroutine's frame, and its waiter if it has one and only one.
+        // A coroutine's frame, and its waiter if it has one and only one. Above a coroutine
+        // being stopped, its waiters may have left the table already.
         let link = |key: u32| match &self.slots[key as usize].entry {
             Some(entry) => {
                 let waiter =
@@ -477,16 +477,19 @@ fn end(task: &dyn Task, ended: Ended) -> thread::Result<()> {
     panic::catch_unwind(AssertUnwindSafe(|| task.end(ended)))
 }
 
+/// How a coroutine answered the error delivered at its suspension point: `Ok` with the error it
+/// propagated if that is the error it was given (or a cancellation: one that never started
+/// gives that), else `Err` with what it did instead; or its panic.
+type Answer = thread::Result<Result<Error, Error>>;
+
 /// Delivers an error at `task`'s suspension point (a cancellation, a timeout) by `resume`, or
-/// ends it if it never started. How it answered: `Ok` with the error it propagated if that is
-/// the error it was given (or a cancellation: one that never started gives that), else `Err`
-/// with what it did instead; or its panic. One that yielded again is dropped without running
-/// further, with what it yielded.
+/// ends it if it never started; how it answered. One that yielded again is dropped without
+/// running further, with what it yielded.
 fn answer<'s>(
     task: &(dyn Task + 's),
     ended: Ended,
     resume: impl FnOnce() -> thread::Result<Step<'s>>,
-) -> thread::Result<Result<Error, Error>> {
+) -> Answer {
     if !task.started() {
         return end(task, ended).map(|()| Ok(Error::cancelled()));
     }
@@ -531,13 +534,7 @@ impl Cancelled {
     /// Files how the coroutine of `token`, at `frame`, took its cancellation; a clean one is
     /// listed unless it is on the trace, once its thread is joined if it pushed the join
     /// numbered `join`.
-    fn record(
-        &mut self,
-        outcome: thread::Result<Result<Error, Error>>,
-        token: u64,
-        frame: Frame,
-        join: Option<usize>,
-    ) {
+    fn record(&mut self, outcome: Answer, token: u64, frame: Frame, join: Option<usize>) {
         let trace = |error: Error| error.traced(frame, Vec::new());
         match outcome {
             Ok(Ok(clean)) if !self.traced.contains(&token) => match join {

@@ -77,14 +77,11 @@ impl<'s> Run<'s> {
     /// Moves the leaf `key` holds, if any, into the table, as the one child `key` waits on;
     /// gives its key. Anything else, or an empty slot, is left as it is.
     pub(super) fn settle(&mut self, key: u32) -> Option<u32> {
-        let Some(entry @ Entry { waits: Waits::Held(_), .. }) = &mut self.slots[key as usize].entry
-        else {
+        let Waits::Held(leaf) = &self.slots[key as usize].entry.as_ref()?.waits else {
             return None;
         };
-        let Waits::Held(leaf) = std::mem::replace(&mut entry.waits, Waits::NOTHING) else {
-            unreachable!("checked")
-        };
-        let child = self.insert(leaf, self.slots[key as usize].scope);
+        // The entry's handle goes once it waits on the child instead.
+        let child = self.insert(leaf.clone(), self.slots[key as usize].scope);
         let waited = self.entry(child);
         (waited.pending, waited.waiters) = (1, Waiters::One(key));
         let token = self.token(child);
