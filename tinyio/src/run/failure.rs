@@ -167,10 +167,10 @@ impl<'s> Run<'s> {
         let (task, line) = (entry.task.clone(), entry.line);
         let (token, frame) = (self.token(child), task.frame(line));
         let joins = self.joins.len();
-        // Judged while still linked to its waiter, so that a failure is traced through the
-        // chain that was waiting on it.
         // A coroutine being stopped may not pause in place (see `Cx::spare`).
         let spare = std::mem::take(&mut self.spare);
+        // Judged while still linked to its waiter, so that a failure is traced through the
+        // chain that was waiting on it.
         let answered = answer(&*task, ended, || self.resume::<false>(token, input));
         self.spare = spare;
         if let Some(cancelled) = &mut record {
@@ -266,9 +266,9 @@ impl<'s> Run<'s> {
         self.catch(scope, origin, failure, Vec::new())
     }
 
-    /// A failure in the isolated scope of `boundary`: an error fails that scope alone, anything
-    /// else (or an error outside every isolate) crashes the run. Every member is stopped, as a timeout
-    /// stops its work but with a cancellation error; what `todo` holds too (what a timeout in
+    /// A failure in the isolated scope of `boundary`: an error fails that scope alone; anything
+    /// else, or an error outside every isolate, crashes the run. Every member is stopped, as a
+    /// timeout stops its work but with a cancellation error; what `todo` holds too (what a timeout in
     /// this scope was stopping when the error came). Threads told to stop are joined (those a
     /// timeout inside stopped earlier, by the boundary: see [`Caught`]). The boundary is then
     /// readied to give the error, grouped with any met while cancelling (as
