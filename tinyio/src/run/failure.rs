@@ -268,11 +268,11 @@ impl<'s> Run<'s> {
 
     /// A failure in the isolated scope of `boundary`: an error fails that scope alone; anything
     /// else, or an error outside every isolate, crashes the run. Every member is stopped, as a
-    /// timeout stops its work but with a cancellation error; what `todo` holds too (what a timeout in
-    /// this scope was stopping when the error came). Threads told to stop are joined (those a
+    /// timeout stops its work but with a cancellation error; what `todo` holds too (what a timeout
+    /// in this scope was stopping when the error came). Threads told to stop are joined (those a
     /// timeout inside stopped earlier, by the boundary: see [`Caught`]). The boundary is then
-    /// readied to give the error, grouped with any met while cancelling (as
-    /// [`ErrorGroup::Auto`] does); or, if anything panicked meanwhile, the run crashes.
+    /// readied to give the error, grouped with any met while cancelling (as [`ErrorGroup::Auto`]
+    /// does); or, if anything panicked meanwhile, the run crashes.
     fn catch(
         &mut self,
         boundary: u32,
