@@ -422,10 +422,8 @@ impl<'s> Run<'s> {
                 let member = self.entry_ref(member);
                 !member.task.is_leaf() || matches!(member.waiters, Waiters::None)
             });
-            let held = match &entry.waits {
-                Waits::Held(leaf) => Some(leaf.frame(0).name),
-                Waits::Children(_) => None,
-            };
+            let held =
+                if let Waits::Held(leaf) = &entry.waits { Some(leaf.frame(0).name) } else { None };
             let waits_on = children.chain(members).map(name).chain(held).collect();
             coroutines.push(Suspended { frame: entry.task.frame(entry.line), waits_on });
         }
