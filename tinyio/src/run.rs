@@ -80,7 +80,7 @@ pub(crate) struct Run<'s> {
     held_back: Option<Vec<u32>>,
     /// Meanwhile too: each coroutine stopped that had one waiter (its key, frame and waiter),
     /// so that a failure further down is traced through the chain it was in.
-    gone: Vec<(u32, Frame, u32)>,
+    gone: HashMap<u32, (Frame, u32)>,
     /// Tokens of coroutines ready to be resumed, in order. A coroutine removed meanwhile (stopped
     /// by a timeout) leaves a stale token, skipped.
     ready: VecDeque<u64>,
@@ -90,8 +90,6 @@ pub(crate) struct Run<'s> {
     pub(crate) remote: Arc<Remote>,
     /// Wake tokens taken from `remote`, kept to reuse the allocation.
     woken: Vec<u64>,
-    /// How many of the coroutines the root waits on have not finished.
-    root_pending: u32,
     /// Threads told to stop, to join before the run returns.
     joins: Vec<Join>,
     /// What the run was given, until its first round schedules it.
@@ -204,12 +202,11 @@ impl<'s> Run<'s> {
             slots: recycle(room.slots),
             free: room.free,
             held_back: None,
-            gone: Vec::new(),
+            gone: HashMap::new(),
             ready: room.ready,
             timers: room.timers,
             remote,
             woken: room.woken,
-            root_pending: 0,
             joins: Vec::new(),
             submission: None,
             steps: 0,
@@ -244,9 +241,11 @@ impl<'s> Run<'s> {
         let _advancing = self.remote.advancing(!crate::event_loop::driven());
         if let Some(submission) = self.submission.take() {
             let Contents { first, rest, .. } = submission.into_contents();
-            self.root_pending = self
-                .submit(ROOT, first, rest)
-                .map_err(|refused| self.crash(Origin::Outside, Failure::Error(refused)))?;
+            // The run waits for what the root waits on as for everything else: until the table
+            // is empty.
+            if let Err(refused) = self.submit(ROOT, first, rest) {
+                return Err(self.crash(Origin::Outside, Failure::Error(refused)));
+            }
             self.start_leaves()?;
         }
         loop {
@@ -259,7 +258,6 @@ impl<'s> Run<'s> {
             let round = self.ready.len();
             if round == 0 {
                 if self.slots.len() == self.free.len() {
-                    debug_assert_eq!(self.root_pending, 0);
                     return Ok(Progress::Finished(()));
                 }
                 if self.remote.interrupted() {
@@ -678,13 +676,6 @@ impl<'s> Run<'s> {
         if scope != key { scope } else { self.scopes.get(&key).map_or(ROOT, |scope| scope.parent) }
     }
 
-    /// If `key` is a boundary, the members of its scope, taken for a stop to stop them too.
-    /// (The boundary, stopped first, has joined the threads its timeouts told to stop.)
-    fn take_members(&mut self, key: u32) -> Option<Vec<u64>> {
-        let scope = self.scopes.get_mut(&key).filter(|_| self.slots[key as usize].scope == key)?;
-        Some(std::mem::take(&mut scope.members))
-    }
-
     /// A coroutine finished: wake whoever waited on it.
     fn finish(&mut self, key: u32) -> Result<(), Failure> {
         let Entry { task, waiters, .. } = self.remove(key);
@@ -703,8 +694,7 @@ impl<'s> Run<'s> {
     /// One coroutine `waiter` waited on has finished.
     fn done_waiting(&mut self, waiter: u32) {
         if waiter == ROOT {
-            self.root_pending -= 1;
-            return;
+            return; // the run ends once the table is empty
         }
         let waiting = self.entry(waiter);
         waiting.pending -= 1;

@@ -9,6 +9,9 @@ use std::collections::hash_map::Entry::Vacant;
 use std::ops::ControlFlow::{self, Break};
 use std::thread;
 
+/// The work list of a walk that stops coroutines (see [`Run::stop`]).
+type Todo = Vec<(u32, Keys<u64>)>;
+
 /// The coroutine a failure came from.
 #[derive(Clone, Copy)]
 pub(crate) enum Origin {
@@ -23,36 +26,30 @@ pub(crate) enum Origin {
 impl<'s> Run<'s> {
     /// Joins the threads of leaves stopped by a timeout, once everything else has finished.
     pub(crate) fn finish_threads(&mut self) -> Result<(), Failure> {
-        let mut first = None;
-        self.join_threads(0, |_, failure| first = first.take().or(failure));
+        let first = self.join_threads(0).into_iter().flatten().next();
         first.map_or(Ok(()), |failure| Err(self.crash(Origin::Outside, failure)))
     }
 
-    /// Waits for the thread calls told to stop (the joins from index `from` on), handing
-    /// `joined` each one's index and failure. A thread that ignores its cancellation blocks
-    /// here; once the stall threshold passes, the stall report names the calls still waited for.
-    fn join_threads(&mut self, from: usize, mut joined: impl FnMut(usize, Option<Failure>)) {
+    /// Waits for the thread calls told to stop (the joins from index `from` on): what each
+    /// failed with, in order. A thread that ignores its cancellation blocks here; once the stall
+    /// threshold passes, the stall report names the calls still waited for.
+    fn join_threads(&mut self, from: usize) -> Vec<Option<Failure>> {
         let mut joins = self.joins.split_off(from);
         let since = Instant::now();
         let mut report_at = self.stall.as_ref().map(|(threshold, _)| since + *threshold);
-        let mut i = 0;
-        while let Some(join) = joins.get_mut(i) {
+        let mut failures = Vec::new();
+        while let Some(join) = joins.get_mut(failures.len()) {
             match (join.wait)(report_at) {
-                Poll::Ready(failure) => {
-                    joined(from + i, failure);
-                    i += 1;
-                }
+                Poll::Ready(failure) => failures.push(failure),
                 Poll::Pending => {
                     let (_, report) = self.stall.as_ref().expect("a deadline comes with a report");
-                    report(&Stall {
-                        idle: since.elapsed(),
-                        coroutines: Vec::new(),
-                        joining: joins[i..].iter().map(|join| join.frame).collect(),
-                    });
+                    let joining = joins[failures.len()..].iter().map(|join| join.frame).collect();
+                    report(&Stall { idle: since.elapsed(), coroutines: Vec::new(), joining });
                     report_at = None;
                 }
             }
         }
+        failures
     }
 
     /// A timed wait ran out, or was cancelled: stop what `key` waits on (and what only that
@@ -84,8 +81,7 @@ impl<'s> Run<'s> {
         let mut failed = self.stop(&mut todo, input, None);
         if failed.is_none() && input == Input::Cancel {
             // A thread that ends with an error of its own fails the scope of the timed wait.
-            let mut first = None;
-            self.join_threads(joins, |_, failure| first = first.take().or(failure));
+            let first = self.join_threads(joins).into_iter().flatten().next();
             failed = first.map(|failure| (Origin::Outside, failure));
         }
         if scope != ROOT {
@@ -96,10 +92,7 @@ impl<'s> Run<'s> {
         }
         if let Some((origin, failure)) = failed {
             // It fails the scope of the timed wait, which holds what was left to stop.
-            return match failure {
-                Failure::Error(error) if scope != ROOT => self.catch(scope, origin, error, todo),
-                failure => Err(self.crash(origin, failure)),
-            };
+            return self.catch(scope, origin, failure, todo);
         }
         self.entry(key).pending = 0;
         self.step(self.token(key), Input::Deadline)
@@ -117,7 +110,7 @@ impl<'s> Run<'s> {
     /// gives what happened and where, and leaves what it has not stopped yet in `todo`.
     fn stop(
         &mut self,
-        todo: &mut Vec<(u32, Keys<u64>)>,
+        todo: &mut Todo,
         input: Input,
         mut record: Option<&mut Cancelled>,
     ) -> Option<(Origin, Failure)> {
@@ -126,92 +119,82 @@ impl<'s> Run<'s> {
             Input::Cancel if record.is_none() => Ended::Withdrawn,
             _ => Ended::Cancelled,
         };
-        // A coroutine being stopped may not pause in place (see `Cx::spare`).
-        let spare = std::mem::take(&mut self.spare);
-        let failed = 'walk: {
-            while let Some((parent, tokens)) = todo.pop() {
-                let tokens = tokens.as_slice();
-                // Before any of them is stopped: a thread freed by one's stop must not start
-                // work another has queued.
-                for &child in tokens {
-                    let Some(child) = self.live(child) else { continue };
-                    let entry = self.entry_ref(child);
-                    if record.is_some() || !entry.waiters.others_than(parent) {
-                        entry.task.withdraw();
-                    }
-                }
-                for (i, &child) in tokens.iter().enumerate() {
-                    // One that finished meanwhile has left the table.
-                    let Some(child) = self.live(child) else { continue };
-                    let entry = self.entry(child);
-                    // A timeout stops only what nobody else waits on. A failed scope stops every
-                    // member, whoever waits on it (all of them inside), so it need not look.
-                    if record.is_none() && entry.waiters.others_than(parent) {
-                        entry.waiters.remove(parent);
-                        continue; // someone outside still waits on it
-                    }
-                    let failed = self.stop_one(child, input, ended, record.as_deref_mut(), todo);
-                    if let Some(failed) = failed {
-                        todo.push((parent, Keys::Many(Box::new(tokens[i + 1..].to_vec()))));
-                        break 'walk Some(failed);
-                    }
+        while let Some((parent, tokens)) = todo.pop() {
+            let tokens = tokens.as_slice();
+            // Before any of them is stopped: a thread freed by one's stop must not start
+            // work another has queued.
+            for &child in tokens {
+                let Some(child) = self.live(child) else { continue };
+                let entry = self.entry_ref(child);
+                if record.is_some() || !entry.waiters.others_than(parent) {
+                    entry.task.withdraw();
                 }
             }
-            None
-        };
-        self.spare = spare;
-        failed
+            for (i, &child) in tokens.iter().enumerate() {
+                // One that finished meanwhile has left the table.
+                let Some(child) = self.live(child) else { continue };
+                let entry = self.entry(child);
+                // A timeout stops only what nobody else waits on. A failed scope stops every
+                // member, whoever waits on it (all of them inside), so it need not look.
+                if record.is_none() && entry.waiters.others_than(parent) {
+                    entry.waiters.remove(parent);
+                    continue; // someone outside still waits on it
+                }
+                let failed = self.stop_one(child, input, ended, record.as_deref_mut(), todo);
+                if let Some(failed) = failed {
+                    todo.push((parent, Keys::Many(Box::new(tokens[i + 1..].to_vec()))));
+                    return Some(failed);
+                }
+            }
+        }
+        None
     }
 
     /// Stops `child` for [`stop`](Run::stop): resumes it with `input`, then (unless that ends
-    /// the walk) removes it from the table, ends it, and adds what it waited on, and the members
-    /// of its scope if it is a boundary, to `todo`. What ends the walk, where, if anything.
+    /// the walk) removes it from the table, adds what it waited on, and the members of its
+    /// scope if it is a boundary, to `todo`, and ends it. What ends the walk, where, if
+    /// anything.
     fn stop_one(
         &mut self,
         child: u32,
         input: Input,
         ended: Ended,
         mut record: Option<&mut Cancelled>,
-        todo: &mut Vec<(u32, Keys<u64>)>,
+        todo: &mut Todo,
     ) -> Option<(Origin, Failure)> {
         self.settle(child); // its held leaf is stopped after it, as its child
         let entry = self.entry(child);
         let (task, line) = (entry.task.clone(), entry.line);
         let (token, frame) = (self.token(child), task.frame(line));
         let joins = self.joins.len();
+        // A coroutine being stopped may not pause in place (see `Cx::spare`).
+        let spare = std::mem::take(&mut self.spare);
         // Judged while still linked to its waiter, so that a failure is traced through the
         // chain that was waiting on it.
         let answered = answer(&*task, ended, || self.resume::<false>(token, input));
-        match (answered, record.as_deref_mut()) {
-            (answered, Some(cancelled)) => {
-                let join = (self.joins.len() > joins).then_some(joins);
-                cancelled.record(answered, token, frame, join);
+        self.spare = spare;
+        if let Some(cancelled) = &mut record {
+            let join = (self.joins.len() > joins).then_some(joins);
+            cancelled.record(answered, token, frame, join);
+        } else {
+            match answered {
+                Ok(Ok(_)) => {}
+                Ok(Err(error)) => return Some((Origin::Failed(child), Failure::Error(error))),
+                // A coroutine that never started is still in the table, to cancel.
+                Err(payload) if task.started() => {
+                    return Some((Origin::Failed(child), Failure::Panic(payload)));
+                }
+                Err(payload) => return Some((Origin::Outside, Failure::Panic(payload))),
             }
-            (Ok(Ok(_)), None) => {}
-            (Ok(Err(error)), None) => return Some((Origin::Failed(child), Failure::Error(error))),
-            // A coroutine that never started is still in the table, to cancel.
-            (Err(payload), None) if task.started() => {
-                return Some((Origin::Failed(child), Failure::Panic(payload)));
+            // A walk that records goes on past every failure: none is traced through this link.
+            if let Waiters::One(waiter) = self.entry_ref(child).waiters {
+                self.gone.insert(child, (frame, waiter));
             }
-            (Err(payload), None) => return Some((Origin::Outside, Failure::Panic(payload))),
         }
-        // A walk that records goes on past every failure: none is traced through this link.
-        if record.is_none()
-            && let Waiters::One(waiter) = self.entry_ref(child).waiters
-        {
-            self.gone.push((child, frame, waiter));
-        }
-        let members = self.take_members(child);
-        let Entry { task: removed, waits, .. } = self.remove(child);
-        drop(task);
-        let failed = match (end(removed, ended), record) {
-            (Ok(()), _) => None,
-            (Err(payload), Some(cancelled)) => {
-                cancelled.panicked(payload);
-                None
-            }
-            (Err(payload), None) => Some((Origin::Outside, Failure::Panic(payload))),
-        };
+        let scope =
+            self.scopes.get_mut(&child).filter(|_| self.slots[child as usize].scope == child);
+        let members = scope.map(|scope| std::mem::take(&mut scope.members));
+        let Entry { waits, .. } = self.remove(child);
         let children = waits.into_children();
         if !children.as_slice().is_empty() {
             todo.push((child, children));
@@ -219,7 +202,12 @@ impl<'s> Run<'s> {
         if let Some(members) = members {
             todo.push((child, Keys::Many(Box::new(members))));
         }
-        failed
+        let payload = end(&*task, ended).err()?;
+        let Some(cancelled) = record else {
+            return Some((Origin::Outside, Failure::Panic(payload)));
+        };
+        cancelled.panicked(payload);
+        None
     }
 
     /// If `child` already waits, directly or not, on `waiter`, the cycle that waiting on it
@@ -275,25 +263,27 @@ impl<'s> Run<'s> {
             Origin::Suspended(key) => self.slots[key as usize].scope,
             Origin::Outside => ROOT,
         };
-        match failure {
-            Failure::Error(error) if scope != ROOT => self.catch(scope, origin, error, Vec::new()),
-            failure => Err(self.crash(origin, failure)),
-        }
+        self.catch(scope, origin, failure, Vec::new())
     }
 
-    /// An error failed the isolated scope of `boundary`. Every member is stopped, as a timeout
-    /// stops its work but with a cancellation error; what `todo` holds too (what a timeout in
-    /// this scope was stopping when the error came). Threads told to stop are joined (those a
+    /// A failure in the isolated scope of `boundary`: an error fails that scope alone; anything
+    /// else, or an error outside every isolate, crashes the run. Every member is stopped, as a
+    /// timeout stops its work but with a cancellation error; what `todo` holds too (what a timeout
+    /// in this scope was stopping when the error came). Threads told to stop are joined (those a
     /// timeout inside stopped earlier, by the boundary: see [`Caught`]). The boundary is then
-    /// readied to give the error, grouped with any met while cancelling (as
-    /// [`ErrorGroup::Auto`] does); or, if anything panicked meanwhile, the run crashes.
+    /// readied to give the error, grouped with any met while cancelling (as [`ErrorGroup::Auto`]
+    /// does); or, if anything panicked meanwhile, the run crashes.
     fn catch(
         &mut self,
         boundary: u32,
         origin: Origin,
-        error: Error,
-        mut todo: Vec<(u32, Keys<u64>)>,
+        failure: Failure,
+        mut todo: Todo,
     ) -> Result<(), Failure> {
+        let error = match failure {
+            Failure::Error(error) if boundary != ROOT => error,
+            failure => return Err(self.crash(origin, failure)),
+        };
         let error = match origin {
             // What the boundary yielded was refused: nothing inside ran, there is no chain.
             Origin::Suspended(key) if key == boundary => error,
@@ -321,17 +311,15 @@ impl<'s> Run<'s> {
         let (Origin::Failed(key) | Origin::Suspended(key)) = origin else {
             return (error, BTreeSet::new());
         };
-        // Above a coroutine being stopped, its waiters may have left the table already.
-        let gone: HashMap<u32, (Frame, u32)> =
-            self.gone.iter().map(|&(key, frame, waiter)| (key, (frame, waiter))).collect();
-        // A coroutine's frame, and its waiter if it has one and only one.
+        // A coroutine's frame, and its waiter if it has one and only one. Above a coroutine
+        // being stopped, its waiters may have left the table already.
         let link = |key: u32| match &self.slots[key as usize].entry {
             Some(entry) => {
                 let waiter =
                     if let Waiters::One(waiter) = entry.waiters { Some(waiter) } else { None };
                 Some((entry.task.frame(entry.line), waiter))
             }
-            None => gone.get(&key).map(|&(frame, waiter)| (frame, Some(waiter))),
+            None => self.gone.get(&key).map(|&(frame, waiter)| (frame, Some(waiter))),
         };
         let (innermost, mut up) = link(key).expect("what failed is in the table");
         let (mut outer, mut chain) = (Vec::new(), BTreeSet::from([self.token(key)]));
@@ -389,7 +377,7 @@ impl<'s> Run<'s> {
     fn cancel(
         &mut self,
         origin: Origin,
-        mut todo: Vec<(u32, Keys<u64>)>,
+        mut todo: Todo,
         traced: BTreeSet<u64>,
         joins: usize,
     ) -> Cancelled {
@@ -398,7 +386,7 @@ impl<'s> Run<'s> {
             // It was resumed (or is a leaf), so it holds no leaf.
             let Entry { task, waits, .. } = self.remove(key);
             // Its body is dropped here, if it panicked.
-            if let Err(payload) = end(task, Ended::Failed) {
+            if let Err(payload) = end(&*task, Ended::Failed) {
                 cancelled.panicked(payload);
             }
             todo.push((key, waits.into_children()));
@@ -406,14 +394,14 @@ impl<'s> Run<'s> {
         self.stop(&mut todo, Input::Cancel, Some(&mut cancelled));
         self.fresh_leaves.clear();
         let mut awaiting = std::mem::take(&mut cancelled.awaiting).into_iter().peekable();
-        self.join_threads(joins, |i, failure| {
-            let clean = awaiting.next_if(|(j, _)| *j == i).map(|(_, clean)| clean);
+        for (i, failure) in self.join_threads(joins).into_iter().enumerate() {
+            let clean = awaiting.next_if(|(j, _)| *j == joins + i).map(|(_, clean)| clean);
             match failure {
                 None => cancelled.clean.extend(clean),
                 Some(Failure::Error(error)) => cancelled.others.push(error),
                 Some(Failure::Panic(payload)) => cancelled.panicked(payload),
             }
-        });
+        }
         cancelled
     }
 
@@ -434,10 +422,8 @@ impl<'s> Run<'s> {
                 let member = self.entry_ref(member);
                 !member.task.is_leaf() || matches!(member.waiters, Waiters::None)
             });
-            let held = match &entry.waits {
-                Waits::Held(leaf) => Some(leaf.frame(0).name),
-                Waits::Children(_) => None,
-            };
+            let held =
+                if let Waits::Held(leaf) = &entry.waits { Some(leaf.frame(0).name) } else { None };
             let waits_on = children.chain(members).map(name).chain(held).collect();
             coroutines.push(Suspended { frame: entry.task.frame(entry.line), waits_on });
         }
@@ -449,61 +435,61 @@ impl<'s> Run<'s> {
 struct Search<F, I> {
     /// Each coroutine reached, with the one it was reached from.
     reached: HashMap<u32, u32>,
-    /// Those reached whose links have not been followed yet.
-    todo: VecDeque<u32>,
-    /// The coroutine whose links are being followed, and those left.
-    at: Option<(u32, I)>,
+    /// Those reached whose links have not all been followed yet, first reached first, each
+    /// with the links left.
+    todo: VecDeque<(u32, I)>,
     /// The links of a coroutine: its waiters, or what it waits on.
     links: F,
 }
 
 impl<F: Fn(u32) -> I, I: Iterator<Item = u32>> Search<F, I> {
     fn new(start: u32, links: F) -> Self {
-        let (reached, todo) = (HashMap::from([(start, start)]), VecDeque::from([start]));
-        Search { reached, todo, at: None, links }
+        let todo = VecDeque::from([(start, links(start))]);
+        Search { reached: HashMap::from([(start, start)]), todo, links }
     }
 
     /// Follows one link: breaks with a coroutine it reaches that `other` has reached too, or
     /// with `None` once no link is left.
     fn step(&mut self, other: &HashMap<u32, u32>) -> ControlFlow<Option<u32>> {
-        loop {
-            if let Some((from, links)) = &mut self.at
-                && let Some(next) = links.next()
-            {
-                if let Vacant(vacant) = self.reached.entry(next) {
-                    vacant.insert(*from);
-                    if other.contains_key(&next) {
-                        return Break(Some(next));
-                    }
-                    self.todo.push_back(next);
+        while let Some((from, links)) = self.todo.front_mut() {
+            let (from, Some(next)) = (*from, links.next()) else {
+                self.todo.pop_front();
+                continue;
+            };
+            if let Vacant(vacant) = self.reached.entry(next) {
+                vacant.insert(from);
+                if other.contains_key(&next) {
+                    return Break(Some(next));
                 }
-                return ControlFlow::Continue(());
+                self.todo.push_back((next, (self.links)(next)));
             }
-            let Some(from) = self.todo.pop_front() else { return Break(None) };
-            self.at = Some((from, (self.links)(from)));
+            return ControlFlow::Continue(());
         }
+        Break(None)
     }
 }
 
-/// Ends `task` as `ended`, and drops it: user code (its body's destructors) runs here, and a
+/// Ends `task` as `ended`: user code (its body's destructors) runs here, and a
 /// panic in it is caught.
-fn end(task: Rc<dyn Task + '_>, ended: Ended) -> thread::Result<()> {
-    panic::catch_unwind(AssertUnwindSafe(move || task.end(ended)))
+fn end(task: &dyn Task, ended: Ended) -> thread::Result<()> {
+    panic::catch_unwind(AssertUnwindSafe(|| task.end(ended)))
 }
 
+/// How a coroutine answered the error delivered at its suspension point: `Ok` with the error it
+/// propagated if that is the error it was given (or a cancellation: one that never started
+/// gives that), else `Err` with what it did instead; or its panic.
+type Answer = thread::Result<Result<Error, Error>>;
+
 /// Delivers an error at `task`'s suspension point (a cancellation, a timeout) by `resume`, or
-/// ends it if it never started. How it answered: `Ok` with the error it propagated if that is
-/// the error it was given (or a cancellation: one that never started gives that), else `Err`
-/// with what it did instead; or its panic. One that yielded again is dropped without running
-/// further, with what it yielded.
+/// ends it if it never started; how it answered. One that yielded again is dropped without
+/// running further, with what it yielded.
 fn answer<'s>(
     task: &(dyn Task + 's),
     ended: Ended,
     resume: impl FnOnce() -> thread::Result<Step<'s>>,
-) -> thread::Result<Result<Error, Error>> {
+) -> Answer {
     if !task.started() {
-        let end = panic::catch_unwind(AssertUnwindSafe(|| task.end(ended)));
-        return end.map(|()| Ok(Error::cancelled()));
+        return end(task, ended).map(|()| Ok(Error::cancelled()));
     }
     let step = resume()?;
     let given =
@@ -546,13 +532,7 @@ impl Cancelled {
     /// Files how the coroutine of `token`, at `frame`, took its cancellation; a clean one is
     /// listed unless it is on the trace, once its thread is joined if it pushed the join
     /// numbered `join`.
-    fn record(
-        &mut self,
-        outcome: thread::Result<Result<Error, Error>>,
-        token: u64,
-        frame: Frame,
-        join: Option<usize>,
-    ) {
+    fn record(&mut self, outcome: Answer, token: u64, frame: Frame, join: Option<usize>) {
         let trace = |error: Error| error.traced(frame, Vec::new());
         match outcome {
             Ok(Ok(clean)) if !self.traced.contains(&token) => match join {

@@ -62,10 +62,8 @@ impl<'s> Run<'s> {
             }
             Ok(Step::Done) => {
                 let entry = self.entry(key);
-                entry.pending = 0;
-                let held = std::mem::replace(&mut entry.waits, Waits::NOTHING);
-                debug_assert!(matches!(held, Waits::Held(_)), "polled a held leaf");
                 // The waiter holds the leaf's other handle: only a count drops here.
+                (entry.pending, entry.waits) = (0, Waits::NOTHING);
                 return Ok(true);
             }
             Ok(Step::Fail(error)) => Failure::Error(error),
@@ -79,14 +77,11 @@ impl<'s> Run<'s> {
     /// Moves the leaf `key` holds, if any, into the table, as the one child `key` waits on;
     /// gives its key. Anything else, or an empty slot, is left as it is.
     pub(super) fn settle(&mut self, key: u32) -> Option<u32> {
-        let Some(entry @ Entry { waits: Waits::Held(_), .. }) = &mut self.slots[key as usize].entry
-        else {
+        let Waits::Held(leaf) = &self.slots[key as usize].entry.as_ref()?.waits else {
             return None;
         };
-        let Waits::Held(leaf) = std::mem::replace(&mut entry.waits, Waits::NOTHING) else {
-            unreachable!("checked")
-        };
-        let child = self.insert(leaf, self.slots[key as usize].scope);
+        // The entry's handle goes once it waits on the child instead.
+        let child = self.insert(leaf.clone(), self.slots[key as usize].scope);
         let waited = self.entry(child);
         (waited.pending, waited.waiters) = (1, Waiters::One(key));
         let token = self.token(child);
