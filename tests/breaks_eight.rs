@@ -706,6 +706,71 @@ fn a_pool_map_of_ten_thousand_under_a_timeout() {
     assert_eq!(dropped(&ITEMS), 10_000);
 }
 
+/// Parks on `y`, counted in `PARKED` as it reaches its wait.
+#[tinyio::coroutine]
+fn parks_on<Y: tinyio::Yieldable + 'static>(y: Y) -> () {
+    PARKED.set(PARKED.get() + 1);
+    yield_!(y);
+    unreachable!("nothing lets it through");
+}
+
+/// Once `n` wait, notes the time and cancels them all with one handle.
+#[tinyio::coroutine]
+fn cancels_once_parked(n: usize, handle: CancelHandle) -> std::time::Instant {
+    while PARKED.get() < n {
+        yield_!();
+    }
+    handle.cancel();
+    std::time::Instant::now()
+}
+
+/// `n` waiters of one `kind` of primitive, all blocked, cancelled at once by one handle: the
+/// time from the cancel to the end of the run, and the bytes the thread allocated.
+fn cancel_at_once(n: usize, kind: &'static str) -> (Duration, usize) {
+    let thread = std::thread::Builder::new().stack_size(2 << 20).spawn(move || {
+        let lp = Loop::new();
+        let (semaphore, lock) = (tinyio::Semaphore::new(1), tinyio::Lock::new());
+        let (_permit, _locked) =
+            (lp.run(semaphore.acquire()).unwrap(), lp.run(lock.lock()).unwrap());
+        let barrier = tinyio::Barrier::new(n + 1);
+        let (full, _rx) = tinyio::channel::<u32>(1);
+        full.try_send(0).unwrap();
+        let waits: Vec<_> = (0..n)
+            .map(|_| match kind {
+                "semaphore" => parks_on(semaphore.acquire()),
+                "lock" => parks_on(lock.lock()),
+                "barrier" => parks_on(barrier.wait()),
+                "channel" => parks_on(full.send(1)),
+                _ => unreachable!("no such kind: {kind}"),
+            })
+            .collect();
+        let (work, handle) = cancellable(waits);
+        let (out, cancelled_at) = lp.run((work, cancels_once_parked(n, handle))).unwrap();
+        assert!(out.is_none());
+        (cancelled_at.elapsed(), common::allocated())
+    });
+    thread.unwrap().join().unwrap()
+}
+
+/// 10^4 and then 10^5 waiters of one semaphore, lock, barrier or full channel, cancelled at
+/// once: the cancel takes about ten times as long, and the run allocates about ten times as
+/// much (a cost per waiter that grew with the line would make it a hundredfold). The time is
+/// checked with a generous factor, and not under valgrind.
+#[test]
+fn ten_times_as_many_waiters_cancelled_at_once_cost_about_ten_times_as_much() {
+    for kind in ["semaphore", "lock", "barrier", "channel"] {
+        let (small_time, small_bytes) = cancel_at_once(10_000, kind);
+        let (large_time, large_bytes) = cancel_at_once(100_000, kind);
+        let bytes = large_bytes as f64 / small_bytes as f64;
+        let time = large_time.as_secs_f64() / small_time.as_secs_f64();
+        eprintln!("{kind}: x{bytes:.1} bytes, x{time:.1} time ({small_time:?}, {large_time:?})");
+        assert!(bytes < 25.0, "{kind}: the run allocated x{bytes:.1} for ten times the waiters");
+        if !common::under_valgrind() {
+            assert!(time < 60.0, "{kind}: the cancel took x{time:.1} for ten times the waiters");
+        }
+    }
+}
+
 // --- 6. Executors dropping `to_future`s -------------------------------------------------------
 
 #[tinyio::coroutine]
