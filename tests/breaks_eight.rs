@@ -834,3 +834,22 @@ fn executors_dropping_a_to_future_half_way_cancel_and_join_everything() {
     assert_eq!(dropped(&EXECUTOR_GUARDS), 6);
     assert_eq!(EXECUTOR_CALLS_ENDED.load(Ordering::SeqCst), 3);
 }
+
+// --- 7. Durations at the edge -----------------------------------------------------------------
+
+/// A stall threshold too long to add to an instant (`Duration::MAX`: "never report") never
+/// reports. It panicked with an overflow the first time the run waited, and again as the
+/// abandoned run joined its threads, a panic while unwinding that aborted the process.
+#[test]
+fn a_stall_report_with_the_longest_threshold_never_reports() {
+    let lp = Loop::new().stall_report(Duration::MAX, |_| panic!("reported"));
+    assert_eq!(lp.run(timeout(sleep(Duration::from_millis(1)), Duration::MAX)).unwrap(), Some(()));
+    // A failed run joining a thread call told to stop.
+    let (started, heard) = mpsc::channel::<()>();
+    let call = tinyio::run_in_thread(move || {
+        started.send(()).unwrap();
+        while tinyio::thread::sleep(HOUR).is_ok() {}
+    });
+    let err = lp.run((call, fails_once_the_thread_runs(heard))).unwrap_err();
+    assert_eq!(err.to_string(), "first");
+}

@@ -34,7 +34,8 @@ impl<'s> Run<'s> {
     fn join_threads(&mut self, from: usize, mut joined: impl FnMut(usize, Option<Failure>)) {
         let mut joins = self.joins.split_off(from);
         let since = Instant::now();
-        let mut report_at = self.stall.as_ref().map(|(threshold, _)| since + *threshold);
+        let mut report_at =
+            self.stall.as_ref().and_then(|(threshold, _)| since.checked_add(*threshold));
         let mut i = 0;
         while let Some(join) = joins.get_mut(i) {
             match (join.wait)(report_at) {
