@@ -9,6 +9,7 @@ mod common;
 use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::Duration;
@@ -852,4 +853,54 @@ fn a_stall_report_with_the_longest_threshold_never_reports() {
     });
     let err = lp.run((call, fails_once_the_thread_runs(heard))).unwrap_err();
     assert_eq!(err.to_string(), "first");
+}
+
+// --- 8. Loops run from destructors while a run tears down ---------------------------------------
+
+/// When dropped, runs its own loop again (refused), then a nested loop that fails, then one
+/// whose timeout stops a thread call; records what each gave.
+struct RunsLoopsWhenDropped(Rc<Loop>, Rc<Cell<Option<String>>>);
+
+impl Drop for RunsLoopsWhenDropped {
+    fn drop(&mut self) {
+        let again = self.0.run(()).is_err_and(|e| e.to_string().contains("currently running"));
+        let failed = Loop::new().run((forever(()), fails_soon())).unwrap_err().to_string();
+        let call = tinyio::run_in_thread(|| while tinyio::thread::sleep(HOUR).is_ok() {});
+        let timed = Loop::new().run(timeout(call, Duration::from_millis(1))).unwrap();
+        self.1.set(Some(format!("{again} {failed} {timed:?}")));
+    }
+}
+
+#[tinyio::coroutine]
+fn fails_soon() -> () {
+    yield_!();
+    tinyio::bail!("soon");
+}
+
+#[tinyio::coroutine]
+fn cancels_after_pauses(handle: CancelHandle) -> () {
+    yield_!();
+    yield_!();
+    handle.cancel();
+}
+
+/// A destructor of a coroutine being cancelled (by a crash, a handle, a lost race) runs loops:
+/// its own loop refuses, nested ones run, fail and stop their threads as anywhere else, and
+/// the teardown around them goes on.
+#[test]
+fn loops_run_from_destructors_during_a_teardown_behave_as_anywhere() {
+    let lp = Rc::new(Loop::new());
+    let seen = Rc::new(Cell::new(None));
+    let expected = Some("true soon None".to_string());
+    let holder = || forever(RunsLoopsWhenDropped(lp.clone(), seen.clone()));
+
+    assert_eq!(lp.run((holder(), fails_soon())).unwrap_err().to_string(), "soon");
+    assert_eq!(seen.take(), expected);
+
+    let (work, handle) = cancellable(holder());
+    assert_eq!(lp.run((work, cancels_after_pauses(handle))).unwrap(), (None, ()));
+    assert_eq!(seen.take(), expected);
+
+    assert_eq!(lp.run(race(vec![holder(), sleep(Duration::ZERO)])).unwrap(), (1, ()));
+    assert_eq!(seen.take(), expected);
 }
