@@ -2,7 +2,9 @@
 //! run (not only chains that build themselves as they go), every kind of wait resumed with the
 //! error when the run fails, panicking destructors where the loop drops user values, cancels
 //! racing the end of the work, races of races, zero timeouts, a channel closed under 10^4
-//! parked waiters, a pool's `map` of 10^4 under a timeout, and executors dropping `to_future`s.
+//! parked waiters, a pool's `map` of 10^4 under a timeout, 10^4 against 10^5 waiters cancelled
+//! at once, executors dropping `to_future`s, a stall threshold of `Duration::MAX`, and loops
+//! run from destructors during a teardown.
 
 mod common;
 
