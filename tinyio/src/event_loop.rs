@@ -160,10 +160,11 @@ impl Loop {
                         (steps, idle_since, reported) = (session.run.steps, now, false);
                     }
                     let mut park_until = deadline;
+                    // A threshold too long to add to an instant is never reached.
                     if let Some((threshold, report)) = &session.run.stall
                         && !reported
+                        && let Some(due) = idle_since.checked_add(*threshold)
                     {
-                        let due = idle_since + *threshold;
                         if now >= due {
                             report(&session.run.stall(now - idle_since));
                             reported = true;

@@ -409,10 +409,16 @@ impl<'s> Run<'s> {
                 } else if let Some(deadline) = deadline {
                     self.timers.push(deadline, token | DEADLINE);
                 }
+                // A wait already given up on starts none of its leaves: the stop that the next
+                // round makes drops them unstarted, so a thread call never runs.
+                let over = deadline.is_some_and(|deadline| deadline <= Instant::now())
+                    || cancel.as_ref().is_some_and(|cancel| cancel.is_cancelled());
                 if let Some(cancel) = cancel {
                     self.arm(&cancel, token);
                 }
-                if !self.fresh_leaves.is_empty() {
+                if over {
+                    self.fresh_leaves.clear();
+                } else if !self.fresh_leaves.is_empty() {
                     self.start_leaves()?;
                 }
             }

@@ -36,7 +36,8 @@ impl<'s> Run<'s> {
     fn join_threads(&mut self, from: usize) -> Vec<Option<Failure>> {
         let mut joins = self.joins.split_off(from);
         let since = Instant::now();
-        let mut report_at = self.stall.as_ref().map(|(threshold, _)| since + *threshold);
+        let mut report_at =
+            self.stall.as_ref().and_then(|(threshold, _)| since.checked_add(*threshold));
         let mut failures = Vec::new();
         while let Some(join) = joins.get_mut(failures.len()) {
             match (join.wait)(report_at) {
