@@ -6,6 +6,7 @@ use std::borrow::Cow;
 use std::error::Error as StdError;
 use std::fmt;
 use std::panic::Location;
+use std::sync::OnceLock;
 
 /// The error returned by [`Loop::run`](crate::Loop::run) when anything in the loop fails.
 ///
@@ -143,8 +144,11 @@ static DEADLINE: Inner = Inner::bare(Kind::Deadline);
 
 struct Inner {
     kind: Kind,
-    /// The coroutines that led here, outermost first.
-    trace: Vec<Frame>,
+    /// The coroutines that led here, innermost first: an error raised again further out (from
+    /// an isolate, say) adds the frames above it at the end, in time proportional to those.
+    frames: Vec<Frame>,
+    /// The same, outermost first, as [`Error::trace`] lends it: made on its first call.
+    trace: OnceLock<Vec<Frame>>,
     /// Where the error was raised (`?` or `bail!`) inside the innermost coroutine, until a loop
     /// has turned it into the innermost frame.
     raised_at: Option<&'static Location<'static>>,
@@ -152,7 +156,11 @@ struct Inner {
 
 impl Inner {
     const fn bare(kind: Kind) -> Self {
-        Inner { kind, trace: Vec::new(), raised_at: None }
+        Inner { kind, frames: Vec::new(), trace: OnceLock::new(), raised_at: None }
+    }
+
+    fn trace(&self) -> &[Frame] {
+        self.trace.get_or_init(|| self.frames.iter().rev().copied().collect())
     }
 }
 
@@ -329,7 +337,7 @@ impl Error {
     /// assert!(tinyio::Error::msg("fresh").trace().is_empty());
     /// ```
     pub fn trace(&self) -> &[Frame] {
-        &self.original().inner().trace
+        self.original().inner().trace()
     }
 
     /// Records where the error was raised, unless already known.
@@ -337,7 +345,7 @@ impl Error {
         // A bare error stays bare: it was delivered at the suspension point, which its trace
         // names already.
         if let Repr::Full(inner) = &mut self.0
-            && inner.trace.is_empty()
+            && inner.frames.is_empty()
         {
             inner.raised_at.get_or_insert(at);
         }
@@ -356,7 +364,7 @@ impl Error {
     /// Adds the frame of the coroutine the error came out of, and the chain of its waiters
     /// (`outer`, outermost first), in front of the trace it already has.
     /// A bare error moves to the heap here, with a copy of its kind.
-    pub(crate) fn traced(self, innermost: Frame, mut trace: Vec<Frame>) -> Self {
+    pub(crate) fn traced(self, innermost: Frame, trace: Vec<Frame>) -> Self {
         let mut inner = match self.0 {
             Repr::Full(inner) => inner,
             // A bare error is one of three statics: a cancellation, a timeout, a deadline.
@@ -366,12 +374,12 @@ impl Error {
             Repr::Bare(Inner { kind: Kind::Timeout, .. }) => Box::new(Inner::bare(Kind::Timeout)),
             Repr::Bare(_) => Box::new(Inner::bare(Kind::Deadline)),
         };
-        trace.push(match inner.raised_at.take() {
+        inner.frames.push(match inner.raised_at.take() {
             Some(at) => Frame { line: at.line(), file: at.file(), ..innermost },
             None => innermost,
         });
-        trace.append(&mut inner.trace);
-        inner.trace = trace;
+        inner.frames.extend(trace.into_iter().rev());
+        inner.trace = OnceLock::new();
         Error(Repr::Full(inner))
     }
 }
@@ -382,7 +390,7 @@ impl Error {
 impl StdError for Error {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
         let original = self.original().inner();
-        if original.trace.is_empty() { original.kind.source() } else { Some(original) }
+        if original.frames.is_empty() { original.kind.source() } else { Some(original) }
     }
 }
 
@@ -394,7 +402,7 @@ impl StdError for Inner {
 
 impl fmt::Display for Inner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let frames: Vec<String> = self.trace.iter().map(Frame::to_string).collect();
+        let frames: Vec<String> = self.trace().iter().map(Frame::to_string).collect();
         write!(f, "in coroutine {}", frames.join(" -> "))
     }
 }
