@@ -51,8 +51,9 @@ pub use self::tokio_support::from_tokio;
 
 #[cfg(feature = "tokio")]
 mod tokio_support {
-    use std::panic::{self, AssertUnwindSafe, Location};
+    use std::panic::{self, Location};
     use std::sync::LazyLock;
+    use std::task::ready;
     use std::time::Instant;
 
     use tokio::runtime::{Handle, Runtime, RuntimeFlavor};
@@ -62,6 +63,7 @@ mod tokio_support {
     use crate::coro::{Failure, Join};
     use crate::error::Frame;
     use crate::event_loop::driven;
+    use crate::thread::{block_until, drop_caught};
 
     static FROM_TOKIO: Site = site!("from_tokio");
 
@@ -171,23 +173,12 @@ mod tokio_support {
         deadline: Option<Instant>,
     ) -> Poll<Option<Failure>> {
         let waker = crate::wake::this_thread();
-        let mut cx = Context::from_waker(&waker);
-        loop {
-            if let Poll::Ready(joined) = Pin::new(&mut *task).poll(&mut cx) {
-                let panicked = match joined {
-                    // It finished before it saw the abort: its output is dropped here, in user
-                    // code, and a panic there must not cut the joins of the other threads short.
-                    Ok(output) => panic::catch_unwind(AssertUnwindSafe(|| drop(output))).err(),
-                    Err(error) => error.try_into_panic().ok(),
-                };
-                return Poll::Ready(panicked.map(Failure::Panic));
-            }
-            match deadline.map(|deadline| deadline.checked_duration_since(Instant::now())) {
-                None => std::thread::park(),
-                Some(Some(left)) => std::thread::park_timeout(left),
-                Some(None) => return Poll::Pending,
-            }
-        }
+        let joined = ready!(block_until(deadline, &waker, |cx| Pin::new(&mut *task).poll(cx)));
+        Poll::Ready(match joined {
+            // It finished before it saw the abort: its output is dropped here, in user code.
+            Ok(output) => drop_caught(output),
+            Err(error) => error.try_into_panic().ok().map(Failure::Panic),
+        })
     }
 
     impl<F: Future> Drop for FromTokio<F> {
