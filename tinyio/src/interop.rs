@@ -54,7 +54,6 @@ mod tokio_support {
     use std::panic::{self, Location};
     use std::sync::LazyLock;
     use std::task::ready;
-    use std::time::Instant;
 
     use tokio::runtime::{Handle, Runtime, RuntimeFlavor};
     use tokio::task::JoinHandle;
@@ -159,26 +158,21 @@ mod tokio_support {
         fn cancel(&mut self, cx: &mut Cx<'_>) {
             let Some(mut task) = self.task.take() else { return }; // never spawned
             task.abort();
-            if !driven() {
-                let wait = Box::new(move |deadline| join_aborted(&mut task, deadline));
-                cx.joins.push(Join { frame: self.frame, wait });
+            if driven() {
+                return;
             }
+            // The join waits until the task has ended (its future dropped), and gives its
+            // panic, if it panicked before it saw the abort.
+            let wait = Box::new(move |deadline| {
+                let joined = ready!(block_until(deadline, |cx| Pin::new(&mut task).poll(cx)));
+                Poll::Ready(match joined {
+                    // It finished before it saw the abort: its output is dropped here.
+                    Ok(output) => drop_caught(output),
+                    Err(error) => error.try_into_panic().ok().map(Failure::Panic),
+                })
+            });
+            cx.joins.push(Join { frame: self.frame, wait });
         }
-    }
-
-    /// Waits until an aborted task has ended (its future dropped), or until `deadline`
-    /// passes (`Pending`); gives its panic, if it panicked before it saw the abort.
-    fn join_aborted<T>(
-        task: &mut JoinHandle<T>,
-        deadline: Option<Instant>,
-    ) -> Poll<Option<Failure>> {
-        let waker = crate::wake::this_thread();
-        let joined = ready!(block_until(deadline, &waker, |cx| Pin::new(&mut *task).poll(cx)));
-        Poll::Ready(match joined {
-            // It finished before it saw the abort: its output is dropped here, in user code.
-            Ok(output) => drop_caught(output),
-            Err(error) => error.try_into_panic().ok().map(Failure::Panic),
-        })
     }
 
     impl<F: Future> Drop for FromTokio<F> {

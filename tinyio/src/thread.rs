@@ -251,7 +251,7 @@ fn join<F, T>(
     at: &'static Location<'static>,
     deadline: Option<Instant>,
 ) -> Poll<Option<Failure>> {
-    let outcome = ready!(block_until(deadline, &crate::wake::this_thread(), |cx| {
+    let outcome = ready!(block_until(deadline, |cx| {
         let mut stage = lock(&call.stage);
         match &mut *stage {
             Stage::Running(_, waker) => {
@@ -277,15 +277,15 @@ pub(crate) fn drop_caught<T>(value: T) -> Option<Failure> {
     panic::catch_unwind(AssertUnwindSafe(|| drop(value))).err().map(Failure::Panic)
 }
 
-/// Polls `poll` with `waker` (one that unparks this thread, for `poll` to hand on) until it is
+/// Polls `poll` with a waker that unparks this thread (for `poll` to hand on) until it is
 /// ready, parking this thread in between; `Pending` once `deadline` has passed.
 pub(crate) fn block_until<R>(
     deadline: Option<Instant>,
-    waker: &Waker,
     mut poll: impl FnMut(&mut Context<'_>) -> Poll<R>,
 ) -> Poll<R> {
+    let waker = crate::wake::this_thread();
     loop {
-        if let Poll::Ready(ready) = poll(&mut Context::from_waker(waker)) {
+        if let Poll::Ready(ready) = poll(&mut Context::from_waker(&waker)) {
             return Poll::Ready(ready);
         }
         match deadline.map(|deadline| deadline.checked_duration_since(Instant::now())) {
@@ -352,7 +352,7 @@ pub fn sleep(duration: Duration) -> Result<(), Error> {
     // Unparked by a cancellation, or early for nothing.
     let cancelled =
         |_: &mut Context<'_>| if is_cancelled() { Poll::Ready(()) } else { Poll::Pending };
-    let _ = block_until(Some(crate::time::after(duration)), Waker::noop(), cancelled);
+    let _ = block_until(Some(crate::time::after(duration)), cancelled);
     check()
 }
 
@@ -577,30 +577,29 @@ impl Cache {
     fn work(&'static self) {
         let mut state = lock(&self.state);
         loop {
-            let Some(job) = state.jobs.pop_front() else {
-                state.free -= 1;
+            state.free -= 1; // to run a job, or to sleep
+            if let Some(job) = state.jobs.pop_front() {
+                // Should no thread start, this one serves the rest after its job.
+                let _ = self.keep_one_free(state);
+                let waker = job.run();
+                lock(&self.state).free += 1;
+                // Counted free before the loop hears of the end, so that its next call finds
+                // this thread rather than starting another.
+                if let Some(waker) = waker {
+                    waker.wake();
+                }
+                state = lock(&self.state);
+            } else {
                 state.sleeping += 1;
-                let keep_alive = self.keep_alive;
-                let woken = self.wake.wait_timeout_while(state, keep_alive, |s| s.wakeups == 0);
+                let woken =
+                    self.wake.wait_timeout_while(state, self.keep_alive, |s| s.wakeups == 0);
                 state = woken.unwrap_or_else(PoisonError::into_inner).0;
                 state.sleeping -= 1;
                 if state.wakeups == 0 {
                     return; // the keep-alive passed with no wake-up
                 }
                 state.wakeups -= 1; // free again: counted by the waker
-                continue;
-            };
-            state.free -= 1;
-            // Should no thread start, this one serves the rest after its job.
-            let _ = self.keep_one_free(state);
-            let waker = job.run();
-            lock(&self.state).free += 1;
-            // Counted free before the loop hears of the end, so that its next call finds this
-            // thread rather than starting another.
-            if let Some(waker) = waker {
-                waker.wake();
             }
-            state = lock(&self.state);
         }
     }
 }
