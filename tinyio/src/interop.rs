@@ -104,7 +104,7 @@ mod tokio_support {
         let frame = Frame { name: FROM_TOKIO.name, file: at.file(), line: at.line() };
         Coroutine::leaf(
             &FROM_TOKIO,
-            FromTokio { future: Some(future), task: None, waker: None, frame },
+            FromTokio { future: Some(future), task: None, join: false, waker: None, frame },
         )
     }
 
@@ -129,6 +129,11 @@ mod tokio_support {
     struct FromTokio<F: Future> {
         future: Option<F>,
         task: Option<JoinHandle<F::Output>>,
+        /// Whether a cancellation joins the task: not if the loop is driven through
+        /// [`to_future`](crate::to_future), whose executor may be the very runtime that must
+        /// finish the abort, on this thread. Known when it is spawned, as a run is driven one
+        /// way throughout, and a `to_future` may be dropped outside its own `poll`.
+        join: bool,
         waker: Option<Waker>,
         /// Where `from_tokio` was called, for the stall report.
         frame: Frame,
@@ -139,10 +144,11 @@ mod tokio_support {
 
         fn poll(&mut self, cx: &mut Cx<'_>) -> Poll<Result<F::Output, Error>> {
             let waker = self.waker.get_or_insert_with(|| (cx.waker)());
-            let future = &mut self.future;
-            let task = self
-                .task
-                .get_or_insert_with(|| driven_handle().spawn(future.take().expect("spawned once")));
+            let (future, join) = (&mut self.future, &mut self.join);
+            let task = self.task.get_or_insert_with(|| {
+                *join = !driven();
+                driven_handle().spawn(future.take().expect("spawned once"))
+            });
             let joined = Pin::new(task).poll(&mut Context::from_waker(waker));
             joined.map(|joined| {
                 joined.map_err(|error| match error.try_into_panic() {
@@ -158,7 +164,7 @@ mod tokio_support {
         fn cancel(&mut self, cx: &mut Cx<'_>) {
             let Some(mut task) = self.task.take() else { return }; // never spawned
             task.abort();
-            if driven() {
+            if !self.join {
                 return;
             }
             // The join waits until the task has ended (its future dropped), and gives its
