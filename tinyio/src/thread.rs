@@ -377,14 +377,12 @@ pub fn sleep(duration: Duration) -> Result<(), Error> {
 /// assert_eq!(Loop::new().run(squares).unwrap(), [0, 1, 4, 9, 16, 25, 36, 49, 64, 81]);
 /// ```
 #[derive(Clone)]
-pub struct ThreadPool {
-    pool: Arc<Pool>,
-}
+pub struct ThreadPool(Arc<Pool>);
 
 impl fmt::Debug for ThreadPool {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ThreadPool")
-            .field("max_threads", &self.pool.max_threads)
+            .field("max_threads", &self.0.max_threads)
             .finish_non_exhaustive()
     }
 }
@@ -399,7 +397,7 @@ impl ThreadPool {
     pub fn new(max_threads: usize) -> Self {
         assert!(max_threads > 0, "`ThreadPool::new(0)` could never run anything; use at least 1");
         let state = Mutex::new(PoolState { calls: VecDeque::new(), threads: 0 });
-        ThreadPool { pool: Arc::new(Pool { max_threads, state }) }
+        ThreadPool(Arc::new(Pool { max_threads, state }))
     }
 
     /// Like [`run_in_thread`], once a thread of this pool is free.
@@ -415,7 +413,7 @@ impl ThreadPool {
         T: Send + 'static,
         F: FnOnce() -> T + Send + 'static,
     {
-        thread_call(&POOL_RUN, Some(self.pool.clone()), move || Ok(f()))
+        thread_call(&POOL_RUN, Some(self.0.clone()), move || Ok(f()))
     }
 
     /// Like [`try_run_in_thread`], once a thread of this pool is free.
@@ -436,7 +434,7 @@ impl ThreadPool {
         E: std::error::Error + Send + Sync + 'static,
         F: FnOnce() -> Result<T, E> + Send + 'static,
     {
-        thread_call(&POOL_RUN, Some(self.pool.clone()), move || f().map_err(Error::new))
+        thread_call(&POOL_RUN, Some(self.0.clone()), move || f().map_err(Error::new))
     }
 
     /// Runs `f` on each of `xs` in this pool; the outputs come back in the order of `xs`.
@@ -509,11 +507,9 @@ impl Job for Pool {
 
 const SPAWN_FAILED: &str = "failed to spawn a thread for `run_in_thread`";
 
-/// The cache of threads that run blocking calls for every loop in the process.
-static CACHE: Cache = Cache::new(KEEP_ALIVE);
-
-/// How long a thread with nothing to do waits for work before it exits.
-const KEEP_ALIVE: Duration = Duration::from_secs(10);
+/// The cache of threads that run blocking calls for every loop in the process: a thread with
+/// nothing to do waits ten seconds for work before it exits.
+static CACHE: Cache = Cache::new(Duration::from_secs(10));
 
 /// Threads taking jobs from one queue: started on demand, leaving after `keep_alive` idle.
 ///
