@@ -246,14 +246,12 @@ impl<'a, Y: Yieldable + 'a> Session<'a, Y> {
     fn advance(&mut self, rounds: usize) -> Result<Progress<Y::Output>, Failure> {
         let progress = self.run.advance(rounds);
         self.ended = !matches!(progress, Ok(Progress::Ready | Progress::Blocked(_)));
-        Ok(match progress? {
-            Progress::Finished(()) => {
-                self.run.finish_threads()?;
-                Progress::Finished(Y::collect(self.pending.take().expect("finished once")))
-            }
-            Progress::Ready => Progress::Ready,
-            Progress::Blocked(deadline) => Progress::Blocked(deadline),
-        })
+        match progress? {
+            Progress::Finished(()) => self.run.finish_threads()?,
+            Progress::Ready => return Ok(Progress::Ready),
+            Progress::Blocked(deadline) => return Ok(Progress::Blocked(deadline)),
+        }
+        Ok(Progress::Finished(Y::collect(self.pending.take().expect("finished once"))))
     }
 }
 
