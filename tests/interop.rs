@@ -1174,3 +1174,31 @@ fn no_from_tokio_future_outlives_a_failed_run() {
         assert_eq!(dropped_at_return, 1, "the tokio future was dropped before `run` returned");
     }
 }
+
+/// A `to_future` whose run spawned a `from_tokio` task on the current-thread runtime that polls
+/// it, dropped outside its own `poll` (as `select!` drops a losing branch): the task is aborted
+/// and left to that runtime, never joined by blocking the very thread that runtime needs.
+#[test]
+fn dropping_a_to_future_with_a_from_tokio_task_outside_its_poll() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let dropped = within(30, {
+        let drops = drops.clone();
+        move || {
+            block_on(Kind::Tokio, |_| async move {
+                let guard = Guard(drops.clone());
+                let mut work = to_future(from_tokio(async move {
+                    let _guard = guard;
+                    std::future::pending::<()>().await;
+                }));
+                // One poll spawns the task (on this runtime: the loop is driven here).
+                let polled = std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut work).poll(cx)));
+                assert!(polled.await.is_pending());
+                drop(work);
+                // The runtime gets to the aborted task once this task yields.
+                tokio::task::yield_now().await;
+                count(&drops)
+            })
+        }
+    });
+    assert_eq!(dropped, 1, "the aborted task's future was dropped by its runtime");
+}

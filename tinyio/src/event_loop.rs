@@ -8,8 +8,9 @@ use std::future::{Future, IntoFuture};
 use std::panic;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Condvar, LazyLock, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
+use std::thread::Thread;
 use std::time::{Duration, Instant};
 
 use crate::coro::{Coroutine, Failure, SharedCoroutine, Submission};
@@ -154,25 +155,24 @@ impl Loop {
         let outcome = loop {
             match session.advance(usize::MAX) {
                 Ok(Progress::Ready) => {}
-                Ok(Progress::Blocked(deadline)) => {
+                Ok(Progress::Blocked(mut deadline)) => {
                     let now = Instant::now();
                     if session.run.steps != steps {
                         (steps, idle_since, reported) = (session.run.steps, now, false);
                     }
-                    let mut park_until = deadline;
                     // A threshold too long to add to an instant is never reached.
                     if let Some((threshold, report)) = &session.run.stall
                         && !reported
                         && let Some(due) = idle_since.checked_add(*threshold)
                     {
-                        if now >= due {
+                        reported = now >= due;
+                        if reported {
                             report(&session.run.stall(now - idle_since));
-                            reported = true;
                         } else {
-                            park_until = Some(deadline.map_or(due, |d| d.min(due)));
+                            deadline = Some(deadline.map_or(due, |d| d.min(due)));
                         }
                     }
-                    remote.park(park_until);
+                    remote.park(deadline);
                 }
                 Ok(Progress::Finished(output)) => break Ok(output),
                 Err(failure) => break Err(failure),
@@ -247,14 +247,12 @@ impl<'a, Y: Yieldable + 'a> Session<'a, Y> {
     fn advance(&mut self, rounds: usize) -> Result<Progress<Y::Output>, Failure> {
         let progress = self.run.advance(rounds);
         self.ended = !matches!(progress, Ok(Progress::Ready | Progress::Blocked(_)));
-        Ok(match progress? {
-            Progress::Finished(()) => {
-                self.run.finish_threads()?;
-                Progress::Finished(Y::collect(self.pending.take().expect("finished once")))
-            }
-            Progress::Ready => Progress::Ready,
-            Progress::Blocked(deadline) => Progress::Blocked(deadline),
-        })
+        match progress? {
+            Progress::Finished(()) => self.run.finish_threads()?,
+            Progress::Ready => return Ok(Progress::Ready),
+            Progress::Blocked(deadline) => return Ok(Progress::Blocked(deadline)),
+        }
+        Ok(Progress::Finished(Y::collect(self.pending.take().expect("finished once"))))
     }
 }
 
@@ -371,7 +369,8 @@ const ROUNDS_PER_POLL: usize = 64;
 /// assert_eq!(gathered.unwrap(), (2, 4));
 /// ```
 pub fn to_future<'a, Y: Yieldable + 'a>(y: Y) -> ToFuture<'a, Y> {
-    ToFuture { y: Some(y), session: None, alarm: Alarm::default() }
+    let session = Session::new(y, Arc::default(), ErrorGroup::Auto, Room::default());
+    ToFuture { session, alarm: Alarm::default() }
 }
 
 /// The future of [`to_future`].
@@ -390,8 +389,7 @@ pub fn to_future<'a, Y: Yieldable + 'a>(y: Y) -> ToFuture<'a, Y> {
 /// ```
 #[must_use = "futures do nothing unless polled"]
 pub struct ToFuture<'a, Y: Yieldable> {
-    y: Option<Y>,
-    session: Option<Session<'a, Y>>,
+    session: Session<'a, Y>,
     /// The deadline this future has asked the timer thread to wake it at.
     alarm: Alarm,
 }
@@ -403,11 +401,7 @@ impl<'a, Y: Yieldable + 'a> Future for ToFuture<'a, Y> {
     type Output = Result<Y::Output, Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.get_mut();
-        let session = this.session.get_or_insert_with(|| {
-            let y = this.y.take().expect("taken once, as the run is made");
-            Session::new(y, Arc::default(), ErrorGroup::Auto, Room::default())
-        });
+        let ToFuture { session, alarm } = self.get_mut();
         // An ended run has nothing left to give: its output, or its error, was given already.
         assert!(!session.ended, "`ToFuture` polled after completion");
         session.run.remote.set_driver(cx.waker().clone());
@@ -416,7 +410,7 @@ impl<'a, Y: Yieldable + 'a> Future for ToFuture<'a, Y> {
         DRIVEN.set(DRIVEN.get() - 1);
         // The timer thread is asked to wake the task only while it waits for a deadline.
         let deadline = if let Ok(Progress::Blocked(deadline)) = progress { deadline } else { None };
-        this.alarm.set(deadline, &session.run.remote);
+        alarm.set(deadline.map(|at| (at, &session.run.remote)));
         match progress {
             Ok(Progress::Finished(output)) => Poll::Ready(Ok(output)),
             Ok(Progress::Ready) => {
@@ -451,37 +445,29 @@ thread_local! {
 }
 
 /// The deadline a blocked [`ToFuture`] waits for, filed with the one timer thread that serves
-/// every `ToFuture`: one entry per future at most, moved when its run's next deadline moves and
-/// taken out when the future finishes or is dropped, so that the thread keeps nothing of a
-/// future that is gone.
+/// every `ToFuture` (see [`ALARMS`]): one entry per future at most, moved when its run's next
+/// deadline moves and taken out when the future finishes or is dropped, so that the thread
+/// keeps nothing of a future that is gone.
 #[derive(Default)]
 struct Alarm(Option<(Instant, usize)>);
 
-/// The timer thread's entries, soonest first: a deadline and the address of the remote of the
-/// run whose driver to wake then (whoever polled it last), which the entry keeps alive, so that
-/// it tells apart futures due at the same instant. `sooner` wakes the thread when an entry
-/// comes first.
-struct Alarms {
-    due: Mutex<BTreeMap<(Instant, usize), Arc<Remote>>>,
-    sooner: Condvar,
-}
-
 impl Alarm {
-    /// Files `deadline` in place of the one filed before, if it differs.
-    fn set(&mut self, deadline: Option<Instant>, remote: &Arc<Remote>) {
-        if deadline == self.0.map(|(at, _)| at) {
+    /// Files `deadline`, with the remote of the run whose driver to wake then, in place of the
+    /// one filed before, if it differs.
+    fn set(&mut self, deadline: Option<(Instant, &Arc<Remote>)>) {
+        if deadline.map(|(at, _)| at) == self.0.map(|(at, _)| at) {
             return;
         }
-        let mut due = lock(&ALARMS.due);
+        let mut due = lock(&ALARMS);
         if let Some(filed) = self.0.take() {
             due.remove(&filed);
         }
-        if let Some(at) = deadline {
+        if let Some((at, remote)) = deadline {
             let key = (at, Arc::as_ptr(remote).addr());
             due.insert(key, remote.clone());
             self.0 = Some(key);
             if due.first_key_value().is_some_and(|(first, _)| *first == key) {
-                ALARMS.sooner.notify_one();
+                TIMER.get_or_init(spawn_timer).unpark(); // to look again
             }
         }
     }
@@ -489,41 +475,38 @@ impl Alarm {
 
 impl Drop for Alarm {
     fn drop(&mut self) {
-        if let Some(filed) = self.0 {
-            lock(&ALARMS.due).remove(&filed);
-        }
+        self.set(None);
     }
 }
 
-/// The timer thread, started by the first [`Alarm`] filed. It wakes each entry's driver once
-/// its deadline has passed, outside the lock: a waker may poll the future, which files again.
-static ALARMS: LazyLock<Arc<Alarms>> = LazyLock::new(|| {
-    let alarms = Arc::new(Alarms { due: Mutex::default(), sooner: Condvar::new() });
-    let shared = alarms.clone();
-    let timer = move || {
-        let mut due = lock(&shared.due);
+/// The timer thread's entries, soonest first: a deadline and the address of the remote of the
+/// run whose driver to wake then (whoever polled it last), which the entry keeps alive, so that
+/// it tells apart futures due at the same instant.
+static ALARMS: Mutex<BTreeMap<(Instant, usize), Arc<Remote>>> = Mutex::new(BTreeMap::new());
+
+/// The timer thread, started by the first [`Alarm`] filed, and unparked when an entry comes
+/// first.
+static TIMER: OnceLock<Thread> = OnceLock::new();
+
+/// Starts the timer thread: it wakes each entry's driver once its deadline has passed, outside
+/// the lock (a waker may poll the future, which files again).
+fn spawn_timer() -> Thread {
+    let timer = std::thread::Builder::new().name("tinyio-timer".into()).spawn(|| {
         loop {
-            let now = Instant::now();
-            due = match due.first_entry() {
-                Some(entry) if entry.key().0 <= now => {
-                    let remote = entry.remove();
-                    drop(due);
-                    remote.wake_driver(); // which catches a foreign waker's panic
-                    lock(&shared.due)
-                }
-                Some(entry) => {
-                    let until = entry.key().0 - now;
-                    let woken = shared.sooner.wait_timeout(due, until);
-                    woken.unwrap_or_else(PoisonError::into_inner).0
-                }
-                None => shared.sooner.wait(due).unwrap_or_else(PoisonError::into_inner),
-            };
+            let mut due = lock(&ALARMS);
+            let (now, next) = (Instant::now(), due.first_key_value().map(|(&(at, _), _)| at));
+            if next.is_some_and(|at| at <= now) {
+                let (_, remote) = due.pop_first().expect("due");
+                drop(due);
+                remote.wake_driver(); // which catches a foreign waker's panic
+            } else {
+                drop(due);
+                std::thread::park_timeout(next.map_or(Duration::MAX, |at| at - now));
+            }
         }
-    };
-    let timer = std::thread::Builder::new().name("tinyio-timer".into()).spawn(timer);
-    timer.expect("failed to spawn tinyio's timer thread");
-    alarms
-});
+    });
+    timer.expect("failed to spawn tinyio's timer thread").thread().clone()
+}
 
 /// Whether an executor drives a loop on this thread right now (inside `ToFuture::poll`, and not
 /// in a `Loop::run` nested there).
@@ -543,7 +526,7 @@ mod tests {
         let mut future = to_future(crate::sleep(Duration::from_secs(3600)));
         let mut cx = Context::from_waker(Waker::noop());
         assert!(Pin::new(&mut future).poll(&mut cx).is_pending());
-        let remote = Arc::downgrade(&future.session.as_ref().expect("polled").run.remote);
+        let remote = Arc::downgrade(&future.session.run.remote);
         assert!(future.alarm.0.is_some(), "the future waits for its deadline");
         drop(future);
         assert!(remote.upgrade().is_none(), "the timer thread keeps the run of a dropped future");

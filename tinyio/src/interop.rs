@@ -51,9 +51,9 @@ pub use self::tokio_support::from_tokio;
 
 #[cfg(feature = "tokio")]
 mod tokio_support {
-    use std::panic::{self, AssertUnwindSafe, Location};
+    use std::panic::{self, Location};
     use std::sync::LazyLock;
-    use std::time::Instant;
+    use std::task::ready;
 
     use tokio::runtime::{Handle, Runtime, RuntimeFlavor};
     use tokio::task::JoinHandle;
@@ -62,6 +62,7 @@ mod tokio_support {
     use crate::coro::{Failure, Join};
     use crate::error::Frame;
     use crate::event_loop::driven;
+    use crate::thread::{block_until, drop_caught};
 
     static FROM_TOKIO: Site = site!("from_tokio");
 
@@ -103,7 +104,7 @@ mod tokio_support {
         let frame = Frame { name: FROM_TOKIO.name, file: at.file(), line: at.line() };
         Coroutine::leaf(
             &FROM_TOKIO,
-            FromTokio { future: Some(future), task: None, waker: None, frame },
+            FromTokio { future: Some(future), task: None, join: false, waker: None, frame },
         )
     }
 
@@ -128,6 +129,11 @@ mod tokio_support {
     struct FromTokio<F: Future> {
         future: Option<F>,
         task: Option<JoinHandle<F::Output>>,
+        /// Whether a cancellation joins the task: not if the loop is driven through
+        /// [`to_future`](crate::to_future), whose executor may be the very runtime that must
+        /// finish the abort, on this thread. Known when it is spawned, as a run is driven one
+        /// way throughout, and a `to_future` may be dropped outside its own `poll`.
+        join: bool,
         waker: Option<Waker>,
         /// Where `from_tokio` was called, for the stall report.
         frame: Frame,
@@ -138,10 +144,11 @@ mod tokio_support {
 
         fn poll(&mut self, cx: &mut Cx<'_>) -> Poll<Result<F::Output, Error>> {
             let waker = self.waker.get_or_insert_with(|| (cx.waker)());
-            let future = &mut self.future;
-            let task = self
-                .task
-                .get_or_insert_with(|| driven_handle().spawn(future.take().expect("spawned once")));
+            let (future, join) = (&mut self.future, &mut self.join);
+            let task = self.task.get_or_insert_with(|| {
+                *join = !driven();
+                driven_handle().spawn(future.take().expect("spawned once"))
+            });
             let joined = Pin::new(task).poll(&mut Context::from_waker(waker));
             joined.map(|joined| {
                 joined.map_err(|error| match error.try_into_panic() {
@@ -157,36 +164,20 @@ mod tokio_support {
         fn cancel(&mut self, cx: &mut Cx<'_>) {
             let Some(mut task) = self.task.take() else { return }; // never spawned
             task.abort();
-            if !driven() {
-                let wait = Box::new(move |deadline| join_aborted(&mut task, deadline));
-                cx.joins.push(Join { frame: self.frame, wait });
+            if !self.join {
+                return;
             }
-        }
-    }
-
-    /// Waits until an aborted task has ended (its future dropped), or until `deadline`
-    /// passes (`Pending`); gives its panic, if it panicked before it saw the abort.
-    fn join_aborted<T>(
-        task: &mut JoinHandle<T>,
-        deadline: Option<Instant>,
-    ) -> Poll<Option<Failure>> {
-        let waker = crate::wake::this_thread();
-        let mut cx = Context::from_waker(&waker);
-        loop {
-            if let Poll::Ready(joined) = Pin::new(&mut *task).poll(&mut cx) {
-                let panicked = match joined {
-                    // It finished before it saw the abort: its output is dropped here, in user
-                    // code, and a panic there must not cut the joins of the other threads short.
-                    Ok(output) => panic::catch_unwind(AssertUnwindSafe(|| drop(output))).err(),
-                    Err(error) => error.try_into_panic().ok(),
-                };
-                return Poll::Ready(panicked.map(Failure::Panic));
-            }
-            match deadline.map(|deadline| deadline.checked_duration_since(Instant::now())) {
-                None => std::thread::park(),
-                Some(Some(left)) => std::thread::park_timeout(left),
-                Some(None) => return Poll::Pending,
-            }
+            // The join waits until the task has ended (its future dropped), and gives its
+            // panic, if it panicked before it saw the abort.
+            let wait = Box::new(move |deadline| {
+                let joined = ready!(block_until(deadline, |cx| Pin::new(&mut task).poll(cx)));
+                Poll::Ready(match joined {
+                    // It finished before it saw the abort: its output is dropped here.
+                    Ok(output) => drop_caught(output),
+                    Err(error) => error.try_into_panic().ok().map(Failure::Panic),
+                })
+            });
+            cx.joins.push(Join { frame: self.frame, wait });
         }
     }
 

@@ -11,7 +11,8 @@
 // leave after ten idle seconds. A `ThreadPool` is a limit in front of the same cache: its calls
 // wait in its own queue, and at most `max_threads` of the cache's threads take turns at it.
 // Cancelling a call that no thread took drops its function; cancelling a running one sets its
-// flag, unparks its thread and leaves a join for the run to wait on.
+// flag, unparks its thread and leaves a join for the run to wait on: the join parks its own
+// thread, and the call, as it ends, wakes the join's waker in place of its leaf's.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -21,7 +22,7 @@ use std::mem;
 use std::panic::{self, AssertUnwindSafe, Location};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
-use std::task::{Poll, Waker};
+use std::task::{Context, Poll, Waker, ready};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
 
@@ -107,67 +108,56 @@ struct Call<F, T> {
     stage: Mutex<Stage<F, T>>,
     /// Set, under the `stage` lock, when the loop cancels the call.
     cancelled: AtomicBool,
-    /// Notified when a cancelled call ends, for its join.
-    ended: Condvar,
 }
 
 enum Stage<F, T> {
     /// Waiting for a thread, with the waker to wake once it has run.
     Queued(F, Waker),
     /// Running on this thread, which a cancellation unparks (for [`sleep`] and the blocking
-    /// operations of channels).
-    Running(Thread),
-    Done(Outcome<T>),
-    /// The outcome was taken, or the call was dropped before it started.
-    Over,
+    /// operations of channels), with the waker to wake when it ends: its leaf's, or, once it
+    /// is cancelled, its join's.
+    Running(Thread, Waker),
+    /// Ended: its outcome until it is taken (`None` too if the call was dropped unrun).
+    Done(Option<Outcome<T>>),
 }
 
 impl<F, T> Stage<F, T> {
-    /// The outcome, if the call has ended (the stage is then over).
+    /// The outcome, if the call has ended and it was not taken yet.
     fn take_outcome(&mut self) -> Option<Outcome<T>> {
-        let Stage::Done(_) = self else { return None };
-        let Stage::Done(outcome) = mem::replace(self, Stage::Over) else { unreachable!() };
-        Some(outcome)
+        let Stage::Done(outcome) = self else { return None };
+        outcome.take()
     }
 }
 
-/// A call, whatever its types.
-trait AnyCall: Send + Sync {
-    /// Runs the call on this thread, unless its leaf dropped it before it started; gives the
-    /// waker to wake, which the caller wakes itself (a cache thread counts itself free first, so
-    /// that the loop's next call finds it: see `Cache::work`).
+/// Work for a thread of the cache: a call, or a turn at a pool's queue.
+trait Job: Send + Sync {
+    /// Runs the job on this thread; gives the waker to wake, which the caller wakes itself (a
+    /// cache thread counts itself free first, so that the loop's next call finds it: see
+    /// `Cache::work`).
     fn run(self: Arc<Self>) -> Option<Waker>;
-    fn cancelled(&self) -> bool;
-}
-
-impl<F, T> Call<F, T> {
-    fn new(f: F, waker: Waker) -> Arc<Self> {
-        let stage = Mutex::new(Stage::Queued(f, waker));
-        Arc::new(Call { stage, cancelled: AtomicBool::new(false), ended: Condvar::new() })
+    /// Whether the loop told the job to stop.
+    fn cancelled(&self) -> bool {
+        false
     }
 }
 
-impl<T: Send + 'static, F: Func<T>> AnyCall for Call<F, T> {
+impl<T: Send + 'static, F: Func<T>> Job for Call<F, T> {
     fn run(self: Arc<Self>) -> Option<Waker> {
         let mut stage = lock(&self.stage);
         if self.cancelled() {
             return None; // withdrawn before it started: its leaf drops it
         }
-        let Stage::Queued(f, waker) =
-            mem::replace(&mut *stage, Stage::Running(std::thread::current()))
-        else {
-            *stage = Stage::Over; // dropped by its leaf before it started
+        // Else still queued, unless its leaf dropped it already.
+        let Stage::Queued(f, waker) = mem::replace(&mut *stage, Stage::Done(None)) else {
             return None;
         };
+        *stage = Stage::Running(std::thread::current(), waker);
         drop(stage);
         CURRENT.set(Some(self.clone()));
         let outcome = panic::catch_unwind(AssertUnwindSafe(f));
         CURRENT.set(None);
-        *lock(&self.stage) = Stage::Done(outcome);
-        // A cancel sets the flag under the lock, and its join waits only while the call runs.
-        if self.cancelled() {
-            self.ended.notify_all();
-        }
+        let ran = mem::replace(&mut *lock(&self.stage), Stage::Done(Some(outcome)));
+        let Stage::Running(_, waker) = ran else { unreachable!("only its thread ends a call") };
         Some(waker)
     }
 
@@ -202,10 +192,11 @@ impl<T: Send + 'static, F: Func<T>> Leaf for ThreadCall<F, T> {
 
     fn poll(&mut self, cx: &mut Cx<'_>) -> Poll<Result<T, Error>> {
         if let Some(f) = self.f.take() {
-            let call = Call::new(f, (cx.waker)());
+            let stage = Mutex::new(Stage::Queued(f, (cx.waker)()));
+            let call = Arc::new(Call { stage, cancelled: AtomicBool::new(false) });
             match &self.pool {
                 Some(pool) => pool.push(call.clone()),
-                None => CACHE.push(Job::Call(call.clone())).expect(SPAWN_FAILED),
+                None => CACHE.push(call.clone()).expect(SPAWN_FAILED),
             }
             self.call = Some(call);
             return Poll::Pending;
@@ -220,28 +211,27 @@ impl<T: Send + 'static, F: Func<T>> Leaf for ThreadCall<F, T> {
     }
 
     fn withdraw(&mut self) {
-        if let Some(call) = &self.call {
-            // Under the lock, so that no thread is taking it meanwhile: one that comes to it
-            // now leaves it queued, for `cancel` to drop.
-            let stage = lock(&call.stage);
-            if let Stage::Queued(..) = *stage {
-                call.cancelled.store(true, Ordering::Relaxed);
-            }
+        // Under the lock, so that no thread is taking it meanwhile: one that comes to it now
+        // leaves it queued, for `cancel` to drop.
+        if let Some(call) = &self.call
+            && let Stage::Queued(..) = *lock(&call.stage)
+        {
+            call.cancelled.store(true, Ordering::Relaxed);
         }
     }
 
     fn cancel(&mut self, cx: &mut Cx<'_>) {
         let Some(call) = self.call.take() else { return }; // never started
         let mut stage = lock(&call.stage);
-        if let Stage::Queued(..) | Stage::Over = *stage {
+        if let Stage::Queued(..) | Stage::Done(None) = *stage {
             // No thread took it: drop it unrun, outside the lock. The queue keeps an empty call.
-            let unstarted = mem::replace(&mut *stage, Stage::Over);
+            let unstarted = mem::replace(&mut *stage, Stage::Done(None));
             drop(stage);
             drop(unstarted);
             return;
         }
         call.cancelled.store(true, Ordering::Relaxed);
-        if let Stage::Running(thread) = &*stage {
+        if let Stage::Running(thread, _) = &*stage {
             thread.unpark();
         }
         drop(stage);
@@ -261,32 +251,54 @@ fn join<F, T>(
     at: &'static Location<'static>,
     deadline: Option<Instant>,
 ) -> Poll<Option<Failure>> {
-    let running = |stage: &mut Stage<F, T>| matches!(stage, Stage::Running(_));
-    let left = deadline.map_or(Duration::MAX, |end| end.saturating_duration_since(Instant::now()));
-    let stage = call.ended.wait_timeout_while(lock(&call.stage), left, running);
-    let mut stage = stage.unwrap_or_else(PoisonError::into_inner).0;
-    if running(&mut stage) {
-        return Poll::Pending;
-    }
-    let outcome = stage.take_outcome();
-    drop(stage);
+    let outcome = ready!(block_until(deadline, |cx| {
+        let mut stage = lock(&call.stage);
+        match &mut *stage {
+            Stage::Running(_, waker) => {
+                waker.clone_from(cx.waker()); // the call wakes this thread as it ends
+                Poll::Pending
+            }
+            stage => Poll::Ready(stage.take_outcome()),
+        }
+    }));
     Poll::Ready(match outcome {
         Some(Ok(Err(error))) if !error.is_cancelled() => {
             Some(Failure::Error(error.raised_at(at).traced(site.frame(0), Vec::new())))
         }
         Some(Err(payload)) => Some(Failure::Panic(payload)),
-        // What nobody will take (an output, say, of a call that returned as it was cancelled)
-        // is dropped here, in user code: a panic there must not cut the joins of the other
-        // threads short.
-        outcome => {
-            panic::catch_unwind(AssertUnwindSafe(|| drop(outcome))).err().map(Failure::Panic)
-        }
+        // What nobody will take (an output, say, of a call that returned as it was cancelled).
+        outcome => drop_caught(outcome),
     })
+}
+
+/// Drops `value` of user code (an output nobody will take) where a panic must not cut the
+/// joins of the other threads short: the panic is given instead.
+pub(crate) fn drop_caught<T>(value: T) -> Option<Failure> {
+    panic::catch_unwind(AssertUnwindSafe(|| drop(value))).err().map(Failure::Panic)
+}
+
+/// Polls `poll` with a waker that unparks this thread (for `poll` to hand on) until it is
+/// ready, parking this thread in between; `Pending` once `deadline` has passed.
+pub(crate) fn block_until<R>(
+    deadline: Option<Instant>,
+    mut poll: impl FnMut(&mut Context<'_>) -> Poll<R>,
+) -> Poll<R> {
+    let waker = crate::wake::this_thread();
+    loop {
+        if let Poll::Ready(ready) = poll(&mut Context::from_waker(&waker)) {
+            return Poll::Ready(ready);
+        }
+        match deadline.map(|deadline| deadline.checked_duration_since(Instant::now())) {
+            None => std::thread::park(),
+            Some(Some(left)) => std::thread::park_timeout(left),
+            Some(None) => return Poll::Pending,
+        }
+    }
 }
 
 thread_local! {
     /// The call this thread is running, if it runs one for a loop.
-    static CURRENT: RefCell<Option<Arc<dyn AnyCall>>> = const { RefCell::new(None) };
+    static CURRENT: RefCell<Option<Arc<dyn Job>>> = const { RefCell::new(None) };
 }
 
 /// Whether the loop that started this thread's work has told it to stop. Always `false` outside
@@ -337,11 +349,10 @@ pub fn sleep(duration: Duration) -> Result<(), Error> {
         std::thread::sleep(duration); // no call to cancel it, and no park to steal a wake-up from
         return Ok(());
     }
-    let deadline = crate::time::after(duration);
-    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-        check()?;
-        std::thread::park_timeout(left); // unparked by a cancellation, or early for nothing
-    }
+    // Unparked by a cancellation, or early for nothing.
+    let cancelled =
+        |_: &mut Context<'_>| if is_cancelled() { Poll::Ready(()) } else { Poll::Pending };
+    let _ = block_until(Some(crate::time::after(duration)), cancelled);
     check()
 }
 
@@ -366,14 +377,12 @@ pub fn sleep(duration: Duration) -> Result<(), Error> {
 /// assert_eq!(Loop::new().run(squares).unwrap(), [0, 1, 4, 9, 16, 25, 36, 49, 64, 81]);
 /// ```
 #[derive(Clone)]
-pub struct ThreadPool {
-    pool: Arc<Pool>,
-}
+pub struct ThreadPool(Arc<Pool>);
 
 impl fmt::Debug for ThreadPool {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ThreadPool")
-            .field("max_threads", &self.pool.max_threads)
+            .field("max_threads", &self.0.max_threads)
             .finish_non_exhaustive()
     }
 }
@@ -388,7 +397,7 @@ impl ThreadPool {
     pub fn new(max_threads: usize) -> Self {
         assert!(max_threads > 0, "`ThreadPool::new(0)` could never run anything; use at least 1");
         let state = Mutex::new(PoolState { calls: VecDeque::new(), threads: 0 });
-        ThreadPool { pool: Arc::new(Pool { max_threads, state }) }
+        ThreadPool(Arc::new(Pool { max_threads, state }))
     }
 
     /// Like [`run_in_thread`], once a thread of this pool is free.
@@ -404,7 +413,7 @@ impl ThreadPool {
         T: Send + 'static,
         F: FnOnce() -> T + Send + 'static,
     {
-        thread_call(&POOL_RUN, Some(self.pool.clone()), move || Ok(f()))
+        thread_call(&POOL_RUN, Some(self.0.clone()), move || Ok(f()))
     }
 
     /// Like [`try_run_in_thread`], once a thread of this pool is free.
@@ -425,7 +434,7 @@ impl ThreadPool {
         E: std::error::Error + Send + Sync + 'static,
         F: FnOnce() -> Result<T, E> + Send + 'static,
     {
-        thread_call(&POOL_RUN, Some(self.pool.clone()), move || f().map_err(Error::new))
+        thread_call(&POOL_RUN, Some(self.0.clone()), move || f().map_err(Error::new))
     }
 
     /// Runs `f` on each of `xs` in this pool; the outputs come back in the order of `xs`.
@@ -462,24 +471,27 @@ struct Pool {
 }
 
 struct PoolState {
-    calls: VecDeque<Arc<dyn AnyCall>>,
+    calls: VecDeque<Arc<dyn Job>>,
     /// Cache threads taking turns at the queue.
     threads: usize,
 }
 
 impl Pool {
-    fn push(self: &Arc<Self>, call: Arc<dyn AnyCall>) {
+    fn push(self: &Arc<Self>, call: Arc<dyn Job>) {
         let mut state = lock(&self.state);
         state.calls.push_back(call);
         if state.threads < self.max_threads {
             state.threads += 1;
             drop(state);
-            CACHE.push(Job::Turn(self.clone())).expect(SPAWN_FAILED);
+            CACHE.push(self.clone()).expect(SPAWN_FAILED);
         }
     }
+}
 
-    /// One thread's turn at the queue: runs calls until none is left.
-    fn turn(&self) {
+/// A pool as a job of the cache: one thread's turn at its queue, which runs calls until none is
+/// left.
+impl Job for Pool {
+    fn run(self: Arc<Self>) -> Option<Waker> {
         let mut state = lock(&self.state);
         while let Some(call) = state.calls.pop_front() {
             drop(state);
@@ -489,23 +501,15 @@ impl Pool {
             state = lock(&self.state);
         }
         state.threads -= 1;
+        None
     }
 }
 
 const SPAWN_FAILED: &str = "failed to spawn a thread for `run_in_thread`";
 
-/// The cache of threads that run blocking calls for every loop in the process.
-static CACHE: Cache = Cache::new(KEEP_ALIVE);
-
-/// How long a thread with nothing to do waits for work before it exits.
-const KEEP_ALIVE: Duration = Duration::from_secs(10);
-
-/// A job for the cache's threads.
-enum Job {
-    Call(Arc<dyn AnyCall>),
-    /// A turn at a pool's queue.
-    Turn(Arc<Pool>),
-}
+/// The cache of threads that run blocking calls for every loop in the process: a thread with
+/// nothing to do waits ten seconds for work before it exits.
+static CACHE: Cache = Cache::new(Duration::from_secs(10));
 
 /// Threads taking jobs from one queue: started on demand, leaving after `keep_alive` idle.
 ///
@@ -523,7 +527,7 @@ struct Cache {
 }
 
 struct CacheState {
-    jobs: VecDeque<Job>,
+    jobs: VecDeque<Arc<dyn Job>>,
     /// Threads free, as above.
     free: usize,
     /// Threads asleep.
@@ -540,7 +544,7 @@ impl Cache {
 
     /// Queues a job. Should no thread be free and none start, the job stays queued for the next
     /// thread that is free.
-    fn push(&'static self, job: Job) -> io::Result<()> {
+    fn push(&'static self, job: Arc<dyn Job>) -> io::Result<()> {
         let mut state = lock(&self.state);
         state.jobs.push_back(job);
         self.keep_one_free(state)
@@ -569,37 +573,28 @@ impl Cache {
     fn work(&'static self) {
         let mut state = lock(&self.state);
         loop {
-            let Some(job) = state.jobs.pop_front() else {
-                state.free -= 1;
+            state.free -= 1; // to run a job, or to sleep
+            if let Some(job) = state.jobs.pop_front() {
+                // Should no thread start, this one serves the rest after its job.
+                let _ = self.keep_one_free(state);
+                let waker = job.run();
+                lock(&self.state).free += 1;
+                // Counted free before the loop hears of the end, so that its next call finds
+                // this thread rather than starting another.
+                if let Some(waker) = waker {
+                    waker.wake();
+                }
+                state = lock(&self.state);
+            } else {
                 state.sleeping += 1;
-                let keep_alive = self.keep_alive;
-                let woken = self.wake.wait_timeout_while(state, keep_alive, |s| s.wakeups == 0);
+                let woken =
+                    self.wake.wait_timeout_while(state, self.keep_alive, |s| s.wakeups == 0);
                 state = woken.unwrap_or_else(PoisonError::into_inner).0;
                 state.sleeping -= 1;
                 if state.wakeups == 0 {
                     return; // the keep-alive passed with no wake-up
                 }
                 state.wakeups -= 1; // free again: counted by the waker
-                continue;
-            };
-            state.free -= 1;
-            // Should no thread start, this one serves the rest after its job.
-            let _ = self.keep_one_free(state);
-            let waker = match job {
-                Job::Call(call) => call.run(),
-                Job::Turn(pool) => {
-                    pool.turn();
-                    None
-                }
-            };
-            state = lock(&self.state);
-            state.free += 1;
-            // Counted free before the loop hears of the end, so that its next call finds this
-            // thread rather than starting another.
-            if let Some(waker) = waker {
-                drop(state);
-                waker.wake();
-                state = lock(&self.state);
             }
         }
     }
@@ -650,7 +645,7 @@ mod tests {
     }
 
     impl Tally {
-        fn job(self: &Arc<Self>) -> Job {
+        fn job(self: &Arc<Self>) -> Arc<dyn Job> {
             let tally = self.clone();
             let count = move || {
                 LEAVING.with(|leaving| {
@@ -662,7 +657,8 @@ mod tests {
                 tally.runs.fetch_add(1, SeqCst);
                 Ok(())
             };
-            Job::Call(Call::<_, ()>::new(count, Waker::noop().clone()))
+            let stage = Mutex::new(Stage::Queued(count, Waker::noop().clone()));
+            Arc::new(Call::<_, ()> { stage, cancelled: AtomicBool::new(false) })
         }
 
         fn alive(&self) -> usize {

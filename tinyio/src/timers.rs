@@ -24,23 +24,19 @@ impl Timers {
     /// The soonest deadline.
     pub(crate) fn next(&self) -> Option<Instant> {
         let queued = self.in_order.front().map(|&(deadline, _)| deadline);
-        let heaped = self.heap.peek().map(|&Reverse((deadline, _))| deadline);
-        match (queued, heaped) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        queued.into_iter().chain(self.heap.peek().map(|&Reverse((deadline, _))| deadline)).min()
     }
 
     /// Takes the token of the soonest deadline, if it is `now` or earlier.
     pub(crate) fn pop_due(&mut self, now: Instant) -> Option<u64> {
         let soonest = self.next().filter(|&deadline| deadline <= now)?;
-        match self.in_order.front() {
-            Some(&(deadline, token)) if deadline == soonest => {
-                self.in_order.pop_front();
-                Some(token)
-            }
-            _ => self.heap.pop().map(|Reverse((_, token))| token),
-        }
+        let front = self.in_order.front().is_some_and(|&(deadline, _)| deadline == soonest);
+        let due = if front {
+            self.in_order.pop_front()
+        } else {
+            self.heap.pop().map(|Reverse(timer)| timer)
+        };
+        due.map(|(_, token)| token)
     }
 
     pub(crate) fn is_empty(&self) -> bool {
