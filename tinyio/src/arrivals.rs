@@ -377,6 +377,16 @@ mod tests {
                 assert!(line.contains(ticket));
             }
         }
+        // Waiters leaving from the middle, between one that stays at the front and one at the
+        // back: their marks are swept, not kept.
+        let mut last = 0;
+        line.join(&mut last, || waker.clone());
+        for _ in 0..1_000 {
+            let mut next = 0;
+            line.join(&mut next, || waker.clone());
+            assert!(!line.leave(std::mem::replace(&mut last, next)));
+            assert!(line.waiting.len() <= 2 * line.live + 16);
+        }
     }
 
     /// A waker that counts its wake-ups, and the count.
