@@ -82,7 +82,14 @@ impl Remote {
     /// Moves the wake-ups that have arrived to `into`; called by the run this thread advances.
     pub(crate) fn take_woken(&self, into: &mut Vec<u64>) {
         if IN_RUN_ANY.with(|any| any.replace(false)) {
-            IN_RUN.with_borrow_mut(|woken| into.append(woken));
+            // Usually `into` is empty: trade buffers rather than copy.
+            IN_RUN.with_borrow_mut(|woken| {
+                if into.is_empty() {
+                    std::mem::swap(into, woken);
+                } else {
+                    into.append(woken);
+                }
+            });
         }
         if self.posted.load(Ordering::Relaxed) && self.posted.swap(false, Ordering::Acquire) {
             into.append(&mut lock(&self.woken));
