@@ -284,7 +284,7 @@ impl fmt::Debug for Semaphore {
     }
 }
 
-/// A wait for a permit: the semaphore it is of.
+/// A semaphore is its own wait for a permit: the guard it gives on taking one holds it.
 impl Side<Line> for Semaphore {
     type Output = SemaphoreGuard;
 

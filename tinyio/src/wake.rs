@@ -82,10 +82,9 @@ impl Remote {
     /// Moves the wake-ups that have arrived to `into`; called by the run this thread advances.
     pub(crate) fn take_woken(&self, into: &mut Vec<u64>) {
         if IN_RUN_ANY.with(|any| any.replace(false)) {
-            // Usually `into` is empty: trade buffers rather than copy.
             IN_RUN.with_borrow_mut(|woken| {
                 if into.is_empty() {
-                    std::mem::swap(into, woken);
+                    std::mem::swap(into, woken); // usually: trade buffers rather than copy
                 } else {
                     into.append(woken);
                 }
