@@ -289,13 +289,13 @@ impl Waiters {
 impl Arrivals {
     /// Adds `waiter` at the back, unless it is here already (then it keeps its place: false).
     fn push(&mut self, waiter: u32) -> bool {
-        let ticket = self.order.last_key_value().map_or(0, |(last, _)| last + 1);
-        let fresh = !self.tickets.contains_key(&waiter);
-        if fresh {
-            self.order.insert(ticket, waiter);
-            self.tickets.insert(waiter, ticket);
+        if self.tickets.contains_key(&waiter) {
+            return false;
         }
-        fresh
+        let ticket = self.order.last_key_value().map_or(0, |(last, _)| last + 1);
+        self.order.insert(ticket, waiter);
+        self.tickets.insert(waiter, ticket);
+        true
     }
 
     /// The waiters, first come first.
