@@ -18,9 +18,9 @@ use crate::wake::lock;
 ///
 /// A waiter holds a ticket while in line (0: none); tickets only grow, from 1. The line is
 /// served from the front, so a ticket up to `served` was handed a unit and is off the line. One
-/// that leaves early is marked gone in place, found by binary search, and the marks are dropped
-/// from the ends at once, or in one sweep once they outnumber the waiters still in: O(log n)
-/// amortised each, and no allocation per waiter once the buffer has grown.
+/// that leaves early is marked gone in place, found by binary search; the marks are passed
+/// over when the front is served, and swept in one go once they outnumber the waiters still in:
+/// O(log n) amortised each, and no allocation per waiter once the buffer has grown.
 #[derive(Default)]
 pub(crate) struct Line {
     /// Tickets and wakers, first come first; `None`: gone.
@@ -103,12 +103,6 @@ impl Line {
         let found = self.waiting.binary_search_by_key(&ticket, |&(t, _)| t);
         if found.is_ok_and(|i| self.waiting[i].1.take().is_some()) {
             self.live -= 1;
-            while matches!(self.waiting.back(), Some((_, None))) {
-                self.waiting.pop_back();
-            }
-            while matches!(self.waiting.front(), Some((_, None))) {
-                self.waiting.pop_front();
-            }
             if self.waiting.len() > 2 * self.live + 16 {
                 self.waiting.retain(|(_, waker)| waker.is_some());
             }
