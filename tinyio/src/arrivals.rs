@@ -1,7 +1,6 @@
-//! Queues in order of arrival that any entry can leave: [`Tickets`]; [`Line`], the waiters of
-//! events, semaphores and channels, and [`Wait`], the leaf that waits in one; [`Arrivals`],
-//! keyed by who waits. And, for the run's table, [`Few`] in two shapes: [`Waiters`] (the
-//! waiters of a coroutine) and [`Keys`] (wake tokens).
+//! Queues in order of arrival that any entry can leave: [`Line`], the waiters of events,
+//! semaphores and channels, and [`Wait`], the leaf that waits in one. And, for the run's table,
+//! [`Few`] in two shapes: [`Waiters`] (the waiters of a coroutine) and [`Keys`] (wake tokens).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -11,86 +10,25 @@ use crate::coro::{Cx, Leaf};
 use crate::error::Error;
 use crate::wake::lock;
 
-/// Values in order of arrival, each named by the ticket it was given (tickets only grow, from
-/// 1): first in, first out, and any one can leave early. One that leaves is marked gone in
-/// place, found by binary search, and the marks are dropped from the ends at once, or in one
-/// sweep once they outnumber the values still in: O(log n) amortised each, and no allocation
-/// per value once the buffer has grown.
-struct Tickets<V> {
-    queue: VecDeque<(u64, Option<V>)>,
-    live: usize,
-    last: u64,
-}
-
-impl<V> Default for Tickets<V> {
-    fn default() -> Self {
-        Tickets { queue: VecDeque::new(), live: 0, last: 0 }
-    }
-}
-
-impl<V> Tickets<V> {
-    /// Queues `value` at the back; gives its ticket.
-    fn push(&mut self, value: V) -> u64 {
-        self.last += 1;
-        self.queue.push_back((self.last, Some(value)));
-        self.live += 1;
-        self.last
-    }
-
-    /// Takes the value at the front, with its ticket.
-    fn pop(&mut self) -> Option<(u64, V)> {
-        while let Some((ticket, value)) = self.queue.pop_front() {
-            if let Some(value) = value {
-                self.live -= 1;
-                return Some((ticket, value));
-            }
-        }
-        None
-    }
-
-    /// Takes `ticket`'s value out of the queue, if it is still in.
-    fn remove(&mut self, ticket: u64) -> Option<V> {
-        let i = self.queue.binary_search_by_key(&ticket, |&(t, _)| t).ok()?;
-        let value = self.queue[i].1.take()?;
-        self.live -= 1;
-        while matches!(self.queue.back(), Some((_, None))) {
-            self.queue.pop_back();
-        }
-        while matches!(self.queue.front(), Some((_, None))) {
-            self.queue.pop_front();
-        }
-        if self.queue.len() > 2 * self.live + 16 {
-            self.queue.retain(|(_, value)| value.is_some());
-        }
-        Some(value)
-    }
-
-    fn is_empty(&self) -> bool {
-        self.live == 0
-    }
-
-    #[cfg(test)]
-    fn contains(&self, ticket: u64) -> bool {
-        let found = self.queue.binary_search_by_key(&ticket, |&(t, _)| t);
-        found.is_ok_and(|i| self.queue[i].1.is_some())
-    }
-
-    /// The values still in, first come first.
-    fn iter(&self) -> impl Iterator<Item = &V> {
-        self.queue.iter().filter_map(|(_, value)| value.as_ref())
-    }
-}
-
 /// Waiters for units of something (a semaphore's permits, a channel's values or its room), first
 /// come first served, and the units that nobody waiting was handed. A unit that comes goes to
 /// the first in line, else it is kept free, so no unit is free while anyone waits and a waiter
-/// that comes late cannot overtake the line. A waiter holds a ticket while in line (0: none);
-/// the line is served from the front and tickets grow, so a ticket up to `served` was handed a
-/// unit and is off the line. The owner guards a line with its lock. An event's line has no
-/// units: its `set` serves everyone in it.
+/// that comes late cannot overtake the line. The owner guards a line with its lock. An event's
+/// line has no units: its `set` serves everyone in it.
+///
+/// A waiter holds a ticket while in line (0: none); tickets only grow, from 1. The line is
+/// served from the front, so a ticket up to `served` was handed a unit and is off the line. One
+/// that leaves early is marked gone in place, found by binary search; the marks are passed
+/// over when the front is served, and swept in one go once they outnumber the waiters still in:
+/// O(log n) amortised each, and no allocation per waiter once the buffer has grown.
 #[derive(Default)]
 pub(crate) struct Line {
-    waiting: Tickets<Waker>,
+    /// Tickets and wakers, first come first; `None`: gone.
+    waiting: VecDeque<(u64, Option<Waker>)>,
+    /// Wakers in `waiting`.
+    live: usize,
+    /// The last ticket handed out.
+    last: u64,
     /// The last ticket handed a unit.
     pub(crate) served: u64,
     /// Units handed to nobody: the supply less the units handed out and not yet taken.
@@ -121,14 +59,17 @@ impl Line {
     /// Joins the line to be woken by `waker`, unless in it already.
     pub(crate) fn join(&mut self, ticket: &mut u64, waker: impl FnOnce() -> Waker) {
         if *ticket == 0 {
-            *ticket = self.waiting.push(waker());
+            self.last += 1;
+            self.waiting.push_back((self.last, Some(waker())));
+            self.live += 1;
+            *ticket = self.last;
         }
     }
 
     /// A unit comes: handed to the first in line, else kept free.
     #[inline]
     pub(crate) fn release(&mut self) {
-        if self.waiting.is_empty() {
+        if self.live == 0 {
             self.free += 1;
         } else {
             self.wake(false, true);
@@ -140,7 +81,9 @@ impl Line {
     /// nobody joins the line after that).
     #[inline(never)]
     pub(crate) fn wake(&mut self, all: bool, serve: bool) {
-        while let Some((ticket, waker)) = self.waiting.pop() {
+        while let Some((ticket, waker)) = self.waiting.pop_front() {
+            let Some(waker) = waker else { continue };
+            self.live -= 1;
             if serve {
                 self.served = ticket;
             }
@@ -154,16 +97,28 @@ impl Line {
     /// Takes the holder of `ticket` (0: none) off the line; true if it had been handed a unit,
     /// which is its to hand on.
     pub(crate) fn leave(&mut self, ticket: u64) -> bool {
-        let served = self.served(ticket);
-        if !served {
-            self.waiting.remove(ticket);
+        if self.served(ticket) {
+            return true;
         }
-        served
+        let found = self.waiting.binary_search_by_key(&ticket, |&(t, _)| t);
+        if found.is_ok_and(|i| self.waiting[i].1.take().is_some()) {
+            self.live -= 1;
+            if self.waiting.len() > 2 * self.live + 16 {
+                self.waiting.retain(|(_, waker)| waker.is_some());
+            }
+        }
+        false
     }
 
     #[cfg(test)]
     pub(crate) fn is_empty(&self) -> bool {
-        self.waiting.is_empty()
+        self.live == 0
+    }
+
+    #[cfg(test)]
+    fn contains(&self, ticket: u64) -> bool {
+        let found = self.waiting.binary_search_by_key(&ticket, |&(t, _)| t);
+        found.is_ok_and(|i| self.waiting[i].1.is_some())
     }
 
     fn served(&self, ticket: u64) -> bool {
@@ -231,47 +186,6 @@ impl<S, K: Side<S>> Drop for Wait<S, K> {
     }
 }
 
-/// Entries in the order they arrived, each found by its key: a [`Tickets`] queue, and the
-/// ticket of each key. Adding one, finding one and taking one out from anywhere cost O(log n),
-/// so n waiters that leave one by one (cancelled, timed out) cost O(n log n) in all, where a
-/// list scanned for each would cost O(n^2). Both always hold the same keys.
-#[derive(Default)]
-pub(crate) struct Arrivals<K, V> {
-    order: Tickets<(K, V)>,
-    tickets: BTreeMap<K, u64>,
-}
-
-impl<K: Copy + Ord, V> Arrivals<K, V> {
-    /// Adds `value` at the back, under `key`. If `key` is already here, nothing changes (it
-    /// keeps its place) and the answer is false.
-    pub(crate) fn push(&mut self, key: K, value: V) -> bool {
-        let fresh = !self.contains(key);
-        if fresh {
-            self.tickets.insert(key, self.order.push((key, value)));
-        }
-        fresh
-    }
-
-    /// Takes `key` out, wherever it is.
-    pub(crate) fn remove(&mut self, key: K) -> Option<V> {
-        let ticket = self.tickets.remove(&key)?;
-        self.order.remove(ticket).map(|(_, value)| value)
-    }
-
-    pub(crate) fn contains(&self, key: K) -> bool {
-        self.tickets.contains_key(&key)
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.tickets.len()
-    }
-
-    /// The keys and values, first come first.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (K, &V)> {
-        self.order.iter().map(|(key, value)| (*key, value))
-    }
-}
-
 /// None, one or many: usually one; many are boxed, to keep the entries that hold them small.
 #[derive(Default)]
 pub(crate) enum Few<K, M> {
@@ -286,7 +200,16 @@ pub(crate) type Keys<K> = Few<K, Vec<K>>;
 
 /// Who waits on a coroutine, each once, in the order they came. A waiter that stops waiting
 /// while the coroutine goes on (its timed wait ran out) leaves in O(log n).
-pub(crate) type Waiters = Few<u32, Arrivals<u32, ()>>;
+pub(crate) type Waiters = Few<u32, Arrivals>;
+
+/// Many waiters: each by the ticket of its arrival, and the ticket of each. Both always hold
+/// the same waiters, so adding, finding and taking out any one cost O(log n): n waiters that
+/// leave one by one cost O(n log n) in all, where a list scanned for each would cost O(n^2).
+#[derive(Default)]
+pub(crate) struct Arrivals {
+    order: BTreeMap<u64, u32>,
+    tickets: BTreeMap<u32, u64>,
+}
 
 impl<K: Copy> Keys<K> {
     pub(crate) fn push(&mut self, key: K) {
@@ -313,12 +236,12 @@ impl Waiters {
             Waiters::None => *self = Waiters::One(waiter),
             Waiters::One(first) if *first == waiter => return false,
             Waiters::One(first) => {
-                let mut many = Box::<Arrivals<u32, ()>>::default();
-                many.push(*first, ());
+                let mut many = Box::<Arrivals>::default();
+                many.push(*first);
+                many.push(waiter);
                 *self = Waiters::Many(many);
-                return self.push(waiter);
             }
-            Waiters::Many(many) => return many.push(waiter, ()),
+            Waiters::Many(many) => return many.push(waiter),
         }
         true
     }
@@ -326,7 +249,11 @@ impl Waiters {
     pub(crate) fn remove(&mut self, waiter: u32) {
         match self {
             Waiters::One(one) if *one == waiter => *self = Waiters::None,
-            Waiters::Many(many) => drop(many.remove(waiter)),
+            Waiters::Many(many) => {
+                if let Some(ticket) = many.tickets.remove(&waiter) {
+                    many.order.remove(&ticket);
+                }
+            }
             _ => {}
         }
     }
@@ -336,7 +263,9 @@ impl Waiters {
         match self {
             Waiters::None => false,
             Waiters::One(one) => *one != waiter,
-            Waiters::Many(many) => many.len() > usize::from(many.contains(waiter)),
+            Waiters::Many(many) => {
+                many.tickets.len() > usize::from(many.tickets.contains_key(&waiter))
+            }
         }
     }
 
@@ -345,9 +274,27 @@ impl Waiters {
         let (one, many) = match self {
             Waiters::None => (None, None),
             Waiters::One(one) => (Some(*one), None),
-            Waiters::Many(many) => (None, Some(many.iter().map(|(waiter, ())| waiter))),
+            Waiters::Many(many) => (None, Some(many.iter())),
         };
         one.into_iter().chain(many.into_iter().flatten())
+    }
+}
+
+impl Arrivals {
+    /// Adds `waiter` at the back, unless it is here already (then it keeps its place: false).
+    fn push(&mut self, waiter: u32) -> bool {
+        if self.tickets.contains_key(&waiter) {
+            return false;
+        }
+        let ticket = self.order.last_key_value().map_or(0, |(last, _)| last + 1);
+        self.order.insert(ticket, waiter);
+        self.tickets.insert(waiter, ticket);
+        true
+    }
+
+    /// The waiters, first come first.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = u32> {
+        self.order.values().copied()
     }
 }
 
@@ -358,51 +305,81 @@ mod tests {
 
     use super::*;
 
-    fn keys(queue: &Arrivals<u32, char>) -> Vec<u32> {
-        queue.iter().map(|(key, _)| key).collect()
+    fn order(waiters: &Waiters) -> Vec<u32> {
+        waiters.iter().collect()
     }
 
     #[test]
-    fn entries_leave_from_anywhere_and_the_rest_keep_their_order() {
-        let mut queue = Arrivals::default();
-        for (key, value) in [(5, 'a'), (1, 'b'), (9, 'c'), (3, 'd')] {
-            assert!(queue.push(key, value));
+    fn waiters_leave_from_anywhere_and_the_rest_keep_their_order() {
+        let mut waiters = Waiters::None;
+        assert!(!waiters.others_than(7) && order(&waiters).is_empty());
+        assert!(waiters.push(5) && !waiters.push(5), "one waiter counts once");
+        assert!(!waiters.others_than(5) && waiters.others_than(1));
+        for waiter in [1, 9, 3] {
+            assert!(waiters.push(waiter));
         }
-        assert!(!queue.push(1, 'x'), "a key already queued is not queued again");
-        assert_eq!(keys(&queue), [5, 1, 9, 3]);
-        assert_eq!(queue.remove(9), Some('c'));
-        assert_eq!(queue.remove(9), None);
-        assert!(!queue.contains(9) && queue.contains(1));
-        assert!(queue.push(9, 'e'), "a key that left comes back at the back");
-        assert_eq!(keys(&queue), [5, 1, 3, 9]);
-        assert_eq!(queue.len(), 4);
-        for key in [5, 1, 3, 9] {
-            assert!(queue.remove(key).is_some());
+        assert!(!waiters.push(1), "a waiter already here is not added again");
+        assert_eq!(order(&waiters), [5, 1, 9, 3]);
+        waiters.remove(9);
+        waiters.remove(9);
+        assert_eq!(order(&waiters), [5, 1, 3]);
+        assert!(waiters.push(9), "a waiter that left comes back at the back");
+        assert_eq!(order(&waiters), [5, 1, 3, 9]);
+        for waiter in [5, 1, 3] {
+            waiters.remove(waiter);
         }
-        assert!(queue.len() == 0 && queue.iter().next().is_none());
-        assert!(queue.push(1, 'f'));
-        assert_eq!(keys(&queue), [1]);
+        assert!(!waiters.others_than(9) && waiters.others_than(2));
+        waiters.remove(9);
+        assert!(!waiters.others_than(9) && order(&waiters).is_empty());
+        assert!(waiters.push(3) && waiters.push(9) && waiters.push(4));
+        waiters.remove(4);
+        assert!(waiters.push(6), "after the last left, a new one still comes last");
+        assert_eq!(order(&waiters), [3, 9, 6]);
     }
 
     #[test]
-    fn tickets_keep_order_and_let_any_leave() {
-        let (mut tickets, mut model) = (Tickets::default(), Vec::new());
+    fn a_line_keeps_order_and_lets_any_leave() {
+        let (mut line, mut model) = (Line::default(), Vec::new());
+        let (count, waker) = counting();
         let mut next = crate::xorshift(0x9e37_79b9_7f4a_7c15);
-        for step in 0..20_000 {
+        for _ in 0..20_000 {
             match next(4) {
-                0 | 1 => model.push((tickets.push(step), step)),
-                2 if !model.is_empty() => {
-                    let (ticket, value) = model.remove(next(model.len() as u64) as usize);
-                    assert_eq!(tickets.remove(ticket), Some(value));
-                    assert!(!tickets.contains(ticket) && tickets.remove(ticket).is_none());
+                0 | 1 => {
+                    let mut ticket = 0;
+                    line.join(&mut ticket, || waker.clone());
+                    model.push(ticket);
                 }
-                _ => assert_eq!(tickets.pop(), (!model.is_empty()).then(|| model.remove(0))),
+                2 if !model.is_empty() => {
+                    let ticket = model.remove(next(model.len() as u64) as usize);
+                    assert!(line.contains(ticket) && !line.leave(ticket));
+                    assert!(!line.contains(ticket) && !line.leave(ticket));
+                }
+                _ => {
+                    let before = count.0.load(SeqCst);
+                    line.wake(false, true);
+                    let woken = count.0.load(SeqCst) - before;
+                    if model.is_empty() {
+                        assert_eq!(woken, 0);
+                    } else {
+                        assert_eq!((woken, line.served), (1, model.remove(0)), "the first in");
+                    }
+                }
             }
-            assert_eq!(tickets.live, model.len());
-            assert!(tickets.queue.len() <= 2 * tickets.live + 16);
-            if let Some(&(ticket, _)) = model.first() {
-                assert!(tickets.contains(ticket));
+            assert_eq!(line.live, model.len());
+            assert!(line.waiting.len() <= 2 * line.live + 16);
+            if let Some(&ticket) = model.first() {
+                assert!(line.contains(ticket));
             }
+        }
+        // Waiters leaving from the middle, between one that stays at the front and one at the
+        // back: their marks are swept, not kept.
+        let mut last = 0;
+        line.join(&mut last, || waker.clone());
+        for _ in 0..1_000 {
+            let mut next = 0;
+            line.join(&mut next, || waker.clone());
+            assert!(!line.leave(std::mem::replace(&mut last, next)));
+            assert!(line.waiting.len() <= 2 * line.live + 16);
         }
     }
 

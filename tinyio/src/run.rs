@@ -692,7 +692,7 @@ impl<'s> Run<'s> {
         match waiters {
             Waiters::None => {}
             Waiters::One(waiter) => self.done_waiting(waiter),
-            Waiters::Many(many) => many.iter().for_each(|(waiter, ())| self.done_waiting(waiter)),
+            Waiters::Many(many) => many.iter().for_each(|waiter| self.done_waiting(waiter)),
         }
         Ok(())
     }

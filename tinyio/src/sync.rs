@@ -192,16 +192,12 @@ impl<O, F: Fn(bool) -> O> Leaf for EventWait<F> {
         if set || waits.take(&mut self.ticket) {
             return Poll::Ready(Ok((self.outcome)(true)));
         }
-        match self.deadline {
-            // Off the line, unless a `set` served it first.
-            Some(deadline) if cx.passed(deadline) => {
-                Poll::Ready(Ok((self.outcome)(waits.leave(std::mem::take(&mut self.ticket)))))
-            }
-            _ => {
-                waits.join(&mut self.ticket, cx.waker);
-                Poll::Pending
-            }
+        // Off the line once time runs out, unless a `set` served it first.
+        if self.deadline.is_some_and(|deadline| cx.passed(deadline)) {
+            return Poll::Ready(Ok((self.outcome)(waits.leave(std::mem::take(&mut self.ticket)))));
         }
+        waits.join(&mut self.ticket, cx.waker);
+        Poll::Pending
     }
 
     fn deadline(&self) -> Option<Instant> {
@@ -269,7 +265,7 @@ impl Semaphore {
     /// ```
     #[track_caller]
     pub fn acquire(&self) -> Coro<SemaphoreGuard> {
-        Coroutine::leaf(&ACQUIRE, Wait::new(self.0.clone(), Permit(self.clone())))
+        Coroutine::leaf(&ACQUIRE, Wait::new(self.0.clone(), self.clone()))
     }
 
     /// How many permits are free now.
@@ -288,10 +284,8 @@ impl fmt::Debug for Semaphore {
     }
 }
 
-/// A wait for a permit of the semaphore it holds.
-struct Permit(Semaphore);
-
-impl Side<Line> for Permit {
+/// A semaphore is its own wait for a permit: the guard it gives on taking one holds it.
+impl Side<Line> for Semaphore {
     type Output = SemaphoreGuard;
 
     fn line(line: &mut Line) -> &mut Line {
@@ -299,7 +293,7 @@ impl Side<Line> for Permit {
     }
 
     fn finish(self, line: &mut Line, ticket: &mut u64) -> Result<SemaphoreGuard, Self> {
-        if line.take(ticket) { Ok(SemaphoreGuard(self.0)) } else { Err(self) }
+        if line.take(ticket) { Ok(SemaphoreGuard(self)) } else { Err(self) }
     }
 }
 

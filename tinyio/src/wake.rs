@@ -100,7 +100,7 @@ impl Remote {
     /// once it has finished, rather than polled as a future, which hands back whenever it waits.
     pub(crate) fn advancing(self: &Arc<Self>, blocking: bool) -> Advancing {
         let outer = ADVANCING.with(|a| a.replace(Arc::as_ptr(self).addr()));
-        enter(outer, blocking);
+        OUTER.with_borrow_mut(|runs| runs.push((outer, blocking)));
         Advancing {
             remote: self.clone(),
             outer_woken: take_in_run(),
@@ -189,20 +189,6 @@ pub(crate) fn current_run() -> usize {
     ADVANCING.get()
 }
 
-/// Records a run entered on this thread beneath `outer` (see [`OUTER`]). Out of line, as
-/// [`leave`]: it runs once per call to advance a run, and kept apart it leaves the code of the
-/// wake path, which uses the same thread-locals, as the compiler lays it out without it.
-#[inline(never)]
-fn enter(outer: usize, blocking: bool) {
-    OUTER.with_borrow_mut(|runs| runs.push((outer, blocking)));
-}
-
-/// Forgets the run [`enter`] recorded last, and gives the run it was entered beneath.
-#[inline(never)]
-fn leave() -> usize {
-    OUTER.with_borrow_mut(Vec::pop).expect("pushed by `advancing`").0
-}
-
 /// Whether `run` (an address from [`current_run`]) is blocked on this thread beneath the run it
 /// advances now: nothing of it runs until that run returns. It is if a run above it is advanced
 /// by a blocking `Loop::run`; a run polled as a future (a `to_future` inside a `from_future`)
@@ -249,7 +235,8 @@ impl Drop for Advancing {
             IN_RUN.with_borrow_mut(|woken| *woken = std::mem::take(&mut self.outer_woken));
             IN_RUN_ANY.with(|any| any.set(true));
         }
-        ADVANCING.with(|a| a.set(leave()));
+        let outer = OUTER.with_borrow_mut(Vec::pop).expect("pushed by `advancing`").0;
+        ADVANCING.with(|a| a.set(outer));
         if self.outer_cancelled {
             CANCELLED.with(|cancelled| cancelled.set(true));
         }
@@ -266,10 +253,6 @@ struct Unpark(std::thread::Thread);
 
 impl Wake for Unpark {
     fn wake(self: Arc<Self>) {
-        self.0.unpark();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
         self.0.unpark();
     }
 }
