@@ -512,7 +512,9 @@ impl<'s> Run<'s> {
         task: Rc<dyn Task + 's>,
         wait: bool,
     ) -> Result<u32, Error> {
-        let key = match task.owner() {
+        let owner = task.owner();
+        let fresh = owner == Some(Owner::Fresh);
+        let key = match owner {
             Some(Owner::Finished) => return Ok(0),
             Some(Owner::Fresh) => {
                 let key = self.insert(task, scope);
@@ -564,6 +566,12 @@ impl<'s> Run<'s> {
         };
         if !wait || !self.entry(key).waiters.push(waiter) {
             return Ok(0); // not waited for, or waited for already (a `Shared` yielded twice)
+        }
+        // A leaf in the table is started by the step that filed it, unless that wait was over
+        // already (see `step`): this new waiter then starts it, as nobody else would.
+        let task = &self.entry_ref(key).task;
+        if !fresh && task.is_leaf() && !task.started() {
+            self.fresh_leaves.push(key);
         }
         if waiter != ROOT {
             let child = self.token(key);
