@@ -410,7 +410,9 @@ impl<'s> Run<'s> {
                     self.timers.push(deadline, token | DEADLINE);
                 }
                 // A wait already given up on starts none of its leaves: the stop that the next
-                // round makes drops them unstarted, so a thread call never runs.
+                // round makes drops them unstarted, so a thread call never runs (one that
+                // another coroutine waits on by then is left to it, and started by it: see
+                // `file`).
                 let over = deadline.is_some_and(|deadline| deadline <= Instant::now())
                     || cancel.as_ref().is_some_and(|cancel| cancel.is_cancelled());
                 if let Some(cancel) = cancel {
