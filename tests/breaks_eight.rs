@@ -597,9 +597,8 @@ fn zero_timeouts_give_what_is_ready_and_never_start_the_rest() {
 
 /// A thread call whose wait is given up on before it starts (a `cancellable` cancelled before
 /// the run, as `CancelHandle::cancel` documents: "before the work starts, it never starts"; or
-/// a zero timeout) never runs, and a future under one is never polled. A call ran about one time in five: the run started the leaves of a
-/// wait it had just filed before the next round saw that the wait was over, and the stop then
-/// withdrew a call only if no thread had taken it yet.
+/// a zero timeout) never runs, and a future under one is never polled: the run starts no leaf
+/// of a wait that is over when it is filed.
 #[test]
 fn a_thread_call_given_up_on_before_it_starts_never_runs() {
     static CALLS: AtomicUsize = AtomicUsize::new(0);

@@ -362,7 +362,7 @@ impl Error {
     }
 
     /// Adds the frame of the coroutine the error came out of, and the chain of its waiters
-    /// (`outer`, outermost first), in front of the trace it already has.
+    /// (`trace`, outermost first), in front of the trace it already has.
     /// A bare error moves to the heap here, with a copy of its kind.
     pub(crate) fn traced(self, innermost: Frame, trace: Vec<Frame>) -> Self {
         let mut inner = match self.0 {
