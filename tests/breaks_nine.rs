@@ -1,0 +1,783 @@
+//! A tester's pass on what changed in the seventh round: thread calls whose join parks its
+//! thread (calls ending as they are cancelled, outputs whose drop panics, a pool of one under
+//! storms of cancels, `thread::sleep` woken by a cancel, many loops on many threads sharing the
+//! cache, loops nested in calls), `to_future` under several executors (many deadlines, futures
+//! dropped mid-way, a sooner deadline racing the timer thread's park, a waker that panics,
+//! futures outliving their executor, `from_tokio` inside), and the failure walk (a crash, an
+//! isolate's failure, a timeout and a cancel in one round, with background, shared and held
+//! work; errors met while cancelling under every `ErrorGroup`; stall reports while joining
+//! threads that ignore their cancellation).
+
+mod common;
+
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::{Arc, Barrier, Mutex, mpsc};
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::Duration;
+
+use common::{DropGuard, dropped, forever, ms, payload_str, within};
+use tinyio::{
+    CancelHandle, Coro, ErrorGroup, Event, Loop, ThreadPool, background, cancellable, isolate,
+    run_in_thread, sleep, thread, timeout, to_future,
+};
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+/// A tiny deterministic generator of numbers below its argument.
+fn xorshift(mut seed: u64) -> impl FnMut(u64) -> u64 {
+    move |below| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % below
+    }
+}
+
+// --- 1. Thread calls ---------------------------------------------------------------------------
+
+/// An output whose drop counts itself, then panics.
+struct PanicsOnDrop(&'static AtomicUsize);
+
+impl Drop for PanicsOnDrop {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, SeqCst);
+        panic!("output dropped");
+    }
+}
+
+/// A cancel from another thread at the moment a call returns an output whose drop panics: the
+/// run either gives the output, or (the join dropped it) resumes that panic; never loses it.
+/// The same loop and the cache go on working after every round.
+#[test]
+fn a_cancel_racing_the_end_of_a_call_whose_output_panics_when_dropped() {
+    static MADE: AtomicUsize = AtomicUsize::new(0);
+    static DROPS: AtomicUsize = AtomicUsize::new(0);
+    within(60, || {
+        let lp = Loop::new();
+        let (mut given, mut panicked) = (0, 0);
+        for round in 0..300 {
+            let meet = Arc::new(Barrier::new(2));
+            let at_the_end = meet.clone();
+            let (work, handle) = cancellable(run_in_thread(move || {
+                at_the_end.wait();
+                MADE.fetch_add(1, SeqCst);
+                PanicsOnDrop(&DROPS)
+            }));
+            let canceller = std::thread::spawn(move || {
+                meet.wait();
+                handle.cancel();
+            });
+            match catch_unwind(AssertUnwindSafe(|| lp.run(work))) {
+                Ok(Ok(Some(out))) => {
+                    given += 1;
+                    let payload = catch_unwind(AssertUnwindSafe(|| drop(out))).unwrap_err();
+                    assert_eq!(payload_str(payload.as_ref()), "output dropped");
+                }
+                Ok(Ok(None)) => panic!("round {round}: the call ran, yet its output was lost"),
+                Ok(Err(err)) => panic!("round {round}: {err:?}"),
+                Err(payload) => {
+                    panicked += 1;
+                    assert_eq!(payload_str(payload.as_ref()), "output dropped");
+                }
+            }
+            canceller.join().unwrap();
+            assert_eq!(MADE.load(SeqCst), round + 1, "the call was not joined");
+            assert_eq!(dropped(&DROPS), round + 1, "an output was dropped twice or never");
+            assert_eq!(lp.run(run_in_thread(move || round)).unwrap(), round);
+        }
+        assert_eq!(given + panicked, 300);
+    });
+}
+
+/// Waits until told to stop, for at most a minute (a lost cancel fails rather than hangs).
+fn until_cancelled() -> bool {
+    thread::sleep(Duration::from_secs(60)).is_err()
+}
+
+/// A pool of one under storms of cancels from another thread, at random points: never two
+/// calls at once, no call outlives its run, every call that ran either gave its output or saw
+/// its cancel, and the pool's one thread serves the next run.
+#[test]
+fn a_pool_of_one_under_storms_of_cancels() {
+    static RUNNING: AtomicUsize = AtomicUsize::new(0);
+    static MOST: AtomicUsize = AtomicUsize::new(0);
+    within(60, || {
+        let pool = ThreadPool::new(1);
+        let lp = Loop::new();
+        let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
+        for round in 0..60u64 {
+            let ran = Arc::new(AtomicUsize::new(0));
+            let mut works = Vec::new();
+            let mut handles: Vec<CancelHandle> = Vec::new();
+            for i in 0..12u64 {
+                let (ran, waits) = (ran.clone(), next(3) == 0);
+                let call = pool.run_in_thread(move || {
+                    let now = RUNNING.fetch_add(1, SeqCst) + 1;
+                    MOST.fetch_max(now, SeqCst);
+                    ran.fetch_add(1, SeqCst);
+                    // Some wait for their cancel (which the last handle always brings).
+                    let told = waits && until_cancelled();
+                    RUNNING.fetch_sub(1, SeqCst);
+                    (i, told)
+                });
+                let (work, handle) = cancellable(call);
+                works.push(work);
+                handles.push(handle);
+            }
+            // Cancelled in a shuffled order, with random gaps of spinning in between.
+            let mut order: Vec<usize> = (0..handles.len()).collect();
+            for i in (1..order.len()).rev() {
+                order.swap(i, next(i as u64 + 1) as usize);
+            }
+            let gaps: Vec<u64> = order.iter().map(|_| next(50)).collect();
+            let storm = std::thread::spawn(move || {
+                for (i, gap) in order.into_iter().zip(gaps) {
+                    let start = std::time::Instant::now();
+                    while start.elapsed() < Duration::from_micros(gap) {
+                        std::hint::spin_loop();
+                    }
+                    handles[i].cancel();
+                }
+            });
+            let outs = lp.run(works).unwrap();
+            storm.join().unwrap();
+            assert_eq!(RUNNING.load(SeqCst), 0, "round {round}: a call outlived its run");
+            let given = outs.iter().flatten().count();
+            assert!(given <= ran.load(SeqCst), "round {round}: an output of a call never run");
+            for (i, out) in outs.iter().enumerate() {
+                if let Some((j, _)) = out {
+                    assert_eq!(*j, i as u64, "round {round}: outputs in the wrong places");
+                }
+            }
+        }
+        assert_eq!(MOST.load(SeqCst), 1, "two calls of a pool of one ran at once");
+        assert_eq!(lp.run(pool.map(|x: u32| x * 2, 0..5)).unwrap(), [0, 2, 4, 6, 8]);
+    });
+}
+
+/// `thread::sleep` of an hour ends as soon as its call is told to stop, whether the cancel
+/// comes before the sleep starts, as it parks or while it sleeps; also after a loop nested in
+/// the call has used (and may have taken the wake-up of) the thread's park.
+#[test]
+fn thread_sleep_is_woken_by_its_cancel_at_any_moment() {
+    within(60, || {
+        let lp = Loop::new();
+        let told = Arc::new(AtomicUsize::new(0));
+        for round in 0..400u64 {
+            let told = told.clone();
+            let nested = round % 2 == 1;
+            let call = run_in_thread(move || {
+                if nested {
+                    Loop::new().run(sleep(Duration::from_micros(round % 7))).unwrap();
+                }
+                if thread::sleep(HOUR).is_err() {
+                    told.fetch_add(1, SeqCst);
+                }
+            });
+            let out = lp.run(timeout(call, Duration::from_micros(round % 40))).unwrap();
+            assert!(out.is_none(), "round {round}: an hour's sleep finished");
+        }
+        // Every call started: an hour's sleep could only end by its cancel. Calls stopped
+        // while still queued never ran.
+        assert!(told.load(SeqCst) <= 400);
+    });
+}
+
+/// A loop nested in a thread call whose coroutines look at the call's cancellation, and which
+/// runs thread calls of its own that the outer cancel does not reach: it stops them itself
+/// (its own timeout), joins them on the outer call's thread, and returns.
+#[test]
+fn a_loop_nested_in_a_thread_call_sees_the_calls_cancel_and_joins_its_own_threads() {
+    #[tinyio::coroutine]
+    fn watches_outer() -> u32 {
+        let mut rounds = 0;
+        while !thread::is_cancelled() {
+            yield_!(sleep(Duration::from_micros(200)));
+            rounds += 1;
+        }
+        rounds
+    }
+    within(60, || {
+        for _ in 0..20 {
+            let (started, heard) = mpsc::channel();
+            let inner_ended = Arc::new(AtomicUsize::new(0));
+            let ended = inner_ended.clone();
+            let call = run_in_thread(move || {
+                let inner = run_in_thread(move || {
+                    let told = until_cancelled();
+                    ended.fetch_add(1, SeqCst);
+                    told
+                });
+                started.send(()).unwrap();
+                Loop::new().run((watches_outer(), timeout(inner, ms(1)))).unwrap()
+            });
+            // Held in the same gather as the call, so that it starts right after the call.
+            let held = tinyio::from_future(async move { heard.recv().unwrap() });
+            let out = Loop::new().run(timeout((call, held), ms(2))).unwrap();
+            assert!(out.is_none());
+            assert_eq!(inner_ended.load(SeqCst), 1, "the nested loop's call outlived it");
+        }
+    });
+}
+
+/// Many loops on many threads at once, sharing the cache and one pool, half their calls
+/// stopped by timeouts: every call that started ended before its run returned.
+#[test]
+fn many_loops_on_many_threads_share_the_cache() {
+    static RUNNING: AtomicUsize = AtomicUsize::new(0);
+    within(60, || {
+        let pool = ThreadPool::new(3);
+        let start = Arc::new(Barrier::new(6));
+        let threads: Vec<_> = (0..6u64)
+            .map(|t| {
+                let (pool, start) = (pool.clone(), start.clone());
+                std::thread::spawn(move || {
+                    start.wait();
+                    let lp = Loop::new();
+                    for round in 0..40u64 {
+                        let call = |i: u64| {
+                            move || {
+                                RUNNING.fetch_add(1, SeqCst);
+                                let stopped = i % 2 == 1 && until_cancelled();
+                                RUNNING.fetch_sub(1, SeqCst);
+                                (i, stopped)
+                            }
+                        };
+                        let own: Vec<Coro<(u64, bool)>> =
+                            (0..4).map(|i| run_in_thread(call(i))).collect();
+                        let pooled: Vec<Coro<(u64, bool)>> =
+                            (0..4).map(|i| pool.run_in_thread(call(i))).collect();
+                        let length = Duration::from_micros((t * 31 + round * 17) % 300);
+                        let out = lp.run((timeout(own, length), timeout(pooled, length)));
+                        // Odd calls wait for their cancel: neither gather can finish.
+                        assert_eq!(out.unwrap(), (None, None));
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        // Each run joined what it started; runs on other threads may still be going only
+        // until the last joins, which has happened.
+        assert_eq!(RUNNING.load(SeqCst), 0, "a call outlived its run");
+        assert_eq!(Loop::new().run(pool.map(|x: u8| x, 0..3)).unwrap(), [0, 1, 2]);
+    });
+}
+
+// --- 2. to_future --------------------------------------------------------------------------------
+
+#[tinyio::coroutine]
+fn sleeps_then_gives(micros: u64, value: u64, guard: DropGuard) -> u64 {
+    let _guard = guard;
+    yield_!(sleep(Duration::from_micros(micros)));
+    value
+}
+
+/// A future that finishes at once, for `select` to drop the other side mid-way.
+fn ready_after_polls(polls: u32) -> impl Future<Output = ()> {
+    let mut left = polls;
+    std::future::poll_fn(move |cx| {
+        if left == 0 {
+            return Poll::Ready(());
+        }
+        left -= 1;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    })
+}
+
+/// Many futures with deadlines on futures' `LocalPool`, tokio's current-thread runtime and
+/// smol's `block_on`, half of them dropped after a random number of polls: every kept one gives
+/// its value, every dropped one's coroutine is dropped, and nothing is left with the timer.
+#[test]
+fn many_deadlines_under_three_executors_some_dropped_mid_way() {
+    static GUARDS: AtomicUsize = AtomicUsize::new(0);
+    const N: u64 = 200;
+    within(60, || {
+        let mut next = xorshift(0x2545_f491_4f6c_dd1d);
+        let mut make = |i: u64| {
+            let future = to_future(sleeps_then_gives(next(3000), i, DropGuard(&GUARDS)));
+            let dropped_after = (i % 2 == 1).then(|| next(6) as u32);
+            async move {
+                match dropped_after {
+                    None => Some(future.await.unwrap()),
+                    Some(polls) => {
+                        let keep = Box::pin(future);
+                        match futures::future::select(keep, Box::pin(ready_after_polls(polls)))
+                            .await
+                        {
+                            futures::future::Either::Left((out, _)) => Some(out.unwrap()),
+                            futures::future::Either::Right(_) => None,
+                        }
+                    }
+                }
+            }
+        };
+        let check = |outs: Vec<Option<u64>>| {
+            for (i, out) in outs.into_iter().enumerate() {
+                if i % 2 == 0 {
+                    assert_eq!(out, Some(i as u64));
+                } else if let Some(out) = out {
+                    assert_eq!(out, i as u64);
+                }
+            }
+        };
+
+        let futures: Vec<_> = (0..N).map(&mut make).collect();
+        let mut pool = futures::executor::LocalPool::new();
+        check(pool.run_until(futures::future::join_all(futures)));
+        assert_eq!(dropped(&GUARDS), N as usize);
+
+        let futures: Vec<_> = (0..N).map(&mut make).collect();
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let local = tokio::task::LocalSet::new();
+        let outs = local.block_on(&runtime, async move {
+            let tasks: Vec<_> = futures.into_iter().map(tokio::task::spawn_local).collect();
+            let mut outs = Vec::new();
+            for task in tasks {
+                outs.push(task.await.unwrap());
+            }
+            outs
+        });
+        check(outs);
+        assert_eq!(dropped(&GUARDS), 2 * N as usize);
+
+        let futures: Vec<_> = (0..N).map(&mut make).collect();
+        check(smol::block_on(futures::future::join_all(futures)));
+        assert_eq!(dropped(&GUARDS), 3 * N as usize);
+    });
+}
+
+/// Sooner and sooner deadlines filed from many threads while a far one is filed, so that one
+/// often comes as the timer thread is about to park for a later one: none is missed.
+#[test]
+fn sooner_deadlines_racing_the_timer_threads_park_are_never_missed() {
+    within(60, || {
+        let mut far = to_future(sleep(HOUR));
+        assert!(Pin::new(&mut far).poll(&mut Context::from_waker(Waker::noop())).is_pending());
+        let start = Arc::new(Barrier::new(4));
+        let threads: Vec<_> = (0..4u64)
+            .map(|t| {
+                let start = start.clone();
+                std::thread::spawn(move || {
+                    start.wait();
+                    for round in 0..150u64 {
+                        // Decreasing lengths, one thread's between another's.
+                        let micros = 3000 - ((round * 4 + t) * 5) % 3000;
+                        futures::executor::block_on(to_future(sleep(Duration::from_micros(
+                            micros,
+                        ))))
+                        .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        drop(far);
+    });
+}
+
+/// A waker that says it was woken, then panics.
+struct PanickingWaker(mpsc::Sender<()>);
+
+impl Wake for PanickingWaker {
+    fn wake(self: Arc<Self>) {
+        let _ = self.0.send(());
+        panic!("waker");
+    }
+}
+
+/// A to_future whose executor's waker panics, woken by the timer thread, a thread call and an
+/// event set from another thread: the panic strands nothing; the timer thread and the cache
+/// still serve later futures, and the future finishes once polled with a sound waker.
+#[test]
+fn a_waker_that_panics_strands_neither_the_timer_thread_nor_the_cache() {
+    #[tinyio::coroutine]
+    fn waits_on_all(event: Event) -> u32 {
+        yield_!(sleep(ms(1)));
+        let n = yield_!(run_in_thread(|| 5u32));
+        yield_!(event.wait());
+        n
+    }
+    within(60, || {
+        for _ in 0..20 {
+            let (woken, wakes) = mpsc::channel();
+            let waker = Waker::from(Arc::new(PanickingWaker(woken)));
+            let event = Event::new();
+            let mut future = to_future(waits_on_all(event.clone()));
+            let mut polls = 0;
+            loop {
+                match Pin::new(&mut future).poll(&mut Context::from_waker(&waker)) {
+                    Poll::Ready(out) => {
+                        assert_eq!(out.unwrap(), 5);
+                        break;
+                    }
+                    Poll::Pending => {}
+                }
+                polls += 1;
+                assert!(polls < 10_000, "no progress");
+                if polls == 3 {
+                    // By now it waits on the event (or still on the call or timer, which
+                    // wake it): set it from another thread.
+                    let event = event.clone();
+                    std::thread::spawn(move || event.set()).join().unwrap();
+                }
+                wakes.recv_timeout(Duration::from_secs(30)).expect("a wake-up was lost");
+            }
+            // Both the timer thread and the cache still serve a sound future.
+            let later = futures::executor::block_on(to_future(sleeps_then_gives(
+                500,
+                9,
+                DropGuard(&NOTHING),
+            )));
+            assert_eq!(later.unwrap(), 9);
+            assert_eq!(futures::executor::block_on(to_future(run_in_thread(|| 3))).unwrap(), 3);
+        }
+    });
+    static NOTHING: AtomicUsize = AtomicUsize::new(0);
+}
+
+/// A future polled by one executor that is dropped (a tokio runtime, a `LocalPool`) while the
+/// future waits on a timer, a thread call and a tokio timer, then finished by another.
+#[test]
+fn futures_outlive_their_executor_and_finish_under_another() {
+    #[tinyio::coroutine]
+    fn mixed(release: Event) -> u32 {
+        yield_!(sleep(ms(2)));
+        yield_!(tinyio::from_tokio(async { tokio::time::sleep(ms(2)).await }));
+        yield_!(release.wait());
+        yield_!(run_in_thread(|| 1u32)) + 1
+    }
+    within(60, || {
+        for round in 0..10 {
+            let release = Event::new();
+            let mut future = Box::pin(to_future(mixed(release.clone())));
+            if round % 2 == 0 {
+                let runtime =
+                    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                runtime.block_on(async {
+                    let polled = futures::poll!(future.as_mut());
+                    assert!(polled.is_pending());
+                    tokio::task::yield_now().await;
+                });
+                drop(runtime);
+            } else {
+                let mut pool = futures::executor::LocalPool::new();
+                pool.run_until(async {
+                    assert!(futures::poll!(future.as_mut()).is_pending());
+                });
+                drop(pool);
+            }
+            release.set();
+            assert_eq!(smol::block_on(future).unwrap(), 2);
+        }
+    });
+}
+
+#[tinyio::coroutine]
+fn on_tokio(micros: u64, guard: DropGuard) -> u64 {
+    let _guard = guard;
+    yield_!(tinyio::from_tokio(async move {
+        tokio::time::sleep(Duration::from_micros(micros)).await;
+    }));
+    micros
+}
+
+/// `from_tokio` inside `to_future`, driven by a current-thread runtime (which polls it), a
+/// multi-thread one (its `block_on`) and futures' `block_on` (no runtime at all), some dropped by `select!`
+/// outside their own poll: every one finishes or is dropped, nothing blocks.
+#[test]
+fn from_tokio_inside_to_future_under_each_driver_some_dropped() {
+    static GUARDS: AtomicUsize = AtomicUsize::new(0);
+    within(60, || {
+        let current = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let multi = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let mut made = 0;
+        for round in 0..30u64 {
+            let micros = round * 37 % 500;
+            made += 3;
+            let raced = async move {
+                tokio::select! {
+                    out = to_future(on_tokio(micros, DropGuard(&GUARDS))) => Some(out.unwrap()),
+                    () = tokio::time::sleep(Duration::from_micros(250)) => None,
+                }
+            };
+            if let Some(out) = current.block_on(raced) {
+                assert_eq!(out, micros);
+            }
+            let on_multi = multi.block_on(to_future(on_tokio(micros, DropGuard(&GUARDS))));
+            assert_eq!(on_multi.unwrap(), micros);
+            let alone =
+                futures::executor::block_on(to_future(on_tokio(micros, DropGuard(&GUARDS))));
+            assert_eq!(alone.unwrap(), micros);
+            assert_eq!(dropped(&GUARDS), made, "round {round}");
+        }
+    });
+}
+
+// --- 3. The failure walk -----------------------------------------------------------------------
+
+/// Waits for `go`, then does `what`.
+#[tinyio::coroutine]
+fn on_go(go: Event, what: &'static str, handle: Option<CancelHandle>, guard: DropGuard) -> u32 {
+    let _guard = guard;
+    yield_!(go.wait()); // a lone wait: a held leaf
+    match what {
+        "crash" => tinyio::bail!("crash"),
+        "fail inside" => tinyio::bail!("fail inside"),
+        "cancel" => {
+            handle.expect("a handle").cancel();
+            yield_!(sleep(HOUR));
+        }
+        _ => yield_!(sleep(HOUR)),
+    }
+    0
+}
+
+/// Takes its cancel badly: raises an error of its own.
+#[tinyio::coroutine]
+fn raises_while_cancelled(guard: DropGuard) -> () {
+    let _guard = guard;
+    if try_yield!(sleep(HOUR)).is_err() {
+        tinyio::bail!("while cancelling");
+    }
+}
+
+#[tinyio::coroutine]
+fn isolated_then_waits(inner: Coro<u32>, guard: DropGuard) -> u32 {
+    let _guard = guard;
+    let failed = yield_!(isolate(inner));
+    assert_eq!(failed.unwrap_err().to_string(), "fail inside");
+    yield_!(sleep(HOUR));
+    0
+}
+
+#[tinyio::coroutine]
+fn shares(shared: tinyio::Shared<u32>) -> u32 {
+    yield_!(shared)
+}
+
+#[tinyio::coroutine]
+fn sets_after(go: Event) -> () {
+    yield_!();
+    go.set();
+}
+
+/// A crash, an isolate's failure, a timeout's expiry and a cancel on demand, all in the round
+/// after one event is set, in every order the waiters can be queued, with background work, a
+/// shared coroutine finished in an earlier run, held leaves, a thread call that ignores its
+/// cancel for a while and a coroutine that raises while cancelled; under each `ErrorGroup`.
+/// The error is the crash's, the group as the mode says; everything is dropped and joined, and
+/// the shared output survives for the next run.
+#[test]
+fn a_crash_an_isolate_failure_a_timeout_and_a_cancel_in_one_round() {
+    static GUARDS: AtomicUsize = AtomicUsize::new(0);
+    static THREADS: AtomicUsize = AtomicUsize::new(0);
+    within(60, || {
+        let mut made = 0;
+        for mode in [ErrorGroup::Auto, ErrorGroup::Never, ErrorGroup::Always] {
+            let lp = Loop::new().error_group(mode);
+            let shared = run_in_thread(|| 41u32).share();
+            assert_eq!(lp.run(shared.clone()).unwrap(), 41);
+            for rotation in 0..4 {
+                let go = Event::new();
+                let (cancelled_work, handle) = cancellable(forever(DropGuard(&GUARDS)));
+                let mut actors: Vec<Coro<u32>> = vec![
+                    on_go(go.clone(), "crash", None, DropGuard(&GUARDS)),
+                    isolated_then_waits(
+                        on_go(go.clone(), "fail inside", None, DropGuard(&GUARDS)),
+                        DropGuard(&GUARDS),
+                    ),
+                    on_go(go.clone(), "cancel", Some(handle), DropGuard(&GUARDS)),
+                    on_go(go.clone(), "wait", None, DropGuard(&GUARDS)),
+                ];
+                actors.rotate_left(rotation);
+                made += 8;
+                let (started, heard) = mpsc::channel();
+                let ignores = run_in_thread(move || {
+                    started.send(()).unwrap();
+                    while !thread::is_cancelled() {
+                        std::hint::spin_loop();
+                    }
+                    // Ignores its cancel a moment longer, then ends.
+                    let _ = Loop::new().run(sleep(ms(2)));
+                    THREADS.fetch_add(1, SeqCst);
+                });
+                let held = tinyio::from_future(async move { heard.recv().unwrap() });
+                let expired = timeout(go.wait(), Duration::ZERO);
+                let work = (
+                    background(forever(DropGuard(&GUARDS))),
+                    shares(shared.clone()),
+                    (ignores, held),
+                    raises_while_cancelled(DropGuard(&GUARDS)),
+                    cancelled_work,
+                    expired,
+                    actors,
+                    sets_after(go.clone()),
+                );
+                let err = lp.run(work).unwrap_err();
+                let original = err.group().map_or(&err, |group| &group[0]);
+                assert_eq!(original.to_string(), "crash", "{mode:?} {rotation}: {err:?}");
+                assert_eq!(original.trace().last().map(|f| f.name()), Some("on_go"));
+                let others: Vec<String> = err
+                    .group()
+                    .unwrap_or_default()
+                    .iter()
+                    .skip(1)
+                    .filter(|e| !e.is_cancelled())
+                    .map(|e| e.to_string())
+                    .collect();
+                match mode {
+                    ErrorGroup::Never => assert!(err.group().is_none(), "{err:?}"),
+                    ErrorGroup::Auto | ErrorGroup::Always => {
+                        assert_eq!(others, ["while cancelling"], "{mode:?} {rotation}: {err:?}");
+                    }
+                }
+                if mode == ErrorGroup::Always {
+                    let clean = err.group().unwrap().iter().filter(|e| e.is_cancelled()).count();
+                    assert!(clean >= 3, "the clean cancellations are listed: {err:?}");
+                }
+                assert_eq!(dropped(&GUARDS), made, "{mode:?} {rotation}: a guard was kept");
+                assert_eq!(THREADS.load(SeqCst), made / 8, "the call was not joined");
+                assert_eq!(lp.run(shared.clone()).unwrap(), 41, "the shared output was lost");
+            }
+        }
+    });
+}
+
+/// A run that fails while thread calls ignore their cancel: with a tiny threshold the stall
+/// report names every call still joined, once, and may release them; with a huge one (and with
+/// `Duration::MAX`) it never reports, and the calls are released from outside.
+#[test]
+fn stall_reports_while_joining_threads_that_ignore_their_cancel() {
+    #[tinyio::coroutine]
+    fn fails_once(started: Arc<common::Arrivals>) -> () {
+        yield_!(started.all());
+        tinyio::bail!("fails");
+    }
+    within(60, || {
+        for threshold in [Duration::ZERO, Duration::from_nanos(1), ms(1)] {
+            let release = Arc::new(Mutex::new(Vec::<mpsc::Sender<()>>::new()));
+            let joinings = Arc::new(Mutex::new(Vec::new()));
+            let lp = Loop::new().stall_report(threshold, {
+                let (release, joinings) = (release.clone(), joinings.clone());
+                move |stall| {
+                    if !stall.joining().is_empty() {
+                        let names: Vec<_> = stall.joining().iter().map(|f| f.name()).collect();
+                        joinings.lock().unwrap().push(names);
+                        for send in release.lock().unwrap().drain(..) {
+                            send.send(()).unwrap();
+                        }
+                    }
+                }
+            });
+            let started = Arc::new(common::Arrivals::new(3));
+            let calls: Vec<Coro<()>> = (0..3)
+                .map(|_| {
+                    let (send, recv) = mpsc::channel();
+                    release.lock().unwrap().push(send);
+                    let started = started.clone();
+                    run_in_thread(move || {
+                        started.arrive();
+                        recv.recv().unwrap(); // ignores its cancel until released
+                    })
+                })
+                .collect();
+            let err = lp.run((calls, fails_once(started))).unwrap_err();
+            assert_eq!(err.to_string(), "fails");
+            let joinings = joinings.lock().unwrap();
+            assert_eq!(joinings.len(), 1, "{threshold:?}: one report per join: {joinings:?}");
+            assert_eq!(joinings[0], ["run_in_thread"; 3]);
+        }
+        for threshold in [HOUR, Duration::MAX] {
+            let reports = Arc::new(AtomicUsize::new(0));
+            let lp = Loop::new().stall_report(threshold, {
+                let reports = reports.clone();
+                move |_| {
+                    reports.fetch_add(1, SeqCst);
+                }
+            });
+            let started = Arc::new(common::Arrivals::new(2));
+            let told = Arc::new(Barrier::new(3));
+            let (release, released) = mpsc::channel::<()>();
+            let released = Arc::new(Mutex::new(released));
+            let calls: Vec<Coro<()>> = (0..2)
+                .map(|_| {
+                    let (started, told, released) =
+                        (started.clone(), told.clone(), released.clone());
+                    run_in_thread(move || {
+                        started.arrive();
+                        while !thread::is_cancelled() {
+                            std::hint::spin_loop();
+                        }
+                        told.wait();
+                        released.lock().unwrap().recv().unwrap();
+                    })
+                })
+                .collect();
+            let releaser = std::thread::spawn(move || {
+                told.wait(); // both were told to stop: the run is joining them
+                release.send(()).unwrap();
+                release.send(()).unwrap();
+            });
+            let err = lp.run((calls, fails_once(started))).unwrap_err();
+            assert_eq!(err.to_string(), "fails");
+            releaser.join().unwrap();
+            assert_eq!(reports.load(SeqCst), 0, "{threshold:?} was reached");
+        }
+    });
+}
+
+/// Errors met while cancelling from a thread call and from coroutines, under each mode, when
+/// the failure comes from a timeout stopping work inside an isolate: the isolate gives the
+/// group (always as `Auto`), the run goes on, and the run's own mode does not apply.
+#[test]
+fn errors_met_while_a_timeout_stops_work_inside_an_isolate() {
+    #[derive(Debug, thiserror::Error)]
+    #[error("thread clean-up failed")]
+    struct CleanupFailed;
+    #[tinyio::coroutine]
+    fn inside(started: Arc<common::Arrivals>, ended: Arc<AtomicBool>) -> u32 {
+        let call = tinyio::try_run_in_thread(move || {
+            started.arrive();
+            while !thread::is_cancelled() {
+                std::hint::spin_loop();
+            }
+            ended.store(true, SeqCst);
+            Err::<(), _>(CleanupFailed)
+        });
+        yield_!((call, raises_while_cancelled(DropGuard(&IGNORED))));
+        1
+    }
+    #[tinyio::coroutine]
+    fn fails_after(started: Arc<common::Arrivals>) -> u32 {
+        yield_!(started.all());
+        tinyio::bail!("inner failure");
+    }
+    static IGNORED: AtomicUsize = AtomicUsize::new(0);
+    within(60, || {
+        for mode in [ErrorGroup::Auto, ErrorGroup::Never, ErrorGroup::Always] {
+            let started = Arc::new(common::Arrivals::new(1));
+            let ended = Arc::new(AtomicBool::new(false));
+            let work = (inside(started.clone(), ended.clone()), fails_after(started));
+            let out = Loop::new().error_group(mode).run(isolate(work)).unwrap();
+            let err = out.unwrap_err();
+            assert!(ended.load(SeqCst), "the call was joined");
+            let group = err.group().expect("errors met while cancelling: a group");
+            assert_eq!(group[0].to_string(), "inner failure");
+            let mut others: Vec<String> = group[1..].iter().map(|e| e.to_string()).collect();
+            others.sort();
+            assert_eq!(others, ["thread clean-up failed", "while cancelling"], "{mode:?}");
+        }
+    });
+}
