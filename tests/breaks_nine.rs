@@ -781,3 +781,66 @@ fn errors_met_while_a_timeout_stops_work_inside_an_isolate() {
         }
     });
 }
+
+#[derive(Debug, thiserror::Error)]
+#[error("clean-up {0} failed")]
+struct CleanupFailed(u32);
+
+/// A thread call that waits for its cancel (a minute at most), then says so and ends as `end`
+/// says: an error of its own, or a panic.
+fn fails_once_told(n: u32, panics: bool, started: Arc<common::Arrivals>) -> Coro<()> {
+    tinyio::try_run_in_thread(move || {
+        started.arrive();
+        let _ = thread::sleep(Duration::from_secs(60));
+        if panics {
+            panic!("thread {n} panicked while stopping");
+        }
+        Err::<(), _>(CleanupFailed(n))
+    })
+}
+
+/// Holds the loop until every call has started, then waits for ever.
+#[tinyio::coroutine]
+fn holds(started: Arc<common::Arrivals>) -> () {
+    started.block_until_all();
+    yield_!(sleep(HOUR));
+}
+
+#[tinyio::coroutine]
+fn cancels_once_all_started(started: Arc<common::Arrivals>, handle: CancelHandle) -> () {
+    yield_!(started.all());
+    handle.cancel();
+}
+
+/// Thread calls stopped by a timeout (joined at the end of the run) or by a handle (joined at
+/// once) where the first joined fails with an error and a later one panics: the panic is
+/// fatal, as a thread's panic always is, and resumes from `run`; it is not dropped behind the
+/// first failure.
+#[test]
+fn a_thread_panicking_after_another_fails_while_stopped_is_not_lost() {
+    within(60, || {
+        for by_handle in [false, true] {
+            let started = Arc::new(common::Arrivals::new(2));
+            let started_too = started.clone();
+            let calls = (
+                fails_once_told(1, false, started.clone()),
+                fails_once_told(2, true, started.clone()),
+                holds(started),
+            );
+            let lp = Loop::new();
+            let ran = catch_unwind(AssertUnwindSafe(|| {
+                if by_handle {
+                    let (work, handle) = cancellable(calls);
+                    lp.run((work, cancels_once_all_started(started_too, handle))).map(drop)
+                } else {
+                    lp.run(timeout(calls, ms(1))).map(drop)
+                }
+            }));
+            let payload = match ran {
+                Err(payload) => payload,
+                Ok(out) => panic!("by handle {by_handle}: the panic was lost: {out:?}"),
+            };
+            assert_eq!(payload_str(payload.as_ref()), "thread 2 panicked while stopping");
+        }
+    });
+}

@@ -26,7 +26,7 @@ pub(crate) enum Origin {
 impl<'s> Run<'s> {
     /// Joins the threads of leaves stopped by a timeout, once everything else has finished.
     pub(crate) fn finish_threads(&mut self) -> Result<(), Failure> {
-        let first = self.join_threads(0).into_iter().flatten().next();
+        let first = first_failure(self.join_threads(0));
         first.map_or(Ok(()), |failure| Err(self.crash(Origin::Outside, failure)))
     }
 
@@ -82,7 +82,7 @@ impl<'s> Run<'s> {
         let mut failed = self.stop(&mut todo, input, None);
         if failed.is_none() && input == Input::Cancel {
             // A thread that ends with an error of its own fails the scope of the timed wait.
-            let first = self.join_threads(joins).into_iter().flatten().next();
+            let first = first_failure(self.join_threads(joins));
             failed = first.map(|failure| (Origin::Outside, failure));
         }
         if scope != ROOT {
@@ -468,6 +468,17 @@ impl<F: Fn(u32) -> I, I: Iterator<Item = u32>> Search<F, I> {
         }
         Break(None)
     }
+}
+
+/// What joined threads failed with, as the one failure to raise: the first panic if any (a
+/// thread's panic is fatal, whatever failed before it), else the first error.
+fn first_failure(failures: Vec<Option<Failure>>) -> Option<Failure> {
+    let mut failures = failures.into_iter().flatten();
+    let first = failures.next()?;
+    if let Failure::Panic(_) = first {
+        return Some(first);
+    }
+    Some(failures.find(|failure| matches!(failure, Failure::Panic(_))).unwrap_or(first))
 }
 
 /// Ends `task` as `ended`: user code (its body's destructors) runs here, and a
