@@ -206,13 +206,17 @@ fn a_loop_nested_in_a_thread_call_sees_the_calls_cancel_and_joins_its_own_thread
             let inner_ended = Arc::new(AtomicUsize::new(0));
             let ended = inner_ended.clone();
             let call = run_in_thread(move || {
+                let (inner_started, inner_heard) = mpsc::channel();
                 let inner = run_in_thread(move || {
+                    inner_started.send(()).unwrap();
                     let told = until_cancelled();
                     ended.fetch_add(1, SeqCst);
                     told
                 });
+                let inner_held = tinyio::from_future(async move { inner_heard.recv().unwrap() });
                 started.send(()).unwrap();
-                Loop::new().run((watches_outer(), timeout(inner, ms(1)))).unwrap()
+                let inner = timeout((inner, inner_held), ms(1));
+                Loop::new().run((watches_outer(), inner)).unwrap()
             });
             // Held in the same gather as the call, so that it starts right after the call.
             let held = tinyio::from_future(async move { heard.recv().unwrap() });
@@ -841,6 +845,46 @@ fn a_thread_panicking_after_another_fails_while_stopped_is_not_lost() {
                 Ok(out) => panic!("by handle {by_handle}: the panic was lost: {out:?}"),
             };
             assert_eq!(payload_str(payload.as_ref()), "thread 2 panicked while stopping");
+        }
+    });
+}
+
+/// A stall report that panics while the run joins a thread that ignores its cancel: the panic
+/// comes out of `run`, but only once the thread has been joined (no thread outlives its run).
+#[test]
+fn a_stall_report_that_panics_while_joining_still_joins_the_thread() {
+    #[tinyio::coroutine]
+    fn fails_once(started: Arc<common::Arrivals>) -> () {
+        yield_!(started.all());
+        tinyio::bail!("fails");
+    }
+    within(60, || {
+        for round in 0..5 {
+            let ended = Arc::new(AtomicBool::new(false));
+            let (release, released) = mpsc::channel::<()>();
+            let release = Mutex::new(Some(release));
+            let lp = Loop::new().stall_report(Duration::ZERO, move |stall| {
+                if !stall.joining().is_empty() {
+                    release.lock().unwrap().take().map(|send| send.send(()));
+                    panic!("report");
+                }
+            });
+            let started = Arc::new(common::Arrivals::new(1));
+            let call = {
+                let (started, ended) = (started.clone(), ended.clone());
+                run_in_thread(move || {
+                    started.arrive();
+                    released.recv().unwrap(); // ignores its cancel until the report
+                    // A clean-up that takes a moment: a run that did not join would be back
+                    // well before it ends.
+                    std::thread::sleep(ms(50));
+                    ended.store(true, SeqCst);
+                })
+            };
+            let ran = catch_unwind(AssertUnwindSafe(|| lp.run((call, fails_once(started)))));
+            let payload = ran.map(|out| out.map(drop)).unwrap_err();
+            assert_eq!(payload_str(payload.as_ref()), "report");
+            assert!(ended.load(SeqCst), "round {round}: the thread outlived its run");
         }
     });
 }

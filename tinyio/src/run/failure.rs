@@ -32,24 +32,29 @@ impl<'s> Run<'s> {
 
     /// Waits for the thread calls told to stop (the joins from index `from` on): what each
     /// failed with, in order. A thread that ignores its cancellation blocks here; once the stall
-    /// threshold passes, the stall report names the calls still waited for.
+    /// threshold passes, the stall report names the calls still waited for (should it panic,
+    /// its panic is one more failure after theirs).
     fn join_threads(&mut self, from: usize) -> Vec<Option<Failure>> {
         let mut joins = self.joins.split_off(from);
         let since = Instant::now();
         let mut report_at =
             self.stall.as_ref().and_then(|(threshold, _)| since.checked_add(*threshold));
-        let mut failures = Vec::new();
+        let (mut failures, mut report_panicked) = (Vec::new(), None);
         while let Some(join) = joins.get_mut(failures.len()) {
             match (join.wait)(report_at) {
                 Poll::Ready(failure) => failures.push(failure),
                 Poll::Pending => {
                     let (_, report) = self.stall.as_ref().expect("a deadline comes with a report");
                     let joining = joins[failures.len()..].iter().map(|join| join.frame).collect();
-                    report(&Stall { idle: since.elapsed(), coroutines: Vec::new(), joining });
+                    let stall = Stall { idle: since.elapsed(), coroutines: Vec::new(), joining };
+                    // A report that panics must not cut the joins short: its panic comes last.
+                    report_panicked =
+                        panic::catch_unwind(AssertUnwindSafe(|| report(&stall))).err();
                     report_at = None;
                 }
             }
         }
+        failures.extend(report_panicked.map(|payload| Some(Failure::Panic(payload))));
         failures
     }
 
