@@ -888,3 +888,41 @@ fn a_stall_report_that_panics_while_joining_still_joins_the_thread() {
         }
     });
 }
+
+/// A stall report that panics while the loop waits: the panic comes out of `run` (the run torn
+/// down: its coroutines dropped, its threads joined), and the loop keeps its report for the
+/// next run.
+#[test]
+fn a_stall_report_that_panics_while_the_loop_waits_is_kept_for_the_next_run() {
+    static GUARDS: AtomicUsize = AtomicUsize::new(0);
+    within(60, || {
+        let (calls, again) = (Arc::new(AtomicUsize::new(0)), Event::new());
+        let lp = Loop::new().stall_report(ms(1), {
+            let (calls, again) = (calls.clone(), again.clone());
+            move |_| {
+                if calls.fetch_add(1, SeqCst) == 0 {
+                    panic!("first report");
+                }
+                again.set();
+            }
+        });
+        let ended = Arc::new(AtomicBool::new(false));
+        let call = {
+            let ended = ended.clone();
+            run_in_thread(move || {
+                let told = until_cancelled();
+                ended.store(true, SeqCst);
+                told
+            })
+        };
+        let ran = catch_unwind(AssertUnwindSafe(|| lp.run((forever(DropGuard(&GUARDS)), call))));
+        let payload = ran.map(|out| out.map(drop)).unwrap_err();
+        assert_eq!(payload_str(payload.as_ref()), "first report");
+        assert_eq!(dropped(&GUARDS), 1, "the run was not torn down");
+        assert!(ended.load(SeqCst), "the thread outlived its run");
+        // The next run still reports: the report sets the event it waits on.
+        let out = lp.run(timeout(again.wait(), Duration::from_secs(30))).unwrap();
+        assert!(out.is_some(), "the loop lost its stall report");
+        assert_eq!(calls.load(SeqCst), 2);
+    });
+}
