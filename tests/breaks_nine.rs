@@ -931,9 +931,6 @@ fn a_stall_report_that_panics_while_the_loop_waits_is_kept_for_the_next_run() {
 /// as the run ends) or a handle (joined at once): under `ErrorGroup::Auto` both errors come out,
 /// as they do when a crash stops them; under `Never` the first alone.
 #[test]
-#[ignore = "bug: when a timeout or a handle stops several thread calls that fail with errors of \
-            their own, only the first joined is raised; the others are dropped whatever the \
-            ErrorGroup mode (a crash's walk groups them)"]
 fn several_threads_failing_once_stopped_by_a_timeout_or_a_handle_are_all_reported() {
     within(60, || {
         for by_handle in [false, true] {

@@ -26,7 +26,7 @@ pub(crate) enum Origin {
 impl<'s> Run<'s> {
     /// Joins the threads of leaves stopped by a timeout, once everything else has finished.
     pub(crate) fn finish_threads(&mut self) -> Result<(), Failure> {
-        let first = first_failure(self.join_threads(0));
+        let first = self.joined_failure(0);
         first.map_or(Ok(()), |failure| Err(self.crash(Origin::Outside, failure)))
     }
 
@@ -58,6 +58,22 @@ impl<'s> Run<'s> {
         failures
     }
 
+    /// Joins the threads told to stop from index `from` on, and gives what they failed with as
+    /// the one failure to raise: the first panic if any (a thread's panic is fatal, whatever
+    /// failed before it), else the first error; the other errors wait in `met` for the walk
+    /// that failure starts.
+    fn joined_failure(&mut self, from: usize) -> Option<Failure> {
+        let (mut first, mut panic) = (None, None);
+        for failure in self.join_threads(from).into_iter().flatten() {
+            match failure {
+                Failure::Panic(payload) => panic = panic.or(Some(payload)),
+                Failure::Error(error) if first.is_none() => first = Some(error),
+                Failure::Error(error) => self.met.push(error),
+            }
+        }
+        panic.map(Failure::Panic).or(first.map(Failure::Error))
+    }
+
     /// A timed wait ran out, or was cancelled: stop what `key` waits on (and what only that
     /// waits on, and so on) by resuming it with `input` (a timeout error, or a cancellation),
     /// then resume `key` with a deadline error. A cancellation first joins the threads it told
@@ -87,7 +103,7 @@ impl<'s> Run<'s> {
         let mut failed = self.stop(&mut todo, input, None);
         if failed.is_none() && input == Input::Cancel {
             // A thread that ends with an error of its own fails the scope of the timed wait.
-            let first = first_failure(self.join_threads(joins));
+            let first = self.joined_failure(joins);
             failed = first.map(|failure| (Origin::Outside, failure));
         }
         if scope != ROOT {
@@ -387,7 +403,8 @@ impl<'s> Run<'s> {
         traced: BTreeSet<u64>,
         joins: usize,
     ) -> Cancelled {
-        let mut cancelled = Cancelled { traced, ..Cancelled::default() };
+        let others = std::mem::take(&mut self.met);
+        let mut cancelled = Cancelled { traced, others, ..Cancelled::default() };
         if let Origin::Failed(key) = origin {
             // It was resumed (or is a leaf), so it holds no leaf.
             let Entry { task, waits, .. } = self.remove(key);
@@ -473,17 +490,6 @@ impl<F: Fn(u32) -> I, I: Iterator<Item = u32>> Search<F, I> {
         }
         Break(None)
     }
-}
-
-/// What joined threads failed with, as the one failure to raise: the first panic if any (a
-/// thread's panic is fatal, whatever failed before it), else the first error.
-fn first_failure(failures: Vec<Option<Failure>>) -> Option<Failure> {
-    let mut failures = failures.into_iter().flatten();
-    let first = failures.next()?;
-    if let Failure::Panic(_) = first {
-        return Some(first);
-    }
-    Some(failures.find(|failure| matches!(failure, Failure::Panic(_))).unwrap_or(first))
 }
 
 /// Ends `task` as `ended`: user code (its body's destructors) runs here, and a
