@@ -1068,3 +1068,54 @@ fn a_stall_report_names_the_calls_an_isolate_joins() {
         }
     });
 }
+
+/// A waker whose wake-up sets an event of the run it wakes (once per poll), as a waker may do
+/// anything: woken by the timer thread and by a thread call, it wakes the same run again from
+/// inside its own wake-up, and must neither deadlock the waking thread (the timer thread serves
+/// every `to_future` of the process) nor lose a wake-up.
+#[test]
+fn a_waker_that_wakes_the_run_it_is_woken_for_again() {
+    #[tinyio::coroutine]
+    fn two_stages(event: Event) -> u32 {
+        // The timer's wake-up sets the event waited on beside it.
+        yield_!((sleep(ms(1)), event.wait()));
+        event.clear();
+        // The call's wake-up sets it again.
+        let (n, ()) = yield_!((run_in_thread(|| 4u32), event.wait()));
+        n
+    }
+    struct SetsOnWake {
+        event: Event,
+        armed: AtomicBool,
+        woken: Mutex<mpsc::Sender<()>>,
+    }
+    impl Wake for SetsOnWake {
+        fn wake(self: Arc<Self>) {
+            if self.armed.swap(false, SeqCst) {
+                self.event.set(); // which wakes this run, and so this waker, again
+            }
+            let _ = self.woken.lock().unwrap().send(());
+        }
+    }
+    within(20, || {
+        for _ in 0..20 {
+            let event = Event::new();
+            let (woken, wakes) = mpsc::channel();
+            let woken = Mutex::new(woken);
+            let sets = Arc::new(SetsOnWake { event: event.clone(), armed: false.into(), woken });
+            let waker = Waker::from(sets.clone());
+            let mut future = to_future(two_stages(event));
+            loop {
+                sets.armed.store(true, SeqCst);
+                match Pin::new(&mut future).poll(&mut Context::from_waker(&waker)) {
+                    Poll::Ready(out) => break assert_eq!(out.unwrap(), 4),
+                    Poll::Pending => {
+                        wakes.recv_timeout(Duration::from_secs(10)).expect("a lost wake-up")
+                    }
+                }
+            }
+        }
+        // The timer thread still serves others.
+        futures::executor::block_on(to_future(sleep(ms(1)))).unwrap();
+    });
+}
