@@ -1119,3 +1119,64 @@ fn a_waker_that_wakes_the_run_it_is_woken_for_again() {
         futures::executor::block_on(to_future(sleep(ms(1)))).unwrap();
     });
 }
+
+#[tinyio::coroutine]
+fn crashes_once_all_arrived(arrivals: Arc<common::Arrivals>) -> () {
+    yield_!(arrivals.all());
+    tinyio::bail!("crash");
+}
+
+/// Says it is there, then takes its cancel badly, as `raises_while_cancelled`.
+#[tinyio::coroutine]
+fn arrives_then_raises_while_cancelled(arrivals: Arc<common::Arrivals>, guard: DropGuard) -> () {
+    let _guard = guard;
+    arrivals.arrive();
+    if try_yield!(sleep(HOUR)).is_err() {
+        tinyio::bail!("while cancelling");
+    }
+}
+
+/// A crash stops coroutines inside nested isolates that raise errors of their own while being
+/// cancelled, and a thread call there fails once stopped: every one is among the errors met
+/// while cancelling (`Auto`), none under `Never`, each beside the clean ones under `Always`.
+#[test]
+fn errors_met_while_a_crash_cancels_inside_nested_isolates() {
+    static GUARDS: AtomicUsize = AtomicUsize::new(0);
+    within(60, || {
+        for mode in [ErrorGroup::Auto, ErrorGroup::Never, ErrorGroup::Always] {
+            let started = Arc::new(common::Arrivals::new(1));
+            let there = Arc::new(common::Arrivals::new(2));
+            let inner = isolate((
+                arrives_then_raises_while_cancelled(there.clone(), DropGuard(&GUARDS)),
+                forever(()),
+            ));
+            // Held in the same gather as the call, so that it starts right after the call.
+            let inside = (
+                fails_once_told(3, false, started.clone()),
+                started.hold(),
+                arrives_then_raises_while_cancelled(there.clone(), DropGuard(&GUARDS)),
+                inner,
+            );
+            let work = (isolate(inside), crashes_once_all_arrived(there));
+            let err = Loop::new().error_group(mode).run(work).unwrap_err();
+            let all: Vec<String> = match err.group() {
+                Some(group) => {
+                    group.iter().filter(|e| !e.is_cancelled()).map(|e| e.to_string()).collect()
+                }
+                None => vec![err.to_string()],
+            };
+            let mut others = all[1..].to_vec();
+            others.sort();
+            assert_eq!(all[0], "crash", "{mode:?}: {err:?}");
+            match mode {
+                ErrorGroup::Never => assert!(others.is_empty(), "{err:?}"),
+                _ => assert_eq!(
+                    others,
+                    ["clean-up 3 failed", "while cancelling", "while cancelling"],
+                    "{mode:?}: {err:?}"
+                ),
+            }
+        }
+        assert_eq!(dropped(&GUARDS), 6);
+    });
+}
