@@ -3,10 +3,11 @@
 //! storms of cancels, `thread::sleep` woken by a cancel, many loops on many threads sharing the
 //! cache, loops nested in calls), `to_future` under several executors (many deadlines, futures
 //! dropped mid-way, a sooner deadline racing the timer thread's park, a waker that panics,
-//! futures outliving their executor, `from_tokio` inside), and the failure walk (a crash, an
-//! isolate's failure, a timeout and a cancel in one round, with background, shared and held
-//! work; errors met while cancelling under every `ErrorGroup`; stall reports while joining
-//! threads that ignore their cancellation).
+//! futures outliving their executor, `from_tokio` inside, wakers that wake their own run
+//! again), and the failure walk (a crash, an isolate's failure, a timeout and a cancel in one
+//! round, with background, shared and held work; errors met while cancelling under every
+//! `ErrorGroup`, from coroutines and from several stopped threads, inside nested isolates; stall
+//! reports, and reports that panic, while joining threads that ignore their cancellation).
 
 mod common;
 
@@ -1178,5 +1179,33 @@ fn errors_met_while_a_crash_cancels_inside_nested_isolates() {
             }
         }
         assert_eq!(dropped(&GUARDS), 6);
+    });
+}
+
+/// A waker that sets, at every wake-up, the event its run waits on, woken by a `set` of that
+/// event from another thread: the `set` wakes the run's waker, which sets the event again.
+#[test]
+#[ignore = "bug: `Event::set` wakes its waiters under the event's lock (so that a wait leaving \
+            meanwhile has left or is served); a driver's waker that sets the same event again \
+            re-enters that lock on the same thread and deadlocks it"]
+fn a_waker_that_sets_the_event_it_is_woken_by() {
+    struct SetsOnWake(Event, Mutex<mpsc::Sender<()>>);
+    impl Wake for SetsOnWake {
+        fn wake(self: Arc<Self>) {
+            self.0.set();
+            let _ = self.1.lock().unwrap().send(());
+        }
+    }
+    within(20, || {
+        let event = Event::new();
+        let (woken, wakes) = mpsc::channel();
+        let waker = Waker::from(Arc::new(SetsOnWake(event.clone(), Mutex::new(woken))));
+        let mut future = to_future(event.wait());
+        assert!(Pin::new(&mut future).poll(&mut Context::from_waker(&waker)).is_pending());
+        let setter = std::thread::spawn(move || event.set());
+        wakes.recv_timeout(Duration::from_secs(10)).expect("a lost wake-up");
+        setter.join().unwrap();
+        let polled = Pin::new(&mut future).poll(&mut Context::from_waker(Waker::noop()));
+        assert!(polled.is_ready());
     });
 }
