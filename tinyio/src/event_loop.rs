@@ -5,7 +5,7 @@ use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::future::{Future, IntoFuture};
-use std::panic;
+use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -160,6 +160,7 @@ impl Loop {
                     if session.run.steps != steps {
                         (steps, idle_since, reported) = (session.run.steps, now, false);
                     }
+                    let mut panicked = None;
                     // A threshold too long to add to an instant is never reached.
                     if let Some((threshold, report)) = &session.run.stall
                         && !reported
@@ -167,10 +168,18 @@ impl Loop {
                     {
                         reported = now >= due;
                         if reported {
-                            report(&session.run.stall(now - idle_since));
+                            let stall = session.run.stall(now - idle_since);
+                            panicked =
+                                panic::catch_unwind(AssertUnwindSafe(|| report(&stall))).err();
                         } else {
                             deadline = Some(deadline.map_or(due, |d| d.min(due)));
                         }
+                    }
+                    // A report that panics fails the run as a coroutine's panic does: the run is
+                    // torn down (and the loop keeps its report and room), then the panic resumes.
+                    if let Some(payload) = panicked {
+                        session.ended = true;
+                        break Err(session.run.crash(Origin::Outside, Failure::Panic(payload)));
                     }
                     remote.park(deadline);
                 }

@@ -92,6 +92,9 @@ pub(crate) struct Run<'s> {
     woken: Vec<u64>,
     /// Threads told to stop, to join before the run returns.
     joins: Vec<Join>,
+    /// Errors of joined threads beside the failure raised for them, for the walk that failure
+    /// starts to list with the errors met while cancelling.
+    met: Vec<Error>,
     /// What the run was given, until its first round schedules it.
     pub(crate) submission: Option<Submission<'s>>,
     /// How many times a coroutine was resumed: progress, for the stall report.
@@ -208,6 +211,7 @@ impl<'s> Run<'s> {
             remote,
             woken: room.woken,
             joins: Vec::new(),
+            met: Vec::new(),
             submission: None,
             steps: 0,
             fresh_leaves: Vec::new(),

@@ -123,10 +123,12 @@ impl Remote {
     /// wherever the wake-up comes from: a thread of the cache, or an `Event::set` serving the
     /// waiters of other loops in turn. A panic in it is the executor's fault, not theirs, and
     /// must not cut their work short (a cache thread ended, the rest of a line left unwoken):
-    /// it is caught here, once the panic hook has reported it.
+    /// it is caught here, once the panic hook has reported it. It is woken outside the lock, as
+    /// it may wake this run again (set an event it waits on, say), which takes the lock.
     pub(crate) fn wake_driver(&self) {
-        if let Some(driver) = &*lock(&self.driver) {
-            let _ = panic::catch_unwind(AssertUnwindSafe(|| driver.wake_by_ref()));
+        let driver = lock(&self.driver).clone();
+        if let Some(driver) = driver {
+            let _ = panic::catch_unwind(AssertUnwindSafe(|| driver.wake()));
         }
     }
 

@@ -26,31 +26,52 @@ pub(crate) enum Origin {
 impl<'s> Run<'s> {
     /// Joins the threads of leaves stopped by a timeout, once everything else has finished.
     pub(crate) fn finish_threads(&mut self) -> Result<(), Failure> {
-        let first = self.join_threads(0).into_iter().flatten().next();
+        let first = self.joined_failure(0);
         first.map_or(Ok(()), |failure| Err(self.crash(Origin::Outside, failure)))
     }
 
     /// Waits for the thread calls told to stop (the joins from index `from` on): what each
     /// failed with, in order. A thread that ignores its cancellation blocks here; once the stall
-    /// threshold passes, the stall report names the calls still waited for.
+    /// threshold passes, the stall report names the calls still waited for (should it panic,
+    /// its panic is one more failure after theirs).
     fn join_threads(&mut self, from: usize) -> Vec<Option<Failure>> {
         let mut joins = self.joins.split_off(from);
         let since = Instant::now();
         let mut report_at =
             self.stall.as_ref().and_then(|(threshold, _)| since.checked_add(*threshold));
-        let mut failures = Vec::new();
+        let (mut failures, mut report_panicked) = (Vec::new(), None);
         while let Some(join) = joins.get_mut(failures.len()) {
             match (join.wait)(report_at) {
                 Poll::Ready(failure) => failures.push(failure),
                 Poll::Pending => {
                     let (_, report) = self.stall.as_ref().expect("a deadline comes with a report");
                     let joining = joins[failures.len()..].iter().map(|join| join.frame).collect();
-                    report(&Stall { idle: since.elapsed(), coroutines: Vec::new(), joining });
+                    let stall = Stall { idle: since.elapsed(), coroutines: Vec::new(), joining };
+                    // A report that panics must not cut the joins short: its panic comes last.
+                    report_panicked =
+                        panic::catch_unwind(AssertUnwindSafe(|| report(&stall))).err();
                     report_at = None;
                 }
             }
         }
+        failures.extend(report_panicked.map(|payload| Some(Failure::Panic(payload))));
         failures
+    }
+
+    /// Joins the threads told to stop from index `from` on, and gives what they failed with as
+    /// the one failure to raise: the first panic if any (a thread's panic is fatal, whatever
+    /// failed before it), else the first error; the other errors wait in `met` for the walk
+    /// that failure starts.
+    fn joined_failure(&mut self, from: usize) -> Option<Failure> {
+        let (mut first, mut panic) = (None, None);
+        for failure in self.join_threads(from).into_iter().flatten() {
+            match failure {
+                Failure::Panic(payload) => panic = panic.or(Some(payload)),
+                Failure::Error(error) if first.is_none() => first = Some(error),
+                Failure::Error(error) => self.met.push(error),
+            }
+        }
+        panic.map(Failure::Panic).or(first.map(Failure::Error))
     }
 
     /// A timed wait ran out, or was cancelled: stop what `key` waits on (and what only that
@@ -82,7 +103,7 @@ impl<'s> Run<'s> {
         let mut failed = self.stop(&mut todo, input, None);
         if failed.is_none() && input == Input::Cancel {
             // A thread that ends with an error of its own fails the scope of the timed wait.
-            let first = self.join_threads(joins).into_iter().flatten().next();
+            let first = self.joined_failure(joins);
             failed = first.map(|failure| (Origin::Outside, failure));
         }
         if scope != ROOT {
@@ -382,7 +403,8 @@ impl<'s> Run<'s> {
         traced: BTreeSet<u64>,
         joins: usize,
     ) -> Cancelled {
-        let mut cancelled = Cancelled { traced, ..Cancelled::default() };
+        let others = std::mem::take(&mut self.met);
+        let mut cancelled = Cancelled { traced, others, ..Cancelled::default() };
         if let Origin::Failed(key) = origin {
             // It was resumed (or is a leaf), so it holds no leaf.
             let Entry { task, waits, .. } = self.remove(key);
