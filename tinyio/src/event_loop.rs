@@ -17,7 +17,7 @@ use crate::coro::{Coroutine, Failure, SharedCoroutine, Submission};
 use crate::error::{Error, ErrorGroup};
 use crate::run::{Origin, Progress, Room, Run, StallReport};
 use crate::stall::Stall;
-use crate::wake::{Remote, lock};
+use crate::wake::{Driver, Remote, lock};
 use crate::yieldable::Yieldable;
 
 /// A single-threaded event loop for coroutines.
@@ -146,7 +146,7 @@ impl Loop {
         }
         let _running = Running(&self.running, DRIVEN.replace(0));
         let remote = &self.remote;
-        remote.set_driver(crate::wake::this_thread());
+        remote.set_driver(Driver::Thread(std::thread::current()));
         remote.forget_posted();
         let mut session = Session::new(y, remote.clone(), self.error_group, self.room.take());
         session.run.stall = self.stall.take();
@@ -413,7 +413,7 @@ impl<'a, Y: Yieldable + 'a> Future for ToFuture<'a, Y> {
         let ToFuture { session, alarm } = self.get_mut();
         // An ended run has nothing left to give: its output, or its error, was given already.
         assert!(!session.ended, "`ToFuture` polled after completion");
-        session.run.remote.set_driver(cx.waker().clone());
+        session.run.remote.set_driver(Driver::Task(cx.waker().clone()));
         DRIVEN.set(DRIVEN.get() + 1);
         let progress = session.advance(ROUNDS_PER_POLL);
         DRIVEN.set(DRIVEN.get() - 1);

@@ -39,7 +39,18 @@ pub(crate) struct Remote {
     /// Wake-ups the run makes itself wait in the thread's own queue instead ([`IN_RUN`]).
     posted: AtomicBool,
     pub(crate) stopped: AtomicBool,
-    driver: Mutex<Option<Waker>>,
+    driver: Mutex<Driver>,
+}
+
+/// Who drives a run, to wake when a wake-up arrives from outside it.
+#[derive(Default)]
+pub(crate) enum Driver {
+    #[default]
+    None,
+    /// The thread blocked in [`Loop::run`](crate::Loop::run).
+    Thread(std::thread::Thread),
+    /// The task of the executor polling a [`to_future`](crate::to_future).
+    Task(Waker),
 }
 
 impl Remote {
@@ -108,15 +119,18 @@ impl Remote {
         }
     }
 
-    pub(crate) fn set_driver(&self, driver: Waker) {
+    pub(crate) fn set_driver(&self, driver: Driver) {
         let mut current = lock(&self.driver);
-        if !current.as_ref().is_some_and(|c| c.will_wake(&driver)) {
-            *current = Some(driver);
+        if let (Driver::Task(current), Driver::Task(new)) = (&*current, &driver)
+            && current.will_wake(new)
+        {
+            return;
         }
+        *current = driver;
     }
 
     pub(crate) fn clear_driver(&self) {
-        lock(&self.driver).take();
+        *lock(&self.driver) = Driver::None;
     }
 
     /// Wakes whoever drives the run. That may be a foreign executor's waker, called from
@@ -124,11 +138,18 @@ impl Remote {
     /// waiters of other loops in turn. A panic in it is the executor's fault, not theirs, and
     /// must not cut their work short (a cache thread ended, the rest of a line left unwoken):
     /// it is caught here, once the panic hook has reported it. It is woken outside the lock, as
-    /// it may wake this run again (set an event it waits on, say), which takes the lock.
+    /// it may wake this run again (set an event it waits on, say), which takes the lock. A
+    /// thread is unparked under the lock: that takes no lock of ours, and needs no clone.
     pub(crate) fn wake_driver(&self) {
-        let driver = lock(&self.driver).clone();
-        if let Some(driver) = driver {
-            let _ = panic::catch_unwind(AssertUnwindSafe(|| driver.wake()));
+        let driver = lock(&self.driver);
+        match &*driver {
+            Driver::None => {}
+            Driver::Thread(thread) => thread.unpark(),
+            Driver::Task(waker) => {
+                let waker = waker.clone();
+                drop(driver);
+                let _ = panic::catch_unwind(AssertUnwindSafe(|| waker.wake()));
+            }
         }
     }
 
@@ -245,8 +266,8 @@ impl Drop for Advancing {
     }
 }
 
-/// A waker that unparks this thread, which parks to wait: in [`Loop::run`](crate::Loop::run),
-/// in a blocking channel operation, or joining an aborted tokio task.
+/// A waker that unparks this thread, which parks to wait: in a blocking channel operation, or
+/// joining a thread call or an aborted tokio task.
 pub(crate) fn this_thread() -> Waker {
     Waker::from(Arc::new(Unpark(std::thread::current())))
 }
