@@ -518,9 +518,10 @@ impl<'s> Run<'s> {
         task: Rc<dyn Task + 's>,
         wait: bool,
     ) -> Result<u32, Error> {
-        let owner = task.owner();
-        let fresh = owner == Some(Owner::Fresh);
-        let key = match owner {
+        // A leaf in the table is started by the step that filed it, unless that wait was over
+        // already (see `step`): a new waiter then starts it, as nobody else would.
+        let mut unstarted_leaf = false;
+        let key = match task.owner() {
             Some(Owner::Finished) => return Ok(0),
             Some(Owner::Fresh) => {
                 let key = self.insert(task, scope);
@@ -538,6 +539,7 @@ impl<'s> Run<'s> {
                     let error = Error::cancelled_because(format!("cycle detected: {cycle}"));
                     return Err(error);
                 }
+                unstarted_leaf = task.is_leaf() && !task.started();
                 key
             }
             owner => {
@@ -573,10 +575,7 @@ impl<'s> Run<'s> {
         if !wait || !self.entry(key).waiters.push(waiter) {
             return Ok(0); // not waited for, or waited for already (a `Shared` yielded twice)
         }
-        // A leaf in the table is started by the step that filed it, unless that wait was over
-        // already (see `step`): this new waiter then starts it, as nobody else would.
-        let task = &self.entry_ref(key).task;
-        if !fresh && task.is_leaf() && !task.started() {
+        if unstarted_leaf {
             self.fresh_leaves.push(key);
         }
         if waiter != ROOT {
