@@ -193,7 +193,7 @@ fn a_deep_nest_of_isolates_built_before_it_runs() {
 /// starts) recurses once per level, and overflows a 2 MiB stack at about 10^4 levels (3,000
 /// pass), as a deep `Box` list does. Safe Rust cannot defer the drop of a `Coroutine<'a, _>`
 /// to a queue (it borrows); growing the stack there (`stacker`, tried) works but costs every
-/// user eleven more crates to build. A known limit, in the README.
+/// user eight more crates to build. A known limit, in the README.
 #[test]
 #[ignore = "known limit: dropping an unstarted 10^5-deep nest overflows a 2 MiB stack"]
 fn a_deep_nest_dropped_unstarted_drops_without_the_stack() {
