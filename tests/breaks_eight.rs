@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
-use common::{DropGuard, dropped, forever, payload_str};
+use common::{DropGuard, assert_linear, dropped, forever, on_a_small_stack, payload_str};
 use tinyio::{
     AsCompleted, CancelHandle, Coro, Error, ErrorGroup, Event, Loop, Receiver, Sender, background,
     cancellable, isolate, race, sleep, timeout,
@@ -27,13 +27,6 @@ static COUNTING: common::Counting = common::Counting;
 
 const HOUR: Duration = Duration::from_secs(3600);
 const DEEP: usize = 100_000;
-
-/// Runs `f` on a thread with a test thread's 2 MiB stack, far too small for recursion per
-/// level of a 10^5-deep nest; resumes its panic here.
-fn on_a_small_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    let thread = std::thread::Builder::new().stack_size(2 << 20).spawn(f).unwrap();
-    thread.join().unwrap_or_else(|payload| std::panic::resume_unwind(payload))
-}
 
 // --- 1. Nests built before they run ----------------------------------------------------------
 //
@@ -205,23 +198,6 @@ fn a_deep_nest_dropped_unstarted_drops_without_the_stack() {
         assert_eq!(Loop::new().run(stopped).unwrap(), None);
     });
     assert_eq!(dropped(&GUARDS), 2);
-}
-
-/// The bytes `scenario(n)` allocates, on a fresh thread with a small stack.
-fn work(n: u32, scenario: fn(u32)) -> usize {
-    on_a_small_stack(move || {
-        scenario(n);
-        common::allocated()
-    })
-}
-
-/// `scenario` at `n` and at `10 n`: the work grows about tenfold (a quadratic cost would make
-/// it a hundredfold).
-fn assert_linear(name: &str, n: u32, scenario: fn(u32)) {
-    let (small, large) = (work(n, scenario), work(10 * n, scenario));
-    let ratio = large as f64 / small as f64;
-    eprintln!("{name}: {small} bytes at {n}, {large} at {}: x{ratio:.1}", 10 * n);
-    assert!(ratio < 25.0, "{name}: the work grew x{ratio:.1} for ten times the size");
 }
 
 /// `depth` isolates, each raising again what the one inside gave back.

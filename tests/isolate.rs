@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{DropGuard, dropped, forever, payload_str, within};
+use common::{DropGuard, dropped, forever, on_a_small_stack, payload_str, within};
 use tinyio::{Coro, Event, Loop, Shared, background, copy, isolate, run_in_thread, sleep};
 
 // ---------------------------------------------------------------------------------------------
@@ -577,13 +577,6 @@ fn a_timeout_around_isolate_cancels_the_inner_loop() {
 // ---------------------------------------------------------------------------------------------
 // Nesting at depth: an isolated scope is an entry of the one run, not a loop stepped from
 // inside another loop's step, so no level recurses on the thread's stack.
-
-/// Runs `f` on a thread with a 2 MiB stack (what `std::thread::spawn` gives by default), and
-/// gives its result; a panic in `f` resumes here.
-fn on_a_small_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    let thread = std::thread::Builder::new().stack_size(2 << 20).spawn(f).unwrap();
-    thread.join().unwrap_or_else(|payload| std::panic::resume_unwind(payload))
-}
 
 const DEEP: u32 = 100_000;
 

@@ -7,28 +7,11 @@ mod common;
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use common::assert_linear;
 use tinyio::{Event, Loop, Shared};
 
 #[global_allocator]
 static COUNTING: common::Counting = common::Counting;
-
-/// The bytes `scenario(n)` allocates, on a fresh thread.
-fn work(n: u32, scenario: fn(u32)) -> usize {
-    let thread = std::thread::spawn(move || {
-        scenario(n);
-        common::allocated()
-    });
-    thread.join().unwrap()
-}
-
-/// `scenario` at `n` and at `10 n`: the work grows about tenfold (a quadratic cost would make
-/// it a hundredfold).
-fn assert_linear(name: &str, n: u32, scenario: fn(u32)) {
-    let (small, large) = (work(n, scenario), work(10 * n, scenario));
-    let ratio = large as f64 / small as f64;
-    eprintln!("{name}: {small} bytes at {n}, {large} at {}: x{ratio:.1}", 10 * n);
-    assert!(ratio < 25.0, "{name}: the work grew x{ratio:.1} for ten times the size");
-}
 
 /// Waits on `n` waits of `made` at once, as `n` children in the table.
 #[tinyio::coroutine]

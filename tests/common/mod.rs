@@ -207,6 +207,29 @@ pub fn live() -> isize {
     LIVE.with(Cell::get)
 }
 
+/// Runs `f` on a thread with a 2 MiB stack (what `std::thread::spawn` gives by default, far too
+/// small for recursion per level of a 10^5-deep nest), and gives its result; a panic in `f`
+/// resumes here.
+pub fn on_a_small_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let thread = std::thread::Builder::new().stack_size(2 << 20).spawn(f).unwrap();
+    thread.join().unwrap_or_else(|payload| std::panic::resume_unwind(payload))
+}
+
+/// Checks that `scenario` at `10 n` allocates about ten times what it does at `n` (a quadratic
+/// cost would make it a hundredfold), each on a fresh thread (with [`Counting`] installed).
+pub fn assert_linear(name: &str, n: u32, scenario: fn(u32)) {
+    let work = |n| {
+        on_a_small_stack(move || {
+            scenario(n);
+            allocated()
+        })
+    };
+    let (small, large) = (work(n), work(10 * n));
+    let ratio = large as f64 / small as f64;
+    eprintln!("{name}: {small} bytes at {n}, {large} at {}: x{ratio:.1}", 10 * n);
+    assert!(ratio < 25.0, "{name}: the work grew x{ratio:.1} for ten times the size");
+}
+
 /// A chain `depth` coroutines long, each waiting on the next, whose bottom fails with "bottom".
 #[tinyio::coroutine]
 pub fn failing_chain(depth: u32) -> u64 {
