@@ -154,7 +154,8 @@ fn a_pool_of_one_under_storms_of_cancels() {
                 }
             }
         }
-        assert_eq!(MOST.load(SeqCst), 1, "two calls of a pool of one ran at once");
+        // A busy machine may see every call cancelled before the pool's thread takes one.
+        assert!(MOST.load(SeqCst) <= 1, "two calls of a pool of one ran at once");
         assert_eq!(lp.run(pool.map(|x: u32| x * 2, 0..5)).unwrap(), [0, 2, 4, 6, 8]);
     });
 }
@@ -804,13 +805,6 @@ fn fails_once_told(n: u32, panics: bool, started: Arc<common::Arrivals>) -> Coro
     })
 }
 
-/// Holds the loop until every call has started, then waits for ever.
-#[tinyio::coroutine]
-fn holds(started: Arc<common::Arrivals>) -> () {
-    started.block_until_all();
-    yield_!(sleep(HOUR));
-}
-
 #[tinyio::coroutine]
 fn cancels_once_all_started(started: Arc<common::Arrivals>, handle: CancelHandle) -> () {
     yield_!(started.all());
@@ -830,7 +824,7 @@ fn a_thread_panicking_after_another_fails_while_stopped_is_not_lost() {
             let calls = (
                 fails_once_told(1, false, started.clone()),
                 fails_once_told(2, true, started.clone()),
-                holds(started),
+                started.hold(),
             );
             let lp = Loop::new();
             let ran = catch_unwind(AssertUnwindSafe(|| {
@@ -907,16 +901,20 @@ fn a_stall_report_that_panics_while_the_loop_waits_is_kept_for_the_next_run() {
                 again.set();
             }
         });
-        let ended = Arc::new(AtomicBool::new(false));
+        let (ended, started) =
+            (Arc::new(AtomicBool::new(false)), Arc::new(common::Arrivals::new(1)));
         let call = {
-            let ended = ended.clone();
+            let (ended, started) = (ended.clone(), started.clone());
             run_in_thread(move || {
+                started.arrive();
                 let told = until_cancelled();
                 ended.store(true, SeqCst);
                 told
             })
         };
-        let ran = catch_unwind(AssertUnwindSafe(|| lp.run((forever(DropGuard(&GUARDS)), call))));
+        // The call has started before the loop idles: the report cannot come while it is queued.
+        let work = (forever(DropGuard(&GUARDS)), call, started.hold());
+        let ran = catch_unwind(AssertUnwindSafe(|| lp.run(work)));
         let payload = ran.map(|out| out.map(drop)).unwrap_err();
         assert_eq!(payload_str(payload.as_ref()), "first report");
         assert_eq!(dropped(&GUARDS), 1, "the run was not torn down");
@@ -941,7 +939,7 @@ fn several_threads_failing_once_stopped_by_a_timeout_or_a_handle_are_all_reporte
                 let calls = (
                     fails_once_told(1, false, started.clone()),
                     fails_once_told(2, false, started.clone()),
-                    holds(started),
+                    started.hold(),
                 );
                 let lp = Loop::new().error_group(mode);
                 let err = if by_handle {
