@@ -16,7 +16,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
-use common::{DropGuard, assert_linear, dropped, forever, on_a_small_stack, payload_str};
+use common::{
+    DropGuard, assert_linear, dropped, forever, on_a_small_stack, payload_str, raises_again,
+};
 use tinyio::{
     AsCompleted, CancelHandle, Coro, Error, ErrorGroup, Event, Loop, Receiver, Sender, background,
     cancellable, isolate, race, sleep, timeout,
@@ -198,16 +200,6 @@ fn a_deep_nest_dropped_unstarted_drops_without_the_stack() {
         assert_eq!(Loop::new().run(stopped).unwrap(), None);
     });
     assert_eq!(dropped(&GUARDS), 2);
-}
-
-/// `depth` isolates, each raising again what the one inside gave back.
-#[tinyio::coroutine]
-fn raises_again(depth: u32) -> u32 {
-    if depth == 0 {
-        yield_!();
-        tinyio::bail!("deepest");
-    }
-    yield_!(isolate(raises_again(depth - 1)))? + 1
 }
 
 /// Each isolate that fails with an error already traced adds the frames above it to that

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{DropGuard, dropped, forever, on_a_small_stack, payload_str, within};
+use common::{DropGuard, dropped, forever, on_a_small_stack, payload_str, raises_again, within};
 use tinyio::{Coro, Event, Loop, Shared, background, copy, isolate, run_in_thread, sleep};
 
 // ---------------------------------------------------------------------------------------------
@@ -625,15 +625,6 @@ fn the_innermost_of_a_hundred_thousand_nested_isolates_fails_into_an_err() {
 #[test]
 fn an_error_raised_again_at_every_level_reaches_the_top() {
     const LEVELS: u32 = 1_000;
-
-    #[tinyio::coroutine]
-    fn raises_again(depth: u32) -> u32 {
-        if depth == 0 {
-            yield_!();
-            tinyio::bail!("deepest");
-        }
-        yield_!(isolate(raises_again(depth - 1)))? + 1
-    }
 
     let error = on_a_small_stack(|| Loop::new().run(raises_again(LEVELS)).unwrap_err());
     assert_eq!(error.to_string(), "deepest");

@@ -230,6 +230,17 @@ pub fn assert_linear(name: &str, n: u32, scenario: fn(u32)) {
     assert!(ratio < 25.0, "{name}: the work grew x{ratio:.1} for ten times the size");
 }
 
+/// `depth` isolates, each raising again what the one inside gave back; the innermost fails with
+/// "deepest".
+#[tinyio::coroutine]
+pub fn raises_again(depth: u32) -> u32 {
+    if depth == 0 {
+        yield_!();
+        tinyio::bail!("deepest");
+    }
+    yield_!(tinyio::isolate(raises_again(depth - 1)))? + 1
+}
+
 /// A chain `depth` coroutines long, each waiting on the next, whose bottom fails with "bottom".
 #[tinyio::coroutine]
 pub fn failing_chain(depth: u32) -> u64 {
